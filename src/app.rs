@@ -1,0 +1,153 @@
+//! `Application::build(config)`: the one way to assemble a running Bulwark, shared by `main`
+//! and the integration tests (which bind port 0 and run several applications in one
+//! process).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, Profile};
+use crate::http::{self, server};
+use crate::store::Store;
+use crate::telemetry;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    store: Store,
+    openapi_json: axum::body::Bytes,
+}
+
+impl AppState {
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn openapi_json(&self) -> axum::body::Bytes {
+        self.inner.openapi_json.clone()
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    metrics: PrometheusHandle,
+    router: Router,
+    state: AppState,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Application {
+    /// Migrates the database, opens it, checks the application role, builds the router and
+    /// binds the listeners. Nothing is served until `run`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let tls = config
+            .http
+            .tls
+            .as_ref()
+            .map(server::tls_acceptor)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        Store::migrate(&config.database).await.context("migrating the database")?;
+        let store = Store::open(&config.database).await.context("opening the database")?;
+        if let Some(report) = store.role_report().await.context("inspecting the database role")? {
+            let problems = report.problems();
+            if !problems.is_empty() {
+                if config.env == Profile::Development {
+                    for problem in problems {
+                        tracing::warn!("PostgreSQL: {problem}");
+                    }
+                } else {
+                    anyhow::bail!("PostgreSQL: {}", problems.join("; "));
+                }
+            }
+        }
+        let metrics = telemetry::metrics::install().map_err(anyhow::Error::msg)?;
+
+        let endpoints = http::endpoints();
+        let document = http::openapi::document(&endpoints, config.public_url.as_str());
+        let openapi_json = serde_json::to_vec(&document).context("serializing OpenAPI")?.into();
+        let state =
+            AppState { inner: Arc::new(Inner { config: Arc::new(config), store, openapi_json }) };
+        let router = http::router(state.clone(), endpoints);
+
+        let config = state.config();
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding the API listener {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(Application { listener, metrics_listener, metrics, router, state, tls })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves until `shutdown` completes, then drains open connections.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let config = self.state.config().clone();
+        let upkeep = tokio::spawn(telemetry::metrics::run_upkeep(self.metrics.clone()));
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let router = telemetry::metrics::router(self.metrics.clone());
+            let options = server::ServeOptions {
+                tls: None,
+                header_read_timeout: config.http.header_read_timeout,
+            };
+            tokio::spawn(server::serve(listener, router, options, stopped(stop_rx.clone())))
+        });
+        let options = server::ServeOptions {
+            tls: self.tls,
+            header_read_timeout: config.http.header_read_timeout,
+        };
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        server::serve(self.listener, self.router, options, stopped(stop_rx)).await;
+        if let Some(task) = metrics_server {
+            let _ = task.await;
+        }
+        upkeep.abort();
+        self.state.store().close().await;
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    // An error means the sender is gone: stop as well.
+    let _ = rx.wait_for(|stop| *stop).await;
+}

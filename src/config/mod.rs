@@ -1,0 +1,516 @@
+//! Configuration, parsed once into typed structs.
+//!
+//! `load` reads every source (see `sources`), parses every setting, and collects every
+//! problem into one list, so an operator fixes a broken deployment in one pass. Outside
+//! development the list also holds the profile rules (`profile_problems`): the process
+//! refuses to start while it is not empty. Nothing else in the code reads the environment.
+
+mod dev_secrets;
+mod settings;
+mod sources;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use url::Url;
+
+use crate::crypto::Secret;
+pub use settings::{SETTINGS, Setting};
+pub use sources::ConfigInput;
+use sources::RawValues;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Development,
+    Staging,
+    Production,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Development => "development",
+            Profile::Staging => "staging",
+            Profile::Production => "production",
+        }
+    }
+
+    pub fn is_development(self) -> bool {
+        self == Profile::Development
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub env: Profile,
+    pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub public_url: Url,
+    pub database: DatabaseConfig,
+    pub redis_url: Option<Secret<String>>,
+    pub log: String,
+    pub rate_limits_enabled: bool,
+    pub http: HttpConfig,
+    pub secrets: SecretsConfig,
+}
+
+#[derive(Debug)]
+pub struct DatabaseConfig {
+    pub url: DatabaseUrl,
+    /// PostgreSQL: the owner role's URL, used only to migrate.
+    pub migrate_url: Option<Secret<String>>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(Secret<String>),
+}
+
+#[derive(Debug)]
+pub struct HttpConfig {
+    pub cors_origins: Vec<String>,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub header_read_timeout: Duration,
+    /// `Some(max_age)` when HSTS is on; it is sent in production or over TLS.
+    pub hsts_max_age: Option<u64>,
+    pub x_xss_protection: &'static str,
+    pub cookie_secure: bool,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct SecretsConfig {
+    pub jwt_secret: Secret<Vec<u8>>,
+    pub jwt_previous_secrets: Vec<Secret<Vec<u8>>>,
+    /// First one current; the others decrypt only.
+    pub master_keys: Vec<MasterKey>,
+}
+
+#[derive(Debug)]
+pub struct MasterKey {
+    pub id: String,
+    pub key: Secret<[u8; 32]>,
+}
+
+/// Every reason the configuration cannot be used, in one list.
+#[derive(Debug)]
+pub struct ConfigProblems(pub Vec<String>);
+
+impl fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the configuration has {} problem(s):", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigProblems {}
+
+/// What to do about secrets that are missing in development.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevSecrets {
+    /// `serve`, `migrate`: generate them once into the data directory and reuse them.
+    Generate,
+    /// `check-config`: look, never write; report what `serve` would generate.
+    Inspect,
+}
+
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+pub const MIN_SECRET_BYTES: usize = 32;
+
+pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, ConfigProblems> {
+    let raw = RawValues::read(input);
+    let mut p =
+        Parser { raw: &raw, problems: raw.problems.clone(), warnings: raw.warnings.clone() };
+
+    let env = p.parse("BULWARK_ENV", parse_profile, Profile::Development);
+    let listen = p.parse("BULWARK_LISTEN", parse_addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let metrics_listen = p.parse("BULWARK_METRICS_LISTEN", parse_optional_addr, None);
+    let data_dir = PathBuf::from(p.text("BULWARK_DATA_DIR").unwrap_or("./bulwark-data"));
+    let public_url = p.parse("BULWARK_PUBLIC_URL", parse_public_url, default_public_url());
+    let database = DatabaseConfig {
+        url: p.database_url(&data_dir),
+        migrate_url: p.secret_text("BULWARK_DATABASE_MIGRATE_URL"),
+        max_connections: p.parse("BULWARK_DATABASE_MAX_CONNECTIONS", parse_pool_size, 16),
+    };
+    if let (DatabaseUrl::Sqlite(_), Some(_)) = (&database.url, &database.migrate_url) {
+        p.problem("BULWARK_DATABASE_MIGRATE_URL applies to PostgreSQL only; unset it for SQLite");
+    }
+    let http = HttpConfig {
+        cors_origins: p.parse("BULWARK_CORS_ORIGINS", parse_origins, vec![]),
+        body_limit: p.parse("BULWARK_BODY_LIMIT", parse_body_limit, 1 << 20),
+        request_timeout: p.parse("BULWARK_REQUEST_TIMEOUT", parse_duration, secs(30)),
+        header_read_timeout: p.parse("BULWARK_HEADER_READ_TIMEOUT", parse_duration, secs(10)),
+        hsts_max_age: {
+            let on = p.parse("BULWARK_HSTS", parse_switch, true);
+            let age = p.parse("BULWARK_HSTS_MAX_AGE", parse_u64, 63_072_000);
+            (on && age > 0).then_some(age)
+        },
+        x_xss_protection: p.parse("BULWARK_X_XSS_PROTECTION", parse_xss, "0"),
+        cookie_secure: p.parse("BULWARK_COOKIE_SECURE", parse_switch, true),
+        tls: p.tls_files(),
+    };
+    let redis_url = p.secret_text("BULWARK_REDIS_URL");
+    if let Some(url) = &redis_url
+        && let Err(reason) = parse_redis_url(url.expose())
+    {
+        p.problem(&format!("BULWARK_REDIS_URL: {reason}"));
+    }
+    let log = p.text("BULWARK_LOG").unwrap_or("info").to_owned();
+    let rate_limits_enabled = p.parse("BULWARK_RATE_LIMITS", parse_switch, true);
+
+    let secrets = p.secrets(env, &data_dir, dev_secrets);
+    let config = Config {
+        env,
+        listen,
+        metrics_listen,
+        data_dir,
+        public_url,
+        database,
+        redis_url,
+        log,
+        rate_limits_enabled,
+        http,
+        secrets,
+    };
+    let mut problems = p.problems;
+    problems.extend(profile_problems(&config, &raw));
+    if problems.is_empty() {
+        Ok(Loaded { config, warnings: p.warnings })
+    } else {
+        Err(ConfigProblems(problems))
+    }
+}
+
+/// The rules of staging and production: fail closed on anything unsafe.
+fn profile_problems(config: &Config, raw: &RawValues) -> Vec<String> {
+    let mut problems = vec![];
+    if config.env.is_development() {
+        return problems;
+    }
+    let env = config.env.as_str();
+    if config.public_url.scheme() != "https" {
+        problems.push(format!(
+            "BULWARK_PUBLIC_URL must be an https:// URL in {env} (tokens, cookies and links depend on it)"
+        ));
+    }
+    if config.http.hsts_max_age.is_none() {
+        problems.push(format!(
+            "HSTS is off (BULWARK_HSTS=off or BULWARK_HSTS_MAX_AGE=0); it must stay on in {env}"
+        ));
+    }
+    for (name, off_value, what) in [
+        ("BULWARK_RATE_LIMITS", "off", "disables rate limiting"),
+        ("BULWARK_COOKIE_SECURE", "off", "makes cookies insecure"),
+    ] {
+        if raw.is_set(name) && raw.get(name).is_some_and(|v| parse_switch(v) == Ok(false)) {
+            problems.push(format!(
+                "{name}={off_value} {what}: a development-only switch, refused in {env}"
+            ));
+        }
+    }
+    problems
+}
+
+struct Parser<'a> {
+    raw: &'a RawValues,
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Parser<'_> {
+    fn problem(&mut self, message: &str) {
+        self.problems.push(message.to_owned());
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        self.raw.get(name).filter(|v| !v.is_empty())
+    }
+
+    fn secret_text(&self, name: &str) -> Option<Secret<String>> {
+        self.text(name).map(|v| Secret::new(v.to_owned()))
+    }
+
+    /// Parses a setting; on error records the problem (naming the variable, never echoing a
+    /// secret value) and returns `fallback`, so parsing goes on and every problem is found.
+    fn parse<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&str) -> Result<T, String>,
+        fallback: T,
+    ) -> T {
+        let Some(value) = self.raw.get(name) else { return fallback };
+        match f(value.trim()) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                self.problems.push(format!("{name}: {reason}"));
+                fallback
+            }
+        }
+    }
+
+    fn database_url(&mut self, data_dir: &Path) -> DatabaseUrl {
+        let Some(url) = self.raw.get("BULWARK_DATABASE_URL").filter(|v| !v.is_empty()) else {
+            return DatabaseUrl::Sqlite(data_dir.join("bulwark.db"));
+        };
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() || path.contains(":memory:") {
+                self.problem("BULWARK_DATABASE_URL: give the SQLite file a path (sqlite://PATH)");
+            }
+            return DatabaseUrl::Sqlite(PathBuf::from(path));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return DatabaseUrl::Postgres(Secret::new(url.to_owned()));
+        }
+        self.problem("BULWARK_DATABASE_URL: must start with sqlite:// or postgres://");
+        DatabaseUrl::Sqlite(data_dir.join("bulwark.db"))
+    }
+
+    fn tls_files(&mut self) -> Option<TlsFiles> {
+        let cert = self.text("BULWARK_TLS_CERT_FILE").map(PathBuf::from);
+        let key = self.text("BULWARK_TLS_KEY_FILE").map(PathBuf::from);
+        match (cert, key) {
+            (Some(cert_file), Some(key_file)) => Some(TlsFiles { cert_file, key_file }),
+            (None, None) => None,
+            _ => {
+                self.problem("BULWARK_TLS_CERT_FILE and BULWARK_TLS_KEY_FILE must be set together");
+                None
+            }
+        }
+    }
+
+    fn secrets(&mut self, env: Profile, data_dir: &Path, mode: DevSecrets) -> SecretsConfig {
+        let mut jwt = self.secret_text("BULWARK_JWT_SECRET");
+        let mut master = self.secret_text("BULWARK_MASTER_KEYS");
+        if env.is_development() && (jwt.is_none() || master.is_none()) {
+            match dev_secrets::fill(data_dir, mode, jwt.is_none(), master.is_none()) {
+                Ok(generated) => {
+                    self.warnings.extend(generated.warnings);
+                    jwt = jwt.or(generated.jwt_secret);
+                    master = master.or(generated.master_keys);
+                }
+                Err(problem) => self.problems.push(problem),
+            }
+        }
+        let jwt_secret = match jwt {
+            Some(secret) => {
+                let bytes = secret.expose().as_bytes().to_vec();
+                if bytes.len() < MIN_SECRET_BYTES {
+                    self.problem(&format!(
+                        "BULWARK_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes"
+                    ));
+                }
+                Secret::new(bytes)
+            }
+            None => {
+                // In development with DevSecrets::Inspect, `serve` generates it: no problem.
+                if !env.is_development() || mode == DevSecrets::Generate {
+                    self.problem(&format!(
+                        "BULWARK_JWT_SECRET (or BULWARK_JWT_SECRET_FILE) is required in {}: at least {MIN_SECRET_BYTES} random bytes",
+                        env.as_str()
+                    ));
+                }
+                Secret::new(vec![])
+            }
+        };
+        let mut jwt_previous_secrets = vec![];
+        if let Some(previous) = self.secret_text("BULWARK_JWT_PREVIOUS_SECRETS") {
+            for (index, part) in previous.expose().split(',').map(str::trim).enumerate() {
+                if part.len() < MIN_SECRET_BYTES {
+                    self.problem(&format!(
+                        "BULWARK_JWT_PREVIOUS_SECRETS: entry {} is shorter than {MIN_SECRET_BYTES} bytes",
+                        index + 1
+                    ));
+                }
+                jwt_previous_secrets.push(Secret::new(part.as_bytes().to_vec()));
+            }
+        }
+        let master_keys = match master {
+            Some(text) => match parse_master_keys(text.expose()) {
+                Ok(keys) => keys,
+                Err(reason) => {
+                    self.problem(&format!("BULWARK_MASTER_KEYS: {reason}"));
+                    vec![]
+                }
+            },
+            None => {
+                if !env.is_development() || mode == DevSecrets::Generate {
+                    self.problem(&format!(
+                        "BULWARK_MASTER_KEYS (or BULWARK_MASTER_KEYS_FILE) is required in {}: `id:base64-of-32-random-bytes`",
+                        env.as_str()
+                    ));
+                }
+                vec![]
+            }
+        };
+        SecretsConfig { jwt_secret, jwt_previous_secrets, master_keys }
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn default_public_url() -> Url {
+    // A literal that parses: a failure here is a typo caught by every test.
+    Url::parse("http://127.0.0.1:8080").unwrap_or_else(|_| unreachable!("valid literal URL"))
+}
+
+fn parse_profile(value: &str) -> Result<Profile, String> {
+    match value {
+        "development" => Ok(Profile::Development),
+        "staging" => Ok(Profile::Staging),
+        "production" => Ok(Profile::Production),
+        _ => Err("must be development, staging or production".into()),
+    }
+}
+
+fn parse_addr(value: &str) -> Result<SocketAddr, String> {
+    value.parse().map_err(|_| format!("`{value}` is not an ip:port address"))
+}
+
+fn parse_optional_addr(value: &str) -> Result<Option<SocketAddr>, String> {
+    if value == "off" { Ok(None) } else { parse_addr(value).map(Some) }
+}
+
+fn parse_public_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|_| format!("`{value}` is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not carry a query or fragment".into());
+    }
+    Ok(url)
+}
+
+pub fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err("must be on or off".into()),
+    }
+}
+
+fn parse_u64(value: &str) -> Result<u64, String> {
+    value.parse().map_err(|_| "must be a whole number".into())
+}
+
+fn parse_pool_size(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err("must be between 1 and 1000".into()),
+    }
+}
+
+fn parse_body_limit(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (1024..=(1 << 30)).contains(&n) => Ok(n),
+        _ => Err("must be a number of bytes between 1024 and 1073741824".into()),
+    }
+}
+
+/// `30s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("`{value}` is not a duration like 30s"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("`{value}`: the unit must be ms, s, m or h")),
+    };
+    if duration.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(duration)
+}
+
+fn parse_xss(value: &str) -> Result<&'static str, String> {
+    match value {
+        "0" => Ok("0"),
+        "1; mode=block" | "1;mode=block" => Ok("1; mode=block"),
+        _ => Err("must be `0` or `1; mode=block`".into()),
+    }
+}
+
+fn parse_origins(value: &str) -> Result<Vec<String>, String> {
+    let mut origins = vec![];
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if part.contains('*') {
+            return Err(
+                "`*` is refused: credentials are allowed for listed origins, so every origin must be named"
+                    .into(),
+            );
+        }
+        let url = Url::parse(part).map_err(|_| format!("`{part}` is not an origin"))?;
+        let origin = url.origin().ascii_serialization();
+        if !matches!(url.scheme(), "http" | "https") || origin != part.trim_end_matches('/') {
+            return Err(format!("`{part}` is not an origin like https://app.example.com"));
+        }
+        origins.push(origin);
+    }
+    Ok(origins)
+}
+
+fn parse_redis_url(value: &str) -> Result<(), String> {
+    if value.starts_with("redis://") || value.starts_with("rediss://") {
+        Url::parse(value).map(|_| ()).map_err(|_| "is not a valid URL".into())
+    } else {
+        Err("must start with redis:// or rediss://".into())
+    }
+}
+
+pub fn parse_master_keys(value: &str) -> Result<Vec<MasterKey>, String> {
+    let mut keys: Vec<MasterKey> = vec![];
+    for (index, part) in value.split(',').map(str::trim).enumerate() {
+        let n = index + 1;
+        let (id, encoded) =
+            part.split_once(':').ok_or_else(|| format!("entry {n} is not `id:base64-32-bytes`"))?;
+        if id.is_empty()
+            || id.len() > 32
+            || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!("entry {n}: the id must be 1-32 letters, digits, - or _"));
+        }
+        if keys.iter().any(|k| k.id == id) {
+            return Err(format!("entry {n}: the id `{id}` is used twice"));
+        }
+        let bytes = zeroize::Zeroizing::new(
+            BASE64
+                .decode(encoded)
+                .map_err(|_| format!("entry {n} (`{id}`): the key is not valid base64"))?,
+        );
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            format!("entry {n} (`{id}`): the key must be exactly {MIN_SECRET_BYTES} bytes")
+        })?;
+        keys.push(MasterKey { id: id.to_owned(), key: Secret::new(key) });
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests;

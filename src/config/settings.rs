@@ -1,0 +1,175 @@
+//! The table of every setting Bulwark reads: its environment name, its key in the TOML file,
+//! its default and what it means. `load` reads only names listed here, the README's
+//! configuration reference is checked against it, and unknown `BULWARK_*` names are warned
+//! about, so a typo never silently falls back to a default.
+
+/// One configuration setting.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Environment variable, e.g. `BULWARK_DATABASE_MIGRATE_URL`.
+    pub name: &'static str,
+    /// Dotted key in the TOML file, e.g. `database.migrate_url`.
+    pub key: &'static str,
+    /// Default as text, `None` when unset by default.
+    pub default: Option<&'static str>,
+    /// Secrets accept a `<NAME>_FILE` variant and are never echoed in messages.
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+const fn s(
+    name: &'static str,
+    key: &'static str,
+    default: Option<&'static str>,
+    help: &'static str,
+) -> Setting {
+    Setting { name, key, default, secret: false, help }
+}
+
+const fn secret(name: &'static str, key: &'static str, help: &'static str) -> Setting {
+    Setting { name, key, default: None, secret: true, help }
+}
+
+pub const SETTINGS: &[Setting] = &[
+    s("BULWARK_ENV", "env", Some("development"), "`development`, `staging` or `production`"),
+    s(
+        "BULWARK_LISTEN",
+        "listen",
+        Some("127.0.0.1:8080"),
+        "API address, `ip:port`; port 0 picks a free port (printed and logged)",
+    ),
+    s(
+        "BULWARK_METRICS_LISTEN",
+        "metrics_listen",
+        Some("127.0.0.1:9464"),
+        "Prometheus listener, `ip:port`, or `off`",
+    ),
+    s(
+        "BULWARK_DATA_DIR",
+        "data_dir",
+        Some("./bulwark-data"),
+        "SQLite file, generated development secrets and local files",
+    ),
+    secret(
+        "BULWARK_DATABASE_URL",
+        "database.url",
+        "`sqlite://PATH` or `postgres://…`; default: `bulwark.db` in the data directory",
+    ),
+    secret(
+        "BULWARK_DATABASE_MIGRATE_URL",
+        "database.migrate_url",
+        "PostgreSQL only: the owner role that runs migrations; default: `BULWARK_DATABASE_URL`",
+    ),
+    s(
+        "BULWARK_DATABASE_MAX_CONNECTIONS",
+        "database.max_connections",
+        Some("16"),
+        "connection pool size",
+    ),
+    s(
+        "BULWARK_PUBLIC_URL",
+        "public_url",
+        Some("http://127.0.0.1:8080"),
+        "external base URL (cookies, links, token issuer); `https://` outside development",
+    ),
+    s(
+        "BULWARK_CORS_ORIGINS",
+        "http.cors_origins",
+        Some(""),
+        "comma-separated origin allowlist (`https://app.example.com`); `*` is refused",
+    ),
+    secret("BULWARK_REDIS_URL", "redis_url", "enables the Redis backends (`redis://…`)"),
+    s("BULWARK_LOG", "log", Some("info"), "log filter, e.g. `info` or `info,bulwark=debug`"),
+    s(
+        "BULWARK_RATE_LIMITS",
+        "rate_limits",
+        Some("on"),
+        "`off` disables request rate limits (development only; lockout stays on)",
+    ),
+    s(
+        "BULWARK_BODY_LIMIT",
+        "http.body_limit",
+        Some("1048576"),
+        "default request body limit in bytes (routes may set their own)",
+    ),
+    s(
+        "BULWARK_REQUEST_TIMEOUT",
+        "http.request_timeout",
+        Some("30s"),
+        "time to answer a request (`30s`, `500ms`, `2m`)",
+    ),
+    s(
+        "BULWARK_HEADER_READ_TIMEOUT",
+        "http.header_read_timeout",
+        Some("10s"),
+        "time for a client to send the request headers (and the TLS handshake)",
+    ),
+    s(
+        "BULWARK_HSTS",
+        "http.hsts",
+        Some("on"),
+        "`Strict-Transport-Security` in production or over TLS; `off` is refused outside development",
+    ),
+    s(
+        "BULWARK_HSTS_MAX_AGE",
+        "http.hsts_max_age",
+        Some("63072000"),
+        "HSTS max-age in seconds (sent with includeSubDomains; preload)",
+    ),
+    s(
+        "BULWARK_X_XSS_PROTECTION",
+        "http.x_xss_protection",
+        Some("0"),
+        "`0` (current OWASP advice) or `1; mode=block`",
+    ),
+    s(
+        "BULWARK_COOKIE_SECURE",
+        "http.cookie_secure",
+        Some("on"),
+        "`off` drops the Secure cookie flag for plain-HTTP development (development only)",
+    ),
+    s(
+        "BULWARK_TLS_CERT_FILE",
+        "tls.cert_file",
+        None,
+        "PEM certificate chain: serve TLS 1.3 itself",
+    ),
+    s("BULWARK_TLS_KEY_FILE", "tls.key_file", None, "PEM private key for `BULWARK_TLS_CERT_FILE`"),
+    secret(
+        "BULWARK_JWT_SECRET",
+        "secrets.jwt_secret",
+        "current access-token signing key, at least 32 bytes (generated in development)",
+    ),
+    secret(
+        "BULWARK_JWT_PREVIOUS_SECRETS",
+        "secrets.jwt_previous_secrets",
+        "comma-separated earlier signing keys, accepted for verification only",
+    ),
+    secret(
+        "BULWARK_MASTER_KEYS",
+        "secrets.master_keys",
+        "`id:base64-32-bytes`, comma-separated, first one current (generated in development)",
+    ),
+];
+
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|setting| setting.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_keys_are_unique_and_well_formed() {
+        let mut names = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for setting in SETTINGS {
+            assert!(setting.name.starts_with("BULWARK_"), "{}", setting.name);
+            assert!(!setting.name.ends_with("_FILE") || !setting.secret, "{}", setting.name);
+            assert!(names.insert(setting.name), "duplicate {}", setting.name);
+            assert!(keys.insert(setting.key), "duplicate {}", setting.key);
+            assert!(setting.default.is_none() || !setting.secret, "secret with a default");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Key material handling. Owns the `Secret` wrapper; the field-level envelope encryption and
+//! the blind index live here too. Never implements a primitive itself: AES-GCM, HMAC and
+//! SHA-2 come from RustCrypto.
+
+mod secret;
+
+pub use secret::Secret;
+
+use rand::Rng as _;
+
+/// Bytes from the thread-local CSPRNG (ChaCha, seeded from the operating system), for keys,
+/// nonces and tokens.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}

@@ -1,0 +1,211 @@
+//! The endpoint table. Every route is declared once, with its access rule and rate-limit
+//! category next to it; the router, the per-route gate and the OpenAPI document are all built
+//! from this table, so a route cannot exist without a policy or be missing from the docs.
+//!
+//! ```ignore
+//! Endpoint::new(routes!(get_contact), Access::Permission(ContactsRead), Read)
+//! Endpoint::public(routes!(login), Auth)
+//! ```
+
+use axum::http::Method;
+use axum::routing::MethodRouter;
+use utoipa::openapi::path::{Operation, PathItem, Paths};
+use utoipa::openapi::{RefOr, schema::Schema};
+use utoipa_axum::router::UtoipaMethodRouter;
+
+use crate::app::AppState;
+use crate::tenancy::Permission;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone; the route says so explicitly.
+    Public,
+    /// Any authenticated principal of a tenant, whatever its permissions (`/me`, logout).
+    Authenticated,
+    /// A principal holding this permission (role ∩ API-key scopes).
+    Permission(Permission),
+    /// The platform super-admin only.
+    SuperAdmin,
+}
+
+/// The per-minute rate-limit layer a route belongs to (spec §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateCategory {
+    Read,
+    Write,
+    Sensitive,
+    Auth,
+    /// Probes and documents that must never be throttled (`/healthz`, `/readyz`).
+    Exempt,
+}
+
+impl RateCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateCategory::Read => "read",
+            RateCategory::Write => "write",
+            RateCategory::Sensitive => "sensitive",
+            RateCategory::Auth => "auth",
+            RateCategory::Exempt => "exempt",
+        }
+    }
+}
+
+/// The per-hour route family a route belongs to, if any (spec §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteFamily {
+    Auth,
+    Admin,
+    Uploads,
+    PaymentWebhooks,
+}
+
+impl RouteFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteFamily::Auth => "auth",
+            RouteFamily::Admin => "admin",
+            RouteFamily::Uploads => "uploads",
+            RouteFamily::PaymentWebhooks => "payment_webhooks",
+        }
+    }
+}
+
+/// What the gate enforces for one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePolicy {
+    pub method: Method,
+    /// The route template, e.g. `/api/v1/contacts/{id}`.
+    pub path: String,
+    pub access: Access,
+    pub category: RateCategory,
+    pub family: Option<RouteFamily>,
+    /// Requires a recent second-factor step-up.
+    pub step_up: bool,
+    /// Accepts `Idempotency-Key`.
+    pub idempotent: bool,
+    /// Overrides `BULWARK_BODY_LIMIT`.
+    pub body_limit: Option<usize>,
+}
+
+pub struct Endpoint {
+    pub policy: RoutePolicy,
+    pub(super) router: MethodRouter<AppState>,
+    pub(super) paths: Paths,
+    pub(super) schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+impl Endpoint {
+    /// `route` comes from `utoipa_axum::routes!(handler)` for exactly one handler with one
+    /// method: the path and method are read from its `#[utoipa::path]`, so the docs and the
+    /// router cannot disagree.
+    pub fn new(
+        route: UtoipaMethodRouter<AppState>,
+        access: Access,
+        category: RateCategory,
+    ) -> Self {
+        let (schemas, paths, router) = route;
+        let (path, method) = single_operation(&paths);
+        let family = match category {
+            RateCategory::Auth => Some(RouteFamily::Auth),
+            _ => None,
+        };
+        Endpoint {
+            policy: RoutePolicy {
+                method,
+                path,
+                access,
+                category,
+                family,
+                step_up: false,
+                idempotent: false,
+                body_limit: None,
+            },
+            router,
+            paths,
+            schemas,
+        }
+    }
+
+    pub fn public(route: UtoipaMethodRouter<AppState>, category: RateCategory) -> Self {
+        Self::new(route, Access::Public, category)
+    }
+
+    pub fn permission(
+        route: UtoipaMethodRouter<AppState>,
+        permission: Permission,
+        category: RateCategory,
+    ) -> Self {
+        Self::new(route, Access::Permission(permission), category)
+    }
+
+    pub fn authenticated(route: UtoipaMethodRouter<AppState>, category: RateCategory) -> Self {
+        Self::new(route, Access::Authenticated, category)
+    }
+
+    pub fn family(mut self, family: RouteFamily) -> Self {
+        self.policy.family = Some(family);
+        self
+    }
+
+    pub fn step_up(mut self) -> Self {
+        self.policy.step_up = true;
+        self
+    }
+
+    pub fn idempotent(mut self) -> Self {
+        self.policy.idempotent = true;
+        self
+    }
+
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.policy.body_limit = Some(bytes);
+        self
+    }
+}
+
+/// The one (path, method) a `routes!` entry documents. More than one is a wiring mistake
+/// that the router tests catch at once, so it is a panic at start-up, not a request path.
+fn single_operation(paths: &Paths) -> (String, Method) {
+    let mut found = vec![];
+    for (path, item) in &paths.paths {
+        for (method, operation) in operations(item) {
+            if operation.is_some() {
+                found.push((path.clone(), method));
+            }
+        }
+    }
+    assert!(found.len() == 1, "an Endpoint documents exactly one operation, found {found:?}");
+    found.remove(0)
+}
+
+pub(super) fn operations(item: &PathItem) -> [(Method, &Option<Operation>); 7] {
+    [
+        (Method::GET, &item.get),
+        (Method::POST, &item.post),
+        (Method::PUT, &item.put),
+        (Method::PATCH, &item.patch),
+        (Method::DELETE, &item.delete),
+        (Method::HEAD, &item.head),
+        (Method::OPTIONS, &item.options),
+    ]
+}
+
+pub(super) fn operation_mut<'a>(
+    item: &'a mut PathItem,
+    method: &Method,
+) -> Option<&'a mut Operation> {
+    match *method {
+        Method::GET => item.get.as_mut(),
+        Method::POST => item.post.as_mut(),
+        Method::PUT => item.put.as_mut(),
+        Method::PATCH => item.patch.as_mut(),
+        Method::DELETE => item.delete.as_mut(),
+        Method::HEAD => item.head.as_mut(),
+        Method::OPTIONS => item.options.as_mut(),
+        _ => None,
+    }
+}

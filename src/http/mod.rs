@@ -1,0 +1,141 @@
+//! HTTP: the endpoint table, the middleware stack, problem+json, OpenAPI and the server.
+//!
+//! Stack, outermost first (see docs/ARCHITECTURE.md):
+//! request id + span + metrics → security headers → problem renderer → CORS → timeout →
+//! body limit → panic catcher → router → per-endpoint gate → handler.
+
+pub mod endpoint;
+mod gate;
+pub mod headers;
+pub mod json;
+pub mod openapi;
+pub mod problem;
+pub mod request_id;
+pub mod server;
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::app::AppState;
+use crate::config::Config;
+pub use endpoint::{Access, Endpoint, RateCategory, RouteFamily, RoutePolicy};
+use problem::Problem;
+
+/// The peer address of the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Every endpoint of the API, from every area.
+pub fn endpoints() -> Vec<Endpoint> {
+    let mut all = vec![];
+    all.extend(crate::telemetry::health::endpoints());
+    all.extend(openapi_endpoints());
+    all
+}
+
+fn openapi_endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::public(utoipa_axum::routes!(serve_openapi), RateCategory::Read)]
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+async fn serve_openapi(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], app.openapi_json())
+}
+
+pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
+    let config = state.config().clone();
+    let mut router = Router::new();
+    let mut largest_limit = config.http.body_limit;
+    for endpoint in endpoints {
+        let policy = Arc::new(endpoint.policy);
+        let limit = policy.body_limit.unwrap_or(config.http.body_limit);
+        largest_limit = largest_limit.max(limit);
+        let method_router: axum::routing::MethodRouter<AppState> = endpoint
+            .router
+            .layer::<_, std::convert::Infallible>(from_fn_with_state(
+                (state.clone(), policy.clone()),
+                gate::gate,
+            ))
+            .layer(DefaultBodyLimit::max(limit));
+        router = router.route(&policy.path, method_router);
+    }
+    let security_headers = Arc::new(headers::SecurityHeaders::from_config(&config));
+    router
+        .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async {
+            Problem::for_status(StatusCode::METHOD_NOT_ALLOWED)
+        })
+        .with_state(state)
+        // Router::layer wraps every route and the fallbacks; the last one added runs first.
+        .layer(CatchPanicLayer::custom(panic_response))
+        // Refuses a declared Content-Length over the largest route limit before any byte is
+        // read; each route's own limit is the DefaultBodyLimit above.
+        .layer(RequestBodyLimitLayer::new(largest_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.http.request_timeout,
+        ))
+        .layer(cors(&config))
+        .layer(from_fn(problem::render_problems))
+        .layer(from_fn_with_state(security_headers, headers::add_security_headers))
+        .layer(from_fn(request_id::track_requests))
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let origins: Vec<HeaderValue> = config
+        .http
+        .cors_origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static(request_id::HEADER),
+            HeaderName::from_static("x-csrf-token"),
+        ])
+        .expose_headers([
+            HeaderName::from_static(request_id::HEADER),
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderName::from_static("idempotent-replayed"),
+            header::RETRY_AFTER,
+        ])
+        .allow_credentials(true)
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+        .with_cause(format!("handler panicked: {message}"))
+        .into_response()
+}

@@ -1,0 +1,147 @@
+//! The accept loop: plain TCP or built-in TLS 1.3 (rustls), HTTP/1.1 and HTTP/2, a
+//! header-read timeout against slow-loris clients, a cap on open connections, and graceful
+//! shutdown. axum's own `serve` exposes none of the timeouts, so hyper-util is driven here.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tower::ServiceExt as _;
+
+use super::ClientAddr;
+use crate::config::TlsFiles;
+
+/// At most this many connections are served at once; further ones wait in the kernel's
+/// accept queue instead of exhausting file descriptors and memory.
+const MAX_CONNECTIONS: usize = 10_000;
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub struct ServeOptions {
+    pub tls: Option<TlsAcceptor>,
+    pub header_read_timeout: Duration,
+}
+
+/// Loads the certificate and key and builds a TLS 1.3-only acceptor.
+pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_file)
+        .and_then(|iter| iter.collect::<Result<_, _>>())
+        .map_err(|_| describe(&files.cert_file, "is not a PEM certificate chain"))?;
+    if certs.is_empty() {
+        return Err(describe(&files.cert_file, "holds no certificate"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key_file)
+        .map_err(|_| describe(&files.key_file, "is not a PEM private key"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|err| format!("TLS: {err}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|err| format!("TLS: the key does not fit the certificate ({err})"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn describe(path: &Path, what: &str) -> String {
+    format!("{} {what}", path.display())
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let handshake_timeout = options.header_read_timeout;
+    tokio::pin!(shutdown);
+
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = connection_service(router.clone(), peer);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = options.tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tls {
+                None => {
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(connection).await;
+                }
+                Some(acceptor) => {
+                    // The handshake counts against the header-read timeout.
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(connection).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
+}
+
+/// The router with the peer address attached to every request of the connection.
+fn connection_service(
+    router: Router,
+    peer: SocketAddr,
+) -> TowerToHyperService<
+    tower::util::MapRequest<
+        Router,
+        impl FnMut(Request<hyper::body::Incoming>) -> Request + Clone + Send + Sync + 'static,
+    >,
+> {
+    TowerToHyperService::new(router.map_request(move |request: Request<hyper::body::Incoming>| {
+        let mut request = request.map(axum::body::Body::new);
+        request.extensions_mut().insert(ClientAddr(peer));
+        request
+    }))
+}

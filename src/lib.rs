@@ -1,0 +1,18 @@
+//! Bulwark: a multi-tenant CRM and email platform with its security controls built in.
+//!
+//! Module map (see docs/ARCHITECTURE.md): `config` parses settings once; `app` assembles the
+//! application; `http` owns the endpoint table, middleware, problem+json and the server;
+//! `store` owns pools, migrations and transactions; `tenancy` owns roles, permissions and
+//! the tenant scope; `crypto` owns key material; `telemetry` owns logs, metrics and health.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+pub mod tenancy;
+
+pub use app::{AppState, Application};

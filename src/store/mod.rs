@@ -1,0 +1,206 @@
+//! Storage: the connection pool of the chosen backend, migrations, readiness, and the
+//! transactions every query runs in.
+//!
+//! Two backends share one query text wherever the dialects allow (`$1` placeholders work on
+//! SQLite too): the `on_tx!` macro compiles a query body once per backend. Times are stored as
+//! integer milliseconds since the Unix epoch and ids as UUIDs, which both backends bind and
+//! compare the same way. Nothing outside `store` modules builds SQL (see `clippy.toml`).
+
+mod migrate;
+
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::{DatabaseConfig, DatabaseUrl};
+pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, RoleReport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("the database refused the operation")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(err),
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The application's handle on its database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    /// SQLite: the database file and its identity at open time, for readiness.
+    sqlite_file: Option<Arc<(PathBuf, FileId)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Store {
+    /// Opens the pool the application uses. On PostgreSQL that is the non-owner role of
+    /// `BULWARK_DATABASE_URL`; migrations run separately as the owner (`migrate`).
+    pub async fn open(config: &DatabaseConfig) -> Result<Self, StoreError> {
+        match &config.url {
+            DatabaseUrl::Sqlite(path) => {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(sqlite_options(path)?)
+                    .await?;
+                let id = file_id(path)
+                    .ok_or_else(|| StoreError::Setup(format!("{} vanished", path.display())))?;
+                Ok(Store {
+                    pool: Pool::Sqlite(pool),
+                    sqlite_file: Some(Arc::new((path.clone(), id))),
+                })
+            }
+            DatabaseUrl::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url.expose())
+                    .map_err(|_| StoreError::Setup("BULWARK_DATABASE_URL is not valid".into()))?
+                    .application_name("bulwark");
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Ok(Store { pool: Pool::Postgres(pool), sqlite_file: None })
+            }
+        }
+    }
+
+    /// Applies pending migrations as the owner role and grants the application role what it
+    /// needs. Refuses a database migrated by a newer Bulwark.
+    pub async fn migrate(config: &DatabaseConfig) -> Result<(), StoreError> {
+        match &config.url {
+            DatabaseUrl::Sqlite(path) => {
+                let options = sqlite_options(path)?;
+                let pool =
+                    SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+                let result = migrate::run_sqlite(&pool).await;
+                pool.close().await;
+                result
+            }
+            DatabaseUrl::Postgres(app_url) => {
+                let owner_url = config.migrate_url.as_ref().unwrap_or(app_url);
+                migrate::run_postgres(owner_url.expose(), app_url.expose()).await
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// PostgreSQL: what the application role may do that it should not (own the tables, be
+    /// a superuser, bypass row-level security). `None` on SQLite.
+    pub async fn role_report(&self) -> Result<Option<RoleReport>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(_) => Ok(None),
+            Pool::Postgres(pool) => migrate::role_report(pool).await.map(Some),
+        }
+    }
+
+    /// Readiness: the database answers a query on our schema within two seconds, and on
+    /// SQLite the file at the configured path is still the one we opened (a deleted or
+    /// replaced file would silently swallow every later write).
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        if let Some(file) = &self.sqlite_file {
+            let (path, opened) = file.as_ref();
+            if file_id(path) != Some(*opened) {
+                return Err(StoreError::Setup(format!(
+                    "the database file {} is missing or was replaced",
+                    path.display()
+                )));
+            }
+        }
+        const PROBE: &str = "SELECT count(*) FROM _sqlx_migrations";
+        let probe = async {
+            match &self.pool {
+                Pool::Sqlite(pool) => sqlx::query_scalar::<_, i64>(PROBE).fetch_one(pool).await,
+                Pool::Postgres(pool) => sqlx::query_scalar::<_, i64>(PROBE).fetch_one(pool).await,
+            }
+        };
+        match tokio::time::timeout(READINESS_TIMEOUT, probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(err.into()),
+            Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn sqlite_options(path: &Path) -> Result<SqliteConnectOptions, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(|err| {
+            StoreError::Setup(format!("{} cannot be created ({})", parent.display(), err.kind()))
+        })?;
+    }
+    Ok(SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a committed request survives a power cut, not only a crash.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5)))
+}
+
+fn file_id(path: &Path) -> Option<FileId> {
+    std::fs::metadata(path).ok().map(|m| FileId { dev: m.dev(), ino: m.ino() })
+}

@@ -1,0 +1,92 @@
+//! Prometheus metrics, served on their own listener (`BULWARK_METRICS_LISTEN`) so they are
+//! never exposed on the public API port.
+//!
+//! The `metrics` facade has one recorder per process; `install` sets it once and returns the
+//! shared handle, so several applications in one test process share it.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+pub fn install() -> Result<PrometheusHandle, String> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .map_err(|err| err.to_string())?
+                .install_recorder()
+                .map_err(|err| err.to_string())?;
+            describe();
+            Ok(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "http_requests_total",
+        "HTTP requests by route template, method and status"
+    );
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency by route template and method"
+    );
+}
+
+pub fn record_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    let labels = [
+        ("route", route.to_owned()),
+        ("method", method.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!(
+        "http_request_duration_seconds",
+        &[("route", route.to_owned()), ("method", method.to_owned())]
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+/// The metrics listener's router: `GET /metrics` only.
+pub fn router(handle: PrometheusHandle) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    )],
+                    handle.render(),
+                )
+                    .into_response()
+            }
+        }),
+    )
+}
+
+/// Histograms are drained into their buckets by upkeep; without the exporter's HTTP
+/// listener nobody else runs it.
+pub async fn run_upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
