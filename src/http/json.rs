@@ -167,7 +167,13 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_400_malformed_json() {
-        for body in ["{", "{\"email\": }", "", "{\"email\": \"a\", ", "{\"email\":\"a\",\"password\":\"b\"} x"] {
+        for body in [
+            "{",
+            "{\"email\": }",
+            "",
+            "{\"email\": \"a\", ",
+            "{\"email\":\"a\",\"password\":\"b\"} x",
+        ] {
             let p = problem(body);
             assert_eq!(p.status, StatusCode::BAD_REQUEST, "{body}");
             assert_eq!(p.code, "malformed_json", "{body}");

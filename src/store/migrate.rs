@@ -7,6 +7,8 @@
 //! needs: no ownership (so FORCE ROW LEVEL SECURITY binds it), no UPDATE or DELETE on the
 //! audit log.
 
+#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
+
 use std::borrow::Cow;
 use std::str::FromStr as _;
 
