@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Profile};
 use crate::http::{self, server};
+use crate::identity::Identity;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -26,16 +27,44 @@ pub struct AppState {
 struct Inner {
     config: Arc<Config>,
     store: Store,
+    identity: Identity,
     openapi_json: axum::body::Bytes,
 }
 
 impl AppState {
+    /// Migrates and opens the database, checks the application role and builds the services:
+    /// everything but the listeners. CLI commands use it alone.
+    pub async fn open(config: Config, openapi_json: axum::body::Bytes) -> anyhow::Result<AppState> {
+        Store::migrate(&config.database).await.context("migrating the database")?;
+        let store = Store::open(&config.database).await.context("opening the database")?;
+        if let Some(report) = store.role_report().await.context("inspecting the database role")? {
+            let problems = report.problems();
+            if !problems.is_empty() {
+                if config.env == Profile::Development {
+                    for problem in problems {
+                        tracing::warn!("PostgreSQL: {problem}");
+                    }
+                } else {
+                    anyhow::bail!("PostgreSQL: {}", problems.join("; "));
+                }
+            }
+        }
+        let identity = Identity::new(&config, store.clone())?;
+        Ok(AppState {
+            inner: Arc::new(Inner { config: Arc::new(config), store, identity, openapi_json }),
+        })
+    }
+
     pub fn config(&self) -> &Arc<Config> {
         &self.inner.config
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
     }
 
     pub fn openapi_json(&self) -> axum::body::Bytes {
@@ -63,27 +92,11 @@ impl Application {
             .map(server::tls_acceptor)
             .transpose()
             .map_err(anyhow::Error::msg)?;
-        Store::migrate(&config.database).await.context("migrating the database")?;
-        let store = Store::open(&config.database).await.context("opening the database")?;
-        if let Some(report) = store.role_report().await.context("inspecting the database role")? {
-            let problems = report.problems();
-            if !problems.is_empty() {
-                if config.env == Profile::Development {
-                    for problem in problems {
-                        tracing::warn!("PostgreSQL: {problem}");
-                    }
-                } else {
-                    anyhow::bail!("PostgreSQL: {}", problems.join("; "));
-                }
-            }
-        }
         let metrics = telemetry::metrics::install().map_err(anyhow::Error::msg)?;
-
         let endpoints = http::endpoints();
         let document = http::openapi::document(&endpoints, config.public_url.as_str());
         let openapi_json = serde_json::to_vec(&document).context("serializing OpenAPI")?.into();
-        let state =
-            AppState { inner: Arc::new(Inner { config: Arc::new(config), store, openapi_json }) };
+        let state = AppState::open(config, openapi_json).await?;
         let router = http::router(state.clone(), endpoints);
 
         let config = state.config();

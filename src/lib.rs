@@ -2,15 +2,22 @@
 //!
 //! Module map (see docs/ARCHITECTURE.md): `config` parses settings once; `app` assembles the
 //! application; `http` owns the endpoint table, middleware, problem+json and the server;
-//! `store` owns pools, migrations and transactions; `tenancy` owns roles, permissions and
-//! the tenant scope; `crypto` owns key material; `telemetry` owns logs, metrics and health.
+//! `store` owns pools, migrations and transactions; `identity` owns accounts, sessions,
+//! tokens and API keys; `tenancy` owns roles, permissions, members and the tenant scope;
+//! `audit` owns the hash-chained audit log; `crypto` owns key material; `telemetry` owns
+//! logs, metrics and health.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod error;
 pub mod http;
+pub mod identity;
+pub mod ids;
 pub mod store;
 pub mod telemetry;
 pub mod tenancy;

@@ -27,6 +27,36 @@ enum Command {
     Migrate,
     /// Print every configuration problem; exit 1 if there is any.
     CheckConfig,
+    /// Create the platform super-admin. The password is prompted for, or read from stdin.
+    CreateSuperadmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Platform administrator")]
+        name: String,
+    },
+    /// Import users of a tenant from JSON lines
+    /// `{"email", "display_name", "role", "password_hash"}` (bcrypt or argon2id hashes;
+    /// bcrypt ones are re-hashed with Argon2id at each user's next login).
+    ImportUsers {
+        #[arg(long)]
+        tenant: bulwark::ids::TenantId,
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every hash chain (or one tenant's); exit 1 naming the first broken event.
+    Verify {
+        #[arg(long)]
+        tenant: Option<bulwark::ids::TenantId>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +73,132 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_config(&input),
         Command::Serve => runtime.block_on(serve(&input)),
         Command::Migrate => runtime.block_on(migrate(&input)),
+        Command::CreateSuperadmin { email, name } => {
+            runtime.block_on(create_superadmin(&input, &email, &name))
+        }
+        Command::ImportUsers { tenant, file } => {
+            runtime.block_on(import_users(&input, tenant, &file))
+        }
+        Command::Audit { command: AuditCommand::Verify { tenant } } => {
+            runtime.block_on(audit_verify(&input, tenant))
+        }
+    }
+}
+
+/// Opens the application state for a one-off command.
+async fn open_state(input: &ConfigInput) -> Option<bulwark::AppState> {
+    let config = load_for_run(input)?;
+    match bulwark::AppState::open(config, Default::default()).await {
+        Ok(state) => Some(state),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            None
+        }
+    }
+}
+
+fn read_password() -> std::io::Result<bulwark::crypto::Secret<String>> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat it: ")?;
+        if first != second {
+            return Err(std::io::Error::other("the passwords differ"));
+        }
+        Ok(bulwark::crypto::Secret::new(first))
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(bulwark::crypto::Secret::new(line.trim_end_matches(['\n', '\r']).to_owned()))
+    }
+}
+
+async fn create_superadmin(input: &ConfigInput, email: &str, name: &str) -> ExitCode {
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(err) => {
+            eprintln!("error: reading the password: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
+    match bulwark::identity::login::create_superadmin(&state, email, name, &password).await {
+        Ok(id) => {
+            println!("super-admin {id} created");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import_users(
+    input: &ConfigInput,
+    tenant: bulwark::ids::TenantId,
+    file: &std::path::Path,
+) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("error: {}: {err}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut users = vec![];
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(user) => users.push(user),
+            Err(_) => {
+                eprintln!("error: line {} is not a user record", n + 1);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
+    match bulwark::identity::login::import_users(&state, tenant, users).await {
+        Ok(count) => {
+            println!("{count} users imported");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn audit_verify(input: &ConfigInput, tenant: Option<bulwark::ids::TenantId>) -> ExitCode {
+    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
+    match bulwark::audit::verify(state.store(), tenant).await {
+        Ok(report) if report.broken.is_empty() => {
+            println!("audit log verified: {} chain(s), {} event(s)", report.chains, report.events);
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for broken in &report.broken {
+                let event = broken.event_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
+                println!("BROKEN chain {} at event {event}: {}", broken.chain_id, broken.reason);
+            }
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A domain error for a terminal: validation messages in full.
+fn describe(err: &bulwark::error::DomainError) -> String {
+    match err {
+        bulwark::error::DomainError::Invalid(problems) => problems
+            .iter()
+            .map(|(field, message)| format!("{field} {message}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
     }
 }
 

@@ -56,7 +56,25 @@ pub struct Config {
     pub log: String,
     pub rate_limits_enabled: bool,
     pub http: HttpConfig,
+    pub identity: IdentityConfig,
     pub secrets: SecretsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub signup_open: bool,
+    pub access_token_ttl: Duration,
+    pub session_idle_timeout: Duration,
+    pub session_absolute_timeout: Duration,
+    pub lockout_threshold: u32,
+    pub lockout_window: Duration,
+    pub lockout_duration: Duration,
+    pub lockout_ip_threshold: u32,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub hash_workers: usize,
+    pub hash_queue: usize,
 }
 
 #[derive(Debug)]
@@ -170,6 +188,50 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         cookie_secure: p.parse("BULWARK_COOKIE_SECURE", parse_switch, true),
         tls: p.tls_files(),
     };
+    let identity = IdentityConfig {
+        signup_open: p.parse("BULWARK_SIGNUP", parse_signup, true),
+        access_token_ttl: p.parse("BULWARK_ACCESS_TOKEN_TTL", parse_duration, secs(900)),
+        session_idle_timeout: p.parse(
+            "BULWARK_SESSION_IDLE_TIMEOUT",
+            parse_duration,
+            secs(7 * 86_400),
+        ),
+        session_absolute_timeout: p.parse(
+            "BULWARK_SESSION_ABSOLUTE_TIMEOUT",
+            parse_duration,
+            secs(30 * 86_400),
+        ),
+        lockout_threshold: p.parse("BULWARK_LOCKOUT_THRESHOLD", |v| parse_range(v, 1, 1000), 5),
+        lockout_window: p.parse("BULWARK_LOCKOUT_WINDOW", parse_duration, secs(900)),
+        lockout_duration: secs(p.parse(
+            "BULWARK_LOCKOUT_SECONDS",
+            |v| parse_range(v, 1, 86_400).map(u64::from),
+            900,
+        )),
+        lockout_ip_threshold: p.parse(
+            "BULWARK_LOCKOUT_IP_THRESHOLD",
+            |v| parse_range(v, 1, 1_000_000),
+            50,
+        ),
+        argon2_memory_kib: p.parse(
+            "BULWARK_ARGON2_MEMORY_KIB",
+            |v| parse_range(v, 8, 4_194_304),
+            19_456,
+        ),
+        argon2_iterations: p.parse("BULWARK_ARGON2_ITERATIONS", |v| parse_range(v, 1, 100), 2),
+        argon2_parallelism: p.parse("BULWARK_ARGON2_PARALLELISM", |v| parse_range(v, 1, 64), 1),
+        hash_workers: p.parse("BULWARK_HASH_WORKERS", parse_workers, default_workers()),
+        hash_queue: p.parse(
+            "BULWARK_HASH_QUEUE",
+            |v| parse_range(v, 0, 100_000).map(|n| n as usize),
+            64,
+        ),
+    };
+    if env != Profile::Development
+        && (identity.argon2_memory_kib < 19_456 || identity.argon2_iterations < 2)
+    {
+        p.problem("BULWARK_ARGON2_*: below the OWASP minimum (19456 KiB, 2 iterations) outside development");
+    }
     let redis_url = p.secret_text("BULWARK_REDIS_URL");
     if let Some(url) = &redis_url
         && let Err(reason) = parse_redis_url(url.expose())
@@ -191,6 +253,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         log,
         rate_limits_enabled,
         http,
+        identity,
         secrets,
     };
     let mut problems = p.problems;
@@ -413,6 +476,32 @@ pub fn parse_switch(value: &str) -> Result<bool, String> {
     }
 }
 
+fn parse_signup(value: &str) -> Result<bool, String> {
+    match value {
+        "open" => Ok(true),
+        "closed" => Ok(false),
+        _ => Err("must be open or closed".into()),
+    }
+}
+
+fn parse_range(value: &str, min: u32, max: u32) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from {min} to {max}")),
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+fn parse_workers(value: &str) -> Result<usize, String> {
+    if value == "auto" {
+        return Ok(default_workers());
+    }
+    parse_range(value, 1, 256).map(|n| n as usize)
+}
+
 fn parse_u64(value: &str) -> Result<u64, String> {
     value.parse().map_err(|_| "must be a whole number".into())
 }
@@ -441,7 +530,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("`{value}`: the unit must be ms, s, m or h")),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        _ => return Err(format!("`{value}`: the unit must be ms, s, m, h or d")),
     };
     if duration.is_zero() {
         return Err("must be longer than zero".into());

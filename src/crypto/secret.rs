@@ -34,6 +34,14 @@ impl<T: Zeroize> From<T> for Secret<T> {
     }
 }
 
+/// Request bodies may carry secrets (passwords, tokens): they deserialize straight into a
+/// `Secret`, never into a plain `String` that outlives the request.
+impl<'de> serde::Deserialize<'de> for Secret<String> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,13 @@
 //! body limit → panic catcher → router → per-endpoint gate → handler.
 
 pub mod endpoint;
+mod error;
 mod gate;
 pub mod headers;
 pub mod json;
 pub mod openapi;
+pub mod pagination;
+pub mod path;
 pub mod problem;
 pub mod request_id;
 pub mod server;
@@ -36,11 +39,20 @@ use problem::Problem;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// The client's IP as Bulwark trusts it (the peer, or the forwarded address when the peer
+/// is a trusted proxy): what rate limits, lockouts and the audit log use.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
 /// Every endpoint of the API, from every area.
 pub fn endpoints() -> Vec<Endpoint> {
     let mut all = vec![];
     all.extend(crate::telemetry::health::endpoints());
     all.extend(openapi_endpoints());
+    all.extend(crate::identity::routes::endpoints());
+    all.extend(crate::tenancy::routes::endpoints());
+    all.extend(crate::tenancy::platform::endpoints());
+    all.extend(crate::audit::routes::endpoints());
     all
 }
 

@@ -61,6 +61,8 @@ pub struct Problem {
     pub extra: Option<Map<String, Value>>,
     /// For the log only.
     pub cause: Option<String>,
+    /// Seconds, sent as `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -78,6 +80,7 @@ impl Problem {
             errors: None,
             extra: None,
             cause: None,
+            retry_after: None,
         }
     }
 
@@ -126,6 +129,11 @@ impl Problem {
 
     pub fn with_cause(mut self, cause: impl std::fmt::Display) -> Self {
         self.cause = Some(cause.to_string());
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
         self
     }
 
@@ -198,6 +206,14 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
     }
     let bytes = problem.body(&request_id);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if let Some(seconds) = problem.retry_after {
+        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if status == StatusCode::UNAUTHORIZED && !parts.headers.contains_key(header::WWW_AUTHENTICATE) {
+        parts
+            .headers
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"bulwark\""));
+    }
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
 }

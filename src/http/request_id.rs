@@ -14,7 +14,7 @@ use axum::response::Response;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use super::ClientAddr;
+use super::{ClientAddr, ClientIp};
 
 pub const HEADER: &str = "x-request-id";
 
@@ -42,6 +42,9 @@ pub async fn track_requests(mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path: String = request.uri().path().chars().take(200).collect();
     let client_ip = request.extensions().get::<ClientAddr>().map(|addr| addr.0.ip());
+    if let Some(ip) = client_ip {
+        request.extensions_mut().insert(ClientIp(ip));
+    }
     let span = tracing::info_span!(
         "request",
         request_id = %id,

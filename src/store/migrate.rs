@@ -40,8 +40,10 @@ macro_rules! migration {
     };
 }
 
-pub const MIGRATIONS_SQLITE: &[Embedded] = &[migration!("sqlite", 1, "0001", "platform")];
-pub const MIGRATIONS_POSTGRES: &[Embedded] = &[migration!("postgres", 1, "0001", "platform")];
+pub const MIGRATIONS_SQLITE: &[Embedded] =
+    &[migration!("sqlite", 1, "0001", "platform"), migration!("sqlite", 2, "0002", "identity")];
+pub const MIGRATIONS_POSTGRES: &[Embedded] =
+    &[migration!("postgres", 1, "0001", "platform"), migration!("postgres", 2, "0002", "identity")];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {
     Migrator::with_migrations(

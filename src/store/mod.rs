@@ -9,6 +9,7 @@
 #![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
 
 mod migrate;
+mod tx;
 
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use sqlx::sqlite::{
 
 use crate::config::{DatabaseConfig, DatabaseUrl};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, RoleReport};
+pub use tx::{AsRawTx, RawTx, SystemTx, TenantTx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -45,6 +47,9 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("the database refused the operation")]
     Database(#[source] sqlx::Error),
+    /// A unique constraint: the caller decides what it means (a taken email, a race).
+    #[error("a unique value is already taken")]
+    Conflict(#[source] sqlx::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -58,6 +63,7 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => StoreError::Unavailable(err),
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(err),
             other => StoreError::Database(other),
         }
     }

@@ -1,8 +1,15 @@
-//! Tenants, roles and permissions, and the `TenantScope` every tenant-owned query takes.
+//! Tenants, roles and permissions, the `TenantScope` every tenant-owned query takes, and the
+//! members of a tenant (users, invitations).
 //!
 //! The role → permission table is fixed in code (spec §2): reviewing who may do what means
 //! reading `Role::permissions`, nothing else.
 
+pub mod members;
+pub mod platform;
 mod roles;
+pub mod routes;
+mod scope;
+pub mod store;
 
 pub use roles::{Permission, Role};
+pub use scope::{Actor, TenantScope};

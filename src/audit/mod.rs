@@ -1,0 +1,203 @@
+//! The tamper-evident audit log.
+//!
+//! Every security and business-sensitive action appends an event in the same transaction as
+//! the change it describes, so a change without its event (or the reverse) cannot commit.
+//! Events form one hash chain per tenant (platform events, with no tenant, chain under the
+//! nil UUID): each stores SHA-256 over the previous event's hash and a canonical encoding of
+//! its own fields. `verify` walks the chains; any edit, deletion or reordering breaks them.
+//! On PostgreSQL the application role may only INSERT and SELECT audit rows.
+//!
+//! This module never records secrets: details hold ids, counts and reasons, not values.
+
+mod chain;
+pub mod routes;
+mod store;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde_json::{Map, Value};
+
+pub use chain::{Broken, VerifyReport, verify};
+pub use store::{AuditQuery, AuditRow};
+
+use crate::http::ClientIp;
+use crate::http::request_id::RequestId;
+use crate::ids::{AuditEventId, TenantId, UserId};
+use crate::store::{StoreError, SystemTx, TenantTx};
+use crate::tenancy::{Actor, TenantScope};
+
+macro_rules! actions {
+    ($($variant:ident = $name:literal),+ $(,)?) => {
+        /// The closed list of audit actions (docs/CONTROLS.md lists them too).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Action { $($variant),+ }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Action::$variant => $name),+ }
+            }
+        }
+    };
+}
+
+actions! {
+    AuthSignup = "auth.signup",
+    AuthLogin = "auth.login",
+    AuthLoginFailed = "auth.login_failed",
+    AuthLockout = "auth.lockout",
+    AuthRefreshReuse = "auth.refresh_reuse",
+    AuthLogout = "auth.logout",
+    SessionRevoke = "session.revoke",
+    AuthPasswordChange = "auth.password_change",
+    InvitationCreate = "invitation.create",
+    InvitationAccept = "invitation.accept",
+    UserRoleChange = "user.role_change",
+    UserDeactivate = "user.deactivate",
+    UserImport = "user.import",
+    ApiKeyCreate = "api_key.create",
+    ApiKeyRevoke = "api_key.revoke",
+    PlatformSuperadminCreate = "platform.superadmin_create",
+    PlatformTenantsList = "platform.tenants_list",
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// Where a request came from, for audit events.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl RequestContext {
+    /// For CLI commands and workers.
+    pub fn system() -> RequestContext {
+        RequestContext::default()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestContext {
+            ip: parts.extensions.get::<ClientIp>().map(|ip| ip.0.to_string()),
+            user_agent: parts
+                .headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(256).collect()),
+            request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
+        })
+    }
+}
+
+/// One event, built with the methods below and handed to `record`.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub action: Action,
+    pub outcome: Outcome,
+    pub actor_type: &'static str,
+    pub actor_id: Option<String>,
+    pub target_type: Option<&'static str>,
+    pub target_id: Option<String>,
+    pub details: Map<String, Value>,
+}
+
+impl Event {
+    pub fn new(action: Action) -> Event {
+        Event {
+            action,
+            outcome: Outcome::Success,
+            actor_type: "anonymous",
+            actor_id: None,
+            target_type: None,
+            target_id: None,
+            details: Map::new(),
+        }
+    }
+
+    pub fn failure(mut self) -> Event {
+        self.outcome = Outcome::Failure;
+        self
+    }
+
+    pub fn by_user(mut self, user: UserId) -> Event {
+        self.actor_type = "user";
+        self.actor_id = Some(user.to_string());
+        self
+    }
+
+    pub fn by(mut self, actor: &Actor) -> Event {
+        match actor {
+            Actor::User { user_id, .. } => {
+                self.actor_type = "user";
+                self.actor_id = Some(user_id.to_string());
+            }
+            Actor::ApiKey { key_id, .. } => {
+                self.actor_type = "api_key";
+                self.actor_id = Some(key_id.to_string());
+            }
+            Actor::System { reason } => {
+                self.actor_type = "system";
+                self.actor_id = Some((*reason).to_owned());
+            }
+        }
+        self
+    }
+
+    pub fn by_scope(self, scope: &TenantScope) -> Event {
+        self.by(scope.actor())
+    }
+
+    pub fn by_system(self, reason: &'static str) -> Event {
+        self.by(&Actor::System { reason })
+    }
+
+    pub fn target(mut self, kind: &'static str, id: impl ToString) -> Event {
+        self.target_type = Some(kind);
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Event {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// Appends an event to the chain of the transaction's tenant.
+pub async fn record(
+    tx: &mut TenantTx,
+    ctx: &RequestContext,
+    event: Event,
+) -> Result<AuditEventId, StoreError> {
+    let tenant = tx.tenant_id();
+    store::append(tx, Some(tenant), ctx, &event).await
+}
+
+/// Appends an event from platform work: to `tenant`'s chain, or the platform chain.
+pub async fn record_platform(
+    tx: &mut SystemTx,
+    tenant: Option<TenantId>,
+    ctx: &RequestContext,
+    event: Event,
+) -> Result<AuditEventId, StoreError> {
+    store::append(tx, tenant, ctx, &event).await
+}

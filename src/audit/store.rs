@@ -1,0 +1,208 @@
+//! SQL of the audit log.
+
+#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::chain::{Canonical, GENESIS, event_hash};
+use super::{Event, RequestContext};
+use crate::ids::{AuditEventId, TenantId};
+use crate::on_tx;
+use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx};
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct AuditRow {
+    pub id: Uuid,
+    pub chain_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub seq: i64,
+    pub occurred_at: i64,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+pub(super) async fn append(
+    tx: &mut impl AsRawTx,
+    tenant: Option<TenantId>,
+    ctx: &RequestContext,
+    event: &Event,
+) -> Result<AuditEventId, StoreError> {
+    let chain = tenant.unwrap_or(TenantId::PLATFORM).as_uuid();
+    let tenant = tenant.map(|t| t.as_uuid());
+    // The head row serializes appends to one chain: created once, then locked (PostgreSQL)
+    // or protected by SQLite's single writer.
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO audit_heads (chain_id, tenant_id, seq, hash) VALUES ($1, $2, 0, $3) \
+         ON CONFLICT (chain_id) DO NOTHING"
+    )
+    .bind(chain)
+    .bind(tenant)
+    .bind(GENESIS.to_vec())
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let lock = match tx.backend() {
+        Backend::Postgres => "SELECT seq, hash FROM audit_heads WHERE chain_id = $1 FOR UPDATE",
+        Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE chain_id = $1",
+    };
+    let (head_seq, head_hash): (i64, Vec<u8>) =
+        on_tx!(tx, |c| sqlx::query_as(lock).bind(chain).fetch_one(c).await)?;
+
+    let id = AuditEventId::new();
+    let details = serde_json::to_string(&event.details).unwrap_or_else(|_| "{}".into());
+    let occurred_at = crate::clock::now_ms();
+    let row = AuditRow {
+        id: id.as_uuid(),
+        chain_id: chain,
+        tenant_id: tenant,
+        seq: head_seq + 1,
+        occurred_at,
+        actor_type: event.actor_type.to_owned(),
+        actor_id: event.actor_id.clone(),
+        action: event.action.as_str().to_owned(),
+        target_type: event.target_type.map(str::to_owned),
+        target_id: event.target_id.clone(),
+        outcome: event.outcome.as_str().to_owned(),
+        ip: ctx.ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+        request_id: ctx.request_id.clone(),
+        details,
+        prev_hash: head_hash,
+        hash: vec![],
+    };
+    let hash = event_hash(&row.prev_hash, &Canonical::of(&row));
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, \
+         action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    )
+    .bind(row.id)
+    .bind(row.chain_id)
+    .bind(row.tenant_id)
+    .bind(row.seq)
+    .bind(row.occurred_at)
+    .bind(&row.actor_type)
+    .bind(&row.actor_id)
+    .bind(&row.action)
+    .bind(&row.target_type)
+    .bind(&row.target_id)
+    .bind(&row.outcome)
+    .bind(&row.ip)
+    .bind(&row.user_agent)
+    .bind(&row.request_id)
+    .bind(&row.details)
+    .bind(&row.prev_hash)
+    .bind(hash.to_vec())
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    on_tx!(tx, |c| sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain_id = $1")
+        .bind(chain)
+        .bind(row.seq)
+        .bind(hash.to_vec())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(id)
+}
+
+/// Filters of `GET /audit-events`.
+#[derive(Debug, Default, Clone)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    /// Events with a smaller sequence number than this (newest first).
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+pub async fn list(tx: &mut TenantTx, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+    let tenant = tx.tenant_id().as_uuid();
+    let sql = "SELECT id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, action, \
+        target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash \
+        FROM audit_events WHERE chain_id = $1 \
+        AND ($2 IS NULL OR action = $2) AND ($3 IS NULL OR actor_id = $3) \
+        AND ($4 IS NULL OR occurred_at >= $4) AND ($5 IS NULL OR occurred_at < $5) \
+        AND ($6 IS NULL OR seq < $6) ORDER BY seq DESC LIMIT $7";
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, AuditRow>(sql)
+        .bind(tenant)
+        .bind(&query.action)
+        .bind(&query.actor_id)
+        .bind(query.from_ms)
+        .bind(query.to_ms)
+        .bind(query.before_seq)
+        .bind(query.limit)
+        .fetch_all(c)
+        .await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeadRow {
+    pub chain_id: Uuid,
+    pub seq: i64,
+    pub hash: Vec<u8>,
+}
+
+/// Every chain, from the heads and from the events (a chain whose head row was deleted
+/// still gets verified).
+pub(super) async fn chains(
+    tx: &mut SystemTx,
+    only: Option<Uuid>,
+) -> Result<Vec<(Uuid, Option<HeadRow>)>, StoreError> {
+    let heads: Vec<HeadRow> = on_tx!(tx, |c| sqlx::query_as(
+        "SELECT chain_id, seq, hash FROM audit_heads \
+         WHERE ($1 IS NULL OR chain_id = $1) ORDER BY chain_id"
+    )
+    .bind(only)
+    .fetch_all(c)
+    .await)?;
+    let ids: Vec<Uuid> = on_tx!(tx, |c| {
+        sqlx::query_scalar(
+        "SELECT DISTINCT chain_id FROM audit_events WHERE ($1 IS NULL OR chain_id = $1) ORDER BY chain_id"
+    )
+    .bind(only)
+    .fetch_all(c)
+    .await
+    })?;
+    let mut all: Vec<(Uuid, Option<HeadRow>)> =
+        heads.into_iter().map(|head| (head.chain_id, Some(head))).collect();
+    for id in ids {
+        if !all.iter().any(|(chain, _)| *chain == id) {
+            all.push((id, None));
+        }
+    }
+    Ok(all)
+}
+
+pub(super) async fn chain_page(
+    tx: &mut SystemTx,
+    chain: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, AuditRow>(
+        "SELECT id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, action, \
+         target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash \
+         FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    )
+    .bind(chain)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(c)
+    .await)?)
+}

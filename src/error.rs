@@ -1,0 +1,52 @@
+//! The domain layer's one error type. Handlers return it (through `?`) and
+//! `http::error` maps each variant to a problem in one exhaustive match, so a new variant
+//! forces a decision about what the client sees.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// A missing object, or one of another tenant: the two must be indistinguishable.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Login failed, for whatever reason (unknown account, wrong password, locked,
+    /// deactivated): one answer for all, so none can be told apart.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Missing, malformed, expired or revoked credentials on a protected route. The reason
+    /// is for the log only.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// Authenticated but not allowed; the text is safe to show.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("a recent second factor is required")]
+    StepUpRequired,
+    #[error("the tenant requires multi-factor authentication")]
+    MfaEnrollmentRequired,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// Input that parsed but breaks a rule: (field, message), messages never echo values.
+    #[error("invalid input")]
+    Invalid(Vec<(String, String)>),
+    #[error("signup is closed")]
+    SignupClosed,
+    /// Too many failed attempts from this client; retry after the given seconds.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: u64 },
+    /// A bounded resource (the password-hashing queue) is full.
+    #[error("busy")]
+    Busy { retry_after: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        DomainError::Invalid(vec![(field.to_owned(), message.into())])
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

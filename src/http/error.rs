@@ -1,0 +1,95 @@
+//! DomainError → problem+json, in one exhaustive match.
+
+use axum::http::StatusCode;
+
+use super::json::validation_failed;
+use super::problem::{FieldError, Problem};
+use crate::error::DomainError;
+use crate::store::StoreError;
+
+impl From<DomainError> for Problem {
+    fn from(err: DomainError) -> Problem {
+        use StatusCode as S;
+        match err {
+            DomainError::NotFound(what) => {
+                Problem::new(S::NOT_FOUND, "not_found", "Not found", format!("No such {what}."))
+            }
+            DomainError::InvalidCredentials => Problem::new(
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid credentials",
+                "The email or password is incorrect.",
+            ),
+            DomainError::Unauthenticated(reason) => Problem::new(
+                S::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                "Send a valid, unexpired access token or API key.",
+            )
+            .with_cause(reason),
+            DomainError::Forbidden(detail) => {
+                Problem::new(S::FORBIDDEN, "forbidden", "Forbidden", detail)
+            }
+            DomainError::StepUpRequired => Problem::new(
+                S::FORBIDDEN,
+                "step_up_required",
+                "Step-up required",
+                "Confirm your second factor at /api/v1/auth/step-up, then retry.",
+            ),
+            DomainError::MfaEnrollmentRequired => Problem::new(
+                S::FORBIDDEN,
+                "mfa_enrollment_required",
+                "MFA enrollment required",
+                "Your organisation requires multi-factor authentication; enrol a second factor first.",
+            ),
+            DomainError::Conflict(detail) => {
+                Problem::new(S::CONFLICT, "conflict", "Conflict", detail)
+            }
+            DomainError::Invalid(errors) => validation_failed(
+                errors.into_iter().map(|(field, message)| FieldError { field, message }).collect(),
+            ),
+            DomainError::SignupClosed => Problem::new(
+                S::FORBIDDEN,
+                "signup_closed",
+                "Signup closed",
+                "Open signup is disabled; ask an administrator for an invitation.",
+            ),
+            DomainError::TooManyAttempts { retry_after } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "Too many attempts",
+                "Too many failed attempts from this client; see Retry-After.",
+            )
+            .with_retry_after(retry_after),
+            DomainError::Busy { retry_after } => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "busy",
+                "Busy",
+                "The server is busy; retry after the Retry-After delay.",
+            )
+            .with_retry_after(retry_after),
+            DomainError::Store(StoreError::Unavailable(cause)) => {
+                Problem::for_status(S::SERVICE_UNAVAILABLE).with_retry_after(1).with_cause(cause)
+            }
+            DomainError::Store(StoreError::Conflict(cause)) => Problem::new(
+                S::CONFLICT,
+                "conflict",
+                "Conflict",
+                "The request conflicts with the current state; retry it.",
+            )
+            .with_cause(cause),
+            DomainError::Store(other) => {
+                Problem::for_status(S::INTERNAL_SERVER_ERROR).with_cause(format!("{other:?}"))
+            }
+            DomainError::Internal(cause) => {
+                Problem::for_status(S::INTERNAL_SERVER_ERROR).with_cause(cause)
+            }
+        }
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Problem {
+        DomainError::Store(err).into()
+    }
+}

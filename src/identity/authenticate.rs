@@ -1,0 +1,78 @@
+//! Turns the `Authorization` header into a `Principal`, or refuses.
+//!
+//! `Bearer <jwt>` is an access token: signature, algorithm, issuer, audience and lifetime
+//! are checked, then its session must still be live. `Bearer bwk_…` is an API key. There is
+//! no anonymous fallback: a present but bad credential is refused, never ignored.
+
+use axum::http::{HeaderMap, header};
+
+use super::{Credential, Principal, api_keys};
+use crate::app::AppState;
+use crate::clock::now_ms;
+use crate::error::DomainError;
+use crate::ids::TenantId;
+use crate::tenancy::Role;
+
+/// Longest credential we look at; anything longer is refused unparsed.
+const MAX_CREDENTIAL: usize = 4096;
+
+pub async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Principal, DomainError> {
+    let token = bearer(headers)?;
+    if token.starts_with(api_keys::API_KEY_PREFIX) {
+        return api_keys::authenticate(app, token).await;
+    }
+    let identity = app.identity();
+    let claims = identity
+        .tokens
+        .verify(token)
+        .map_err(|_| DomainError::Unauthenticated("invalid access token"))?;
+    let now = now_ms();
+    let live = identity
+        .sessions
+        .is_live(app.store(), claims.sid, identity.settings.session_idle_ms, now)
+        .await?;
+    if !live {
+        return Err(DomainError::Unauthenticated("session revoked or expired"));
+    }
+    let credential = Credential::Session(claims.sid);
+    if claims.role == "superadmin" {
+        return Ok(Principal {
+            user_id: claims.sub,
+            tenant_id: None,
+            role: None,
+            superadmin: true,
+            credential,
+        });
+    }
+    let role =
+        Role::parse(&claims.role).ok_or(DomainError::Unauthenticated("unknown role claim"))?;
+    if claims.tid == TenantId::PLATFORM {
+        return Err(DomainError::Unauthenticated("tenant claim missing"));
+    }
+    Ok(Principal {
+        user_id: claims.sub,
+        tenant_id: Some(claims.tid),
+        role: Some(role),
+        superadmin: false,
+        credential,
+    })
+}
+
+/// The credential of `Authorization: Bearer <credential>`.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, DomainError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(DomainError::Unauthenticated("no Authorization header"))?
+        .to_str()
+        .map_err(|_| DomainError::Unauthenticated("Authorization is not ASCII"))?;
+    let (scheme, credential) =
+        value.split_once(' ').ok_or(DomainError::Unauthenticated("Authorization is not Bearer"))?;
+    let credential = credential.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || credential.is_empty() {
+        return Err(DomainError::Unauthenticated("Authorization is not Bearer"));
+    }
+    if credential.len() > MAX_CREDENTIAL {
+        return Err(DomainError::Unauthenticated("credential too long"));
+    }
+    Ok(credential)
+}

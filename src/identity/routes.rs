@@ -1,0 +1,352 @@
+//! `/api/v1/auth/*`, `/api/v1/me` and `/api/v1/api-keys`: thin handlers over `login` and
+//! `api_keys`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
+
+use super::api_keys::{self, NewApiKey};
+use super::login::{self, LoginOutcome, SignupInput, TokenPair};
+use super::{Principal, store as db};
+use crate::app::AppState;
+use crate::audit::{Action, RequestContext};
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::crypto::Secret;
+use crate::error::DomainError;
+use crate::http::json::Json;
+use crate::http::pagination::{Page, PageQuery};
+use crate::http::path::Id;
+use crate::http::problem::Problem;
+use crate::http::{Endpoint, RateCategory};
+use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
+use crate::tenancy::{Permission, TenantScope};
+
+pub fn endpoints() -> Vec<Endpoint> {
+    use RateCategory::*;
+    vec![
+        Endpoint::public(routes!(signup), Auth).idempotent(),
+        Endpoint::public(routes!(login), Auth),
+        Endpoint::public(routes!(refresh), Auth),
+        Endpoint::authenticated(routes!(logout), Write),
+        Endpoint::authenticated(routes!(list_sessions), Read),
+        Endpoint::authenticated(routes!(delete_session), Write),
+        Endpoint::authenticated(routes!(change_password), Sensitive),
+        Endpoint::authenticated(routes!(me), Read),
+        Endpoint::permission(routes!(create_api_key), Permission::ApiKeysManage, Sensitive)
+            .step_up()
+            .idempotent(),
+        Endpoint::permission(routes!(list_api_keys), Permission::ApiKeysManage, Read),
+        Endpoint::permission(routes!(revoke_api_key), Permission::ApiKeysManage, Write),
+    ]
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    tenant_name: String,
+    email: String,
+    #[schema(value_type = String, format = Password)]
+    password: Secret<String>,
+    display_name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignupResponse {
+    tenant_id: TenantId,
+    user_id: UserId,
+}
+
+/// Create a tenant and its owner.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
+    responses((status = 201, body = SignupResponse),
+              (status = 409, description = "The email has an account", body = crate::http::problem::ProblemBody, content_type = "application/problem+json")))]
+async fn signup(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    Json(body): Json<SignupRequest>,
+) -> Result<Response, Problem> {
+    let (tenant_id, user_id) = login::signup(
+        &app,
+        &ctx,
+        SignupInput {
+            tenant_name: body.tenant_name,
+            email: body.email,
+            password: body.password,
+            display_name: body.display_name,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(SignupResponse { tenant_id, user_id })).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    #[schema(value_type = String, format = Password)]
+    password: Secret<String>,
+}
+
+/// Log in with email and password. Every failure is the same 401.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair)))]
+async fn login(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    Json(body): Json<LoginRequest>,
+) -> Result<Json<TokenPair>, Problem> {
+    if body.email.len() > 254 || body.password.expose().len() > 1024 {
+        // Still one uniform answer; skip hashing absurd inputs.
+        return Err(DomainError::InvalidCredentials.into());
+    }
+    match login::login(&app, &ctx, &body.email, &body.password).await? {
+        LoginOutcome::Tokens(pair) => Ok(Json(pair)),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    #[schema(value_type = String, format = Password)]
+    refresh_token: Secret<String>,
+}
+
+/// Exchange a refresh token for a new pair; the presented token is spent.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair)))]
+async fn refresh(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Json<TokenPair>, Problem> {
+    Ok(Json(login::refresh(&app, &ctx, &body.refresh_token).await?))
+}
+
+/// End the current session.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204)))]
+async fn logout(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+) -> Result<StatusCode, Problem> {
+    login::logout(&app, &ctx, &principal).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    id: SessionId,
+    created_at: String,
+    last_used_at: String,
+    expires_at: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    /// The session of this request.
+    current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    items: Vec<SessionView>,
+    next_cursor: Option<String>,
+}
+
+/// The caller's live sessions.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", responses((status = 200, body = SessionList)))]
+async fn list_sessions(
+    State(app): State<AppState>,
+    principal: Principal,
+) -> Result<Json<SessionList>, Problem> {
+    let current = principal.session_id();
+    let items = login::sessions(&app, &principal)
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            id: SessionId(s.id),
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.expires_at),
+            ip: s.ip,
+            user_agent: s.user_agent,
+            current: current == Some(SessionId(s.id)),
+        })
+        .collect();
+    Ok(Json(SessionList { items, next_cursor: None }))
+}
+
+/// Revoke one of the caller's sessions.
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth",
+    params(("id" = SessionId, Path, description = "Session id")), responses((status = 204)))]
+async fn delete_session(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    Id(id): Id<SessionId>,
+) -> Result<StatusCode, Problem> {
+    login::revoke_own_session(&app, &ctx, &principal, id, Action::SessionRevoke).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    #[schema(value_type = String, format = Password)]
+    current_password: Secret<String>,
+    #[schema(value_type = String, format = Password)]
+    new_password: Secret<String>,
+}
+
+/// Change the caller's password; every other session is revoked.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
+    responses((status = 204)))]
+async fn change_password(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    Json(body): Json<PasswordChange>,
+) -> Result<StatusCode, Problem> {
+    login::change_password(&app, &ctx, &principal, &body.current_password, &body.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    user_id: UserId,
+    /// Null for the platform super-admin.
+    tenant_id: Option<TenantId>,
+    email: String,
+    display_name: String,
+    /// A tenant role, or `superadmin`.
+    role: String,
+    /// Set when the caller authenticated with an API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key_id: Option<ApiKeyId>,
+}
+
+/// Who the caller is.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = Me)))]
+async fn me(State(app): State<AppState>, principal: Principal) -> Result<Json<Me>, Problem> {
+    let mut tx = app.store().system_read().await?;
+    let user =
+        db::user_by_id(&mut tx, principal.user_id()).await?.ok_or(DomainError::NotFound("user"))?;
+    tx.commit().await?;
+    let role = match principal.role() {
+        Some(role) => role.as_str().to_owned(),
+        None => "superadmin".to_owned(),
+    };
+    Ok(Json(Me {
+        user_id: principal.user_id(),
+        tenant_id: principal.tenant_id(),
+        email: user.email,
+        display_name: user.display_name,
+        role,
+        api_key_id: match principal.credential() {
+            super::Credential::ApiKey { id, .. } => Some(*id),
+            super::Credential::Session(_) => None,
+        },
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRequest {
+    name: String,
+    scopes: Vec<Permission>,
+    /// RFC 3339; the key stops working then.
+    expires_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyView {
+    id: ApiKeyId,
+    name: String,
+    /// Identifies the key (`bwk_<prefix>_…`); not secret.
+    prefix: String,
+    scopes: Vec<Permission>,
+    created_by: UserId,
+    created_at: String,
+    expires_at: Option<String>,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+impl From<db::ApiKeyRow> for ApiKeyView {
+    fn from(row: db::ApiKeyRow) -> Self {
+        ApiKeyView {
+            id: ApiKeyId(row.id),
+            name: row.name,
+            prefix: row.prefix,
+            scopes: api_keys::decode_scopes(&row.scopes),
+            created_by: UserId(row.created_by),
+            created_at: rfc3339(row.created_at),
+            expires_at: row.expires_at.map(rfc3339),
+            last_used_at: row.last_used_at.map(rfc3339),
+            revoked_at: row.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyCreatedView {
+    #[serde(flatten)]
+    view: ApiKeyView,
+    /// The key itself. Shown only in this response; store it now.
+    key: String,
+}
+
+/// Create an API key (shown once). Its scopes must be a subset of the caller's permissions.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = ApiKeyRequest,
+    responses((status = 201, body = ApiKeyCreatedView)))]
+async fn create_api_key(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Json(body): Json<ApiKeyRequest>,
+) -> Result<Response, Problem> {
+    let expires_at = match body.expires_at.as_deref() {
+        None => None,
+        Some(text) => Some(
+            parse_rfc3339(text)
+                .ok_or_else(|| DomainError::invalid("expires_at", "must be an RFC 3339 time"))?,
+        ),
+    };
+    let created = api_keys::create(
+        &app,
+        &scope,
+        &ctx,
+        NewApiKey { name: body.name, scopes: body.scopes, expires_at },
+    )
+    .await?;
+    let view = ApiKeyCreatedView { view: created.row.into(), key: created.key.expose().clone() };
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// The tenant's API keys (never the secrets).
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(PageQuery),
+    responses((status = 200, body = Page<ApiKeyView>)))]
+async fn list_api_keys(
+    State(app): State<AppState>,
+    scope: TenantScope,
+    page: crate::http::json::Query<PageQuery>,
+) -> Result<Json<Page<ApiKeyView>>, Problem> {
+    let limit = page.0.limit()?;
+    let rows = api_keys::list(&app, &scope, page.0.after::<ApiKeyId>()?, limit + 1).await?;
+    Ok(Json(Page::from_rows(rows, limit, |row| ApiKeyId(row.id).to_string(), ApiKeyView::from)))
+}
+
+/// Revoke an API key.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys",
+    params(("id" = ApiKeyId, Path, description = "API key id")), responses((status = 204)))]
+async fn revoke_api_key(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Id(id): Id<ApiKeyId>,
+) -> Result<StatusCode, Problem> {
+    api_keys::revoke(&app, &scope, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,558 @@
+//! SQL of identity: users (as accounts), sessions, refresh tokens, API keys and the
+//! login-failure counters.
+//!
+//! Lookups by email, token hash or key prefix happen before any tenant is known, so they take
+//! a `SystemTx`; changes inside a tenant take its `TenantTx` and filter by its tenant too.
+
+#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
+
+use uuid::Uuid;
+
+use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
+use crate::on_tx;
+use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Option<String>,
+    pub is_superadmin: bool,
+    pub status: String,
+    pub created_at: i64,
+}
+
+impl UserRow {
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+pub struct NewUser<'a> {
+    pub id: UserId,
+    pub tenant_id: Option<TenantId>,
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: &'a str,
+    pub role: Option<&'a str>,
+    pub is_superadmin: bool,
+    pub now: i64,
+}
+
+pub async fn insert_tenant(
+    tx: &mut SystemTx,
+    id: TenantId,
+    name: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO tenants (id, name, status, created_at) VALUES ($1, $2, 'active', $3)"
+    )
+    .bind(id)
+    .bind(name)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// `StoreError::Conflict` when the email is taken.
+pub async fn insert_user(tx: &mut impl AsRawTx, user: &NewUser<'_>) -> Result<(), StoreError> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, display_name, password_hash, role, is_superadmin, \
+         status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8)"
+    )
+    .bind(user.id)
+    .bind(user.tenant_id)
+    .bind(user.email)
+    .bind(user.display_name)
+    .bind(user.password_hash)
+    .bind(user.role)
+    .bind(user.is_superadmin)
+    .bind(user.now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+pub async fn user_by_email(tx: &mut SystemTx, email: &str) -> Result<Option<UserRow>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, UserRow>(
+        "SELECT id, tenant_id, email, display_name, password_hash, role, is_superadmin, status, \
+         created_at FROM users WHERE email = $1"
+    )
+    .bind(email)
+    .fetch_optional(c)
+    .await)?)
+}
+
+pub async fn user_by_id(tx: &mut SystemTx, id: UserId) -> Result<Option<UserRow>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, UserRow>(
+        "SELECT id, tenant_id, email, display_name, password_hash, role, is_superadmin, status, \
+         created_at FROM users WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await)?)
+}
+
+pub async fn set_password_hash(
+    tx: &mut impl AsRawTx,
+    user: UserId,
+    hash: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1"
+    )
+    .bind(user)
+    .bind(hash)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+// --- sessions and refresh tokens ------------------------------------------------------
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub user_id: Uuid,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub step_up_at: Option<i64>,
+}
+
+pub struct NewSession<'a> {
+    pub id: SessionId,
+    pub tenant_id: Option<TenantId>,
+    pub user_id: UserId,
+    pub now: i64,
+    pub expires_at: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// A login that completed a second factor counts as a step-up at its own time.
+    pub step_up_at: Option<i64>,
+}
+
+pub async fn insert_session(tx: &mut SystemTx, s: &NewSession<'_>) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at, ip, \
+         user_agent, step_up_at) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8)"
+    )
+    .bind(s.id)
+    .bind(s.tenant_id)
+    .bind(s.user_id)
+    .bind(s.now)
+    .bind(s.expires_at)
+    .bind(s.ip)
+    .bind(s.user_agent)
+    .bind(s.step_up_at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn session(tx: &mut SystemTx, id: SessionId) -> Result<Option<SessionRow>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, SessionRow>(
+        "SELECT id, tenant_id, user_id, created_at, last_used_at, expires_at, ip, user_agent, \
+         revoked_at, step_up_at FROM sessions WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await)?)
+}
+
+/// Live sessions of a user, newest first.
+pub async fn sessions_of_user(
+    tx: &mut SystemTx,
+    user: UserId,
+    now: i64,
+) -> Result<Vec<SessionRow>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, SessionRow>(
+        "SELECT id, tenant_id, user_id, created_at, last_used_at, expires_at, ip, user_agent, \
+         revoked_at, step_up_at FROM sessions \
+         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+         ORDER BY created_at DESC LIMIT 200"
+    )
+    .bind(user)
+    .bind(now)
+    .fetch_all(c)
+    .await)?)
+}
+
+/// Whether a session may still be used: not revoked, not expired, its user active.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionState {
+    pub revoked_at: Option<i64>,
+    pub expires_at: i64,
+    pub last_used_at: i64,
+    pub status: String,
+}
+
+pub async fn session_state(
+    tx: &mut SystemTx,
+    id: SessionId,
+) -> Result<Option<SessionState>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, SessionState>(
+        "SELECT s.revoked_at, s.expires_at, s.last_used_at, u.status FROM sessions s \
+         JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await)?)
+}
+
+pub async fn touch_session(tx: &mut SystemTx, id: SessionId, now: i64) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn set_step_up(tx: &mut SystemTx, id: SessionId, at: i64) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query("UPDATE sessions SET step_up_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Revokes one session of `user`; false when there is no such live session.
+pub async fn revoke_session(
+    tx: &mut SystemTx,
+    user: UserId,
+    id: SessionId,
+    reason: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, |c| sqlx::query(
+        "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
+         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
+    )
+    .bind(id)
+    .bind(user)
+    .bind(now)
+    .bind(reason)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Revokes every live session of a user but `keep`; returns the revoked ids (for the cache).
+pub async fn revoke_user_sessions(
+    tx: &mut impl AsRawTx,
+    user: UserId,
+    keep: Option<SessionId>,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<SessionId>, StoreError> {
+    let ids: Vec<Uuid> = on_tx!(tx, |c| sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
+         WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2) RETURNING id"
+    )
+    .bind(user)
+    .bind(keep)
+    .bind(now)
+    .bind(reason)
+    .fetch_all(c)
+    .await)?;
+    Ok(ids.into_iter().map(SessionId).collect())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshRow {
+    pub session_id: Uuid,
+    pub spent_at: Option<i64>,
+}
+
+pub async fn insert_refresh_token(
+    tx: &mut SystemTx,
+    hash: &[u8],
+    session: SessionId,
+    tenant: Option<TenantId>,
+    now: i64,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, tenant_id, issued_at) VALUES ($1, $2, $3, $4)"
+    )
+    .bind(hash)
+    .bind(session)
+    .bind(tenant)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+pub async fn refresh_token(
+    tx: &mut SystemTx,
+    hash: &[u8],
+) -> Result<Option<RefreshRow>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, RefreshRow>(
+        "SELECT session_id, spent_at FROM refresh_tokens WHERE token_hash = $1"
+    )
+    .bind(hash)
+    .fetch_optional(c)
+    .await)?)
+}
+
+/// Marks a token spent; false if it already was (a concurrent use: treated as reuse).
+pub async fn spend_refresh_token(
+    tx: &mut SystemTx,
+    hash: &[u8],
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, |c| sqlx::query(
+        "UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1 AND spent_at IS NULL"
+    )
+    .bind(hash)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+// --- API keys ----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub created_by: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub struct NewApiKeyRow<'a> {
+    pub id: ApiKeyId,
+    pub created_by: UserId,
+    pub name: &'a str,
+    pub prefix: &'a str,
+    pub secret_hash: &'a [u8],
+    pub scopes: &'a str,
+    pub expires_at: Option<i64>,
+    pub now: i64,
+}
+
+pub async fn insert_api_key(tx: &mut TenantTx, key: &NewApiKeyRow<'_>) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, created_by, name, prefix, secret_hash, scopes, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    )
+    .bind(key.id)
+    .bind(tenant)
+    .bind(key.created_by)
+    .bind(key.name)
+    .bind(key.prefix)
+    .bind(key.secret_hash)
+    .bind(key.scopes)
+    .bind(key.now)
+    .bind(key.expires_at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn list_api_keys(
+    tx: &mut TenantTx,
+    after: Option<ApiKeyId>,
+    limit: i64,
+) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, ApiKeyRow>(
+        "SELECT id, created_by, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at \
+         FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    )
+    .bind(tenant)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+    })?)
+}
+
+/// False when the tenant has no such live key.
+pub async fn revoke_api_key(tx: &mut TenantTx, id: ApiKeyId, now: i64) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let done = on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL"
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
+pub async fn revoke_user_api_keys(
+    tx: &mut TenantTx,
+    user: UserId,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let tenant = tx.tenant_id();
+    let done = on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE api_keys SET revoked_at = $3 WHERE created_by = $1 AND tenant_id = $2 AND revoked_at IS NULL"
+    )
+    .bind(user)
+    .bind(tenant)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(done)
+}
+
+/// What authenticating with a key needs: the key and its owner's current standing.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyAuthRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub created_by: Uuid,
+    pub secret_hash: Vec<u8>,
+    pub scopes: String,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub owner_role: Option<String>,
+    pub owner_status: String,
+}
+
+pub async fn api_key_by_prefix(
+    tx: &mut SystemTx,
+    prefix: &str,
+) -> Result<Option<ApiKeyAuthRow>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, ApiKeyAuthRow>(
+        "SELECT k.id, k.tenant_id, k.created_by, k.secret_hash, k.scopes, k.expires_at, k.revoked_at, \
+         k.last_used_at, u.role AS owner_role, u.status AS owner_status \
+         FROM api_keys k JOIN users u ON u.id = k.created_by WHERE k.prefix = $1"
+    )
+    .bind(prefix)
+    .fetch_optional(c)
+    .await
+    })?)
+}
+
+pub async fn touch_api_key(tx: &mut SystemTx, id: ApiKeyId, now: i64) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+// --- login-failure counters --------------------------------------------------------------
+
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct ThrottleRow {
+    pub key: String,
+    pub failures: i32,
+    pub window_started_at: i64,
+    pub locked_until: i64,
+    pub lock_count: i32,
+}
+
+pub async fn throttle(tx: &mut SystemTx, key: &str) -> Result<Option<ThrottleRow>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, ThrottleRow>(
+        "SELECT key, failures, window_started_at, locked_until, lock_count FROM login_throttle WHERE key = $1"
+    )
+    .bind(key)
+    .fetch_optional(c)
+    .await
+    })?)
+}
+
+/// The counter row, created if absent and locked for this transaction (PostgreSQL), so two
+/// failures at once both count.
+pub async fn throttle_for_update(
+    tx: &mut SystemTx,
+    key: &str,
+    now: i64,
+) -> Result<ThrottleRow, StoreError> {
+    on_tx!(tx, |c| sqlx::query(
+        "INSERT INTO login_throttle (key, failures, window_started_at, locked_until, lock_count) \
+         VALUES ($1, 0, $2, 0, 0) ON CONFLICT (key) DO NOTHING"
+    )
+    .bind(key)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let sql = match tx.backend() {
+        Backend::Postgres => {
+            "SELECT key, failures, window_started_at, locked_until, lock_count FROM login_throttle \
+             WHERE key = $1 FOR UPDATE"
+        }
+        Backend::Sqlite => {
+            "SELECT key, failures, window_started_at, locked_until, lock_count FROM login_throttle \
+             WHERE key = $1"
+        }
+    };
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, ThrottleRow>(sql).bind(key).fetch_one(c).await)?)
+}
+
+pub async fn save_throttle(tx: &mut SystemTx, row: &ThrottleRow) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE login_throttle SET failures = $2, window_started_at = $3, locked_until = $4, \
+         lock_count = $5 WHERE key = $1"
+    )
+    .bind(&row.key)
+    .bind(row.failures)
+    .bind(row.window_started_at)
+    .bind(row.locked_until)
+    .bind(row.lock_count)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn clear_throttle(tx: &mut SystemTx, key: &str) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+        .bind(key)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! The members of a tenant: listing, role changes, deactivation and invitations.
+//!
+//! Rules: nobody grants a role above their own or changes someone above them; the last
+//! active owner can be neither demoted nor deactivated; a role change or deactivation
+//! revokes the user's sessions (and, for deactivation, API keys) at once.
+
+use super::store::{self as db, InvitationRow, MemberRow, NewInvitation};
+use super::{Role, TenantScope};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event, RequestContext};
+use crate::clock::now_ms;
+use crate::crypto::Secret;
+use crate::error::{DomainError, DomainResult};
+use crate::identity::login::{check_new_account, insert_account};
+use crate::identity::store::{self as identity_db, NewUser};
+use crate::identity::tokens::{opaque_token, token_hash};
+use crate::identity::{check_email, normalize_email};
+use crate::ids::{InvitationId, TenantId, UserId};
+
+pub const INVITATION_LIFETIME_MS: i64 = 7 * 86_400_000;
+
+pub async fn list(
+    app: &AppState,
+    scope: &TenantScope,
+    after: Option<UserId>,
+    limit: i64,
+) -> DomainResult<Vec<MemberRow>> {
+    let mut tx = app.store().tenant_read(scope).await?;
+    let rows = db::list_members(&mut tx, after, limit).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+fn role_of(member: &MemberRow) -> DomainResult<Role> {
+    member
+        .role
+        .as_deref()
+        .and_then(Role::parse)
+        .ok_or_else(|| DomainError::Internal("a tenant member without a role".into()))
+}
+
+pub async fn change_role(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    target: UserId,
+    new_role: Role,
+) -> DomainResult<MemberRow> {
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let mut member = db::member(&mut tx, target).await?.ok_or(DomainError::NotFound("user"))?;
+    let current = role_of(&member)?;
+    if new_role > scope.role() {
+        return Err(DomainError::Forbidden("you cannot grant a role above your own"));
+    }
+    if current > scope.role() {
+        return Err(DomainError::Forbidden("you cannot change the role of someone above you"));
+    }
+    if current == new_role {
+        tx.commit().await?;
+        return Ok(member);
+    }
+    if current == Role::Owner
+        && member.status == "active"
+        && db::count_active_owners(&mut tx).await? <= 1
+    {
+        return Err(DomainError::Conflict("the last owner cannot be demoted"));
+    }
+    let now = now_ms();
+    db::set_role(&mut tx, target, new_role.as_str(), now).await?;
+    let revoked =
+        identity_db::revoke_user_sessions(&mut tx, target, None, "role_change", now).await?;
+    audit::record(
+        &mut tx,
+        ctx,
+        Event::new(Action::UserRoleChange)
+            .by_scope(scope)
+            .target("user", target)
+            .detail("from", current.as_str())
+            .detail("to", new_role.as_str())
+            .detail("sessions_revoked", revoked.len()),
+    )
+    .await?;
+    tx.commit().await?;
+    app.identity().sessions.revoked(&revoked);
+    member.role = Some(new_role.as_str().to_owned());
+    Ok(member)
+}
+
+pub async fn deactivate(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    target: UserId,
+) -> DomainResult<()> {
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let member = db::member(&mut tx, target).await?.ok_or(DomainError::NotFound("user"))?;
+    if member.status != "active" {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let role = role_of(&member)?;
+    if role > scope.role() {
+        return Err(DomainError::Forbidden("you cannot deactivate someone above you"));
+    }
+    if role == Role::Owner && db::count_active_owners(&mut tx).await? <= 1 {
+        return Err(DomainError::Conflict("the last owner cannot be removed"));
+    }
+    let now = now_ms();
+    db::deactivate(&mut tx, target, now).await?;
+    let revoked =
+        identity_db::revoke_user_sessions(&mut tx, target, None, "deactivated", now).await?;
+    let keys = identity_db::revoke_user_api_keys(&mut tx, target, now).await?;
+    audit::record(
+        &mut tx,
+        ctx,
+        Event::new(Action::UserDeactivate)
+            .by_scope(scope)
+            .target("user", target)
+            .detail("sessions_revoked", revoked.len())
+            .detail("api_keys_revoked", keys),
+    )
+    .await?;
+    tx.commit().await?;
+    app.identity().sessions.revoked(&revoked);
+    Ok(())
+}
+
+pub struct InvitationCreated {
+    pub row: InvitationRow,
+    pub token: Secret<String>,
+    pub accept_url: String,
+}
+
+pub async fn invite(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    email: &str,
+    role: Role,
+) -> DomainResult<InvitationCreated> {
+    let email = normalize_email(email);
+    check_email(&email).map_err(|message| DomainError::invalid("email", message))?;
+    if role > scope.role() {
+        return Err(DomainError::Forbidden("you cannot invite someone above your own role"));
+    }
+    let inviter =
+        scope.actor().user_id().ok_or(DomainError::Forbidden("invitations come from a user"))?;
+    let token = opaque_token();
+    let (id, now) = (InvitationId::new(), now_ms());
+    let expires_at = now + INVITATION_LIFETIME_MS;
+    let mut tx = app.store().tenant_tx(scope).await?;
+    db::insert_invitation(
+        &mut tx,
+        &NewInvitation {
+            id,
+            email: &email,
+            role: role.as_str(),
+            token_hash: &token_hash(token.expose()),
+            invited_by: inviter,
+            now,
+            expires_at,
+        },
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        ctx,
+        Event::new(Action::InvitationCreate)
+            .by_scope(scope)
+            .target("invitation", id)
+            .detail("role", role.as_str()),
+    )
+    .await?;
+    tx.commit().await?;
+    // The token travels in the fragment, which browsers never send to a server or a log.
+    let accept_url = format!(
+        "{}/invitations/accept#token={}",
+        app.identity().settings.public_url,
+        token.expose()
+    );
+    Ok(InvitationCreated {
+        row: InvitationRow {
+            id: id.as_uuid(),
+            tenant_id: scope.tenant_id().as_uuid(),
+            email,
+            role: role.as_str().to_owned(),
+            invited_by: inviter.as_uuid(),
+            created_at: now,
+            expires_at,
+            accepted_at: None,
+        },
+        token,
+        accept_url,
+    })
+}
+
+pub async fn list_invitations(
+    app: &AppState,
+    scope: &TenantScope,
+    after: Option<InvitationId>,
+    limit: i64,
+) -> DomainResult<Vec<InvitationRow>> {
+    let mut tx = app.store().tenant_read(scope).await?;
+    let rows = db::list_invitations(&mut tx, after, limit).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+pub async fn revoke_invitation(
+    app: &AppState,
+    scope: &TenantScope,
+    id: InvitationId,
+) -> DomainResult<()> {
+    let mut tx = app.store().tenant_tx(scope).await?;
+    if !db::revoke_invitation(&mut tx, id, now_ms()).await? {
+        return Err(DomainError::NotFound("invitation"));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates the invited account. Unknown, used and expired tokens are one 404.
+pub async fn accept(
+    app: &AppState,
+    ctx: &RequestContext,
+    token: &Secret<String>,
+    password: &Secret<String>,
+    display_name: &str,
+) -> DomainResult<(TenantId, UserId)> {
+    let gone = || DomainError::NotFound("invitation");
+    let hash = token_hash(token.expose());
+    let mut tx = app.store().system_read().await?;
+    let invitation = db::invitation_by_token(&mut tx, &hash).await?.ok_or_else(gone)?;
+    tx.commit().await?;
+    let now = now_ms();
+    if invitation.accepted_at.is_some() || invitation.expires_at <= now {
+        return Err(gone());
+    }
+    let display_name = display_name.trim();
+    check_new_account(&invitation.email, display_name, password, &[])?;
+    let password_hash = app
+        .identity()
+        .hasher
+        .hash(password)
+        .await
+        .map_err(|_| DomainError::Busy { retry_after: 1 })?;
+    let (user_id, tenant_id) = (UserId::new(), TenantId(invitation.tenant_id));
+    let mut tx = app.store().system_tx().await?;
+    if !db::accept_invitation(&mut tx, InvitationId(invitation.id), user_id, now).await? {
+        return Err(gone());
+    }
+    insert_account(
+        &mut tx,
+        &NewUser {
+            id: user_id,
+            tenant_id: Some(tenant_id),
+            email: &invitation.email,
+            display_name,
+            password_hash: &password_hash,
+            role: Some(&invitation.role),
+            is_superadmin: false,
+            now,
+        },
+    )
+    .await?;
+    audit::record_platform(
+        &mut tx,
+        Some(tenant_id),
+        ctx,
+        Event::new(Action::InvitationAccept)
+            .by_user(user_id)
+            .target("invitation", invitation.id)
+            .detail("role", invitation.role.clone()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((tenant_id, user_id))
+}
