@@ -172,6 +172,10 @@ pub fn check_policy(password: &str, user_inputs: &[&str]) -> Result<(), String> 
         .filter(|part| part.len() >= 3)
         .chain(["bulwark", "crm"])
         .collect();
+    let lower = password.to_lowercase();
+    if inputs.iter().any(|part| part.chars().count() >= 4 && lower.contains(&part.to_lowercase())) {
+        return Err("must not contain your name, email or organisation".into());
+    }
     let estimate = zxcvbn::zxcvbn(password, &inputs);
     if (estimate.score() as u8) < 3 {
         let hint = estimate
