@@ -1,5 +1,13 @@
 //! The one integration-test binary. Each module is an area; `support` is the harness.
 //! `BULWARK_TEST_DB=sqlite|postgres` picks the backend at run time, so both share a build.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests inspect and tamper with the database directly"
+)]
+
+mod access;
+mod audit;
+mod identity;
 mod platform;
 mod support;

@@ -3,7 +3,6 @@
 //! `postgres`, whose cluster `scripts/test.sh` starts and describes in `BULWARK_TEST_PG_*`).
 
 #![allow(dead_code, reason = "each test module uses a different part of the harness")]
-#![allow(clippy::disallowed_methods, reason = "tests inspect the database directly")]
 
 pub mod binary;
 pub mod proxy;
@@ -113,7 +112,13 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let url = if as_owner { self.owner_url().expect("pg") } else { self.app_url() };
-                RawDb::Postgres(sqlx::PgConnection::connect(&url).await.expect("pg connect"))
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("pg connect");
+                // Row-level security binds the owner too (FORCE): inspect as platform code does.
+                sqlx::query("SELECT set_config('bulwark.system', 'on', false)")
+                    .execute(&mut conn)
+                    .await
+                    .expect("system scope");
+                RawDb::Postgres(conn)
             }
         }
     }
@@ -153,6 +158,10 @@ impl TestApp {
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
         let data_dir = db.dir.path().to_str().expect("utf-8 path").to_owned();
         let mut settings: Vec<(String, String)> = vec![
+            // Fast hashing for the suite; one test checks the OWASP defaults separately.
+            ("BULWARK_ARGON2_MEMORY_KIB".into(), "1024".into()),
+            ("BULWARK_ARGON2_ITERATIONS".into(), "1".into()),
+            ("BULWARK_HASH_WORKERS".into(), "2".into()),
             ("BULWARK_LISTEN".into(), "127.0.0.1:0".into()),
             ("BULWARK_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
             ("BULWARK_DATA_DIR".into(), data_dir),
@@ -280,4 +289,192 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(future)
+}
+
+pub const PASSWORD: &str = "correct horse battery staple 7";
+
+/// A user of a tenant, logged in.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+pub fn unique_email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+impl TestApp {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.send(reqwest::Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, path, Some(token), None).await
+    }
+
+    /// POST without credentials; panics unless the status matches; returns the JSON body.
+    pub async fn post_ok(&self, path: &str, body: &Value, status: u16) -> Value {
+        let response = self.post_json(path, body).await;
+        let got = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        assert_eq!(got, status, "POST {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login_ok(&self, email: &str, password: &str) -> (String, String) {
+        let response = self.login(email, password).await;
+        assert_eq!(response.status(), 200, "login of {email}");
+        let body: Value = response.json().await.expect("json");
+        (
+            body["access_token"].as_str().expect("access_token").to_owned(),
+            body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        )
+    }
+
+    /// Signs a new tenant up and logs its owner in.
+    pub async fn signup(&self, tenant: &str) -> Account {
+        let email = unique_email("owner");
+        let body = self
+            .post_ok(
+                "/api/v1/auth/signup",
+                &serde_json::json!({"tenant_name": tenant, "email": email, "password": PASSWORD, "display_name": "Owner"}),
+                201,
+            )
+            .await;
+        let (token, refresh) = self.login_ok(&email, PASSWORD).await;
+        Account {
+            tenant_id: body["tenant_id"].as_str().expect("tenant_id").to_owned(),
+            user_id: body["user_id"].as_str().expect("user_id").to_owned(),
+            email,
+            password: PASSWORD.to_owned(),
+            token,
+            refresh,
+        }
+    }
+
+    /// Invites a user with `role` into `by`'s tenant and logs them in.
+    pub async fn add_member(&self, by: &Account, role: &str) -> Account {
+        let email = unique_email(role);
+        let invitation = self
+            .post_as(
+                &by.token,
+                "/api/v1/invitations",
+                &serde_json::json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(invitation.status(), 201, "invite {role}");
+        let invitation: Value = invitation.json().await.expect("json");
+        let accepted = self
+            .post_ok(
+                "/api/v1/invitations/accept",
+                &serde_json::json!({"token": invitation["token"], "password": PASSWORD, "display_name": role}),
+                201,
+            )
+            .await;
+        let (token, refresh) = self.login_ok(&email, PASSWORD).await;
+        Account {
+            tenant_id: accepted["tenant_id"].as_str().expect("tenant_id").to_owned(),
+            user_id: accepted["user_id"].as_str().expect("user_id").to_owned(),
+            email,
+            password: PASSWORD.to_owned(),
+            token,
+            refresh,
+        }
+    }
+
+    /// Creates an API key with the given scopes as `by`; returns (id, key).
+    pub async fn api_key(&self, by: &Account, scopes: &[&str]) -> (String, String) {
+        let response = self
+            .post_as(
+                &by.token,
+                "/api/v1/api-keys",
+                &serde_json::json!({"name": "test", "scopes": scopes}),
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 201, "{body}");
+        (body["id"].as_str().expect("id").to_owned(), body["key"].as_str().expect("key").to_owned())
+    }
+
+    /// The tenant's audit events (as an owner or admin), newest first.
+    pub async fn audit_events(&self, by: &Account) -> Vec<Value> {
+        let response = self.get_as(&by.token, "/api/v1/audit-events?limit=200").await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// The status and body of a response, with the request id removed, for comparing two answers.
+pub async fn comparable(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let mut body: Value = response.json().await.expect("json");
+    if let Some(object) = body.as_object_mut() {
+        object.remove("request_id");
+    }
+    (status, body)
+}
+
+/// One text value from the database, bypassing Bulwark (`$1` bound to `param`).
+pub async fn raw_scalar_text(db: &TestDb, sql: &'static str, param: &str) -> String {
+    match db.raw(true).await {
+        RawDb::Sqlite(mut c) => {
+            sqlx::query_scalar::<_, String>(sql).bind(param).fetch_one(&mut c).await.expect("query")
+        }
+        RawDb::Postgres(mut c) => {
+            sqlx::query_scalar::<_, String>(sql).bind(param).fetch_one(&mut c).await.expect("query")
+        }
+    }
+}
+
+/// Runs a statement bypassing Bulwark as the owner role; returns the rows affected.
+pub async fn raw_execute(db: &TestDb, sql: &str) -> u64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match db.raw(true).await {
+        RawDb::Sqlite(mut c) => {
+            sqlx::query(sql).execute(&mut c).await.expect("statement").rows_affected()
+        }
+        RawDb::Postgres(mut c) => {
+            sqlx::query(sql).execute(&mut c).await.expect("statement").rows_affected()
+        }
+    }
 }

@@ -1,0 +1,256 @@
+//! The audit log: hash chains that `bulwark audit verify` checks, append-only at the
+//! database, tenant isolation enforced by PostgreSQL row-level security, and revocation seen
+//! by another instance within a second.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::binary::{self, Running};
+use crate::support::{Backend, PASSWORD, RawDb, TestApp, backend, raw_execute};
+
+fn cli_env(app: &TestApp) -> Vec<(&str, &str)> {
+    app.settings
+        .iter()
+        .filter(|(k, _)| !k.contains("LISTEN"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn verify(app: &TestApp) -> (bool, String) {
+    let output = binary::run(app.db.dir.path(), &cli_env(app), &["audit", "verify"]);
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+async fn busy_tenant(app: &TestApp) -> (crate::support::Account, Vec<Value>) {
+    let owner = app.signup("Acme").await;
+    let agent = app.add_member(&owner, "agent").await;
+    app.patch_as(
+        &owner.token,
+        &format!("/api/v1/users/{}", agent.user_id),
+        &json!({"role": "manager"}),
+    )
+    .await;
+    app.login(&owner.email, "a wrong password!").await;
+    app.api_key(&owner, &["users:read"]).await;
+    let events = app.audit_events(&owner).await;
+    (owner, events)
+}
+
+#[tokio::test]
+async fn every_flow_is_audited_with_who_what_where() {
+    let app = TestApp::spawn().await;
+    let (owner, events) = busy_tenant(&app).await;
+    let actions: Vec<&str> = events.iter().filter_map(|e| e["action"].as_str()).collect();
+    for expected in [
+        "auth.signup",
+        "auth.login",
+        "invitation.create",
+        "invitation.accept",
+        "user.role_change",
+        "auth.login_failed",
+        "api_key.create",
+    ] {
+        assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+    }
+    let key = events.iter().find(|e| e["action"] == "api_key.create").expect("event");
+    assert_eq!(key["actor_type"], "user");
+    assert_eq!(key["actor_id"], owner.user_id.as_str());
+    assert_eq!(key["ip"], "127.0.0.1");
+    assert!(key["request_id"].is_string() && key["hash"].as_str().map(str::len) == Some(64));
+    let seqs: Vec<i64> = events.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] == w[1] + 1), "newest first, no gaps: {seqs:?}");
+
+    let filtered: Value = app
+        .get_as(
+            &owner.token,
+            &format!("/api/v1/audit-events?action=user.role_change&actor={}", owner.user_id),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(filtered["items"].as_array().map(Vec::len), Some(1));
+    let paged: Value =
+        app.get_as(&owner.token, "/api/v1/audit-events?limit=2").await.json().await.expect("json");
+    let cursor = paged["next_cursor"].as_str().expect("a next page");
+    let next: Value = app
+        .get_as(&owner.token, &format!("/api/v1/audit-events?limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(next["items"][0]["seq"].as_i64(), Some(seqs[2]));
+    let bad = app.get_as(&owner.token, "/api/v1/audit-events?from=yesterday").await;
+    assert_eq!(bad.status(), 422);
+}
+
+#[tokio::test]
+async fn editing_an_audit_row_is_detected_and_named() {
+    let app = TestApp::spawn().await;
+    let (_, events) = busy_tenant(&app).await;
+    let (ok, out) = verify(&app);
+    assert!(ok, "a clean log verifies: {out}");
+    let victim = events[2]["id"].as_str().expect("id");
+    let edited = raw_execute(
+        &app.db,
+        &format!("UPDATE audit_events SET outcome = 'failure' WHERE id = {}", id_literal(victim)),
+    )
+    .await;
+    assert_eq!(edited, 1);
+    let (ok, out) = verify(&app);
+    assert!(!ok, "tampering must fail verification");
+    assert!(out.contains(victim), "the edited event is named: {out}");
+}
+
+#[tokio::test]
+async fn deleting_audit_rows_is_detected() {
+    let app = TestApp::spawn().await;
+    let (_, events) = busy_tenant(&app).await;
+    // A middle event: the next one is named.
+    let middle = events[3]["id"].as_str().expect("id");
+    let after = events[2]["id"].as_str().expect("id");
+    raw_execute(&app.db, &format!("DELETE FROM audit_events WHERE id = {}", id_literal(middle)))
+        .await;
+    let (ok, out) = verify(&app);
+    assert!(!ok && out.contains(after), "{out}");
+}
+
+#[tokio::test]
+async fn deleting_the_newest_audit_row_is_detected() {
+    let app = TestApp::spawn().await;
+    let (_, events) = busy_tenant(&app).await;
+    let newest = events[0]["id"].as_str().expect("id");
+    raw_execute(&app.db, &format!("DELETE FROM audit_events WHERE id = {}", id_literal(newest)))
+        .await;
+    let (ok, out) = verify(&app);
+    assert!(!ok && out.contains("head"), "{out}");
+}
+
+/// UUIDs are BLOBs on SQLite and `uuid` on PostgreSQL.
+fn id_literal(id: &str) -> String {
+    match backend() {
+        Backend::Sqlite => format!("X'{}'", id.replace('-', "")),
+        Backend::Postgres => format!("'{id}'"),
+    }
+}
+
+#[tokio::test]
+async fn the_application_role_cannot_change_or_delete_audit_rows() {
+    if backend() != Backend::Postgres {
+        eprintln!("PostgreSQL only: SQLite has no roles; the hash chain is its protection");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    busy_tenant(&app).await;
+    let RawDb::Postgres(mut conn) = app.db.raw(false).await else { unreachable!("postgres") };
+    for statement in [
+        "UPDATE audit_events SET outcome = 'x'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        let err = sqlx::query(statement).execute(&mut conn).await.expect_err(statement);
+        assert!(err.to_string().contains("permission denied"), "{statement}: {err}");
+    }
+    let inserted = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_events")
+        .fetch_one(&mut conn)
+        .await
+        .expect("select");
+    assert!(inserted > 0, "reading is allowed");
+}
+
+#[tokio::test]
+async fn row_level_security_hides_other_tenants_from_an_unfiltered_query() {
+    if backend() != Backend::Postgres {
+        eprintln!("PostgreSQL only: row-level security is the database's second wall");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let a = app.signup("A").await;
+    app.add_member(&a, "agent").await;
+    let b = app.signup("B").await;
+    let url = app.db.app_url();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect as the app role");
+    // No tenant set: nothing at all.
+    for table in ["users", "sessions", "api_keys", "invitations", "audit_events", "tenants"] {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("count");
+        assert_eq!(n, 0, "{table} without a tenant");
+    }
+    let mut tx = sqlx::Connection::begin(&mut conn).await.expect("begin");
+    sqlx::query("SELECT set_config('bulwark.tenant_id', $1, true)")
+        .bind(&a.tenant_id)
+        .execute(&mut *tx)
+        .await
+        .expect("set");
+    let tenants: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id::text FROM users")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("users");
+    assert_eq!(tenants, vec![a.tenant_id.clone()]);
+    let users: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&mut *tx).await.expect("count");
+    assert_eq!(users, 2);
+    // Writing a row of another tenant is refused too.
+    let err = sqlx::query("UPDATE users SET display_name = 'x' WHERE tenant_id = $1::uuid")
+        .bind(&b.tenant_id)
+        .execute(&mut *tx)
+        .await
+        .expect("runs");
+    assert_eq!(err.rows_affected(), 0);
+    tx.rollback().await.expect("rollback");
+}
+
+#[test]
+fn a_session_revoked_on_one_instance_is_refused_by_another_within_a_second() {
+    crate::support::block_on(async {
+        let app = TestApp::spawn().await;
+        let owner = app.signup("Acme").await;
+        let mut env = cli_env(&app);
+        env.push(("BULWARK_LISTEN", "127.0.0.1:0"));
+        env.push(("BULWARK_METRICS_LISTEN", "off"));
+        let dir1 = tempfile::tempdir().expect("dir");
+        let dir2 = tempfile::tempdir().expect("dir");
+        let one = Running::serve(dir1.path(), &env);
+        let two = Running::serve(dir2.path(), &env);
+        let client = reqwest::Client::new();
+        let login: Value = client
+            .post(format!("{}/api/v1/auth/login", one.url))
+            .json(&json!({"email": owner.email, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        let token = login["access_token"].as_str().expect("token").to_owned();
+        let me = |url: String| client.get(format!("{url}/api/v1/me")).bearer_auth(&token).send();
+        assert_eq!(me(two.url.clone()).await.expect("me").status(), 200);
+        let logout = client
+            .post(format!("{}/api/v1/auth/logout", one.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("logout");
+        assert_eq!(logout.status(), 204);
+        let revoked_at = Instant::now();
+        loop {
+            if me(two.url.clone()).await.expect("me").status() == 401 {
+                break;
+            }
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(1),
+                "instance two still accepts the token"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!("refused by the other instance after {:?}", revoked_at.elapsed());
+        drop((one, two));
+    });
+}
