@@ -239,6 +239,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../../README.md");
+        for setting in SETTINGS {
+            let row = format!("| `{}`", setting.name);
+            assert!(readme.contains(&row), "README.md lacks a row for {}", setting.name);
+            assert!(
+                readme.contains(&format!("`{}`", setting.key)),
+                "README.md lacks {}",
+                setting.key
+            );
+        }
+    }
+
+    #[test]
     fn names_and_keys_are_unique_and_well_formed() {
         let mut names = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();

@@ -151,3 +151,49 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .with_cause(format!("handler panicked: {message}"))
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route declares its access rule in the endpoint table; this pins the ones that
+    /// are open to anyone, so opening a route is a visible, reviewed change.
+    #[test]
+    fn only_these_routes_are_public() {
+        let mut public: Vec<String> = endpoints()
+            .into_iter()
+            .filter(|e| e.policy.access == Access::Public)
+            .map(|e| format!("{} {}", e.policy.method, e.policy.path))
+            .collect();
+        public.sort();
+        assert_eq!(
+            public,
+            [
+                "GET /api/openapi.json",
+                "GET /healthz",
+                "GET /readyz",
+                "POST /api/v1/auth/login",
+                "POST /api/v1/auth/refresh",
+                "POST /api/v1/auth/signup",
+                "POST /api/v1/invitations/accept",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_route_is_declared_once_with_a_policy() {
+        let mut seen = std::collections::HashSet::new();
+        for endpoint in endpoints() {
+            let key = format!("{} {}", endpoint.policy.method, endpoint.policy.path);
+            assert!(seen.insert(key.clone()), "{key} declared twice");
+            assert!(endpoint.policy.path.starts_with('/'), "{key}");
+            if endpoint.policy.access != Access::Public {
+                assert_ne!(
+                    endpoint.policy.category,
+                    RateCategory::Exempt,
+                    "{key}: only probes are exempt"
+                );
+            }
+        }
+    }
+}

@@ -358,3 +358,43 @@ async fn the_default_hash_is_argon2id_with_owasp_parameters() {
     assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_bodies_responses_and_security() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.expect("json");
+    let with_bodies = [
+        ("post", "/api/v1/auth/signup"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/refresh"),
+        ("post", "/api/v1/auth/password"),
+        ("post", "/api/v1/api-keys"),
+        ("post", "/api/v1/invitations"),
+        ("post", "/api/v1/invitations/accept"),
+        ("patch", "/api/v1/users/{id}"),
+    ];
+    for (method, path) in with_bodies {
+        let operation = &doc["paths"][path][method];
+        let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{method} {path} has no request schema");
+        assert!(operation["responses"]["422"].is_object(), "{method} {path} documents 422");
+    }
+    for (method, path, status) in [
+        ("get", "/api/v1/me", "200"),
+        ("post", "/api/v1/auth/login", "200"),
+        ("get", "/api/v1/users", "200"),
+        ("get", "/api/v1/api-keys", "200"),
+        ("get", "/api/v1/audit-events", "200"),
+        ("post", "/api/v1/api-keys", "201"),
+    ] {
+        let content =
+            &doc["paths"][path][method]["responses"][status]["content"]["application/json"];
+        assert!(content["schema"].is_object(), "{method} {path} {status} has no response schema");
+    }
+    let me = &doc["paths"]["/api/v1/me"]["get"];
+    assert_eq!(me["security"][0]["bearer"], json!([]));
+    assert!(me["responses"]["401"].is_object());
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let text = doc.to_string();
+    assert!(!text.contains("password_hash") && !text.contains("secret_hash"));
+}

@@ -8,6 +8,7 @@
 
 mod access;
 mod audit;
+mod controls;
 mod identity;
 mod platform;
 mod support;
