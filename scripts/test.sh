@@ -56,7 +56,14 @@ cargo clippy --locked --all-targets -- -D warnings
 
 step "cargo deny (advisories offline, licenses, sources, bans)"
 command -v cargo-deny >/dev/null || cargo install --locked --quiet cargo-deny@0.20.2
-../shared/tools/prepare-advisory-db target/advisory-dbs >/dev/null
+# The offline RustSec snapshot lives beside the repository (../shared), or where
+# BULWARK_SHARED_DIR says.
+SHARED=${BULWARK_SHARED_DIR:-}
+for candidate in "$ROOT/../shared" /work/shared; do
+    [ -z "$SHARED" ] && [ -x "$candidate/tools/prepare-advisory-db" ] && SHARED=$candidate
+done
+[ -n "$SHARED" ] || { echo "the RustSec snapshot (../shared/advisory-db) is missing" >&2; exit 1; }
+"$SHARED/tools/prepare-advisory-db" target/advisory-dbs >/dev/null
 cargo deny --offline --log-level error check advisories licenses sources bans
 
 step "building the tests"
