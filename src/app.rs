@@ -12,9 +12,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::cluster::Cluster;
 use crate::config::{Config, Profile};
+use crate::crypto::KeyRing;
 use crate::http::{self, server};
 use crate::identity::Identity;
+use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -27,7 +30,10 @@ pub struct AppState {
 struct Inner {
     config: Arc<Config>,
     store: Store,
+    cluster: Option<Cluster>,
+    keys: KeyRing,
     identity: Identity,
+    limiter: RateLimiter,
     openapi_json: axum::body::Bytes,
 }
 
@@ -49,9 +55,28 @@ impl AppState {
                 }
             }
         }
-        let identity = Identity::new(&config, store.clone())?;
+        let cluster = match &config.redis_url {
+            Some(url) => Some(Cluster::connect(url.expose()).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let keys = KeyRing::new(&config.secrets.master_keys).context("BULWARK_MASTER_KEYS")?;
+        let identity = Identity::new(&config, store.clone(), cluster.clone())?;
+        let limiter = RateLimiter::new(
+            config.rate_limits.rules.clone(),
+            config.rate_limits.enabled,
+            cluster.clone(),
+            config.rate_limits.max_keys,
+        );
         Ok(AppState {
-            inner: Arc::new(Inner { config: Arc::new(config), store, identity, openapi_json }),
+            inner: Arc::new(Inner {
+                config: Arc::new(config),
+                store,
+                cluster,
+                keys,
+                identity,
+                limiter,
+                openapi_json,
+            }),
         })
     }
 
@@ -61,6 +86,18 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.as_ref()
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
     }
 
     pub fn identity(&self) -> &Identity {
@@ -135,6 +172,7 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let config = self.state.config().clone();
         let upkeep = tokio::spawn(telemetry::metrics::run_upkeep(self.metrics.clone()));
+        let sweeper = tokio::spawn(maintain(self.state.clone()));
         let metrics_server = self.metrics_listener.map(|listener| {
             let router = telemetry::metrics::router(self.metrics.clone());
             let options = server::ServeOptions {
@@ -156,7 +194,27 @@ impl Application {
             let _ = task.await;
         }
         upkeep.abort();
+        sweeper.abort();
         self.state.store().close().await;
+    }
+}
+
+/// Periodic housekeeping of this instance: stale rate-limit counters every 10 s, expired
+/// idempotency records every 10 minutes.
+async fn maintain(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        state.limiter().sweep();
+        if ticks.is_multiple_of(60) {
+            match crate::idempotency::purge_expired(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired idempotency records purged"),
+                Err(err) => tracing::warn!(error = %err, "idempotency purge failed"),
+            }
+        }
+        ticks += 1;
     }
 }
 

@@ -37,6 +37,9 @@ pub enum DomainError {
     /// A bounded resource (the password-hashing queue) is full.
     #[error("busy")]
     Busy { retry_after: u64 },
+    /// A shared dependency (Redis) is down and this operation fails closed.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]

@@ -12,12 +12,15 @@
 pub mod app;
 pub mod audit;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
+pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
 pub mod tenancy;

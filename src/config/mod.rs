@@ -54,7 +54,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub redis_url: Option<Secret<String>>,
     pub log: String,
-    pub rate_limits_enabled: bool,
+    pub rate_limits: RateLimitConfig,
     pub http: HttpConfig,
     pub identity: IdentityConfig,
     pub secrets: SecretsConfig,
@@ -75,6 +75,14 @@ pub struct IdentityConfig {
     pub argon2_parallelism: u32,
     pub hash_workers: usize,
     pub hash_queue: usize,
+}
+
+#[derive(Debug)]
+pub struct RateLimitConfig {
+    /// `BULWARK_RATE_LIMITS=off` (development only) switches request limits off.
+    pub enabled: bool,
+    pub rules: Vec<crate::ratelimit::Rule>,
+    pub max_keys: usize,
 }
 
 #[derive(Debug)]
@@ -102,6 +110,7 @@ pub struct HttpConfig {
     pub x_xss_protection: &'static str,
     pub cookie_secure: bool,
     pub tls: Option<TlsFiles>,
+    pub trusted_proxies: crate::ratelimit::client::TrustedProxies,
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +196,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         x_xss_protection: p.parse("BULWARK_X_XSS_PROTECTION", parse_xss, "0"),
         cookie_secure: p.parse("BULWARK_COOKIE_SECURE", parse_switch, true),
         tls: p.tls_files(),
+        trusted_proxies: p.parse("BULWARK_TRUSTED_PROXIES", str::parse, Default::default()),
     };
     let identity = IdentityConfig {
         signup_open: p.parse("BULWARK_SIGNUP", parse_signup, true),
@@ -239,7 +249,32 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         p.problem(&format!("BULWARK_REDIS_URL: {reason}"));
     }
     let log = p.text("BULWARK_LOG").unwrap_or("info").to_owned();
-    let rate_limits_enabled = p.parse("BULWARK_RATE_LIMITS", parse_switch, true);
+    let rate_limits = RateLimitConfig {
+        enabled: p.parse("BULWARK_RATE_LIMITS", parse_switch, true),
+        rules: match p.text("BULWARK_RATE_LIMITS_FILE").map(PathBuf::from) {
+            None => crate::ratelimit::rules::defaults(),
+            Some(path) => match std::fs::read_to_string(&path) {
+                Ok(text) => p.parse(
+                    "BULWARK_RATE_LIMITS_FILE",
+                    |_| crate::ratelimit::rules::parse(&text),
+                    vec![],
+                ),
+                Err(err) => {
+                    p.problem(&format!(
+                        "BULWARK_RATE_LIMITS_FILE: {} cannot be read ({})",
+                        path.display(),
+                        err.kind()
+                    ));
+                    vec![]
+                }
+            },
+        },
+        max_keys: p.parse(
+            "BULWARK_RATE_LIMIT_MAX_KEYS",
+            |v| parse_range(v, 1000, 100_000_000).map(|n| n as usize),
+            500_000,
+        ),
+    };
 
     let secrets = p.secrets(env, &data_dir, dev_secrets);
     let config = Config {
@@ -251,7 +286,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         database,
         redis_url,
         log,
-        rate_limits_enabled,
+        rate_limits,
         http,
         identity,
         secrets,

@@ -87,6 +87,24 @@ pub const SETTINGS: &[Setting] = &[
         "`off` disables request rate limits (development only; lockout stays on)",
     ),
     s(
+        "BULWARK_RATE_LIMITS_FILE",
+        "rate_limits_file",
+        None,
+        "TOML file of rate-limit rules replacing the default set (see below)",
+    ),
+    s(
+        "BULWARK_RATE_LIMIT_MAX_KEYS",
+        "rate_limit_max_keys",
+        Some("500000"),
+        "in-memory limiter: most client counters kept (memory bound)",
+    ),
+    s(
+        "BULWARK_TRUSTED_PROXIES",
+        "http.trusted_proxies",
+        Some(""),
+        "CIDRs of reverse proxies whose `X-Forwarded-For` is believed",
+    ),
+    s(
         "BULWARK_BODY_LIMIT",
         "http.body_limit",
         Some("1048576"),

@@ -2,8 +2,11 @@
 //! the blind index live here too. Never implements a primitive itself: AES-GCM, HMAC and
 //! SHA-2 come from RustCrypto.
 
+pub mod aead;
+pub mod keyring;
 mod secret;
 
+pub use keyring::{KeyError, KeyRing};
 pub use secret::Secret;
 
 use rand::Rng as _;

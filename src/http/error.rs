@@ -68,6 +68,14 @@ impl From<DomainError> for Problem {
                 "The server is busy; retry after the Retry-After delay.",
             )
             .with_retry_after(retry_after),
+            DomainError::Unavailable(cause) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "A dependency is unavailable; retry after the Retry-After delay.",
+            )
+            .with_retry_after(1)
+            .with_cause(cause),
             DomainError::Store(StoreError::Unavailable(cause)) => {
                 Problem::for_status(S::SERVICE_UNAVAILABLE).with_retry_after(1).with_cause(cause)
             }

@@ -1,20 +1,24 @@
 //! The per-endpoint gate: the one place that turns a route's declared policy into checks.
 //! It runs on every endpoint, before any extractor of the handler: authentication (401),
-//! permission (403), and on success puts the `Principal` and `TenantScope` where the
+//! permission (403), rate limits (429, with the `X-RateLimit-*` headers on every response of
+//! a limited route), and on success puts the `Principal` and `TenantScope` where the
 //! handler's extractors find them.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
+use super::ClientIp;
 use super::endpoint::{Access, RoutePolicy};
 use super::problem::Problem;
 use super::request_id::RouteTemplate;
 use crate::app::AppState;
 use crate::error::DomainError;
-use crate::identity;
+use crate::identity::{self, Credential, Principal};
+use crate::ratelimit::{ClientKey, Headline, Verdict};
 use crate::tenancy::TenantScope;
 
 pub(super) async fn gate(
@@ -23,7 +27,20 @@ pub(super) async fn gate(
     next: Next,
 ) -> Response {
     let mut response = match authorize(&app, &policy, &mut request).await {
-        Ok(()) => next.run(request).await,
+        Ok(headline) => {
+            let mut response = if policy.idempotent
+                && request.headers().contains_key(crate::idempotency::HEADER)
+            {
+                let scope = idempotency_scope(&request);
+                crate::idempotency::run(&app, &policy, scope, request, next).await
+            } else {
+                next.run(request).await
+            };
+            if let Some(headline) = headline {
+                rate_limit_headers(response.headers_mut(), headline);
+            }
+            response
+        }
         Err(problem) => problem.into_response(),
     };
     response.extensions_mut().insert(RouteTemplate(policy.path.clone()));
@@ -34,22 +51,104 @@ async fn authorize(
     app: &AppState,
     policy: &RoutePolicy,
     request: &mut Request,
-) -> Result<(), Problem> {
+) -> Result<Option<Headline>, Response> {
+    let ip = request
+        .extensions()
+        .get::<ClientIp>()
+        .map(|ip| ip.0)
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     if policy.access == Access::Public {
-        return Ok(());
+        return limit(app, policy, &ClientKey { ip, user: None, api_key: None, tenant: None })
+            .await;
     }
-    let principal = identity::authenticate(app, request.headers()).await?;
+    let principal = match identity::authenticate(app, request.headers()).await {
+        Ok(principal) => principal,
+        Err(err) => {
+            // Failed credentials are limited by address, so guessing keys is throttled too.
+            limit(app, policy, &ClientKey { ip, user: None, api_key: None, tenant: None }).await?;
+            return Err(Problem::from(err).into_response());
+        }
+    };
+    let headline = limit(app, policy, &client_key(ip, &principal)).await?;
     let allowed = match policy.access {
         Access::Public | Access::Authenticated => true,
         Access::Permission(permission) => principal.may(permission),
         Access::SuperAdmin => principal.is_superadmin(),
     };
     if !allowed {
-        return Err(DomainError::Forbidden("you lack the permission this needs").into());
+        let mut response =
+            Problem::from(DomainError::Forbidden("you lack the permission this needs"))
+                .into_response();
+        if let Some(headline) = headline {
+            rate_limit_headers(response.headers_mut(), headline);
+        }
+        return Err(response);
     }
     if let Some(scope) = TenantScope::from_principal(&principal) {
         request.extensions_mut().insert(scope);
     }
     request.extensions_mut().insert(principal);
-    Ok(())
+    Ok(headline)
+}
+
+/// Idempotency keys are per tenant; anonymous routes (signup) key them per client address.
+fn idempotency_scope(request: &Request) -> String {
+    match (request.extensions().get::<TenantScope>(), request.extensions().get::<ClientIp>()) {
+        (Some(scope), _) => format!("tenant:{}", scope.tenant_id()),
+        (None, Some(ip)) => format!("ip:{}", ip.0),
+        (None, None) => "anonymous".to_owned(),
+    }
+}
+
+fn client_key(ip: std::net::IpAddr, principal: &Principal) -> ClientKey {
+    let api_key = match principal.credential() {
+        Credential::ApiKey { id, .. } => Some(id.to_string()),
+        Credential::Session(_) => None,
+    };
+    ClientKey {
+        ip,
+        // An API key is its own client: a user's keys and sessions do not share a budget.
+        user: Some(api_key.clone().unwrap_or_else(|| principal.user_id().to_string())),
+        api_key,
+        tenant: principal.tenant_id().map(|t| t.to_string()),
+    }
+}
+
+async fn limit(
+    app: &AppState,
+    policy: &RoutePolicy,
+    client: &ClientKey,
+) -> Result<Option<Headline>, Response> {
+    match app.limiter().check(policy, client).await {
+        Verdict::Unlimited => Ok(None),
+        Verdict::Allowed(headline) => Ok(Some(headline)),
+        Verdict::Refused { headline, retry_after_secs, rule } => {
+            let mut response = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+                "This client sent too many requests; retry after the Retry-After delay.",
+            )
+            .with_retry_after(retry_after_secs)
+            .with_cause(format!("rule {rule}"))
+            .into_response();
+            rate_limit_headers(response.headers_mut(), headline);
+            Err(response)
+        }
+        Verdict::Unavailable { rule } => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate_limiter_unavailable",
+            "Service unavailable",
+            "The shared rate limiter is unreachable and this operation fails closed; retry shortly.",
+        )
+        .with_retry_after(1)
+        .with_cause(format!("rule {rule}: Redis unreachable"))
+        .into_response()),
+    }
+}
+
+fn rate_limit_headers(headers: &mut HeaderMap, headline: Headline) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(headline.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(headline.remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(headline.reset_secs));
 }

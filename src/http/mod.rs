@@ -109,7 +109,10 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
         .layer(cors(&config))
         .layer(from_fn(problem::render_problems))
         .layer(from_fn_with_state(security_headers, headers::add_security_headers))
-        .layer(from_fn(request_id::track_requests))
+        .layer(from_fn_with_state(
+            Arc::new(config.http.trusted_proxies.clone()),
+            request_id::track_requests,
+        ))
 }
 
 fn cors(config: &Config) -> CorsLayer {

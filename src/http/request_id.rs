@@ -7,7 +7,9 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -15,6 +17,7 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{ClientAddr, ClientIp};
+use crate::ratelimit::client::{self, TrustedProxies};
 
 pub const HEADER: &str = "x-request-id";
 
@@ -31,7 +34,11 @@ pub fn is_well_formed(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-pub async fn track_requests(mut request: Request, next: Next) -> Response {
+pub async fn track_requests(
+    State(trusted): State<Arc<TrustedProxies>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get(HEADER)
@@ -41,7 +48,14 @@ pub async fn track_requests(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
     let path: String = request.uri().path().chars().take(200).collect();
-    let client_ip = request.extensions().get::<ClientAddr>().map(|addr| addr.0.ip());
+    let client_ip = request.extensions().get::<ClientAddr>().map(|addr| {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok());
+        client::client_ip(addr.0.ip(), forwarded, &trusted)
+    });
     if let Some(ip) = client_ip {
         request.extensions_mut().insert(ClientIp(ip));
     }

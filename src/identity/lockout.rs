@@ -6,6 +6,8 @@
 //! account exists. Failures for unknown accounts are not counted per account (there is none
 //! to lock) but do count towards the IP's budget.
 
+use crate::cluster::{Cluster, ClusterError};
+use crate::error::DomainError;
 use crate::store::{Store, StoreError};
 
 use super::store::{self as db, ThrottleRow};
@@ -21,9 +23,74 @@ pub struct Policy {
 /// Where the counters live. With Redis configured they live there, shared by every
 /// instance; otherwise in the database (still shared by instances on one PostgreSQL).
 pub struct Lockout {
-    store: Store,
+    backend: Backend,
     policy: Policy,
 }
+
+enum Backend {
+    Database(Store),
+    Redis { cluster: Cluster, record: redis::Script, check: redis::Script },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockoutError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The counters are on Redis and Redis is down: logins fail closed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+impl From<LockoutError> for DomainError {
+    fn from(err: LockoutError) -> DomainError {
+        match err {
+            LockoutError::Store(err) => DomainError::Store(err),
+            LockoutError::Cluster(_) => {
+                DomainError::Unavailable("the lockout counters are unreachable")
+            }
+        }
+    }
+}
+
+/// `apply_failure` on Redis, atomically, on the Redis clock. Returns {locked, remaining_ms}.
+const RECORD_SCRIPT: &str = r#"
+local threshold = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local lock = tonumber(ARGV[3])
+local maxd = tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local h = redis.call('HMGET', KEYS[1], 'f', 's', 'u', 'n')
+local f = tonumber(h[1]) or 0
+local s = tonumber(h[2]) or now
+local u = tonumber(h[3]) or 0
+local n = tonumber(h[4]) or 0
+if now - s > window then
+  f = 0
+  s = now
+end
+f = f + 1
+local locked = 0
+if f >= threshold then
+  local d = math.min(n, maxd)
+  n = n + 1
+  u = now + lock * (2 ^ d)
+  f = 0
+  s = now
+  locked = 1
+end
+redis.call('HSET', KEYS[1], 'f', f, 's', s, 'u', u, 'n', n)
+redis.call('PEXPIRE', KEYS[1], math.max(window, u - now) + 86400000)
+return {locked, math.max(0, u - now)}
+"#;
+
+/// Milliseconds the key stays locked (0: not locked), on the Redis clock.
+const CHECK_SCRIPT: &str = r#"
+local u = tonumber(redis.call('HGET', KEYS[1], 'u') or '0')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return math.max(0, u - now)
+"#;
 
 /// What a recorded failure did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,21 +111,41 @@ pub fn ip_key(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+fn redis_key(key: &str) -> String {
+    format!("bulwark:lock:{key}")
+}
+
 impl Lockout {
-    pub fn new(store: Store, policy: Policy) -> Lockout {
-        Lockout { store, policy }
+    pub fn new(store: Store, cluster: Option<Cluster>, policy: Policy) -> Lockout {
+        let backend = match cluster {
+            Some(cluster) => Backend::Redis {
+                cluster,
+                record: redis::Script::new(RECORD_SCRIPT),
+                check: redis::Script::new(CHECK_SCRIPT),
+            },
+            None => Backend::Database(store),
+        };
+        Lockout { backend, policy }
     }
 
     pub fn policy(&self) -> Policy {
         self.policy
     }
 
-    /// The time (ms) until which `key` is locked, if it is.
-    pub async fn locked_until(&self, key: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.store.system_read().await?;
-        let row = db::throttle(&mut tx, key).await?;
-        tx.commit().await?;
-        Ok(row.map(|r| r.locked_until).filter(|until| *until > now))
+    /// The time (ms since the epoch) until which `key` is locked, if it is.
+    pub async fn locked_until(&self, key: &str, now: i64) -> Result<Option<i64>, LockoutError> {
+        match &self.backend {
+            Backend::Database(store) => {
+                let mut tx = store.system_read().await?;
+                let row = db::throttle(&mut tx, key).await?;
+                tx.commit().await?;
+                Ok(row.map(|r| r.locked_until).filter(|until| *until > now))
+            }
+            Backend::Redis { cluster, check, .. } => {
+                let remaining: i64 = cluster.script(check, &[&redis_key(key)], &[]).await?;
+                Ok((remaining > 0).then_some(now + remaining))
+            }
+        }
     }
 
     pub async fn record_failure(
@@ -66,19 +153,47 @@ impl Lockout {
         key: &str,
         threshold: u32,
         now: i64,
-    ) -> Result<Failure, StoreError> {
-        let mut tx = self.store.system_tx().await?;
-        let mut row = db::throttle_for_update(&mut tx, key, now).await?;
-        let outcome = apply_failure(&mut row, threshold, self.policy, now);
-        db::save_throttle(&mut tx, &row).await?;
-        tx.commit().await?;
-        Ok(outcome)
+    ) -> Result<Failure, LockoutError> {
+        match &self.backend {
+            Backend::Database(store) => {
+                let mut tx = store.system_tx().await?;
+                let mut row = db::throttle_for_update(&mut tx, key, now).await?;
+                let outcome = apply_failure(&mut row, threshold, self.policy, now);
+                db::save_throttle(&mut tx, &row).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+            Backend::Redis { cluster, record, .. } => {
+                let args = [
+                    threshold.to_string(),
+                    self.policy.window_ms.to_string(),
+                    self.policy.lock_ms.to_string(),
+                    MAX_DOUBLINGS.to_string(),
+                ];
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let (locked, remaining): (i64, i64) =
+                    cluster.script(record, &[&redis_key(key)], &args).await?;
+                Ok(if locked == 1 {
+                    Failure::LockedUntil(now + remaining)
+                } else {
+                    Failure::Counted
+                })
+            }
+        }
     }
 
-    pub async fn clear(&self, key: &str) -> Result<(), StoreError> {
-        let mut tx = self.store.system_tx().await?;
-        db::clear_throttle(&mut tx, key).await?;
-        tx.commit().await
+    pub async fn clear(&self, key: &str) -> Result<(), LockoutError> {
+        match &self.backend {
+            Backend::Database(store) => {
+                let mut tx = store.system_tx().await?;
+                db::clear_throttle(&mut tx, key).await?;
+                tx.commit().await?;
+            }
+            Backend::Redis { cluster, .. } => {
+                cluster.command::<i64>(redis::cmd("DEL").arg(redis_key(key))).await?;
+            }
+        }
+        Ok(())
     }
 }
 

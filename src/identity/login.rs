@@ -352,7 +352,7 @@ pub async fn refresh(
         )
         .await?;
         tx.commit().await?;
-        identity.sessions.revoked(&[sid]);
+        identity.sessions.revoked(&[sid]).await;
         metrics::counter!("auth_refresh_reuse_total").increment(1);
         return Err(DomainError::Unauthenticated("refresh token reused"));
     }
@@ -402,7 +402,7 @@ pub async fn revoke_own_session(
     )
     .await?;
     tx.commit().await?;
-    app.identity().sessions.revoked(&[sid]);
+    app.identity().sessions.revoked(&[sid]).await;
     Ok(())
 }
 
@@ -472,7 +472,7 @@ pub async fn change_password(
     )
     .await?;
     tx.commit().await?;
-    identity.sessions.revoked(&revoked);
+    identity.sessions.revoked(&revoked).await;
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 pub use api_keys::{API_KEY_PREFIX, ApiKeyCreated, NewApiKey};
 pub use authenticate::authenticate;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use crate::store::Store;
@@ -44,7 +45,11 @@ pub struct Settings {
 }
 
 impl Identity {
-    pub fn new(config: &Config, store: Store) -> anyhow::Result<Identity> {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        cluster: Option<Cluster>,
+    ) -> anyhow::Result<Identity> {
         let id = &config.identity;
         let params = password::HashParams {
             memory_kib: id.argon2_memory_kib,
@@ -61,9 +66,10 @@ impl Identity {
                 i64::try_from(id.access_token_ttl.as_secs()).unwrap_or(900),
             ),
             hasher,
-            sessions: sessions::SessionCache::new(),
+            sessions: sessions::SessionCache::new(cluster.clone(), id.access_token_ttl.as_secs()),
             lockout: lockout::Lockout::new(
                 store,
+                cluster,
                 lockout::Policy {
                     threshold: id.lockout_threshold,
                     window_ms: ms(id.lockout_window),

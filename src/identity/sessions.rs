@@ -4,11 +4,17 @@
 //! answer is cached for at most `TTL`, so a session revoked on any instance stops working
 //! everywhere within that time (the spec asks for one second). Revocations made by this
 //! instance take effect here at once.
+//!
+//! With Redis configured the cache lives there instead, shared by every instance: a
+//! revocation writes "revoked" for the session at once, and a liveness answer computed from
+//! the database is shared for `TTL`. If Redis is unreachable, the local cache and the
+//! database take over (correct, just more queries).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::cluster::Cluster;
 use crate::ids::SessionId;
 use crate::store::{Store, StoreError};
 
@@ -18,14 +24,24 @@ pub const TTL: Duration = Duration::from_millis(500);
 /// Bounds memory: past this many entries the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
 
-#[derive(Default)]
 pub struct SessionCache {
     entries: Mutex<HashMap<SessionId, (bool, Instant)>>,
+    cluster: Option<Cluster>,
+    /// How long a "revoked" mark must outlive the revocation: the access-token lifetime.
+    revoked_ttl_ms: u64,
+}
+
+fn redis_key(sid: SessionId) -> String {
+    format!("bulwark:session:{sid}")
 }
 
 impl SessionCache {
-    pub fn new() -> SessionCache {
-        SessionCache::default()
+    pub fn new(cluster: Option<Cluster>, access_token_secs: u64) -> SessionCache {
+        SessionCache {
+            entries: Mutex::new(HashMap::new()),
+            cluster,
+            revoked_ttl_ms: (access_token_secs + 60) * 1000,
+        }
     }
 
     fn cached(&self, sid: SessionId) -> Option<bool> {
@@ -45,10 +61,21 @@ impl SessionCache {
         }
     }
 
-    /// Called after this instance revoked sessions.
-    pub fn revoked(&self, sids: &[SessionId]) {
+    /// Called after sessions were revoked (and committed).
+    pub async fn revoked(&self, sids: &[SessionId]) {
         for sid in sids {
             self.put(*sid, false);
+            if let Some(cluster) = &self.cluster {
+                let mark = redis::cmd("SET")
+                    .arg(redis_key(*sid))
+                    .arg("0")
+                    .arg("PX")
+                    .arg(self.revoked_ttl_ms)
+                    .clone();
+                if cluster.command::<()>(&mark).await.is_err() {
+                    tracing::warn!(session_id = %sid, "revocation not shared through Redis; other instances see it within the cache lifetime");
+                }
+            }
         }
     }
 
@@ -61,9 +88,40 @@ impl SessionCache {
         idle_ms: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
+        if let Some(cluster) = &self.cluster {
+            match cluster.command::<Option<String>>(redis::cmd("GET").arg(redis_key(sid))).await {
+                Ok(Some(mark)) => return Ok(mark == "1"),
+                Ok(None) => {
+                    let live = Self::from_database(store, sid, idle_ms, now).await?;
+                    // NX: never overwrite a revocation written meanwhile.
+                    let ttl = u64::try_from(TTL.as_millis()).unwrap_or(500);
+                    let share = redis::cmd("SET")
+                        .arg(redis_key(sid))
+                        .arg(if live { "1" } else { "0" })
+                        .arg("PX")
+                        .arg(ttl)
+                        .arg("NX")
+                        .clone();
+                    let _ = cluster.command::<Option<String>>(&share).await;
+                    return Ok(live);
+                }
+                Err(_) => {} // Redis is down: the local cache and the database answer.
+            }
+        }
         if let Some(live) = self.cached(sid) {
             return Ok(live);
         }
+        let live = Self::from_database(store, sid, idle_ms, now).await?;
+        self.put(sid, live);
+        Ok(live)
+    }
+
+    async fn from_database(
+        store: &Store,
+        sid: SessionId,
+        idle_ms: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = store.system_read().await?;
         let state = db::session_state(&mut tx, sid).await?;
         tx.commit().await?;
@@ -73,7 +131,6 @@ impl SessionCache {
                 && s.last_used_at.saturating_add(idle_ms) > now
                 && s.status == "active"
         });
-        self.put(sid, live);
         Ok(live)
     }
 }

@@ -40,10 +40,16 @@ macro_rules! migration {
     };
 }
 
-pub const MIGRATIONS_SQLITE: &[Embedded] =
-    &[migration!("sqlite", 1, "0001", "platform"), migration!("sqlite", 2, "0002", "identity")];
-pub const MIGRATIONS_POSTGRES: &[Embedded] =
-    &[migration!("postgres", 1, "0001", "platform"), migration!("postgres", 2, "0002", "identity")];
+pub const MIGRATIONS_SQLITE: &[Embedded] = &[
+    migration!("sqlite", 1, "0001", "platform"),
+    migration!("sqlite", 2, "0002", "identity"),
+    migration!("sqlite", 3, "0003", "idempotency"),
+];
+pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
+    migration!("postgres", 1, "0001", "platform"),
+    migration!("postgres", 2, "0002", "identity"),
+    migration!("postgres", 3, "0003", "idempotency"),
+];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {
     Migrator::with_migrations(

@@ -29,9 +29,9 @@ pub struct Health {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready`
+    /// `ready`, or `degraded` when Redis is unreachable (shared limits degraded).
     pub status: &'static str,
-    /// Each dependency and its state (`ok`).
+    /// Each dependency and its state (`ok` or `unavailable`).
     pub checks: std::collections::BTreeMap<&'static str, &'static str>,
 }
 
@@ -65,8 +65,19 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<Readiness>, Problem>
             ready = false;
         }
     }
+    // Redis down degrades (limits fail open or closed per rule) but does not make the
+    // instance unready: every instance shares one Redis, and an unready fleet is an outage.
+    let mut status = "ready";
+    if let Some(cluster) = app.cluster() {
+        if cluster.ping().await {
+            checks.insert("redis", "ok");
+        } else {
+            checks.insert("redis", "unavailable");
+            status = "degraded";
+        }
+    }
     if ready {
-        Ok(Json(Readiness { status: "ready", checks }))
+        Ok(Json(Readiness { status, checks }))
     } else {
         Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

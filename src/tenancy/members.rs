@@ -81,7 +81,7 @@ pub async fn change_role(
     )
     .await?;
     tx.commit().await?;
-    app.identity().sessions.revoked(&revoked);
+    app.identity().sessions.revoked(&revoked).await;
     member.role = Some(new_role.as_str().to_owned());
     Ok(member)
 }
@@ -121,7 +121,7 @@ pub async fn deactivate(
     )
     .await?;
     tx.commit().await?;
-    app.identity().sessions.revoked(&revoked);
+    app.identity().sessions.revoked(&revoked).await;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
     reason = "tests inspect and tamper with the database directly"
 )]
 
+mod abuse;
 mod access;
 mod audit;
 mod controls;

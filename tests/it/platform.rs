@@ -99,6 +99,7 @@ async fn production_sends_hsts_with_the_configured_max_age() {
         ("BULWARK_HSTS_MAX_AGE", "31536000"),
         ("BULWARK_ARGON2_MEMORY_KIB", "19456"),
         ("BULWARK_ARGON2_ITERATIONS", "2"),
+        ("BULWARK_RATE_LIMITS", "on"),
     ])
     .await;
     let response = app.get("/healthz").await;

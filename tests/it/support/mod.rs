@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod proxy;
+pub mod redis_server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -162,6 +163,8 @@ impl TestApp {
             ("BULWARK_ARGON2_MEMORY_KIB".into(), "1024".into()),
             ("BULWARK_ARGON2_ITERATIONS".into(), "1".into()),
             ("BULWARK_HASH_WORKERS".into(), "2".into()),
+            // Every test comes from 127.0.0.1; the rate-limit tests switch limits on.
+            ("BULWARK_RATE_LIMITS".into(), "off".into()),
             ("BULWARK_LISTEN".into(), "127.0.0.1:0".into()),
             ("BULWARK_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
             ("BULWARK_DATA_DIR".into(), data_dir),
@@ -188,6 +191,40 @@ impl TestApp {
             .build()
             .expect("client");
         TestApp { addr, metrics_addr, client, db, settings, shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// A second, independent instance (own caches, own in-memory limiter) on the same
+    /// database and settings, as another process behind the load balancer would be.
+    pub async fn sibling(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut settings = self.settings.clone();
+        for (key, value) in extra {
+            settings.retain(|(k, _)| k != key);
+            settings.push(((*key).to_owned(), (*value).to_owned()));
+        }
+        let input = ConfigInput::from_pairs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let loaded = config::load(&input, DevSecrets::Generate)
+            .unwrap_or_else(|problems| panic!("test configuration: {problems}"));
+        let application = Application::build(loaded.config).await.expect("application builds");
+        let addr = application.local_addr().expect("bound");
+        let metrics_addr = application.metrics_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(application.run(async move {
+            let _ = rx.await;
+        }));
+        let placeholder = TestDb {
+            backend: self.db.backend,
+            dir: tempfile::tempdir().expect("tempdir"),
+            name: None,
+        };
+        TestApp {
+            addr,
+            metrics_addr,
+            client: self.client.clone(),
+            db: placeholder,
+            settings,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops the server and hands back its database, for restart tests.

@@ -1,0 +1,118 @@
+//! State shared by every instance of a deployment, on Redis: rate-limit counters, lockout
+//! counters and the session-revocation cache.
+//!
+//! One multiplexed connection per process, re-established automatically after Redis
+//! restarts. Every call has a short deadline, so a dead Redis costs a request milliseconds,
+//! not seconds; callers decide per use whether that fails open or closed. The transition to
+//! and from "unreachable" is logged once and exported as the `redis_up` gauge.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// Deadline of one Redis round trip.
+const DEADLINE: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("Redis is unreachable")]
+    Unreachable,
+    #[error("Redis refused the command: {0}")]
+    Command(String),
+}
+
+#[derive(Clone)]
+pub struct Cluster {
+    manager: ConnectionManager,
+    up: Arc<AtomicBool>,
+}
+
+impl Cluster {
+    /// Connects lazily: the process starts even when Redis is down, and readiness says so.
+    pub fn connect(url: &str) -> Result<Cluster, String> {
+        let client = redis::Client::open(url)
+            .map_err(|_| "BULWARK_REDIS_URL is not a valid Redis URL".to_owned())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(DEADLINE))
+            .set_response_timeout(Some(DEADLINE))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let manager =
+            client.get_connection_manager_lazy(config).map_err(|err| format!("Redis: {err}"))?;
+        metrics::gauge!("redis_up").set(1.0);
+        Ok(Cluster { manager, up: Arc::new(AtomicBool::new(true)) })
+    }
+
+    /// Runs a script (one atomic decision) with the deadline.
+    pub async fn script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<T, ClusterError> {
+        let mut connection = self.manager.clone();
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let call = invocation.invoke_async::<T>(&mut connection);
+        self.observe(tokio::time::timeout(DEADLINE, call).await)
+    }
+
+    /// Runs a plain command with the deadline.
+    pub async fn command<T: redis::FromRedisValue>(
+        &self,
+        command: &redis::Cmd,
+    ) -> Result<T, ClusterError> {
+        let mut connection = self.manager.clone();
+        let call = command.query_async::<T>(&mut connection);
+        self.observe(tokio::time::timeout(DEADLINE, call).await)
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.command::<String>(&redis::cmd("PING")).await.is_ok()
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    fn observe<T>(
+        &self,
+        outcome: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, ClusterError> {
+        let result = match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err))
+                if err.is_io_error()
+                    || err.is_connection_dropped()
+                    || err.is_timeout()
+                    || err.is_connection_refusal() =>
+            {
+                Err(ClusterError::Unreachable)
+            }
+            Ok(Err(err)) => Err(ClusterError::Command(err.to_string())),
+            Err(_) => Err(ClusterError::Unreachable),
+        };
+        let up = !matches!(result, Err(ClusterError::Unreachable));
+        if self.up.swap(up, Ordering::Relaxed) != up {
+            if up {
+                tracing::warn!("Redis is reachable again");
+            } else {
+                tracing::error!(
+                    "Redis is unreachable: shared limits, lockouts and revocations are degraded"
+                );
+            }
+            metrics::gauge!("redis_up").set(if up { 1.0 } else { 0.0 });
+        }
+        if !up {
+            metrics::counter!("redis_errors_total").increment(1);
+        }
+        result
+    }
+}

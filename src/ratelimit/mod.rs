@@ -1,0 +1,260 @@
+//! Rate limiting: a rule engine over two backends.
+//!
+//! Each endpoint declares a per-minute category and optionally an hourly family; every rule
+//! matching either applies, keyed per rule (IP, user, IP+user, API key or tenant). The
+//! response carries the `X-RateLimit-*` headers of the tightest rule; a refusal is 429 with
+//! `Retry-After`. In memory by default (one instance); on Redis, one atomic script per
+//! decision, shared by every instance. When Redis is unreachable each rule fails open or
+//! closed as configured (default: closed for auth and sensitive, open for reads and writes).
+
+pub mod client;
+mod memory;
+mod redis_store;
+pub mod rules;
+pub mod window;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::cluster::Cluster;
+use crate::http::RoutePolicy;
+pub use rules::{KeyKind, Match, OnBackendError, Rule};
+use window::Decision;
+
+/// Who a request is, for keying rules.
+#[derive(Debug, Clone)]
+pub struct ClientKey {
+    pub ip: IpAddr,
+    /// User id, or the API key's id for key-authenticated requests.
+    pub user: Option<String>,
+    pub api_key: Option<String>,
+    pub tenant: Option<String>,
+}
+
+/// The headline figures of the tightest rule, for the response headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Headline {
+    pub limit: u32,
+    pub remaining: u32,
+    pub reset_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No rule applies (exempt route, or limits switched off).
+    Unlimited,
+    Allowed(Headline),
+    Refused {
+        headline: Headline,
+        retry_after_secs: u64,
+        rule: String,
+    },
+    /// The shared backend is down and a matching rule fails closed.
+    Unavailable {
+        rule: String,
+    },
+}
+
+enum Backend {
+    Memory(memory::MemoryStore),
+    Redis(redis_store::RedisStore),
+}
+
+pub struct RateLimiter {
+    rules: Vec<Rule>,
+    backend: Backend,
+    enabled: bool,
+}
+
+impl RateLimiter {
+    pub fn new(
+        rules: Vec<Rule>,
+        enabled: bool,
+        cluster: Option<Cluster>,
+        max_keys: usize,
+    ) -> RateLimiter {
+        let backend = match cluster {
+            Some(cluster) => Backend::Redis(redis_store::RedisStore::new(cluster)),
+            None => Backend::Memory(memory::MemoryStore::new(max_keys)),
+        };
+        RateLimiter { rules, backend, enabled }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    fn applies(rule: &Rule, policy: &RoutePolicy) -> bool {
+        match rule.matches {
+            Match::Category(category) => category == policy.category,
+            Match::Family(family) => policy.family == Some(family),
+        }
+    }
+
+    pub async fn check(&self, policy: &RoutePolicy, client: &ClientKey) -> Verdict {
+        if !self.enabled {
+            return Verdict::Unlimited;
+        }
+        let mut tightest: Option<Headline> = None;
+        let mut refusal: Option<(Headline, u64, String)> = None;
+        for rule in self.rules.iter().filter(|rule| Self::applies(rule, policy)) {
+            let key = rule_key(rule, client);
+            let window_ms = u64::try_from(rule.window.as_millis()).unwrap_or(u64::MAX);
+            let decision = match &self.backend {
+                Backend::Memory(store) => Ok(store.hit(&key, now_ms(), rule.limit, window_ms)),
+                Backend::Redis(store) => store.hit(&key, rule.limit, window_ms).await,
+            };
+            let decision: Decision = match decision {
+                Ok(decision) => decision,
+                Err(_) => match rule.on_backend_error {
+                    OnBackendError::Closed => {
+                        metrics::counter!("rate_limit_backend_failures_total", "rule" => rule.name.clone(), "mode" => "closed").increment(1);
+                        return Verdict::Unavailable { rule: rule.name.clone() };
+                    }
+                    OnBackendError::Open => {
+                        metrics::counter!("rate_limit_backend_failures_total", "rule" => rule.name.clone(), "mode" => "open").increment(1);
+                        continue;
+                    }
+                },
+            };
+            let headline = Headline {
+                limit: decision.limit,
+                remaining: decision.remaining,
+                reset_secs: decision.reset_ms.div_ceil(1000),
+            };
+            if decision.crossed_warning {
+                metrics::counter!("rate_limit_warnings_total", "rule" => rule.name.clone())
+                    .increment(1);
+                tracing::warn!(rule = %rule.name, limit = rule.limit, "a client passed 80 % of a rate limit");
+            }
+            if !decision.allowed {
+                metrics::counter!("rate_limit_rejections_total", "rule" => rule.name.clone())
+                    .increment(1);
+                let retry = decision.retry_after_ms.div_ceil(1000).max(1);
+                if refusal.as_ref().is_none_or(|(_, r, _)| retry > *r) {
+                    refusal = Some((headline, retry, rule.name.clone()));
+                }
+            }
+            if tightest
+                .is_none_or(|t| (headline.remaining, headline.limit) < (t.remaining, t.limit))
+            {
+                tightest = Some(headline);
+            }
+        }
+        match (refusal, tightest) {
+            (Some((headline, retry_after_secs, rule)), _) => {
+                Verdict::Refused { headline, retry_after_secs, rule }
+            }
+            (None, Some(headline)) => Verdict::Allowed(headline),
+            (None, None) => Verdict::Unlimited,
+        }
+    }
+
+    /// Periodic upkeep of the in-memory backend: drops counters of past windows.
+    pub fn sweep(&self) {
+        if let Backend::Memory(store) = &self.backend {
+            store.sweep(now_ms());
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(crate::clock::now_ms()).unwrap_or(0)
+}
+
+/// The counter key of a request under a rule. A rule keyed on a user or key falls back to
+/// the IP for anonymous requests, so they are limited too.
+pub fn rule_key(rule: &Rule, client: &ClientKey) -> String {
+    let ip = client.ip.to_string();
+    let who = match rule.key {
+        KeyKind::Ip => format!("ip:{ip}"),
+        KeyKind::User => {
+            client.user.as_ref().map_or_else(|| format!("ip:{ip}"), |u| format!("user:{u}"))
+        }
+        KeyKind::IpUser => match &client.user {
+            Some(user) => format!("ip:{ip}|user:{user}"),
+            None => format!("ip:{ip}"),
+        },
+        KeyKind::ApiKey => {
+            client.api_key.as_ref().map_or_else(|| format!("ip:{ip}"), |k| format!("key:{k}"))
+        }
+        KeyKind::Tenant => {
+            client.tenant.as_ref().map_or_else(|| format!("ip:{ip}"), |t| format!("tenant:{t}"))
+        }
+    };
+    format!("{}|{who}", rule.name)
+}
+
+/// Shared by AppState.
+pub type SharedLimiter = Arc<RateLimiter>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Access, RateCategory};
+
+    fn policy(category: RateCategory) -> RoutePolicy {
+        RoutePolicy {
+            method: axum::http::Method::POST,
+            path: "/x".into(),
+            access: Access::Public,
+            category,
+            family: (category == RateCategory::Auth).then_some(crate::http::RouteFamily::Auth),
+            step_up: false,
+            idempotent: false,
+            body_limit: None,
+        }
+    }
+
+    fn client(ip: &str) -> ClientKey {
+        ClientKey { ip: ip.parse().expect("ip"), user: None, api_key: None, tenant: None }
+    }
+
+    #[tokio::test]
+    async fn the_21st_auth_request_is_refused_and_another_client_is_not() {
+        let limiter = RateLimiter::new(rules::defaults(), true, None, 10_000);
+        for n in 0..20 {
+            match limiter.check(&policy(RateCategory::Auth), &client("192.0.2.1")).await {
+                Verdict::Allowed(h) => assert_eq!(h.remaining, 19 - n),
+                other => panic!("request {} refused: {other:?}", n + 1),
+            }
+        }
+        assert!(matches!(
+            limiter.check(&policy(RateCategory::Auth), &client("192.0.2.1")).await,
+            Verdict::Refused { .. }
+        ));
+        assert!(matches!(
+            limiter.check(&policy(RateCategory::Auth), &client("192.0.2.2")).await,
+            Verdict::Allowed(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn exempt_routes_and_a_disabled_limiter_are_unlimited() {
+        let limiter = RateLimiter::new(rules::defaults(), true, None, 10_000);
+        assert_eq!(
+            limiter.check(&policy(RateCategory::Exempt), &client("192.0.2.1")).await,
+            Verdict::Unlimited
+        );
+        let off = RateLimiter::new(rules::defaults(), false, None, 10_000);
+        assert_eq!(
+            off.check(&policy(RateCategory::Auth), &client("192.0.2.1")).await,
+            Verdict::Unlimited
+        );
+    }
+
+    #[test]
+    fn keys_separate_users_behind_one_address() {
+        let rule = &rules::defaults()[0];
+        let mut a = client("192.0.2.1");
+        a.user = Some("u1".into());
+        let mut b = a.clone();
+        b.user = Some("u2".into());
+        assert_ne!(rule_key(rule, &a), rule_key(rule, &b));
+        assert_eq!(rule_key(rule, &client("192.0.2.1")), "read-per-minute|ip:192.0.2.1");
+    }
+}
