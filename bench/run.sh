@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Reproducible benchmarks: a release build on loopback, measured with wrk. Prints one line per
+# figure and writes bench/results/<date>.md. Not part of the test command (speed targets live
+# here, never in timed tests).
+#
+#   bench/run.sh              # every scenario (~4 minutes after the release build)
+#   BENCH_DURATION=5s bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${BENCH_DURATION:-10s}
+FLOOD_SECONDS=${BENCH_FLOOD_SECONDS:-60}
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+WORK=$(mktemp -d /tmp/bulwark-bench.XXXXXX)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT INT TERM
+
+echo "==> release build"
+build_start=$(date +%s)
+cargo build --release --locked --quiet
+BIN=$ROOT/target/release/bulwark
+FIGURES=$WORK/figures
+: > "$FIGURES"
+figure() { printf '%-58s %s\n' "$1" "$2" | tee -a "$FIGURES"; }
+figure "release binary size" "$(du -h "$BIN" | cut -f1)"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
+
+PORT=""; PID=""; URL=""
+# start_server NAME [VAR=value ...]
+start_server() {
+    local name=$1; shift
+    PORT=$(free_port)
+    mkdir -p "$WORK/$name"
+    env -i PATH="$PATH" HOME="$WORK" \
+        BULWARK_LISTEN="127.0.0.1:$PORT" BULWARK_METRICS_LISTEN="127.0.0.1:$(free_port)" \
+        BULWARK_DATA_DIR="$WORK/$name" BULWARK_LOG=warn \
+        BULWARK_JWT_SECRET="bench-jwt-secret-0123456789abcdef0123456789" \
+        BULWARK_MASTER_KEYS="bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" \
+        BULWARK_LOCKOUT_IP_THRESHOLD=1000000 BULWARK_LOCKOUT_THRESHOLD=1000 \
+        "$@" "$BIN" serve > "$WORK/$name.out" 2> "$WORK/$name.err" &
+    PID=$!
+    PIDS+=("$PID")
+    URL="http://127.0.0.1:$PORT"
+    for _ in $(seq 200); do curl -sf "$URL/healthz" >/dev/null 2>&1 && return; sleep 0.05; done
+    cat "$WORK/$name.err"; exit 1
+}
+stop_server() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+
+export BENCH_EMAIL="bench@example.com" BENCH_PASSWORD="correct horse battery staple"
+TOKEN=""
+account() {
+    curl -sf "$URL/api/v1/auth/signup" -H 'content-type: application/json' \
+        -d "{\"tenant_name\":\"Bench\",\"email\":\"$BENCH_EMAIL\",\"password\":\"$BENCH_PASSWORD\",\"display_name\":\"Bench\"}" >/dev/null
+    TOKEN=$(curl -sf "$URL/api/v1/auth/login" -H 'content-type: application/json' \
+        -d "{\"email\":\"$BENCH_EMAIL\",\"password\":\"$BENCH_PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+}
+# wrk_line CONNECTIONS PATH [extra wrk args] -> "rps=… p50_ms=… p99_ms=…"
+wrk_line() {
+    local c=$1 path=$2; shift 2
+    local threads=$(( c < 2 ? 1 : 2 ))
+    wrk -t"$threads" -c"$c" -d"$DURATION" -s bench/lua/report.lua "$@" "$URL$path" | grep RESULT | sed 's/RESULT //'
+}
+
+GENEROUS=$WORK/generous.toml
+cat > "$GENEROUS" <<'EOF'
+[[rule]]
+name = "read-per-minute"
+match = { category = "read" }
+limit = 1000000000
+window = "1m"
+key = "ip+user"
+EOF
+
+echo "==> limiter off: health, /me, login"
+start_server base BULWARK_RATE_LIMITS=off
+sleep 1
+figure "idle RSS of serve (KiB)" "$(rss_kib "$PID")"
+account
+figure "GET /healthz, 32 connections" "$(wrk_line 32 /healthz)"
+figure "GET /api/v1/me, 1 connection, limiter off" "$(wrk_line 1 /api/v1/me -H "Authorization: Bearer $TOKEN")"
+figure "GET /api/v1/me, 32 connections, limiter off" "$(wrk_line 32 /api/v1/me -H "Authorization: Bearer $TOKEN")"
+figure "POST /api/v1/auth/login (Argon2id OWASP), 1 connection" \
+    "$(wrk -t1 -c1 -d"$DURATION" -s bench/lua/login_report.lua "$URL/api/v1/auth/login" | grep RESULT | sed 's/RESULT //')"
+echo "==> /me while 200 connections flood the login"
+wrk -t1 -c200 -d"$(( ${DURATION%s} + 4 ))s" -s bench/lua/login.lua "$URL/api/v1/auth/login" > "$WORK/flood.txt" 2>&1 &
+FLOOD=$!
+sleep 2
+figure "GET /api/v1/me, 1 connection, during a 200-connection login flood" "$(wrk_line 1 /api/v1/me -H "Authorization: Bearer $TOKEN")"
+wait $FLOOD || true
+figure "login flood: requests answered / of which non-2xx (503 busy, 401)" \
+    "$(awk '/requests in/ {r=$1} /Non-2xx/ {n=$NF} END {print r " / " n}' "$WORK/flood.txt")"
+stop_server
+
+echo "==> limiter in memory"
+start_server memory BULWARK_RATE_LIMITS_FILE="$GENEROUS"
+account
+figure "GET /api/v1/me, 32 connections, limiter in memory" "$(wrk_line 32 /api/v1/me -H "Authorization: Bearer $TOKEN")"
+stop_server
+
+echo "==> limiter on Redis"
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" > /dev/null &
+PIDS+=($!)
+sleep 0.5
+start_server redis BULWARK_RATE_LIMITS_FILE="$GENEROUS" BULWARK_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+account
+figure "GET /api/v1/me, 32 connections, limiter on Redis" "$(wrk_line 32 /api/v1/me -H "Authorization: Bearer $TOKEN")"
+stop_server
+
+echo "==> a flood of distinct clients (in-memory limiter, defaults)"
+start_server keys BULWARK_TRUSTED_PROXIES=127.0.0.1/32
+sleep 1
+before=$(rss_kib "$PID")
+wrk -t2 -c32 -d"${FLOOD_SECONDS}s" -s bench/lua/distinct_clients.lua "$URL/api/v1/me" > "$WORK/keys.txt"
+sleep 1
+figure "distinct-client flood: requests (each a new client)" "$(awk '/requests in/ {print $1}' "$WORK/keys.txt")"
+figure "RSS before / after the distinct-client flood (KiB)" "$before / $(rss_kib "$PID")"
+stop_server
+
+DATE=$(date -u +%Y-%m-%d)
+OUT=bench/results/$DATE.md
+{
+    echo "# Benchmarks $DATE"
+    echo
+    echo "\`bench/run.sh\` (release build, loopback, wrk; $(nproc) CPUs, $(uname -m); each run ${DURATION}; Bulwark $(git rev-parse --short HEAD 2>/dev/null || echo '?'))."
+    echo
+    echo '```'
+    cat "$FIGURES"
+    echo '```'
+} > "$OUT"
+echo "==> written to $OUT"
