@@ -14,7 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::Cluster;
 use crate::config::{Config, Profile};
-use crate::crypto::KeyRing;
+use crate::crypto::{KeyRing, TenantKeys};
 use crate::http::{self, server};
 use crate::identity::Identity;
 use crate::ratelimit::RateLimiter;
@@ -31,7 +31,7 @@ struct Inner {
     config: Arc<Config>,
     store: Store,
     cluster: Option<Cluster>,
-    keys: KeyRing,
+    tenant_keys: TenantKeys,
     identity: Identity,
     limiter: RateLimiter,
     openapi_json: axum::body::Bytes,
@@ -59,7 +59,8 @@ impl AppState {
             Some(url) => Some(Cluster::connect(url.expose()).map_err(anyhow::Error::msg)?),
             None => None,
         };
-        let keys = KeyRing::new(&config.secrets.master_keys).context("BULWARK_MASTER_KEYS")?;
+        let ring = KeyRing::new(&config.secrets.master_keys).context("BULWARK_MASTER_KEYS")?;
+        let tenant_keys = TenantKeys::new(Arc::new(ring));
         let identity = Identity::new(&config, store.clone(), cluster.clone())?;
         let limiter = RateLimiter::new(
             config.rate_limits.rules.clone(),
@@ -72,7 +73,7 @@ impl AppState {
                 config: Arc::new(config),
                 store,
                 cluster,
-                keys,
+                tenant_keys,
                 identity,
                 limiter,
                 openapi_json,
@@ -92,8 +93,14 @@ impl AppState {
         self.inner.cluster.as_ref()
     }
 
+    /// The master keys.
     pub fn keys(&self) -> &KeyRing {
-        &self.inner.keys
+        self.inner.tenant_keys.ring()
+    }
+
+    /// The tenants' data and index keys.
+    pub fn tenant_keys(&self) -> &TenantKeys {
+        &self.inner.tenant_keys
     }
 
     pub fn limiter(&self) -> &RateLimiter {

@@ -96,7 +96,7 @@ pub const SETTINGS: &[Setting] = &[
         "BULWARK_RATE_LIMIT_MAX_KEYS",
         "rate_limit_max_keys",
         Some("500000"),
-        "in-memory limiter: most client counters kept (memory bound)",
+        "in-memory limiter: most client counters kept (about 50 bytes each)",
     ),
     s(
         "BULWARK_TRUSTED_PROXIES",

@@ -3,11 +3,15 @@
 //! SHA-2 come from RustCrypto.
 
 pub mod aead;
+pub mod field;
 pub mod keyring;
 mod secret;
+pub mod store;
+pub mod tenant_keys;
 
 pub use keyring::{KeyError, KeyRing};
 pub use secret::Secret;
+pub use tenant_keys::{KeySet, TenantKeyError, TenantKeys};
 
 use rand::Rng as _;
 

@@ -100,6 +100,10 @@ pub async fn signup(
     let (tenant_id, user_id, now) = (TenantId::new(), UserId::new(), now_ms());
     let mut tx = app.store().system_tx().await?;
     db::insert_tenant(&mut tx, tenant_id, &tenant_name, now).await?;
+    app.tenant_keys()
+        .create_for(&mut tx, tenant_id, now)
+        .await
+        .map_err(|err| DomainError::Internal(err.to_string()))?;
     insert_account(
         &mut tx,
         &NewUser {
@@ -149,6 +153,7 @@ pub async fn login(
     password: &Secret<String>,
 ) -> DomainResult<LoginOutcome> {
     let identity = app.identity();
+    let admission = identity.hasher.admit().map_err(hash_error)?;
     let now = now_ms();
     let ip_key = lockout::ip_key(ctx.ip.as_deref().unwrap_or("unknown"));
     if let Some(until) = identity.lockout.locked_until(&ip_key, now).await? {
@@ -167,11 +172,13 @@ pub async fn login(
     // Every path costs one verification: unknown accounts against the dummy hash, locked
     // ones without looking at the real hash at all.
     let verified = if locked {
-        identity.hasher.waste_one_verification(password).await.map(|()| Verified::No)
+        identity.hasher.waste_one_verification(&admission, password).await.map(|()| Verified::No)
     } else {
-        identity.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await
+        let stored = user.as_ref().map(|u| u.password_hash.as_str());
+        identity.hasher.verify_admitted(&admission, password, stored).await
     }
     .map_err(hash_error)?;
+    drop(admission);
 
     match user {
         Some(user) if user.is_active() && !locked && verified != Verified::No => {

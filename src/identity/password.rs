@@ -46,6 +46,11 @@ pub enum Verified {
     YesRehashed(String),
 }
 
+/// Proof of a place in the hashing pool; released on drop.
+pub struct Admission(
+    #[expect(dead_code, reason = "held for its Drop")] tokio::sync::OwnedSemaphorePermit,
+);
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
@@ -76,10 +81,17 @@ impl PasswordHasher {
         })
     }
 
+    /// A place in the pool, taken before any other work of a login so that a request the
+    /// pool cannot serve is refused before it costs a database lookup.
+    pub fn admit(&self) -> Result<Admission, HashError> {
+        self.admitted.clone().try_acquire_owned().map(Admission).map_err(|_| HashError::Busy)
+    }
+
     pub async fn hash(&self, password: &Secret<String>) -> Result<String, HashError> {
+        let admission = self.admit()?;
         let params = self.params.clone();
         let password = Zeroizing::new(password.expose().clone());
-        self.run(move || {
+        self.run(&admission, move || {
             argon2(&params)
                 .hash_password(password.as_bytes())
                 .map(|hash| hash.to_string())
@@ -95,26 +107,40 @@ impl PasswordHasher {
         password: &Secret<String>,
         stored: Option<&str>,
     ) -> Result<Verified, HashError> {
+        let admission = self.admit()?;
+        self.verify_admitted(&admission, password, stored).await
+    }
+
+    pub async fn verify_admitted(
+        &self,
+        admission: &Admission,
+        password: &Secret<String>,
+        stored: Option<&str>,
+    ) -> Result<Verified, HashError> {
         let params = self.params.clone();
         let password = Zeroizing::new(password.expose().clone());
         let (hash, real) = match stored {
             Some(hash) => (hash.to_owned(), true),
             None => (self.dummy_hash.as_ref().clone(), false),
         };
-        self.run(move || Ok(verify_blocking(&params, &password, &hash, real))).await?
+        self.run(admission, move || Ok(verify_blocking(&params, &password, &hash, real))).await?
     }
 
     /// Burns the time of one verification without a result: for locked accounts, so a lock
     /// is not visible in the response time either.
-    pub async fn waste_one_verification(&self, password: &Secret<String>) -> Result<(), HashError> {
-        self.verify(password, None).await.map(|_| ())
+    pub async fn waste_one_verification(
+        &self,
+        admission: &Admission,
+        password: &Secret<String>,
+    ) -> Result<(), HashError> {
+        self.verify_admitted(admission, password, None).await.map(|_| ())
     }
 
     async fn run<T: Send + 'static>(
         &self,
+        _admission: &Admission,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| HashError::Busy)?;
         let _worker = self
             .workers
             .clone()

@@ -3,6 +3,8 @@
 //! A counter whose windows have both passed holds no information and is swept; past
 //! `max_keys` a shard drops its stale entries and then, if still full, arbitrary ones (a
 //! flood of distinct keys can then reset some counters, but never grow memory without bound).
+//! Keys are kept as 64-bit keyed hashes (SipHash with a per-process random key, so clients
+//! cannot aim for collisions): about 50 bytes per counter.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -13,7 +15,7 @@ use super::window::{self, Counter, Decision};
 const SHARDS: usize = 32;
 
 pub struct MemoryStore {
-    shards: Vec<Mutex<HashMap<String, (Counter, u64)>>>,
+    shards: Vec<Mutex<HashMap<u64, (Counter, u64)>>>,
     per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -27,13 +29,14 @@ impl MemoryStore {
         }
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, (Counter, u64)>> {
+    fn shard(&self, hash: u64) -> &Mutex<HashMap<u64, (Counter, u64)>> {
         // The modulo keeps the index in range.
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+        &self.shards[(hash as usize) % SHARDS]
     }
 
     pub fn hit(&self, key: &str, now_ms: u64, limit: u32, window_ms: u64) -> Decision {
-        let Ok(mut shard) = self.shard(key).lock() else {
+        let hash = self.hasher.hash_one(key);
+        let Ok(mut shard) = self.shard(hash).lock() else {
             // A poisoned lock means a panic mid-update elsewhere; admit rather than fail
             // every request of this shard.
             return Decision {
@@ -45,11 +48,10 @@ impl MemoryStore {
                 crossed_warning: false,
             };
         };
-        if !shard.contains_key(key) && shard.len() >= self.per_shard {
+        if !shard.contains_key(&hash) && shard.len() >= self.per_shard {
             evict(&mut shard, now_ms, self.per_shard);
         }
-        let (counter, window) =
-            shard.entry(key.to_owned()).or_insert((Counter::default(), window_ms));
+        let (counter, window) = shard.entry(hash).or_insert((Counter::default(), window_ms));
         *window = window_ms;
         window::hit(counter, now_ms, limit, window_ms)
     }
@@ -79,11 +81,11 @@ fn is_stale(counter: &Counter, window_ms: u64, now_ms: u64) -> bool {
     now_ms / window_ms.max(1) > counter.window + 1
 }
 
-fn evict(shard: &mut HashMap<String, (Counter, u64)>, now_ms: u64, cap: usize) {
+fn evict(shard: &mut HashMap<u64, (Counter, u64)>, now_ms: u64, cap: usize) {
     shard.retain(|_, (counter, window)| !is_stale(counter, *window, now_ms));
     if shard.len() >= cap {
         let excess = shard.len() + 1 - cap * 3 / 4;
-        let victims: Vec<String> = shard.keys().take(excess).cloned().collect();
+        let victims: Vec<u64> = shard.keys().take(excess).copied().collect();
         for key in victims {
             shard.remove(&key);
         }

@@ -44,11 +44,13 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 1, "0001", "platform"),
     migration!("sqlite", 2, "0002", "identity"),
     migration!("sqlite", 3, "0003", "idempotency"),
+    migration!("sqlite", 4, "0004", "crm"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
     migration!("postgres", 2, "0002", "identity"),
     migration!("postgres", 3, "0003", "idempotency"),
+    migration!("postgres", 4, "0004", "crm"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -1,0 +1,186 @@
+//! Each tenant's keys: data keys (versioned; the newest active one encrypts, older ones
+//! decrypt until rotation has moved every value off them) and one blind-index key. Stored
+//! wrapped by a master key in `tenant_keys`; unwrapped copies are cached per instance.
+//!
+//! Destroying a tenant's keys (tenant deletion) crypto-shreds every value of that tenant,
+//! in the database and in every backup taken before.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::field::{self, FieldError, Place};
+use super::keyring::{KeyError, KeyRing};
+use super::store;
+use super::{Secret, random_bytes};
+use crate::ids::TenantId;
+use crate::store::{AsRawTx, StoreError, SystemTx, TenantTx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantKeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+}
+
+/// The unwrapped keys of one tenant.
+pub struct KeySet {
+    data: HashMap<u32, Arc<Secret<[u8; 32]>>>,
+    current: u32,
+    index: Arc<Secret<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet").field("current", &self.current).finish_non_exhaustive()
+    }
+}
+
+impl KeySet {
+    pub fn current_version(&self) -> u32 {
+        self.current
+    }
+
+    fn key(&self, version: u32) -> Option<Secret<[u8; 32]>> {
+        self.data.get(&version).map(|key| Secret::new(*key.expose()))
+    }
+
+    pub fn encrypt(&self, place: &Place<'_>, plaintext: &[u8]) -> Vec<u8> {
+        // `current` is always in `data`: `load` only builds sets that hold it.
+        let key = self
+            .data
+            .get(&self.current)
+            .map_or_else(|| Secret::new([0; 32]), |k| Secret::new(*k.expose()));
+        field::encrypt(&key, self.current, place, plaintext)
+    }
+
+    pub fn decrypt_text(
+        &self,
+        place: &Place<'_>,
+        stored: &[u8],
+    ) -> Result<zeroize::Zeroizing<String>, FieldError> {
+        field::decrypt_text(|v| self.key(v), place, stored)
+    }
+
+    pub fn decrypt(
+        &self,
+        place: &Place<'_>,
+        stored: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, FieldError> {
+        field::decrypt(|v| self.key(v), place, stored)
+    }
+
+    pub fn blind_index(&self, table: &str, column: &str, normalised: &str) -> Vec<u8> {
+        field::blind_index(&self.index, table, column, normalised)
+    }
+
+    fn has(&self, version: u32) -> bool {
+        self.data.contains_key(&version)
+    }
+}
+
+/// Unwraps and caches tenant keys.
+pub struct TenantKeys {
+    ring: Arc<KeyRing>,
+    cache: Mutex<HashMap<TenantId, Arc<KeySet>>>,
+}
+
+const CACHE_LIMIT: usize = 10_000;
+
+impl TenantKeys {
+    pub fn new(ring: Arc<KeyRing>) -> TenantKeys {
+        TenantKeys { ring, cache: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// Creates the first data key and the index key of a new tenant.
+    pub async fn create_for(
+        &self,
+        tx: &mut SystemTx,
+        tenant: TenantId,
+        now: i64,
+    ) -> Result<(), TenantKeyError> {
+        for purpose in [store::Purpose::Data, store::Purpose::Index] {
+            let key = Secret::new(random_bytes::<32>());
+            let wrapped = self.ring.wrap(tenant, &key)?;
+            store::insert(tx, tenant, purpose, 1, &wrapped, self.ring.current_id(), now).await?;
+        }
+        Ok(())
+    }
+
+    /// The tenant's keys, read in its transaction; reloaded when the database names a current
+    /// version this instance has not seen (another instance rotated).
+    pub async fn for_tenant(&self, tx: &mut TenantTx) -> Result<Arc<KeySet>, TenantKeyError> {
+        let tenant = tx.tenant_id();
+        let current = store::current_data_version(tx, tenant).await?;
+        if let Some(set) = self.cached(tenant)
+            && current.is_none_or(|v| set.current == v && set.has(v))
+        {
+            return Ok(set);
+        }
+        let set = Arc::new(self.load(tx, tenant).await?);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(tenant, set.clone());
+        }
+        Ok(set)
+    }
+
+    fn cached(&self, tenant: TenantId) -> Option<Arc<KeySet>> {
+        self.cache.lock().ok()?.get(&tenant).cloned()
+    }
+
+    pub fn forget(&self, tenant: TenantId) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(&tenant);
+        }
+    }
+
+    async fn load(
+        &self,
+        tx: &mut impl AsRawTx,
+        tenant: TenantId,
+    ) -> Result<KeySet, TenantKeyError> {
+        let mut rows = store::live_keys(tx, tenant).await?;
+        if rows.is_empty() {
+            // A tenant created before keys existed: give it keys now.
+            let now = crate::clock::now_ms();
+            for purpose in [store::Purpose::Data, store::Purpose::Index] {
+                let key = Secret::new(random_bytes::<32>());
+                let wrapped = self.ring.wrap(tenant, &key)?;
+                store::insert(tx, tenant, purpose, 1, &wrapped, self.ring.current_id(), now)
+                    .await?;
+            }
+            rows = store::live_keys(tx, tenant).await?;
+        }
+        let mut data = HashMap::new();
+        let mut current = 0;
+        let mut index = None;
+        for row in rows {
+            let Some(wrapped) = row.wrapped else { continue };
+            let key = Arc::new(self.ring.unwrap(tenant, &wrapped)?);
+            let version = u32::try_from(row.version).unwrap_or(0);
+            match row.purpose.as_str() {
+                "index" => index = Some(key),
+                _ => {
+                    if row.state == "active" && version > current {
+                        current = version;
+                    }
+                    data.insert(version, key);
+                }
+            }
+        }
+        let index = index.ok_or(KeyError::Malformed)?;
+        if !data.contains_key(&current) {
+            return Err(KeyError::Malformed.into());
+        }
+        Ok(KeySet { data, current, index })
+    }
+}
