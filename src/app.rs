@@ -207,14 +207,22 @@ impl Application {
 }
 
 /// Periodic housekeeping of this instance: stale rate-limit counters every 10 s, expired
-/// idempotency records every 10 minutes.
+/// idempotency records every 10 minutes, retention every hour.
 async fn maintain(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
     let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
         state.limiter().sweep();
-        if ticks.is_multiple_of(60) {
+        // First a minute after start (not while the instance warms up), then hourly.
+        if ticks % 360 == 6 {
+            match crate::crm::retention::purge_all(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "retention purge"),
+                Err(err) => tracing::warn!(error = %err, "retention purge failed"),
+            }
+        }
+        if ticks % 60 == 3 {
             match crate::idempotency::purge_expired(&state).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired idempotency records purged"),

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod crm;
 pub mod crypto;
 pub mod error;
 pub mod http;

@@ -48,6 +48,38 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Tenants.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every tenant key under the current (first) master key; afterwards older
+    /// master keys can leave BULWARK_MASTER_KEYS.
+    RotateMaster,
+    /// Re-encrypt one tenant's data under a new data key (online, resumable).
+    RotateTenant {
+        #[arg(long)]
+        tenant: bulwark::ids::TenantId,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantsCommand {
+    /// Delete a tenant: destroy its keys (crypto-shredding its data, backups included),
+    /// delete its records, close its accounts. The audit log stays.
+    Delete {
+        #[arg(long)]
+        tenant: bulwark::ids::TenantId,
+    },
 }
 
 #[derive(Subcommand)]
@@ -81,6 +113,10 @@ fn main() -> ExitCode {
         }
         Command::Audit { command: AuditCommand::Verify { tenant } } => {
             runtime.block_on(audit_verify(&input, tenant))
+        }
+        Command::Keys { command } => runtime.block_on(keys(&input, command)),
+        Command::Tenants { command: TenantsCommand::Delete { tenant } } => {
+            runtime.block_on(delete_tenant(&input, tenant))
         }
     }
 }
@@ -190,6 +226,49 @@ async fn audit_verify(input: &ConfigInput, tenant: Option<bulwark::ids::TenantId
     }
 }
 
+async fn keys(input: &ConfigInput, command: KeysCommand) -> ExitCode {
+    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
+    let outcome = match command {
+        KeysCommand::RotateMaster => bulwark::crm::rotation::rotate_master(&state)
+            .await
+            .map(|n| format!("{n} tenant key(s) re-wrapped under master key `{}`", state.keys().current_id())),
+        KeysCommand::RotateTenant { tenant } => bulwark::crm::rotation::rotate_tenant(&state, tenant).await.map(|r| {
+            format!(
+                "tenant {tenant}: data key version {} ({}); re-encrypted {} contact(s), {} note(s), {} activit(ies)",
+                r.version,
+                if r.resumed { "resumed" } else { "new" },
+                r.contacts,
+                r.notes,
+                r.activities
+            )
+        }),
+    };
+    match outcome {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn delete_tenant(input: &ConfigInput, tenant: bulwark::ids::TenantId) -> ExitCode {
+    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
+    match bulwark::crm::rotation::delete_tenant(&state, tenant).await {
+        Ok(records) => {
+            println!("tenant {tenant} deleted: keys destroyed, {records} record(s) deleted");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// A domain error for a terminal: validation messages in full.
 fn describe(err: &bulwark::error::DomainError) -> String {
     match err {
@@ -198,7 +277,16 @@ fn describe(err: &bulwark::error::DomainError) -> String {
             .map(|(field, message)| format!("{field} {message}"))
             .collect::<Vec<_>>()
             .join("; "),
-        other => other.to_string(),
+        other => {
+            // The operator's own terminal: the causes help, and hold no client data.
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 

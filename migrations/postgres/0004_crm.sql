@@ -218,3 +218,39 @@ CREATE POLICY tenant_isolation ON tenant_keys
 ALTER TABLE audit_anchors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_anchors FORCE ROW LEVEL SECURITY;
 CREATE POLICY system_only ON audit_anchors USING (bulwark_system()) WITH CHECK (bulwark_system());
+
+-- Retention of the audit log. The application role may not DELETE audit rows; this function,
+-- owned by the owner role, removes only a chain's prefix older than the cutoff, never events
+-- younger than a year, and anchors the chain at the last removed event so verification of
+-- the rest still holds. It runs inside the caller's SystemTx (row-level security applies).
+CREATE FUNCTION bulwark_purge_audit(p_chain uuid, p_before bigint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    first_kept bigint;
+    last_seq bigint;
+    last_hash bytea;
+    removed bigint;
+BEGIN
+    IF p_before > (extract(epoch FROM now()) * 1000)::bigint - 365::bigint * 86400000 THEN
+        RAISE EXCEPTION 'audit events younger than a year are never purged';
+    END IF;
+    SELECT min(seq) INTO first_kept FROM audit_events WHERE chain_id = p_chain AND occurred_at >= p_before;
+    IF first_kept IS NULL THEN
+        SELECT max(seq) INTO last_seq FROM audit_events WHERE chain_id = p_chain;
+    ELSE
+        last_seq := first_kept - 1;
+    END IF;
+    IF last_seq IS NULL OR last_seq < 1 THEN
+        RETURN 0;
+    END IF;
+    SELECT hash INTO last_hash FROM audit_events WHERE chain_id = p_chain AND seq = last_seq;
+    IF last_hash IS NULL THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM audit_events WHERE chain_id = p_chain AND seq <= last_seq;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    INSERT INTO audit_anchors (chain_id, seq, hash) VALUES (p_chain, last_seq, last_hash)
+        ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;
+    RETURN removed;
+END $$;
+REVOKE ALL ON FUNCTION bulwark_purge_audit(uuid, bigint) FROM PUBLIC;

@@ -86,8 +86,11 @@ pub async fn verify(store: &Store, tenant: Option<TenantId>) -> Result<VerifyRep
     let mut report = VerifyReport::default();
     for (chain, head) in store::chains(&mut tx, tenant.map(|t| t.as_uuid())).await? {
         report.chains += 1;
-        let mut expected_seq = 1;
-        let mut prev_hash = GENESIS.to_vec();
+        // Retention may have purged a prefix: the anchor is where the kept chain begins.
+        let (mut expected_seq, mut prev_hash) = match store::anchor(&mut tx, chain).await? {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS.to_vec()),
+        };
         let mut last_id = None;
         let mut broken = None;
         'pages: loop {

@@ -206,3 +206,16 @@ pub(super) async fn chain_page(
     .fetch_all(c)
     .await)?)
 }
+
+/// Where retention left a chain: verification starts after this event.
+pub(super) async fn anchor(
+    tx: &mut SystemTx,
+    chain: Uuid,
+) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, (i64, Vec<u8>)>(
+        "SELECT seq, hash FROM audit_anchors WHERE chain_id = $1"
+    )
+    .bind(chain)
+    .fetch_optional(c)
+    .await)?)
+}

@@ -57,7 +57,17 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub http: HttpConfig,
     pub identity: IdentityConfig,
+    pub retention: RetentionConfig,
     pub secrets: SecretsConfig,
+}
+
+/// How long each kind of data is kept; `None` keeps it.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    pub audit: Option<Duration>,
+    pub sessions: Option<Duration>,
+    pub activities: Option<Duration>,
+    pub notes: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +252,15 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
     {
         p.problem("BULWARK_ARGON2_*: below the OWASP minimum (19456 KiB, 2 iterations) outside development");
     }
+    let retention = RetentionConfig {
+        audit: p.parse("BULWARK_RETENTION_AUDIT", parse_retention, Some(secs(2555 * 86_400))),
+        sessions: p.parse("BULWARK_RETENTION_SESSIONS", parse_retention, Some(secs(90 * 86_400))),
+        activities: p.parse("BULWARK_RETENTION_ACTIVITIES", parse_retention, None),
+        notes: p.parse("BULWARK_RETENTION_NOTES", parse_retention, None),
+    };
+    if retention.audit.is_some_and(|d| d < secs(365 * 86_400)) {
+        p.problem("BULWARK_RETENTION_AUDIT: audit events are kept at least 365d (or `off`)");
+    }
     let redis_url = p.secret_text("BULWARK_REDIS_URL");
     if let Some(url) = &redis_url
         && let Err(reason) = parse_redis_url(url.expose())
@@ -289,6 +308,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         rate_limits,
         http,
         identity,
+        retention,
         secrets,
     };
     let mut problems = p.problems;
@@ -572,6 +592,10 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".into());
     }
     Ok(duration)
+}
+
+fn parse_retention(value: &str) -> Result<Option<Duration>, String> {
+    if value == "off" { Ok(None) } else { parse_duration(value).map(Some) }
 }
 
 fn parse_xss(value: &str) -> Result<&'static str, String> {

@@ -231,6 +231,30 @@ pub const SETTINGS: &[Setting] = &[
         Some("64"),
         "password checks that may wait for a worker; beyond it logins get 503 at once",
     ),
+    s(
+        "BULWARK_RETENTION_AUDIT",
+        "retention.audit",
+        Some("2555d"),
+        "audit events older than this are purged (at least 365d; the chain stays verifiable)",
+    ),
+    s(
+        "BULWARK_RETENTION_SESSIONS",
+        "retention.sessions",
+        Some("90d"),
+        "ended sessions (revoked or expired) older than this are deleted",
+    ),
+    s(
+        "BULWARK_RETENTION_ACTIVITIES",
+        "retention.activities",
+        Some("off"),
+        "activities older than this are deleted (`off`: kept)",
+    ),
+    s(
+        "BULWARK_RETENTION_NOTES",
+        "retention.notes",
+        Some("off"),
+        "notes older than this are deleted (`off`: kept)",
+    ),
     secret(
         "BULWARK_JWT_SECRET",
         "secrets.jwt_secret",

@@ -53,6 +53,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(crate::tenancy::routes::endpoints());
     all.extend(crate::tenancy::platform::endpoints());
     all.extend(crate::audit::routes::endpoints());
+    all.extend(crate::crm::endpoints());
     all
 }
 

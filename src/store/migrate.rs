@@ -112,6 +112,9 @@ async fn grant_application_role(pool: &PgPool, app_role: &str) -> Result<(), Sto
         format!("REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {role}"),
         // The application reads the schema version for readiness, never changes it.
         format!("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON _sqlx_migrations FROM {role}"),
+        // Anchors move only through the retention function below.
+        format!("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_anchors FROM {role}"),
+        format!("GRANT EXECUTE ON FUNCTION bulwark_purge_audit(uuid, bigint) TO {role}"),
     ];
     let mut tx = pool.begin().await?;
     for statement in statements {

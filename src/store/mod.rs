@@ -206,6 +206,8 @@ fn sqlite_options(path: &Path) -> Result<SqliteConnectOptions, StoreError> {
         // FULL: a committed request survives a power cut, not only a crash.
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
+        // Overwritten or deleted personal data is zeroed on disk, not left in free pages.
+        .pragma("secure_delete", "ON")
         .busy_timeout(Duration::from_secs(5)))
 }
 

@@ -136,26 +136,67 @@ async fn expired_keys_stop_working() {
     expect_problem(past, 422).await;
 }
 
-/// The ids of tenant A that tenant B will try, one per route that takes an id.
-async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, String> {
+/// The ids of tenant A that tenant B will try, one per route that takes an id, with a body
+/// that would be valid for a PATCH, so only the tenant boundary can refuse it.
+async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (String, Value)> {
     let (key_id, _) = app.api_key(a, &["users:read"]).await;
-    let invitation: Value = app
-        .post_as(
-            &a.token,
-            "/api/v1/invitations",
-            &json!({"email": unique_email("inv"), "role": "agent"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let created = |path: &'static str, body: Value| {
+        let token = a.token.clone();
+        async move {
+            let response = app.post_as(&token, path, &body).await;
+            assert_eq!(response.status(), 201, "create {path}");
+            response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let invitation =
+        created("/api/v1/invitations", json!({"email": unique_email("inv"), "role": "agent"}))
+            .await;
     let sessions: Value =
         app.get_as(&a.token, "/api/v1/auth/sessions").await.json().await.expect("json");
+    let company = created("/api/v1/companies", json!({"name": "A Corp"})).await;
+    let contact = created(
+        "/api/v1/contacts",
+        json!({"first_name": "Ada", "email": unique_email("a"), "company_id": company}),
+    )
+    .await;
+    let lead = created("/api/v1/leads", json!({"title": "Lead A", "contact_id": contact})).await;
+    let pipeline = created(
+        "/api/v1/pipelines",
+        json!({"name": "Sales", "stages": [{"name": "New"}, {"name": "Won", "kind": "won"}]}),
+    )
+    .await;
+    let deal = created(
+        "/api/v1/deals",
+        json!({"title": "Deal A", "pipeline_id": pipeline, "currency": "EUR", "amount_minor": 100}),
+    )
+    .await;
+    let note =
+        created("/api/v1/notes", json!({"body": "private note", "contact_id": contact})).await;
+    let activity = created(
+        "/api/v1/activities",
+        json!({"kind": "call", "subject": "Call A", "occurred_at": "2026-01-01T10:00:00Z"}),
+    )
+    .await;
+    let task = created("/api/v1/tasks", json!({"title": "Task A"})).await;
+    let none = json!({});
     BTreeMap::from([
-        ("/api/v1/users/{id}", a.user_id.clone()),
-        ("/api/v1/api-keys/{id}", key_id),
-        ("/api/v1/invitations/{id}", invitation["id"].as_str().expect("id").to_owned()),
-        ("/api/v1/auth/sessions/{id}", sessions["items"][0]["id"].as_str().expect("id").to_owned()),
+        ("/api/v1/users/{id}", (a.user_id.clone(), json!({"role": "readonly"}))),
+        ("/api/v1/api-keys/{id}", (key_id, none.clone())),
+        ("/api/v1/invitations/{id}", (invitation, none.clone())),
+        (
+            "/api/v1/auth/sessions/{id}",
+            (sessions["items"][0]["id"].as_str().expect("id").to_owned(), none.clone()),
+        ),
+        ("/api/v1/companies/{id}", (company, json!({"name": "renamed"}))),
+        ("/api/v1/contacts/{id}", (contact.clone(), json!({"first_name": "renamed"}))),
+        ("/api/v1/contacts/{id}/export", (contact.clone(), none.clone())),
+        ("/api/v1/contacts/{id}/erase", (contact, none.clone())),
+        ("/api/v1/leads/{id}", (lead, json!({"title": "renamed"}))),
+        ("/api/v1/pipelines/{id}", (pipeline, json!({"name": "renamed"}))),
+        ("/api/v1/deals/{id}", (deal, json!({"title": "renamed"}))),
+        ("/api/v1/notes/{id}", (note, json!({"body": "renamed"}))),
+        ("/api/v1/activities/{id}", (activity, json!({"subject": "renamed"}))),
+        ("/api/v1/tasks/{id}", (task, json!({"done": true}))),
     ])
 }
 
@@ -165,40 +206,80 @@ async fn another_tenant_gets_404_for_every_id_of_this_one() {
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
     let ids = tenant_a_ids(&app, &a).await;
+    let before = snapshot(&app, &a, &ids).await;
     let mut covered = 0;
     for endpoint in endpoints() {
         let policy = &endpoint.policy;
         if !policy.path.contains("{id}") {
             continue;
         }
-        let id = ids
+        let (id, body) = ids
             .get(policy.path.as_str())
             .unwrap_or_else(|| panic!("add {} to the cross-tenant matrix", policy.path));
         let path = concrete(&policy.path, id);
-        let body = json!({"role": "readonly"});
         let method =
             reqwest::Method::from_bytes(policy.method.as_str().as_bytes()).expect("method");
-        let response = app.send(method, &path, Some(&b.token), Some(&body)).await;
+        let response = app.send(method, &path, Some(&b.token), Some(body)).await;
         let body = expect_problem(response, 404).await;
         assert_eq!(body["code"], "not_found", "{} {}", policy.method, policy.path);
         covered += 1;
     }
-    assert!(covered >= 4);
+    assert!(covered >= 20, "only {covered} routes with ids");
     // Nothing of A changed.
-    assert_eq!(app.get_as(&a.token, "/api/v1/me").await.status(), 200);
+    assert_eq!(snapshot(&app, &a, &ids).await, before);
     let me: Value = app.get_as(&a.token, "/api/v1/me").await.json().await.expect("json");
     assert_eq!(me["role"], "owner");
+    // B's lists hold none of A's rows.
+    for path in [
+        "/api/v1/users",
+        "/api/v1/audit-events?limit=200",
+        "/api/v1/contacts",
+        "/api/v1/companies",
+        "/api/v1/leads",
+        "/api/v1/deals",
+        "/api/v1/pipelines",
+        "/api/v1/notes",
+        "/api/v1/activities",
+        "/api/v1/tasks",
+    ] {
+        let text = app.get_as(&b.token, path).await.text().await.expect("text");
+        assert!(!text.contains(&a.user_id) && !text.contains(&a.email), "{path} leaks A");
+        for (id, _) in ids.values() {
+            assert!(!text.contains(id.as_str()), "{path} lists A's {id}");
+        }
+    }
+}
+
+/// What tenant A can see of its own records, to prove nothing changed.
+async fn snapshot(
+    app: &TestApp,
+    a: &Account,
+    ids: &BTreeMap<&'static str, (String, Value)>,
+) -> Vec<String> {
+    let mut seen = vec![];
+    for (path, (id, _)) in ids {
+        if path.starts_with("/api/v1/auth")
+            || path.starts_with("/api/v1/users")
+            || path.ends_with("/erase")
+            || path.contains("api-keys")
+            || path.contains("invitations")
+        {
+            continue;
+        }
+        let response = app.get_as(&a.token, &concrete(path, id)).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let mut body: Value = response.json().await.expect("json");
+        if let Some(o) = body.as_object_mut() {
+            o.remove("exported_at");
+        }
+        seen.push(body.to_string());
+    }
+    let keys: Value = app.get_as(&a.token, "/api/v1/api-keys").await.json().await.expect("json");
+    seen.push(keys["items"][0]["revoked_at"].to_string());
     let invitations: Value =
         app.get_as(&a.token, "/api/v1/invitations").await.json().await.expect("json");
-    assert_eq!(invitations["items"][0]["accepted_at"], Value::Null);
-    let keys: Value = app.get_as(&a.token, "/api/v1/api-keys").await.json().await.expect("json");
-    assert_eq!(keys["items"][0]["revoked_at"], Value::Null);
-    // B's lists hold none of A's rows.
-    let users = app.get_as(&b.token, "/api/v1/users").await.text().await.expect("text");
-    assert!(!users.contains(&a.user_id) && !users.contains(&a.email));
-    let audit =
-        app.get_as(&b.token, "/api/v1/audit-events?limit=200").await.text().await.expect("text");
-    assert!(!audit.contains(&a.user_id));
+    seen.push(invitations["items"][0]["expires_at"].to_string());
+    seen
 }
 
 #[tokio::test]
@@ -305,24 +386,30 @@ async fn the_super_admin_sees_tenants_and_no_tenant_data() {
         app.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.retain(|(k, _)| !k.contains("LISTEN"));
     let email = unique_email("root");
-    let mut child = crate::support::binary::command(
+    let mut command = crate::support::binary::command(
         std::path::Path::new(&dir),
         &env,
         &["create-superadmin", "--email", &email],
-    )
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spawn");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("run");
+    );
+    // Off the runtime thread: the in-process server must keep running meanwhile.
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("run")
+    })
+    .await
+    .expect("join");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
     let (root, _) = app.login_ok(&email, PASSWORD).await;
@@ -353,11 +440,12 @@ async fn imported_bcrypt_hashes_work_and_are_rehashed_with_argon2id() {
     .expect("write");
     let env: Vec<(&str, &str)> =
         app.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let output = crate::support::binary::run(
+    let output = crate::support::binary::run_async(
         &dir,
         &env,
         &["import-users", "--tenant", &owner.tenant_id, "--file", file.to_str().expect("utf-8")],
-    );
+    )
+    .await;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     app.login_ok(&email, "an old but long password").await;
     let stored = crate::support::raw_scalar_text(

@@ -17,8 +17,8 @@ fn cli_env(app: &TestApp) -> Vec<(&str, &str)> {
         .collect()
 }
 
-fn verify(app: &TestApp) -> (bool, String) {
-    let output = binary::run(app.db.dir.path(), &cli_env(app), &["audit", "verify"]);
+async fn verify(app: &TestApp) -> (bool, String) {
+    let output = binary::run_async(app.db.dir.path(), &cli_env(app), &["audit", "verify"]).await;
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -93,7 +93,7 @@ async fn every_flow_is_audited_with_who_what_where() {
 async fn editing_an_audit_row_is_detected_and_named() {
     let app = TestApp::spawn().await;
     let (_, events) = busy_tenant(&app).await;
-    let (ok, out) = verify(&app);
+    let (ok, out) = verify(&app).await;
     assert!(ok, "a clean log verifies: {out}");
     let victim = events[2]["id"].as_str().expect("id");
     let edited = raw_execute(
@@ -102,7 +102,7 @@ async fn editing_an_audit_row_is_detected_and_named() {
     )
     .await;
     assert_eq!(edited, 1);
-    let (ok, out) = verify(&app);
+    let (ok, out) = verify(&app).await;
     assert!(!ok, "tampering must fail verification");
     assert!(out.contains(victim), "the edited event is named: {out}");
 }
@@ -116,7 +116,7 @@ async fn deleting_audit_rows_is_detected() {
     let after = events[2]["id"].as_str().expect("id");
     raw_execute(&app.db, &format!("DELETE FROM audit_events WHERE id = {}", id_literal(middle)))
         .await;
-    let (ok, out) = verify(&app);
+    let (ok, out) = verify(&app).await;
     assert!(!ok && out.contains(after), "{out}");
 }
 
@@ -127,7 +127,7 @@ async fn deleting_the_newest_audit_row_is_detected() {
     let newest = events[0]["id"].as_str().expect("id");
     raw_execute(&app.db, &format!("DELETE FROM audit_events WHERE id = {}", id_literal(newest)))
         .await;
-    let (ok, out) = verify(&app);
+    let (ok, out) = verify(&app).await;
     assert!(!ok && out.contains("head"), "{out}");
 }
 

@@ -26,6 +26,15 @@ pub fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     command(dir, env, args).output().expect("the bulwark binary runs")
 }
 
+/// `run` from an async test: the in-process server shares the test's runtime, and blocking
+/// that thread on a child process would freeze the server mid-transaction.
+pub async fn run_async(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = command(dir, env, args);
+    tokio::task::spawn_blocking(move || command.output().expect("the bulwark binary runs"))
+        .await
+        .expect("join")
+}
+
 pub struct Running {
     pub child: Child,
     /// `http://127.0.0.1:PORT`

@@ -1,0 +1,255 @@
+//! SQL of contacts.
+
+#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
+
+use uuid::Uuid;
+
+use crate::on_tx;
+use crate::store::{StoreError, TenantTx};
+
+pub const SELECT: &str = "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, \
+    date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, \
+    erased_at, created_at, updated_at FROM contacts";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContactRow {
+    pub id: Uuid,
+    pub key_version: i32,
+    pub first_name_enc: Option<Vec<u8>>,
+    pub last_name_enc: Option<Vec<u8>>,
+    pub email_enc: Option<Vec<u8>>,
+    pub phone_enc: Option<Vec<u8>>,
+    pub date_of_birth_enc: Option<Vec<u8>>,
+    pub ssn_enc: Option<Vec<u8>>,
+    pub address_enc: Option<Vec<u8>>,
+    pub bank_account_enc: Option<Vec<u8>>,
+    pub company_id: Option<Uuid>,
+    pub owner_id: Option<Uuid>,
+    pub tags: String,
+    pub custom_fields: String,
+    pub erased_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The stored (encrypted) form of a contact, written whole.
+pub struct Sealed {
+    pub key_version: i32,
+    pub first_name: Option<Vec<u8>>,
+    pub last_name: Option<Vec<u8>>,
+    pub email: Option<Vec<u8>>,
+    pub phone: Option<Vec<u8>>,
+    pub date_of_birth: Option<Vec<u8>>,
+    pub ssn: Option<Vec<u8>>,
+    pub address: Option<Vec<u8>>,
+    pub bank_account: Option<Vec<u8>>,
+    pub email_bidx: Option<Vec<u8>>,
+    pub phone_bidx: Option<Vec<u8>>,
+    pub company_id: Option<Uuid>,
+    pub owner_id: Option<Uuid>,
+    pub tags: String,
+    pub custom_fields: String,
+}
+
+pub async fn insert(tx: &mut TenantTx, id: Uuid, s: &Sealed, now: i64) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO contacts (id, tenant_id, key_version, first_name_enc, last_name_enc, email_enc, \
+         phone_enc, date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, email_bidx, phone_bidx, \
+         company_id, owner_id, tags, custom_fields, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(s.key_version)
+    .bind(&s.first_name)
+    .bind(&s.last_name)
+    .bind(&s.email)
+    .bind(&s.phone)
+    .bind(&s.date_of_birth)
+    .bind(&s.ssn)
+    .bind(&s.address)
+    .bind(&s.bank_account)
+    .bind(&s.email_bidx)
+    .bind(&s.phone_bidx)
+    .bind(s.company_id)
+    .bind(s.owner_id)
+    .bind(&s.tags)
+    .bind(&s.custom_fields)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Rewrites a contact; `expected_version` guards against a concurrent key rotation.
+pub async fn update(tx: &mut TenantTx, id: Uuid, s: &Sealed, now: i64) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let done = on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE contacts SET key_version = $3, first_name_enc = $4, last_name_enc = $5, email_enc = $6, \
+         phone_enc = $7, date_of_birth_enc = $8, ssn_enc = $9, address_enc = $10, bank_account_enc = $11, \
+         email_bidx = $12, phone_bidx = $13, company_id = $14, owner_id = $15, tags = $16, \
+         custom_fields = $17, updated_at = $18 WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL"
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(s.key_version)
+    .bind(&s.first_name)
+    .bind(&s.last_name)
+    .bind(&s.email)
+    .bind(&s.phone)
+    .bind(&s.date_of_birth)
+    .bind(&s.ssn)
+    .bind(&s.address)
+    .bind(&s.bank_account)
+    .bind(&s.email_bidx)
+    .bind(&s.phone_bidx)
+    .bind(s.company_id)
+    .bind(s.owner_id)
+    .bind(&s.tags)
+    .bind(&s.custom_fields)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
+pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<Option<ContactRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, ContactRow>(
+        "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, date_of_birth_enc, \
+         ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, erased_at, \
+         created_at, updated_at FROM contacts WHERE id = $1 AND tenant_id = $2"
+    )
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(c)
+    .await
+    })?)
+}
+
+/// Unlinks a contact from the records that point at it, before it is deleted or erased.
+pub async fn unlink(tx: &mut TenantTx, id: Uuid) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    for sql in [
+        "UPDATE leads SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
+        "UPDATE deals SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
+        "UPDATE tasks SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
+        "UPDATE activities SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
+    ] {
+        on_tx!(tx, |c| sqlx::query(sql)
+            .bind(tenant)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+pub async fn delete(tx: &mut TenantTx, id: Uuid) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let done =
+        on_tx!(tx, |c| sqlx::query("DELETE FROM contacts WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Erasure: the personal data and its indexes are overwritten; the row stays as a tombstone.
+/// Notes about the contact go, activities keep their time and kind but lose their details.
+pub async fn erase(tx: &mut TenantTx, id: Uuid, now: i64) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let done = on_tx!(tx, |c| sqlx::query(
+        "UPDATE contacts SET first_name_enc = NULL, last_name_enc = NULL, email_enc = NULL, \
+         phone_enc = NULL, date_of_birth_enc = NULL, ssn_enc = NULL, address_enc = NULL, \
+         bank_account_enc = NULL, email_bidx = NULL, phone_bidx = NULL, company_id = NULL, \
+         owner_id = NULL, tags = '', custom_fields = '{}', erased_at = $3, updated_at = $3 \
+         WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL"
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if done == 0 {
+        return Ok(false);
+    }
+    on_tx!(tx, |c| sqlx::query("DELETE FROM notes WHERE tenant_id = $1 AND contact_id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE activities SET details_enc = NULL, subject = '[erased]' WHERE tenant_id = $1 AND contact_id = $2"
+    )
+    .bind(tenant)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(true)
+}
+
+/// Contacts whose values are under an older data key, for rotation.
+pub async fn older_than(
+    tx: &mut TenantTx,
+    version: i32,
+    limit: i64,
+) -> Result<Vec<ContactRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, ContactRow>(
+        "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, date_of_birth_enc, \
+         ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, erased_at, \
+         created_at, updated_at FROM contacts WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT $3"
+    )
+    .bind(tenant)
+    .bind(version)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+    })?)
+}
+
+/// Rotation's write: only if the row is still under the key it was read with.
+pub async fn reseal(tx: &mut TenantTx, id: Uuid, was: i32, s: &Sealed) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let done = on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE contacts SET key_version = $4, first_name_enc = $5, last_name_enc = $6, email_enc = $7, \
+         phone_enc = $8, date_of_birth_enc = $9, ssn_enc = $10, address_enc = $11, bank_account_enc = $12 \
+         WHERE id = $1 AND tenant_id = $2 AND key_version = $3"
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(was)
+    .bind(s.key_version)
+    .bind(&s.first_name)
+    .bind(&s.last_name)
+    .bind(&s.email)
+    .bind(&s.phone)
+    .bind(&s.date_of_birth)
+    .bind(&s.ssn)
+    .bind(&s.address)
+    .bind(&s.bank_account)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}

@@ -1,0 +1,248 @@
+//! Key rotation and tenant deletion (`bulwark keys …`, `bulwark tenants delete`).
+//!
+//! - Master rotation re-wraps every tenant key under the current master key; the key
+//!   material does not change, so it is instant for the data and runs online.
+//! - Tenant data-key rotation adds a new data key (the old one is kept for decryption, state
+//!   `retiring`), re-encrypts the tenant's values in batches — each batch its own transaction,
+//!   each row rewritten only if still under the old key — and destroys the old key once
+//!   nothing uses it. A crash leaves a `retiring` key behind; running the command again
+//!   resumes instead of starting another rotation.
+//! - Tenant deletion destroys the tenant's keys (crypto-shredding every value, backups
+//!   included), deletes its business records and closes its accounts. The audit log stays.
+
+#![allow(clippy::disallowed_methods, reason = "tenant deletion is store code")]
+
+use serde::Serialize;
+
+use super::contacts::{self, store as contact_store};
+use super::{activities, notes};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event, RequestContext};
+use crate::clock::now_ms;
+use crate::crypto::store as keys_db;
+use crate::error::{DomainError, DomainResult};
+use crate::ids::TenantId;
+use crate::on_tx;
+use crate::store::StoreError;
+use crate::tenancy::TenantScope;
+
+const BATCH: i64 = 500;
+
+fn internal(err: impl std::fmt::Display) -> DomainError {
+    DomainError::Internal(err.to_string())
+}
+
+/// Re-wraps every tenant key under the current master key. Returns how many were re-wrapped.
+pub async fn rotate_master(app: &AppState) -> DomainResult<u64> {
+    let ring = app.keys();
+    let current = ring.current_id().to_owned();
+    let mut total = 0u64;
+    loop {
+        let mut tx = app.store().system_tx().await?;
+        let rows = keys_db::wrapped_by_other_masters(&mut tx, &current, BATCH).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            break;
+        }
+        for row in &rows {
+            let tenant = TenantId(row.tenant_id);
+            let key = ring.unwrap(tenant, &row.wrapped).map_err(internal)?;
+            let wrapped = ring.wrap(tenant, &key).map_err(internal)?;
+            keys_db::rewrap(&mut tx, row, &wrapped, &current).await?;
+        }
+        total += rows.len() as u64;
+        tx.commit().await?;
+    }
+    let mut tx = app.store().system_tx().await?;
+    audit::record_platform(
+        &mut tx,
+        None,
+        &RequestContext::system(),
+        Event::new(Action::KeysRotateMaster)
+            .by_system("cli")
+            .detail("master_key", current)
+            .detail("rewrapped", total),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(total)
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct RotationReport {
+    pub version: u32,
+    pub contacts: u64,
+    pub notes: u64,
+    pub activities: u64,
+    pub resumed: bool,
+}
+
+/// Re-encrypts one tenant's values under a new data key.
+pub async fn rotate_tenant(app: &AppState, tenant: TenantId) -> DomainResult<RotationReport> {
+    let scope = TenantScope::system(tenant, "key rotation");
+    let ctx = RequestContext::system();
+    let mut report = RotationReport::default();
+
+    // 1. A new data key, unless a rotation is already under way (then resume it).
+    let mut tx = app.store().tenant_tx(&scope).await?;
+    let live = keys_db::live_keys(&mut tx, tenant).await?;
+    if live.is_empty() {
+        return Err(DomainError::NotFound("tenant keys"));
+    }
+    let retiring = live.iter().any(|k| k.purpose == "data" && k.state == "retiring");
+    let newest = live.iter().filter(|k| k.purpose == "data").map(|k| k.version).max().unwrap_or(1);
+    let version = if retiring {
+        report.resumed = true;
+        u32::try_from(newest).unwrap_or(1)
+    } else {
+        let next = u32::try_from(newest + 1).map_err(internal)?;
+        let key = crate::crypto::Secret::new(crate::crypto::random_bytes::<32>());
+        let wrapped = app.keys().wrap(tenant, &key).map_err(internal)?;
+        keys_db::insert(
+            &mut tx,
+            tenant,
+            keys_db::Purpose::Data,
+            next,
+            &wrapped,
+            app.keys().current_id(),
+            now_ms(),
+        )
+        .await?;
+        keys_db::retire_data_keys_below(&mut tx, next).await?;
+        audit::record(
+            &mut tx,
+            &ctx,
+            Event::new(Action::KeysRotateTenant)
+                .by_scope(&scope)
+                .detail("phase", "started")
+                .detail("version", next),
+        )
+        .await?;
+        next
+    };
+    tx.commit().await?;
+    app.tenant_keys().forget(tenant);
+    report.version = version;
+    let target = i32::try_from(version).map_err(internal)?;
+
+    // 2. Re-encrypt, a batch per transaction.
+    loop {
+        let mut tx = app.store().tenant_tx(&scope).await?;
+        let keys = contacts::keys(app, &mut tx).await?;
+        let mut fetched = 0usize;
+        let rows = contact_store::older_than(&mut tx, target, BATCH).await?;
+        fetched += rows.len();
+        for row in rows {
+            let data = contacts::open(&keys, tenant, &row)?;
+            let sealed = contacts::seal(&keys, tenant, row.id, &data);
+            if contact_store::reseal(&mut tx, row.id, row.key_version, &sealed).await? {
+                report.contacts += 1;
+            }
+        }
+        let rows = notes::older_than(&mut tx, target, BATCH).await?;
+        fetched += rows.len();
+        for row in rows {
+            let view = notes::view(&keys, tenant, row.clone())?;
+            let sealed = notes::seal_body(&keys, tenant, row.id, &view.body);
+            if notes::reseal(&mut tx, row.id, row.key_version, target, &sealed).await? {
+                report.notes += 1;
+            }
+        }
+        let rows = activities::older_than(&mut tx, target, BATCH).await?;
+        fetched += rows.len();
+        for row in rows {
+            let view = activities::view(&keys, tenant, row.clone())?;
+            let sealed =
+                view.details.as_deref().map(|d| activities::seal_details(&keys, tenant, row.id, d));
+            if activities::reseal(&mut tx, row.id, row.key_version, target, sealed.as_deref())
+                .await?
+            {
+                report.activities += 1;
+            }
+        }
+        tx.commit().await?;
+        // A row changed meanwhile was rewritten under the new key by its own edit; the next
+        // query no longer returns it. Done when nothing older is left.
+        if fetched == 0 {
+            break;
+        }
+    }
+
+    // 3. Nothing uses the old keys any more: destroy them.
+    let mut tx = app.store().tenant_tx(&scope).await?;
+    let destroyed = keys_db::destroy_retiring(&mut tx).await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Event::new(Action::KeysRotateTenant)
+            .by_scope(&scope)
+            .detail("phase", "finished")
+            .detail("version", version)
+            .detail("contacts", report.contacts)
+            .detail("notes", report.notes)
+            .detail("activities", report.activities)
+            .detail("keys_destroyed", destroyed),
+    )
+    .await?;
+    tx.commit().await?;
+    app.tenant_keys().forget(tenant);
+    Ok(report)
+}
+
+/// Deletes a tenant: keys destroyed, business records deleted, accounts closed.
+pub async fn delete_tenant(app: &AppState, tenant: TenantId) -> DomainResult<u64> {
+    let scope = TenantScope::system(tenant, "tenant deletion");
+    let mut tx = app.store().tenant_tx(&scope).await?;
+    let mut deleted = 0u64;
+    for sql in [
+        "DELETE FROM notes WHERE tenant_id = $1",
+        "DELETE FROM activities WHERE tenant_id = $1",
+        "DELETE FROM tasks WHERE tenant_id = $1",
+        "DELETE FROM deals WHERE tenant_id = $1",
+        "DELETE FROM leads WHERE tenant_id = $1",
+        "DELETE FROM pipeline_stages WHERE tenant_id = $1",
+        "DELETE FROM pipelines WHERE tenant_id = $1",
+        "DELETE FROM contacts WHERE tenant_id = $1",
+        "DELETE FROM companies WHERE tenant_id = $1",
+    ] {
+        deleted += on_tx!(&mut tx, |c| sqlx::query(sql)
+            .bind(tenant)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::from)?;
+    }
+    tx.commit().await?;
+
+    let now = now_ms();
+    let mut tx = app.store().system_tx().await?;
+    let destroyed = keys_db::destroy_all(&mut tx, tenant).await?;
+    for sql in [
+        "UPDATE sessions SET revoked_at = $2, revoked_reason = 'tenant_deleted' WHERE tenant_id = $1 AND revoked_at IS NULL",
+        "UPDATE api_keys SET revoked_at = $2 WHERE tenant_id = $1 AND revoked_at IS NULL",
+        "UPDATE users SET status = 'deactivated', updated_at = $2 WHERE tenant_id = $1",
+        "UPDATE tenants SET status = 'deleted' WHERE id = $1",
+    ] {
+        on_tx!(&mut tx, |c| sqlx::query(sql)
+            .bind(tenant)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::from)?;
+    }
+    audit::record_platform(
+        &mut tx,
+        Some(tenant),
+        &RequestContext::system(),
+        Event::new(Action::TenantDelete)
+            .by_system("cli")
+            .target("tenant", tenant)
+            .detail("records", deleted)
+            .detail("keys_destroyed", destroyed),
+    )
+    .await?;
+    tx.commit().await?;
+    app.tenant_keys().forget(tenant);
+    Ok(deleted)
+}
