@@ -91,6 +91,7 @@ for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break;
 
 export BULWARK_TEST_PG_OWNER_URL="postgres://bulwark_owner:owner-ci-password@127.0.0.1:$PG_PORT/postgres"
 export BULWARK_TEST_PG_APP_URL="postgres://bulwark_app:app-ci-password@127.0.0.1:$PG_PORT"
+export BULWARK_TEST_PG_SUPERUSER_URL="postgres://postgres:postgres-ci-superuser@127.0.0.1:$PG_PORT/postgres"
 export BULWARK_TEST_PG_BIN="$PG_BIN"
 export BULWARK_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 export BULWARK_TEST_REDIS_SERVER="$(command -v redis-server)"

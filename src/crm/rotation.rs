@@ -79,11 +79,18 @@ pub struct RotationReport {
 
 /// Re-encrypts one tenant's values under a new data key.
 pub async fn rotate_tenant(app: &AppState, tenant: TenantId) -> DomainResult<RotationReport> {
+    let (version, resumed) = begin_rotation(app, tenant).await?;
+    let mut report = finish_rotation(app, tenant, version).await?;
+    report.resumed = resumed;
+    Ok(report)
+}
+
+/// Step 1: a new data key, unless a rotation is already under way (then it is resumed).
+/// Returns the target version and whether it resumes. Public so a test can stop here, as a
+/// crash would.
+pub async fn begin_rotation(app: &AppState, tenant: TenantId) -> DomainResult<(u32, bool)> {
     let scope = TenantScope::system(tenant, "key rotation");
     let ctx = RequestContext::system();
-    let mut report = RotationReport::default();
-
-    // 1. A new data key, unless a rotation is already under way (then resume it).
     let mut tx = app.store().tenant_tx(&scope).await?;
     let live = keys_db::live_keys(&mut tx, tenant).await?;
     if live.is_empty() {
@@ -92,7 +99,6 @@ pub async fn rotate_tenant(app: &AppState, tenant: TenantId) -> DomainResult<Rot
     let retiring = live.iter().any(|k| k.purpose == "data" && k.state == "retiring");
     let newest = live.iter().filter(|k| k.purpose == "data").map(|k| k.version).max().unwrap_or(1);
     let version = if retiring {
-        report.resumed = true;
         u32::try_from(newest).unwrap_or(1)
     } else {
         let next = u32::try_from(newest + 1).map_err(internal)?;
@@ -122,7 +128,18 @@ pub async fn rotate_tenant(app: &AppState, tenant: TenantId) -> DomainResult<Rot
     };
     tx.commit().await?;
     app.tenant_keys().forget(tenant);
-    report.version = version;
+    Ok((version, retiring))
+}
+
+/// Steps 2 and 3: re-encrypt in batches, then destroy the old keys.
+pub async fn finish_rotation(
+    app: &AppState,
+    tenant: TenantId,
+    version: u32,
+) -> DomainResult<RotationReport> {
+    let scope = TenantScope::system(tenant, "key rotation");
+    let ctx = RequestContext::system();
+    let mut report = RotationReport { version, ..RotationReport::default() };
     let target = i32::try_from(version).map_err(internal)?;
 
     // 2. Re-encrypt, a batch per transaction.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::binary::{self, Running};
-use crate::support::{Backend, PASSWORD, RawDb, TestApp, backend, raw_execute};
+use crate::support::{Backend, PASSWORD, RawDb, TestApp, backend, id_literal, raw_execute};
 
 fn cli_env(app: &TestApp) -> Vec<(&str, &str)> {
     app.settings
@@ -129,14 +129,6 @@ async fn deleting_the_newest_audit_row_is_detected() {
         .await;
     let (ok, out) = verify(&app).await;
     assert!(!ok && out.contains("head"), "{out}");
-}
-
-/// UUIDs are BLOBs on SQLite and `uuid` on PostgreSQL.
-fn id_literal(id: &str) -> String {
-    match backend() {
-        Backend::Sqlite => format!("X'{}'", id.replace('-', "")),
-        Backend::Postgres => format!("'{id}'"),
-    }
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod abuse;
 mod access;
 mod audit;
 mod controls;
+mod crm;
 mod identity;
 mod platform;
 mod support;

@@ -101,8 +101,9 @@ impl TestDb {
         pairs
     }
 
-    /// A raw connection as the given role, bypassing Bulwark, for tests that inspect or
-    /// tamper with stored rows.
+    /// A raw connection bypassing Bulwark, for tests that inspect or tamper with stored rows:
+    /// on PostgreSQL the superuser (`as_owner`; row-level security does not bind it) or the
+    /// application role.
     pub async fn raw(&self, as_owner: bool) -> RawDb {
         match self.backend {
             Backend::Sqlite => {
@@ -112,7 +113,14 @@ impl TestDb {
                 RawDb::Sqlite(sqlx::SqliteConnection::connect_with(&options).await.expect("sqlite"))
             }
             Backend::Postgres => {
-                let url = if as_owner { self.owner_url().expect("pg") } else { self.app_url() };
+                let url = if as_owner {
+                    let base = env("BULWARK_TEST_PG_SUPERUSER_URL");
+                    let base =
+                        base.rsplit_once('/').map_or(base.as_str(), |(head, _)| head).to_owned();
+                    format!("{base}/{}", self.name.as_deref().expect("pg"))
+                } else {
+                    self.app_url()
+                };
                 let mut conn = sqlx::PgConnection::connect(&url).await.expect("pg connect");
                 // Row-level security binds the owner too (FORCE): inspect as platform code does.
                 sqlx::query("SELECT set_config('bulwark.system', 'on', false)")
@@ -512,6 +520,48 @@ pub async fn raw_execute(db: &TestDb, sql: &str) -> u64 {
         }
         RawDb::Postgres(mut c) => {
             sqlx::query(sql).execute(&mut c).await.expect("statement").rows_affected()
+        }
+    }
+}
+
+/// A UUID as a SQL literal of the backend (BLOB on SQLite, uuid on PostgreSQL).
+pub fn id_literal(id: &str) -> String {
+    match backend() {
+        Backend::Sqlite => format!("X'{}'", id.replace('-', "")),
+        Backend::Postgres => format!("'{id}'"),
+    }
+}
+
+/// Every byte the database holds for this test, as a lossy string: the SQLite file with its
+/// WAL, or a `pg_dump` taken as the superuser (which row-level security does not hide).
+pub async fn database_bytes(db: &TestDb) -> Vec<u8> {
+    match db.backend {
+        Backend::Sqlite => {
+            let mut bytes = vec![];
+            for suffix in ["", "-wal", "-shm"] {
+                let path = format!("{}{suffix}", db.sqlite_path().display());
+                bytes.extend(std::fs::read(path).unwrap_or_default());
+            }
+            bytes
+        }
+        Backend::Postgres => {
+            let name = db.name.clone().expect("pg database");
+            let base = env("BULWARK_TEST_PG_SUPERUSER_URL");
+            let url =
+                format!("{}/{name}", base.rsplit_once('/').map_or(base.as_str(), |(head, _)| head));
+            let pg_dump = format!("{}/pg_dump", env("BULWARK_TEST_PG_BIN"));
+            let output = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(pg_dump).args(["--data-only", "--dbname", &url]).output()
+            })
+            .await
+            .expect("join")
+            .expect("pg_dump runs");
+            assert!(
+                output.status.success(),
+                "pg_dump: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            output.stdout
         }
     }
 }
