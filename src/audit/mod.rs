@@ -92,6 +92,15 @@ actions! {
     KeysRotateMaster = "keys.rotate_master",
     KeysRotateTenant = "keys.rotate_tenant",
     TenantDelete = "tenant.delete",
+    MfaEnrolled = "mfa.enrolled",
+    MfaRemoved = "mfa.removed",
+    MfaBackupCodesRegenerated = "mfa.backup_codes_regenerated",
+    MfaBackupCodeUsed = "mfa.backup_code_used",
+    MfaFailed = "auth.mfa_failed",
+    PasskeyAdded = "passkey.added",
+    PasskeyRemoved = "passkey.removed",
+    StepUp = "auth.step_up",
+    TenantMfaPolicyChange = "tenant.mfa_policy_change",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -80,6 +80,7 @@ pub struct IdentityConfig {
     pub lockout_window: Duration,
     pub lockout_duration: Duration,
     pub lockout_ip_threshold: u32,
+    pub step_up: Duration,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
@@ -233,6 +234,11 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
             |v| parse_range(v, 1, 1_000_000),
             50,
         ),
+        step_up: secs(p.parse(
+            "BULWARK_STEP_UP_SECONDS",
+            |v| parse_range(v, 1, 86_400).map(u64::from),
+            600,
+        )),
         argon2_memory_kib: p.parse(
             "BULWARK_ARGON2_MEMORY_KIB",
             |v| parse_range(v, 8, 4_194_304),

@@ -202,6 +202,12 @@ pub const SETTINGS: &[Setting] = &[
         "failed logins from one IP within the window before that IP must wait",
     ),
     s(
+        "BULWARK_STEP_UP_SECONDS",
+        "identity.step_up_seconds",
+        Some("600"),
+        "how long a second-factor step-up allows sensitive operations",
+    ),
+    s(
         "BULWARK_ARGON2_MEMORY_KIB",
         "identity.argon2_memory_kib",
         Some("19456"),

@@ -53,6 +53,25 @@ pub async fn rotate_master(app: &AppState) -> DomainResult<u64> {
         total += rows.len() as u64;
         tx.commit().await?;
     }
+    // TOTP seeds are sealed under a key derived from the master: re-seal them too.
+    loop {
+        let mut tx = app.store().system_tx().await?;
+        let rows =
+            crate::identity::mfa::store::totp_sealed_by_other_masters(&mut tx, &current, BATCH)
+                .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            break;
+        }
+        for (user, sealed) in &rows {
+            let aad = format!("bulwark:totp:v1:{user}").into_bytes();
+            let seed = ring.open("totp-seeds", &aad, sealed).map_err(internal)?;
+            let resealed = ring.seal("totp-seeds", &aad, &seed).map_err(internal)?;
+            crate::identity::mfa::store::reseal_totp(&mut tx, *user, &resealed, &current).await?;
+        }
+        total += rows.len() as u64;
+        tx.commit().await?;
+    }
     let mut tx = app.store().system_tx().await?;
     audit::record_platform(
         &mut tx,

@@ -129,6 +129,34 @@ impl KeyRing {
     ) -> Result<Secret<[u8; 32]>, KeyError> {
         Ok(derive(&self.master(master_id)?.key, purpose))
     }
+
+    /// Seals platform data that belongs to no tenant key (TOTP seeds) under a purpose key of
+    /// the current master: the same layout as a wrapped key.
+    pub fn seal(&self, purpose: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let master = self.current()?;
+        let key = derive(&master.key, purpose);
+        let id = master.id.as_bytes();
+        let id_len = u8::try_from(id.len()).map_err(|_| KeyError::Malformed)?;
+        let sealed = aead::seal(key.expose(), aad, plaintext);
+        let mut out = Vec::with_capacity(2 + id.len() + sealed.len());
+        out.push(WRAP_VERSION);
+        out.push(id_len);
+        out.extend_from_slice(id);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    pub fn open(
+        &self,
+        purpose: &str,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let id = Self::wrapped_by(sealed)?;
+        let key = derive(&self.master(id)?.key, purpose);
+        let body = sealed.get(2 + id.len()..).ok_or(KeyError::Malformed)?;
+        Ok(aead::open(key.expose(), aad, body)?)
+    }
 }
 
 fn derive(master: &Secret<[u8; 32]>, purpose: &str) -> Secret<[u8; 32]> {
@@ -176,6 +204,17 @@ mod tests {
             Some(KeyError::UnknownMasterKey("m1".into()))
         );
         assert!(dropped.unwrap(tenant, &rewrapped).is_ok());
+    }
+
+    #[test]
+    fn sealed_platform_data_opens_with_its_purpose_and_aad_only() {
+        let ring = KeyRing::new(&[master("m1", 1)]).expect("ring");
+        let sealed = ring.seal("totp", b"user-1", b"seed").expect("seal");
+        assert_eq!(ring.open("totp", b"user-1", &sealed).expect("open").as_slice(), b"seed");
+        assert!(ring.open("totp", b"user-2", &sealed).is_err());
+        assert!(ring.open("other", b"user-1", &sealed).is_err());
+        let rotated = KeyRing::new(&[master("m2", 2), master("m1", 1)]).expect("ring");
+        assert!(rotated.open("totp", b"user-1", &sealed).is_ok(), "older masters still open");
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct RoutePolicy {
     pub family: Option<RouteFamily>,
     /// Requires a recent second-factor step-up.
     pub step_up: bool,
+    /// Reachable while the tenant's MFA policy still waits for this user's enrolment.
+    pub mfa_exempt: bool,
     /// Accepts `Idempotency-Key`.
     pub idempotent: bool,
     /// Overrides `BULWARK_BODY_LIMIT`.
@@ -121,6 +123,7 @@ impl Endpoint {
                 category,
                 family,
                 step_up: false,
+                mfa_exempt: false,
                 idempotent: false,
                 body_limit: None,
             },
@@ -153,6 +156,11 @@ impl Endpoint {
 
     pub fn step_up(mut self) -> Self {
         self.policy.step_up = true;
+        self
+    }
+
+    pub fn mfa_exempt(mut self) -> Self {
+        self.policy.mfa_exempt = true;
         self
     }
 

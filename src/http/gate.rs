@@ -84,6 +84,24 @@ async fn authorize(
         }
         return Err(response);
     }
+    // Second factors: enrolment first when the policy asks for it, then step-up where the
+    // route declares it.
+    let mfa = async {
+        if !policy.mfa_exempt && crate::identity::mfa::enrolment_required(app, &principal).await? {
+            return Err(DomainError::MfaEnrollmentRequired);
+        }
+        if policy.step_up {
+            crate::identity::mfa::require_step_up(app, &principal).await?;
+        }
+        Ok(())
+    };
+    if let Err(err) = mfa.await {
+        let mut response = Problem::from(err).into_response();
+        if let Some(headline) = headline {
+            rate_limit_headers(response.headers_mut(), headline);
+        }
+        return Err(response);
+    }
     if let Some(scope) = TenantScope::from_principal(&principal) {
         request.extensions_mut().insert(scope);
     }

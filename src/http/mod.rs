@@ -50,6 +50,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(crate::telemetry::health::endpoints());
     all.extend(openapi_endpoints());
     all.extend(crate::identity::routes::endpoints());
+    all.extend(crate::identity::mfa::routes::endpoints());
     all.extend(crate::tenancy::routes::endpoints());
     all.extend(crate::tenancy::platform::endpoints());
     all.extend(crate::audit::routes::endpoints());
@@ -177,8 +178,11 @@ mod tests {
                 "GET /healthz",
                 "GET /readyz",
                 "POST /api/v1/auth/login",
+                "POST /api/v1/auth/mfa/verify",
                 "POST /api/v1/auth/refresh",
                 "POST /api/v1/auth/signup",
+                "POST /api/v1/auth/webauthn/login/finish",
+                "POST /api/v1/auth/webauthn/login/start",
                 "POST /api/v1/invitations/accept",
             ]
         );

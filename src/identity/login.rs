@@ -32,6 +32,11 @@ pub struct TokenPair {
 
 pub enum LoginOutcome {
     Tokens(TokenPair),
+    /// The password was right and a second factor is enrolled: no tokens yet.
+    MfaRequired {
+        mfa_token: String,
+        methods: Vec<&'static str>,
+    },
 }
 
 pub struct SignupInput {
@@ -189,6 +194,13 @@ pub async fn login(
                 let mut tx = app.store().system_tx().await?;
                 db::set_password_hash(&mut tx, UserId(user.id), new_hash, now).await?;
                 tx.commit().await?;
+            }
+            let user_id = UserId(user.id);
+            let methods = super::mfa::methods(app, user_id).await?;
+            if !methods.is_empty() {
+                let mfa_token =
+                    super::mfa::issue_ticket(app, user_id, user.tenant_id.map(TenantId)).await?;
+                return Ok(LoginOutcome::MfaRequired { mfa_token, methods });
             }
             let pair = start_session(app, ctx, &user, None).await?;
             Ok(LoginOutcome::Tokens(pair))

@@ -9,6 +9,7 @@ mod api_keys;
 mod authenticate;
 pub mod lockout;
 pub mod login;
+pub mod mfa;
 pub mod password;
 pub mod routes;
 pub mod sessions;
@@ -32,6 +33,7 @@ pub struct Identity {
     pub hasher: password::PasswordHasher,
     pub sessions: sessions::SessionCache,
     pub lockout: lockout::Lockout,
+    pub mfa: mfa::Mfa,
     pub settings: Settings,
 }
 
@@ -77,6 +79,7 @@ impl Identity {
                     ip_threshold: id.lockout_ip_threshold,
                 },
             ),
+            mfa: mfa::Mfa::new(id.step_up, &config.public_url),
             settings: Settings {
                 signup_open: id.signup_open,
                 session_idle_ms: ms(id.session_idle_timeout),

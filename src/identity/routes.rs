@@ -30,11 +30,11 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::public(routes!(signup), Auth).idempotent(),
         Endpoint::public(routes!(login), Auth),
         Endpoint::public(routes!(refresh), Auth),
-        Endpoint::authenticated(routes!(logout), Write),
+        Endpoint::authenticated(routes!(logout), Write).mfa_exempt(),
         Endpoint::authenticated(routes!(list_sessions), Read),
         Endpoint::authenticated(routes!(delete_session), Write),
         Endpoint::authenticated(routes!(change_password), Sensitive),
-        Endpoint::authenticated(routes!(me), Read),
+        Endpoint::authenticated(routes!(me), Read).mfa_exempt(),
         Endpoint::permission(routes!(create_api_key), Permission::ApiKeysManage, Sensitive)
             .step_up()
             .idempotent(),
@@ -90,21 +90,44 @@ pub struct LoginRequest {
     password: Secret<String>,
 }
 
-/// Log in with email and password. Every failure is the same 401.
+/// The answer to a correct password: tokens, or a request for the second factor.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Tokens(TokenPair),
+    MfaRequired(MfaChallenge),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MfaChallenge {
+    /// Always true.
+    mfa_required: bool,
+    /// Single use, five minutes: send it to /api/v1/auth/mfa/verify or
+    /// /api/v1/auth/webauthn/login/start with the second factor.
+    mfa_token: String,
+    /// `totp`, `backup_code`, `webauthn`.
+    methods: Vec<&'static str>,
+}
+
+/// Log in with email and password. Every failure is the same 401. With MFA enrolled, the
+/// answer asks for the second factor instead of giving tokens.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenPair)))]
+    responses((status = 200, body = LoginResponse)))]
 async fn login(
     State(app): State<AppState>,
     ctx: RequestContext,
     Json(body): Json<LoginRequest>,
-) -> Result<Json<TokenPair>, Problem> {
+) -> Result<Json<LoginResponse>, Problem> {
     if body.email.len() > 254 || body.password.expose().len() > 1024 {
         // Still one uniform answer; skip hashing absurd inputs.
         return Err(DomainError::InvalidCredentials.into());
     }
-    match login::login(&app, &ctx, &body.email, &body.password).await? {
-        LoginOutcome::Tokens(pair) => Ok(Json(pair)),
-    }
+    Ok(Json(match login::login(&app, &ctx, &body.email, &body.password).await? {
+        LoginOutcome::Tokens(pair) => LoginResponse::Tokens(pair),
+        LoginOutcome::MfaRequired { mfa_token, methods } => {
+            LoginResponse::MfaRequired(MfaChallenge { mfa_required: true, mfa_token, methods })
+        }
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

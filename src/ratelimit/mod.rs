@@ -205,6 +205,7 @@ mod tests {
             category,
             family: (category == RateCategory::Auth).then_some(crate::http::RouteFamily::Auth),
             step_up: false,
+            mfa_exempt: false,
             idempotent: false,
             body_limit: None,
         }

@@ -45,12 +45,14 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 2, "0002", "identity"),
     migration!("sqlite", 3, "0003", "idempotency"),
     migration!("sqlite", 4, "0004", "crm"),
+    migration!("sqlite", 5, "0005", "mfa"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
     migration!("postgres", 2, "0002", "identity"),
     migration!("postgres", 3, "0003", "idempotency"),
     migration!("postgres", 4, "0004", "crm"),
+    migration!("postgres", 5, "0005", "mfa"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

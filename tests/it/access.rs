@@ -74,6 +74,7 @@ async fn api_keys_are_shown_once_scoped_within_the_creator_and_revocable() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Acme").await;
     let manager = app.add_member(&owner, "manager").await;
+    app.step_up(&manager).await;
 
     // Beyond the creator's role, or a permission no key may hold: refused.
     for scopes in
@@ -113,6 +114,7 @@ async fn api_keys_are_shown_once_scoped_within_the_creator_and_revocable() {
 async fn expired_keys_stop_working() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Acme").await;
+    app.step_up(&owner).await;
     let soon = bulwark::clock::rfc3339(bulwark::clock::now_ms() + 1500);
     let response = app
         .post_as(
@@ -178,6 +180,7 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
     )
     .await;
     let task = created("/api/v1/tasks", json!({"title": "Task A"})).await;
+    let passkey = crate::support::passkey::Passkey::new().register(app, a).await;
     let none = json!({});
     BTreeMap::from([
         ("/api/v1/users/{id}", (a.user_id.clone(), json!({"role": "readonly"}))),
@@ -197,14 +200,18 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         ("/api/v1/notes/{id}", (note, json!({"body": "renamed"}))),
         ("/api/v1/activities/{id}", (activity, json!({"subject": "renamed"}))),
         ("/api/v1/tasks/{id}", (task, json!({"done": true}))),
+        ("/api/v1/auth/webauthn/credentials/{id}", (passkey, none.clone())),
     ])
 }
 
 #[tokio::test]
 async fn another_tenant_gets_404_for_every_id_of_this_one() {
-    let app = TestApp::spawn().await;
+    let app =
+        TestApp::spawn_with(&[("BULWARK_PUBLIC_URL", crate::support::passkey::PUBLIC_URL)]).await;
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
+    // Both step up, so nothing but the tenant boundary can refuse B.
+    app.step_up(&b).await;
     let ids = tenant_a_ids(&app, &a).await;
     let before = snapshot(&app, &a, &ids).await;
     let mut covered = 0;
@@ -289,6 +296,8 @@ async fn nobody_raises_anyone_above_their_own_role_and_the_last_owner_stays() {
     let admin = app.add_member(&owner, "admin").await;
     let agent = app.add_member(&owner, "agent").await;
     let path = |user: &Account| format!("/api/v1/users/{}", user.user_id);
+    app.step_up(&admin).await;
+    app.step_up(&owner).await;
 
     let raise = app.patch_as(&admin.token, &path(&agent), &json!({"role": "owner"})).await;
     assert_eq!(expect_problem(raise, 403).await["code"], "forbidden");
@@ -332,6 +341,7 @@ async fn deactivation_kills_sessions_and_keys_and_login() {
     let (_, key) = app.api_key(&manager, &["users:read"]).await;
     let wrong =
         crate::support::comparable(app.login(&manager.email, "definitely wrong pw").await).await;
+    app.step_up(&owner).await;
     let response = app.delete_as(&owner.token, &format!("/api/v1/users/{}", manager.user_id)).await;
     assert_eq!(response.status(), 204);
     assert_eq!(app.get_as(&manager.token, "/api/v1/me").await.status(), 401);
@@ -416,6 +426,18 @@ async fn the_super_admin_sees_tenants_and_no_tenant_data() {
     let me: Value = app.get_as(&root, "/api/v1/me").await.json().await.expect("json");
     assert_eq!(me["role"], "superadmin");
     assert_eq!(me["tenant_id"], Value::Null);
+    // The super-admin always needs a second factor: nothing but enrolment until then.
+    let blocked = app.get_as(&root, "/api/v1/platform/tenants").await;
+    assert_eq!(expect_problem(blocked, 403).await["code"], "mfa_enrollment_required");
+    let root_account = Account {
+        tenant_id: String::new(),
+        user_id: String::new(),
+        email: email.clone(),
+        password: PASSWORD.into(),
+        token: root.clone(),
+        refresh: String::new(),
+    };
+    app.step_up(&root_account).await;
     let tenants = app.get_as(&root, "/api/v1/platform/tenants").await;
     assert_eq!(tenants.status(), 200);
     assert!(tenants.text().await.expect("text").contains(&owner.tenant_id));

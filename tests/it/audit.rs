@@ -29,6 +29,7 @@ async fn verify(app: &TestApp) -> (bool, String) {
 async fn busy_tenant(app: &TestApp) -> (crate::support::Account, Vec<Value>) {
     let owner = app.signup("Acme").await;
     let agent = app.add_member(&owner, "agent").await;
+    app.step_up(&owner).await;
     app.patch_as(
         &owner.token,
         &format!("/api/v1/users/{}", agent.user_id),

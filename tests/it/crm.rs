@@ -129,6 +129,7 @@ async fn email_and_phone_lookups_work_until_erasure_removes_them() {
     let note = json!({"body": "met at the conference", "contact_id": id(&created)});
     assert_eq!(app.post_as(&owner.token, "/api/v1/notes", &note).await.status(), 201);
 
+    app.step_up(&owner).await;
     let erased = app
         .post_as(&owner.token, &format!("/api/v1/contacts/{}/erase", id(&created)), &json!({}))
         .await;
@@ -236,6 +237,7 @@ async fn the_csv_export_neutralises_formulas_and_is_permissioned_and_audited() {
     let agent = app.add_member(&owner, "agent").await;
     contact(&app, &owner, json!({"first_name": "=HYPERLINK(\"http://evil.example\",\"x\")", "last_name": "@SUM(A1)", "tags": ["vip"]})).await;
     contact(&app, &owner, json!({"first_name": "Other", "tags": ["cold"]})).await;
+    app.step_up(&owner).await;
     let response = app
         .post_as(&owner.token, "/api/v1/exports/contacts", &json!({"filter": {"tag": "vip"}}))
         .await;
@@ -311,6 +313,7 @@ async fn another_tenant_cannot_reach_records_through_filters_lookups_exports_or_
             .expect("json");
         assert_eq!(body["items"], json!([]), "{query}");
     }
+    app.step_up(&b).await;
     let export = app
         .post_as(&b.token, "/api/v1/exports/contacts", &json!({"filter": {"email": email}}))
         .await;
@@ -700,6 +703,7 @@ async fn retention_purges_old_records_and_audits_it() {
         let body = json!({"kind": "meeting", "subject": "s", "occurred_at": when});
         assert_eq!(app.post_as(&owner.token, "/api/v1/activities", &body).await.status(), 201);
     }
+    app.step_up(&owner).await;
     let report: Value = app
         .post_as(&owner.token, "/api/v1/privacy/purge", &json!({}))
         .await

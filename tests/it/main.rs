@@ -12,5 +12,6 @@ mod audit;
 mod controls;
 mod crm;
 mod identity;
+mod mfa;
 mod platform;
 mod support;

@@ -5,8 +5,10 @@
 #![allow(dead_code, reason = "each test module uses a different part of the harness")]
 
 pub mod binary;
+pub mod passkey;
 pub mod proxy;
 pub mod redis_server;
+pub mod totp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -139,7 +141,16 @@ pub enum RawDb {
 }
 
 /// A running application and an HTTP client for it.
+/// A user's second factor, as the test knows it.
+#[derive(Debug, Clone, Default)]
+pub struct MfaState {
+    pub secret: Vec<u8>,
+    pub backup_codes: Vec<String>,
+}
+
 pub struct TestApp {
+    /// Second factors the test enrolled, by email.
+    pub mfa: std::sync::Mutex<std::collections::HashMap<String, MfaState>>,
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
@@ -198,7 +209,16 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        TestApp { addr, metrics_addr, client, db, settings, shutdown: Some(tx), task: Some(task) }
+        TestApp {
+            mfa: Default::default(),
+            addr,
+            metrics_addr,
+            client,
+            db,
+            settings,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// A second, independent instance (own caches, own in-memory limiter) on the same
@@ -225,6 +245,7 @@ impl TestApp {
             name: None,
         };
         TestApp {
+            mfa: Default::default(),
             addr,
             metrics_addr,
             client: self.client.clone(),
@@ -407,7 +428,19 @@ impl TestApp {
     pub async fn login_ok(&self, email: &str, password: &str) -> (String, String) {
         let response = self.login(email, password).await;
         assert_eq!(response.status(), 200, "login of {email}");
-        let body: Value = response.json().await.expect("json");
+        let mut body: Value = response.json().await.expect("json");
+        if body["mfa_required"] == true {
+            // Complete with a backup code of the user (found by email among known states).
+            let code = self.take_backup_code(email);
+            let verify = self
+                .post_json(
+                    "/api/v1/auth/mfa/verify",
+                    &serde_json::json!({"mfa_token": body["mfa_token"], "backup_code": code}),
+                )
+                .await;
+            assert_eq!(verify.status(), 200, "MFA verify of {email}");
+            body = verify.json().await.expect("json");
+        }
         (
             body["access_token"].as_str().expect("access_token").to_owned(),
             body["refresh_token"].as_str().expect("refresh_token").to_owned(),
@@ -465,8 +498,63 @@ impl TestApp {
         }
     }
 
+    /// Enrols TOTP for `who` (which also counts as a step-up), or, when enrolled, steps up
+    /// with a backup code, so the session may run sensitive operations for 10 minutes.
+    pub async fn step_up(&self, who: &Account) {
+        let known = self.mfa.lock().expect("lock").get(&who.email).cloned();
+        match known {
+            None => {
+                let setup = self
+                    .post_as(&who.token, "/api/v1/auth/mfa/totp/setup", &serde_json::json!({}))
+                    .await;
+                assert_eq!(setup.status(), 200, "TOTP setup");
+                let setup: Value = setup.json().await.expect("json");
+                let secret = totp::base32_decode(setup["secret"].as_str().expect("secret"));
+                let code = totp::code_at(&secret, totp::now());
+                let confirm = self
+                    .post_as(
+                        &who.token,
+                        "/api/v1/auth/mfa/totp/confirm",
+                        &serde_json::json!({"code": code}),
+                    )
+                    .await;
+                assert_eq!(confirm.status(), 200, "TOTP confirm");
+                let confirm: Value = confirm.json().await.expect("json");
+                let backup_codes = confirm["backup_codes"]
+                    .as_array()
+                    .expect("codes")
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect();
+                self.mfa
+                    .lock()
+                    .expect("lock")
+                    .insert(who.email.clone(), MfaState { secret, backup_codes });
+            }
+            Some(_) => {
+                let code = self.take_backup_code(&who.email);
+                let response = self
+                    .post_as(
+                        &who.token,
+                        "/api/v1/auth/step-up",
+                        &serde_json::json!({"backup_code": code}),
+                    )
+                    .await;
+                assert_eq!(response.status(), 204, "step-up");
+            }
+        }
+    }
+
+    /// The test's MFA state is kept per email address.
+    pub fn take_backup_code(&self, email: &str) -> String {
+        let mut states = self.mfa.lock().expect("lock");
+        let state = states.get_mut(email).expect("the user has MFA");
+        state.backup_codes.pop().expect("a backup code left")
+    }
+
     /// Creates an API key with the given scopes as `by`; returns (id, key).
     pub async fn api_key(&self, by: &Account, scopes: &[&str]) -> (String, String) {
+        self.step_up(by).await;
         let response = self
             .post_as(
                 &by.token,

@@ -1,0 +1,455 @@
+//! SQL of second factors, challenges and the tenant MFA policy (platform work: `SystemTx`,
+//! always filtered by the user the request authenticated as).
+
+#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
+
+use uuid::Uuid;
+
+use crate::ids::{SessionId, TenantId, UserId};
+use crate::on_tx;
+use crate::store::{StoreError, SystemTx, TenantTx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TotpRow {
+    pub secret_sealed: Vec<u8>,
+    pub master_key_id: String,
+    pub confirmed_at: Option<i64>,
+    pub last_used_step: i64,
+}
+
+pub async fn totp(tx: &mut SystemTx, user: UserId) -> Result<Option<TotpRow>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, TotpRow>(
+        "SELECT secret_sealed, master_key_id, confirmed_at, last_used_step FROM mfa_totp WHERE user_id = $1"
+    )
+    .bind(user)
+    .fetch_optional(c)
+    .await
+    })?)
+}
+
+/// Stores an unconfirmed seed, replacing an earlier unconfirmed one.
+pub async fn put_unconfirmed_totp(
+    tx: &mut SystemTx,
+    user: UserId,
+    tenant: Option<TenantId>,
+    sealed: &[u8],
+    master_key_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query(
+        "DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NULL"
+    )
+    .bind(user)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO mfa_totp (user_id, tenant_id, secret_sealed, master_key_id, created_at) VALUES ($1, $2, $3, $4, $5)"
+    )
+    .bind(user)
+    .bind(tenant)
+    .bind(sealed)
+    .bind(master_key_id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+pub async fn confirm_totp(
+    tx: &mut SystemTx,
+    user: UserId,
+    step: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE mfa_totp SET confirmed_at = $3, last_used_step = $2 WHERE user_id = $1 AND confirmed_at IS NULL"
+    )
+    .bind(user)
+    .bind(step)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
+/// Records the time step a code was accepted in; false if that step (or a later one) was
+/// already used: a replayed code.
+pub async fn use_totp_step(tx: &mut SystemTx, user: UserId, step: i64) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE mfa_totp SET last_used_step = $2 WHERE user_id = $1 AND confirmed_at IS NOT NULL AND last_used_step < $2"
+    )
+    .bind(user)
+    .bind(step)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
+pub async fn delete_totp(tx: &mut SystemTx, user: UserId) -> Result<u64, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1")
+        .bind(user)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?)
+}
+
+/// TOTP seeds sealed under another master key than the current one, for rotation.
+pub async fn totp_sealed_by_other_masters(
+    tx: &mut SystemTx,
+    master_key_id: &str,
+    limit: i64,
+) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, (Uuid, Vec<u8>)>(
+        "SELECT user_id, secret_sealed FROM mfa_totp WHERE master_key_id <> $1 ORDER BY user_id LIMIT $2"
+    )
+    .bind(master_key_id)
+    .bind(limit)
+    .fetch_all(c)
+    .await
+    })?)
+}
+
+pub async fn reseal_totp(
+    tx: &mut SystemTx,
+    user: Uuid,
+    sealed: &[u8],
+    master_key_id: &str,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query(
+        "UPDATE mfa_totp SET secret_sealed = $2, master_key_id = $3 WHERE user_id = $1"
+    )
+    .bind(user)
+    .bind(sealed)
+    .bind(master_key_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn replace_backup_codes(
+    tx: &mut SystemTx,
+    user: UserId,
+    tenant: Option<TenantId>,
+    hashes: &[Vec<u8>],
+    now: i64,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
+        .bind(user)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    for hash in hashes {
+        on_tx!(tx, |c| {
+            sqlx::query(
+            "INSERT INTO mfa_backup_codes (id, user_id, tenant_id, code_hash, created_at) VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(Uuid::now_v7())
+        .bind(user)
+        .bind(tenant)
+        .bind(hash)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}
+
+pub async fn delete_backup_codes(tx: &mut SystemTx, user: UserId) -> Result<(), StoreError> {
+    on_tx!(tx, |c| sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
+        .bind(user)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn unused_backup_codes(
+    tx: &mut SystemTx,
+    user: UserId,
+) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, (Uuid, Vec<u8>)>(
+        "SELECT id, code_hash FROM mfa_backup_codes WHERE user_id = $1 AND used_at IS NULL"
+    )
+    .bind(user)
+    .fetch_all(c)
+    .await)?)
+}
+
+/// Spends a backup code; false if it was spent meanwhile.
+pub async fn spend_backup_code(tx: &mut SystemTx, id: Uuid, now: i64) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, |c| sqlx::query(
+        "UPDATE mfa_backup_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CredentialRow {
+    pub id: Uuid,
+    pub credential_id: Vec<u8>,
+    pub passkey: String,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+pub async fn credentials(
+    tx: &mut SystemTx,
+    user: UserId,
+) -> Result<Vec<CredentialRow>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, CredentialRow>(
+        "SELECT id, credential_id, passkey, name, created_at, last_used_at FROM webauthn_credentials \
+         WHERE user_id = $1 ORDER BY created_at"
+    )
+    .bind(user)
+    .fetch_all(c)
+    .await
+    })?)
+}
+
+pub async fn insert_credential(
+    tx: &mut SystemTx,
+    user: UserId,
+    tenant: Option<TenantId>,
+    credential_id: &[u8],
+    passkey: &str,
+    name: &str,
+    now: i64,
+) -> Result<Uuid, StoreError> {
+    let id = Uuid::now_v7();
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO webauthn_credentials (id, user_id, tenant_id, credential_id, passkey, name, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    )
+    .bind(id)
+    .bind(user)
+    .bind(tenant)
+    .bind(credential_id)
+    .bind(passkey)
+    .bind(name)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(id)
+}
+
+pub async fn update_credential(
+    tx: &mut SystemTx,
+    user: UserId,
+    credential_id: &[u8],
+    passkey: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE webauthn_credentials SET passkey = $3, last_used_at = $4 WHERE user_id = $1 AND credential_id = $2"
+    )
+    .bind(user)
+    .bind(credential_id)
+    .bind(passkey)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+pub async fn delete_credential(
+    tx: &mut SystemTx,
+    user: UserId,
+    id: Uuid,
+) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, |c| sqlx::query(
+        "DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2"
+    )
+    .bind(id)
+    .bind(user)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Whether the user has a confirmed second factor.
+pub async fn has_second_factor(tx: &mut SystemTx, user: UserId) -> Result<bool, StoreError> {
+    let count: i64 = on_tx!(tx, |c| {
+        sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL) \
+              + (SELECT count(*) FROM webauthn_credentials WHERE user_id = $1)"
+    )
+    .bind(user)
+    .fetch_one(c)
+    .await
+    })?;
+    Ok(count > 0)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChallengeRow {
+    pub id: Uuid,
+    pub purpose: String,
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    pub state: Option<String>,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+pub struct NewChallenge<'a> {
+    pub purpose: &'a str,
+    pub user: Option<UserId>,
+    pub tenant: Option<TenantId>,
+    pub token_hash: Option<&'a [u8]>,
+    pub session: Option<SessionId>,
+    pub state: Option<&'a str>,
+    pub expires_at: i64,
+}
+
+pub async fn insert_challenge(
+    tx: &mut SystemTx,
+    new: &NewChallenge<'_>,
+) -> Result<Uuid, StoreError> {
+    let id = Uuid::new_v4();
+    on_tx!(tx, |c| {
+        sqlx::query(
+        "INSERT INTO auth_challenges (id, purpose, user_id, tenant_id, token_hash, session_id, state, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    )
+    .bind(id)
+    .bind(new.purpose)
+    .bind(new.user)
+    .bind(new.tenant)
+    .bind(new.token_hash)
+    .bind(new.session)
+    .bind(new.state)
+    .bind(new.expires_at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(id)
+}
+
+pub async fn challenge_by_id(
+    tx: &mut SystemTx,
+    id: Uuid,
+) -> Result<Option<ChallengeRow>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, ChallengeRow>(
+        "SELECT id, purpose, user_id, session_id, state, expires_at, used_at FROM auth_challenges WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await
+    })?)
+}
+
+pub async fn challenge_by_token(
+    tx: &mut SystemTx,
+    hash: &[u8],
+) -> Result<Option<ChallengeRow>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, ChallengeRow>(
+        "SELECT id, purpose, user_id, session_id, state, expires_at, used_at FROM auth_challenges WHERE token_hash = $1"
+    )
+    .bind(hash)
+    .fetch_optional(c)
+    .await
+    })?)
+}
+
+/// Spends a challenge; false if spent or expired meanwhile.
+pub async fn spend_challenge(tx: &mut SystemTx, id: Uuid, now: i64) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, |c| {
+        sqlx::query(
+        "UPDATE auth_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
+pub async fn purge_challenges(tx: &mut SystemTx, now: i64) -> Result<u64, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query("DELETE FROM auth_challenges WHERE expires_at < $1")
+        .bind(now - 3_600_000)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?)
+}
+
+/// The tenant's policy and whether the user is a super-admin, for enrolment enforcement.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PolicyRow {
+    pub is_superadmin: bool,
+    pub role: Option<String>,
+    pub mfa_policy: Option<String>,
+}
+
+pub async fn policy_for(tx: &mut SystemTx, user: UserId) -> Result<Option<PolicyRow>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_as::<_, PolicyRow>(
+        "SELECT u.is_superadmin, u.role, t.mfa_policy FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1"
+    )
+    .bind(user)
+    .fetch_optional(c)
+    .await
+    })?)
+}
+
+pub async fn tenant_policy(tx: &mut TenantTx) -> Result<String, StoreError> {
+    let tenant = tx.tenant_id();
+    Ok(on_tx!(tx, |c| sqlx::query_scalar("SELECT mfa_policy FROM tenants WHERE id = $1")
+        .bind(tenant)
+        .fetch_one(c)
+        .await)?)
+}
+
+pub async fn set_tenant_policy(tx: &mut TenantTx, policy: &str) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    on_tx!(tx, |c| sqlx::query("UPDATE tenants SET mfa_policy = $2 WHERE id = $1")
+        .bind(tenant)
+        .bind(policy)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn step_up_at(tx: &mut SystemTx, session: SessionId) -> Result<Option<i64>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT step_up_at FROM sessions WHERE id = $1"
+    )
+    .bind(session)
+    .fetch_optional(c)
+    .await)?
+    .flatten())
+}
