@@ -56,8 +56,9 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['mfa_totp', 'mfa_backup_codes', 'webauthn_credentials', 'auth_challenges'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY tenant_isolation ON %I
-            USING (tenant_id = bulwark_tenant() OR bulwark_system())
-            WITH CHECK (tenant_id = bulwark_tenant() OR bulwark_system())', t);
+        -- Only identity code (system transactions) reads second factors; a tenant-scoped
+        -- transaction sees none, not even its own tenant's.
+        EXECUTE format('CREATE POLICY system_only ON %I
+            USING (bulwark_system()) WITH CHECK (bulwark_system())', t);
     END LOOP;
 END $$;

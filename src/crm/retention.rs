@@ -167,6 +167,8 @@ pub async fn purge_all(app: &AppState) -> DomainResult<u64> {
         removed += report.activities + report.notes + report.audit_events;
     }
     let mut tx = app.store().system_tx().await?;
+    // Spent and expired MFA tickets and WebAuthn ceremonies: anyone can create the latter.
+    removed += crate::identity::mfa::store::purge_challenges(&mut tx, now).await?;
     if let Some(before) = cutoff(app.config().retention.audit, now) {
         removed += purge_audit_chain(&mut tx, TenantId::PLATFORM, before).await?;
     }

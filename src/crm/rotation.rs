@@ -253,6 +253,20 @@ pub async fn delete_tenant(app: &AppState, tenant: TenantId) -> DomainResult<u64
     let now = now_ms();
     let mut tx = app.store().system_tx().await?;
     let destroyed = keys_db::destroy_all(&mut tx, tenant).await?;
+    // The users' second factors go too: sealed TOTP seeds, backup-code hashes, passkeys.
+    for sql in [
+        "DELETE FROM mfa_backup_codes WHERE tenant_id = $1",
+        "DELETE FROM mfa_totp WHERE tenant_id = $1",
+        "DELETE FROM webauthn_credentials WHERE tenant_id = $1",
+        "DELETE FROM auth_challenges WHERE tenant_id = $1",
+    ] {
+        on_tx!(&mut tx, |c| sqlx::query(sql)
+            .bind(tenant)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::from)?;
+    }
     for sql in [
         "UPDATE sessions SET revoked_at = $2, revoked_reason = 'tenant_deleted' WHERE tenant_id = $1 AND revoked_at IS NULL",
         "UPDATE api_keys SET revoked_at = $2 WHERE tenant_id = $1 AND revoked_at IS NULL",

@@ -65,6 +65,9 @@ local f = tonumber(h[1]) or 0
 local s = tonumber(h[2]) or now
 local u = tonumber(h[3]) or 0
 local n = tonumber(h[4]) or 0
+if u > now then
+  return {2, u - now}
+end
 if now - s > window then
   f = 0
   s = now
@@ -98,6 +101,9 @@ pub enum Failure {
     Counted,
     /// This failure locked the key until the given time (ms).
     LockedUntil(i64),
+    /// The key was locked already (until the given time); the failure is not counted, so a
+    /// burst that raced past the lock check neither extends the lock nor slips under it.
+    AlreadyLocked(i64),
 }
 
 /// Longest lock: 2^10 × the base (about 10 days for 15 minutes).
@@ -173,10 +179,10 @@ impl Lockout {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let (locked, remaining): (i64, i64) =
                     cluster.script(record, &[&redis_key(key)], &args).await?;
-                Ok(if locked == 1 {
-                    Failure::LockedUntil(now + remaining)
-                } else {
-                    Failure::Counted
+                Ok(match locked {
+                    1 => Failure::LockedUntil(now + remaining),
+                    2 => Failure::AlreadyLocked(now + remaining),
+                    _ => Failure::Counted,
                 })
             }
         }
@@ -199,6 +205,9 @@ impl Lockout {
 
 /// The counting rule, shared by every backend.
 pub fn apply_failure(row: &mut ThrottleRow, threshold: u32, policy: Policy, now: i64) -> Failure {
+    if row.locked_until > now {
+        return Failure::AlreadyLocked(row.locked_until);
+    }
     if now - row.window_started_at > policy.window_ms {
         row.failures = 0;
         row.window_started_at = now;
@@ -249,6 +258,19 @@ mod tests {
     }
 
     #[test]
+    fn failures_during_a_lock_neither_count_nor_extend_it() {
+        let mut r = row();
+        for n in 1..=5 {
+            apply_failure(&mut r, 5, POLICY, n);
+        }
+        let until = r.locked_until;
+        for n in 0..20 {
+            assert_eq!(apply_failure(&mut r, 5, POLICY, 10 + n), Failure::AlreadyLocked(until));
+        }
+        assert_eq!((r.failures, r.locked_until, r.lock_count), (0, until, 1));
+    }
+
+    #[test]
     fn failures_outside_the_window_start_a_new_count() {
         let mut r = row();
         for n in 0..4 {
@@ -264,7 +286,7 @@ mod tests {
         r.lock_count = 40;
         match apply_failure(&mut r, 1, POLICY, 0) {
             Failure::LockedUntil(until) => assert_eq!(until, 900_000 * 1024),
-            Failure::Counted => panic!("should lock"),
+            other => panic!("should lock: {other:?}"),
         }
     }
 }

@@ -187,9 +187,6 @@ pub async fn login(
 
     match user {
         Some(user) if user.is_active() && !locked && verified != Verified::No => {
-            if let Some(key) = &account_key {
-                identity.lockout.clear(key).await?;
-            }
             if let Verified::YesRehashed(new_hash) = &verified {
                 let mut tx = app.store().system_tx().await?;
                 db::set_password_hash(&mut tx, UserId(user.id), new_hash, now).await?;
@@ -198,9 +195,14 @@ pub async fn login(
             let user_id = UserId(user.id);
             let methods = super::mfa::methods(app, user_id).await?;
             if !methods.is_empty() {
+                // The failure count stays until the second factor succeeds: a password alone
+                // must not reset the budget of guesses at the code.
                 let mfa_token =
                     super::mfa::issue_ticket(app, user_id, user.tenant_id.map(TenantId)).await?;
                 return Ok(LoginOutcome::MfaRequired { mfa_token, methods });
+            }
+            if let Some(key) = &account_key {
+                identity.lockout.clear(key).await?;
             }
             let pair = start_session(app, ctx, &user, None).await?;
             Ok(LoginOutcome::Tokens(pair))

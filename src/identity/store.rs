@@ -227,7 +227,12 @@ pub async fn touch_session(tx: &mut SystemTx, id: SessionId, now: i64) -> Result
     Ok(())
 }
 
-pub async fn set_step_up(tx: &mut SystemTx, id: SessionId, at: i64) -> Result<(), StoreError> {
+/// When the session last proved a second factor; `None` forgets it (a factor was removed).
+pub async fn set_step_up(
+    tx: &mut SystemTx,
+    id: SessionId,
+    at: Option<i64>,
+) -> Result<(), StoreError> {
     on_tx!(tx, |c| sqlx::query("UPDATE sessions SET step_up_at = $2 WHERE id = $1")
         .bind(id)
         .bind(at)

@@ -111,6 +111,80 @@ async fn wrong_second_factors_count_towards_the_lockout() {
     let locked = verify(&app, &body["mfa_token"], "code", &code_at(&secret, now())).await;
     assert_eq!(locked.status(), 401, "the account is locked now, even for the right code");
     assert_eq!(app.login(&owner.email, PASSWORD).await.status(), 401, "and for the password");
+    let events = app.audit_events(&admin_of(&app, &owner).await).await;
+    assert!(events.iter().any(|e| e["action"] == "auth.lockout"), "the lockout is audited");
+}
+
+/// A second owner of `who`'s tenant, to read the audit log while `who` is locked out.
+async fn admin_of(app: &TestApp, who: &Account) -> Account {
+    let other = app.add_member(who, "owner").await;
+    app.step_up(&other).await;
+    other
+}
+
+#[tokio::test]
+async fn the_password_does_not_refill_the_budget_of_code_guesses() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    let (secret, _) = enrol(&app, &owner).await;
+    for _ in 0..4 {
+        let body = ticket(&app, &owner).await;
+        assert_eq!(verify(&app, &body["mfa_token"], "code", "999999").await.status(), 401);
+    }
+    // Each fresh password login above would have reset a naive counter; this one keeps it.
+    let body = ticket(&app, &owner).await;
+    assert_eq!(verify(&app, &body["mfa_token"], "code", "999999").await.status(), 401);
+    let body = ticket(&app, &owner).await;
+    let right = verify(&app, &body["mfa_token"], "code", &code_at(&secret, now())).await;
+    assert_eq!(right.status(), 401, "five wrong codes across five tickets locked the account");
+    assert_eq!(app.login(&owner.email, PASSWORD).await.status(), 401);
+}
+
+#[tokio::test]
+async fn concurrent_guesses_get_no_more_checks_than_the_threshold() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    enrol(&app, &owner).await;
+    let body = ticket(&app, &owner).await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let request = app
+            .client
+            .post(app.url("/api/v1/auth/mfa/verify"))
+            .json(&json!({"mfa_token": body["mfa_token"], "code": format!("{:06}", 100_000 + n)}));
+        guesses.spawn(async move { request.send().await.expect("request").status() });
+    }
+    while let Some(status) = guesses.join_next().await {
+        assert_eq!(status.expect("join"), 401);
+    }
+    let events = app.audit_events(&admin_of(&app, &owner).await).await;
+    let checked = events.iter().filter(|e| e["action"] == "auth.mfa_failed").count();
+    assert!((1..=5).contains(&checked), "{checked} guesses were checked; the budget is 5");
+}
+
+#[tokio::test]
+async fn a_further_factor_needs_a_step_up_with_an_existing_one() {
+    let app = TestApp::spawn_with(&[
+        ("BULWARK_PUBLIC_URL", PUBLIC_URL),
+        ("BULWARK_STEP_UP_SECONDS", "1"),
+    ])
+    .await;
+    // TOTP first (enrolling the first factor counts as a step-up), then a passkey.
+    let owner = app.signup("Acme").await;
+    app.step_up(&owner).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let refused =
+        app.post_as(&owner.token, "/api/v1/auth/webauthn/register/start", &json!({})).await;
+    assert_eq!(expect_problem(refused, 403).await["code"], "step_up_required");
+    app.step_up(&owner).await;
+    Passkey::new().register(&app, &owner).await;
+
+    // A passkey first, then TOTP.
+    let other = app.signup("Other").await;
+    Passkey::new().register(&app, &other).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let refused = app.post_as(&other.token, "/api/v1/auth/mfa/totp/setup", &json!({})).await;
+    assert_eq!(expect_problem(refused, 403).await["code"], "step_up_required");
 }
 
 #[tokio::test]
@@ -257,6 +331,17 @@ async fn passkeys_work_as_second_factor_and_passwordless_and_refuse_strangers_an
     let id = listed["items"][0]["id"].as_str().expect("id").to_owned();
     let removed = app.delete_as(&access, &format!("/api/v1/auth/webauthn/credentials/{id}")).await;
     assert_eq!(removed.status(), 204);
+    assert_eq!(
+        app.get_as(&owner.token, "/api/v1/me").await.status(),
+        401,
+        "removing a factor ends the other sessions"
+    );
+    let again = app.post_as(&access, "/api/v1/api-keys", &json!({"name": "k", "scopes": []})).await;
+    assert_eq!(
+        expect_problem(again, 403).await["code"],
+        "step_up_required",
+        "and this session must step up again"
+    );
     let challenge: Value = app
         .post_json("/api/v1/auth/webauthn/login/start", &json!({}))
         .await
@@ -271,6 +356,7 @@ async fn passkeys_work_as_second_factor_and_passwordless_and_refuse_strangers_an
         )
         .await;
     assert_eq!(refused.status(), 401, "a removed passkey");
+    let owner = crate::support::Account { token: access, ..owner };
     let actions: Vec<String> = app
         .audit_events(&owner)
         .await

@@ -20,7 +20,7 @@ use totp_rs::{Algorithm, Builder as TotpBuilder, Secret as TotpSecret, Totp};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::lockout;
+use super::lockout::{self, Failure};
 use super::login::{TokenPair, start_session};
 use super::store as users;
 use super::tokens::{opaque_token, token_hash};
@@ -115,8 +115,22 @@ pub struct TotpSetup {
     pub otpauth_uri: String,
 }
 
-pub async fn setup_totp(app: &AppState, principal: &Principal) -> DomainResult<TotpSetup> {
+/// Enrolling a factor when one exists needs a step-up with an existing one: otherwise a stolen
+/// session could add its own factor and with it pass every step-up (and keep a way back in).
+/// Returns whether this is the user's first factor.
+pub(crate) async fn guard_enrolment(app: &AppState, principal: &Principal) -> DomainResult<bool> {
     session_of(principal)?;
+    let mut tx = app.store().system_read().await?;
+    let enrolled = store::has_second_factor(&mut tx, principal.user_id()).await?;
+    tx.commit().await?;
+    if enrolled {
+        require_step_up(app, principal).await?;
+    }
+    Ok(!enrolled)
+}
+
+pub async fn setup_totp(app: &AppState, principal: &Principal) -> DomainResult<TotpSetup> {
+    guard_enrolment(app, principal).await?;
     let user_id = principal.user_id();
     let mut tx = app.store().system_tx().await?;
     if store::totp(&mut tx, user_id).await?.is_some_and(|t| t.confirmed_at.is_some()) {
@@ -163,6 +177,7 @@ pub async fn confirm_totp(
     code: &str,
 ) -> DomainResult<Vec<String>> {
     let sid = session_of(principal)?;
+    let first = guard_enrolment(app, principal).await?;
     let user = principal.user_id();
     let mut tx = app.store().system_tx().await?;
     let row = store::totp(&mut tx, user)
@@ -173,13 +188,19 @@ pub async fn confirm_totp(
     let step = totp(&seed, "")?.check(code.trim(), now_secs());
     let Some(step) = step else {
         drop(tx);
-        count_failure(app, ctx, principal.tenant_id(), user, "totp_confirm").await?;
         return Err(DomainError::invalid("code", "is not the current code of the authenticator"));
     };
     let now = now_ms();
-    store::confirm_totp(&mut tx, user, i64::try_from(step).unwrap_or(0), now).await?;
+    let step = i64::try_from(step).unwrap_or(0);
+    if !store::confirm_totp(&mut tx, user, &row.secret_sealed, step, now).await? {
+        return Err(DomainError::Conflict("the TOTP set-up changed meanwhile; start again"));
+    }
     let codes = new_backup_codes(&mut tx, user, principal.tenant_id(), now).await?;
-    users::set_step_up(&mut tx, sid, now).await?;
+    // A first factor is proven right here. A further one proves nothing about the session
+    // (the step-up that allowed enrolling it stands on its own).
+    if first {
+        users::set_step_up(&mut tx, sid, Some(now)).await?;
+    }
     audit::record_platform(
         &mut tx,
         principal.tenant_id(),
@@ -213,10 +234,8 @@ async fn new_backup_codes(
     let mut hashes = vec![];
     for _ in 0..BACKUP_CODES {
         let bytes = crypto::random_bytes::<12>();
-        let raw: String = bytes
-            .iter()
-            .map(|b| CODE_ALPHABET[usize::from(*b) % 32] as char)
-            .collect();
+        let raw: String =
+            bytes.iter().map(|b| CODE_ALPHABET[usize::from(*b) % 32] as char).collect();
         let code = format!("{}-{}-{}", &raw[0..4], &raw[4..8], &raw[8..12]);
         hashes.push(hash_code(user, &code));
         codes.push(code);
@@ -263,6 +282,7 @@ pub async fn remove_totp(
     store::delete_backup_codes(&mut tx, user).await?;
     let revoked =
         users::revoke_user_sessions(&mut tx, user, Some(sid), "mfa_reset", now_ms()).await?;
+    users::set_step_up(&mut tx, sid, None).await?;
     audit::record_platform(
         &mut tx,
         principal.tenant_id(),
@@ -279,31 +299,76 @@ pub async fn remove_totp(
     Ok(())
 }
 
-/// A failed second factor: audited, and counted towards the account lockout.
-async fn count_failure(
+/// Takes one attempt at a second factor of `user` from the account's lockout budget, before
+/// the factor is checked: concurrent guesses each take their own slot, so no burst gets more
+/// checks than the threshold allows. A correct factor clears the count again. The budget is
+/// one larger than the password's, so five wrong factors lock and the sixth attempt is refused.
+pub(crate) async fn take_attempt(
     app: &AppState,
     ctx: &RequestContext,
     tenant: Option<TenantId>,
     user: UserId,
-    context: &str,
 ) -> DomainResult<()> {
     let lockout = &app.identity().lockout;
-    lockout
-        .record_failure(&lockout::account_key(user), lockout.policy().threshold, now_ms())
-        .await?;
-    metrics::counter!("auth_mfa_failures_total").increment(1);
+    let now = now_ms();
+    let ip_key = lockout::ip_key(ctx.ip.as_deref().unwrap_or("unknown"));
+    if let Some(until) = lockout.locked_until(&ip_key, now).await? {
+        return Err(DomainError::TooManyAttempts {
+            retry_after: u64::try_from((until - now + 999) / 1000).unwrap_or(1).max(1),
+        });
+    }
+    let key = lockout::account_key(user);
+    if lockout.locked_until(&key, now).await?.is_some() {
+        return Err(DomainError::InvalidCredentials);
+    }
+    let threshold = lockout.policy().threshold.saturating_add(1);
+    let until = match lockout.record_failure(&key, threshold, now).await? {
+        Failure::Counted => return Ok(()),
+        Failure::AlreadyLocked(_) => return Err(DomainError::InvalidCredentials),
+        Failure::LockedUntil(until) => until,
+    };
+    metrics::counter!("auth_lockouts_total").increment(1);
     let mut tx = app.store().system_tx().await?;
     audit::record_platform(
         &mut tx,
         tenant,
         ctx,
-        Event::new(Action::MfaFailed)
-            .failure()
+        Event::new(Action::AuthLockout)
+            .by_system("lockout")
             .target("user", user)
-            .detail("context", context.to_owned()),
+            .detail("locked_until", crate::clock::rfc3339(until))
+            .detail("after", "second_factor"),
     )
     .await?;
     tx.commit().await?;
+    Err(DomainError::InvalidCredentials)
+}
+
+/// A failed second factor (its attempt is already counted): audited, counted per IP.
+pub(crate) async fn record_failure(
+    app: &AppState,
+    ctx: &RequestContext,
+    tenant: Option<TenantId>,
+    user: Option<UserId>,
+    context: &str,
+) -> DomainResult<()> {
+    let lockout = &app.identity().lockout;
+    let ip_key = lockout::ip_key(ctx.ip.as_deref().unwrap_or("unknown"));
+    lockout.record_failure(&ip_key, lockout.policy().ip_threshold, now_ms()).await?;
+    metrics::counter!("auth_mfa_failures_total").increment(1);
+    let mut tx = app.store().system_tx().await?;
+    let mut event = Event::new(Action::MfaFailed).failure().detail("context", context.to_owned());
+    if let Some(user) = user {
+        event = event.target("user", user);
+    }
+    audit::record_platform(&mut tx, tenant, ctx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A correct second factor: the account's failure count starts again.
+pub(crate) async fn clear_attempts(app: &AppState, user: UserId) -> DomainResult<()> {
+    app.identity().lockout.clear(&lockout::account_key(user)).await?;
     Ok(())
 }
 
@@ -316,10 +381,7 @@ async fn check_factor(
     factor: &Factor,
     context: &str,
 ) -> DomainResult<&'static str> {
-    let identity = app.identity();
-    if identity.lockout.locked_until(&lockout::account_key(user), now_ms()).await?.is_some() {
-        return Err(DomainError::InvalidCredentials);
-    }
+    take_attempt(app, ctx, tenant, user).await?;
     let mut tx = app.store().system_tx().await?;
     let ok = match factor {
         Factor::Totp(code) => {
@@ -361,10 +423,11 @@ async fn check_factor(
     };
     if !ok {
         drop(tx);
-        count_failure(app, ctx, tenant, user, context).await?;
+        record_failure(app, ctx, tenant, Some(user), context).await?;
         return Err(DomainError::InvalidCredentials);
     }
     tx.commit().await?;
+    clear_attempts(app, user).await?;
     Ok(match factor {
         Factor::Totp(_) => "totp",
         Factor::BackupCode(_) => "backup_code",
@@ -459,7 +522,6 @@ pub async fn finish_login(
         return Err(DomainError::Unauthenticated("MFA ticket already used"));
     }
     tx.commit().await?;
-    app.identity().lockout.clear(&lockout::account_key(UserId(user.id))).await?;
     start_session(app, ctx, user, Some(now)).await
 }
 
@@ -485,7 +547,7 @@ pub async fn record_step_up(
     method: &str,
 ) -> DomainResult<()> {
     let mut tx = app.store().system_tx().await?;
-    users::set_step_up(&mut tx, sid, now_ms()).await?;
+    users::set_step_up(&mut tx, sid, Some(now_ms())).await?;
     audit::record_platform(
         &mut tx,
         principal.tenant_id(),

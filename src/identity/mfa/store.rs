@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::on_tx;
-use crate::store::{StoreError, SystemTx, TenantTx};
+use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, TenantTx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TotpRow {
@@ -60,22 +60,27 @@ pub async fn put_unconfirmed_totp(
     Ok(())
 }
 
+/// Confirms the pending set-up whose seed the code was checked against; false when another
+/// request confirmed or replaced it meanwhile.
 pub async fn confirm_totp(
     tx: &mut SystemTx,
     user: UserId,
+    sealed: &[u8],
     step: i64,
     now: i64,
 ) -> Result<bool, StoreError> {
     let done = on_tx!(tx, |c| {
         sqlx::query(
-        "UPDATE mfa_totp SET confirmed_at = $3, last_used_step = $2 WHERE user_id = $1 AND confirmed_at IS NULL"
-    )
-    .bind(user)
-    .bind(step)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
+            "UPDATE mfa_totp SET confirmed_at = $3, last_used_step = $2 \
+         WHERE user_id = $1 AND confirmed_at IS NULL AND secret_sealed = $4",
+        )
+        .bind(user)
+        .bind(step)
+        .bind(now)
+        .bind(sealed)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
     })?;
     Ok(done == 1)
 }
@@ -226,6 +231,26 @@ pub async fn credentials(
     .fetch_all(c)
     .await
     })?)
+}
+
+/// The user's passkeys, locked until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite
+/// write transactions are exclusive already), so two assertions cannot both check the
+/// signature counter against the same old value.
+pub async fn credentials_for_update(
+    tx: &mut SystemTx,
+    user: UserId,
+) -> Result<Vec<CredentialRow>, StoreError> {
+    let sql = match tx.backend() {
+        Backend::Postgres => {
+            "SELECT id, credential_id, passkey, name, created_at, last_used_at \
+             FROM webauthn_credentials WHERE user_id = $1 ORDER BY created_at FOR UPDATE"
+        }
+        Backend::Sqlite => {
+            "SELECT id, credential_id, passkey, name, created_at, last_used_at \
+             FROM webauthn_credentials WHERE user_id = $1 ORDER BY created_at"
+        }
+    };
+    Ok(on_tx!(tx, |c| sqlx::query_as::<_, CredentialRow>(sql).bind(user).fetch_all(c).await)?)
 }
 
 pub async fn insert_credential(

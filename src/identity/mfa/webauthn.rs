@@ -14,7 +14,10 @@ use webauthn_rs::prelude::{
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use super::store::{self, NewChallenge};
-use super::{Principal, TICKET_LIFETIME_MS, finish_login, record_step_up, session_of, ticket_user};
+use super::{
+    Principal, TICKET_LIFETIME_MS, finish_login, guard_enrolment, record_failure, record_step_up,
+    session_of, ticket_user,
+};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::now_ms;
@@ -112,14 +115,10 @@ fn state<T: serde::de::DeserializeOwned>(row: &store::ChallengeRow) -> DomainRes
 }
 
 pub async fn register_start(app: &AppState, principal: &Principal) -> DomainResult<Value> {
-    session_of(principal)?;
     let rp = rp(app)?;
+    guard_enrolment(app, principal).await?;
     let user = principal.user_id();
     let existing = passkeys(app, user).await?;
-    // Adding a passkey to an account that has one is a sensitive change.
-    if !existing.is_empty() {
-        super::require_step_up(app, principal).await?;
-    }
     let mut tx = app.store().system_read().await?;
     let row = users::user_by_id(&mut tx, user).await?.ok_or(DomainError::NotFound("user"))?;
     tx.commit().await?;
@@ -152,8 +151,8 @@ pub async fn register_finish(
     credential: &RegisterPublicKeyCredential,
     name: &str,
 ) -> DomainResult<Uuid> {
-    session_of(principal)?;
     let rp = rp(app)?;
+    guard_enrolment(app, principal).await?;
     let row = take_challenge(app, challenge, "webauthn_register").await?;
     if row.user_id != Some(principal.user_id().as_uuid()) {
         return Err(DomainError::InvalidCredentials);
@@ -221,8 +220,9 @@ pub async fn login_start(app: &AppState, ticket: Option<&Secret<String>>) -> Dom
     }
 }
 
-/// Verifies an assertion against the user's stored passkeys and updates the signature
-/// counter. Returns the user.
+/// Verifies an assertion against the user's stored passkeys and stores the new signature
+/// counter, in one transaction holding the user's passkey rows: of two assertions racing with
+/// the same counter (a cloned authenticator), the second sees the first one's update.
 async fn verify_for(
     app: &AppState,
     user: UserId,
@@ -233,16 +233,18 @@ async fn verify_for(
     ) -> DomainResult<webauthn_rs::prelude::AuthenticationResult>,
 ) -> DomainResult<()> {
     let rp = rp(app)?;
-    let mut keys = passkeys(app, user).await?;
+    let mut tx = app.store().system_tx().await?;
+    let rows = store::credentials_for_update(&mut tx, user).await?;
+    let mut keys: Vec<Passkey> =
+        rows.iter().filter_map(|r| serde_json::from_str(&r.passkey).ok()).collect();
     let result = verify(rp, &keys)?;
     if let Some(key) = keys.iter_mut().find(|k| k.cred_id() == result.cred_id()) {
         key.update_credential(&result);
         let json = serde_json::to_string(key).map_err(|e| DomainError::Internal(e.to_string()))?;
-        let mut tx = app.store().system_tx().await?;
         store::update_credential(&mut tx, user, credential.get_credential_id(), &json, now_ms())
             .await?;
-        tx.commit().await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -273,7 +275,8 @@ pub async fn login_finish(
             })
             .await;
             if let Err(err) = outcome {
-                count(app, ctx, user).await?;
+                record_failure(app, ctx, tenant_of(app, user).await?, Some(user), "webauthn")
+                    .await?;
                 return Err(err);
             }
             (user, Some(ticket))
@@ -281,10 +284,12 @@ pub async fn login_finish(
         "webauthn_passwordless" => {
             let row = take_challenge(app, challenge, "webauthn_passwordless").await?;
             let auth: DiscoverableAuthentication = state(&row)?;
-            let (user_uuid, _) =
-                rp.identify_discoverable_authentication(credential).map_err(failed)?;
+            let Ok((user_uuid, _)) = rp.identify_discoverable_authentication(credential) else {
+                record_failure(app, ctx, None, None, "passwordless").await?;
+                return Err(DomainError::InvalidCredentials);
+            };
             let user = UserId(user_uuid);
-            verify_for(app, user, credential, |rp, keys| {
+            let outcome = verify_for(app, user, credential, |rp, keys| {
                 let key = keys
                     .iter()
                     .find(|k| AsRef::<[u8]>::as_ref(k.cred_id()) == credential.get_credential_id())
@@ -296,7 +301,14 @@ pub async fn login_finish(
                 )
                 .map_err(failed)
             })
-            .await?;
+            .await;
+            if let Err(err) = outcome {
+                // The user handle is the client's claim: audit it under the platform chain,
+                // naming the claimed user only if such a user exists.
+                let tenant = tenant_of(app, user).await?;
+                record_failure(app, ctx, tenant, Some(user), "passwordless").await?;
+                return Err(err);
+            }
             (user, None)
         }
         _ => return Err(DomainError::InvalidCredentials),
@@ -324,11 +336,11 @@ pub async fn login_finish(
     }
 }
 
-async fn count(app: &AppState, ctx: &RequestContext, user: UserId) -> DomainResult<()> {
+async fn tenant_of(app: &AppState, user: UserId) -> DomainResult<Option<TenantId>> {
     let mut tx = app.store().system_read().await?;
     let tenant = users::user_by_id(&mut tx, user).await?.and_then(|u| u.tenant_id).map(TenantId);
     tx.commit().await?;
-    super::count_failure(app, ctx, tenant, user, "webauthn").await
+    Ok(tenant)
 }
 
 pub async fn step_up_start(app: &AppState, principal: &Principal) -> DomainResult<Value> {
@@ -370,7 +382,7 @@ pub async fn step_up_finish(
     })
     .await;
     if let Err(err) = outcome {
-        super::count_failure(app, ctx, principal.tenant_id(), principal.user_id(), "step_up")
+        record_failure(app, ctx, principal.tenant_id(), Some(principal.user_id()), "step_up")
             .await?;
         return Err(err);
     }
@@ -383,19 +395,28 @@ pub async fn remove(
     principal: &Principal,
     id: Uuid,
 ) -> DomainResult<()> {
-    session_of(principal)?;
+    let sid = session_of(principal)?;
+    let user = principal.user_id();
     let mut tx = app.store().system_tx().await?;
-    if !store::delete_credential(&mut tx, principal.user_id(), id).await? {
+    if !store::delete_credential(&mut tx, user, id).await? {
         return Err(DomainError::NotFound("passkey"));
     }
+    // Removing a factor is an MFA reset: other sessions end, and this one must step up again.
+    let revoked =
+        users::revoke_user_sessions(&mut tx, user, Some(sid), "mfa_reset", now_ms()).await?;
+    users::set_step_up(&mut tx, sid, None).await?;
     audit::record_platform(
         &mut tx,
         principal.tenant_id(),
         ctx,
-        Event::new(Action::PasskeyRemoved).by_user(principal.user_id()).target("passkey", id),
+        Event::new(Action::PasskeyRemoved)
+            .by_user(user)
+            .target("passkey", id)
+            .detail("sessions_revoked", revoked.len()),
     )
     .await?;
     tx.commit().await?;
-    app.identity().mfa.forget(principal.user_id());
+    app.identity().sessions.revoked(&revoked).await;
+    app.identity().mfa.forget(user);
     Ok(())
 }
