@@ -29,6 +29,7 @@ SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ] || missing+=(postgresql-15 postgresql-client-15)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     step "installing ${missing[*]}"
     $SUDO apt-get update -qq
@@ -102,5 +103,8 @@ BULWARK_TEST_DB=sqlite cargo nextest run --locked --workspace --no-fail-fast
 
 step "integration tests on PostgreSQL"
 BULWARK_TEST_DB=postgres cargo nextest run --locked --test it --no-fail-fast
+
+step "API fuzzing with schemathesis (user token, then a scoped API key)"
+scripts/api-fuzz.sh target/debug/bulwark
 
 step "all checks passed"

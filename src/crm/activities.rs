@@ -335,6 +335,7 @@ pub struct ActivityQuery {
     occurred_before: Option<String>,
     /// `created_at`, `updated_at` or `occurred_at`; prefix `-` for descending.
     sort: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

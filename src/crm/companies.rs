@@ -208,6 +208,7 @@ pub struct CompanyQuery {
     name: Option<String>,
     /// `created_at`, `updated_at` or `name`; prefix `-` for descending.
     sort: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

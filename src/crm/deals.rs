@@ -649,6 +649,7 @@ pub struct DealQuery {
     closing_before: Option<String>,
     /// `created_at`, `updated_at` or `amount`; prefix `-` for descending.
     sort: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -124,7 +124,7 @@ pub fn write_csv<'a>(rows: impl IntoIterator<Item = &'a [String]>) -> Result<Vec
 
 /// Export contacts as CSV. An empty body (or `{}`) exports every contact the caller may see.
 #[utoipa::path(post, path = "/api/v1/exports/contacts", tag = "contacts",
-    request_body(content = ExportRequest, description = "Optional; `{\"filter\": {...}}`"),
+    request_body(content = Option<ExportRequest>, description = "Optional; `{\"filter\": {...}}`"),
     responses((status = 200, description = "The contacts, one per row", content_type = "text/csv")))]
 async fn export_contacts(
     State(app): State<AppState>,

@@ -233,6 +233,7 @@ pub struct LeadQuery {
     company_id: Option<Uuid>,
     /// `created_at` or `updated_at`; prefix `-` for descending.
     sort: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

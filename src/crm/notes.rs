@@ -265,6 +265,7 @@ pub struct NoteQuery {
     author_id: Option<Uuid>,
     /// `created_at` or `updated_at`; prefix `-` for descending.
     sort: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -215,6 +215,7 @@ pub struct TaskQuery {
     due_before: Option<String>,
     /// `created_at` or `updated_at`; prefix `-` for descending.
     sort: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

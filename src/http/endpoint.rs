@@ -21,8 +21,12 @@ use crate::tenancy::Permission;
 pub enum Access {
     /// Anyone; the route says so explicitly.
     Public,
-    /// Any authenticated principal of a tenant, whatever its permissions (`/me`, logout).
+    /// Any authenticated principal of a tenant, whatever its permissions (`/me`).
     Authenticated,
+    /// A user signed in with a session: the account's own sessions, password and factors.
+    /// API keys are refused here, whatever their scopes: a key never manages the account
+    /// that created it.
+    Session,
     /// A principal holding this permission (role ∩ API-key scopes).
     Permission(Permission),
     /// The platform super-admin only.
@@ -147,6 +151,10 @@ impl Endpoint {
 
     pub fn authenticated(route: UtoipaMethodRouter<AppState>, category: RateCategory) -> Self {
         Self::new(route, Access::Authenticated, category)
+    }
+
+    pub fn session(route: UtoipaMethodRouter<AppState>, category: RateCategory) -> Self {
+        Self::new(route, Access::Session, category)
     }
 
     pub fn family(mut self, family: RouteFamily) -> Self {

@@ -72,6 +72,7 @@ async fn authorize(
     let headline = limit(app, policy, &client_key(ip, &principal)).await?;
     let allowed = match policy.access {
         Access::Public | Access::Authenticated => true,
+        Access::Session => principal.session_id().is_some(),
         Access::Permission(permission) => principal.may(permission),
         Access::SuperAdmin => principal.is_superadmin(),
     };
@@ -109,10 +110,20 @@ async fn authorize(
     Ok(headline)
 }
 
-/// Idempotency keys are per tenant; anonymous routes (signup) key them per client address.
+/// Idempotency keys belong to the caller: the user, or the API key, within its tenant.
+/// Per tenant alone would let a colleague who guesses a key replay a response meant for
+/// someone else (a new API key or invitation token). Anonymous routes (signup) key them per
+/// client address.
 fn idempotency_scope(request: &Request) -> String {
-    match (request.extensions().get::<TenantScope>(), request.extensions().get::<ClientIp>()) {
-        (Some(scope), _) => format!("tenant:{}", scope.tenant_id()),
+    let tenant = request.extensions().get::<TenantScope>().map(|scope| scope.tenant_id());
+    match (request.extensions().get::<Principal>(), request.extensions().get::<ClientIp>()) {
+        (Some(principal), _) => {
+            let tenant = tenant.unwrap_or(crate::ids::TenantId::PLATFORM);
+            match principal.credential() {
+                Credential::ApiKey { id, .. } => format!("tenant:{tenant}:key:{id}"),
+                Credential::Session(_) => format!("tenant:{tenant}:user:{}", principal.user_id()),
+            }
+        }
         (None, Some(ip)) => format!("ip:{}", ip.0),
         (None, None) => "anonymous".to_owned(),
     }

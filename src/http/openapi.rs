@@ -3,6 +3,7 @@
 //! gate enforces — the security requirement and the problem responses it can produce — so the
 //! document cannot drift from the router.
 
+use axum::http::Method;
 use utoipa::PartialSchema as _;
 use utoipa::openapi::path::{Operation, Paths};
 use utoipa::openapi::response::{Response, ResponseBuilder};
@@ -87,6 +88,17 @@ fn decorate(operation: &mut Operation, endpoint: &Endpoint) {
         operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
         statuses.push(("401", "Missing, invalid or revoked credentials"));
         statuses.push(("403", "The caller may not do this"));
+    } else if policy.category == RateCategory::Auth {
+        statuses.push(("401", "The credentials were not accepted"));
+    }
+    if policy.path.contains('{') || policy.method == Method::DELETE {
+        statuses.push(("404", "No such object (another tenant's objects do not exist either)"));
+    }
+    if matches!(policy.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+        statuses.push((
+            "409",
+            "Conflicts with the current state, or a request with this Idempotency-Key is in flight",
+        ));
     }
     if policy.category != RateCategory::Exempt {
         statuses.push(("429", "Rate limit exceeded; see Retry-After"));

@@ -1,6 +1,7 @@
 //! `Idempotency-Key` on POSTs that create or send.
 //!
-//! Per scope (the tenant; for anonymous routes the client address) and key, for 24 hours:
+//! Per scope (the caller: a user or an API key within its tenant; for anonymous routes the
+//! client address) and key, for 24 hours:
 //! the first request runs and its response is stored (encrypted); a retry with the same key
 //! and the same request (method, path and body fingerprint) gets the stored response again
 //! with `Idempotent-Replayed: true`; the same key with a different request is 422; a

@@ -27,9 +27,10 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Princip
         .verify(token)
         .map_err(|_| DomainError::Unauthenticated("invalid access token"))?;
     let now = now_ms();
+    let owner = super::sessions::owner(claims.sub.0, claims.tid.0, &claims.role);
     let live = identity
         .sessions
-        .is_live(app.store(), claims.sid, identity.settings.session_idle_ms, now)
+        .is_live(app.store(), claims.sid, &owner, identity.settings.session_idle_ms, now)
         .await?;
     if !live {
         return Err(DomainError::Unauthenticated("session revoked or expired"));

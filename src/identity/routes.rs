@@ -30,10 +30,10 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::public(routes!(signup), Auth).idempotent(),
         Endpoint::public(routes!(login), Auth),
         Endpoint::public(routes!(refresh), Auth),
-        Endpoint::authenticated(routes!(logout), Write).mfa_exempt(),
-        Endpoint::authenticated(routes!(list_sessions), Read),
-        Endpoint::authenticated(routes!(delete_session), Write),
-        Endpoint::authenticated(routes!(change_password), Sensitive),
+        Endpoint::session(routes!(logout), Write).mfa_exempt(),
+        Endpoint::session(routes!(list_sessions), Read),
+        Endpoint::session(routes!(delete_session), Write),
+        Endpoint::session(routes!(change_password), Sensitive),
         Endpoint::authenticated(routes!(me), Read).mfa_exempt(),
         Endpoint::permission(routes!(create_api_key), Permission::ApiKeysManage, Sensitive)
             .step_up()

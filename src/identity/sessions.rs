@@ -9,13 +9,17 @@
 //! revocation writes "revoked" for the session at once, and a liveness answer computed from
 //! the database is shared for `TTL`. If Redis is unreachable, the local cache and the
 //! database take over (correct, just more queries).
+//!
+//! What is cached is the session's owner (user, tenant, role), not a yes/no: a token is only
+//! accepted when its claims name that owner, so a forged or confused token cannot pair one
+//! account's live session with another account's identity.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
-use crate::ids::SessionId;
+use crate::ids::{SessionId, TenantId};
 use crate::store::{Store, StoreError};
 
 use super::store as db;
@@ -25,7 +29,8 @@ pub const TTL: Duration = Duration::from_millis(500);
 const MAX_ENTRIES: usize = 100_000;
 
 pub struct SessionCache {
-    entries: Mutex<HashMap<SessionId, (bool, Instant)>>,
+    /// The live session's owner, or `None` when the session may not be used.
+    entries: Mutex<HashMap<SessionId, (Option<String>, Instant)>>,
     cluster: Option<Cluster>,
     /// How long a "revoked" mark must outlive the revocation: the access-token lifetime.
     revoked_ttl_ms: u64,
@@ -44,12 +49,12 @@ impl SessionCache {
         }
     }
 
-    fn cached(&self, sid: SessionId) -> Option<bool> {
+    fn cached(&self, sid: SessionId) -> Option<Option<String>> {
         let entries = self.entries.lock().ok()?;
-        entries.get(&sid).filter(|(_, at)| at.elapsed() < TTL).map(|(live, _)| *live)
+        entries.get(&sid).filter(|(_, at)| at.elapsed() < TTL).map(|(owner, _)| owner.clone())
     }
 
-    fn put(&self, sid: SessionId, live: bool) {
+    fn put(&self, sid: SessionId, owner: Option<String>) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MAX_ENTRIES {
                 entries.retain(|_, (_, at)| at.elapsed() < TTL);
@@ -57,18 +62,18 @@ impl SessionCache {
                     entries.clear();
                 }
             }
-            entries.insert(sid, (live, Instant::now()));
+            entries.insert(sid, (owner, Instant::now()));
         }
     }
 
     /// Called after sessions were revoked (and committed).
     pub async fn revoked(&self, sids: &[SessionId]) {
         for sid in sids {
-            self.put(*sid, false);
+            self.put(*sid, None);
             if let Some(cluster) = &self.cluster {
                 let mark = redis::cmd("SET")
                     .arg(redis_key(*sid))
-                    .arg("0")
+                    .arg(REVOKED)
                     .arg("PX")
                     .arg(self.revoked_ttl_ms)
                     .clone();
@@ -79,25 +84,37 @@ impl SessionCache {
         }
     }
 
-    /// Whether the session may still be used: not revoked, within its absolute and idle
-    /// lifetimes, its user active.
+    /// Whether the session may still be used by `owner` (see [`owner`]): not revoked,
+    /// within its absolute and idle lifetimes, its user active and still that owner.
     pub async fn is_live(
+        &self,
+        store: &Store,
+        sid: SessionId,
+        owner: &str,
+        idle_ms: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.live_owner(store, sid, idle_ms, now).await?.as_deref() == Some(owner))
+    }
+
+    async fn live_owner(
         &self,
         store: &Store,
         sid: SessionId,
         idle_ms: i64,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         if let Some(cluster) = &self.cluster {
             match cluster.command::<Option<String>>(redis::cmd("GET").arg(redis_key(sid))).await {
-                Ok(Some(mark)) => return Ok(mark == "1"),
+                // "0" marks a revocation; anything else is the owner.
+                Ok(Some(mark)) => return Ok(Some(mark).filter(|mark| mark != REVOKED)),
                 Ok(None) => {
                     let live = Self::from_database(store, sid, idle_ms, now).await?;
                     // NX: never overwrite a revocation written meanwhile.
                     let ttl = u64::try_from(TTL.as_millis()).unwrap_or(500);
                     let share = redis::cmd("SET")
                         .arg(redis_key(sid))
-                        .arg(if live { "1" } else { "0" })
+                        .arg(live.as_deref().unwrap_or(REVOKED))
                         .arg("PX")
                         .arg(ttl)
                         .arg("NX")
@@ -112,7 +129,7 @@ impl SessionCache {
             return Ok(live);
         }
         let live = Self::from_database(store, sid, idle_ms, now).await?;
-        self.put(sid, live);
+        self.put(sid, live.clone());
         Ok(live)
     }
 
@@ -121,16 +138,31 @@ impl SessionCache {
         sid: SessionId,
         idle_ms: i64,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let mut tx = store.system_read().await?;
         let state = db::session_state(&mut tx, sid).await?;
         tx.commit().await?;
-        let live = state.is_some_and(|s| {
-            s.revoked_at.is_none()
-                && s.expires_at > now
-                && s.last_used_at.saturating_add(idle_ms) > now
-                && s.status == "active"
-        });
-        Ok(live)
+        Ok(state
+            .filter(|s| {
+                s.revoked_at.is_none()
+                    && s.expires_at > now
+                    && s.last_used_at.saturating_add(idle_ms) > now
+                    && s.status == "active"
+            })
+            .map(|s| {
+                owner(
+                    s.user_id,
+                    s.tenant_id.map_or(TenantId::PLATFORM.0, |t| t),
+                    s.role.as_deref().unwrap_or(SUPERADMIN),
+                )
+            }))
     }
+}
+
+const REVOKED: &str = "0";
+const SUPERADMIN: &str = "superadmin";
+
+/// Who a session belongs to, as compared with a token's `sub`, `tid` and `role` claims.
+pub fn owner(user_id: uuid::Uuid, tenant_id: uuid::Uuid, role: &str) -> String {
+    format!("{user_id}/{tenant_id}/{role}")
 }

@@ -195,13 +195,17 @@ pub async fn sessions_of_user(
     .await)?)
 }
 
-/// Whether a session may still be used: not revoked, not expired, its user active.
+/// Whether a session may still be used (not revoked, not expired, its user active), and whose
+/// it is: a token's claims must name the same user, tenant and role.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionState {
     pub revoked_at: Option<i64>,
     pub expires_at: i64,
     pub last_used_at: i64,
     pub status: String,
+    pub user_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub role: Option<String>,
 }
 
 pub async fn session_state(
@@ -209,8 +213,8 @@ pub async fn session_state(
     id: SessionId,
 ) -> Result<Option<SessionState>, StoreError> {
     Ok(on_tx!(tx, |c| sqlx::query_as::<_, SessionState>(
-        "SELECT s.revoked_at, s.expires_at, s.last_used_at, u.status FROM sessions s \
-         JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+        "SELECT s.revoked_at, s.expires_at, s.last_used_at, u.status, s.user_id, u.tenant_id, \
+         u.role FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
     )
     .bind(id)
     .fetch_optional(c)

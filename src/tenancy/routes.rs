@@ -208,7 +208,8 @@ pub struct AcceptedInvitation {
 
 /// Accept an invitation and create the account.
 #[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "users", request_body = AcceptInvitation,
-    responses((status = 201, body = AcceptedInvitation)))]
+    responses((status = 201, body = AcceptedInvitation),
+              (status = 404, description = "Unknown, used or expired invitation", body = crate::http::problem::ProblemBody, content_type = "application/problem+json")))]
 async fn accept_invitation(
     State(app): State<AppState>,
     ctx: RequestContext,

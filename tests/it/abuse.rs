@@ -269,6 +269,15 @@ async fn an_idempotency_key_replays_refuses_a_different_body_and_survives_a_rest
         app.get_as(&owner.token, "/api/v1/invitations").await.json().await.expect("json");
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "created once");
 
+    // Keys belong to the caller: a colleague who sends the same key and body is not handed
+    // the owner's response (and its invitation token); the request runs as their own.
+    let admin = app.add_member(&owner, "admin").await;
+    app.step_up(&admin).await;
+    let colleague = post_with_key(&app, &admin.token, "/api/v1/invitations", "key-1", &body).await;
+    assert!(colleague.headers().get("idempotent-replayed").is_none(), "replayed to a colleague");
+    let colleague = colleague.text().await.expect("text");
+    assert!(!colleague.contains(first["token"].as_str().expect("token")), "{colleague}");
+
     let other = json!({"email": unique_email("inv"), "role": "agent"});
     let mismatch = post_with_key(&app, &owner.token, "/api/v1/invitations", "key-1", &other).await;
     assert_eq!(expect_problem(mismatch, 422).await["code"], "idempotency_key_reused");

@@ -31,7 +31,7 @@ async fn readonly_users_get_403_on_every_write_route() {
         let denied = match policy.access {
             Access::Permission(p) => !Role::Readonly.may(p),
             Access::SuperAdmin => true,
-            Access::Public | Access::Authenticated => false,
+            Access::Public | Access::Authenticated | Access::Session => false,
         };
         if !denied {
             continue;
@@ -56,7 +56,8 @@ async fn an_api_key_scoped_contacts_read_can_do_nothing_else() {
         let policy = &endpoint.policy;
         let out_of_scope = match policy.access {
             Access::Permission(p) => p != Permission::ContactsRead,
-            Access::SuperAdmin => true,
+            // The account's own sessions, password and factors: never through a key.
+            Access::SuperAdmin | Access::Session => true,
             Access::Public | Access::Authenticated => false,
         };
         if out_of_scope {

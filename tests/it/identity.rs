@@ -210,6 +210,7 @@ fn sign(header: &Value, claims: &Value, key: &[u8]) -> String {
 async fn forged_and_expired_access_tokens_are_refused() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Acme").await;
+    let stranger = app.signup("Globex").await;
     let parts: Vec<&str> = owner.token.split('.').collect();
     use base64::Engine as _;
     let decode = |part: &str| -> Value {
@@ -262,6 +263,16 @@ async fn forged_and_expired_access_tokens_are_refused() {
         sign(&header, &with(json!({"aud": "another-service"})), JWT_SECRET.as_bytes()),
         sign(&header, &with(json!({"iss": "https://evil.example"})), JWT_SECRET.as_bytes()),
         sign(&json!({"alg": "HS256", "kid": "unknown-kid"}), &claims, JWT_SECRET.as_bytes()),
+        // Right key, live session, but the claims name someone else: the session is bound to
+        // its user, tenant and role, so even the signing key cannot borrow a session.
+        sign(&header, &with(json!({"sub": stranger.user_id})), JWT_SECRET.as_bytes()),
+        sign(
+            &header,
+            &with(json!({"sub": stranger.user_id, "tid": stranger.tenant_id})),
+            JWT_SECRET.as_bytes(),
+        ),
+        sign(&header, &with(json!({"tid": stranger.tenant_id})), JWT_SECRET.as_bytes()),
+        sign(&header, &with(json!({"role": "readonly"})), JWT_SECRET.as_bytes()),
         "not-a-jwt".to_owned(),
         String::new(),
     ];

@@ -102,6 +102,7 @@ pub struct ContactQuery {
     created_before: Option<String>,
     /// `created_at`, `updated_at`, or either prefixed with `-` for descending.
     sort: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -183,7 +183,7 @@ pub async fn confirm_totp(
     let row = store::totp(&mut tx, user)
         .await?
         .filter(|t| t.confirmed_at.is_none())
-        .ok_or(DomainError::NotFound("TOTP set-up"))?;
+        .ok_or(DomainError::Conflict("no TOTP set-up is pending; start one first"))?;
     let seed = open_seed(app, user, &row)?;
     let step = totp(&seed, "")?.check(code.trim(), now_secs());
     let Some(step) = step else {

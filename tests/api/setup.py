@@ -1,0 +1,71 @@
+"""Prepares a running Bulwark for the API fuzzer and prints the credentials as JSON.
+
+Signs up a tenant, enrols TOTP (which counts as a step-up, so sensitive routes are reachable
+too), seeds one record of each kind so generated requests meet real ids, and creates a scoped
+API key. Standard library only: the codes are computed here per RFC 6238, not by Bulwark.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import struct
+import sys
+import time
+import urllib.error
+import urllib.request
+
+BASE = sys.argv[1].rstrip("/")
+PASSWORD = "correct horse battery staple 7"
+
+
+def call(method, path, body=None, token=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(BASE + path, data=data, method=method)
+    request.add_header("content-type", "application/json")
+    if token:
+        request.add_header("authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+            return response.status, (json.loads(text) if text else None)
+    except urllib.error.HTTPError as error:
+        raise SystemExit(f"{method} {path}: {error.code} {error.read()[:500]!r}")
+
+
+def totp(secret_b32, at):
+    secret = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    digest = hmac.new(secret, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def main():
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(BASE + "/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    email = "owner@fuzz.example"
+    call("POST", "/api/v1/auth/signup",
+         {"tenant_name": "Fuzz", "email": email, "password": PASSWORD, "display_name": "Fuzz Owner"})
+    _, login = call("POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})
+    token = login["access_token"]
+    _, setup = call("POST", "/api/v1/auth/mfa/totp/setup", {}, token)
+    call("POST", "/api/v1/auth/mfa/totp/confirm", {"code": totp(setup["secret"], time.time())}, token)
+
+    _, company = call("POST", "/api/v1/companies", {"name": "Initech"}, token)
+    _, contact = call("POST", "/api/v1/contacts",
+                      {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@fuzz.example",
+                       "company_id": company["id"]}, token)
+    call("POST", "/api/v1/leads", {"title": "Big lead", "contact_id": contact["id"]}, token)
+    call("POST", "/api/v1/tasks", {"title": "Call Ada", "contact_id": contact["id"]}, token)
+    scopes = ["contacts:read", "contacts:write", "companies:read", "companies:write",
+              "leads:read", "deals:read", "notes:read", "notes:write", "tasks:read"]
+    _, key = call("POST", "/api/v1/api-keys", {"name": "fuzz", "scopes": scopes}, token)
+    print(json.dumps({"token": token, "api_key": key["key"]}))
+
+
+main()
