@@ -107,4 +107,7 @@ BULWARK_TEST_DB=postgres cargo nextest run --locked --test it --no-fail-fast
 step "API fuzzing with schemathesis (user token, then a scoped API key)"
 scripts/api-fuzz.sh target/debug/bulwark
 
+step "fuzzing the parsers and decoders (cargo-fuzz, 20 s per target)"
+scripts/fuzz.sh "${BULWARK_FUZZ_SECONDS:-20}"
+
 step "all checks passed"

@@ -147,7 +147,9 @@ impl Problem {
         self
     }
 
-    fn body(&self, request_id: &str) -> Vec<u8> {
+    /// The problem+json body: the standard members first, extra members never overwriting
+    /// them, the cause never included.
+    pub fn body(&self, request_id: &str) -> Vec<u8> {
         let body = ProblemBody {
             kind: format!("{TYPE_BASE}{}", self.code),
             title: self.title.to_owned(),

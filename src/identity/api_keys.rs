@@ -176,14 +176,16 @@ pub async fn revoke(
     Ok(())
 }
 
+/// The lookup prefix of a presented key (`bwk_<12 hex>_<secret>`), or `None` when the text
+/// cannot be a key. Only this shape ever reaches the database.
+pub fn key_prefix(token: &str) -> Option<&str> {
+    let (prefix, _) = token.strip_prefix(API_KEY_PREFIX)?.split_once('_')?;
+    (prefix.len() == 12 && prefix.bytes().all(|b| b.is_ascii_hexdigit())).then_some(prefix)
+}
+
 pub(super) async fn authenticate(app: &AppState, token: &str) -> DomainResult<Principal> {
     let refused = DomainError::Unauthenticated("invalid API key");
-    let rest =
-        token.strip_prefix(API_KEY_PREFIX).ok_or(DomainError::Unauthenticated("not a key"))?;
-    let (prefix, _) = rest.split_once('_').ok_or(DomainError::Unauthenticated("malformed key"))?;
-    if prefix.len() != 12 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(refused);
-    }
+    let Some(prefix) = key_prefix(token) else { return Err(refused) };
     let mut tx = app.store().system_read().await?;
     let row = db::api_key_by_prefix(&mut tx, prefix).await?;
     tx.commit().await?;

@@ -18,8 +18,8 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-pub use api_keys::{API_KEY_PREFIX, ApiKeyCreated, NewApiKey};
-pub use authenticate::authenticate;
+pub use api_keys::{API_KEY_PREFIX, ApiKeyCreated, NewApiKey, key_prefix};
+pub use authenticate::{authenticate, bearer};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
