@@ -26,7 +26,9 @@ trap cleanup EXIT INT TERM
 
 echo "==> release build"
 build_start=$(date +%s)
-cargo build --release --locked --quiet
+# The bench-bypass feature only adds GET /bench/me (the /me handler outside the security
+# middleware); every other route is the release build's.
+cargo build --release --locked --quiet --features bench-bypass
 BIN=$ROOT/target/release/bulwark
 FIGURES=$WORK/figures
 : > "$FIGURES"
@@ -102,10 +104,20 @@ figure "login flood: requests answered / of which non-2xx (503 busy, 401)" \
     "$(awk '/requests in/ {r=$1} /Non-2xx/ {n=$NF} END {print r " / " n}' "$WORK/flood.txt")"
 stop_server
 
-echo "==> limiter in memory"
+echo "==> full middleware stack (limiter in memory) against the bypass; contacts"
 start_server memory BULWARK_RATE_LIMITS_FILE="$GENEROUS"
 account
-figure "GET /api/v1/me, 32 connections, limiter in memory" "$(wrk_line 32 /api/v1/me -H "Authorization: Bearer $TOKEN")"
+full=$(wrk_line 32 /api/v1/me -H "Authorization: Bearer $TOKEN")
+figure "GET /api/v1/me, 32 connections, full middleware (limiter in memory)" "$full"
+bypass=$(wrk_line 32 /bench/me -H "Authorization: Bearer $TOKEN")
+figure "GET /bench/me, 32 connections, security middleware bypassed" "$bypass"
+rps() { sed -E 's/.*rps=([0-9]+).*/\1/' <<< "$1"; }
+figure "/me throughput, full middleware / bypassed" \
+    "$(python3 -c "import sys; print(f'{int(sys.argv[1]) / int(sys.argv[2]):.2f}')" "$(rps "$full")" "$(rps "$bypass")")"
+figure "POST /api/v1/contacts (encrypted fields), 8 connections" \
+    "$(BENCH_TOKEN=$TOKEN wrk_line 8 /api/v1/contacts -s bench/lua/contact_create.lua)"
+figure "GET /api/v1/contacts?limit=50 (decrypting 50), 8 connections" \
+    "$(wrk_line 8 '/api/v1/contacts?limit=50' -H "Authorization: Bearer $TOKEN")"
 stop_server
 
 echo "==> limiter on Redis"

@@ -4,6 +4,8 @@
 //! request id + span + metrics → security headers → problem renderer → CORS → timeout →
 //! body limit → panic catcher → router → per-endpoint gate → handler.
 
+#[cfg(feature = "bench-bypass")]
+mod bench;
 pub mod endpoint;
 mod error;
 mod gate;
@@ -93,7 +95,9 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
         router = router.route(&policy.path, method_router);
     }
     let security_headers = Arc::new(headers::SecurityHeaders::from_config(&config));
-    router
+    #[cfg(feature = "bench-bypass")]
+    let bench = bench::routes(state.clone());
+    let router = router
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async {
             Problem::for_status(StatusCode::METHOD_NOT_ALLOWED)
@@ -114,7 +118,11 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
         .layer(from_fn_with_state(
             Arc::new(config.http.trusted_proxies.clone()),
             request_id::track_requests,
-        ))
+        ));
+    // Merged after the layers, so none of them wraps it.
+    #[cfg(feature = "bench-bypass")]
+    let router = router.merge(bench);
+    router
 }
 
 fn cors(config: &Config) -> CorsLayer {

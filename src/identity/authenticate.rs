@@ -35,6 +35,11 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Princip
     if !live {
         return Err(DomainError::Unauthenticated("session revoked or expired"));
     }
+    principal_from_claims(claims)
+}
+
+/// The principal an access token's claims name; the caller has checked its session.
+fn principal_from_claims(claims: super::tokens::Claims) -> Result<Principal, DomainError> {
     let credential = Credential::Session(claims.sid);
     if claims.role == "superadmin" {
         return Ok(Principal {
@@ -57,6 +62,21 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Princip
         superadmin: false,
         credential,
     })
+}
+
+/// Bench builds only: the access token's signature and claims, nothing else (no session,
+/// no API keys). The bypass route measures the handler without the security middleware.
+#[cfg(feature = "bench-bypass")]
+pub async fn authenticate_token_only(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, DomainError> {
+    let claims = app
+        .identity()
+        .tokens
+        .verify(bearer(headers)?)
+        .map_err(|_| DomainError::Unauthenticated("invalid access token"))?;
+    principal_from_claims(claims)
 }
 
 /// The credential of `Authorization: Bearer <credential>`.

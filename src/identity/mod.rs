@@ -19,6 +19,8 @@ pub mod tokens;
 use std::sync::Arc;
 
 pub use api_keys::{API_KEY_PREFIX, ApiKeyCreated, NewApiKey, key_prefix};
+#[cfg(feature = "bench-bypass")]
+pub use authenticate::authenticate_token_only;
 pub use authenticate::{authenticate, bearer};
 
 use crate::cluster::Cluster;

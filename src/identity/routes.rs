@@ -253,6 +253,10 @@ pub struct Me {
 /// Who the caller is.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = Me)))]
 async fn me(State(app): State<AppState>, principal: Principal) -> Result<Json<Me>, Problem> {
+    Ok(Json(me_view(&app, &principal).await?))
+}
+
+pub async fn me_view(app: &AppState, principal: &Principal) -> Result<Me, DomainError> {
     let mut tx = app.store().system_read().await?;
     let user =
         db::user_by_id(&mut tx, principal.user_id()).await?.ok_or(DomainError::NotFound("user"))?;
@@ -261,7 +265,7 @@ async fn me(State(app): State<AppState>, principal: Principal) -> Result<Json<Me
         Some(role) => role.as_str().to_owned(),
         None => "superadmin".to_owned(),
     };
-    Ok(Json(Me {
+    Ok(Me {
         user_id: principal.user_id(),
         tenant_id: principal.tenant_id(),
         email: user.email,
@@ -271,7 +275,7 @@ async fn me(State(app): State<AppState>, principal: Principal) -> Result<Json<Me
             super::Credential::ApiKey { id, .. } => Some(*id),
             super::Credential::Session(_) => None,
         },
-    }))
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
