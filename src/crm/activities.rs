@@ -210,7 +210,9 @@ pub async fn reseal(
 #[serde(deny_unknown_fields)]
 pub struct ActivityInput {
     kind: ActivityKind,
+    #[schema(max_length = 200)]
     subject: String,
+    #[schema(max_length = 10000)]
     details: Option<String>,
     /// RFC 3339
     occurred_at: String,
@@ -224,9 +226,11 @@ pub struct ActivityInput {
 #[serde(deny_unknown_fields)]
 pub struct ActivityPatch {
     kind: Option<ActivityKind>,
+    #[schema(max_length = 200)]
     subject: Option<String>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>)]
+    #[schema(max_length = 10000)]
     details: Option<Option<String>>,
     occurred_at: Option<String>,
     #[serde(default, deserialize_with = "super::patch")]

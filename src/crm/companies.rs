@@ -87,8 +87,10 @@ impl From<Row> for CompanyView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompanyCreate {
+    #[schema(max_length = 200)]
     name: String,
     domain: Option<String>,
+    #[schema(max_length = 100)]
     industry: Option<String>,
     owner_id: Option<Uuid>,
     #[serde(default)]
@@ -101,12 +103,14 @@ pub struct CompanyCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompanyPatch {
+    #[schema(max_length = 200)]
     name: Option<String>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>)]
     domain: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>)]
+    #[schema(max_length = 100)]
     industry: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<Uuid>)]

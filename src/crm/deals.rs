@@ -108,6 +108,7 @@ pub struct PipelineView {
 pub struct StageInput {
     /// An existing stage to keep (renamed or moved); omit to add a stage.
     id: Option<Uuid>,
+    #[schema(max_length = 100)]
     name: String,
     kind: Option<StageKind>,
 }
@@ -115,6 +116,7 @@ pub struct StageInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineInput {
+    #[schema(max_length = 100)]
     name: String,
     /// In order. Stages left out are removed (refused while deals sit in them).
     stages: Vec<StageInput>,
@@ -123,6 +125,7 @@ pub struct PipelineInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelinePatch {
+    #[schema(max_length = 100)]
     name: Option<String>,
     stages: Option<Vec<StageInput>>,
 }
@@ -495,6 +498,7 @@ impl From<DealRow> for DealView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealCreate {
+    #[schema(max_length = 200)]
     title: String,
     pipeline_id: Uuid,
     /// A stage of the pipeline; default: its first stage.
@@ -511,6 +515,7 @@ pub struct DealCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealPatch {
+    #[schema(max_length = 200)]
     title: Option<String>,
     pipeline_id: Option<Uuid>,
     stage_id: Option<Uuid>,

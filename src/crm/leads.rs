@@ -117,9 +117,11 @@ impl From<Row> for LeadView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadCreate {
+    #[schema(max_length = 200)]
     title: String,
     status: Option<LeadStatus>,
     /// Where the lead came from (`website`, `referral`, …).
+    #[schema(max_length = 100)]
     source: Option<String>,
     contact_id: Option<Uuid>,
     company_id: Option<Uuid>,
@@ -129,10 +131,12 @@ pub struct LeadCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadPatch {
+    #[schema(max_length = 200)]
     title: Option<String>,
     status: Option<LeadStatus>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>)]
+    #[schema(max_length = 100)]
     source: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<Uuid>)]

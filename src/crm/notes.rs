@@ -173,6 +173,7 @@ pub async fn reseal(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteCreate {
+    #[schema(max_length = 20000)]
     body: String,
     /// Exactly one of contact_id, company_id, deal_id, lead_id.
     contact_id: Option<Uuid>,
@@ -184,6 +185,7 @@ pub struct NoteCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotePatch {
+    #[schema(max_length = 20000)]
     body: String,
 }
 

@@ -85,6 +85,7 @@ impl From<TaskRow> for TaskView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskInput {
+    #[schema(max_length = 200)]
     title: String,
     due_date: Option<String>,
     assignee_id: Option<Uuid>,
@@ -97,6 +98,7 @@ pub struct TaskInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
+    #[schema(max_length = 200)]
     title: Option<String>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>)]

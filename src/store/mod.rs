@@ -81,6 +81,11 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// SQLite: the database file and its identity at open time, for readiness.
     sqlite_file: Option<Arc<(PathBuf, FileId)>>,
+    /// SQLite: one writer at a time, queued here in arrival order. SQLite admits one writer
+    /// anyway; left to its busy handler, waiting writers sleep with growing back-off and
+    /// concurrent writes see second-long tails (bench/run.sh measured it). `None` on
+    /// PostgreSQL.
+    sqlite_writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +95,8 @@ struct FileId {
 }
 
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a SQLite write waits for its turn: the busy timeout it replaces.
+const WRITER_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Opens the pool the application uses. On PostgreSQL that is the non-owner role of
@@ -107,6 +114,7 @@ impl Store {
                 Ok(Store {
                     pool: Pool::Sqlite(pool),
                     sqlite_file: Some(Arc::new((path.clone(), id))),
+                    sqlite_writer: Some(Arc::new(tokio::sync::Mutex::new(()))),
                 })
             }
             DatabaseUrl::Postgres(url) => {
@@ -118,7 +126,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await?;
-                Ok(Store { pool: Pool::Postgres(pool), sqlite_file: None })
+                Ok(Store { pool: Pool::Postgres(pool), sqlite_file: None, sqlite_writer: None })
             }
         }
     }

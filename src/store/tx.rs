@@ -51,13 +51,19 @@ pub trait AsRawTx {
     fn backend(&self) -> super::Backend;
 }
 
+/// The SQLite writer's turn (see `Store::sqlite_writer`). Declared after the transaction in
+/// the structs below, so it is released after the transaction ends.
+type WriterTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
+
 pub struct TenantTx {
     raw: RawTx,
     tenant_id: TenantId,
+    _turn: WriterTurn,
 }
 
 pub struct SystemTx {
     raw: RawTx,
+    _turn: WriterTurn,
 }
 
 impl AsRawTx for TenantTx {
@@ -91,13 +97,15 @@ impl TenantTx {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        commit(self.raw).await
+        let TenantTx { raw, _turn, .. } = self;
+        commit(raw).await
     }
 }
 
 impl SystemTx {
     pub async fn commit(self) -> Result<(), StoreError> {
-        commit(self.raw).await
+        let SystemTx { raw, _turn } = self;
+        commit(raw).await
     }
 }
 
@@ -128,15 +136,27 @@ impl Store {
 
     /// A platform transaction that may write. See the module comment for when.
     pub async fn system_tx(&self) -> Result<SystemTx, StoreError> {
-        Ok(SystemTx { raw: self.begin(Mode::Write, None).await? })
+        let _turn = self.writer_turn(Mode::Write).await?;
+        Ok(SystemTx { raw: self.begin(Mode::Write, None).await?, _turn })
     }
 
     pub async fn system_read(&self) -> Result<SystemTx, StoreError> {
-        Ok(SystemTx { raw: self.begin(Mode::Read, None).await? })
+        Ok(SystemTx { raw: self.begin(Mode::Read, None).await?, _turn: None })
     }
 
     async fn begin_tenant(&self, tenant_id: TenantId, mode: Mode) -> Result<TenantTx, StoreError> {
-        Ok(TenantTx { raw: self.begin(mode, Some(tenant_id)).await?, tenant_id })
+        let _turn = self.writer_turn(mode).await?;
+        Ok(TenantTx { raw: self.begin(mode, Some(tenant_id)).await?, tenant_id, _turn })
+    }
+
+    /// On SQLite, a write waits for its turn here (in arrival order) before `BEGIN
+    /// IMMEDIATE`, for as long as the busy timeout would have let it.
+    async fn writer_turn(&self, mode: Mode) -> Result<WriterTurn, StoreError> {
+        let (Mode::Write, Some(writer)) = (mode, &self.sqlite_writer) else { return Ok(None) };
+        match tokio::time::timeout(super::WRITER_TIMEOUT, writer.clone().lock_owned()).await {
+            Ok(turn) => Ok(Some(turn)),
+            Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+        }
     }
 
     async fn begin(&self, mode: Mode, tenant: Option<TenantId>) -> Result<RawTx, StoreError> {

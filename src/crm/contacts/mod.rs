@@ -38,6 +38,7 @@ pub struct Address {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BankAccount {
+    #[schema(max_length = 100)]
     pub holder: Option<String>,
     pub iban: Option<String>,
     pub account_number: Option<String>,
@@ -343,9 +344,11 @@ pub async fn get(
 pub struct ContactPatch {
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>)]
+    #[schema(max_length = 100)]
     pub first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>)]
+    #[schema(max_length = 100)]
     pub last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>)]
