@@ -27,7 +27,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     use Permission::*;
     use RateCategory::*;
     vec![
-        Endpoint::permission(routes!(export_contact), ContactsReadSensitive, Sensitive),
+        Endpoint::permission(routes!(export_contact), ContactsReadSensitive, Sensitive).step_up(),
         Endpoint::permission(routes!(erase_contact), DataPurge, Sensitive).step_up(),
         Endpoint::permission(routes!(purge_now), DataPurge, Sensitive).step_up(),
     ]

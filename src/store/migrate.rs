@@ -46,6 +46,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 3, "0003", "idempotency"),
     migration!("sqlite", 4, "0004", "crm"),
     migration!("sqlite", 5, "0005", "mfa"),
+    migration!("sqlite", 6, "0006", "list_indexes"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -53,6 +54,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 3, "0003", "idempotency"),
     migration!("postgres", 4, "0004", "crm"),
     migration!("postgres", 5, "0005", "mfa"),
+    migration!("postgres", 6, "0006", "list_indexes"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -454,7 +454,22 @@ async fn sensitive_operations_need_a_recent_step_up() {
         let refused = app.post_as(&owner.token, path, &body).await;
         assert_eq!(expect_problem(refused, 403).await["code"], "step_up_required", "{path}");
     }
+    // The per-contact (privacy) export shows every field unmasked: an export like the CSV.
+    let contact: Value = app
+        .post_as(
+            &owner.token,
+            "/api/v1/contacts",
+            &json!({"first_name": "Ada", "ssn": "078-05-1120"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let export = format!("/api/v1/contacts/{}/export", contact["id"].as_str().expect("id"));
+    let refused = app.get_as(&owner.token, &export).await;
+    assert_eq!(expect_problem(refused, 403).await["code"], "step_up_required", "{export}");
     app.step_up(&owner).await;
+    assert_eq!(app.get_as(&owner.token, &export).await.status(), 200);
     assert_eq!(app.post_as(&owner.token, "/api/v1/api-keys", &key).await.status(), 201);
     assert_eq!(
         app.post_as(&owner.token, "/api/v1/exports/contacts", &json!({})).await.status(),
