@@ -1,6 +1,9 @@
 //! Credentials in the `Authorization` header: access tokens (JWT), API keys and the header
 //! itself. Hostile text is refused, never a panic; no edit of a genuine token verifies as
 //! anything but that token.
+//!
+//! A panic here (`assert!`, `expect`) is the finding: libFuzzer reports it as a crash and
+//! keeps the input, so `expect` states a property, not an unhandled error.
 #![no_main]
 
 use std::sync::LazyLock;

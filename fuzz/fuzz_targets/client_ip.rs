@@ -1,5 +1,8 @@
 //! Rate-limit key extraction: the client address from the peer and `X-Forwarded-For`. An
 //! untrusted peer's header is ignored; otherwise the answer is the peer or one of the hops.
+//!
+//! A panic here (`assert!`, `expect`) is the finding: libFuzzer reports it as a crash and
+//! keeps the input, so `expect` states a property, not an unhandled error.
 #![no_main]
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,5 +1,8 @@
 //! CSV exports: any cells produce a file that parses back to the same rows, every cell
 //! neutralised so a spreadsheet evaluates none of them.
+//!
+//! A panic here (`assert!`, `expect`) is the finding: libFuzzer reports it as a crash and
+//! keeps the input, so `expect` states a property, not an unhandled error.
 #![no_main]
 
 use bulwark::crm::exports::{HEADER, neutralise, write_csv};

@@ -1,5 +1,8 @@
 //! Stored field ciphertexts: arbitrary bytes never decrypt and never panic; a genuine value
 //! round-trips, and any change to it, or any other place, fails to decrypt.
+//!
+//! A panic here (`assert!`, `expect`) is the finding: libFuzzer reports it as a crash and
+//! keeps the input, so `expect` states a property, not an unhandled error.
 #![no_main]
 
 use arbitrary::Arbitrary;

@@ -1,6 +1,9 @@
 //! Problem rendering: any status, detail, request id, field errors and extra members give
 //! valid problem+json whose standard members are never overwritten and which never carries
 //! the internal cause.
+//!
+//! A panic here (`assert!`, `expect`) is the finding: libFuzzer reports it as a crash and
+//! keeps the input, so `expect` states a property, not an unhandled error.
 #![no_main]
 
 use arbitrary::Arbitrary;
