@@ -31,7 +31,7 @@ fn main() {
     let key = Secret::new([7u8; 32]);
     let index_key = Secret::new([9u8; 32]);
     let key_for = |version: u32| (version == 1).then(|| Secret::new([7u8; 32]));
-    let tenant = TenantId(uuid::Uuid::now_v7());
+    let tenant = TenantId::new();
     let rounds = 20_000u32;
 
     let started = Instant::now();

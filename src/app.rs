@@ -12,12 +12,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::cluster::Cluster;
 use crate::config::{Config, Profile};
 use crate::crypto::{KeyRing, TenantKeys};
 use crate::http::{self, server};
 use crate::identity::Identity;
 use crate::ratelimit::RateLimiter;
+use crate::redis_link::RedisLink;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -30,7 +30,7 @@ pub struct AppState {
 struct Inner {
     config: Arc<Config>,
     store: Store,
-    cluster: Option<Cluster>,
+    redis: Option<RedisLink>,
     tenant_keys: TenantKeys,
     identity: Identity,
     limiter: RateLimiter,
@@ -55,24 +55,24 @@ impl AppState {
                 }
             }
         }
-        let cluster = match &config.redis_url {
-            Some(url) => Some(Cluster::connect(url.expose()).map_err(anyhow::Error::msg)?),
+        let redis = match &config.redis_url {
+            Some(url) => Some(RedisLink::connect(url.expose()).map_err(anyhow::Error::msg)?),
             None => None,
         };
         let ring = KeyRing::new(&config.secrets.master_keys).context("BULWARK_MASTER_KEYS")?;
         let tenant_keys = TenantKeys::new(Arc::new(ring));
-        let identity = Identity::new(&config, store.clone(), cluster.clone())?;
+        let identity = Identity::new(&config, store.clone(), redis.clone())?;
         let limiter = RateLimiter::new(
             config.rate_limits.rules.clone(),
             config.rate_limits.enabled,
-            cluster.clone(),
+            redis.clone(),
             config.rate_limits.max_keys,
         );
         Ok(AppState {
             inner: Arc::new(Inner {
                 config: Arc::new(config),
                 store,
-                cluster,
+                redis,
                 tenant_keys,
                 identity,
                 limiter,
@@ -89,8 +89,8 @@ impl AppState {
         &self.inner.store
     }
 
-    pub fn cluster(&self) -> Option<&Cluster> {
-        self.inner.cluster.as_ref()
+    pub fn redis(&self) -> Option<&RedisLink> {
+        self.inner.redis.as_ref()
     }
 
     /// The master keys.
@@ -216,7 +216,7 @@ async fn maintain(state: AppState) {
         state.limiter().sweep();
         // First a minute after start (not while the instance warms up), then hourly.
         if ticks % 360 == 6 {
-            match crate::crm::retention::purge_all(&state).await {
+            match crate::maintenance::retention::purge_all(&state).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "retention purge"),
                 Err(err) => tracing::warn!(error = %err, "retention purge failed"),

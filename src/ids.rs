@@ -14,15 +14,33 @@ macro_rules! id_type {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
         #[serde(transparent)]
         #[sqlx(transparent)]
-        pub struct $name(pub Uuid);
+        pub struct $name(Uuid);
 
         impl $name {
             pub fn new() -> Self {
                 Self(Uuid::$new())
             }
 
-            pub fn as_uuid(&self) -> Uuid {
+            /// An id read from a trusted place (a row, a verified token); input is parsed
+            /// with `FromStr` instead.
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            pub const fn as_uuid(&self) -> Uuid {
                 self.0
+            }
+        }
+
+        impl crate::store::sql::Bind for $name {
+            fn into_value(self) -> crate::store::sql::Value {
+                crate::store::sql::Value::Uuid(Some(self.0))
+            }
+        }
+
+        impl crate::store::sql::Bind for Option<$name> {
+            fn into_value(self) -> crate::store::sql::Value {
+                crate::store::sql::Value::Uuid(self.map(|id| id.0))
             }
         }
 
@@ -72,6 +90,24 @@ id_type!(/// An invitation.
     InvitationId, now_v7);
 id_type!(/// An audit event.
     AuditEventId, now_v7);
+id_type!(/// A CRM contact (a person; personal data encrypted).
+    ContactId, now_v7);
+id_type!(/// A CRM company.
+    CompanyId, now_v7);
+id_type!(/// A CRM lead.
+    LeadId, now_v7);
+id_type!(/// A CRM deal.
+    DealId, now_v7);
+id_type!(/// A sales pipeline.
+    PipelineId, now_v7);
+id_type!(/// A stage of a pipeline.
+    StageId, now_v7);
+id_type!(/// A note on a CRM record.
+    NoteId, now_v7);
+id_type!(/// An activity (call, email, meeting, SMS) on a CRM record.
+    ActivityId, now_v7);
+id_type!(/// A task.
+    TaskId, now_v7);
 
 impl TenantId {
     /// The chain id of platform audit events, which belong to no tenant.

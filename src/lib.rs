@@ -12,7 +12,6 @@
 pub mod app;
 pub mod audit;
 pub mod clock;
-pub mod cluster;
 pub mod config;
 pub mod crm;
 pub mod crypto;
@@ -21,7 +20,10 @@ pub mod http;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
+pub mod maintenance;
+pub mod pagination;
 pub mod ratelimit;
+pub mod redis_link;
 pub mod store;
 pub mod telemetry;
 pub mod tenancy;

@@ -158,7 +158,7 @@ async fn create_superadmin(input: &ConfigInput, email: &str, name: &str) -> Exit
         }
     };
     let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
-    match bulwark::identity::login::create_superadmin(&state, email, name, &password).await {
+    match bulwark::identity::account::create_superadmin(&state, email, name, &password).await {
         Ok(id) => {
             println!("super-admin {id} created");
             ExitCode::SUCCESS
@@ -193,7 +193,7 @@ async fn import_users(
         }
     }
     let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
-    match bulwark::identity::login::import_users(&state, tenant, users).await {
+    match bulwark::identity::account::import_users(&state, tenant, users).await {
         Ok(count) => {
             println!("{count} users imported");
             ExitCode::SUCCESS
@@ -229,10 +229,10 @@ async fn audit_verify(input: &ConfigInput, tenant: Option<bulwark::ids::TenantId
 async fn keys(input: &ConfigInput, command: KeysCommand) -> ExitCode {
     let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
     let outcome = match command {
-        KeysCommand::RotateMaster => bulwark::crm::rotation::rotate_master(&state)
+        KeysCommand::RotateMaster => bulwark::maintenance::rotation::rotate_master(&state)
             .await
             .map(|n| format!("{n} tenant key(s) re-wrapped under master key `{}`", state.keys().current_id())),
-        KeysCommand::RotateTenant { tenant } => bulwark::crm::rotation::rotate_tenant(&state, tenant).await.map(|r| {
+        KeysCommand::RotateTenant { tenant } => bulwark::maintenance::rotation::rotate_tenant(&state, tenant).await.map(|r| {
             format!(
                 "tenant {tenant}: data key version {} ({}); re-encrypted {} contact(s), {} note(s), {} activit(ies)",
                 r.version,
@@ -257,7 +257,7 @@ async fn keys(input: &ConfigInput, command: KeysCommand) -> ExitCode {
 
 async fn delete_tenant(input: &ConfigInput, tenant: bulwark::ids::TenantId) -> ExitCode {
     let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
-    match bulwark::crm::rotation::delete_tenant(&state, tenant).await {
+    match bulwark::maintenance::tenant_deletion::delete_tenant(&state, tenant).await {
         Ok(records) => {
             println!("tenant {tenant} deleted: keys destroyed, {records} record(s) deleted");
             ExitCode::SUCCESS

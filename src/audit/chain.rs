@@ -41,7 +41,7 @@ impl<'a> Canonical<'a> {
             chain_id: row.chain_id.to_string(),
             tenant_id: row.tenant_id.map(|t| t.to_string()),
             seq: row.seq,
-            occurred_at: row.occurred_at,
+            occurred_at: row.occurred_at.millis(),
             actor_type: &row.actor_type,
             actor_id: row.actor_id.as_deref(),
             action: &row.action,
@@ -57,8 +57,9 @@ impl<'a> Canonical<'a> {
 }
 
 pub(super) fn event_hash(prev_hash: &[u8], event: &Canonical<'_>) -> [u8; 32] {
-    // Serializing a struct of strings and integers cannot fail.
-    let encoded = serde_json::to_vec(event).unwrap_or_default();
+    // Invariant: `Canonical` holds only strings, integers and options of them, which
+    // serde_json always serializes (no maps with non-string keys, no floats).
+    let encoded = serde_json::to_vec(event).expect("a Canonical event always serializes");
     Sha256::new().chain_update(prev_hash).chain_update(&encoded).finalize().into()
 }
 

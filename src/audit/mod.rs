@@ -13,15 +13,13 @@ mod chain;
 pub mod routes;
 mod store;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
+use std::net::IpAddr;
+
 use serde_json::{Map, Value};
 
 pub use chain::{Broken, VerifyReport, verify};
 pub use store::{AuditQuery, AuditRow};
 
-use crate::http::ClientIp;
-use crate::http::request_id::RequestId;
 use crate::ids::{AuditEventId, TenantId, UserId};
 use crate::store::{StoreError, SystemTx, TenantTx};
 use crate::tenancy::{Actor, TenantScope};
@@ -51,6 +49,7 @@ actions! {
     AuthLogout = "auth.logout",
     SessionRevoke = "session.revoke",
     AuthPasswordChange = "auth.password_change",
+    AuthPasswordCheckFailed = "auth.password_check_failed",
     InvitationCreate = "invitation.create",
     InvitationAccept = "invitation.accept",
     UserRoleChange = "user.role_change",
@@ -118,10 +117,14 @@ impl Outcome {
     }
 }
 
-/// Where a request came from, for audit events.
-#[derive(Debug, Clone, Default)]
+/// Where a request came from, for audit events and for keying throttles. Handlers receive
+/// it as an extractor (`http::extract`); workers and CLI commands use `system()`.
+#[derive(Debug, Clone)]
 pub struct RequestContext {
-    pub ip: Option<String>,
+    /// The client address as the trusted-proxy rules compute it.
+    pub ip: Option<IpAddr>,
+    /// The client network that keys throttles (an IPv6 client's /64).
+    pub net: crate::ratelimit::ClientNet,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
 }
@@ -129,23 +132,12 @@ pub struct RequestContext {
 impl RequestContext {
     /// For CLI commands and workers.
     pub fn system() -> RequestContext {
-        RequestContext::default()
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestContext {
-            ip: parts.extensions.get::<ClientIp>().map(|ip| ip.0.to_string()),
-            user_agent: parts
-                .headers
-                .get(axum::http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|ua| ua.chars().take(256).collect()),
-            request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
-        })
+        RequestContext {
+            ip: None,
+            net: crate::ratelimit::ClientNet::UNKNOWN,
+            user_agent: None,
+            request_id: None,
+        }
     }
 }
 
@@ -221,6 +213,18 @@ impl Event {
         self.details.insert(key.to_owned(), value.into());
         self
     }
+}
+
+/// The tenant's events matching `filter`, newest first.
+pub async fn search(
+    app: &crate::app::AppState,
+    scope: &TenantScope,
+    filter: &AuditQuery,
+) -> Result<Vec<AuditRow>, StoreError> {
+    let mut tx = app.store().tenant_read(scope).await?;
+    let rows = store::list(&mut tx, filter).await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 /// Appends an event to the chain of the transaction's tenant.

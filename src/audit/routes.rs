@@ -5,14 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 
-use super::store::{self, AuditQuery, AuditRow};
+use super::{AuditQuery, AuditRow};
 use crate::app::AppState;
-use crate::clock::{parse_rfc3339, rfc3339};
-use crate::error::DomainError;
+use crate::clock::Timestamp;
+use crate::http::Endpoint;
 use crate::http::json::{Json, Query};
-use crate::http::pagination::{Page, check_limit, decode_cursor};
 use crate::http::problem::Problem;
-use crate::http::{Endpoint, RateCategory};
+use crate::pagination::{Page, check_limit, decode_cursor};
+use crate::ratelimit::RateCategory;
 use crate::tenancy::{Permission, TenantScope};
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -27,10 +27,10 @@ pub struct AuditFilter {
     action: Option<String>,
     /// The actor's id (a user id, API key id or system job).
     actor: Option<String>,
-    /// RFC 3339; events at or after.
-    from: Option<String>,
-    /// RFC 3339; events before.
-    to: Option<String>,
+    /// Events at or after this time.
+    from: Option<Timestamp>,
+    /// Events before this time.
+    to: Option<Timestamp>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -39,7 +39,7 @@ pub struct AuditFilter {
 pub struct AuditEventView {
     id: uuid::Uuid,
     seq: i64,
-    occurred_at: String,
+    occurred_at: Timestamp,
     /// `user`, `api_key`, `system` or `anonymous`.
     actor_type: String,
     actor_id: Option<String>,
@@ -68,7 +68,7 @@ impl From<AuditRow> for AuditEventView {
         AuditEventView {
             id: row.id,
             seq: row.seq,
-            occurred_at: rfc3339(row.occurred_at),
+            occurred_at: row.occurred_at,
             actor_type: row.actor_type,
             actor_id: row.actor_id,
             action: row.action,
@@ -85,15 +85,6 @@ impl From<AuditRow> for AuditEventView {
     }
 }
 
-fn time(field: &str, value: Option<&str>) -> Result<Option<i64>, DomainError> {
-    value
-        .map(|text| {
-            parse_rfc3339(text)
-                .ok_or_else(|| DomainError::invalid(field, "must be an RFC 3339 time"))
-        })
-        .transpose()
-}
-
 /// The tenant's audit events, newest first.
 #[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", params(AuditFilter),
     responses((status = 200, body = Page<AuditEventView>)))]
@@ -106,13 +97,11 @@ async fn list_events(
     let query = AuditQuery {
         action: filter.action,
         actor_id: filter.actor,
-        from_ms: time("from", filter.from.as_deref())?,
-        to_ms: time("to", filter.to.as_deref())?,
+        from: filter.from,
+        to: filter.to,
         before_seq: decode_cursor::<i64>(filter.cursor.as_deref())?,
         limit: limit + 1,
     };
-    let mut tx = app.store().tenant_read(&scope).await?;
-    let rows = store::list(&mut tx, &query).await?;
-    tx.commit().await?;
+    let rows = super::search(&app, &scope, &query).await?;
     Ok(Json(Page::from_rows(rows, limit, |r| r.seq.to_string(), AuditEventView::from)))
 }

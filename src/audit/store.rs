@@ -1,15 +1,13 @@
 //! SQL of the audit log.
 
-#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
-
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::chain::{Canonical, GENESIS, event_hash};
 use super::{Event, RequestContext};
+use crate::clock::Timestamp;
 use crate::ids::{AuditEventId, TenantId};
-use crate::on_tx;
-use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx};
+use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct AuditRow {
@@ -17,7 +15,7 @@ pub struct AuditRow {
     pub chain_id: Uuid,
     pub tenant_id: Option<Uuid>,
     pub seq: i64,
-    pub occurred_at: i64,
+    pub occurred_at: Timestamp,
     pub actor_type: String,
     pub actor_id: Option<String>,
     pub action: String,
@@ -42,26 +40,24 @@ pub(super) async fn append(
     let tenant = tenant.map(|t| t.as_uuid());
     // The head row serializes appends to one chain: created once, then locked (PostgreSQL)
     // or protected by SQLite's single writer.
-    on_tx!(tx, |c| sqlx::query(
+    query(
         "INSERT INTO audit_heads (chain_id, tenant_id, seq, hash) VALUES ($1, $2, 0, $3) \
-         ON CONFLICT (chain_id) DO NOTHING"
+         ON CONFLICT (chain_id) DO NOTHING",
     )
     .bind(chain)
     .bind(tenant)
     .bind(GENESIS.to_vec())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
     let lock = match tx.backend() {
         Backend::Postgres => "SELECT seq, hash FROM audit_heads WHERE chain_id = $1 FOR UPDATE",
         Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE chain_id = $1",
     };
-    let (head_seq, head_hash): (i64, Vec<u8>) =
-        on_tx!(tx, |c| sqlx::query_as(lock).bind(chain).fetch_one(c).await)?;
+    let (head_seq, head_hash): (i64, Vec<u8>) = query(lock).bind(chain).fetch_one(tx).await?;
 
     let id = AuditEventId::new();
     let details = serde_json::to_string(&event.details).unwrap_or_else(|_| "{}".into());
-    let occurred_at = crate::clock::now_ms();
+    let occurred_at = Timestamp::now();
     let row = AuditRow {
         id: id.as_uuid(),
         chain_id: chain,
@@ -74,7 +70,7 @@ pub(super) async fn append(
         target_type: event.target_type.map(str::to_owned),
         target_id: event.target_id.clone(),
         outcome: event.outcome.as_str().to_owned(),
-        ip: ctx.ip.clone(),
+        ip: ctx.ip.map(|ip| ip.to_string()),
         user_agent: ctx.user_agent.clone(),
         request_id: ctx.request_id.clone(),
         details,
@@ -82,8 +78,7 @@ pub(super) async fn append(
         hash: vec![],
     };
     let hash = event_hash(&row.prev_hash, &Canonical::of(&row));
-    on_tx!(tx, |c| {
-        sqlx::query(
+    query(
         "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, \
          action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
@@ -105,17 +100,13 @@ pub(super) async fn append(
     .bind(&row.details)
     .bind(&row.prev_hash)
     .bind(hash.to_vec())
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    on_tx!(tx, |c| sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain_id = $1")
+    .execute(tx).await?;
+    query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain_id = $1")
         .bind(chain)
         .bind(row.seq)
         .bind(hash.to_vec())
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(tx)
+        .await?;
     Ok(id)
 }
 
@@ -124,14 +115,14 @@ pub(super) async fn append(
 pub struct AuditQuery {
     pub action: Option<String>,
     pub actor_id: Option<String>,
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
     /// Events with a smaller sequence number than this (newest first).
     pub before_seq: Option<i64>,
     pub limit: i64,
 }
 
-pub async fn list(tx: &mut TenantTx, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+pub async fn list(tx: &mut TenantTx, filter: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
     let tenant = tx.tenant_id().as_uuid();
     let sql = "SELECT id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, action, \
         target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash \
@@ -139,16 +130,16 @@ pub async fn list(tx: &mut TenantTx, query: &AuditQuery) -> Result<Vec<AuditRow>
         AND ($2 IS NULL OR action = $2) AND ($3 IS NULL OR actor_id = $3) \
         AND ($4 IS NULL OR occurred_at >= $4) AND ($5 IS NULL OR occurred_at < $5) \
         AND ($6 IS NULL OR seq < $6) ORDER BY seq DESC LIMIT $7";
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, AuditRow>(sql)
+    query(sql)
         .bind(tenant)
-        .bind(&query.action)
-        .bind(&query.actor_id)
-        .bind(query.from_ms)
-        .bind(query.to_ms)
-        .bind(query.before_seq)
-        .bind(query.limit)
-        .fetch_all(c)
-        .await)?)
+        .bind(&filter.action)
+        .bind(&filter.actor_id)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.before_seq)
+        .bind(filter.limit)
+        .fetch_all::<AuditRow>(tx)
+        .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -164,21 +155,20 @@ pub(super) async fn chains(
     tx: &mut SystemTx,
     only: Option<Uuid>,
 ) -> Result<Vec<(Uuid, Option<HeadRow>)>, StoreError> {
-    let heads: Vec<HeadRow> = on_tx!(tx, |c| sqlx::query_as(
+    let heads: Vec<HeadRow> = query(
         "SELECT chain_id, seq, hash FROM audit_heads \
-         WHERE ($1 IS NULL OR chain_id = $1) ORDER BY chain_id"
+         WHERE ($1 IS NULL OR chain_id = $1) ORDER BY chain_id",
     )
     .bind(only)
-    .fetch_all(c)
-    .await)?;
-    let ids: Vec<Uuid> = on_tx!(tx, |c| {
-        sqlx::query_scalar(
-        "SELECT DISTINCT chain_id FROM audit_events WHERE ($1 IS NULL OR chain_id = $1) ORDER BY chain_id"
+    .fetch_all(tx)
+    .await?;
+    let ids: Vec<Uuid> = query(
+        "SELECT DISTINCT chain_id FROM audit_events WHERE ($1 IS NULL OR chain_id = $1) ORDER \
+             BY chain_id",
     )
     .bind(only)
-    .fetch_all(c)
-    .await
-    })?;
+    .scalars(tx)
+    .await?;
     let mut all: Vec<(Uuid, Option<HeadRow>)> =
         heads.into_iter().map(|head| (head.chain_id, Some(head))).collect();
     for id in ids {
@@ -195,16 +185,16 @@ pub(super) async fn chain_page(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<AuditRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, AuditRow>(
+    query(
         "SELECT id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, action, \
          target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash \
-         FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+         FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(chain)
     .bind(after_seq)
     .bind(limit)
-    .fetch_all(c)
-    .await)?)
+    .fetch_all::<AuditRow>(tx)
+    .await
 }
 
 /// Where retention left a chain: verification starts after this event.
@@ -212,10 +202,8 @@ pub(super) async fn anchor(
     tx: &mut SystemTx,
     chain: Uuid,
 ) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, (i64, Vec<u8>)>(
-        "SELECT seq, hash FROM audit_anchors WHERE chain_id = $1"
-    )
-    .bind(chain)
-    .fetch_optional(c)
-    .await)?)
+    query("SELECT seq, hash FROM audit_anchors WHERE chain_id = $1")
+        .bind(chain)
+        .fetch_optional::<(i64, Vec<u8>)>(tx)
+        .await
 }

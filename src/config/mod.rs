@@ -122,6 +122,8 @@ pub struct HttpConfig {
     pub cookie_secure: bool,
     pub tls: Option<TlsFiles>,
     pub trusted_proxies: crate::ratelimit::client::TrustedProxies,
+    /// How many leading bits of an IPv6 address name one client.
+    pub ipv6_prefix: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -181,77 +183,58 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
     let mut p =
         Parser { raw: &raw, problems: raw.problems.clone(), warnings: raw.warnings.clone() };
 
-    let env = p.parse("BULWARK_ENV", parse_profile, Profile::Development);
-    let listen = p.parse("BULWARK_LISTEN", parse_addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let metrics_listen = p.parse("BULWARK_METRICS_LISTEN", parse_optional_addr, None);
-    let data_dir = PathBuf::from(p.text("BULWARK_DATA_DIR").unwrap_or("./bulwark-data"));
-    let public_url = p.parse("BULWARK_PUBLIC_URL", parse_public_url, default_public_url());
+    let env = p.parse("BULWARK_ENV", parse_profile);
+    let listen = p.parse("BULWARK_LISTEN", parse_addr);
+    let metrics_listen = p.parse("BULWARK_METRICS_LISTEN", parse_optional_addr);
+    let data_dir = p.parse("BULWARK_DATA_DIR", |v| Ok(PathBuf::from(v)));
+    let public_url = p.parse("BULWARK_PUBLIC_URL", parse_public_url);
     let database = DatabaseConfig {
         url: p.database_url(&data_dir),
         migrate_url: p.secret_text("BULWARK_DATABASE_MIGRATE_URL"),
-        max_connections: p.parse("BULWARK_DATABASE_MAX_CONNECTIONS", parse_pool_size, 16),
+        max_connections: p.parse("BULWARK_DATABASE_MAX_CONNECTIONS", parse_pool_size),
     };
     if let (DatabaseUrl::Sqlite(_), Some(_)) = (&database.url, &database.migrate_url) {
         p.problem("BULWARK_DATABASE_MIGRATE_URL applies to PostgreSQL only; unset it for SQLite");
     }
     let http = HttpConfig {
-        cors_origins: p.parse("BULWARK_CORS_ORIGINS", parse_origins, vec![]),
-        body_limit: p.parse("BULWARK_BODY_LIMIT", parse_body_limit, 1 << 20),
-        request_timeout: p.parse("BULWARK_REQUEST_TIMEOUT", parse_duration, secs(30)),
-        header_read_timeout: p.parse("BULWARK_HEADER_READ_TIMEOUT", parse_duration, secs(10)),
+        cors_origins: p.parse("BULWARK_CORS_ORIGINS", parse_origins),
+        body_limit: p.parse("BULWARK_BODY_LIMIT", parse_body_limit),
+        request_timeout: p.parse("BULWARK_REQUEST_TIMEOUT", parse_duration),
+        header_read_timeout: p.parse("BULWARK_HEADER_READ_TIMEOUT", parse_duration),
         hsts_max_age: {
-            let on = p.parse("BULWARK_HSTS", parse_switch, true);
-            let age = p.parse("BULWARK_HSTS_MAX_AGE", parse_u64, 63_072_000);
+            let on = p.parse("BULWARK_HSTS", parse_switch);
+            let age = p.parse("BULWARK_HSTS_MAX_AGE", parse_u64);
             (on && age > 0).then_some(age)
         },
-        x_xss_protection: p.parse("BULWARK_X_XSS_PROTECTION", parse_xss, "0"),
-        cookie_secure: p.parse("BULWARK_COOKIE_SECURE", parse_switch, true),
+        x_xss_protection: p.parse("BULWARK_X_XSS_PROTECTION", parse_xss),
+        cookie_secure: p.parse("BULWARK_COOKIE_SECURE", parse_switch),
         tls: p.tls_files(),
-        trusted_proxies: p.parse("BULWARK_TRUSTED_PROXIES", str::parse, Default::default()),
+        trusted_proxies: p.parse("BULWARK_TRUSTED_PROXIES", str::parse),
+        ipv6_prefix: p.parse("BULWARK_IPV6_PREFIX", |v| {
+            parse_range(v, 32, 128).map(|n| u8::try_from(n).unwrap_or(128))
+        }),
     };
     let identity = IdentityConfig {
-        signup_open: p.parse("BULWARK_SIGNUP", parse_signup, true),
-        access_token_ttl: p.parse("BULWARK_ACCESS_TOKEN_TTL", parse_duration, secs(900)),
-        session_idle_timeout: p.parse(
-            "BULWARK_SESSION_IDLE_TIMEOUT",
-            parse_duration,
-            secs(7 * 86_400),
+        signup_open: p.parse("BULWARK_SIGNUP", parse_signup),
+        access_token_ttl: p.parse("BULWARK_ACCESS_TOKEN_TTL", parse_duration),
+        session_idle_timeout: p.parse("BULWARK_SESSION_IDLE_TIMEOUT", parse_duration),
+        session_absolute_timeout: p.parse("BULWARK_SESSION_ABSOLUTE_TIMEOUT", parse_duration),
+        lockout_threshold: p.parse("BULWARK_LOCKOUT_THRESHOLD", |v| parse_range(v, 1, 1000)),
+        lockout_window: p.parse("BULWARK_LOCKOUT_WINDOW", parse_duration),
+        lockout_duration: secs(
+            p.parse("BULWARK_LOCKOUT_SECONDS", |v| parse_range(v, 1, 86_400).map(u64::from)),
         ),
-        session_absolute_timeout: p.parse(
-            "BULWARK_SESSION_ABSOLUTE_TIMEOUT",
-            parse_duration,
-            secs(30 * 86_400),
+        lockout_ip_threshold: p
+            .parse("BULWARK_LOCKOUT_IP_THRESHOLD", |v| parse_range(v, 1, 1_000_000)),
+        step_up: secs(
+            p.parse("BULWARK_STEP_UP_SECONDS", |v| parse_range(v, 1, 86_400).map(u64::from)),
         ),
-        lockout_threshold: p.parse("BULWARK_LOCKOUT_THRESHOLD", |v| parse_range(v, 1, 1000), 5),
-        lockout_window: p.parse("BULWARK_LOCKOUT_WINDOW", parse_duration, secs(900)),
-        lockout_duration: secs(p.parse(
-            "BULWARK_LOCKOUT_SECONDS",
-            |v| parse_range(v, 1, 86_400).map(u64::from),
-            900,
-        )),
-        lockout_ip_threshold: p.parse(
-            "BULWARK_LOCKOUT_IP_THRESHOLD",
-            |v| parse_range(v, 1, 1_000_000),
-            50,
-        ),
-        step_up: secs(p.parse(
-            "BULWARK_STEP_UP_SECONDS",
-            |v| parse_range(v, 1, 86_400).map(u64::from),
-            600,
-        )),
-        argon2_memory_kib: p.parse(
-            "BULWARK_ARGON2_MEMORY_KIB",
-            |v| parse_range(v, 8, 4_194_304),
-            19_456,
-        ),
-        argon2_iterations: p.parse("BULWARK_ARGON2_ITERATIONS", |v| parse_range(v, 1, 100), 2),
-        argon2_parallelism: p.parse("BULWARK_ARGON2_PARALLELISM", |v| parse_range(v, 1, 64), 1),
-        hash_workers: p.parse("BULWARK_HASH_WORKERS", parse_workers, default_workers()),
-        hash_queue: p.parse(
-            "BULWARK_HASH_QUEUE",
-            |v| parse_range(v, 0, 100_000).map(|n| n as usize),
-            64,
-        ),
+        argon2_memory_kib: p.parse("BULWARK_ARGON2_MEMORY_KIB", |v| parse_range(v, 8, 4_194_304)),
+        argon2_iterations: p.parse("BULWARK_ARGON2_ITERATIONS", |v| parse_range(v, 1, 100)),
+        argon2_parallelism: p.parse("BULWARK_ARGON2_PARALLELISM", |v| parse_range(v, 1, 64)),
+        hash_workers: p.parse("BULWARK_HASH_WORKERS", parse_workers),
+        hash_queue: p
+            .parse("BULWARK_HASH_QUEUE", |v| parse_range(v, 0, 100_000).map(|n| n as usize)),
     };
     if env != Profile::Development
         && (identity.argon2_memory_kib < 19_456 || identity.argon2_iterations < 2)
@@ -259,10 +242,10 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         p.problem("BULWARK_ARGON2_*: below the OWASP minimum (19456 KiB, 2 iterations) outside development");
     }
     let retention = RetentionConfig {
-        audit: p.parse("BULWARK_RETENTION_AUDIT", parse_retention, Some(secs(2555 * 86_400))),
-        sessions: p.parse("BULWARK_RETENTION_SESSIONS", parse_retention, Some(secs(90 * 86_400))),
-        activities: p.parse("BULWARK_RETENTION_ACTIVITIES", parse_retention, None),
-        notes: p.parse("BULWARK_RETENTION_NOTES", parse_retention, None),
+        audit: p.parse("BULWARK_RETENTION_AUDIT", parse_retention),
+        sessions: p.parse("BULWARK_RETENTION_SESSIONS", parse_retention),
+        activities: p.parse("BULWARK_RETENTION_ACTIVITIES", parse_retention),
+        notes: p.parse("BULWARK_RETENTION_NOTES", parse_retention),
     };
     if retention.audit.is_some_and(|d| d < secs(365 * 86_400)) {
         p.problem("BULWARK_RETENTION_AUDIT: audit events are kept at least 365d (or `off`)");
@@ -273,17 +256,15 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
     {
         p.problem(&format!("BULWARK_REDIS_URL: {reason}"));
     }
-    let log = p.text("BULWARK_LOG").unwrap_or("info").to_owned();
+    let log = p.parse("BULWARK_LOG", |v| Ok(v.to_owned()));
     let rate_limits = RateLimitConfig {
-        enabled: p.parse("BULWARK_RATE_LIMITS", parse_switch, true),
+        enabled: p.parse("BULWARK_RATE_LIMITS", parse_switch),
         rules: match p.text("BULWARK_RATE_LIMITS_FILE").map(PathBuf::from) {
             None => crate::ratelimit::rules::defaults(),
             Some(path) => match std::fs::read_to_string(&path) {
-                Ok(text) => p.parse(
-                    "BULWARK_RATE_LIMITS_FILE",
-                    |_| crate::ratelimit::rules::parse(&text),
-                    vec![],
-                ),
+                Ok(text) => p
+                    .optional("BULWARK_RATE_LIMITS_FILE", |_| crate::ratelimit::rules::parse(&text))
+                    .unwrap_or_default(),
                 Err(err) => {
                     p.problem(&format!(
                         "BULWARK_RATE_LIMITS_FILE: {} cannot be read ({})",
@@ -294,11 +275,9 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
                 }
             },
         },
-        max_keys: p.parse(
-            "BULWARK_RATE_LIMIT_MAX_KEYS",
-            |v| parse_range(v, 1000, 100_000_000).map(|n| n as usize),
-            500_000,
-        ),
+        max_keys: p.parse("BULWARK_RATE_LIMIT_MAX_KEYS", |v| {
+            parse_range(v, 1000, 100_000_000).map(|n| n as usize)
+        }),
     };
 
     let secrets = p.secrets(env, &data_dir, dev_secrets);
@@ -381,20 +360,31 @@ impl Parser<'_> {
         self.text(name).map(|v| Secret::new(v.to_owned()))
     }
 
-    /// Parses a setting; on error records the problem (naming the variable, never echoing a
-    /// secret value) and returns `fallback`, so parsing goes on and every problem is found.
-    fn parse<T>(
-        &mut self,
-        name: &str,
-        f: impl FnOnce(&str) -> Result<T, String>,
-        fallback: T,
-    ) -> T {
-        let Some(value) = self.raw.get(name) else { return fallback };
-        match f(value.trim()) {
-            Ok(parsed) => parsed,
+    /// Parses a setting that has a default. The default is the text in `SETTINGS` (stated
+    /// once, and documented from there), parsed by the same function as a configured value.
+    /// A bad value records the problem (naming the variable, never echoing a secret) and
+    /// falls back to the default, so parsing goes on and every problem is found.
+    fn parse<T>(&mut self, name: &str, f: impl Fn(&str) -> Result<T, String>) -> T {
+        if let Some(value) = self.optional(name, &f) {
+            return value;
+        }
+        let default = settings::default_of(name);
+        // Invariant: every setting read with `parse` has a default in SETTINGS that its own
+        // parser accepts; `config::tests::no_configuration_at_all_loads_without_problems`
+        // parses them all.
+        f(default.expect("a setting read with `parse` has a default in SETTINGS"))
+            .expect("the SETTINGS default of a setting parses")
+    }
+
+    /// Parses a setting without a default: `None` when it is unset, empty or invalid (the
+    /// latter recorded as a problem).
+    fn optional<T>(&mut self, name: &str, f: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+        let value = self.raw.get(name).map(str::trim).filter(|v| !v.is_empty())?;
+        match f(value) {
+            Ok(parsed) => Some(parsed),
             Err(reason) => {
                 self.problems.push(format!("{name}: {reason}"));
-                fallback
+                None
             }
         }
     }
@@ -502,11 +492,6 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn default_public_url() -> Url {
-    // A literal that parses: a failure here is a typo caught by every test.
-    Url::parse("http://127.0.0.1:8080").unwrap_or_else(|_| unreachable!("valid literal URL"))
-}
-
 fn parse_profile(value: &str) -> Result<Profile, String> {
     match value {
         "development" => Ok(Profile::Development),
@@ -558,13 +543,9 @@ fn parse_range(value: &str, min: u32, max: u32) -> Result<u32, String> {
     }
 }
 
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-}
-
 fn parse_workers(value: &str) -> Result<usize, String> {
     if value == "auto" {
-        return Ok(default_workers());
+        return Ok(std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)));
     }
     parse_range(value, 1, 256).map(|n| n as usize)
 }

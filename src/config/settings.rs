@@ -30,6 +30,11 @@ const fn secret(name: &'static str, key: &'static str, help: &'static str) -> Se
     Setting { name, key, default: None, secret: true, help }
 }
 
+/// The default text of a setting, if it has one.
+pub fn default_of(name: &str) -> Option<&'static str> {
+    SETTINGS.iter().find(|s| s.name == name).and_then(|s| s.default)
+}
+
 pub const SETTINGS: &[Setting] = &[
     s("BULWARK_ENV", "env", Some("development"), "`development`, `staging` or `production`"),
     s(
@@ -103,6 +108,12 @@ pub const SETTINGS: &[Setting] = &[
         "http.trusted_proxies",
         Some(""),
         "CIDRs of reverse proxies whose `X-Forwarded-For` is believed",
+    ),
+    s(
+        "BULWARK_IPV6_PREFIX",
+        "http.ipv6_prefix",
+        Some("64"),
+        "leading bits of an IPv6 client address that name one client for rate limits, the login throttle and signup throttling (32-128)",
     ),
     s(
         "BULWARK_BODY_LIMIT",

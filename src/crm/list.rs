@@ -1,204 +1,258 @@
-//! Listing: filters, sorting and keyset (cursor) pagination over unencrypted columns.
+//! Listing CRM records: sort orders as enums, keyset cursors, and turning `limit + 1` rows
+//! into a page. The SQL side (filters and the keyset condition) is `crm::store::ListQuery`.
 //!
-//! The SQL text is assembled from `&'static str` fragments chosen from closed lists (never
-//! from input); every value is a bind. Sorting is by a column and the id as a tie-breaker;
-//! the cursor carries both, so pages are stable while rows are added.
+//! A list sorts by one column of its [`SortColumn`] enum and the id as a tie-breaker; the
+//! cursor carries both, so pages are stable while rows are added. `?sort=name` sorts
+//! ascending, `?sort=-name` descending; an unknown column or a cursor of another list or
+//! order is a 422, never a silent first page.
 
-#![allow(clippy::disallowed_methods, reason = "the list builder is store code")]
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::{Deserialize, Serialize};
-use sqlx::AssertSqlSafe;
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use crate::error::DomainError;
-use crate::http::pagination::{decode_cursor, encode_cursor};
-use crate::on_tx;
-use crate::store::{StoreError, TenantTx};
+#[cfg(test)]
+use crate::pagination::Page;
+use crate::pagination::{check_limit, decode_cursor, encode_cursor};
 
-#[derive(Debug, Clone)]
-pub enum Bind {
-    Uuid(Uuid),
-    Text(String),
+/// The value a row has in the sort column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SortValue {
     Int(i64),
-    Bool(bool),
-    Bytes(Vec<u8>),
+    Text(String),
 }
 
-/// A sortable column: its name in `?sort=`, its SQL, and the kind of its values.
-#[derive(Debug, Clone, Copy)]
-pub struct SortColumn {
-    pub name: &'static str,
-    pub sql: &'static str,
-    pub text: bool,
+/// The columns a list can sort by: one enum per list, the first variant the default.
+pub trait SortColumn: Copy + fmt::Debug + Send + Sync + 'static {
+    type Row;
+    /// Every column, the default first.
+    const ALL: &'static [Self];
+    /// Its name in `?sort=`.
+    fn name(self) -> &'static str;
+    /// Its SQL expression (a column, maybe with a table alias): a literal, never input.
+    fn sql(self) -> &'static str;
+    /// Whether its values are text (else integers: times, amounts).
+    fn is_text(self) -> bool;
+    /// A row's value in this column.
+    fn value(self, row: &Self::Row) -> SortValue;
 }
 
-pub const BY_CREATED: SortColumn =
-    SortColumn { name: "created_at", sql: "created_at", text: false };
-pub const BY_UPDATED: SortColumn =
-    SortColumn { name: "updated_at", sql: "updated_at", text: false };
-
+/// A sort order: a column and a direction.
 #[derive(Debug, Clone, Copy)]
-pub struct Sort {
-    pub column: SortColumn,
+pub struct Sort<C> {
+    pub column: C,
     pub descending: bool,
 }
 
-/// Parses `?sort=name` or `?sort=-name` against the allowed columns.
-pub fn parse_sort(value: Option<&str>, allowed: &[SortColumn]) -> Result<Sort, DomainError> {
-    let Some(value) = value else { return Ok(Sort { column: BY_CREATED, descending: false }) };
-    let (descending, name) = match value.strip_prefix('-') {
-        Some(name) => (true, name),
-        None => (false, value),
-    };
-    let column = allowed.iter().find(|c| c.name == name).copied().ok_or_else(|| {
-        let names: Vec<&str> = allowed.iter().map(|c| c.name).collect();
-        DomainError::invalid(
-            "sort",
-            format!("must be one of {} (prefix - for descending)", names.join(", ")),
-        )
-    })?;
-    Ok(Sort { column, descending })
+impl<C: SortColumn> Default for Sort<C> {
+    fn default() -> Self {
+        Sort { column: C::ALL[0], descending: false }
+    }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Cursor(serde_json::Value, Uuid);
+impl<C: SortColumn> Sort<C> {
+    pub fn parse(text: &str) -> Option<Sort<C>> {
+        let (descending, name) = match text.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, text),
+        };
+        let column = C::ALL.iter().copied().find(|c| c.name() == name)?;
+        Some(Sort { column, descending })
+    }
 
-pub struct ListQuery {
-    sql: String,
-    binds: Vec<Bind>,
+    fn names() -> Vec<String> {
+        C::ALL.iter().flat_map(|c| [c.name().to_owned(), format!("-{}", c.name())]).collect()
+    }
 }
 
-impl ListQuery {
-    /// `select` is the SELECT … FROM … part; the tenant filter comes first, always.
-    pub fn new(select: &'static str, table_alias: &'static str, tx: &TenantTx) -> ListQuery {
-        let mut query =
-            ListQuery { sql: format!("{select} WHERE {table_alias}tenant_id = $1"), binds: vec![] };
-        query.binds.push(Bind::Uuid(tx.tenant_id().as_uuid()));
-        query
+impl<'de, C: SortColumn> Deserialize<'de> for Sort<C> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Sort::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("must be one of {}", Sort::<C>::names().join(", ")))
+        })
     }
+}
 
-    fn placeholder(&mut self, bind: Bind) -> String {
-        self.binds.push(bind);
-        format!("${}", self.binds.len())
-    }
+/// The OpenAPI schema of `?sort=` for the columns `C`: a string enum of every column, with
+/// and without `-`. Each column enum implements `ToSchema` with it (`sort_schema!`), and
+/// its list's filter declares `#[param(value_type = Option<ThatEnum>)]`.
+pub fn schema_of_sort<C: SortColumn>() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(Sort::<C>::names()))
+        .description(Some("The sort column; prefix `-` for descending."))
+        .into()
+}
 
-    /// Adds `AND <fragment>` where `?` in the fragment is the bound value.
-    pub fn and(&mut self, fragment: &'static str, bind: Bind) -> &mut Self {
-        let placeholder = self.placeholder(bind);
-        self.sql.push_str(" AND ");
-        self.sql.push_str(&fragment.replace('?', &placeholder));
-        self
-    }
-
-    pub fn and_if<T>(
-        &mut self,
-        fragment: &'static str,
-        value: Option<T>,
-        bind: impl FnOnce(T) -> Bind,
-    ) -> &mut Self {
-        if let Some(value) = value {
-            self.and(fragment, bind(value));
-        }
-        self
-    }
-
-    /// A condition without a value.
-    pub fn and_raw(&mut self, fragment: &'static str) -> &mut Self {
-        self.sql.push_str(" AND ");
-        self.sql.push_str(fragment);
-        self
-    }
-
-    /// Keyset pagination and order; fetches `limit + 1` rows so the caller knows whether a
-    /// next page exists.
-    pub fn page(
-        &mut self,
-        sort: Sort,
-        cursor: Option<&str>,
-        limit: i64,
-        alias: &'static str,
-    ) -> Result<&mut Self, DomainError> {
-        let column = sort.column.sql;
-        let (cmp, dir) = if sort.descending { ("<", "DESC") } else { (">", "ASC") };
-        if let Some(Cursor(value, id)) = decode_cursor::<CursorText>(cursor)?.map(|c| c.0) {
-            let bound = if sort.column.text {
-                Bind::Text(value.as_str().unwrap_or_default().to_owned())
-            } else {
-                Bind::Int(value.as_i64().unwrap_or_default())
-            };
-            let v = self.placeholder(bound);
-            let i = self.placeholder(Bind::Uuid(id));
-            self.sql.push_str(&format!(
-                " AND ({alias}{column} {cmp} {v} OR ({alias}{column} = {v} AND {alias}id {cmp} {i}))"
-            ));
-        }
-        let l = self.placeholder(Bind::Int(limit + 1));
-        self.sql.push_str(&format!(" ORDER BY {alias}{column} {dir}, {alias}id {dir} LIMIT {l}"));
-        Ok(self)
-    }
-
-    pub async fn fetch<R>(&self, tx: &mut TenantTx) -> Result<Vec<R>, StoreError>
-    where
-        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-            + Send
-            + Unpin,
-    {
-        let sql = self.sql.clone();
-        let binds = self.binds.clone();
-        Ok(on_tx!(tx, |c| {
-            // Assembled only from static fragments and numbered placeholders (see above).
-            let mut query = sqlx::query_as::<_, R>(AssertSqlSafe(sql));
-            for bind in binds {
-                query = match bind {
-                    Bind::Uuid(v) => query.bind(v),
-                    Bind::Text(v) => query.bind(v),
-                    Bind::Int(v) => query.bind(v),
-                    Bind::Bool(v) => query.bind(v),
-                    Bind::Bytes(v) => query.bind(v),
-                };
+/// `ToSchema` for a sort-column enum, describing `?sort=` (see `schema_of_sort`).
+macro_rules! sort_schema {
+    ($column:ty) => {
+        impl utoipa::PartialSchema for $column {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::crm::list::schema_of_sort::<$column>()
             }
-            query.fetch_all(c).await
-        })?)
-    }
+        }
+        impl utoipa::ToSchema for $column {}
+    };
+}
+pub(crate) use sort_schema;
+
+/// Where the next page starts: after this value and id, in this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    /// The sort column's name and direction, so a cursor of another order is refused.
+    s: String,
+    v: SortValue,
+    id: Uuid,
 }
 
-/// The cursor's JSON, carried inside the opaque base64 cursor.
-struct CursorText(Cursor);
-
-impl std::str::FromStr for CursorText {
+impl std::str::FromStr for Cursor {
     type Err = serde_json::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        serde_json::from_str(s).map(CursorText)
+        serde_json::from_str(s)
     }
 }
 
-/// The cursor pointing after `row`.
-pub fn cursor_after(sort: Sort, text: Option<&str>, int: Option<i64>, id: Uuid) -> String {
-    let value = if sort.column.text {
-        serde_json::Value::from(text.unwrap_or_default())
-    } else {
-        serde_json::Value::from(int.unwrap_or_default())
-    };
-    encode_cursor(&serde_json::to_string(&Cursor(value, id)).unwrap_or_default())
+/// One page request of a list: order, position and size, all checked.
+#[derive(Debug, Clone)]
+pub struct PageRequest<C> {
+    pub sort: Sort<C>,
+    /// The last row of the previous page: its sort value and id.
+    pub after: Option<(SortValue, Uuid)>,
+    pub limit: i64,
+    _rows: PhantomData<fn() -> C>,
 }
 
-/// Turns `limit + 1` rows into a page of views and the next cursor.
-pub fn paginate<R, V>(
-    mut rows: Vec<R>,
-    limit: i64,
-    cursor_of: impl Fn(&R) -> String,
-    view: impl FnMut(R) -> Result<V, DomainError>,
-) -> Result<crate::http::pagination::Page<V>, DomainError> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(cursor_of)
-    } else {
-        None
-    };
-    Ok(crate::http::pagination::Page {
-        items: rows.into_iter().map(view).collect::<Result<_, _>>()?,
-        next_cursor,
-    })
+impl<C: SortColumn> PageRequest<C> {
+    pub fn new(
+        sort: Option<Sort<C>>,
+        cursor: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<PageRequest<C>, DomainError> {
+        let sort = sort.unwrap_or_default();
+        let limit = check_limit(limit)?;
+        let after = match decode_cursor::<Cursor>(cursor)? {
+            None => None,
+            Some(cursor) => {
+                let kind_matches = match cursor.v {
+                    SortValue::Text(_) => sort.column.is_text(),
+                    SortValue::Int(_) => !sort.column.is_text(),
+                };
+                if cursor.s != order_name(sort) || !kind_matches {
+                    return Err(DomainError::invalid(
+                        "cursor",
+                        "belongs to another list or sort order; start again without it",
+                    ));
+                }
+                Some((cursor.v, cursor.id))
+            }
+        };
+        Ok(PageRequest { sort, after, limit, _rows: PhantomData })
+    }
+
+    /// Cuts the `limit + 1` rows the query fetched to the page, with the cursor of the next
+    /// page when there is one.
+    pub fn cut(
+        &self,
+        mut rows: Vec<C::Row>,
+        id_of: impl Fn(&C::Row) -> Uuid,
+    ) -> (Vec<C::Row>, Option<String>) {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|row| {
+                let cursor = Cursor {
+                    s: order_name(self.sort),
+                    v: self.sort.column.value(row),
+                    id: id_of(row),
+                };
+                // Invariant: a struct of a string, an integer or string, and a UUID always
+                // serializes to JSON.
+                encode_cursor(&serde_json::to_string(&cursor).expect("a cursor serializes"))
+            })
+        } else {
+            None
+        };
+        (rows, next_cursor)
+    }
+}
+
+fn order_name<C: SortColumn>(sort: Sort<C>) -> String {
+    format!("{}{}", if sort.descending { "-" } else { "" }, sort.column.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum By {
+        Created,
+        Name,
+    }
+
+    struct Row(i64, String, Uuid);
+
+    impl SortColumn for By {
+        type Row = Row;
+        const ALL: &'static [By] = &[By::Created, By::Name];
+        fn name(self) -> &'static str {
+            match self {
+                By::Created => "created_at",
+                By::Name => "name",
+            }
+        }
+        fn sql(self) -> &'static str {
+            self.name()
+        }
+        fn is_text(self) -> bool {
+            self == By::Name
+        }
+        fn value(self, row: &Row) -> SortValue {
+            match self {
+                By::Created => SortValue::Int(row.0),
+                By::Name => SortValue::Text(row.1.clone()),
+            }
+        }
+    }
+
+    fn page_of(rows: Vec<Row>, request: &PageRequest<By>) -> Page<i64> {
+        let (rows, next_cursor) = request.cut(rows, |r| r.2);
+        Page { items: rows.into_iter().map(|r| r.0).collect(), next_cursor }
+    }
+
+    #[test]
+    fn sorts_parse_by_name_and_direction_and_unknown_ones_are_refused() {
+        let sort: Sort<By> = serde_json::from_str("\"-name\"").expect("parses");
+        assert_eq!((sort.column, sort.descending), (By::Name, true));
+        assert!(serde_json::from_str::<Sort<By>>("\"email\"").is_err());
+        assert_eq!(Sort::<By>::default().column, By::Created);
+    }
+
+    #[test]
+    fn a_cursor_continues_its_own_order_only() {
+        let request = PageRequest::<By>::new(None, None, Some(1)).expect("request");
+        let rows = vec![Row(1, "a".into(), Uuid::nil()), Row(2, "b".into(), Uuid::nil())];
+        let page = page_of(rows, &request);
+        assert_eq!(page.items, vec![1]);
+        let cursor = page.next_cursor.expect("a next page");
+        let next = PageRequest::<By>::new(None, Some(&cursor), Some(1)).expect("same order");
+        assert_eq!(next.after, Some((SortValue::Int(1), Uuid::nil())));
+        let other_order = Sort::parse("-created_at");
+        assert!(PageRequest::<By>::new(other_order, Some(&cursor), Some(1)).is_err());
+        assert!(PageRequest::<By>::new(Sort::parse("name"), Some(&cursor), None).is_err());
+        assert!(PageRequest::<By>::new(None, Some("garbage"), None).is_err());
+        let forged = encode_cursor(
+            "{\"s\":\"created_at\",\"v\":\"text\",\"id\":\"00000000-0000-0000-0000-000000000000\"}",
+        );
+        assert!(
+            PageRequest::<By>::new(None, Some(&forged), None).is_err(),
+            "a text value on a time column"
+        );
+    }
 }

@@ -1,6 +1,10 @@
 //! The CRM: contacts (personal data encrypted field by field), companies, leads, deals with
-//! per-tenant pipelines, notes, activities and tasks; exports, privacy requests and
-//! retention.
+//! per-tenant pipelines, notes, activities and tasks; exports and privacy requests.
+//!
+//! Every resource has one layout: `mod.rs` (types, rules and the domain functions the
+//! routes call), `routes.rs` (thin handlers and their OpenAPI), `store.rs` (SQL). What they
+//! share is here: the [`Record`] trait and the get/delete/audit plumbing built on it,
+//! reference checks, tags and PATCH semantics.
 //!
 //! Every operation runs in a `TenantTx` of the caller's `TenantScope`; references between
 //! records are checked in that transaction (a clear 422) and enforced again by composite
@@ -15,34 +19,127 @@ pub mod exports;
 pub mod leads;
 pub mod list;
 pub mod notes;
+pub mod pipelines;
 pub mod privacy;
-pub mod retention;
-pub mod rotation;
+pub mod resource;
+pub mod routes;
+pub mod store;
 pub mod tasks;
 mod validate;
+
+use std::fmt::Display;
 
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
-pub use validate::Check;
+pub use store::Ref;
 
-use crate::error::DomainError;
-use crate::http::Endpoint;
-use crate::on_tx;
-use crate::store::TenantTx;
-
-pub fn endpoints() -> Vec<Endpoint> {
+/// Every CRM route.
+pub fn endpoints() -> Vec<crate::http::Endpoint> {
     let mut all = vec![];
     all.extend(contacts::routes::endpoints());
-    all.extend(companies::endpoints());
-    all.extend(leads::endpoints());
-    all.extend(deals::endpoints());
-    all.extend(notes::endpoints());
-    all.extend(activities::endpoints());
-    all.extend(tasks::endpoints());
-    all.extend(exports::endpoints());
-    all.extend(privacy::endpoints());
+    all.extend(companies::routes::endpoints());
+    all.extend(leads::routes::endpoints());
+    all.extend(pipelines::routes::endpoints());
+    all.extend(deals::routes::endpoints());
+    all.extend(notes::routes::endpoints());
+    all.extend(activities::routes::endpoints());
+    all.extend(tasks::routes::endpoints());
+    all.extend(exports::routes::endpoints());
+    all.extend(privacy::routes::endpoints());
     all
+}
+pub use validate::Check;
+
+use crate::app::AppState;
+use crate::audit::{self, Action, Event, RequestContext};
+use crate::error::{DomainError, DomainResult};
+use crate::store::{Bind, Row, TenantTx};
+use crate::tenancy::TenantScope;
+
+/// A kind of CRM record: what the shared plumbing needs to fetch, delete and audit one.
+/// Each resource implements it in its `store.rs` (the constants are SQL).
+pub trait Record {
+    /// Singular noun: the 404's "No such lead." and the audit target type.
+    const NAME: &'static str;
+    /// One record: binds `$1` the id, `$2` the tenant.
+    const GET: &'static str;
+    /// Deletes one record: binds `$1` the tenant, `$2` the id.
+    const DELETE: &'static str;
+    /// Run before `DELETE`, same binds: unlink the records that point at this one.
+    const UNLINK: &'static [&'static str] = &[];
+    /// A count (same binds) that must be zero for a delete, and the conflict's message.
+    const IN_USE: Option<(&'static str, &'static str)> = None;
+    const CREATED: Action;
+    const UPDATED: Action;
+    const DELETED: Action;
+    type Id: Bind + Copy + Display + Send + Sync;
+    type Row: Row;
+}
+
+pub fn not_found<R: Record>() -> DomainError {
+    DomainError::NotFound(R::NAME)
+}
+
+/// One record in the caller's transaction, or 404.
+pub async fn fetch<R: Record>(tx: &mut TenantTx, id: R::Id) -> DomainResult<R::Row> {
+    store::get::<R>(tx, id).await?.ok_or_else(not_found::<R>)
+}
+
+/// One record, read on its own.
+pub async fn get<R: Record>(
+    app: &AppState,
+    scope: &TenantScope,
+    id: R::Id,
+) -> DomainResult<R::Row> {
+    let mut tx = app.store().tenant_read(scope).await?;
+    let row = fetch::<R>(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Finishes a create or update: audits it, reads the record back and commits.
+pub async fn finish_write<R: Record>(
+    mut tx: TenantTx,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    event: Event,
+    id: R::Id,
+) -> DomainResult<R::Row> {
+    audit::record(&mut tx, ctx, event.by_scope(scope).target(R::NAME, id)).await?;
+    let row = fetch::<R>(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Deletes a record (unlinking what points at it) and audits it.
+pub async fn delete<R: Record>(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    id: R::Id,
+) -> DomainResult<()> {
+    let mut tx = app.store().tenant_tx(scope).await?;
+    fetch::<R>(&mut tx, id).await?;
+    if let Some((_, message)) = R::IN_USE
+        && store::in_use::<R>(&mut tx, id).await?
+    {
+        return Err(DomainError::Conflict(message));
+    }
+    if !store::delete::<R>(&mut tx, id).await? {
+        return Err(not_found::<R>());
+    }
+    audit::record(&mut tx, ctx, Event::new(R::DELETED).by_scope(scope).target(R::NAME, id)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The data and index keys of the transaction's tenant, unwrapped once and cached.
+pub async fn tenant_keys(
+    app: &AppState,
+    tx: &mut TenantTx,
+) -> DomainResult<std::sync::Arc<crate::crypto::KeySet>> {
+    app.tenant_keys().for_tenant(tx).await.map_err(|err| DomainError::Internal(err.to_string()))
 }
 
 /// PATCH semantics for a nullable field: absent = unchanged, `null` = cleared, a value = set.
@@ -54,53 +151,37 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Records another may point at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ref {
-    User,
-    Company,
-    Contact,
-    Deal,
-    Lead,
-    Pipeline,
-}
-
-impl Ref {
-    fn sql(self) -> &'static str {
-        match self {
-            // Deactivated users may still own records; they must belong to the tenant.
-            Ref::User => "SELECT count(*) FROM users WHERE tenant_id = $1 AND id = $2",
-            Ref::Company => "SELECT count(*) FROM companies WHERE tenant_id = $1 AND id = $2",
-            Ref::Contact => {
-                "SELECT count(*) FROM contacts WHERE tenant_id = $1 AND id = $2 AND erased_at IS NULL"
-            }
-            Ref::Deal => "SELECT count(*) FROM deals WHERE tenant_id = $1 AND id = $2",
-            Ref::Lead => "SELECT count(*) FROM leads WHERE tenant_id = $1 AND id = $2",
-            Ref::Pipeline => "SELECT count(*) FROM pipelines WHERE tenant_id = $1 AND id = $2",
-        }
-    }
-}
-
 /// Checks that each referenced id names a record of this tenant; 422 naming the field
 /// otherwise (another tenant's id is as unknown as a made-up one).
-#[allow(clippy::disallowed_methods, reason = "a tiny shared store helper")]
-pub async fn check_refs(
-    tx: &mut TenantTx,
-    refs: &[(&str, Ref, Option<Uuid>)],
-) -> Result<(), DomainError> {
-    let tenant = tx.tenant_id();
+pub async fn check_refs(tx: &mut TenantTx, refs: &[(&str, Ref, Option<Uuid>)]) -> DomainResult<()> {
     let mut problems = vec![];
     for (field, kind, id) in refs {
         let Some(id) = id else { continue };
-        let found: i64 =
-            on_tx!(tx, |c| sqlx::query_scalar(kind.sql()).bind(tenant).bind(id).fetch_one(c).await)
-                .map_err(crate::store::StoreError::from)?;
-        if found == 0 {
+        if !store::exists(tx, *kind, *id).await? {
             problems.push(((*field).to_owned(), "names no such record".to_owned()));
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(DomainError::Invalid(problems)) }
 }
+
+/// The OpenAPI schema of one tag: what `Check::tags` accepts (it also accepts letters and
+/// digits beyond ASCII).
+pub struct Tag;
+
+impl utoipa::PartialSchema for Tag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(50))
+            .pattern(Some(r"^[A-Za-z0-9 .:/-]{1,50}$"))
+            .description(Some("1 to 50 letters, digits, spaces, `-`, `.`, `:` or `/`."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Tag {}
 
 /// Tags are stored as `,a,b,` so one `LIKE` finds a tag on both backends.
 pub fn encode_tags(tags: &[String]) -> String {
@@ -116,6 +197,13 @@ pub fn tag_pattern(tag: &str) -> String {
     format!("%,{tag},%")
 }
 
+/// Custom fields as stored (a JSON object written by `encode_custom`). A value that is not
+/// one was not written by Bulwark; it reads as empty rather than failing the whole list.
 pub fn decode_custom(stored: &str) -> serde_json::Map<String, serde_json::Value> {
     serde_json::from_str(stored).unwrap_or_default()
+}
+
+pub fn encode_custom(fields: &serde_json::Map<String, serde_json::Value>) -> String {
+    // Invariant: a JSON map (string keys, JSON values) always serializes.
+    serde_json::to_string(fields).expect("a JSON object serializes")
 }

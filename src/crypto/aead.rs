@@ -23,8 +23,11 @@ pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let cipher = Aes256Gcm::new(key.into());
     let nonce_bytes = random_bytes::<NONCE_LEN>();
     let nonce = Nonce::from(nonce_bytes);
-    // Encryption fails only for messages beyond GCM's 64 GiB limit, far over any field.
-    let ciphertext = cipher.encrypt(&nonce, Payload { msg: plaintext, aad }).unwrap_or_default();
+    // Invariant: AES-GCM encryption fails only for messages beyond its 64 GiB limit; every
+    // caller seals a field, a key or a token, bounded by the request body limit.
+    let ciphertext = cipher
+        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .expect("AES-GCM seals any message under 64 GiB");
     let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
     out.extend_from_slice(&nonce_bytes);
     out.extend_from_slice(&ciphertext);

@@ -130,6 +130,19 @@ impl KeyRing {
         Ok(derive(&self.master(master_id)?.key, purpose))
     }
 
+    /// HMAC-SHA256 of `data` under a purpose key of the current master: a keyed, stable
+    /// pseudonym (lockout counters of unknown email addresses).
+    pub fn derive_mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        use hmac::{KeyInit as _, Mac as _};
+        // Invariant: `new` refuses an empty ring, so a current master always exists.
+        let master = self.current().expect("a key ring holds at least one master key");
+        let key = derive(&master.key, purpose);
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key.expose())
+            .expect("HMAC-SHA256 accepts a key of any length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
     /// Seals platform data that belongs to no tenant key (TOTP seeds) under a purpose key of
     /// the current master: the same layout as a wrapped key.
     pub fn seal(&self, purpose: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {

@@ -1,10 +1,8 @@
 //! SQL of tenant keys.
 
-#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
-
+use crate::clock::Timestamp;
 use crate::ids::TenantId;
-use crate::on_tx;
-use crate::store::{AsRawTx, StoreError, SystemTx, TenantTx};
+use crate::store::{AsRawTx, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -36,11 +34,10 @@ pub async fn insert(
     version: u32,
     wrapped: &[u8],
     master_key_id: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
     let version = i32::try_from(version).unwrap_or(i32::MAX);
-    on_tx!(tx, |c| {
-        sqlx::query(
+    query(
         "INSERT INTO tenant_keys (tenant_id, purpose, version, state, wrapped, master_key_id, created_at) \
          VALUES ($1, $2, $3, 'active', $4, $5, $6) ON CONFLICT (tenant_id, purpose, version) DO NOTHING"
     )
@@ -50,10 +47,7 @@ pub async fn insert(
     .bind(wrapped)
     .bind(master_key_id)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx).await?;
     Ok(())
 }
 
@@ -61,30 +55,29 @@ pub async fn current_data_version(
     tx: &mut TenantTx,
     tenant: TenantId,
 ) -> Result<Option<u32>, StoreError> {
-    let version: Option<i32> = on_tx!(tx, |c| {
-        sqlx::query_scalar(
-        "SELECT max(version) FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data' AND state = 'active'"
+    let version: Option<i32> = query(
+        "SELECT max(version) FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data' AND \
+             state = 'active'",
     )
     .bind(tenant)
-    .fetch_one(c)
-    .await
-    })?;
+    .scalar(tx)
+    .await?;
     Ok(version.and_then(|v| u32::try_from(v).ok()))
 }
 
 pub async fn live_keys(tx: &mut impl AsRawTx, tenant: TenantId) -> Result<Vec<KeyRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, KeyRow>(
+    query(
         "SELECT purpose, version, state, wrapped FROM tenant_keys \
-         WHERE tenant_id = $1 AND state <> 'destroyed' ORDER BY purpose, version"
+         WHERE tenant_id = $1 AND state <> 'destroyed' ORDER BY purpose, version",
     )
     .bind(tenant)
-    .fetch_all(c)
-    .await)?)
+    .fetch_all::<KeyRow>(tx)
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WrappedRow {
-    pub tenant_id: uuid::Uuid,
+    pub tenant_id: TenantId,
     pub purpose: String,
     pub version: i32,
     pub wrapped: Vec<u8>,
@@ -97,15 +90,15 @@ pub async fn wrapped_by_other_masters(
     master_key_id: &str,
     limit: i64,
 ) -> Result<Vec<WrappedRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, WrappedRow>(
+    query(
         "SELECT tenant_id, purpose, version, wrapped, master_key_id FROM tenant_keys \
          WHERE wrapped IS NOT NULL AND (master_key_id IS NULL OR master_key_id <> $1) \
-         ORDER BY tenant_id, purpose, version LIMIT $2"
+         ORDER BY tenant_id, purpose, version LIMIT $2",
     )
     .bind(master_key_id)
     .bind(limit)
-    .fetch_all(c)
-    .await)?)
+    .fetch_all::<WrappedRow>(tx)
+    .await
 }
 
 pub async fn rewrap(
@@ -114,18 +107,17 @@ pub async fn rewrap(
     wrapped: &[u8],
     master_key_id: &str,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
+    query(
         "UPDATE tenant_keys SET wrapped = $4, master_key_id = $5 \
-         WHERE tenant_id = $1 AND purpose = $2 AND version = $3"
+         WHERE tenant_id = $1 AND purpose = $2 AND version = $3",
     )
     .bind(row.tenant_id)
     .bind(&row.purpose)
     .bind(row.version)
     .bind(wrapped)
     .bind(master_key_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -133,38 +125,33 @@ pub async fn rewrap(
 pub async fn retire_data_keys_below(tx: &mut TenantTx, version: u32) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
     let version = i32::try_from(version).unwrap_or(i32::MAX);
-    on_tx!(tx, |c| sqlx::query(
+    query(
         "UPDATE tenant_keys SET state = 'retiring' \
-         WHERE tenant_id = $1 AND purpose = 'data' AND state = 'active' AND version < $2"
+         WHERE tenant_id = $1 AND purpose = 'data' AND state = 'active' AND version < $2",
     )
     .bind(tenant)
     .bind(version)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
 /// Finishes a rotation: retiring keys are destroyed (their wrapped bytes deleted).
 pub async fn destroy_retiring(tx: &mut TenantTx) -> Result<u64, StoreError> {
     let tenant = tx.tenant_id();
-    Ok(on_tx!(tx, |c| sqlx::query(
+    query(
         "UPDATE tenant_keys SET state = 'destroyed', wrapped = NULL \
-         WHERE tenant_id = $1 AND purpose = 'data' AND state = 'retiring'"
+         WHERE tenant_id = $1 AND purpose = 'data' AND state = 'retiring'",
     )
     .bind(tenant)
-    .execute(c)
+    .execute(tx)
     .await
-    .map(|r| r.rows_affected()))?)
 }
 
 /// Tenant deletion: every key of the tenant is destroyed.
 pub async fn destroy_all(tx: &mut SystemTx, tenant: TenantId) -> Result<u64, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query(
-        "UPDATE tenant_keys SET state = 'destroyed', wrapped = NULL WHERE tenant_id = $1"
-    )
-    .bind(tenant)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?)
+    query("UPDATE tenant_keys SET state = 'destroyed', wrapped = NULL WHERE tenant_id = $1")
+        .bind(tenant)
+        .execute(tx)
+        .await
 }

@@ -12,6 +12,7 @@ use super::field::{self, FieldError, Place};
 use super::keyring::{KeyError, KeyRing};
 use super::store;
 use super::{Secret, random_bytes};
+use crate::clock::Timestamp;
 use crate::ids::TenantId;
 use crate::store::{AsRawTx, StoreError, SystemTx, TenantTx};
 
@@ -103,7 +104,7 @@ impl TenantKeys {
         &self,
         tx: &mut SystemTx,
         tenant: TenantId,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), TenantKeyError> {
         for purpose in [store::Purpose::Data, store::Purpose::Index] {
             let key = Secret::new(random_bytes::<32>());
@@ -151,7 +152,7 @@ impl TenantKeys {
         let mut rows = store::live_keys(tx, tenant).await?;
         if rows.is_empty() {
             // A tenant created before keys existed: give it keys now.
-            let now = crate::clock::now_ms();
+            let now = Timestamp::now();
             for purpose in [store::Purpose::Data, store::Purpose::Index] {
                 let key = Secret::new(random_bytes::<32>());
                 let wrapped = self.ring.wrap(tenant, &key)?;

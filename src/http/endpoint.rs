@@ -14,6 +14,7 @@ use utoipa::openapi::{RefOr, schema::Schema};
 use utoipa_axum::router::UtoipaMethodRouter;
 
 use crate::app::AppState;
+use crate::ratelimit::{RateCategory, RouteFamily};
 use crate::tenancy::Permission;
 
 /// Who may call a route.
@@ -31,51 +32,6 @@ pub enum Access {
     Permission(Permission),
     /// The platform super-admin only.
     SuperAdmin,
-}
-
-/// The per-minute rate-limit layer a route belongs to (spec §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RateCategory {
-    Read,
-    Write,
-    Sensitive,
-    Auth,
-    /// Probes and documents that must never be throttled (`/healthz`, `/readyz`).
-    Exempt,
-}
-
-impl RateCategory {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RateCategory::Read => "read",
-            RateCategory::Write => "write",
-            RateCategory::Sensitive => "sensitive",
-            RateCategory::Auth => "auth",
-            RateCategory::Exempt => "exempt",
-        }
-    }
-}
-
-/// The per-hour route family a route belongs to, if any (spec §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteFamily {
-    Auth,
-    Admin,
-    Uploads,
-    PaymentWebhooks,
-}
-
-impl RouteFamily {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteFamily::Auth => "auth",
-            RouteFamily::Admin => "admin",
-            RouteFamily::Uploads => "uploads",
-            RouteFamily::PaymentWebhooks => "payment_webhooks",
-        }
-    }
 }
 
 /// What the gate enforces for one route.

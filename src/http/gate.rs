@@ -11,13 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
-use super::ClientIp;
 use super::endpoint::{Access, RoutePolicy};
 use super::problem::Problem;
 use super::request_id::RouteTemplate;
 use crate::app::AppState;
 use crate::error::DomainError;
 use crate::identity::{self, Credential, Principal};
+use crate::ratelimit::{ClientAddress, ClientNet};
 use crate::ratelimit::{ClientKey, Headline, Verdict};
 use crate::tenancy::TenantScope;
 
@@ -52,24 +52,20 @@ async fn authorize(
     policy: &RoutePolicy,
     request: &mut Request,
 ) -> Result<Option<Headline>, Response> {
-    let ip = request
-        .extensions()
-        .get::<ClientIp>()
-        .map(|ip| ip.0)
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let net = request.extensions().get::<ClientAddress>().map_or(ClientNet::UNKNOWN, |a| a.net);
     if policy.access == Access::Public {
-        return limit(app, policy, &ClientKey { ip, user: None, api_key: None, tenant: None })
+        return limit(app, policy, &ClientKey { net, user: None, api_key: None, tenant: None })
             .await;
     }
     let principal = match identity::authenticate(app, request.headers()).await {
         Ok(principal) => principal,
         Err(err) => {
             // Failed credentials are limited by address, so guessing keys is throttled too.
-            limit(app, policy, &ClientKey { ip, user: None, api_key: None, tenant: None }).await?;
+            limit(app, policy, &ClientKey { net, user: None, api_key: None, tenant: None }).await?;
             return Err(Problem::from(err).into_response());
         }
     };
-    let headline = limit(app, policy, &client_key(ip, &principal)).await?;
+    let headline = limit(app, policy, &client_key(net, &principal)).await?;
     let allowed = match policy.access {
         Access::Public | Access::Authenticated => true,
         Access::Session => principal.session_id().is_some(),
@@ -116,7 +112,7 @@ async fn authorize(
 /// client address.
 fn idempotency_scope(request: &Request) -> String {
     let tenant = request.extensions().get::<TenantScope>().map(|scope| scope.tenant_id());
-    match (request.extensions().get::<Principal>(), request.extensions().get::<ClientIp>()) {
+    match (request.extensions().get::<Principal>(), request.extensions().get::<ClientAddress>()) {
         (Some(principal), _) => {
             let tenant = tenant.unwrap_or(crate::ids::TenantId::PLATFORM);
             match principal.credential() {
@@ -124,18 +120,18 @@ fn idempotency_scope(request: &Request) -> String {
                 Credential::Session(_) => format!("tenant:{tenant}:user:{}", principal.user_id()),
             }
         }
-        (None, Some(ip)) => format!("ip:{}", ip.0),
+        (None, Some(address)) => format!("ip:{}", address.net),
         (None, None) => "anonymous".to_owned(),
     }
 }
 
-fn client_key(ip: std::net::IpAddr, principal: &Principal) -> ClientKey {
+fn client_key(net: ClientNet, principal: &Principal) -> ClientKey {
     let api_key = match principal.credential() {
         Credential::ApiKey { id, .. } => Some(id.to_string()),
         Credential::Session(_) => None,
     };
     ClientKey {
-        ip,
+        net,
         // An API key is its own client: a user's keys and sessions do not share a budget.
         user: Some(api_key.clone().unwrap_or_else(|| principal.user_id().to_string())),
         api_key,
@@ -148,7 +144,7 @@ async fn limit(
     policy: &RoutePolicy,
     client: &ClientKey,
 ) -> Result<Option<Headline>, Response> {
-    match app.limiter().check(policy, client).await {
+    match app.limiter().check(policy.category, policy.family, client).await {
         Verdict::Unlimited => Ok(None),
         Verdict::Allowed(headline) => Ok(Some(headline)),
         Verdict::Refused { headline, retry_after_secs, rule } => {

@@ -8,11 +8,11 @@
 mod bench;
 pub mod endpoint;
 mod error;
+pub mod extract;
 mod gate;
 pub mod headers;
 pub mod json;
 pub mod openapi;
-pub mod pagination;
 pub mod path;
 pub mod problem;
 pub mod request_id;
@@ -34,17 +34,13 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::app::AppState;
 use crate::config::Config;
-pub use endpoint::{Access, Endpoint, RateCategory, RouteFamily, RoutePolicy};
+use crate::ratelimit::RateCategory;
+pub use endpoint::{Access, Endpoint, RoutePolicy};
 use problem::Problem;
 
 /// The peer address of the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
-
-/// The client's IP as Bulwark trusts it (the peer, or the forwarded address when the peer
-/// is a trusted proxy): what rate limits, lockouts and the audit log use.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub std::net::IpAddr);
 
 /// Every endpoint of the API, from every area.
 pub fn endpoints() -> Vec<Endpoint> {
@@ -116,7 +112,10 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
         .layer(from_fn(problem::render_problems))
         .layer(from_fn_with_state(security_headers, headers::add_security_headers))
         .layer(from_fn_with_state(
-            Arc::new(config.http.trusted_proxies.clone()),
+            Arc::new(request_id::ClientRules {
+                trusted: config.http.trusted_proxies.clone(),
+                ipv6_prefix: config.http.ipv6_prefix,
+            }),
             request_id::track_requests,
         ));
     // Merged after the layers, so none of them wraps it.

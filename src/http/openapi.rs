@@ -13,8 +13,9 @@ use utoipa::openapi::{
     ServerBuilder,
 };
 
-use super::endpoint::{Access, Endpoint, RateCategory, operation_mut};
+use super::endpoint::{Access, Endpoint, operation_mut};
 use super::problem::{FieldError, PROBLEM_JSON, ProblemBody};
+use crate::ratelimit::RateCategory;
 
 pub const BEARER: &str = "bearer";
 

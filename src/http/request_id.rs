@@ -16,8 +16,16 @@ use axum::response::Response;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use super::{ClientAddr, ClientIp};
+use super::ClientAddr;
 use crate::ratelimit::client::{self, TrustedProxies};
+use crate::ratelimit::{ClientAddress, ClientNet};
+
+/// How the client address is found and keyed: the trusted proxies and the IPv6 prefix.
+#[derive(Debug, Clone)]
+pub struct ClientRules {
+    pub trusted: TrustedProxies,
+    pub ipv6_prefix: u8,
+}
 
 pub const HEADER: &str = "x-request-id";
 
@@ -35,7 +43,7 @@ pub fn is_well_formed(id: &str) -> bool {
 }
 
 pub async fn track_requests(
-    State(trusted): State<Arc<TrustedProxies>>,
+    State(rules): State<Arc<ClientRules>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -54,10 +62,11 @@ pub async fn track_requests(
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|value| value.to_str().ok());
-        client::client_ip(addr.0.ip(), forwarded, &trusted)
+        client::client_ip(addr.0.ip(), forwarded, &rules.trusted)
     });
     if let Some(ip) = client_ip {
-        request.extensions_mut().insert(ClientIp(ip));
+        let net = ClientNet::of(ip, rules.ipv6_prefix);
+        request.extensions_mut().insert(ClientAddress { ip, net });
     }
     let span = tracing::info_span!(
         "request",

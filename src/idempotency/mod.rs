@@ -11,6 +11,8 @@
 
 mod store;
 
+use std::time::Duration;
+
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,7 +21,7 @@ use axum::response::{IntoResponse as _, Response};
 use sha2::{Digest as _, Sha256};
 
 use crate::app::AppState;
-use crate::clock::now_ms;
+use crate::clock::Timestamp;
 use crate::crypto::aead;
 use crate::http::RoutePolicy;
 use crate::http::problem::Problem;
@@ -27,7 +29,7 @@ use crate::store::StoreError;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
-const LIFETIME_MS: i64 = 24 * 3_600_000;
+const LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Responses larger than this are not kept (none of ours come close).
 const MAX_STORED: usize = 1 << 20;
 const PURPOSE: &str = "idempotency-responses";
@@ -81,8 +83,8 @@ pub async fn run(
         .chain_update(&bytes)
         .finalize()
         .to_vec();
-    let timeout_ms = i64::try_from(app.config().http.request_timeout.as_millis()).unwrap_or(30_000);
-    let claim = match claim(app, &scope, &key, &fingerprint, timeout_ms).await {
+    let timeout = app.config().http.request_timeout;
+    let claim = match claim(app, &scope, &key, &fingerprint, timeout).await {
         Ok(claim) => claim,
         Err(err) => return Problem::from(err).into_response(),
     };
@@ -131,25 +133,26 @@ async fn claim(
     scope: &str,
     key: &str,
     fingerprint: &[u8],
-    timeout_ms: i64,
+    timeout: Duration,
 ) -> Result<Claim, StoreError> {
-    let now = now_ms();
-    let locked_until = now + timeout_ms + 5_000;
+    let now = Timestamp::now();
+    let locked_until = now.plus(timeout + Duration::from_secs(5));
     let mut tx = app.store().system_tx().await?;
-    if store::claim(&mut tx, scope, key, fingerprint, now, locked_until, now + LIFETIME_MS).await? {
+    if store::claim(&mut tx, scope, key, fingerprint, now, locked_until, now.plus(LIFETIME)).await?
+    {
         tx.commit().await?;
         return Ok(Claim::Fresh);
     }
     let Some(row) = store::get(&mut tx, scope, key).await? else {
         // Purged between the two statements: claim again.
-        store::claim(&mut tx, scope, key, fingerprint, now, locked_until, now + LIFETIME_MS)
+        store::claim(&mut tx, scope, key, fingerprint, now, locked_until, now.plus(LIFETIME))
             .await?;
         tx.commit().await?;
         return Ok(Claim::Fresh);
     };
     let claim = if row.expires_at <= now {
         store::delete(&mut tx, scope, key).await?;
-        store::claim(&mut tx, scope, key, fingerprint, now, locked_until, now + LIFETIME_MS)
+        store::claim(&mut tx, scope, key, fingerprint, now, locked_until, now.plus(LIFETIME))
             .await?;
         Claim::Fresh
     } else if row.fingerprint != fingerprint {
@@ -235,7 +238,7 @@ async fn settle(
 /// Deletes records past their 24 hours. Run periodically.
 pub async fn purge_expired(app: &AppState) -> Result<u64, StoreError> {
     let mut tx = app.store().system_tx().await?;
-    let removed = store::purge_expired(&mut tx, now_ms()).await?;
+    let removed = store::purge_expired(&mut tx, Timestamp::now()).await?;
     tx.commit().await?;
     Ok(removed)
 }

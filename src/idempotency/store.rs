@@ -1,20 +1,18 @@
 //! SQL of idempotency keys (platform table: `SystemTx` only).
 
-#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
-
-use crate::on_tx;
-use crate::store::{StoreError, SystemTx};
+use crate::clock::Timestamp;
+use crate::store::{StoreError, SystemTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
     pub fingerprint: Vec<u8>,
     pub state: String,
-    pub locked_until: i64,
+    pub locked_until: Timestamp,
     pub status: Option<i32>,
     pub content_type: Option<String>,
     pub body: Option<Vec<u8>>,
     pub master_key_id: Option<String>,
-    pub expires_at: i64,
+    pub expires_at: Timestamp,
 }
 
 /// Claims the key; false if a row already exists.
@@ -23,12 +21,11 @@ pub async fn claim(
     scope: &str,
     key: &str,
     fingerprint: &[u8],
-    now: i64,
-    locked_until: i64,
-    expires_at: i64,
+    now: Timestamp,
+    locked_until: Timestamp,
+    expires_at: Timestamp,
 ) -> Result<bool, StoreError> {
-    let inserted = on_tx!(tx, |c| {
-        sqlx::query(
+    let inserted = query(
         "INSERT INTO idempotency_keys (scope, key, fingerprint, state, locked_until, created_at, expires_at) \
          VALUES ($1, $2, $3, 'in_flight', $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING"
     )
@@ -38,33 +35,26 @@ pub async fn claim(
     .bind(locked_until)
     .bind(now)
     .bind(expires_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx).await?;
     Ok(inserted == 1)
 }
 
 pub async fn get(tx: &mut SystemTx, scope: &str, key: &str) -> Result<Option<KeyRow>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, KeyRow>(
+    query(
         "SELECT fingerprint, state, locked_until, status, content_type, body, master_key_id, expires_at \
          FROM idempotency_keys WHERE scope = $1 AND key = $2"
     )
     .bind(scope)
     .bind(key)
-    .fetch_optional(c)
-    .await
-    })?)
+    .fetch_optional::<KeyRow>(tx).await
 }
 
 pub async fn delete(tx: &mut SystemTx, scope: &str, key: &str) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
+    query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
         .bind(scope)
         .bind(key)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
@@ -73,17 +63,14 @@ pub async fn relock(
     tx: &mut SystemTx,
     scope: &str,
     key: &str,
-    locked_until: i64,
+    locked_until: Timestamp,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE idempotency_keys SET locked_until = $3 WHERE scope = $1 AND key = $2"
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(locked_until)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    query("UPDATE idempotency_keys SET locked_until = $3 WHERE scope = $1 AND key = $2")
+        .bind(scope)
+        .bind(key)
+        .bind(locked_until)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
@@ -100,9 +87,9 @@ pub async fn finish(
     key: &str,
     done: &Finished<'_>,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
+    query(
         "UPDATE idempotency_keys SET state = 'done', status = $3, content_type = $4, body = $5, \
-         master_key_id = $6 WHERE scope = $1 AND key = $2"
+         master_key_id = $6 WHERE scope = $1 AND key = $2",
     )
     .bind(scope)
     .bind(key)
@@ -110,16 +97,11 @@ pub async fn finish(
     .bind(done.content_type)
     .bind(done.body)
     .bind(done.master_key_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
-pub async fn purge_expired(tx: &mut SystemTx, now: i64) -> Result<u64, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= $1")
-        .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?)
+pub async fn purge_expired(tx: &mut SystemTx, now: Timestamp) -> Result<u64, StoreError> {
+    query("DELETE FROM idempotency_keys WHERE expires_at <= $1").bind(now).execute(tx).await
 }

@@ -16,21 +16,21 @@ use super::store::{self as db, ApiKeyRow, NewApiKeyRow};
 use super::{Credential, Principal};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
-use crate::clock::now_ms;
+use crate::clock::Timestamp;
 use crate::crypto::{self, Secret};
 use crate::error::{DomainError, DomainResult};
-use crate::ids::{ApiKeyId, TenantId, UserId};
+use crate::ids::ApiKeyId;
 use crate::tenancy::{Actor, Permission, Role, TenantScope};
 
 pub const API_KEY_PREFIX: &str = "bwk_";
 /// Skip rewriting `last_used_at` when it is this fresh, so a busy key is not a write per
 /// request.
-const TOUCH_INTERVAL_MS: i64 = 60_000;
+const TOUCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct NewApiKey {
     pub name: String,
     pub scopes: Vec<Permission>,
-    pub expires_at: Option<i64>,
+    pub expires_at: Option<Timestamp>,
 }
 
 pub struct ApiKeyCreated {
@@ -67,7 +67,7 @@ pub async fn create(
     if new.scopes.is_empty() {
         problems.push(("scopes".to_owned(), "must name at least one permission".to_owned()));
     }
-    let now = now_ms();
+    let now = Timestamp::now();
     if new.expires_at.is_some_and(|at| at <= now) {
         problems.push(("expires_at".to_owned(), "must be in the future".to_owned()));
     }
@@ -126,8 +126,8 @@ pub async fn create(
     tx.commit().await?;
     Ok(ApiKeyCreated {
         row: ApiKeyRow {
-            id: id.as_uuid(),
-            created_by: user_id.as_uuid(),
+            id,
+            created_by: *user_id,
             name,
             prefix,
             scopes: scope_text,
@@ -163,7 +163,7 @@ pub async fn revoke(
     id: ApiKeyId,
 ) -> DomainResult<()> {
     let mut tx = app.store().tenant_tx(scope).await?;
-    if !db::revoke_api_key(&mut tx, id, now_ms()).await? {
+    if !db::revoke_api_key(&mut tx, id, Timestamp::now()).await? {
         return Err(DomainError::NotFound("API key"));
     }
     audit::record(
@@ -191,7 +191,7 @@ pub(super) async fn authenticate(app: &AppState, token: &str) -> DomainResult<Pr
     tx.commit().await?;
     let Some(row) = row else { return Err(refused) };
     let matches: bool = row.secret_hash.ct_eq(&hash(token)).into();
-    let now = now_ms();
+    let now = Timestamp::now();
     if !matches
         || row.revoked_at.is_some()
         || row.expires_at.is_some_and(|at| at <= now)
@@ -200,16 +200,16 @@ pub(super) async fn authenticate(app: &AppState, token: &str) -> DomainResult<Pr
         return Err(refused);
     }
     let role = row.owner_role.as_deref().and_then(Role::parse).ok_or(refused)?;
-    let id = ApiKeyId(row.id);
-    if row.last_used_at.is_none_or(|at| now - at > TOUCH_INTERVAL_MS) {
+    let id = row.id;
+    if row.last_used_at.is_none_or(|at| at.plus(TOUCH_INTERVAL) < now) {
         let mut tx = app.store().system_tx().await?;
         db::touch_api_key(&mut tx, id, now).await?;
         tx.commit().await?;
     }
     let scopes: Arc<[Permission]> = decode_scopes(&row.scopes).into();
     Ok(Principal {
-        user_id: UserId(row.created_by),
-        tenant_id: Some(TenantId(row.tenant_id)),
+        user_id: row.created_by,
+        tenant_id: Some(row.tenant_id),
         role: Some(role),
         superadmin: false,
         credential: Credential::ApiKey { id, scopes },

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, header};
 
 use super::{Credential, Principal, api_keys};
 use crate::app::AppState;
-use crate::clock::now_ms;
+use crate::clock::Timestamp;
 use crate::error::DomainError;
 use crate::ids::TenantId;
 use crate::tenancy::Role;
@@ -26,11 +26,11 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Princip
         .tokens
         .verify(token)
         .map_err(|_| DomainError::Unauthenticated("invalid access token"))?;
-    let now = now_ms();
-    let owner = super::sessions::owner(claims.sub.0, claims.tid.0, &claims.role);
+    let now = Timestamp::now();
+    let owner = super::session_cache::owner(claims.sub, claims.tid, &claims.role);
     let live = identity
         .sessions
-        .is_live(app.store(), claims.sid, &owner, identity.settings.session_idle_ms, now)
+        .is_live(app.store(), claims.sid, &owner, identity.settings.session_idle, now)
         .await?;
     if !live {
         return Err(DomainError::Unauthenticated("session revoked or expired"));

@@ -1,22 +1,22 @@
-//! The account flows: signup, login, refresh with rotation and reuse detection, logout,
-//! password change, the user's own sessions, and the CLI's super-admin and import.
+//! Signing in and staying signed in: password login (with the lockout), sessions, refresh
+//! with rotation and reuse detection, logout, and the user's own sessions. Creating and
+//! changing accounts is `account`.
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::lockout::{self, Failure};
-use super::password::{self, HashError, Verified};
-use super::store::{self as db, NewSession, NewUser, UserRow};
+use super::lockout::{self, Admission, Attempt};
+use super::password::{HashError, Verified};
+use super::store::{self as db, NewSession, UserRow};
 use super::tokens::{opaque_token, token_hash};
-use super::{Principal, check_email, normalize_email};
+use super::{Principal, normalize_email};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
-use crate::clock::now_ms;
+use crate::clock::Timestamp;
 use crate::crypto::Secret;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SessionId, TenantId, UserId};
-use crate::store::{StoreError, SystemTx};
-use crate::tenancy::Role;
+use crate::store::SystemTx;
 
 /// What a successful authentication returns.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,118 +39,16 @@ pub enum LoginOutcome {
     },
 }
 
-pub struct SignupInput {
-    pub tenant_name: String,
-    pub email: String,
-    pub password: Secret<String>,
-    pub display_name: String,
-}
-
-fn hash_error(err: HashError) -> DomainError {
+pub(crate) fn hash_error(err: HashError) -> DomainError {
     match err {
         HashError::Busy => DomainError::Busy { retry_after: 1 },
         HashError::Failed(cause) => DomainError::Internal(cause),
     }
 }
 
-fn check_name(field: &str, value: &str, problems: &mut Vec<(String, String)>) {
-    let length = value.trim().chars().count();
-    if length == 0 || length > 100 || value.chars().any(char::is_control) {
-        problems.push((field.to_owned(), "must be 1 to 100 printable characters".to_owned()));
-    }
-}
-
-/// Validates a new account's email, name and password; every problem at once.
-pub fn check_new_account(
-    email: &str,
-    display_name: &str,
-    password: &Secret<String>,
-    extra_inputs: &[&str],
-) -> DomainResult<()> {
-    let mut problems = vec![];
-    if let Err(message) = check_email(email) {
-        problems.push(("email".to_owned(), message.to_owned()));
-    }
-    check_name("display_name", display_name, &mut problems);
-    let mut inputs = vec![email, display_name];
-    inputs.extend_from_slice(extra_inputs);
-    if let Err(message) = password::check_policy(password.expose(), &inputs) {
-        problems.push(("password".to_owned(), message));
-    }
-    if problems.is_empty() { Ok(()) } else { Err(DomainError::Invalid(problems)) }
-}
-
-pub async fn signup(
-    app: &AppState,
-    ctx: &RequestContext,
-    input: SignupInput,
-) -> DomainResult<(TenantId, UserId)> {
-    if !app.identity().settings.signup_open {
-        return Err(DomainError::SignupClosed);
-    }
-    let email = normalize_email(&input.email);
-    let display_name = input.display_name.trim().to_owned();
-    let tenant_name = input.tenant_name.trim().to_owned();
-    let mut problems = vec![];
-    check_name("tenant_name", &tenant_name, &mut problems);
-    if let Err(DomainError::Invalid(more)) =
-        check_new_account(&email, &display_name, &input.password, &[&tenant_name])
-    {
-        problems.extend(more);
-    }
-    if !problems.is_empty() {
-        return Err(DomainError::Invalid(problems));
-    }
-    let hash = app.identity().hasher.hash(&input.password).await.map_err(hash_error)?;
-    let (tenant_id, user_id, now) = (TenantId::new(), UserId::new(), now_ms());
-    let mut tx = app.store().system_tx().await?;
-    db::insert_tenant(&mut tx, tenant_id, &tenant_name, now).await?;
-    app.tenant_keys()
-        .create_for(&mut tx, tenant_id, now)
-        .await
-        .map_err(|err| DomainError::Internal(err.to_string()))?;
-    insert_account(
-        &mut tx,
-        &NewUser {
-            id: user_id,
-            tenant_id: Some(tenant_id),
-            email: &email,
-            display_name: &display_name,
-            password_hash: &hash,
-            role: Some(Role::Owner.as_str()),
-            is_superadmin: false,
-            now,
-        },
-    )
-    .await?;
-    audit::record_platform(
-        &mut tx,
-        Some(tenant_id),
-        ctx,
-        Event::new(Action::AuthSignup).by_user(user_id).target("tenant", tenant_id),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((tenant_id, user_id))
-}
-
-/// Inserts a user, turning a taken email into a 409.
-pub async fn insert_account(
-    tx: &mut impl crate::store::AsRawTx,
-    user: &NewUser<'_>,
-) -> DomainResult<()> {
-    db::insert_user(tx, user).await.map_err(|err| match err {
-        StoreError::Conflict(_) => {
-            DomainError::Conflict("an account with this email already exists")
-        }
-        other => other.into(),
-    })
-}
-
-fn seconds_until(until_ms: i64, now: i64) -> u64 {
-    u64::try_from((until_ms - now + 999) / 1000).unwrap_or(1).max(1)
-}
-
+/// Password login. The attempt is reserved in the lockout counters before the password is
+/// hashed (see `lockout`), and every path costs one hash and the same writes, so neither the
+/// answer nor its timing tells an unknown account from a wrong password or a locked one.
 pub async fn login(
     app: &AppState,
     ctx: &RequestContext,
@@ -158,112 +56,175 @@ pub async fn login(
     password: &Secret<String>,
 ) -> DomainResult<LoginOutcome> {
     let identity = app.identity();
-    let admission = identity.hasher.admit().map_err(hash_error)?;
-    let now = now_ms();
-    let ip_key = lockout::ip_key(ctx.ip.as_deref().unwrap_or("unknown"));
-    if let Some(until) = identity.lockout.locked_until(&ip_key, now).await? {
-        return Err(DomainError::TooManyAttempts { retry_after: seconds_until(until, now) });
-    }
+    // A hashing slot first: a flood is refused here, before any database work.
+    let hashing = identity.hasher.admit().map_err(hash_error)?;
     let email = normalize_email(email);
     let mut tx = app.store().system_read().await?;
     let user = db::user_by_email(&mut tx, &email).await?;
     tx.commit().await?;
 
-    let account_key = user.as_ref().map(|u| lockout::account_key(UserId(u.id)));
-    let locked = match &account_key {
-        Some(key) => identity.lockout.locked_until(key, now).await?.is_some(),
-        None => false,
+    let account = match &user {
+        Some(user) => lockout::account_key(user.id),
+        None => lockout::unknown_account_key(app.keys(), &email),
     };
-    // Every path costs one verification: unknown accounts against the dummy hash, locked
-    // ones without looking at the real hash at all.
-    let verified = if locked {
-        identity.hasher.waste_one_verification(&admission, password).await.map(|()| Verified::No)
-    } else {
-        let stored = user.as_ref().map(|u| u.password_hash.as_str());
-        identity.hasher.verify_admitted(&admission, password, stored).await
+    let ip = lockout::ip_key(&ctx.net);
+    let attempt = match identity.lockout.admit(&ip, &account).await? {
+        Admission::AddressThrottled(until) => {
+            return Err(DomainError::TooManyAttempts {
+                retry_after: Timestamp::now().retry_after(until),
+            });
+        }
+        Admission::AccountLocked => None,
+        Admission::Granted(attempt) => Some(attempt),
+    };
+    let verified = match attempt {
+        // Locked: the same hashing time, without looking at the real hash.
+        None => {
+            identity.hasher.waste_one_verification(&hashing, password).await.map(|()| Verified::No)
+        }
+        Some(_) => {
+            let stored = user.as_ref().map(|u| u.password_hash.as_str());
+            identity.hasher.verify_admitted(&hashing, password, stored).await
+        }
     }
     .map_err(hash_error)?;
-    drop(admission);
+    drop(hashing);
 
-    match user {
-        Some(user) if user.is_active() && !locked && verified != Verified::No => {
+    match (user, attempt) {
+        (Some(user), Some(attempt)) if user.is_active() && verified != Verified::No => {
             if let Verified::YesRehashed(new_hash) = &verified {
                 let mut tx = app.store().system_tx().await?;
-                db::set_password_hash(&mut tx, UserId(user.id), new_hash, now).await?;
+                db::set_password_hash(&mut tx, user.id, new_hash, Timestamp::now()).await?;
                 tx.commit().await?;
             }
-            let user_id = UserId(user.id);
-            let methods = super::mfa::methods(app, user_id).await?;
+            let methods = super::mfa::methods(app, user.id).await?;
             if !methods.is_empty() {
-                // The failure count stays until the second factor succeeds: a password alone
-                // must not reset the budget of guesses at the code.
-                let mfa_token =
-                    super::mfa::issue_ticket(app, user_id, user.tenant_id.map(TenantId)).await?;
+                // Half a sign-in: this attempt is given back, the earlier failures stay, so
+                // the password alone never refills the budget of guesses at the code.
+                identity.lockout.refund(&account, attempt).await?;
+                let mfa_token = super::mfa::issue_ticket(app, user.id, user.tenant_id).await?;
                 return Ok(LoginOutcome::MfaRequired { mfa_token, methods });
             }
-            if let Some(key) = &account_key {
-                identity.lockout.clear(key).await?;
-            }
+            identity.lockout.succeeded(&account).await?;
             let pair = start_session(app, ctx, &user, None).await?;
             Ok(LoginOutcome::Tokens(pair))
         }
-        user => {
-            record_login_failure(app, ctx, user.as_ref(), locked, &ip_key, now).await?;
+        (user, attempt) => {
+            record_login_failure(app, ctx, user.as_ref(), attempt, &ip).await?;
             Err(DomainError::InvalidCredentials)
         }
     }
 }
 
+/// A wrong credential whose attempt was already reserved: counted against the address,
+/// audited, and a lock it caused is audited and counted too.
 async fn record_login_failure(
     app: &AppState,
     ctx: &RequestContext,
     user: Option<&UserRow>,
-    locked: bool,
-    ip_key: &str,
-    now: i64,
+    attempt: Option<Attempt>,
+    ip: &str,
 ) -> DomainResult<()> {
-    let lockout = &app.identity().lockout;
     metrics::counter!("auth_login_failures_total").increment(1);
-    lockout.record_failure(ip_key, lockout.policy().ip_threshold, now).await?;
-    let reason = match user {
-        None => "unknown_account",
-        Some(_) if locked => "locked",
-        Some(u) if !u.is_active() => "deactivated",
-        Some(_) => "bad_password",
+    app.identity().lockout.failed(ip).await?;
+    let reason = match (user, attempt) {
+        (None, _) => "unknown_account",
+        (Some(_), None) => "locked",
+        (Some(u), Some(_)) if !u.is_active() => "deactivated",
+        (Some(_), Some(_)) => "bad_password",
     };
-    let mut lock = None;
-    if let Some(user) = user
-        && !locked
-        && user.is_active()
-    {
-        let key = lockout::account_key(UserId(user.id));
-        if let Failure::LockedUntil(until) =
-            lockout.record_failure(&key, lockout.policy().threshold, now).await?
-        {
-            metrics::counter!("auth_lockouts_total").increment(1);
-            lock = Some(until);
-        }
-    }
-    let tenant = user.and_then(|u| u.tenant_id).map(TenantId);
+    let tenant = user.and_then(|u| u.tenant_id);
     let mut tx = app.store().system_tx().await?;
     let mut event = Event::new(Action::AuthLoginFailed).failure().detail("reason", reason);
     if let Some(user) = user {
         event = event.target("user", user.id);
     }
     audit::record_platform(&mut tx, tenant, ctx, event).await?;
-    if let (Some(user), Some(until)) = (user, lock) {
-        audit::record_platform(
-            &mut tx,
-            tenant,
-            ctx,
-            Event::new(Action::AuthLockout)
-                .by_system("lockout")
-                .target("user", user.id)
-                .detail("locked_until", crate::clock::rfc3339(until)),
-        )
-        .await?;
+    if let (Some(user), Some(Attempt { locked_until: Some(until) })) = (user, attempt) {
+        record_lockout(&mut tx, ctx, tenant, user.id, until, "password").await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Checks the signed-in user's own password (a password change, the password step-up):
+/// one reserved lockout attempt, exactly like a login. A wrong one is audited and answered
+/// as a 422 on `field`; a lock it causes is audited. A right one gives back its attempt but
+/// keeps earlier failures: it proves the password, not the second factor.
+pub(crate) async fn check_password_of(
+    app: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    password: &Secret<String>,
+    field: &'static str,
+) -> DomainResult<UserRow> {
+    let identity = app.identity();
+    let hashing = identity.hasher.admit().map_err(hash_error)?;
+    let mut tx = app.store().system_read().await?;
+    let user =
+        db::user_by_id(&mut tx, principal.user_id()).await?.ok_or(DomainError::NotFound("user"))?;
+    tx.commit().await?;
+    let account = lockout::account_key(user.id);
+    let ip = lockout::ip_key(&ctx.net);
+    let attempt = match identity.lockout.admit(&ip, &account).await? {
+        Admission::AddressThrottled(until) => {
+            return Err(DomainError::TooManyAttempts {
+                retry_after: Timestamp::now().retry_after(until),
+            });
+        }
+        Admission::AccountLocked => return Err(DomainError::invalid(field, "is incorrect")),
+        Admission::Granted(attempt) => attempt,
+    };
+    let verified = identity
+        .hasher
+        .verify_admitted(&hashing, password, Some(&user.password_hash))
+        .await
+        .map_err(hash_error)?;
+    drop(hashing);
+    if verified != Verified::No {
+        identity.lockout.refund(&account, attempt).await?;
+        return Ok(user);
+    }
+    identity.lockout.failed(&ip).await?;
+    let mut tx = app.store().system_tx().await?;
+    audit::record_platform(
+        &mut tx,
+        user.tenant_id,
+        ctx,
+        Event::new(Action::AuthPasswordCheckFailed)
+            .failure()
+            .by_user(user.id)
+            .detail("context", field),
+    )
+    .await?;
+    if let Some(until) = attempt.locked_until {
+        record_lockout(&mut tx, ctx, user.tenant_id, user.id, until, field).await?;
+    }
+    tx.commit().await?;
+    Err(DomainError::invalid(field, "is incorrect"))
+}
+
+/// The audit event and metric of an account lock, in the caller's transaction.
+pub(crate) async fn record_lockout(
+    tx: &mut SystemTx,
+    ctx: &RequestContext,
+    tenant: Option<TenantId>,
+    user: UserId,
+    until: Timestamp,
+    after: &'static str,
+) -> DomainResult<()> {
+    metrics::counter!("auth_lockouts_total").increment(1);
+    audit::record_platform(
+        tx,
+        tenant,
+        ctx,
+        Event::new(Action::AuthLockout)
+            .by_system("lockout")
+            .target("user", user)
+            .detail("locked_until", until.rfc3339())
+            .detail("after", after),
+    )
+    .await?;
     Ok(())
 }
 
@@ -272,12 +233,12 @@ pub async fn start_session(
     app: &AppState,
     ctx: &RequestContext,
     user: &UserRow,
-    step_up_at: Option<i64>,
+    step_up_at: Option<Timestamp>,
 ) -> DomainResult<TokenPair> {
     let identity = app.identity();
-    let now = now_ms();
+    let now = Timestamp::now();
     let session = SessionId::new();
-    let tenant = user.tenant_id.map(TenantId);
+    let tenant = user.tenant_id;
     let refresh = opaque_token();
     let mut tx = app.store().system_tx().await?;
     db::insert_session(
@@ -285,10 +246,10 @@ pub async fn start_session(
         &NewSession {
             id: session,
             tenant_id: tenant,
-            user_id: UserId(user.id),
+            user_id: user.id,
             now,
-            expires_at: now.saturating_add(identity.settings.session_absolute_ms),
-            ip: ctx.ip.as_deref(),
+            expires_at: now.plus(identity.settings.session_absolute),
+            ip: ctx.ip.map(|ip| ip.to_string()),
             user_agent: ctx.user_agent.as_deref(),
             step_up_at,
         },
@@ -299,7 +260,7 @@ pub async fn start_session(
         &mut tx,
         tenant,
         ctx,
-        Event::new(Action::AuthLogin).by_user(UserId(user.id)).target("session", session),
+        Event::new(Action::AuthLogin).by_user(user.id).target("session", session),
     )
     .await?;
     tx.commit().await?;
@@ -315,16 +276,16 @@ fn token_pair(
     user: &UserRow,
     session: SessionId,
     refresh: Secret<String>,
-    now: i64,
+    now: Timestamp,
 ) -> DomainResult<TokenPair> {
     let keys = &app.identity().tokens;
     let access_token = keys
         .issue(
-            UserId(user.id),
-            user.tenant_id.map_or(TenantId::PLATFORM, TenantId),
+            user.id,
+            user.tenant_id.unwrap_or(TenantId::PLATFORM),
             &role_claim(user),
             session,
-            now / 1000,
+            now.secs(),
         )
         .map_err(|err| DomainError::Internal(err.to_string()))?;
     Ok(TokenPair {
@@ -343,25 +304,24 @@ pub async fn refresh(
     presented: &Secret<String>,
 ) -> DomainResult<TokenPair> {
     let identity = app.identity();
-    let now = now_ms();
+    let now = Timestamp::now();
     let hash = token_hash(presented.expose());
     let mut tx = app.store().system_tx().await?;
     let Some(token) = db::refresh_token(&mut tx, &hash).await? else {
         return Err(DomainError::Unauthenticated("unknown refresh token"));
     };
-    let sid = SessionId(token.session_id);
+    let sid = token.session_id;
     let session =
         db::session(&mut tx, sid).await?.ok_or(DomainError::Unauthenticated("no session"))?;
-    let user = db::user_by_id(&mut tx, UserId(session.user_id))
+    let user = db::user_by_id(&mut tx, session.user_id)
         .await?
         .ok_or(DomainError::Unauthenticated("no user"))?;
-    let tenant = session.tenant_id.map(TenantId);
+    let tenant = session.tenant_id;
 
     let first_use =
         token.spent_at.is_none() && db::spend_refresh_token(&mut tx, &hash, now).await?;
     if !first_use {
-        let revoked =
-            db::revoke_session(&mut tx, UserId(user.id), sid, "refresh_reuse", now).await?;
+        let revoked = db::revoke_session(&mut tx, user.id, sid, "refresh_reuse", now).await?;
         audit::record_platform(
             &mut tx,
             tenant,
@@ -379,7 +339,7 @@ pub async fn refresh(
     }
     let live = session.revoked_at.is_none()
         && session.expires_at > now
-        && session.last_used_at.saturating_add(identity.settings.session_idle_ms) > now
+        && session.last_used_at.plus(identity.settings.session_idle) > now
         && user.is_active();
     if !live {
         // The spend above is rolled back with the transaction: nothing changes.
@@ -412,7 +372,7 @@ pub async fn revoke_own_session(
 ) -> DomainResult<()> {
     let mut tx = app.store().system_tx().await?;
     let reason = if action == Action::AuthLogout { "logout" } else { "user_revoked" };
-    if !db::revoke_session(&mut tx, principal.user_id(), sid, reason, now_ms()).await? {
+    if !db::revoke_session(&mut tx, principal.user_id(), sid, reason, Timestamp::now()).await? {
         return Err(DomainError::NotFound("session"));
     }
     audit::record_platform(
@@ -429,162 +389,7 @@ pub async fn revoke_own_session(
 
 pub async fn sessions(app: &AppState, principal: &Principal) -> DomainResult<Vec<db::SessionRow>> {
     let mut tx = app.store().system_read().await?;
-    let rows = db::sessions_of_user(&mut tx, principal.user_id(), now_ms()).await?;
+    let rows = db::sessions_of_user(&mut tx, principal.user_id(), Timestamp::now()).await?;
     tx.commit().await?;
     Ok(rows)
-}
-
-/// Changes the caller's password; every other session of the user is revoked.
-pub async fn change_password(
-    app: &AppState,
-    ctx: &RequestContext,
-    principal: &Principal,
-    current: &Secret<String>,
-    new: &Secret<String>,
-) -> DomainResult<()> {
-    let sid = principal
-        .session_id()
-        .ok_or(DomainError::Forbidden("an API key cannot change a password"))?;
-    let identity = app.identity();
-    let mut tx = app.store().system_read().await?;
-    let user =
-        db::user_by_id(&mut tx, principal.user_id()).await?.ok_or(DomainError::NotFound("user"))?;
-    tx.commit().await?;
-    let now = now_ms();
-    let key = lockout::account_key(UserId(user.id));
-    if identity.lockout.locked_until(&key, now).await?.is_some() {
-        return Err(DomainError::invalid("current_password", "is incorrect"));
-    }
-    let verified =
-        identity.hasher.verify(current, Some(&user.password_hash)).await.map_err(hash_error)?;
-    if verified == Verified::No {
-        // A stolen access token must not become an unlimited password oracle.
-        identity.lockout.record_failure(&key, identity.lockout.policy().threshold, now).await?;
-        let mut tx = app.store().system_tx().await?;
-        audit::record_platform(
-            &mut tx,
-            user.tenant_id.map(TenantId),
-            ctx,
-            Event::new(Action::AuthPasswordChange)
-                .failure()
-                .by_user(UserId(user.id))
-                .detail("reason", "bad_password"),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(DomainError::invalid("current_password", "is incorrect"));
-    }
-    if let Err(message) = password::check_policy(new.expose(), &[&user.email, &user.display_name]) {
-        return Err(DomainError::invalid("new_password", message));
-    }
-    let hash = identity.hasher.hash(new).await.map_err(hash_error)?;
-    let mut tx = app.store().system_tx().await?;
-    db::set_password_hash(&mut tx, UserId(user.id), &hash, now).await?;
-    let revoked =
-        db::revoke_user_sessions(&mut tx, UserId(user.id), Some(sid), "password_change", now)
-            .await?;
-    audit::record_platform(
-        &mut tx,
-        user.tenant_id.map(TenantId),
-        ctx,
-        Event::new(Action::AuthPasswordChange)
-            .by_user(UserId(user.id))
-            .detail("sessions_revoked", revoked.len()),
-    )
-    .await?;
-    tx.commit().await?;
-    identity.sessions.revoked(&revoked).await;
-    Ok(())
-}
-
-/// `bulwark create-superadmin`: a platform account outside every tenant.
-pub async fn create_superadmin(
-    app: &AppState,
-    email: &str,
-    display_name: &str,
-    password: &Secret<String>,
-) -> DomainResult<UserId> {
-    let email = normalize_email(email);
-    check_new_account(&email, display_name, password, &[])?;
-    let hash = app.identity().hasher.hash(password).await.map_err(hash_error)?;
-    let id = UserId::new();
-    let mut tx = app.store().system_tx().await?;
-    insert_account(
-        &mut tx,
-        &NewUser {
-            id,
-            tenant_id: None,
-            email: &email,
-            display_name,
-            password_hash: &hash,
-            role: None,
-            is_superadmin: true,
-            now: now_ms(),
-        },
-    )
-    .await?;
-    audit::record_platform(
-        &mut tx,
-        None,
-        &RequestContext::system(),
-        Event::new(Action::PlatformSuperadminCreate).by_system("cli").target("user", id),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(id)
-}
-
-/// One account of `bulwark import-users`: an existing hash (bcrypt or Argon2) from another
-/// system, re-hashed with Argon2id on the user's next successful login.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportedUser {
-    pub email: String,
-    pub display_name: String,
-    pub role: Role,
-    pub password_hash: String,
-}
-
-pub async fn import_users(
-    app: &AppState,
-    tenant: TenantId,
-    users: Vec<ImportedUser>,
-) -> DomainResult<usize> {
-    let now = now_ms();
-    let mut tx: SystemTx = app.store().system_tx().await?;
-    for (line, user) in users.iter().enumerate() {
-        let email = normalize_email(&user.email);
-        let known_format = ["$2a$", "$2b$", "$2y$", "$argon2id$"]
-            .iter()
-            .any(|p| user.password_hash.starts_with(p));
-        if check_email(&email).is_err() || !known_format {
-            return Err(DomainError::invalid(
-                &format!("line {}", line + 1),
-                "needs a valid email and a bcrypt or argon2id hash",
-            ));
-        }
-        insert_account(
-            &mut tx,
-            &NewUser {
-                id: UserId::new(),
-                tenant_id: Some(tenant),
-                email: &email,
-                display_name: user.display_name.trim(),
-                password_hash: &user.password_hash,
-                role: Some(user.role.as_str()),
-                is_superadmin: false,
-                now,
-            },
-        )
-        .await?;
-    }
-    audit::record_platform(
-        &mut tx,
-        Some(tenant),
-        &RequestContext::system(),
-        Event::new(Action::UserImport).by_system("cli").detail("count", users.len()),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(users.len())
 }

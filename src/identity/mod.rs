@@ -5,6 +5,7 @@
 //! account exists, or accept an access token of a revoked session for longer than the
 //! revocation cache's lifetime (under a second).
 
+pub mod account;
 mod api_keys;
 mod authenticate;
 pub mod lockout;
@@ -12,7 +13,7 @@ pub mod login;
 pub mod mfa;
 pub mod password;
 pub mod routes;
-pub mod sessions;
+pub mod session_cache;
 pub mod store;
 pub mod tokens;
 
@@ -23,9 +24,9 @@ pub use api_keys::{API_KEY_PREFIX, ApiKeyCreated, NewApiKey, key_prefix};
 pub use authenticate::authenticate_token_only;
 pub use authenticate::{authenticate, bearer};
 
-use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
+use crate::redis_link::RedisLink;
 use crate::store::Store;
 use crate::tenancy::{Permission, Role};
 
@@ -33,7 +34,7 @@ use crate::tenancy::{Permission, Role};
 pub struct Identity {
     pub tokens: tokens::TokenKeys,
     pub hasher: password::PasswordHasher,
-    pub sessions: sessions::SessionCache,
+    pub sessions: session_cache::SessionCache,
     pub lockout: lockout::Lockout,
     pub mfa: mfa::Mfa,
     pub settings: Settings,
@@ -43,8 +44,8 @@ pub struct Identity {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub signup_open: bool,
-    pub session_idle_ms: i64,
-    pub session_absolute_ms: i64,
+    pub session_idle: std::time::Duration,
+    pub session_absolute: std::time::Duration,
     pub public_url: String,
 }
 
@@ -52,7 +53,7 @@ impl Identity {
     pub fn new(
         config: &Config,
         store: Store,
-        cluster: Option<Cluster>,
+        redis: Option<RedisLink>,
     ) -> anyhow::Result<Identity> {
         let id = &config.identity;
         let params = password::HashParams {
@@ -62,7 +63,6 @@ impl Identity {
         };
         let hasher = password::PasswordHasher::new(params, id.hash_workers, id.hash_queue)?;
         let issuer = config.public_url.as_str().trim_end_matches('/').to_owned();
-        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Ok(Identity {
             tokens: tokens::TokenKeys::new(
                 &config.secrets,
@@ -70,22 +70,25 @@ impl Identity {
                 i64::try_from(id.access_token_ttl.as_secs()).unwrap_or(900),
             ),
             hasher,
-            sessions: sessions::SessionCache::new(cluster.clone(), id.access_token_ttl.as_secs()),
+            sessions: session_cache::SessionCache::new(
+                redis.clone(),
+                id.access_token_ttl.as_secs(),
+            ),
             lockout: lockout::Lockout::new(
                 store,
-                cluster,
+                redis,
                 lockout::Policy {
                     threshold: id.lockout_threshold,
-                    window_ms: ms(id.lockout_window),
-                    lock_ms: ms(id.lockout_duration),
+                    window: id.lockout_window,
+                    lock: id.lockout_duration,
                     ip_threshold: id.lockout_ip_threshold,
                 },
             ),
             mfa: mfa::Mfa::new(id.step_up, &config.public_url),
             settings: Settings {
                 signup_open: id.signup_open,
-                session_idle_ms: ms(id.session_idle_timeout),
-                session_absolute_ms: ms(id.session_absolute_timeout),
+                session_idle: id.session_idle_timeout,
+                session_absolute: id.session_absolute_timeout,
                 public_url: issuer,
             },
         })
@@ -147,21 +150,6 @@ impl Principal {
                     permission.allowed_for_api_keys() && scopes.contains(&permission)
                 }
             }
-    }
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Principal {
-    type Rejection = crate::http::problem::Problem;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        // Missing only on a public route: a wiring bug, so 500.
-        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
-            crate::error::DomainError::Internal("Principal extracted on an open route".into())
-                .into()
-        })
     }
 }
 

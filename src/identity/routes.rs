@@ -8,20 +8,22 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 
+use super::account::{self, PasswordChangeOptions, SignupInput};
 use super::api_keys::{self, NewApiKey};
-use super::login::{self, LoginOutcome, SignupInput, TokenPair};
+use super::login::{self, LoginOutcome, TokenPair};
 use super::{Principal, store as db};
 use crate::app::AppState;
 use crate::audit::{Action, RequestContext};
-use crate::clock::{parse_rfc3339, rfc3339};
+use crate::clock::Timestamp;
 use crate::crypto::Secret;
 use crate::error::DomainError;
+use crate::http::Endpoint;
 use crate::http::json::Json;
-use crate::http::pagination::{Page, PageQuery};
 use crate::http::path::Id;
 use crate::http::problem::Problem;
-use crate::http::{Endpoint, RateCategory};
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
+use crate::pagination::{Page, PageQuery};
+use crate::ratelimit::RateCategory;
 use crate::tenancy::{Permission, TenantScope};
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -68,7 +70,7 @@ async fn signup(
     ctx: RequestContext,
     Json(body): Json<SignupRequest>,
 ) -> Result<Response, Problem> {
-    let (tenant_id, user_id) = login::signup(
+    let (tenant_id, user_id) = account::signup(
         &app,
         &ctx,
         SignupInput {
@@ -162,9 +164,9 @@ async fn logout(
 #[derive(Serialize, ToSchema)]
 pub struct SessionView {
     id: SessionId,
-    created_at: String,
-    last_used_at: String,
-    expires_at: String,
+    created_at: Timestamp,
+    last_used_at: Timestamp,
+    expires_at: Timestamp,
     ip: Option<String>,
     user_agent: Option<String>,
     /// The session of this request.
@@ -188,13 +190,13 @@ async fn list_sessions(
         .await?
         .into_iter()
         .map(|s| SessionView {
-            id: SessionId(s.id),
-            created_at: rfc3339(s.created_at),
-            last_used_at: rfc3339(s.last_used_at),
-            expires_at: rfc3339(s.expires_at),
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
             ip: s.ip,
             user_agent: s.user_agent,
-            current: current == Some(SessionId(s.id)),
+            current: current == Some(s.id),
         })
         .collect();
     Ok(Json(SessionList { items, next_cursor: None }))
@@ -220,9 +222,19 @@ pub struct PasswordChange {
     current_password: Secret<String>,
     #[schema(value_type = String, format = Password)]
     new_password: Secret<String>,
+    /// End every other session of yours (default true).
+    #[serde(default = "yes")]
+    sign_out_other_sessions: bool,
+    /// Also revoke every API key you created (default false).
+    #[serde(default)]
+    revoke_api_keys: bool,
 }
 
-/// Change the caller's password; every other session is revoked.
+fn yes() -> bool {
+    true
+}
+
+/// Change the caller's password; by default every other session is revoked.
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
     responses((status = 204)))]
 async fn change_password(
@@ -231,8 +243,19 @@ async fn change_password(
     principal: Principal,
     Json(body): Json<PasswordChange>,
 ) -> Result<StatusCode, Problem> {
-    login::change_password(&app, &ctx, &principal, &body.current_password, &body.new_password)
-        .await?;
+    let options = PasswordChangeOptions {
+        sign_out_other_sessions: body.sign_out_other_sessions,
+        revoke_api_keys: body.revoke_api_keys,
+    };
+    account::change_password(
+        &app,
+        &ctx,
+        &principal,
+        &body.current_password,
+        &body.new_password,
+        options,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -256,11 +279,9 @@ async fn me(State(app): State<AppState>, principal: Principal) -> Result<Json<Me
     Ok(Json(me_view(&app, &principal).await?))
 }
 
+/// The body of `GET /me` (also served by the bench-only bypass route).
 pub async fn me_view(app: &AppState, principal: &Principal) -> Result<Me, DomainError> {
-    let mut tx = app.store().system_read().await?;
-    let user =
-        db::user_by_id(&mut tx, principal.user_id()).await?.ok_or(DomainError::NotFound("user"))?;
-    tx.commit().await?;
+    let profile = account::profile(app, principal).await?;
     let role = match principal.role() {
         Some(role) => role.as_str().to_owned(),
         None => "superadmin".to_owned(),
@@ -268,8 +289,8 @@ pub async fn me_view(app: &AppState, principal: &Principal) -> Result<Me, Domain
     Ok(Me {
         user_id: principal.user_id(),
         tenant_id: principal.tenant_id(),
-        email: user.email,
-        display_name: user.display_name,
+        email: profile.email,
+        display_name: profile.display_name,
         role,
         api_key_id: match principal.credential() {
             super::Credential::ApiKey { id, .. } => Some(*id),
@@ -283,8 +304,8 @@ pub async fn me_view(app: &AppState, principal: &Principal) -> Result<Me, Domain
 pub struct ApiKeyRequest {
     name: String,
     scopes: Vec<Permission>,
-    /// RFC 3339; the key stops working then.
-    expires_at: Option<String>,
+    /// The key stops working then.
+    expires_at: Option<Timestamp>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -295,24 +316,24 @@ pub struct ApiKeyView {
     prefix: String,
     scopes: Vec<Permission>,
     created_by: UserId,
-    created_at: String,
-    expires_at: Option<String>,
-    last_used_at: Option<String>,
-    revoked_at: Option<String>,
+    created_at: Timestamp,
+    expires_at: Option<Timestamp>,
+    last_used_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
 }
 
 impl From<db::ApiKeyRow> for ApiKeyView {
     fn from(row: db::ApiKeyRow) -> Self {
         ApiKeyView {
-            id: ApiKeyId(row.id),
+            id: row.id,
             name: row.name,
             prefix: row.prefix,
             scopes: api_keys::decode_scopes(&row.scopes),
-            created_by: UserId(row.created_by),
-            created_at: rfc3339(row.created_at),
-            expires_at: row.expires_at.map(rfc3339),
-            last_used_at: row.last_used_at.map(rfc3339),
-            revoked_at: row.revoked_at.map(rfc3339),
+            created_by: row.created_by,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            last_used_at: row.last_used_at,
+            revoked_at: row.revoked_at,
         }
     }
 }
@@ -334,20 +355,8 @@ async fn create_api_key(
     scope: TenantScope,
     Json(body): Json<ApiKeyRequest>,
 ) -> Result<Response, Problem> {
-    let expires_at = match body.expires_at.as_deref() {
-        None => None,
-        Some(text) => Some(
-            parse_rfc3339(text)
-                .ok_or_else(|| DomainError::invalid("expires_at", "must be an RFC 3339 time"))?,
-        ),
-    };
-    let created = api_keys::create(
-        &app,
-        &scope,
-        &ctx,
-        NewApiKey { name: body.name, scopes: body.scopes, expires_at },
-    )
-    .await?;
+    let new = NewApiKey { name: body.name, scopes: body.scopes, expires_at: body.expires_at };
+    let created = api_keys::create(&app, &scope, &ctx, new).await?;
     let view = ApiKeyCreatedView { view: created.row.into(), key: created.key.expose().clone() };
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -362,7 +371,7 @@ async fn list_api_keys(
 ) -> Result<Json<Page<ApiKeyView>>, Problem> {
     let limit = page.0.limit()?;
     let rows = api_keys::list(&app, &scope, page.0.after::<ApiKeyId>()?, limit + 1).await?;
-    Ok(Json(Page::from_rows(rows, limit, |row| ApiKeyId(row.id).to_string(), ApiKeyView::from)))
+    Ok(Json(Page::from_rows(rows, limit, |row| row.id.to_string(), ApiKeyView::from)))
 }
 
 /// Revoke an API key.

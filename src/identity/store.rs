@@ -4,25 +4,28 @@
 //! Lookups by email, token hash or key prefix happen before any tenant is known, so they take
 //! a `SystemTx`; changes inside a tenant take its `TenantTx` and filter by its tenant too.
 
-#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
-
-use uuid::Uuid;
-
+use crate::clock::Timestamp;
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
-use crate::on_tx;
-use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx};
+use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx, query};
+
+macro_rules! user_columns {
+    () => {
+        "id, tenant_id, email, display_name, password_hash, role, \
+    is_superadmin, status, created_at"
+    };
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
-    pub id: Uuid,
-    pub tenant_id: Option<Uuid>,
+    pub id: UserId,
+    pub tenant_id: Option<TenantId>,
     pub email: String,
     pub display_name: String,
     pub password_hash: String,
     pub role: Option<String>,
     pub is_superadmin: bool,
     pub status: String,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 impl UserRow {
@@ -39,33 +42,29 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
     pub role: Option<&'a str>,
     pub is_superadmin: bool,
-    pub now: i64,
+    pub now: Timestamp,
 }
 
 pub async fn insert_tenant(
     tx: &mut SystemTx,
     id: TenantId,
     name: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
-        "INSERT INTO tenants (id, name, status, created_at) VALUES ($1, $2, 'active', $3)"
-    )
-    .bind(id)
-    .bind(name)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    query("INSERT INTO tenants (id, name, status, created_at) VALUES ($1, $2, 'active', $3)")
+        .bind(id)
+        .bind(name)
+        .bind(now)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
 /// `StoreError::Conflict` when the email is taken.
 pub async fn insert_user(tx: &mut impl AsRawTx, user: &NewUser<'_>) -> Result<(), StoreError> {
-    on_tx!(tx, |c| {
-        sqlx::query(
+    query(
         "INSERT INTO users (id, tenant_id, email, display_name, password_hash, role, is_superadmin, \
-         status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8)"
+         status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8)",
     )
     .bind(user.id)
     .bind(user.tenant_id)
@@ -75,136 +74,128 @@ pub async fn insert_user(tx: &mut impl AsRawTx, user: &NewUser<'_>) -> Result<()
     .bind(user.role)
     .bind(user.is_superadmin)
     .bind(user.now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
 pub async fn user_by_email(tx: &mut SystemTx, email: &str) -> Result<Option<UserRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, UserRow>(
-        "SELECT id, tenant_id, email, display_name, password_hash, role, is_superadmin, status, \
-         created_at FROM users WHERE email = $1"
-    )
-    .bind(email)
-    .fetch_optional(c)
-    .await)?)
+    query(concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1"))
+        .bind(email)
+        .fetch_optional(tx)
+        .await
 }
 
-pub async fn user_by_id(tx: &mut SystemTx, id: UserId) -> Result<Option<UserRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, UserRow>(
-        "SELECT id, tenant_id, email, display_name, password_hash, role, is_superadmin, status, \
-         created_at FROM users WHERE id = $1"
-    )
-    .bind(id)
-    .fetch_optional(c)
-    .await)?)
+pub async fn user_by_id(tx: &mut impl AsRawTx, id: UserId) -> Result<Option<UserRow>, StoreError> {
+    query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(tx)
+        .await
 }
 
 pub async fn set_password_hash(
     tx: &mut impl AsRawTx,
     user: UserId,
     hash: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1"
-    )
-    .bind(user)
-    .bind(hash)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        .bind(user)
+        .bind(hash)
+        .bind(now)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
 // --- sessions and refresh tokens ------------------------------------------------------
 
+macro_rules! session_columns {
+    () => {
+        "id, tenant_id, user_id, created_at, last_used_at, expires_at, ip, \
+    user_agent, revoked_at, step_up_at"
+    };
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
-    pub id: Uuid,
-    pub tenant_id: Option<Uuid>,
-    pub user_id: Uuid,
-    pub created_at: i64,
-    pub last_used_at: i64,
-    pub expires_at: i64,
+    pub id: SessionId,
+    pub tenant_id: Option<TenantId>,
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+    pub last_used_at: Timestamp,
+    pub expires_at: Timestamp,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    pub revoked_at: Option<i64>,
-    pub step_up_at: Option<i64>,
+    pub revoked_at: Option<Timestamp>,
+    pub step_up_at: Option<Timestamp>,
 }
 
 pub struct NewSession<'a> {
     pub id: SessionId,
     pub tenant_id: Option<TenantId>,
     pub user_id: UserId,
-    pub now: i64,
-    pub expires_at: i64,
-    pub ip: Option<&'a str>,
+    pub now: Timestamp,
+    pub expires_at: Timestamp,
+    pub ip: Option<String>,
     pub user_agent: Option<&'a str>,
     /// A login that completed a second factor counts as a step-up at its own time.
-    pub step_up_at: Option<i64>,
+    pub step_up_at: Option<Timestamp>,
 }
 
 pub async fn insert_session(tx: &mut SystemTx, s: &NewSession<'_>) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
+    query(
         "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at, ip, \
-         user_agent, step_up_at) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8)"
+         user_agent, step_up_at) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8)",
     )
     .bind(s.id)
     .bind(s.tenant_id)
     .bind(s.user_id)
     .bind(s.now)
     .bind(s.expires_at)
-    .bind(s.ip)
+    .bind(&s.ip)
     .bind(s.user_agent)
     .bind(s.step_up_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
 pub async fn session(tx: &mut SystemTx, id: SessionId) -> Result<Option<SessionRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, SessionRow>(
-        "SELECT id, tenant_id, user_id, created_at, last_used_at, expires_at, ip, user_agent, \
-         revoked_at, step_up_at FROM sessions WHERE id = $1"
-    )
-    .bind(id)
-    .fetch_optional(c)
-    .await)?)
+    query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(tx)
+        .await
 }
 
 /// Live sessions of a user, newest first.
 pub async fn sessions_of_user(
     tx: &mut SystemTx,
     user: UserId,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Vec<SessionRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, SessionRow>(
-        "SELECT id, tenant_id, user_id, created_at, last_used_at, expires_at, ip, user_agent, \
-         revoked_at, step_up_at FROM sessions \
-         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+    query(concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
          ORDER BY created_at DESC LIMIT 200"
-    )
+    ))
     .bind(user)
     .bind(now)
-    .fetch_all(c)
-    .await)?)
+    .fetch_all(tx)
+    .await
 }
 
 /// Whether a session may still be used (not revoked, not expired, its user active), and whose
 /// it is: a token's claims must name the same user, tenant and role.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionState {
-    pub revoked_at: Option<i64>,
-    pub expires_at: i64,
-    pub last_used_at: i64,
+    pub revoked_at: Option<Timestamp>,
+    pub expires_at: Timestamp,
+    pub last_used_at: Timestamp,
     pub status: String,
-    pub user_id: Uuid,
-    pub tenant_id: Option<Uuid>,
+    pub user_id: UserId,
+    pub tenant_id: Option<TenantId>,
     pub role: Option<String>,
 }
 
@@ -212,22 +203,25 @@ pub async fn session_state(
     tx: &mut SystemTx,
     id: SessionId,
 ) -> Result<Option<SessionState>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, SessionState>(
+    query(
         "SELECT s.revoked_at, s.expires_at, s.last_used_at, u.status, s.user_id, u.tenant_id, \
-         u.role FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+         u.role FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
     )
     .bind(id)
-    .fetch_optional(c)
-    .await)?)
+    .fetch_optional(tx)
+    .await
 }
 
-pub async fn touch_session(tx: &mut SystemTx, id: SessionId, now: i64) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
+pub async fn touch_session(
+    tx: &mut SystemTx,
+    id: SessionId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
         .bind(id)
         .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
@@ -235,14 +229,13 @@ pub async fn touch_session(tx: &mut SystemTx, id: SessionId, now: i64) -> Result
 pub async fn set_step_up(
     tx: &mut SystemTx,
     id: SessionId,
-    at: Option<i64>,
+    at: Option<Timestamp>,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("UPDATE sessions SET step_up_at = $2 WHERE id = $1")
+    query("UPDATE sessions SET step_up_at = $2 WHERE id = $1")
         .bind(id)
         .bind(at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
@@ -252,20 +245,18 @@ pub async fn revoke_session(
     user: UserId,
     id: SessionId,
     reason: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| sqlx::query(
+    query(
         "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
-         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
+         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
     )
     .bind(id)
     .bind(user)
     .bind(now)
     .bind(reason)
-    .execute(c)
+    .execute_one(tx)
     .await
-    .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
 }
 
 /// Revokes every live session of a user but `keep`; returns the revoked ids (for the cache).
@@ -274,25 +265,24 @@ pub async fn revoke_user_sessions(
     user: UserId,
     keep: Option<SessionId>,
     reason: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Vec<SessionId>, StoreError> {
-    let ids: Vec<Uuid> = on_tx!(tx, |c| sqlx::query_scalar(
+    query(
         "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
-         WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2) RETURNING id"
+         WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2) RETURNING id",
     )
     .bind(user)
     .bind(keep)
     .bind(now)
     .bind(reason)
-    .fetch_all(c)
-    .await)?;
-    Ok(ids.into_iter().map(SessionId).collect())
+    .scalars(tx)
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshRow {
-    pub session_id: Uuid,
-    pub spent_at: Option<i64>,
+    pub session_id: SessionId,
+    pub spent_at: Option<Timestamp>,
 }
 
 pub async fn insert_refresh_token(
@@ -300,20 +290,18 @@ pub async fn insert_refresh_token(
     hash: &[u8],
     session: SessionId,
     tenant: Option<TenantId>,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, session_id, tenant_id, issued_at) VALUES ($1, $2, $3, $4)"
+    query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, tenant_id, issued_at) \
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(hash)
     .bind(session)
     .bind(tenant)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -321,44 +309,38 @@ pub async fn refresh_token(
     tx: &mut SystemTx,
     hash: &[u8],
 ) -> Result<Option<RefreshRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, RefreshRow>(
-        "SELECT session_id, spent_at FROM refresh_tokens WHERE token_hash = $1"
-    )
-    .bind(hash)
-    .fetch_optional(c)
-    .await)?)
+    query("SELECT session_id, spent_at FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_optional(tx)
+        .await
 }
 
 /// Marks a token spent; false if it already was (a concurrent use: treated as reuse).
 pub async fn spend_refresh_token(
     tx: &mut SystemTx,
     hash: &[u8],
-    now: i64,
+    now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| sqlx::query(
-        "UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1 AND spent_at IS NULL"
-    )
-    .bind(hash)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+    query("UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1 AND spent_at IS NULL")
+        .bind(hash)
+        .bind(now)
+        .execute_one(tx)
+        .await
 }
 
 // --- API keys ----------------------------------------------------------------------------
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
-    pub id: Uuid,
-    pub created_by: Uuid,
+    pub id: ApiKeyId,
+    pub created_by: UserId,
     pub name: String,
     pub prefix: String,
     pub scopes: String,
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-    pub last_used_at: Option<i64>,
-    pub revoked_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
 }
 
 pub struct NewApiKeyRow<'a> {
@@ -368,15 +350,15 @@ pub struct NewApiKeyRow<'a> {
     pub prefix: &'a str,
     pub secret_hash: &'a [u8],
     pub scopes: &'a str,
-    pub expires_at: Option<i64>,
-    pub now: i64,
+    pub expires_at: Option<Timestamp>,
+    pub now: Timestamp,
 }
 
 pub async fn insert_api_key(tx: &mut TenantTx, key: &NewApiKeyRow<'_>) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
-    on_tx!(tx, |c| sqlx::query(
+    query(
         "INSERT INTO api_keys (id, tenant_id, created_by, name, prefix, secret_hash, scopes, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(key.id)
     .bind(tenant)
@@ -387,9 +369,8 @@ pub async fn insert_api_key(tx: &mut TenantTx, key: &NewApiKeyRow<'_>) -> Result
     .bind(key.scopes)
     .bind(key.now)
     .bind(key.expires_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -399,67 +380,77 @@ pub async fn list_api_keys(
     limit: i64,
 ) -> Result<Vec<ApiKeyRow>, StoreError> {
     let tenant = tx.tenant_id();
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, ApiKeyRow>(
-        "SELECT id, created_by, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at \
-         FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    query(
+        "SELECT id, created_by, name, prefix, scopes, created_at, expires_at, last_used_at, \
+         revoked_at FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) \
+         ORDER BY id LIMIT $3",
     )
     .bind(tenant)
     .bind(after)
     .bind(limit)
-    .fetch_all(c)
+    .fetch_all(tx)
     .await
-    })?)
 }
 
 /// False when the tenant has no such live key.
-pub async fn revoke_api_key(tx: &mut TenantTx, id: ApiKeyId, now: i64) -> Result<bool, StoreError> {
+pub async fn revoke_api_key(
+    tx: &mut TenantTx,
+    id: ApiKeyId,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
     let tenant = tx.tenant_id();
-    let done = on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL"
+    query(
+        "UPDATE api_keys SET revoked_at = $3 \
+         WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
     )
     .bind(id)
     .bind(tenant)
     .bind(now)
-    .execute(c)
+    .execute_one(tx)
     .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(done == 1)
 }
 
 pub async fn revoke_user_api_keys(
     tx: &mut TenantTx,
     user: UserId,
-    now: i64,
+    now: Timestamp,
 ) -> Result<u64, StoreError> {
     let tenant = tx.tenant_id();
-    let done = on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE api_keys SET revoked_at = $3 WHERE created_by = $1 AND tenant_id = $2 AND revoked_at IS NULL"
+    query(
+        "UPDATE api_keys SET revoked_at = $3 \
+         WHERE created_by = $1 AND tenant_id = $2 AND revoked_at IS NULL",
     )
     .bind(user)
     .bind(tenant)
     .bind(now)
-    .execute(c)
+    .execute(tx)
     .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(done)
+}
+
+/// Every live key a user created, from platform work (a password change).
+pub async fn revoke_user_api_keys_system(
+    tx: &mut SystemTx,
+    user: UserId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    query("UPDATE api_keys SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL")
+        .bind(user)
+        .bind(now)
+        .execute(tx)
+        .await
 }
 
 /// What authenticating with a key needs: the key and its owner's current standing.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyAuthRow {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub created_by: Uuid,
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub created_by: UserId,
     pub secret_hash: Vec<u8>,
     pub scopes: String,
-    pub expires_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-    pub last_used_at: Option<i64>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
     pub owner_role: Option<String>,
     pub owner_status: String,
 }
@@ -468,25 +459,26 @@ pub async fn api_key_by_prefix(
     tx: &mut SystemTx,
     prefix: &str,
 ) -> Result<Option<ApiKeyAuthRow>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, ApiKeyAuthRow>(
-        "SELECT k.id, k.tenant_id, k.created_by, k.secret_hash, k.scopes, k.expires_at, k.revoked_at, \
-         k.last_used_at, u.role AS owner_role, u.status AS owner_status \
-         FROM api_keys k JOIN users u ON u.id = k.created_by WHERE k.prefix = $1"
+    query(
+        "SELECT k.id, k.tenant_id, k.created_by, k.secret_hash, k.scopes, k.expires_at, \
+         k.revoked_at, k.last_used_at, u.role AS owner_role, u.status AS owner_status \
+         FROM api_keys k JOIN users u ON u.id = k.created_by WHERE k.prefix = $1",
     )
     .bind(prefix)
-    .fetch_optional(c)
+    .fetch_optional(tx)
     .await
-    })?)
 }
 
-pub async fn touch_api_key(tx: &mut SystemTx, id: ApiKeyId, now: i64) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+pub async fn touch_api_key(
+    tx: &mut SystemTx,
+    id: ApiKeyId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
         .bind(id)
         .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
@@ -496,20 +488,22 @@ pub async fn touch_api_key(tx: &mut SystemTx, id: ApiKeyId, now: i64) -> Result<
 pub struct ThrottleRow {
     pub key: String,
     pub failures: i32,
-    pub window_started_at: i64,
-    pub locked_until: i64,
+    pub window_started_at: Timestamp,
+    pub locked_until: Timestamp,
     pub lock_count: i32,
 }
 
+macro_rules! throttle_columns {
+    () => {
+        "key, failures, window_started_at, locked_until, lock_count"
+    };
+}
+
 pub async fn throttle(tx: &mut SystemTx, key: &str) -> Result<Option<ThrottleRow>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, ThrottleRow>(
-        "SELECT key, failures, window_started_at, locked_until, lock_count FROM login_throttle WHERE key = $1"
-    )
-    .bind(key)
-    .fetch_optional(c)
-    .await
-    })?)
+    query(concat!("SELECT ", throttle_columns!(), " FROM login_throttle WHERE key = $1"))
+        .bind(key)
+        .fetch_optional(tx)
+        .await
 }
 
 /// The counter row, created if absent and locked for this transaction (PostgreSQL), so two
@@ -517,51 +511,47 @@ pub async fn throttle(tx: &mut SystemTx, key: &str) -> Result<Option<ThrottleRow
 pub async fn throttle_for_update(
     tx: &mut SystemTx,
     key: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<ThrottleRow, StoreError> {
-    on_tx!(tx, |c| sqlx::query(
+    query(
         "INSERT INTO login_throttle (key, failures, window_started_at, locked_until, lock_count) \
-         VALUES ($1, 0, $2, 0, 0) ON CONFLICT (key) DO NOTHING"
+         VALUES ($1, 0, $2, 0, 0) ON CONFLICT (key) DO NOTHING",
     )
     .bind(key)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
+    // Dialects differ: PostgreSQL locks the row; SQLite's single writer already holds the
+    // database.
     let sql = match tx.backend() {
-        Backend::Postgres => {
-            "SELECT key, failures, window_started_at, locked_until, lock_count FROM login_throttle \
-             WHERE key = $1 FOR UPDATE"
-        }
+        Backend::Postgres => concat!(
+            "SELECT ",
+            throttle_columns!(),
+            " FROM login_throttle WHERE key = $1 FOR UPDATE"
+        ),
         Backend::Sqlite => {
-            "SELECT key, failures, window_started_at, locked_until, lock_count FROM login_throttle \
-             WHERE key = $1"
+            concat!("SELECT ", throttle_columns!(), " FROM login_throttle WHERE key = $1")
         }
     };
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, ThrottleRow>(sql).bind(key).fetch_one(c).await)?)
+    query(sql).bind(key).fetch_one(tx).await
 }
 
 pub async fn save_throttle(tx: &mut SystemTx, row: &ThrottleRow) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
+    query(
         "UPDATE login_throttle SET failures = $2, window_started_at = $3, locked_until = $4, \
-         lock_count = $5 WHERE key = $1"
+         lock_count = $5 WHERE key = $1",
     )
     .bind(&row.key)
     .bind(row.failures)
     .bind(row.window_started_at)
     .bind(row.locked_until)
     .bind(row.lock_count)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
 pub async fn clear_throttle(tx: &mut SystemTx, key: &str) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("DELETE FROM login_throttle WHERE key = $1")
-        .bind(key)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(tx).await?;
     Ok(())
 }

@@ -166,7 +166,7 @@ mod tests {
     const B: &str = "key-b-0123456789abcdef0123456789abcdef";
 
     fn now() -> i64 {
-        crate::clock::now_ms() / 1000
+        crate::clock::Timestamp::now().secs()
     }
 
     fn issue(keys: &TokenKeys) -> String {

@@ -40,6 +40,55 @@ impl FromStr for TrustedProxies {
     }
 }
 
+/// The part of a client address that names one client wherever an address is a key (rate
+/// limits, the login throttle, signup throttling): the whole IPv4 address, and the first
+/// `prefix` bits (default 64, `BULWARK_IPV6_PREFIX`) of an IPv6 address, because a single
+/// subscriber is routed a whole /64 and picks any address of it at will. An IPv4-mapped IPv6
+/// address counts as the IPv4 address it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientNet(IpNet);
+
+impl ClientNet {
+    pub fn of(ip: IpAddr, v6_prefix: u8) -> ClientNet {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let net = match ip {
+            IpAddr::V4(v4) => IpNet::V4(ipnet::Ipv4Net::from(v4)),
+            IpAddr::V6(v6) => {
+                let prefix = v6_prefix.clamp(1, 128);
+                ipnet::Ipv6Net::new(v6, prefix)
+                    .map_or(IpNet::V6(ipnet::Ipv6Net::from(v6)), |n| IpNet::V6(n.trunc()))
+            }
+        };
+        ClientNet(net)
+    }
+
+    /// For requests that arrived on no network (tests, CLI).
+    pub const UNKNOWN: ClientNet =
+        ClientNet(IpNet::V4(ipnet::Ipv4Net::new_assert(std::net::Ipv4Addr::UNSPECIFIED, 32)));
+}
+
+impl std::fmt::Display for ClientNet {
+    /// `192.0.2.1` for IPv4, `2001:db8:1:2::/64` for IPv6.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpNet::V4(net) => net.addr().fmt(f),
+            IpNet::V6(net) if net.prefix_len() == 128 => net.addr().fmt(f),
+            IpNet::V6(net) => net.fmt(f),
+        }
+    }
+}
+
+/// Where a request came from, as Bulwark trusts it: the address (for the audit log) and the
+/// network that keys limits. Set once per request by the outermost middleware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress {
+    pub ip: IpAddr,
+    pub net: ClientNet,
+}
+
 /// The client address for a request from `peer` with these `X-Forwarded-For` values.
 pub fn client_ip<'a>(
     peer: IpAddr,
@@ -100,6 +149,19 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.2"), ["198.51.100.4:5555"], &trusted), ip("198.51.100.4"));
         assert_eq!(client_ip(ip("10.0.0.2"), [], &trusted), ip("10.0.0.2"));
         assert_eq!(client_ip(ip("10.0.0.2"), ["garbage, 10.0.0.3"], &trusted), ip("10.0.0.3"));
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_a_mapped_ipv4_is_its_ipv4() {
+        let a = ClientNet::of(ip("2001:db8:1:2::1"), 64);
+        let b = ClientNet::of(ip("2001:db8:1:2:ffff:1:2:3"), 64);
+        let other = ClientNet::of(ip("2001:db8:1:3::1"), 64);
+        assert_eq!(a, b, "one /64 is one client");
+        assert_ne!(a, other);
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(ClientNet::of(ip("2001:db8:1:2::1"), 128).to_string(), "2001:db8:1:2::1");
+        assert_eq!(ClientNet::of(ip("::ffff:192.0.2.7"), 64).to_string(), "192.0.2.7");
+        assert_eq!(ClientNet::of(ip("192.0.2.7"), 64).to_string(), "192.0.2.7");
     }
 
     #[test]

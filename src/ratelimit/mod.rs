@@ -13,18 +13,64 @@ mod redis_store;
 pub mod rules;
 pub mod window;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::cluster::Cluster;
-use crate::http::RoutePolicy;
+pub use client::{ClientAddress, ClientNet};
 pub use rules::{KeyKind, Match, OnBackendError, Rule};
+
+use crate::clock::Timestamp;
+use crate::redis_link::RedisLink;
 use window::Decision;
+
+/// The per-minute rate-limit layer a route belongs to (spec §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateCategory {
+    Read,
+    Write,
+    Sensitive,
+    Auth,
+    /// Probes and documents that must never be throttled (`/healthz`, `/readyz`).
+    Exempt,
+}
+
+impl RateCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateCategory::Read => "read",
+            RateCategory::Write => "write",
+            RateCategory::Sensitive => "sensitive",
+            RateCategory::Auth => "auth",
+            RateCategory::Exempt => "exempt",
+        }
+    }
+}
+
+/// The per-hour route family a route belongs to, if any (spec §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteFamily {
+    Auth,
+    Admin,
+    Uploads,
+    PaymentWebhooks,
+}
+
+impl RouteFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteFamily::Auth => "auth",
+            RouteFamily::Admin => "admin",
+            RouteFamily::Uploads => "uploads",
+            RouteFamily::PaymentWebhooks => "payment_webhooks",
+        }
+    }
+}
 
 /// Who a request is, for keying rules.
 #[derive(Debug, Clone)]
 pub struct ClientKey {
-    pub ip: IpAddr,
+    pub net: ClientNet,
     /// User id, or the API key's id for key-authenticated requests.
     pub user: Option<String>,
     pub api_key: Option<String>,
@@ -70,11 +116,11 @@ impl RateLimiter {
     pub fn new(
         rules: Vec<Rule>,
         enabled: bool,
-        cluster: Option<Cluster>,
+        redis: Option<RedisLink>,
         max_keys: usize,
     ) -> RateLimiter {
-        let backend = match cluster {
-            Some(cluster) => Backend::Redis(redis_store::RedisStore::new(cluster)),
+        let backend = match redis {
+            Some(redis) => Backend::Redis(redis_store::RedisStore::new(redis)),
             None => Backend::Memory(memory::MemoryStore::new(max_keys)),
         };
         RateLimiter { rules, backend, enabled }
@@ -84,20 +130,27 @@ impl RateLimiter {
         &self.rules
     }
 
-    fn applies(rule: &Rule, policy: &RoutePolicy) -> bool {
+    fn applies(rule: &Rule, category: RateCategory, family: Option<RouteFamily>) -> bool {
         match rule.matches {
-            Match::Category(category) => category == policy.category,
-            Match::Family(family) => policy.family == Some(family),
+            Match::Category(c) => c == category,
+            Match::Family(f) => family == Some(f),
         }
     }
 
-    pub async fn check(&self, policy: &RoutePolicy, client: &ClientKey) -> Verdict {
+    /// Counts one request of a route of `category` (and `family`) against every rule that
+    /// matches it.
+    pub async fn check(
+        &self,
+        category: RateCategory,
+        family: Option<RouteFamily>,
+        client: &ClientKey,
+    ) -> Verdict {
         if !self.enabled {
             return Verdict::Unlimited;
         }
         let mut tightest: Option<Headline> = None;
         let mut refusal: Option<(Headline, u64, String)> = None;
-        for rule in self.rules.iter().filter(|rule| Self::applies(rule, policy)) {
+        for rule in self.rules.iter().filter(|rule| Self::applies(rule, category, family)) {
             let key = rule_key(rule, client);
             let window_ms = u64::try_from(rule.window.as_millis()).unwrap_or(u64::MAX);
             let decision = match &self.backend {
@@ -163,13 +216,13 @@ impl RateLimiter {
 }
 
 fn now_ms() -> u64 {
-    u64::try_from(crate::clock::now_ms()).unwrap_or(0)
+    u64::try_from(Timestamp::now().millis()).unwrap_or(0)
 }
 
 /// The counter key of a request under a rule. A rule keyed on a user or key falls back to
 /// the IP for anonymous requests, so they are limited too.
 pub fn rule_key(rule: &Rule, client: &ClientKey) -> String {
-    let ip = client.ip.to_string();
+    let ip = client.net.to_string();
     let who = match rule.key {
         KeyKind::Ip => format!("ip:{ip}"),
         KeyKind::User => {
@@ -195,41 +248,50 @@ pub type SharedLimiter = Arc<RateLimiter>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{Access, RateCategory};
 
-    fn policy(category: RateCategory) -> RoutePolicy {
-        RoutePolicy {
-            method: axum::http::Method::POST,
-            path: "/x".into(),
-            access: Access::Public,
-            category,
-            family: (category == RateCategory::Auth).then_some(crate::http::RouteFamily::Auth),
-            step_up: false,
-            mfa_exempt: false,
-            idempotent: false,
-            body_limit: None,
-        }
+    fn route(category: RateCategory) -> (RateCategory, Option<RouteFamily>) {
+        (category, (category == RateCategory::Auth).then_some(RouteFamily::Auth))
     }
 
     fn client(ip: &str) -> ClientKey {
-        ClientKey { ip: ip.parse().expect("ip"), user: None, api_key: None, tenant: None }
+        let net = ClientNet::of(ip.parse().expect("ip"), 64);
+        ClientKey { net, user: None, api_key: None, tenant: None }
     }
 
     #[tokio::test]
     async fn the_21st_auth_request_is_refused_and_another_client_is_not() {
         let limiter = RateLimiter::new(rules::defaults(), true, None, 10_000);
         for n in 0..20 {
-            match limiter.check(&policy(RateCategory::Auth), &client("192.0.2.1")).await {
+            match limiter
+                .check(
+                    route(RateCategory::Auth).0,
+                    route(RateCategory::Auth).1,
+                    &client("192.0.2.1"),
+                )
+                .await
+            {
                 Verdict::Allowed(h) => assert_eq!(h.remaining, 19 - n),
                 other => panic!("request {} refused: {other:?}", n + 1),
             }
         }
         assert!(matches!(
-            limiter.check(&policy(RateCategory::Auth), &client("192.0.2.1")).await,
+            limiter
+                .check(
+                    route(RateCategory::Auth).0,
+                    route(RateCategory::Auth).1,
+                    &client("192.0.2.1")
+                )
+                .await,
             Verdict::Refused { .. }
         ));
         assert!(matches!(
-            limiter.check(&policy(RateCategory::Auth), &client("192.0.2.2")).await,
+            limiter
+                .check(
+                    route(RateCategory::Auth).0,
+                    route(RateCategory::Auth).1,
+                    &client("192.0.2.2")
+                )
+                .await,
             Verdict::Allowed(_)
         ));
     }
@@ -238,12 +300,23 @@ mod tests {
     async fn exempt_routes_and_a_disabled_limiter_are_unlimited() {
         let limiter = RateLimiter::new(rules::defaults(), true, None, 10_000);
         assert_eq!(
-            limiter.check(&policy(RateCategory::Exempt), &client("192.0.2.1")).await,
+            limiter
+                .check(
+                    route(RateCategory::Exempt).0,
+                    route(RateCategory::Exempt).1,
+                    &client("192.0.2.1")
+                )
+                .await,
             Verdict::Unlimited
         );
         let off = RateLimiter::new(rules::defaults(), false, None, 10_000);
         assert_eq!(
-            off.check(&policy(RateCategory::Auth), &client("192.0.2.1")).await,
+            off.check(
+                route(RateCategory::Auth).0,
+                route(RateCategory::Auth).1,
+                &client("192.0.2.1")
+            )
+            .await,
             Verdict::Unlimited
         );
     }

@@ -3,7 +3,7 @@
 //! skewed clocks agree on window boundaries.
 
 use super::window::Decision;
-use crate::cluster::{Cluster, ClusterError};
+use crate::redis_link::{RedisError, RedisLink};
 
 const SCRIPT: &str = r#"
 local limit = tonumber(ARGV[1])
@@ -52,25 +52,20 @@ return {allowed, remaining, reset, retry, crossed}
 "#;
 
 pub struct RedisStore {
-    cluster: Cluster,
+    redis: RedisLink,
     script: redis::Script,
 }
 
 impl RedisStore {
-    pub fn new(cluster: Cluster) -> RedisStore {
-        RedisStore { cluster, script: redis::Script::new(SCRIPT) }
+    pub fn new(redis: RedisLink) -> RedisStore {
+        RedisStore { redis, script: redis::Script::new(SCRIPT) }
     }
 
-    pub async fn hit(
-        &self,
-        key: &str,
-        limit: u32,
-        window_ms: u64,
-    ) -> Result<Decision, ClusterError> {
+    pub async fn hit(&self, key: &str, limit: u32, window_ms: u64) -> Result<Decision, RedisError> {
         let redis_key = format!("bulwark:rl:{key}");
         let (limit_arg, window_arg) = (limit.to_string(), window_ms.to_string());
         let (allowed, remaining, reset, retry, crossed): (i64, i64, i64, i64, i64) =
-            self.cluster.script(&self.script, &[&redis_key], &[&limit_arg, &window_arg]).await?;
+            self.redis.script(&self.script, &[&redis_key], &[&limit_arg, &window_arg]).await?;
         let positive = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(Decision {
             allowed: allowed == 1,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::http::{RateCategory, RouteFamily};
+use super::{RateCategory, RouteFamily};
 
 /// The default rule set, in the file format.
 pub const DEFAULT_RULES: &str = r#"# Per minute, by route category; keyed by client IP and user (or API key).

@@ -23,29 +23,7 @@ pub enum RawTx {
     Postgres(Transaction<'static, Postgres>),
 }
 
-/// Runs one query body on the transaction's backend. The body is compiled once per backend;
-/// inside it `$conn` is a `&mut SqliteConnection` or a `&mut PgConnection`.
-///
-/// ```ignore
-/// on_tx!(tx, |c| sqlx::query("DELETE FROM x WHERE id = $1").bind(id).execute(c).await.map(|r| r.rows_affected()))?;
-/// ```
-#[macro_export]
-macro_rules! on_tx {
-    ($tx:expr, |$conn:ident| $body:expr) => {
-        match $crate::store::AsRawTx::raw($tx) {
-            $crate::store::RawTx::Sqlite(tx) => {
-                let $conn = &mut **tx;
-                $body
-            }
-            $crate::store::RawTx::Postgres(tx) => {
-                let $conn = &mut **tx;
-                $body
-            }
-        }
-    };
-}
-
-/// Access to the raw transaction, for store modules (through `on_tx!`).
+/// Access to the raw transaction, for the query layer (`store::sql`).
 pub trait AsRawTx {
     fn raw(&mut self) -> &mut RawTx;
     fn backend(&self) -> super::Backend;

@@ -10,9 +10,10 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::Endpoint;
 use crate::http::json::Json;
 use crate::http::problem::Problem;
-use crate::http::{Endpoint, RateCategory};
+use crate::ratelimit::RateCategory;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -68,8 +69,8 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<Readiness>, Problem>
     // Redis down degrades (limits fail open or closed per rule) but does not make the
     // instance unready: every instance shares one Redis, and an unready fleet is an outage.
     let mut status = "ready";
-    if let Some(cluster) = app.cluster() {
-        if cluster.ping().await {
+    if let Some(redis) = app.redis() {
+        if redis.ping().await {
             checks.insert("redis", "ok");
         } else {
             checks.insert("redis", "unavailable");

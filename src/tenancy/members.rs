@@ -8,16 +8,16 @@ use super::store::{self as db, InvitationRow, MemberRow, NewInvitation};
 use super::{Role, TenantScope};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
-use crate::clock::now_ms;
+use crate::clock::Timestamp;
 use crate::crypto::Secret;
 use crate::error::{DomainError, DomainResult};
-use crate::identity::login::{check_new_account, insert_account};
+use crate::identity::account::{check_new_account, insert_account};
 use crate::identity::store::{self as identity_db, NewUser};
 use crate::identity::tokens::{opaque_token, token_hash};
 use crate::identity::{check_email, normalize_email};
 use crate::ids::{InvitationId, TenantId, UserId};
 
-pub const INVITATION_LIFETIME_MS: i64 = 7 * 86_400_000;
+pub const INVITATION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 pub async fn list(
     app: &AppState,
@@ -65,7 +65,7 @@ pub async fn change_role(
     {
         return Err(DomainError::Conflict("the last owner cannot be demoted"));
     }
-    let now = now_ms();
+    let now = Timestamp::now();
     db::set_role(&mut tx, target, new_role.as_str(), now).await?;
     let revoked =
         identity_db::revoke_user_sessions(&mut tx, target, None, "role_change", now).await?;
@@ -105,7 +105,7 @@ pub async fn deactivate(
     if role == Role::Owner && db::count_active_owners(&mut tx).await? <= 1 {
         return Err(DomainError::Conflict("the last owner cannot be removed"));
     }
-    let now = now_ms();
+    let now = Timestamp::now();
     db::deactivate(&mut tx, target, now).await?;
     let revoked =
         identity_db::revoke_user_sessions(&mut tx, target, None, "deactivated", now).await?;
@@ -146,8 +146,8 @@ pub async fn invite(
     let inviter =
         scope.actor().user_id().ok_or(DomainError::Forbidden("invitations come from a user"))?;
     let token = opaque_token();
-    let (id, now) = (InvitationId::new(), now_ms());
-    let expires_at = now + INVITATION_LIFETIME_MS;
+    let (id, now) = (InvitationId::new(), Timestamp::now());
+    let expires_at = now.plus(INVITATION_LIFETIME);
     let mut tx = app.store().tenant_tx(scope).await?;
     db::insert_invitation(
         &mut tx,
@@ -180,11 +180,11 @@ pub async fn invite(
     );
     Ok(InvitationCreated {
         row: InvitationRow {
-            id: id.as_uuid(),
-            tenant_id: scope.tenant_id().as_uuid(),
+            id,
+            tenant_id: scope.tenant_id(),
             email,
             role: role.as_str().to_owned(),
-            invited_by: inviter.as_uuid(),
+            invited_by: inviter,
             created_at: now,
             expires_at,
             accepted_at: None,
@@ -212,7 +212,7 @@ pub async fn revoke_invitation(
     id: InvitationId,
 ) -> DomainResult<()> {
     let mut tx = app.store().tenant_tx(scope).await?;
-    if !db::revoke_invitation(&mut tx, id, now_ms()).await? {
+    if !db::revoke_invitation(&mut tx, id, Timestamp::now()).await? {
         return Err(DomainError::NotFound("invitation"));
     }
     tx.commit().await?;
@@ -232,7 +232,7 @@ pub async fn accept(
     let mut tx = app.store().system_read().await?;
     let invitation = db::invitation_by_token(&mut tx, &hash).await?.ok_or_else(gone)?;
     tx.commit().await?;
-    let now = now_ms();
+    let now = Timestamp::now();
     if invitation.accepted_at.is_some() || invitation.expires_at <= now {
         return Err(gone());
     }
@@ -244,9 +244,9 @@ pub async fn accept(
         .hash(password)
         .await
         .map_err(|_| DomainError::Busy { retry_after: 1 })?;
-    let (user_id, tenant_id) = (UserId::new(), TenantId(invitation.tenant_id));
+    let (user_id, tenant_id) = (UserId::new(), invitation.tenant_id);
     let mut tx = app.store().system_tx().await?;
-    if !db::accept_invitation(&mut tx, InvitationId(invitation.id), user_id, now).await? {
+    if !db::accept_invitation(&mut tx, invitation.id, user_id, now).await? {
         return Err(gone());
     }
     insert_account(

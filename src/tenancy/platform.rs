@@ -9,13 +9,14 @@ use utoipa_axum::routes;
 use super::store as db;
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
-use crate::clock::rfc3339;
+use crate::clock::Timestamp;
 use crate::http::json::{Json, Query};
-use crate::http::pagination::{Page, PageQuery};
 use crate::http::problem::Problem;
-use crate::http::{Access, Endpoint, RateCategory, RouteFamily};
+use crate::http::{Access, Endpoint};
 use crate::identity::Principal;
 use crate::ids::TenantId;
+use crate::pagination::{Page, PageQuery};
+use crate::ratelimit::{RateCategory, RouteFamily};
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -29,7 +30,7 @@ pub struct TenantView {
     id: TenantId,
     name: String,
     status: String,
-    created_at: String,
+    created_at: Timestamp,
     users: i64,
 }
 
@@ -58,12 +59,12 @@ async fn list_tenants(
     Ok(Json(Page::from_rows(
         rows,
         limit,
-        |r| TenantId(r.id).to_string(),
+        |r| r.id.to_string(),
         |r| TenantView {
-            id: TenantId(r.id),
+            id: r.id,
             name: r.name,
             status: r.status,
-            created_at: rfc3339(r.created_at),
+            created_at: r.created_at,
             users: r.users,
         },
     )))

@@ -12,14 +12,15 @@ use super::store::{InvitationRow, MemberRow};
 use super::{Permission, Role, TenantScope};
 use crate::app::AppState;
 use crate::audit::RequestContext;
-use crate::clock::rfc3339;
+use crate::clock::Timestamp;
 use crate::crypto::Secret;
+use crate::http::Endpoint;
 use crate::http::json::{Json, Query};
-use crate::http::pagination::{Page, PageQuery};
 use crate::http::path::Id;
 use crate::http::problem::Problem;
-use crate::http::{Endpoint, RateCategory};
 use crate::ids::{InvitationId, TenantId, UserId};
+use crate::pagination::{Page, PageQuery};
+use crate::ratelimit::RateCategory;
 
 pub fn endpoints() -> Vec<Endpoint> {
     use Permission::*;
@@ -43,18 +44,18 @@ pub struct UserView {
     role: Option<Role>,
     /// `active` or `deactivated`.
     status: String,
-    created_at: String,
+    created_at: Timestamp,
 }
 
 impl From<MemberRow> for UserView {
     fn from(row: MemberRow) -> Self {
         UserView {
-            id: UserId(row.id),
+            id: row.id,
             email: row.email,
             display_name: row.display_name,
             role: row.role.as_deref().and_then(Role::parse),
             status: row.status,
-            created_at: rfc3339(row.created_at),
+            created_at: row.created_at,
         }
     }
 }
@@ -69,7 +70,7 @@ async fn list_users(
 ) -> Result<Json<Page<UserView>>, Problem> {
     let limit = page.limit()?;
     let rows = members::list(&app, &scope, page.after::<UserId>()?, limit + 1).await?;
-    Ok(Json(Page::from_rows(rows, limit, |r| UserId(r.id).to_string(), UserView::from)))
+    Ok(Json(Page::from_rows(rows, limit, |r| r.id.to_string(), UserView::from)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -117,21 +118,21 @@ pub struct InvitationView {
     email: String,
     role: String,
     invited_by: UserId,
-    created_at: String,
-    expires_at: String,
-    accepted_at: Option<String>,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    accepted_at: Option<Timestamp>,
 }
 
 impl From<InvitationRow> for InvitationView {
     fn from(row: InvitationRow) -> Self {
         InvitationView {
-            id: InvitationId(row.id),
+            id: row.id,
             email: row.email,
             role: row.role,
-            invited_by: UserId(row.invited_by),
-            created_at: rfc3339(row.created_at),
-            expires_at: rfc3339(row.expires_at),
-            accepted_at: row.accepted_at.map(rfc3339),
+            invited_by: row.invited_by,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            accepted_at: row.accepted_at,
         }
     }
 }
@@ -142,7 +143,7 @@ pub struct InvitationCreatedView {
     /// Single use, valid 7 days. Shown only here.
     token: String,
     accept_url: String,
-    expires_at: String,
+    expires_at: Timestamp,
 }
 
 /// Invite someone to the tenant with a role no higher than the caller's.
@@ -156,10 +157,10 @@ async fn create_invitation(
 ) -> Result<Response, Problem> {
     let created = members::invite(&app, &scope, &ctx, &body.email, body.role).await?;
     let view = InvitationCreatedView {
-        id: InvitationId(created.row.id),
+        id: created.row.id,
         token: created.token.expose().clone(),
         accept_url: created.accept_url,
-        expires_at: rfc3339(created.row.expires_at),
+        expires_at: created.row.expires_at,
     };
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -175,7 +176,7 @@ async fn list_invitations(
     let limit = page.limit()?;
     let rows =
         members::list_invitations(&app, &scope, page.after::<InvitationId>()?, limit + 1).await?;
-    Ok(Json(Page::from_rows(rows, limit, |r| InvitationId(r.id).to_string(), InvitationView::from)))
+    Ok(Json(Page::from_rows(rows, limit, |r| r.id.to_string(), InvitationView::from)))
 }
 
 /// Withdraw a pending invitation.

@@ -7,12 +7,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-
 use super::{Permission, Role};
 use crate::error::DomainError;
-use crate::http::problem::Problem;
 use crate::identity::{Credential, Principal};
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 
@@ -104,17 +100,5 @@ impl TenantScope {
 
     pub fn is_api_key(&self) -> bool {
         matches!(self.actor, Actor::ApiKey { .. })
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for TenantScope {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-        // Missing only on a public route or for a principal without a tenant: the gate
-        // refuses the latter, so this is a wiring bug.
-        parts.extensions.get::<TenantScope>().cloned().ok_or_else(|| {
-            DomainError::Internal("TenantScope extracted on an open route".into()).into()
-        })
     }
 }

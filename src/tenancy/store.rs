@@ -1,22 +1,18 @@
 //! SQL of tenant membership: the users of a tenant, invitations, and the platform's list of
 //! tenants.
 
-#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
-
-use uuid::Uuid;
-
+use crate::clock::Timestamp;
 use crate::ids::{InvitationId, TenantId, UserId};
-use crate::on_tx;
-use crate::store::{StoreError, SystemTx, TenantTx};
+use crate::store::{StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub display_name: String,
     pub role: Option<String>,
     pub status: String,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 pub async fn list_members(
@@ -25,83 +21,81 @@ pub async fn list_members(
     limit: i64,
 ) -> Result<Vec<MemberRow>, StoreError> {
     let tenant = tx.tenant_id();
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, MemberRow>(
+    query(
         "SELECT id, email, display_name, role, status, created_at FROM users \
-         WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+         WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
     )
     .bind(tenant)
     .bind(after)
     .bind(limit)
-    .fetch_all(c)
-    .await)?)
+    .fetch_all::<MemberRow>(tx)
+    .await
 }
 
 pub async fn member(tx: &mut TenantTx, id: UserId) -> Result<Option<MemberRow>, StoreError> {
     let tenant = tx.tenant_id();
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, MemberRow>(
+    query(
         "SELECT id, email, display_name, role, status, created_at FROM users \
-         WHERE id = $1 AND tenant_id = $2"
+         WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id)
     .bind(tenant)
-    .fetch_optional(c)
-    .await)?)
+    .fetch_optional::<MemberRow>(tx)
+    .await
 }
 
 pub async fn set_role(
     tx: &mut TenantTx,
     id: UserId,
     role: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE users SET role = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2"
-    )
-    .bind(id)
-    .bind(tenant)
-    .bind(role)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    query("UPDATE users SET role = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant)
+        .bind(role)
+        .bind(now)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
-pub async fn deactivate(tx: &mut TenantTx, id: UserId, now: i64) -> Result<(), StoreError> {
+pub async fn deactivate(tx: &mut TenantTx, id: UserId, now: Timestamp) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE users SET status = 'deactivated', updated_at = $3 WHERE id = $1 AND tenant_id = $2"
+    query(
+        "UPDATE users SET status = 'deactivated', updated_at = $3 WHERE id = $1 AND tenant_id \
+             = $2",
     )
     .bind(id)
     .bind(tenant)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
 pub async fn count_active_owners(tx: &mut TenantTx) -> Result<i64, StoreError> {
     let tenant = tx.tenant_id();
-    Ok(on_tx!(tx, |c| sqlx::query_scalar(
-        "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = 'active'"
+    query(
+        "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = \
+             'active'",
     )
     .bind(tenant)
-    .fetch_one(c)
-    .await)?)
+    .scalar(tx)
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InvitationRow {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
+    pub id: InvitationId,
+    pub tenant_id: TenantId,
     pub email: String,
     pub role: String,
-    pub invited_by: Uuid,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub accepted_at: Option<i64>,
+    pub invited_by: UserId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub accepted_at: Option<Timestamp>,
 }
 
 pub struct NewInvitation<'a> {
@@ -110,8 +104,8 @@ pub struct NewInvitation<'a> {
     pub role: &'a str,
     pub token_hash: &'a [u8],
     pub invited_by: UserId,
-    pub now: i64,
-    pub expires_at: i64,
+    pub now: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 pub async fn insert_invitation(
@@ -119,8 +113,7 @@ pub async fn insert_invitation(
     inv: &NewInvitation<'_>,
 ) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
-    on_tx!(tx, |c| {
-        sqlx::query(
+    query(
         "INSERT INTO invitations (id, tenant_id, email, role, token_hash, invited_by, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
@@ -132,10 +125,7 @@ pub async fn insert_invitation(
     .bind(inv.invited_by)
     .bind(inv.now)
     .bind(inv.expires_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx).await?;
     Ok(())
 }
 
@@ -145,48 +135,46 @@ pub async fn list_invitations(
     limit: i64,
 ) -> Result<Vec<InvitationRow>, StoreError> {
     let tenant = tx.tenant_id();
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, InvitationRow>(
+    query(
         "SELECT id, tenant_id, email, role, invited_by, created_at, expires_at, accepted_at \
-         FROM invitations WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+         FROM invitations WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
     )
     .bind(tenant)
     .bind(after)
     .bind(limit)
-    .fetch_all(c)
-    .await)?)
+    .fetch_all::<InvitationRow>(tx)
+    .await
 }
 
 /// Ends a pending invitation now; false when the tenant has no such pending invitation.
 pub async fn revoke_invitation(
     tx: &mut TenantTx,
     id: InvitationId,
-    now: i64,
+    now: Timestamp,
 ) -> Result<bool, StoreError> {
     let tenant = tx.tenant_id();
-    let done = on_tx!(tx, |c| sqlx::query(
+    query(
         "UPDATE invitations SET expires_at = $3 WHERE id = $1 AND tenant_id = $2 \
-         AND accepted_at IS NULL AND expires_at > $3"
+         AND accepted_at IS NULL AND expires_at > $3",
     )
     .bind(id)
     .bind(tenant)
     .bind(now)
-    .execute(c)
+    .execute_one(tx)
     .await
-    .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
 }
 
 pub async fn invitation_by_token(
     tx: &mut SystemTx,
     token_hash: &[u8],
 ) -> Result<Option<InvitationRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, InvitationRow>(
+    query(
         "SELECT id, tenant_id, email, role, invited_by, created_at, expires_at, accepted_at \
-         FROM invitations WHERE token_hash = $1"
+         FROM invitations WHERE token_hash = $1",
     )
     .bind(token_hash)
-    .fetch_optional(c)
-    .await)?)
+    .fetch_optional::<InvitationRow>(tx)
+    .await
 }
 
 /// Spends an invitation; false if it was used or expired meanwhile.
@@ -194,27 +182,25 @@ pub async fn accept_invitation(
     tx: &mut SystemTx,
     id: InvitationId,
     user: UserId,
-    now: i64,
+    now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| sqlx::query(
+    query(
         "UPDATE invitations SET accepted_at = $3, accepted_user_id = $2 \
-         WHERE id = $1 AND accepted_at IS NULL AND expires_at > $3"
+         WHERE id = $1 AND accepted_at IS NULL AND expires_at > $3",
     )
     .bind(id)
     .bind(user)
     .bind(now)
-    .execute(c)
+    .execute_one(tx)
     .await
-    .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantRow {
-    pub id: Uuid,
+    pub id: TenantId,
     pub name: String,
     pub status: String,
-    pub created_at: i64,
+    pub created_at: Timestamp,
     pub users: i64,
 }
 
@@ -223,13 +209,13 @@ pub async fn list_tenants(
     after: Option<TenantId>,
     limit: i64,
 ) -> Result<Vec<TenantRow>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, TenantRow>(
+    query(
         "SELECT t.id, t.name, t.status, t.created_at, \
          (SELECT count(*) FROM users u WHERE u.tenant_id = t.id) AS users \
-         FROM tenants t WHERE ($1 IS NULL OR t.id > $1) ORDER BY t.id LIMIT $2"
+         FROM tenants t WHERE ($1 IS NULL OR t.id > $1) ORDER BY t.id LIMIT $2",
     )
     .bind(after)
     .bind(limit)
-    .fetch_all(c)
-    .await)?)
+    .fetch_all::<TenantRow>(tx)
+    .await
 }

@@ -116,7 +116,8 @@ async fn expired_keys_stop_working() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Acme").await;
     app.step_up(&owner).await;
-    let soon = bulwark::clock::rfc3339(bulwark::clock::now_ms() + 1500);
+    let soon =
+        bulwark::clock::Timestamp::now().plus(std::time::Duration::from_millis(1500)).rfc3339();
     let response = app
         .post_as(
             &owner.token,

@@ -1,90 +1,121 @@
 //! Contacts: personal data encrypted field by field under the tenant's data key, email and
-//! phone searchable through blind indexes, SSN and bank details masked for callers without
-//! `contacts:read_sensitive` (and every unmasked read audited).
+//! phone searchable through blind indexes. SSN and bank details are masked in every list and
+//! plain read; the unmasked values come only from one contact's `?reveal=true` (permission
+//! `contacts:read_sensitive`, a recent step-up for sessions, an audit event naming the
+//! fields), and writing them needs the same permission as reading them.
 
 pub mod routes;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
-use uuid::Uuid;
+use utoipa::{IntoParams, ToSchema};
 
-use self::store::{ContactRow, Sealed};
-use super::{Check, Ref, check_refs, decode_custom, decode_tags, encode_tags};
+use self::store::{ContactQuery, Sealed};
+pub use self::store::{ContactRow, Contacts};
+use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
+use super::resource::{ListFilter, PageParams, Resource};
+use super::{Check, Ref, check_refs, decode_custom, decode_tags, encode_custom, encode_tags};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::Timestamp;
 use crate::crypto::KeySet;
 use crate::crypto::field::{Place, normalise_email, normalise_phone};
 use crate::error::{DomainError, DomainResult};
-use crate::store::TenantTx;
-use crate::tenancy::{Permission, TenantScope};
+use crate::ids::{CompanyId, ContactId, TenantId, UserId};
+use crate::store::{StoreError, TenantTx};
+use crate::tenancy::{Actor, Permission, TenantScope};
 
 pub const TABLE: &str = "contacts";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
+    #[schema(min_length = 1, max_length = 200)]
     pub line1: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub line2: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub city: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub region: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9 -]{1,16}$")]
     pub postal_code: Option<String>,
     /// ISO 3166-1 alpha-2.
+    #[schema(pattern = "^[A-Z]{2}$")]
     pub country: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BankAccount {
-    #[schema(max_length = 100)]
+    #[schema(min_length = 1, max_length = 100)]
     pub holder: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9 -]{1,34}$")]
     pub iban: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9 -]{1,34}$")]
     pub account_number: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9 -]{1,16}$")]
     pub routing_number: Option<String>,
 }
 
-/// A contact's data in the clear, as it exists only inside a request.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A contact's data in the clear, as it exists only inside a request. Also the create body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ContactCreate)]
 pub struct ContactData {
+    /// At least one of first_name, last_name and email.
+    #[schema(min_length = 1, max_length = 100)]
     pub first_name: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
     pub last_name: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
+    #[schema(pattern = r"^\+?[0-9][0-9 ().-]{3,30}$", max_length = 32)]
     pub phone: Option<String>,
+    /// YYYY-MM-DD, not in the future.
+    #[schema(format = Date, pattern = r"^(19[0-9]{2}|200[0-9])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$")]
     pub date_of_birth: Option<String>,
+    /// Writing it needs `contacts:read_sensitive`.
+    #[schema(pattern = "^[A-Za-z0-9 -]{1,32}$")]
     pub ssn: Option<String>,
     pub address: Option<Address>,
+    /// Writing it needs `contacts:read_sensitive`.
     pub bank_account: Option<BankAccount>,
-    pub company_id: Option<Uuid>,
-    pub owner_id: Option<Uuid>,
+    pub company_id: Option<CompanyId>,
+    pub owner_id: Option<UserId>,
+    #[serde(default)]
+    #[schema(value_type = Vec<super::Tag>, max_items = 20)]
     pub tags: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
     pub custom_fields: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ContactView {
-    pub id: Uuid,
+    pub id: ContactId,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
     /// YYYY-MM-DD
+    #[schema(format = Date)]
     pub date_of_birth: Option<String>,
-    /// Masked (last four shown) unless the caller holds `contacts:read_sensitive`.
+    /// Masked (last four shown) unless revealed.
     pub ssn: Option<String>,
     pub address: Option<Address>,
-    /// Numbers masked unless the caller holds `contacts:read_sensitive`.
+    /// Numbers masked (last four shown) unless revealed.
     pub bank_account: Option<BankAccount>,
-    pub company_id: Option<Uuid>,
-    pub owner_id: Option<Uuid>,
+    pub company_id: Option<CompanyId>,
+    pub owner_id: Option<UserId>,
     pub tags: Vec<String>,
     #[schema(value_type = Object)]
     pub custom_fields: Map<String, Value>,
     /// Set when the contact was erased: only this tombstone remains.
-    pub erased_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub erased_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// Shows the last four characters.
@@ -95,15 +126,15 @@ pub fn mask(value: &str) -> String {
     format!("****{tail}")
 }
 
-fn place(scope_tenant: crate::ids::TenantId, column: &'static str, row: Uuid) -> Place<'static> {
-    Place { tenant: scope_tenant, table: TABLE, column, row }
+fn place(tenant: TenantId, column: &'static str, row: ContactId) -> Place<'static> {
+    Place { tenant, table: TABLE, column, row: row.as_uuid() }
 }
 
 fn seal_text(
     keys: &KeySet,
-    tenant: crate::ids::TenantId,
+    tenant: TenantId,
     column: &'static str,
-    row: Uuid,
+    row: ContactId,
     value: Option<&str>,
 ) -> Option<Vec<u8>> {
     value.map(|v| keys.encrypt(&place(tenant, column, row), v.as_bytes()))
@@ -111,9 +142,9 @@ fn seal_text(
 
 fn seal_json<T: Serialize>(
     keys: &KeySet,
-    tenant: crate::ids::TenantId,
+    tenant: TenantId,
     column: &'static str,
-    row: Uuid,
+    row: ContactId,
     value: Option<&T>,
 ) -> Option<Vec<u8>> {
     value
@@ -122,10 +153,9 @@ fn seal_json<T: Serialize>(
 }
 
 /// Encrypts a contact with the tenant's current data key.
-pub fn seal(keys: &KeySet, tenant: crate::ids::TenantId, id: Uuid, data: &ContactData) -> Sealed {
-    let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
+pub fn seal(keys: &KeySet, tenant: TenantId, id: ContactId, data: &ContactData) -> Sealed {
     Sealed {
-        key_version: version,
+        key_version: i32::try_from(keys.current_version()).unwrap_or(i32::MAX),
         first_name: seal_text(keys, tenant, "first_name", id, data.first_name.as_deref()),
         last_name: seal_text(keys, tenant, "last_name", id, data.last_name.as_deref()),
         email: seal_text(keys, tenant, "email", id, data.email.as_deref()),
@@ -134,19 +164,21 @@ pub fn seal(keys: &KeySet, tenant: crate::ids::TenantId, id: Uuid, data: &Contac
         ssn: seal_text(keys, tenant, "ssn", id, data.ssn.as_deref()),
         address: seal_json(keys, tenant, "address", id, data.address.as_ref()),
         bank_account: seal_json(keys, tenant, "bank_account", id, data.bank_account.as_ref()),
-        email_bidx: data
-            .email
-            .as_deref()
-            .map(|e| keys.blind_index(TABLE, "email", &normalise_email(e))),
-        phone_bidx: data
-            .phone
-            .as_deref()
-            .map(|p| keys.blind_index(TABLE, "phone", &normalise_phone(p))),
+        email_bidx: data.email.as_deref().map(|e| email_index(keys, e)),
+        phone_bidx: data.phone.as_deref().map(|p| phone_index(keys, p)),
         company_id: data.company_id,
         owner_id: data.owner_id,
         tags: encode_tags(&data.tags),
-        custom_fields: serde_json::to_string(&data.custom_fields).unwrap_or_else(|_| "{}".into()),
+        custom_fields: encode_custom(&data.custom_fields),
     }
+}
+
+fn email_index(keys: &KeySet, email: &str) -> Vec<u8> {
+    keys.blind_index(TABLE, "email", &normalise_email(email))
+}
+
+fn phone_index(keys: &KeySet, phone: &str) -> Vec<u8> {
+    keys.blind_index(TABLE, "phone", &normalise_phone(phone))
 }
 
 fn corrupt(err: crate::crypto::field::FieldError) -> DomainError {
@@ -155,11 +187,7 @@ fn corrupt(err: crate::crypto::field::FieldError) -> DomainError {
 }
 
 /// Decrypts a stored contact.
-pub fn open(
-    keys: &KeySet,
-    tenant: crate::ids::TenantId,
-    row: &ContactRow,
-) -> DomainResult<ContactData> {
+pub fn open(keys: &KeySet, tenant: TenantId, row: &ContactRow) -> DomainResult<ContactData> {
     let text = |column: &'static str, stored: &Option<Vec<u8>>| -> DomainResult<Option<String>> {
         stored
             .as_ref()
@@ -170,26 +198,17 @@ pub fn open(
             })
             .transpose()
     };
-    let json = |column: &'static str, stored: &Option<Vec<u8>>| -> DomainResult<Option<Vec<u8>>> {
-        stored
-            .as_ref()
-            .map(|s| {
-                keys.decrypt(&place(tenant, column, row.id), s).map(|b| b.to_vec()).map_err(corrupt)
-            })
-            .transpose()
-    };
-    let address = json("address", &row.address_enc)?
-        .map(|b| {
-            serde_json::from_slice(&b)
-                .map_err(|_| DomainError::Internal("address does not parse".into()))
-        })
-        .transpose()?;
-    let bank_account = json("bank_account", &row.bank_account_enc)?
-        .map(|b| {
-            serde_json::from_slice(&b)
-                .map_err(|_| DomainError::Internal("bank account does not parse".into()))
-        })
-        .transpose()?;
+    fn json<T: serde::de::DeserializeOwned>(
+        keys: &KeySet,
+        place: &Place<'_>,
+        stored: &Option<Vec<u8>>,
+    ) -> DomainResult<Option<T>> {
+        let Some(stored) = stored else { return Ok(None) };
+        let bytes = keys.decrypt(place, stored).map_err(corrupt)?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|_| DomainError::Internal(format!("{} does not parse", place.column)))
+    }
     Ok(ContactData {
         first_name: text("first_name", &row.first_name_enc)?,
         last_name: text("last_name", &row.last_name_enc)?,
@@ -197,8 +216,8 @@ pub fn open(
         phone: text("phone", &row.phone_enc)?,
         date_of_birth: text("date_of_birth", &row.date_of_birth_enc)?,
         ssn: text("ssn", &row.ssn_enc)?,
-        address,
-        bank_account,
+        address: json(keys, &place(tenant, "address", row.id), &row.address_enc)?,
+        bank_account: json(keys, &place(tenant, "bank_account", row.id), &row.bank_account_enc)?,
         company_id: row.company_id,
         owner_id: row.owner_id,
         tags: decode_tags(&row.tags),
@@ -206,11 +225,17 @@ pub fn open(
     })
 }
 
-pub fn view(row: &ContactRow, data: ContactData, unmasked: bool) -> ContactView {
-    let (ssn, bank_account) = if unmasked {
-        (data.ssn, data.bank_account)
-    } else {
-        (
+/// Whether the view shows SSN and bank details whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sensitive {
+    Masked,
+    Revealed,
+}
+
+pub fn view(row: &ContactRow, data: ContactData, sensitive: Sensitive) -> ContactView {
+    let (ssn, bank_account) = match sensitive {
+        Sensitive::Revealed => (data.ssn, data.bank_account),
+        Sensitive::Masked => (
             data.ssn.as_deref().map(mask),
             data.bank_account.map(|b| BankAccount {
                 holder: b.holder,
@@ -218,7 +243,7 @@ pub fn view(row: &ContactRow, data: ContactData, unmasked: bool) -> ContactView 
                 account_number: b.account_number.as_deref().map(mask),
                 routing_number: b.routing_number.as_deref().map(mask),
             }),
-        )
+        ),
     };
     ContactView {
         id: row.id,
@@ -234,9 +259,9 @@ pub fn view(row: &ContactRow, data: ContactData, unmasked: bool) -> ContactView 
         owner_id: data.owner_id,
         tags: data.tags,
         custom_fields: data.custom_fields,
-        erased_at: row.erased_at.map(rfc3339),
-        created_at: rfc3339(row.created_at),
-        updated_at: rfc3339(row.updated_at),
+        erased_at: row.erased_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
     }
 }
 
@@ -275,105 +300,43 @@ pub fn check(data: &ContactData) -> DomainResult<()> {
     check.finish()
 }
 
-pub async fn create(
-    app: &AppState,
-    scope: &TenantScope,
-    ctx: &RequestContext,
-    data: ContactData,
-) -> DomainResult<ContactView> {
-    check(&data)?;
-    let mut tx = app.store().tenant_tx(scope).await?;
-    check_refs(
-        &mut tx,
-        &[("company_id", Ref::Company, data.company_id), ("owner_id", Ref::User, data.owner_id)],
-    )
-    .await?;
-    let keys = keys(app, &mut tx).await?;
-    let (id, now) = (Uuid::now_v7(), now_ms());
-    store::insert(&mut tx, id, &seal(&keys, scope.tenant_id(), id, &data), now).await?;
-    audit::record(
-        &mut tx,
-        ctx,
-        Event::new(Action::ContactCreate).by_scope(scope).target("contact", id),
-    )
-    .await?;
-    let row = store::get(&mut tx, id).await?.ok_or(DomainError::NotFound("contact"))?;
-    tx.commit().await?;
-    Ok(view(&row, data, scope.may(Permission::ContactsReadSensitive)))
-}
-
-pub async fn keys(app: &AppState, tx: &mut TenantTx) -> DomainResult<std::sync::Arc<KeySet>> {
-    app.tenant_keys().for_tenant(tx).await.map_err(|err| DomainError::Internal(err.to_string()))
-}
-
-fn has_sensitive(data: &ContactData) -> bool {
-    data.ssn.is_some() || data.bank_account.is_some()
-}
-
-/// One contact; an unmasked read of sensitive fields is audited.
-pub async fn get(
-    app: &AppState,
-    scope: &TenantScope,
-    ctx: &RequestContext,
-    id: Uuid,
-) -> DomainResult<ContactView> {
-    let unmasked = scope.may(Permission::ContactsReadSensitive);
-    let mut tx = if unmasked {
-        app.store().tenant_tx(scope).await?
-    } else {
-        app.store().tenant_read(scope).await?
-    };
-    let row = store::get(&mut tx, id).await?.ok_or(DomainError::NotFound("contact"))?;
-    let keys = keys(app, &mut tx).await?;
-    let data = open(&keys, scope.tenant_id(), &row)?;
-    if unmasked && has_sensitive(&data) {
-        audit::record(
-            &mut tx,
-            ctx,
-            Event::new(Action::ContactSensitiveRead).by_scope(scope).target("contact", id),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(view(&row, data, unmasked))
-}
-
 /// The fields of a PATCH: absent = unchanged, null = cleared.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPatch {
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>)]
-    #[schema(max_length = 100)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
     pub first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>)]
-    #[schema(max_length = 100)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
     pub last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\+?[0-9][0-9 ().-]{3,30}$")]
     pub phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = Date)]
     pub date_of_birth: Option<Option<String>>,
+    /// Needs `contacts:read_sensitive`.
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9 -]{1,32}$")]
     pub ssn: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<Address>)]
     pub address: Option<Option<Address>>,
+    /// Needs `contacts:read_sensitive`.
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<BankAccount>)]
     pub bank_account: Option<Option<BankAccount>>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<Uuid>)]
-    pub company_id: Option<Option<Uuid>>,
+    #[schema(value_type = Option<CompanyId>)]
+    pub company_id: Option<Option<CompanyId>>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<Uuid>)]
-    pub owner_id: Option<Option<Uuid>>,
+    #[schema(value_type = Option<UserId>)]
+    pub owner_id: Option<Option<UserId>>,
+    #[schema(value_type = Option<Vec<super::Tag>>, max_items = 20)]
     pub tags: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub custom_fields: Option<Map<String, Value>>,
@@ -405,58 +368,241 @@ impl ContactPatch {
     }
 }
 
-pub async fn update(
-    app: &AppState,
-    scope: &TenantScope,
-    ctx: &RequestContext,
-    id: Uuid,
-    patch: ContactPatch,
-) -> DomainResult<ContactView> {
-    let mut tx = app.store().tenant_tx(scope).await?;
-    let row = store::get(&mut tx, id)
-        .await?
-        .filter(|r| r.erased_at.is_none())
-        .ok_or(DomainError::NotFound("contact"))?;
-    let keys = keys(app, &mut tx).await?;
-    let mut data = open(&keys, scope.tenant_id(), &row)?;
-    patch.apply(&mut data);
-    check(&data)?;
-    check_refs(
-        &mut tx,
-        &[("company_id", Ref::Company, data.company_id), ("owner_id", Ref::User, data.owner_id)],
-    )
-    .await?;
-    // Every field is re-sealed under the current key: an edit also finishes a rotation.
-    store::update(&mut tx, id, &seal(&keys, scope.tenant_id(), id, &data), now_ms()).await?;
-    audit::record(
-        &mut tx,
-        ctx,
-        Event::new(Action::ContactUpdate).by_scope(scope).target("contact", id),
-    )
-    .await?;
-    let row = store::get(&mut tx, id).await?.ok_or(DomainError::NotFound("contact"))?;
-    tx.commit().await?;
-    Ok(view(&row, data, scope.may(Permission::ContactsReadSensitive)))
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactSort {
+    CreatedAt,
+    UpdatedAt,
 }
 
-pub async fn delete(
+sort_schema!(ContactSort);
+
+impl SortColumn for ContactSort {
+    type Row = ContactRow;
+    const ALL: &'static [ContactSort] = &[ContactSort::CreatedAt, ContactSort::UpdatedAt];
+    fn name(self) -> &'static str {
+        match self {
+            ContactSort::CreatedAt => "created_at",
+            ContactSort::UpdatedAt => "updated_at",
+        }
+    }
+    fn sql(self) -> &'static str {
+        self.name()
+    }
+    fn is_text(self) -> bool {
+        false
+    }
+    fn value(self, row: &ContactRow) -> SortValue {
+        SortValue::Int(match self {
+            ContactSort::CreatedAt => row.created_at.millis(),
+            ContactSort::UpdatedAt => row.updated_at.millis(),
+        })
+    }
+}
+
+/// The filters of a contact list (and of the CSV export, which takes them in its body).
+#[derive(Debug, Default, Deserialize, IntoParams, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContactFilter {
+    /// Exact match (case-insensitive), through the blind index.
+    #[param(format = Email)]
+    #[schema(format = Email)]
+    pub email: Option<String>,
+    /// Exact match on the digits, through the blind index.
+    pub phone: Option<String>,
+    pub owner_id: Option<UserId>,
+    pub company_id: Option<CompanyId>,
+    #[param(value_type = Option<super::Tag>)]
+    #[schema(value_type = Option<super::Tag>)]
+    pub tag: Option<String>,
+    /// Contacts created at or after this time.
+    pub created_after: Option<Timestamp>,
+    /// Contacts created before this time.
+    pub created_before: Option<Timestamp>,
+    #[param(value_type = Option<ContactSort>)]
+    #[schema(value_type = Option<ContactSort>)]
+    pub sort: Option<Sort<ContactSort>>,
+    #[param(minimum = 1, maximum = 200)]
+    #[schema(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl ListFilter for ContactFilter {
+    type Sort = ContactSort;
+    fn page(&self) -> PageParams<'_, ContactSort> {
+        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
+    }
+    fn check(&self) -> DomainResult<()> {
+        match &self.tag {
+            Some(tag) if tag.contains([',', '%', '_', '\\']) || tag.len() > 50 => {
+                Err(DomainError::invalid("tag", "is not a tag"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One page of contacts under `filter`, with the blind indexes of its email and phone.
+pub async fn query_page(
+    keys: &KeySet,
+    tx: &mut TenantTx,
+    filter: &ContactFilter,
+    page: &PageRequest<ContactSort>,
+) -> Result<Vec<ContactRow>, StoreError> {
+    let query = ContactQuery {
+        filter,
+        email_bidx: filter.email.as_deref().map(|e| email_index(keys, e)),
+        phone_bidx: filter.phone.as_deref().map(|p| phone_index(keys, p)),
+    };
+    store::list(tx, &query, page).await
+}
+
+/// Sensitive fields are written only by callers who may read them unmasked: someone who
+/// cannot see an SSN must not be able to replace it either.
+fn check_sensitive_write(
+    scope: &TenantScope,
+    before: &ContactData,
+    after: &ContactData,
+) -> DomainResult<()> {
+    let changed = before.ssn != after.ssn || before.bank_account != after.bank_account;
+    if changed && !scope.may(Permission::ContactsReadSensitive) {
+        return Err(DomainError::Forbidden(
+            "writing SSN or bank details needs the contacts:read_sensitive permission",
+        ));
+    }
+    Ok(())
+}
+
+impl Resource for Contacts {
+    type View = ContactView;
+    type Create = ContactData;
+    type Patch = ContactPatch;
+    type Filter = ContactFilter;
+    type Sort = ContactSort;
+
+    async fn write(
+        app: &AppState,
+        _: &TenantScope,
+        tx: &mut TenantTx,
+        id: ContactId,
+        data: &ContactData,
+        insert: bool,
+    ) -> DomainResult<()> {
+        check(data)?;
+        check_refs(
+            tx,
+            &[
+                ("company_id", Ref::Company, data.company_id.map(|id| id.as_uuid())),
+                ("owner_id", Ref::User, data.owner_id.map(|id| id.as_uuid())),
+            ],
+        )
+        .await?;
+        let keys = super::tenant_keys(app, tx).await?;
+        let sealed = seal(&keys, tx.tenant_id(), id, data);
+        let now = Timestamp::now();
+        if insert {
+            store::insert(tx, id, &sealed, now).await?;
+        // Every field is re-sealed under the current key: an edit also finishes a rotation.
+        } else if !store::update(tx, id, &sealed, now).await? {
+            return Err(super::not_found::<Contacts>());
+        }
+        Ok(())
+    }
+
+    async fn body_of(
+        app: &AppState,
+        tx: &mut TenantTx,
+        row: ContactRow,
+    ) -> DomainResult<ContactData> {
+        if row.erased_at.is_some() {
+            return Err(super::not_found::<Contacts>());
+        }
+        let keys = super::tenant_keys(app, tx).await?;
+        open(&keys, tx.tenant_id(), &row)
+    }
+
+    fn patch(mut body: ContactData, patch: ContactPatch) -> ContactData {
+        patch.apply(&mut body);
+        body
+    }
+
+    fn check_change(
+        scope: &TenantScope,
+        before: Option<&ContactData>,
+        after: &ContactData,
+    ) -> DomainResult<()> {
+        check_sensitive_write(scope, before.unwrap_or(&ContactData::default()), after)
+    }
+
+    async fn list(
+        app: &AppState,
+        tx: &mut TenantTx,
+        filter: &ContactFilter,
+        page: &PageRequest<ContactSort>,
+    ) -> DomainResult<Vec<ContactRow>> {
+        let keys = super::tenant_keys(app, tx).await?;
+        Ok(query_page(&keys, tx, filter, page).await?)
+    }
+
+    async fn views(
+        app: &AppState,
+        tx: &mut TenantTx,
+        rows: Vec<ContactRow>,
+    ) -> DomainResult<Vec<ContactView>> {
+        let keys = super::tenant_keys(app, tx).await?;
+        let tenant = tx.tenant_id();
+        rows.iter().map(|row| Ok(view(row, open(&keys, tenant, row)?, Sensitive::Masked))).collect()
+    }
+
+    fn id_of(row: &ContactRow) -> uuid::Uuid {
+        row.id.as_uuid()
+    }
+
+    fn new_id() -> ContactId {
+        ContactId::new()
+    }
+}
+
+/// One contact, masked; with `reveal`, its SSN and bank details unmasked — for callers holding
+/// `contacts:read_sensitive` and, with a session, a recent step-up — and an audit event
+/// naming the fields revealed.
+pub async fn get(
     app: &AppState,
     scope: &TenantScope,
     ctx: &RequestContext,
-    id: Uuid,
-) -> DomainResult<()> {
+    id: ContactId,
+    reveal: bool,
+) -> DomainResult<ContactView> {
+    if !reveal {
+        return super::resource::get::<Contacts>(app, scope, id).await;
+    }
+    scope.require(Permission::ContactsReadSensitive)?;
+    if let Actor::User { session_id, .. } = scope.actor() {
+        crate::identity::mfa::require_step_up_of(app, *session_id).await?;
+    }
     let mut tx = app.store().tenant_tx(scope).await?;
-    store::get(&mut tx, id).await?.ok_or(DomainError::NotFound("contact"))?;
-    store::unlink(&mut tx, id).await?;
-    store::delete(&mut tx, id).await?;
+    let row = super::fetch::<Contacts>(&mut tx, id).await?;
+    let keys = super::tenant_keys(app, &mut tx).await?;
+    let data = open(&keys, scope.tenant_id(), &row)?;
+    let mut fields = vec![];
+    if data.ssn.is_some() {
+        fields.push("ssn");
+    }
+    if data.bank_account.is_some() {
+        fields.push("bank_account");
+    }
     audit::record(
         &mut tx,
         ctx,
-        Event::new(Action::ContactDelete).by_scope(scope).target("contact", id),
+        Event::new(Action::ContactSensitiveRead)
+            .by_scope(scope)
+            .target("contact", id)
+            .detail("fields", fields),
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(view(&row, data, Sensitive::Revealed))
 }
 
 #[cfg(test)]

@@ -1,19 +1,44 @@
 //! SQL of contacts.
 
-#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
+use super::{ContactFilter, ContactSort};
+use crate::audit::Action;
+use crate::clock::Timestamp;
+use crate::crm::Record;
+use crate::crm::list::PageRequest;
+use crate::crm::store::{ListQuery, fetch_page};
+use crate::ids::{CompanyId, ContactId, UserId};
+use crate::store::{StoreError, TenantTx, query};
 
-use uuid::Uuid;
+pub struct Contacts;
 
-use crate::on_tx;
-use crate::store::{StoreError, TenantTx};
+impl Record for Contacts {
+    const NAME: &'static str = "contact";
+    const GET: &'static str = "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, \
+        phone_enc, date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, company_id, \
+        owner_id, tags, custom_fields, erased_at, created_at, updated_at FROM contacts \
+        WHERE id = $1 AND tenant_id = $2";
+    const DELETE: &'static str = "DELETE FROM contacts WHERE tenant_id = $1 AND id = $2";
+    // Records linked to it are unlinked; notes about it go with it (ON DELETE CASCADE).
+    const UNLINK: &'static [&'static str] = &[
+        "UPDATE leads SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
+        "UPDATE deals SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
+        "UPDATE tasks SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
+        "UPDATE activities SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
+    ];
+    const CREATED: Action = Action::ContactCreate;
+    const UPDATED: Action = Action::ContactUpdate;
+    const DELETED: Action = Action::ContactDelete;
+    type Id = ContactId;
+    type Row = ContactRow;
+}
 
-pub const SELECT: &str = "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, \
+const SELECT: &str = "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, \
     date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, \
     erased_at, created_at, updated_at FROM contacts";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ContactRow {
-    pub id: Uuid,
+    pub id: ContactId,
     pub key_version: i32,
     pub first_name_enc: Option<Vec<u8>>,
     pub last_name_enc: Option<Vec<u8>>,
@@ -23,13 +48,13 @@ pub struct ContactRow {
     pub ssn_enc: Option<Vec<u8>>,
     pub address_enc: Option<Vec<u8>>,
     pub bank_account_enc: Option<Vec<u8>>,
-    pub company_id: Option<Uuid>,
-    pub owner_id: Option<Uuid>,
+    pub company_id: Option<CompanyId>,
+    pub owner_id: Option<UserId>,
     pub tags: String,
     pub custom_fields: String,
-    pub erased_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub erased_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// The stored (encrypted) form of a contact, written whole.
@@ -45,16 +70,20 @@ pub struct Sealed {
     pub bank_account: Option<Vec<u8>>,
     pub email_bidx: Option<Vec<u8>>,
     pub phone_bidx: Option<Vec<u8>>,
-    pub company_id: Option<Uuid>,
-    pub owner_id: Option<Uuid>,
+    pub company_id: Option<CompanyId>,
+    pub owner_id: Option<UserId>,
     pub tags: String,
     pub custom_fields: String,
 }
 
-pub async fn insert(tx: &mut TenantTx, id: Uuid, s: &Sealed, now: i64) -> Result<(), StoreError> {
+pub async fn insert(
+    tx: &mut TenantTx,
+    id: ContactId,
+    s: &Sealed,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
-    on_tx!(tx, |c| {
-        sqlx::query(
+    query(
         "INSERT INTO contacts (id, tenant_id, key_version, first_name_enc, last_name_enc, email_enc, \
          phone_enc, date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, email_bidx, phone_bidx, \
          company_id, owner_id, tags, custom_fields, created_at, updated_at) \
@@ -78,18 +107,19 @@ pub async fn insert(tx: &mut TenantTx, id: Uuid, s: &Sealed, now: i64) -> Result
     .bind(&s.tags)
     .bind(&s.custom_fields)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx).await?;
     Ok(())
 }
 
-/// Rewrites a contact; `expected_version` guards against a concurrent key rotation.
-pub async fn update(tx: &mut TenantTx, id: Uuid, s: &Sealed, now: i64) -> Result<bool, StoreError> {
+/// Rewrites a contact (not an erased one).
+pub async fn update(
+    tx: &mut TenantTx,
+    id: ContactId,
+    s: &Sealed,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
     let tenant = tx.tenant_id();
-    let done = on_tx!(tx, |c| {
-        sqlx::query(
+    query(
         "UPDATE contacts SET key_version = $3, first_name_enc = $4, last_name_enc = $5, email_enc = $6, \
          phone_enc = $7, date_of_birth_enc = $8, ssn_enc = $9, address_enc = $10, bank_account_enc = $11, \
          email_bidx = $12, phone_bidx = $13, company_id = $14, owner_id = $15, tags = $16, \
@@ -113,95 +143,41 @@ pub async fn update(tx: &mut TenantTx, id: Uuid, s: &Sealed, now: i64) -> Result
     .bind(&s.tags)
     .bind(&s.custom_fields)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(done == 1)
-}
-
-pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<Option<ContactRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, ContactRow>(
-        "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, date_of_birth_enc, \
-         ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, erased_at, \
-         created_at, updated_at FROM contacts WHERE id = $1 AND tenant_id = $2"
-    )
-    .bind(id)
-    .bind(tenant)
-    .fetch_optional(c)
-    .await
-    })?)
-}
-
-/// Unlinks a contact from the records that point at it, before it is deleted or erased.
-pub async fn unlink(tx: &mut TenantTx, id: Uuid) -> Result<(), StoreError> {
-    let tenant = tx.tenant_id();
-    for sql in [
-        "UPDATE leads SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
-        "UPDATE deals SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
-        "UPDATE tasks SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
-        "UPDATE activities SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
-    ] {
-        on_tx!(tx, |c| sqlx::query(sql)
-            .bind(tenant)
-            .bind(id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-    }
-    Ok(())
-}
-
-pub async fn delete(tx: &mut TenantTx, id: Uuid) -> Result<bool, StoreError> {
-    let tenant = tx.tenant_id();
-    let done =
-        on_tx!(tx, |c| sqlx::query("DELETE FROM contacts WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(tenant)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+    .execute_one(tx).await
 }
 
 /// Erasure: the personal data and its indexes are overwritten; the row stays as a tombstone.
 /// Notes about the contact go, activities keep their time and kind but lose their details.
-pub async fn erase(tx: &mut TenantTx, id: Uuid, now: i64) -> Result<bool, StoreError> {
+pub async fn erase(tx: &mut TenantTx, id: ContactId, now: Timestamp) -> Result<bool, StoreError> {
     let tenant = tx.tenant_id();
-    let done = on_tx!(tx, |c| sqlx::query(
+    let done = query(
         "UPDATE contacts SET first_name_enc = NULL, last_name_enc = NULL, email_enc = NULL, \
          phone_enc = NULL, date_of_birth_enc = NULL, ssn_enc = NULL, address_enc = NULL, \
          bank_account_enc = NULL, email_bidx = NULL, phone_bidx = NULL, company_id = NULL, \
          owner_id = NULL, tags = '', custom_fields = '{}', erased_at = $3, updated_at = $3 \
-         WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL"
+         WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL",
     )
     .bind(id)
     .bind(tenant)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .execute(tx)
+    .await?;
     if done == 0 {
         return Ok(false);
     }
-    on_tx!(tx, |c| sqlx::query("DELETE FROM notes WHERE tenant_id = $1 AND contact_id = $2")
+    query("DELETE FROM notes WHERE tenant_id = $1 AND contact_id = $2")
         .bind(tenant)
         .bind(id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE activities SET details_enc = NULL, subject = '[erased]' WHERE tenant_id = $1 AND contact_id = $2"
+        .execute(tx)
+        .await?;
+    query(
+        "UPDATE activities SET details_enc = NULL, subject = '[erased]' WHERE tenant_id = $1 \
+             AND contact_id = $2",
     )
     .bind(tenant)
     .bind(id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx)
+    .await?;
     Ok(true)
 }
 
@@ -212,8 +188,7 @@ pub async fn older_than(
     limit: i64,
 ) -> Result<Vec<ContactRow>, StoreError> {
     let tenant = tx.tenant_id();
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, ContactRow>(
+    query(
         "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, date_of_birth_enc, \
          ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, erased_at, \
          created_at, updated_at FROM contacts WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT $3"
@@ -221,16 +196,18 @@ pub async fn older_than(
     .bind(tenant)
     .bind(version)
     .bind(limit)
-    .fetch_all(c)
-    .await
-    })?)
+    .fetch_all::<ContactRow>(tx).await
 }
 
 /// Rotation's write: only if the row is still under the key it was read with.
-pub async fn reseal(tx: &mut TenantTx, id: Uuid, was: i32, s: &Sealed) -> Result<bool, StoreError> {
+pub async fn reseal(
+    tx: &mut TenantTx,
+    id: ContactId,
+    was: i32,
+    s: &Sealed,
+) -> Result<bool, StoreError> {
     let tenant = tx.tenant_id();
-    let done = on_tx!(tx, |c| {
-        sqlx::query(
+    query(
         "UPDATE contacts SET key_version = $4, first_name_enc = $5, last_name_enc = $6, email_enc = $7, \
          phone_enc = $8, date_of_birth_enc = $9, ssn_enc = $10, address_enc = $11, bank_account_enc = $12 \
          WHERE id = $1 AND tenant_id = $2 AND key_version = $3"
@@ -247,9 +224,31 @@ pub async fn reseal(tx: &mut TenantTx, id: Uuid, was: i32, s: &Sealed) -> Result
     .bind(&s.ssn)
     .bind(&s.address)
     .bind(&s.bank_account)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(done == 1)
+    .execute_one(tx).await
+}
+
+/// Filters of a contact list or export. Email and phone match through their blind indexes
+/// (`email_bidx`, `phone_bidx`: HMACs the caller computed), never in the clear.
+pub struct ContactQuery<'a> {
+    pub filter: &'a ContactFilter,
+    pub email_bidx: Option<Vec<u8>>,
+    pub phone_bidx: Option<Vec<u8>>,
+}
+
+pub async fn list(
+    tx: &mut TenantTx,
+    q: &ContactQuery<'_>,
+    page: &PageRequest<ContactSort>,
+) -> Result<Vec<ContactRow>, StoreError> {
+    let f = q.filter;
+    let mut list = ListQuery::new(SELECT, "", tx.tenant_id());
+    list.and("erased_at IS NULL")
+        .and_if("email_bidx = ?", q.email_bidx.clone())
+        .and_if("phone_bidx = ?", q.phone_bidx.clone())
+        .and_if("owner_id = ?", f.owner_id)
+        .and_if("company_id = ?", f.company_id)
+        .and_if("tags LIKE ?", f.tag.as_deref().map(crate::crm::tag_pattern))
+        .and_if("created_at >= ?", f.created_after)
+        .and_if("created_at < ?", f.created_before);
+    fetch_page(tx, list.page(page)).await
 }

@@ -20,21 +20,21 @@ use totp_rs::{Algorithm, Builder as TotpBuilder, Secret as TotpSecret, Totp};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::lockout::{self, Failure};
+use super::lockout::{self, Admission};
 use super::login::{TokenPair, start_session};
 use super::store as users;
 use super::tokens::{opaque_token, token_hash};
 use super::{Credential, Principal};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
-use crate::clock::now_ms;
+use crate::clock::Timestamp;
 use crate::crypto::{self, Secret};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::tenancy::Role;
 
 const TOTP_PURPOSE: &str = "totp-seeds";
-pub const TICKET_LIFETIME_MS: i64 = 5 * 60_000;
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(5 * 60);
 pub const BACKUP_CODES: usize = 10;
 /// 32 symbols without 0/o, 1/l: a random byte maps onto it without bias (256 = 8 × 32).
 const CODE_ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
@@ -42,7 +42,7 @@ const ENROLMENT_CACHE: Duration = Duration::from_secs(2);
 
 /// Per-instance MFA state.
 pub struct Mfa {
-    pub step_up_ms: i64,
+    pub step_up: Duration,
     pub webauthn: Option<::webauthn_rs::Webauthn>,
     /// user → "must enrol before doing anything else", cached briefly: the check runs on
     /// every request of a session.
@@ -52,7 +52,7 @@ pub struct Mfa {
 impl Mfa {
     pub fn new(step_up: Duration, public_url: &url::Url) -> Mfa {
         Mfa {
-            step_up_ms: i64::try_from(step_up.as_millis()).unwrap_or(600_000),
+            step_up,
             webauthn: webauthn::relying_party(public_url),
             enrolment: Mutex::new(HashMap::new()),
         }
@@ -104,7 +104,7 @@ fn session_of(principal: &Principal) -> DomainResult<SessionId> {
 }
 
 fn now_secs() -> u64 {
-    u64::try_from(now_ms() / 1000).unwrap_or(0)
+    u64::try_from(Timestamp::now().secs()).unwrap_or(0)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,7 +148,7 @@ pub async fn setup_totp(app: &AppState, principal: &Principal) -> DomainResult<T
         principal.tenant_id(),
         &sealed,
         app.keys().current_id(),
-        now_ms(),
+        Timestamp::now(),
     )
     .await?;
     tx.commit().await?;
@@ -190,7 +190,7 @@ pub async fn confirm_totp(
         drop(tx);
         return Err(DomainError::invalid("code", "is not the current code of the authenticator"));
     };
-    let now = now_ms();
+    let now = Timestamp::now();
     let step = i64::try_from(step).unwrap_or(0);
     if !store::confirm_totp(&mut tx, user, &row.secret_sealed, step, now).await? {
         return Err(DomainError::Conflict("the TOTP set-up changed meanwhile; start again"));
@@ -228,7 +228,7 @@ async fn new_backup_codes(
     tx: &mut crate::store::SystemTx,
     user: UserId,
     tenant: Option<TenantId>,
-    now: i64,
+    now: Timestamp,
 ) -> DomainResult<Vec<String>> {
     let mut codes = vec![];
     let mut hashes = vec![];
@@ -255,7 +255,7 @@ pub async fn regenerate_backup_codes(
     if store::totp(&mut tx, user).await?.is_none_or(|t| t.confirmed_at.is_none()) {
         return Err(DomainError::Conflict("backup codes come with TOTP; set it up first"));
     }
-    let codes = new_backup_codes(&mut tx, user, principal.tenant_id(), now_ms()).await?;
+    let codes = new_backup_codes(&mut tx, user, principal.tenant_id(), Timestamp::now()).await?;
     audit::record_platform(
         &mut tx,
         principal.tenant_id(),
@@ -281,7 +281,8 @@ pub async fn remove_totp(
     }
     store::delete_backup_codes(&mut tx, user).await?;
     let revoked =
-        users::revoke_user_sessions(&mut tx, user, Some(sid), "mfa_reset", now_ms()).await?;
+        users::revoke_user_sessions(&mut tx, user, Some(sid), "mfa_reset", Timestamp::now())
+            .await?;
     users::set_step_up(&mut tx, sid, None).await?;
     audit::record_platform(
         &mut tx,
@@ -299,62 +300,37 @@ pub async fn remove_totp(
     Ok(())
 }
 
-/// Takes one attempt at a second factor of `user` from the account's lockout budget, before
-/// the factor is checked: concurrent guesses each take their own slot, so no burst gets more
-/// checks than the threshold allows. A correct factor clears the count again. The budget is
-/// one larger than the password's, so five wrong factors lock and the sixth attempt is refused.
+/// Reserves one attempt at a second factor of `user` in the account's lockout budget before
+/// the factor is checked (`lockout::Lockout::admit`, shared with the password login):
+/// concurrent guesses each take their own slot, so no burst gets more checks than the
+/// threshold allows. A correct factor clears the count (`clear_attempts`); a wrong one stays
+/// counted (`record_failure`).
 pub(crate) async fn take_attempt(
     app: &AppState,
     ctx: &RequestContext,
-    tenant: Option<TenantId>,
     user: UserId,
-) -> DomainResult<()> {
+) -> DomainResult<lockout::Attempt> {
     let lockout = &app.identity().lockout;
-    let now = now_ms();
-    let ip_key = lockout::ip_key(ctx.ip.as_deref().unwrap_or("unknown"));
-    if let Some(until) = lockout.locked_until(&ip_key, now).await? {
-        return Err(DomainError::TooManyAttempts {
-            retry_after: u64::try_from((until - now + 999) / 1000).unwrap_or(1).max(1),
-        });
+    match lockout.admit(&lockout::ip_key(&ctx.net), &lockout::account_key(user)).await? {
+        Admission::AddressThrottled(until) => {
+            Err(DomainError::TooManyAttempts { retry_after: Timestamp::now().retry_after(until) })
+        }
+        Admission::AccountLocked => Err(DomainError::InvalidCredentials),
+        Admission::Granted(attempt) => Ok(attempt),
     }
-    let key = lockout::account_key(user);
-    if lockout.locked_until(&key, now).await?.is_some() {
-        return Err(DomainError::InvalidCredentials);
-    }
-    let threshold = lockout.policy().threshold.saturating_add(1);
-    let until = match lockout.record_failure(&key, threshold, now).await? {
-        Failure::Counted => return Ok(()),
-        Failure::AlreadyLocked(_) => return Err(DomainError::InvalidCredentials),
-        Failure::LockedUntil(until) => until,
-    };
-    metrics::counter!("auth_lockouts_total").increment(1);
-    let mut tx = app.store().system_tx().await?;
-    audit::record_platform(
-        &mut tx,
-        tenant,
-        ctx,
-        Event::new(Action::AuthLockout)
-            .by_system("lockout")
-            .target("user", user)
-            .detail("locked_until", crate::clock::rfc3339(until))
-            .detail("after", "second_factor"),
-    )
-    .await?;
-    tx.commit().await?;
-    Err(DomainError::InvalidCredentials)
 }
 
-/// A failed second factor (its attempt is already counted): audited, counted per IP.
+/// A failed second factor (its attempt is already counted): counted per address, audited
+/// for a verified subject only, and a lock it caused is audited.
 pub(crate) async fn record_failure(
     app: &AppState,
     ctx: &RequestContext,
     tenant: Option<TenantId>,
     user: Option<UserId>,
+    locked_until: Option<Timestamp>,
     context: &str,
 ) -> DomainResult<()> {
-    let lockout = &app.identity().lockout;
-    let ip_key = lockout::ip_key(ctx.ip.as_deref().unwrap_or("unknown"));
-    lockout.record_failure(&ip_key, lockout.policy().ip_threshold, now_ms()).await?;
+    app.identity().lockout.failed(&lockout::ip_key(&ctx.net)).await?;
     metrics::counter!("auth_mfa_failures_total").increment(1);
     let mut tx = app.store().system_tx().await?;
     let mut event = Event::new(Action::MfaFailed).failure().detail("context", context.to_owned());
@@ -362,13 +338,16 @@ pub(crate) async fn record_failure(
         event = event.target("user", user);
     }
     audit::record_platform(&mut tx, tenant, ctx, event).await?;
+    if let (Some(user), Some(until)) = (user, locked_until) {
+        super::login::record_lockout(&mut tx, ctx, tenant, user, until, "second_factor").await?;
+    }
     tx.commit().await?;
     Ok(())
 }
 
 /// A correct second factor: the account's failure count starts again.
 pub(crate) async fn clear_attempts(app: &AppState, user: UserId) -> DomainResult<()> {
-    app.identity().lockout.clear(&lockout::account_key(user)).await?;
+    app.identity().lockout.succeeded(&lockout::account_key(user)).await?;
     Ok(())
 }
 
@@ -381,7 +360,7 @@ async fn check_factor(
     factor: &Factor,
     context: &str,
 ) -> DomainResult<&'static str> {
-    take_attempt(app, ctx, tenant, user).await?;
+    let attempt = take_attempt(app, ctx, user).await?;
     let mut tx = app.store().system_tx().await?;
     let ok = match factor {
         Factor::Totp(code) => {
@@ -405,7 +384,7 @@ async fn check_factor(
             let mut spent = false;
             for (id, stored) in store::unused_backup_codes(&mut tx, user).await? {
                 if bool::from(stored.ct_eq(&hash)) {
-                    spent = store::spend_backup_code(&mut tx, id, now_ms()).await?;
+                    spent = store::spend_backup_code(&mut tx, id, Timestamp::now()).await?;
                     break;
                 }
             }
@@ -423,7 +402,7 @@ async fn check_factor(
     };
     if !ok {
         drop(tx);
-        record_failure(app, ctx, tenant, Some(user), context).await?;
+        record_failure(app, ctx, tenant, Some(user), attempt.locked_until, context).await?;
         return Err(DomainError::InvalidCredentials);
     }
     tx.commit().await?;
@@ -466,7 +445,7 @@ pub async fn issue_ticket(
             token_hash: Some(&token_hash(token.expose())),
             session: None,
             state: None,
-            expires_at: now_ms() + TICKET_LIFETIME_MS,
+            expires_at: Timestamp::now().plus(TICKET_LIFETIME),
         },
     )
     .await?;
@@ -486,9 +465,9 @@ pub async fn ticket_user(
         Some(row)
             if row.purpose == "mfa_ticket"
                 && row.used_at.is_none()
-                && row.expires_at > now_ms() =>
+                && row.expires_at > Timestamp::now() =>
         {
-            Ok((row.id, UserId(row.user_id.ok_or(DomainError::InvalidCredentials)?)))
+            Ok((row.id, row.user_id.ok_or(DomainError::InvalidCredentials)?))
         }
         _ => Err(DomainError::Unauthenticated("unknown, used or expired MFA ticket")),
     }
@@ -505,7 +484,7 @@ pub async fn verify_login(
     let mut tx = app.store().system_read().await?;
     let row = users::user_by_id(&mut tx, user).await?.ok_or(DomainError::InvalidCredentials)?;
     tx.commit().await?;
-    let tenant = row.tenant_id.map(TenantId);
+    let tenant = row.tenant_id;
     check_factor(app, ctx, user, tenant, factor, "login").await?;
     finish_login(app, ctx, ticket_id, &row).await
 }
@@ -516,7 +495,7 @@ pub async fn finish_login(
     ticket_id: uuid::Uuid,
     user: &users::UserRow,
 ) -> DomainResult<TokenPair> {
-    let now = now_ms();
+    let now = Timestamp::now();
     let mut tx = app.store().system_tx().await?;
     if !store::spend_challenge(&mut tx, ticket_id, now).await? || !user.is_active() {
         return Err(DomainError::Unauthenticated("MFA ticket already used"));
@@ -547,7 +526,7 @@ pub async fn record_step_up(
     method: &str,
 ) -> DomainResult<()> {
     let mut tx = app.store().system_tx().await?;
-    users::set_step_up(&mut tx, sid, Some(now_ms())).await?;
+    users::set_step_up(&mut tx, sid, Some(Timestamp::now())).await?;
     audit::record_platform(
         &mut tx,
         principal.tenant_id(),
@@ -569,11 +548,16 @@ pub async fn require_step_up(app: &AppState, principal: &Principal) -> DomainRes
             ));
         }
     };
+    require_step_up_of(app, sid).await
+}
+
+/// 403 `step_up_required` unless this session verified a second factor recently.
+pub async fn require_step_up_of(app: &AppState, sid: SessionId) -> DomainResult<()> {
     let mut tx = app.store().system_read().await?;
     let at = store::step_up_at(&mut tx, sid).await?;
     tx.commit().await?;
     match at {
-        Some(at) if now_ms() - at <= app.identity().mfa.step_up_ms => Ok(()),
+        Some(at) if at.plus(app.identity().mfa.step_up) >= Timestamp::now() => Ok(()),
         _ => Err(DomainError::StepUpRequired),
     }
 }

@@ -14,15 +14,16 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 use super::{Factor, TotpSetup, store, webauthn};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
-use crate::clock::rfc3339;
+use crate::clock::Timestamp;
 use crate::crypto::Secret;
 use crate::error::DomainError;
+use crate::http::Endpoint;
 use crate::http::json::Json;
 use crate::http::path::Id;
 use crate::http::problem::Problem;
-use crate::http::{Endpoint, RateCategory};
 use crate::identity::Principal;
 use crate::identity::login::TokenPair;
+use crate::ratelimit::RateCategory;
 use crate::tenancy::{Permission, TenantScope};
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -239,8 +240,8 @@ async fn webauthn_login_finish(
 pub struct PasskeyView {
     id: Uuid,
     name: String,
-    created_at: String,
-    last_used_at: Option<String>,
+    created_at: Timestamp,
+    last_used_at: Option<Timestamp>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -263,8 +264,8 @@ async fn list_passkeys(
         .map(|r| PasskeyView {
             id: r.id,
             name: r.name,
-            created_at: rfc3339(r.created_at),
-            last_used_at: r.last_used_at.map(rfc3339),
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
         })
         .collect();
     Ok(Json(PasskeyList { items, next_cursor: None }))

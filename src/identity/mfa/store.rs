@@ -1,31 +1,28 @@
 //! SQL of second factors, challenges and the tenant MFA policy (platform work: `SystemTx`,
 //! always filtered by the user the request authenticated as).
 
-#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
-
 use uuid::Uuid;
 
+use crate::clock::Timestamp;
 use crate::ids::{SessionId, TenantId, UserId};
-use crate::on_tx;
-use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, TenantTx};
+use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TotpRow {
     pub secret_sealed: Vec<u8>,
     pub master_key_id: String,
-    pub confirmed_at: Option<i64>,
+    pub confirmed_at: Option<Timestamp>,
     pub last_used_step: i64,
 }
 
 pub async fn totp(tx: &mut SystemTx, user: UserId) -> Result<Option<TotpRow>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, TotpRow>(
-        "SELECT secret_sealed, master_key_id, confirmed_at, last_used_step FROM mfa_totp WHERE user_id = $1"
+    query(
+        "SELECT secret_sealed, master_key_id, confirmed_at, last_used_step FROM mfa_totp WHERE \
+             user_id = $1",
     )
     .bind(user)
-    .fetch_optional(c)
+    .fetch_optional::<TotpRow>(tx)
     .await
-    })?)
 }
 
 /// Stores an unconfirmed seed, replacing an earlier unconfirmed one.
@@ -35,28 +32,23 @@ pub async fn put_unconfirmed_totp(
     tenant: Option<TenantId>,
     sealed: &[u8],
     master_key_id: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
-        "DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NULL"
-    )
-    .bind(user)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO mfa_totp (user_id, tenant_id, secret_sealed, master_key_id, created_at) VALUES ($1, $2, $3, $4, $5)"
+    query("DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NULL")
+        .bind(user)
+        .execute(tx)
+        .await?;
+    query(
+        "INSERT INTO mfa_totp (user_id, tenant_id, secret_sealed, master_key_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(user)
     .bind(tenant)
     .bind(sealed)
     .bind(master_key_id)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -67,46 +59,35 @@ pub async fn confirm_totp(
     user: UserId,
     sealed: &[u8],
     step: i64,
-    now: i64,
+    now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| {
-        sqlx::query(
-            "UPDATE mfa_totp SET confirmed_at = $3, last_used_step = $2 \
+    query(
+        "UPDATE mfa_totp SET confirmed_at = $3, last_used_step = $2 \
          WHERE user_id = $1 AND confirmed_at IS NULL AND secret_sealed = $4",
-        )
-        .bind(user)
-        .bind(step)
-        .bind(now)
-        .bind(sealed)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
-    Ok(done == 1)
+    )
+    .bind(user)
+    .bind(step)
+    .bind(now)
+    .bind(sealed)
+    .execute_one(tx)
+    .await
 }
 
 /// Records the time step a code was accepted in; false if that step (or a later one) was
 /// already used: a replayed code.
 pub async fn use_totp_step(tx: &mut SystemTx, user: UserId, step: i64) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE mfa_totp SET last_used_step = $2 WHERE user_id = $1 AND confirmed_at IS NOT NULL AND last_used_step < $2"
+    query(
+        "UPDATE mfa_totp SET last_used_step = $2 WHERE user_id = $1 AND confirmed_at IS NOT \
+             NULL AND last_used_step < $2",
     )
     .bind(user)
     .bind(step)
-    .execute(c)
+    .execute_one(tx)
     .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(done == 1)
 }
 
 pub async fn delete_totp(tx: &mut SystemTx, user: UserId) -> Result<u64, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1")
-        .bind(user)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?)
+    query("DELETE FROM mfa_totp WHERE user_id = $1").bind(user).execute(tx).await
 }
 
 /// TOTP seeds sealed under another master key than the current one, for rotation.
@@ -115,15 +96,14 @@ pub async fn totp_sealed_by_other_masters(
     master_key_id: &str,
     limit: i64,
 ) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, (Uuid, Vec<u8>)>(
-        "SELECT user_id, secret_sealed FROM mfa_totp WHERE master_key_id <> $1 ORDER BY user_id LIMIT $2"
+    query(
+        "SELECT user_id, secret_sealed FROM mfa_totp WHERE master_key_id <> $1 ORDER BY \
+             user_id LIMIT $2",
     )
     .bind(master_key_id)
     .bind(limit)
-    .fetch_all(c)
+    .fetch_all::<(Uuid, Vec<u8>)>(tx)
     .await
-    })?)
 }
 
 pub async fn reseal_totp(
@@ -132,15 +112,12 @@ pub async fn reseal_totp(
     sealed: &[u8],
     master_key_id: &str,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query(
-        "UPDATE mfa_totp SET secret_sealed = $2, master_key_id = $3 WHERE user_id = $1"
-    )
-    .bind(user)
-    .bind(sealed)
-    .bind(master_key_id)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    query("UPDATE mfa_totp SET secret_sealed = $2, master_key_id = $3 WHERE user_id = $1")
+        .bind(user)
+        .bind(sealed)
+        .bind(master_key_id)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
@@ -149,37 +126,27 @@ pub async fn replace_backup_codes(
     user: UserId,
     tenant: Option<TenantId>,
     hashes: &[Vec<u8>],
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
-        .bind(user)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    query("DELETE FROM mfa_backup_codes WHERE user_id = $1").bind(user).execute(tx).await?;
     for hash in hashes {
-        on_tx!(tx, |c| {
-            sqlx::query(
-            "INSERT INTO mfa_backup_codes (id, user_id, tenant_id, code_hash, created_at) VALUES ($1, $2, $3, $4, $5)"
+        query(
+            "INSERT INTO mfa_backup_codes (id, user_id, tenant_id, code_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(Uuid::now_v7())
         .bind(user)
         .bind(tenant)
         .bind(hash)
         .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        .execute(tx)
+        .await?;
     }
     Ok(())
 }
 
 pub async fn delete_backup_codes(tx: &mut SystemTx, user: UserId) -> Result<(), StoreError> {
-    on_tx!(tx, |c| sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
-        .bind(user)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+    query("DELETE FROM mfa_backup_codes WHERE user_id = $1").bind(user).execute(tx).await?;
     Ok(())
 }
 
@@ -187,25 +154,23 @@ pub async fn unused_backup_codes(
     tx: &mut SystemTx,
     user: UserId,
 ) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, (Uuid, Vec<u8>)>(
-        "SELECT id, code_hash FROM mfa_backup_codes WHERE user_id = $1 AND used_at IS NULL"
-    )
-    .bind(user)
-    .fetch_all(c)
-    .await)?)
+    query("SELECT id, code_hash FROM mfa_backup_codes WHERE user_id = $1 AND used_at IS NULL")
+        .bind(user)
+        .fetch_all::<(Uuid, Vec<u8>)>(tx)
+        .await
 }
 
 /// Spends a backup code; false if it was spent meanwhile.
-pub async fn spend_backup_code(tx: &mut SystemTx, id: Uuid, now: i64) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| sqlx::query(
-        "UPDATE mfa_backup_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL"
-    )
-    .bind(id)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+pub async fn spend_backup_code(
+    tx: &mut SystemTx,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    query("UPDATE mfa_backup_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute_one(tx)
+        .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -214,23 +179,20 @@ pub struct CredentialRow {
     pub credential_id: Vec<u8>,
     pub passkey: String,
     pub name: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
 }
 
 pub async fn credentials(
     tx: &mut SystemTx,
     user: UserId,
 ) -> Result<Vec<CredentialRow>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, CredentialRow>(
+    query(
         "SELECT id, credential_id, passkey, name, created_at, last_used_at FROM webauthn_credentials \
          WHERE user_id = $1 ORDER BY created_at"
     )
     .bind(user)
-    .fetch_all(c)
-    .await
-    })?)
+    .fetch_all::<CredentialRow>(tx).await
 }
 
 /// The user's passkeys, locked until the transaction ends (PostgreSQL `FOR UPDATE`; SQLite
@@ -250,7 +212,7 @@ pub async fn credentials_for_update(
              FROM webauthn_credentials WHERE user_id = $1 ORDER BY created_at"
         }
     };
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, CredentialRow>(sql).bind(user).fetch_all(c).await)?)
+    query(sql).bind(user).fetch_all::<CredentialRow>(tx).await
 }
 
 pub async fn insert_credential(
@@ -260,11 +222,10 @@ pub async fn insert_credential(
     credential_id: &[u8],
     passkey: &str,
     name: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
-    on_tx!(tx, |c| {
-        sqlx::query(
+    query(
         "INSERT INTO webauthn_credentials (id, user_id, tenant_id, credential_id, passkey, name, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)"
     )
@@ -275,10 +236,7 @@ pub async fn insert_credential(
     .bind(passkey)
     .bind(name)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx).await?;
     Ok(id)
 }
 
@@ -287,20 +245,18 @@ pub async fn update_credential(
     user: UserId,
     credential_id: &[u8],
     passkey: &str,
-    now: i64,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE webauthn_credentials SET passkey = $3, last_used_at = $4 WHERE user_id = $1 AND credential_id = $2"
+    query(
+        "UPDATE webauthn_credentials SET passkey = $3, last_used_at = $4 WHERE user_id = $1 \
+             AND credential_id = $2",
     )
     .bind(user)
     .bind(credential_id)
     .bind(passkey)
     .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -309,28 +265,22 @@ pub async fn delete_credential(
     user: UserId,
     id: Uuid,
 ) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| sqlx::query(
-        "DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2"
-    )
-    .bind(id)
-    .bind(user)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+    query("DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user)
+        .execute_one(tx)
+        .await
 }
 
 /// Whether the user has a confirmed second factor.
 pub async fn has_second_factor(tx: &mut SystemTx, user: UserId) -> Result<bool, StoreError> {
-    let count: i64 = on_tx!(tx, |c| {
-        sqlx::query_scalar(
+    let count: i64 = query(
         "SELECT (SELECT count(*) FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL) \
-              + (SELECT count(*) FROM webauthn_credentials WHERE user_id = $1)"
+              + (SELECT count(*) FROM webauthn_credentials WHERE user_id = $1)",
     )
     .bind(user)
-    .fetch_one(c)
-    .await
-    })?;
+    .scalar(tx)
+    .await?;
     Ok(count > 0)
 }
 
@@ -338,11 +288,11 @@ pub async fn has_second_factor(tx: &mut SystemTx, user: UserId) -> Result<bool, 
 pub struct ChallengeRow {
     pub id: Uuid,
     pub purpose: String,
-    pub user_id: Option<Uuid>,
-    pub session_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
+    pub session_id: Option<SessionId>,
     pub state: Option<String>,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
 }
 
 pub struct NewChallenge<'a> {
@@ -352,7 +302,7 @@ pub struct NewChallenge<'a> {
     pub token_hash: Option<&'a [u8]>,
     pub session: Option<SessionId>,
     pub state: Option<&'a str>,
-    pub expires_at: i64,
+    pub expires_at: Timestamp,
 }
 
 pub async fn insert_challenge(
@@ -360,8 +310,7 @@ pub async fn insert_challenge(
     new: &NewChallenge<'_>,
 ) -> Result<Uuid, StoreError> {
     let id = Uuid::new_v4();
-    on_tx!(tx, |c| {
-        sqlx::query(
+    query(
         "INSERT INTO auth_challenges (id, purpose, user_id, tenant_id, token_hash, session_id, state, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
@@ -373,10 +322,7 @@ pub async fn insert_challenge(
     .bind(new.session)
     .bind(new.state)
     .bind(new.expires_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
+    .execute(tx).await?;
     Ok(id)
 }
 
@@ -384,51 +330,49 @@ pub async fn challenge_by_id(
     tx: &mut SystemTx,
     id: Uuid,
 ) -> Result<Option<ChallengeRow>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, ChallengeRow>(
-        "SELECT id, purpose, user_id, session_id, state, expires_at, used_at FROM auth_challenges WHERE id = $1"
+    query(
+        "SELECT id, purpose, user_id, session_id, state, expires_at, used_at FROM \
+             auth_challenges WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(c)
+    .fetch_optional::<ChallengeRow>(tx)
     .await
-    })?)
 }
 
 pub async fn challenge_by_token(
     tx: &mut SystemTx,
     hash: &[u8],
 ) -> Result<Option<ChallengeRow>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, ChallengeRow>(
-        "SELECT id, purpose, user_id, session_id, state, expires_at, used_at FROM auth_challenges WHERE token_hash = $1"
+    query(
+        "SELECT id, purpose, user_id, session_id, state, expires_at, used_at FROM \
+             auth_challenges WHERE token_hash = $1",
     )
     .bind(hash)
-    .fetch_optional(c)
+    .fetch_optional::<ChallengeRow>(tx)
     .await
-    })?)
 }
 
 /// Spends a challenge; false if spent or expired meanwhile.
-pub async fn spend_challenge(tx: &mut SystemTx, id: Uuid, now: i64) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE auth_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2"
+pub async fn spend_challenge(
+    tx: &mut SystemTx,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    query(
+        "UPDATE auth_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND \
+             expires_at > $2",
     )
     .bind(id)
     .bind(now)
-    .execute(c)
+    .execute_one(tx)
     .await
-    .map(|r| r.rows_affected())
-    })?;
-    Ok(done == 1)
 }
 
-pub async fn purge_challenges(tx: &mut SystemTx, now: i64) -> Result<u64, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query("DELETE FROM auth_challenges WHERE expires_at < $1")
-        .bind(now - 3_600_000)
-        .execute(c)
+pub async fn purge_challenges(tx: &mut SystemTx, now: Timestamp) -> Result<u64, StoreError> {
+    query("DELETE FROM auth_challenges WHERE expires_at < $1")
+        .bind(now.minus(std::time::Duration::from_secs(3600)))
+        .execute(tx)
         .await
-        .map(|r| r.rows_affected()))?)
 }
 
 /// The tenant's policy and whether the user is a super-admin, for enrolment enforcement.
@@ -440,41 +384,37 @@ pub struct PolicyRow {
 }
 
 pub async fn policy_for(tx: &mut SystemTx, user: UserId) -> Result<Option<PolicyRow>, StoreError> {
-    Ok(on_tx!(tx, |c| {
-        sqlx::query_as::<_, PolicyRow>(
-        "SELECT u.is_superadmin, u.role, t.mfa_policy FROM users u LEFT JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1"
+    query(
+        "SELECT u.is_superadmin, u.role, t.mfa_policy FROM users u LEFT JOIN tenants t ON t.id \
+             = u.tenant_id WHERE u.id = $1",
     )
     .bind(user)
-    .fetch_optional(c)
+    .fetch_optional::<PolicyRow>(tx)
     .await
-    })?)
 }
 
 pub async fn tenant_policy(tx: &mut TenantTx) -> Result<String, StoreError> {
     let tenant = tx.tenant_id();
-    Ok(on_tx!(tx, |c| sqlx::query_scalar("SELECT mfa_policy FROM tenants WHERE id = $1")
-        .bind(tenant)
-        .fetch_one(c)
-        .await)?)
+    query("SELECT mfa_policy FROM tenants WHERE id = $1").bind(tenant).scalar(tx).await
 }
 
 pub async fn set_tenant_policy(tx: &mut TenantTx, policy: &str) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
-    on_tx!(tx, |c| sqlx::query("UPDATE tenants SET mfa_policy = $2 WHERE id = $1")
+    query("UPDATE tenants SET mfa_policy = $2 WHERE id = $1")
         .bind(tenant)
         .bind(policy)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
-pub async fn step_up_at(tx: &mut SystemTx, session: SessionId) -> Result<Option<i64>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_scalar::<_, Option<i64>>(
-        "SELECT step_up_at FROM sessions WHERE id = $1"
-    )
-    .bind(session)
-    .fetch_optional(c)
-    .await)?
-    .flatten())
+pub async fn step_up_at(
+    tx: &mut SystemTx,
+    session: SessionId,
+) -> Result<Option<Timestamp>, StoreError> {
+    Ok(query("SELECT step_up_at FROM sessions WHERE id = $1")
+        .bind(session)
+        .scalar_optional::<Option<Timestamp>>(tx)
+        .await?
+        .flatten())
 }

@@ -15,12 +15,12 @@ use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use super::store::{self, NewChallenge};
 use super::{
-    Principal, TICKET_LIFETIME_MS, finish_login, guard_enrolment, record_failure, record_step_up,
+    Principal, TICKET_LIFETIME, finish_login, guard_enrolment, record_failure, record_step_up,
     session_of, ticket_user,
 };
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
-use crate::clock::now_ms;
+use crate::clock::Timestamp;
 use crate::crypto::Secret;
 use crate::error::{DomainError, DomainResult};
 use crate::identity::login::TokenPair;
@@ -81,7 +81,7 @@ async fn save_challenge(
             token_hash: None,
             session: None,
             state: Some(state),
-            expires_at: now_ms() + TICKET_LIFETIME_MS,
+            expires_at: Timestamp::now().plus(TICKET_LIFETIME),
         },
     )
     .await?;
@@ -100,7 +100,7 @@ async fn take_challenge(
         .await?
         .filter(|r| r.purpose == purpose)
         .ok_or(DomainError::InvalidCredentials)?;
-    if !store::spend_challenge(&mut tx, id, now_ms()).await? {
+    if !store::spend_challenge(&mut tx, id, Timestamp::now()).await? {
         return Err(DomainError::InvalidCredentials);
     }
     tx.commit().await?;
@@ -154,7 +154,7 @@ pub async fn register_finish(
     let rp = rp(app)?;
     guard_enrolment(app, principal).await?;
     let row = take_challenge(app, challenge, "webauthn_register").await?;
-    if row.user_id != Some(principal.user_id().as_uuid()) {
+    if row.user_id != Some(principal.user_id()) {
         return Err(DomainError::InvalidCredentials);
     }
     let registration: PasskeyRegistration = state(&row)?;
@@ -168,7 +168,7 @@ pub async fn register_finish(
         passkey.cred_id().as_ref(),
         &json,
         name,
-        now_ms(),
+        Timestamp::now(),
     )
     .await
     .map_err(|err| match err {
@@ -241,8 +241,14 @@ async fn verify_for(
     if let Some(key) = keys.iter_mut().find(|k| k.cred_id() == result.cred_id()) {
         key.update_credential(&result);
         let json = serde_json::to_string(key).map_err(|e| DomainError::Internal(e.to_string()))?;
-        store::update_credential(&mut tx, user, credential.get_credential_id(), &json, now_ms())
-            .await?;
+        store::update_credential(
+            &mut tx,
+            user,
+            credential.get_credential_id(),
+            &json,
+            Timestamp::now(),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -269,14 +275,14 @@ pub async fn login_finish(
                 .map_err(|_| DomainError::InvalidCredentials)?;
             let ticket: Uuid = serde_json::from_value(value["ticket"].clone())
                 .map_err(|_| DomainError::InvalidCredentials)?;
-            let user = UserId(row.user_id.ok_or(DomainError::InvalidCredentials)?);
+            let user = row.user_id.ok_or(DomainError::InvalidCredentials)?;
             let outcome = verify_for(app, user, credential, |rp, _| {
                 rp.finish_passkey_authentication(credential, &auth).map_err(failed)
             })
             .await;
             if let Err(err) = outcome {
-                record_failure(app, ctx, tenant_of(app, user).await?, Some(user), "webauthn")
-                    .await?;
+                let tenant = tenant_of(app, user).await?;
+                record_failure(app, ctx, tenant, Some(user), None, "webauthn").await?;
                 return Err(err);
             }
             (user, Some(ticket))
@@ -285,10 +291,10 @@ pub async fn login_finish(
             let row = take_challenge(app, challenge, "webauthn_passwordless").await?;
             let auth: DiscoverableAuthentication = state(&row)?;
             let Ok((user_uuid, _)) = rp.identify_discoverable_authentication(credential) else {
-                record_failure(app, ctx, None, None, "passwordless").await?;
+                record_failure(app, ctx, None, None, None, "passwordless").await?;
                 return Err(DomainError::InvalidCredentials);
             };
-            let user = UserId(user_uuid);
+            let user = UserId::from_uuid(user_uuid);
             let outcome = verify_for(app, user, credential, |rp, keys| {
                 let key = keys
                     .iter()
@@ -303,10 +309,10 @@ pub async fn login_finish(
             })
             .await;
             if let Err(err) = outcome {
-                // The user handle is the client's claim: audit it under the platform chain,
-                // naming the claimed user only if such a user exists.
-                let tenant = tenant_of(app, user).await?;
-                record_failure(app, ctx, tenant, Some(user), "passwordless").await?;
+                // The user handle is the client's unverified claim: the failure goes to the
+                // platform chain without naming anyone, or a stranger could write events into
+                // any tenant's chain.
+                record_failure(app, ctx, None, None, None, "passwordless").await?;
                 return Err(err);
             }
             (user, None)
@@ -325,20 +331,20 @@ pub async fn login_finish(
             if app
                 .identity()
                 .lockout
-                .locked_until(&crate::identity::lockout::account_key(user), now_ms())
+                .locked_until(&crate::identity::lockout::account_key(user), Timestamp::now())
                 .await?
                 .is_some()
             {
                 return Err(DomainError::InvalidCredentials);
             }
-            crate::identity::login::start_session(app, ctx, &row, Some(now_ms())).await
+            crate::identity::login::start_session(app, ctx, &row, Some(Timestamp::now())).await
         }
     }
 }
 
 async fn tenant_of(app: &AppState, user: UserId) -> DomainResult<Option<TenantId>> {
     let mut tx = app.store().system_read().await?;
-    let tenant = users::user_by_id(&mut tx, user).await?.and_then(|u| u.tenant_id).map(TenantId);
+    let tenant = users::user_by_id(&mut tx, user).await?.and_then(|u| u.tenant_id);
     tx.commit().await?;
     Ok(tenant)
 }
@@ -373,7 +379,7 @@ pub async fn step_up_finish(
 ) -> DomainResult<()> {
     let sid = session_of(principal)?;
     let row = take_challenge(app, challenge, "webauthn_step_up").await?;
-    if row.user_id != Some(principal.user_id().as_uuid()) {
+    if row.user_id != Some(principal.user_id()) {
         return Err(DomainError::InvalidCredentials);
     }
     let auth: PasskeyAuthentication = state(&row)?;
@@ -382,8 +388,8 @@ pub async fn step_up_finish(
     })
     .await;
     if let Err(err) = outcome {
-        record_failure(app, ctx, principal.tenant_id(), Some(principal.user_id()), "step_up")
-            .await?;
+        let (tenant, user) = (principal.tenant_id(), Some(principal.user_id()));
+        record_failure(app, ctx, tenant, user, None, "step_up").await?;
         return Err(err);
     }
     record_step_up(app, ctx, principal, sid, "webauthn").await
@@ -403,7 +409,8 @@ pub async fn remove(
     }
     // Removing a factor is an MFA reset: other sessions end, and this one must step up again.
     let revoked =
-        users::revoke_user_sessions(&mut tx, user, Some(sid), "mfa_reset", now_ms()).await?;
+        users::revoke_user_sessions(&mut tx, user, Some(sid), "mfa_reset", Timestamp::now())
+            .await?;
     users::set_step_up(&mut tx, sid, None).await?;
     audit::record_platform(
         &mut tx,

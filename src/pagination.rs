@@ -1,5 +1,6 @@
-//! Cursor pagination: `?limit=` (default 50, at most 200) and an opaque `?cursor=`; lists
-//! answer `{"items": [...], "next_cursor": string|null}`.
+//! Cursor pagination, shared by every list: `?limit=` (default 50, at most 200) and an opaque
+//! `?cursor=`; lists answer `{"items": [...], "next_cursor": string|null}`. A cursor this
+//! list did not issue is a 422, never silently the first page.
 
 use std::str::FromStr;
 

@@ -5,40 +5,22 @@
 //! spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage
 //! return) are neutralised with a leading apostrophe (OWASP CSV injection).
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+pub mod routes;
+
 use serde::Deserialize;
 use utoipa::ToSchema;
-use utoipa_axum::routes;
 
-use super::contacts::routes::{ContactFilter, filtered};
-use super::contacts::store::{self as contacts, ContactRow};
-use super::contacts::{self as contact, ContactView};
-use super::list::{BY_CREATED, ListQuery, Sort};
+use super::contacts::{self as contact, ContactFilter, ContactView, Sensitive};
+use super::list::PageRequest;
+use super::tenant_keys;
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::error::{DomainError, DomainResult};
-use crate::http::json::parse_json;
-use crate::http::problem::Problem;
-use crate::http::{Endpoint, RateCategory};
 use crate::tenancy::{Permission, TenantScope};
-
-pub fn endpoints() -> Vec<Endpoint> {
-    vec![
-        Endpoint::permission(
-            routes!(export_contacts),
-            Permission::ExportRun,
-            RateCategory::Sensitive,
-        )
-        .step_up(),
-    ]
-}
 
 /// Most rows one export returns; narrow the filter beyond it.
 pub const MAX_ROWS: usize = 100_000;
-const BATCH: i64 = 1_000;
+const BATCH: i64 = 200;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -106,8 +88,8 @@ fn record(view: &ContactView) -> Vec<String> {
         view.company_id.map(|id| id.to_string()).unwrap_or_default(),
         view.owner_id.map(|id| id.to_string()).unwrap_or_default(),
         view.tags.join(";"),
-        view.created_at.clone(),
-        view.updated_at.clone(),
+        view.created_at.rfc3339(),
+        view.updated_at.rfc3339(),
     ]
 }
 
@@ -122,60 +104,30 @@ pub fn write_csv<'a>(rows: impl IntoIterator<Item = &'a [String]>) -> Result<Vec
     writer.into_inner().map_err(|err| csv::Error::from(err.into_error()))
 }
 
-/// Export contacts as CSV. An empty body (or `{}`) exports every contact the caller may see.
-#[utoipa::path(post, path = "/api/v1/exports/contacts", tag = "contacts",
-    request_body(content = Option<ExportRequest>, description = "Optional; `{\"filter\": {...}}`"),
-    responses((status = 200, description = "The contacts, one per row", content_type = "text/csv")))]
-async fn export_contacts(
-    State(app): State<AppState>,
-    ctx: RequestContext,
-    scope: TenantScope,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    let request: ExportRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ExportRequest::default()
-    } else {
-        parse_json(&body)?
-    };
-    let (csv, count) = export(&app, &scope, &ctx, &request.filter).await?;
-    let name = format!(
-        "attachment; filename=\"contacts-{}.csv\"",
-        crate::clock::rfc3339(crate::clock::now_ms()).get(..10).unwrap_or("export")
-    );
-    let mut response = csv.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
-    if let Ok(value) = HeaderValue::from_str(&name) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    headers.insert("x-export-rows", HeaderValue::from(count));
-    Ok(response)
-}
-
-async fn export(
+/// The contacts matching `filter` as CSV, every one the caller may see (its `sort`, `limit`
+/// and `cursor` are ignored: an export is one file). Audited with the row count.
+pub async fn export(
     app: &AppState,
     scope: &TenantScope,
     ctx: &RequestContext,
     filter: &ContactFilter,
 ) -> DomainResult<(Vec<u8>, usize)> {
     let unmasked = scope.may(Permission::ContactsReadSensitive);
-    let mut tx = app.store().tenant_tx(scope).await?;
-    let keys = contact::keys(app, &mut tx).await?;
+    let sensitive = if unmasked { Sensitive::Revealed } else { Sensitive::Masked };
+    use super::resource::ListFilter as _;
+    filter.check()?;
+    // A read: it runs beside writers; only the audit event at the end takes a write turn.
+    let mut tx = app.store().tenant_read(scope).await?;
+    let keys = tenant_keys(app, &mut tx).await?;
     let mut records: Vec<Vec<String>> = vec![];
     let mut cursor: Option<String> = None;
     loop {
-        let mut query = ListQuery::new(contacts::SELECT, "", &tx);
-        filtered(&mut query, &keys, filter)?;
-        let sort = Sort { column: BY_CREATED, descending: false };
-        query.page(sort, cursor.as_deref(), BATCH, "")?;
-        let mut rows: Vec<ContactRow> = query.fetch(&mut tx).await?;
-        let more = rows.len() > usize::try_from(BATCH).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(BATCH).unwrap_or(usize::MAX));
-        cursor =
-            rows.last().map(|r| super::list::cursor_after(sort, None, Some(r.created_at), r.id));
+        let page = PageRequest::new(None, cursor.as_deref(), Some(BATCH))?;
+        let rows = contact::query_page(&keys, &mut tx, filter, &page).await?;
+        let (rows, next) = page.cut(rows, |r| r.id.as_uuid());
         for row in &rows {
             let data = contact::open(&keys, scope.tenant_id(), row)?;
-            records.push(record(&contact::view(row, data, unmasked)));
+            records.push(record(&contact::view(row, data, sensitive)));
         }
         if records.len() > MAX_ROWS {
             return Err(DomainError::invalid(
@@ -183,12 +135,15 @@ async fn export(
                 "matches more than 100000 contacts; narrow it",
             ));
         }
-        if !more {
+        cursor = next;
+        if cursor.is_none() {
             break;
         }
     }
+    tx.commit().await?;
     let csv = write_csv(records.iter().map(Vec::as_slice))
         .map_err(|err| DomainError::Internal(err.to_string()))?;
+    let mut tx = app.store().tenant_tx(scope).await?;
     audit::record(
         &mut tx,
         ctx,

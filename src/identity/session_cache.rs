@@ -18,8 +18,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::cluster::Cluster;
-use crate::ids::{SessionId, TenantId};
+use crate::clock::Timestamp;
+use crate::ids::{SessionId, TenantId, UserId};
+use crate::redis_link::RedisLink;
 use crate::store::{Store, StoreError};
 
 use super::store as db;
@@ -31,7 +32,7 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct SessionCache {
     /// The live session's owner, or `None` when the session may not be used.
     entries: Mutex<HashMap<SessionId, (Option<String>, Instant)>>,
-    cluster: Option<Cluster>,
+    redis: Option<RedisLink>,
     /// How long a "revoked" mark must outlive the revocation: the access-token lifetime.
     revoked_ttl_ms: u64,
 }
@@ -41,10 +42,10 @@ fn redis_key(sid: SessionId) -> String {
 }
 
 impl SessionCache {
-    pub fn new(cluster: Option<Cluster>, access_token_secs: u64) -> SessionCache {
+    pub fn new(redis: Option<RedisLink>, access_token_secs: u64) -> SessionCache {
         SessionCache {
             entries: Mutex::new(HashMap::new()),
-            cluster,
+            redis,
             revoked_ttl_ms: (access_token_secs + 60) * 1000,
         }
     }
@@ -70,14 +71,14 @@ impl SessionCache {
     pub async fn revoked(&self, sids: &[SessionId]) {
         for sid in sids {
             self.put(*sid, None);
-            if let Some(cluster) = &self.cluster {
+            if let Some(redis) = &self.redis {
                 let mark = redis::cmd("SET")
                     .arg(redis_key(*sid))
                     .arg(REVOKED)
                     .arg("PX")
                     .arg(self.revoked_ttl_ms)
                     .clone();
-                if cluster.command::<()>(&mark).await.is_err() {
+                if redis.command::<()>(&mark).await.is_err() {
                     tracing::warn!(session_id = %sid, "revocation not shared through Redis; other instances see it within the cache lifetime");
                 }
             }
@@ -91,25 +92,25 @@ impl SessionCache {
         store: &Store,
         sid: SessionId,
         owner: &str,
-        idle_ms: i64,
-        now: i64,
+        idle: std::time::Duration,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
-        Ok(self.live_owner(store, sid, idle_ms, now).await?.as_deref() == Some(owner))
+        Ok(self.live_owner(store, sid, idle, now).await?.as_deref() == Some(owner))
     }
 
     async fn live_owner(
         &self,
         store: &Store,
         sid: SessionId,
-        idle_ms: i64,
-        now: i64,
+        idle: std::time::Duration,
+        now: Timestamp,
     ) -> Result<Option<String>, StoreError> {
-        if let Some(cluster) = &self.cluster {
-            match cluster.command::<Option<String>>(redis::cmd("GET").arg(redis_key(sid))).await {
+        if let Some(redis) = &self.redis {
+            match redis.command::<Option<String>>(redis::cmd("GET").arg(redis_key(sid))).await {
                 // "0" marks a revocation; anything else is the owner.
                 Ok(Some(mark)) => return Ok(Some(mark).filter(|mark| mark != REVOKED)),
                 Ok(None) => {
-                    let live = Self::from_database(store, sid, idle_ms, now).await?;
+                    let live = Self::from_database(store, sid, idle, now).await?;
                     // NX: never overwrite a revocation written meanwhile.
                     let ttl = u64::try_from(TTL.as_millis()).unwrap_or(500);
                     let share = redis::cmd("SET")
@@ -119,7 +120,7 @@ impl SessionCache {
                         .arg(ttl)
                         .arg("NX")
                         .clone();
-                    let _ = cluster.command::<Option<String>>(&share).await;
+                    let _ = redis.command::<Option<String>>(&share).await;
                     return Ok(live);
                 }
                 Err(_) => {} // Redis is down: the local cache and the database answer.
@@ -128,7 +129,7 @@ impl SessionCache {
         if let Some(live) = self.cached(sid) {
             return Ok(live);
         }
-        let live = Self::from_database(store, sid, idle_ms, now).await?;
+        let live = Self::from_database(store, sid, idle, now).await?;
         self.put(sid, live.clone());
         Ok(live)
     }
@@ -136,8 +137,8 @@ impl SessionCache {
     async fn from_database(
         store: &Store,
         sid: SessionId,
-        idle_ms: i64,
-        now: i64,
+        idle: std::time::Duration,
+        now: Timestamp,
     ) -> Result<Option<String>, StoreError> {
         let mut tx = store.system_read().await?;
         let state = db::session_state(&mut tx, sid).await?;
@@ -146,13 +147,13 @@ impl SessionCache {
             .filter(|s| {
                 s.revoked_at.is_none()
                     && s.expires_at > now
-                    && s.last_used_at.saturating_add(idle_ms) > now
+                    && s.last_used_at.plus(idle) > now
                     && s.status == "active"
             })
             .map(|s| {
                 owner(
                     s.user_id,
-                    s.tenant_id.map_or(TenantId::PLATFORM.0, |t| t),
+                    s.tenant_id.unwrap_or(TenantId::PLATFORM),
                     s.role.as_deref().unwrap_or(SUPERADMIN),
                 )
             }))
@@ -163,6 +164,6 @@ const REVOKED: &str = "0";
 const SUPERADMIN: &str = "superadmin";
 
 /// Who a session belongs to, as compared with a token's `sub`, `tid` and `role` claims.
-pub fn owner(user_id: uuid::Uuid, tenant_id: uuid::Uuid, role: &str) -> String {
+pub fn owner(user_id: UserId, tenant_id: TenantId, role: &str) -> String {
     format!("{user_id}/{tenant_id}/{role}")
 }

@@ -1,4 +1,4 @@
-//! Key rotation and tenant deletion (`bulwark keys …`, `bulwark tenants delete`).
+//! Key rotation (`bulwark keys …`).
 //!
 //! - Master rotation re-wraps every tenant key under the current master key; the key
 //!   material does not change, so it is instant for the data and runs online.
@@ -7,23 +7,17 @@
 //!   each row rewritten only if still under the old key — and destroys the old key once
 //!   nothing uses it. A crash leaves a `retiring` key behind; running the command again
 //!   resumes instead of starting another rotation.
-//! - Tenant deletion destroys the tenant's keys (crypto-shredding every value, backups
-//!   included), deletes its business records and closes its accounts. The audit log stays.
-
-#![allow(clippy::disallowed_methods, reason = "tenant deletion is store code")]
 
 use serde::Serialize;
 
-use super::contacts::{self, store as contact_store};
-use super::{activities, notes};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
-use crate::clock::now_ms;
+use crate::clock::Timestamp;
+use crate::crm::contacts::{self, store as contact_store};
+use crate::crm::{activities, notes};
 use crate::crypto::store as keys_db;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::TenantId;
-use crate::on_tx;
-use crate::store::StoreError;
 use crate::tenancy::TenantScope;
 
 const BATCH: i64 = 500;
@@ -45,7 +39,7 @@ pub async fn rotate_master(app: &AppState) -> DomainResult<u64> {
             break;
         }
         for row in &rows {
-            let tenant = TenantId(row.tenant_id);
+            let tenant = row.tenant_id;
             let key = ring.unwrap(tenant, &row.wrapped).map_err(internal)?;
             let wrapped = ring.wrap(tenant, &key).map_err(internal)?;
             keys_db::rewrap(&mut tx, row, &wrapped, &current).await?;
@@ -130,7 +124,7 @@ pub async fn begin_rotation(app: &AppState, tenant: TenantId) -> DomainResult<(u
             next,
             &wrapped,
             app.keys().current_id(),
-            now_ms(),
+            Timestamp::now(),
         )
         .await?;
         keys_db::retire_data_keys_below(&mut tx, next).await?;
@@ -164,7 +158,7 @@ pub async fn finish_rotation(
     // 2. Re-encrypt, a batch per transaction.
     loop {
         let mut tx = app.store().tenant_tx(&scope).await?;
-        let keys = contacts::keys(app, &mut tx).await?;
+        let keys = crate::crm::tenant_keys(app, &mut tx).await?;
         let mut fetched = 0usize;
         let rows = contact_store::older_than(&mut tx, target, BATCH).await?;
         fetched += rows.len();
@@ -175,23 +169,29 @@ pub async fn finish_rotation(
                 report.contacts += 1;
             }
         }
-        let rows = notes::older_than(&mut tx, target, BATCH).await?;
+        let rows = notes::store::older_than(&mut tx, target, BATCH).await?;
         fetched += rows.len();
         for row in rows {
             let view = notes::view(&keys, tenant, row.clone())?;
             let sealed = notes::seal_body(&keys, tenant, row.id, &view.body);
-            if notes::reseal(&mut tx, row.id, row.key_version, target, &sealed).await? {
+            if notes::store::reseal(&mut tx, row.id, row.key_version, target, &sealed).await? {
                 report.notes += 1;
             }
         }
-        let rows = activities::older_than(&mut tx, target, BATCH).await?;
+        let rows = activities::store::older_than(&mut tx, target, BATCH).await?;
         fetched += rows.len();
         for row in rows {
             let view = activities::view(&keys, tenant, row.clone())?;
             let sealed =
                 view.details.as_deref().map(|d| activities::seal_details(&keys, tenant, row.id, d));
-            if activities::reseal(&mut tx, row.id, row.key_version, target, sealed.as_deref())
-                .await?
+            if activities::store::reseal(
+                &mut tx,
+                row.id,
+                row.key_version,
+                target,
+                sealed.as_deref(),
+            )
+            .await?
             {
                 report.activities += 1;
             }
@@ -223,76 +223,4 @@ pub async fn finish_rotation(
     tx.commit().await?;
     app.tenant_keys().forget(tenant);
     Ok(report)
-}
-
-/// Deletes a tenant: keys destroyed, business records deleted, accounts closed.
-pub async fn delete_tenant(app: &AppState, tenant: TenantId) -> DomainResult<u64> {
-    let scope = TenantScope::system(tenant, "tenant deletion");
-    let mut tx = app.store().tenant_tx(&scope).await?;
-    let mut deleted = 0u64;
-    for sql in [
-        "DELETE FROM notes WHERE tenant_id = $1",
-        "DELETE FROM activities WHERE tenant_id = $1",
-        "DELETE FROM tasks WHERE tenant_id = $1",
-        "DELETE FROM deals WHERE tenant_id = $1",
-        "DELETE FROM leads WHERE tenant_id = $1",
-        "DELETE FROM pipeline_stages WHERE tenant_id = $1",
-        "DELETE FROM pipelines WHERE tenant_id = $1",
-        "DELETE FROM contacts WHERE tenant_id = $1",
-        "DELETE FROM companies WHERE tenant_id = $1",
-    ] {
-        deleted += on_tx!(&mut tx, |c| sqlx::query(sql)
-            .bind(tenant)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(StoreError::from)?;
-    }
-    tx.commit().await?;
-
-    let now = now_ms();
-    let mut tx = app.store().system_tx().await?;
-    let destroyed = keys_db::destroy_all(&mut tx, tenant).await?;
-    // The users' second factors go too: sealed TOTP seeds, backup-code hashes, passkeys.
-    for sql in [
-        "DELETE FROM mfa_backup_codes WHERE tenant_id = $1",
-        "DELETE FROM mfa_totp WHERE tenant_id = $1",
-        "DELETE FROM webauthn_credentials WHERE tenant_id = $1",
-        "DELETE FROM auth_challenges WHERE tenant_id = $1",
-    ] {
-        on_tx!(&mut tx, |c| sqlx::query(sql)
-            .bind(tenant)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(StoreError::from)?;
-    }
-    for sql in [
-        "UPDATE sessions SET revoked_at = $2, revoked_reason = 'tenant_deleted' WHERE tenant_id = $1 AND revoked_at IS NULL",
-        "UPDATE api_keys SET revoked_at = $2 WHERE tenant_id = $1 AND revoked_at IS NULL",
-        "UPDATE users SET status = 'deactivated', updated_at = $2 WHERE tenant_id = $1",
-        "UPDATE tenants SET status = 'deleted' WHERE id = $1",
-    ] {
-        on_tx!(&mut tx, |c| sqlx::query(sql)
-            .bind(tenant)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(StoreError::from)?;
-    }
-    audit::record_platform(
-        &mut tx,
-        Some(tenant),
-        &RequestContext::system(),
-        Event::new(Action::TenantDelete)
-            .by_system("cli")
-            .target("tenant", tenant)
-            .detail("records", deleted)
-            .detail("keys_destroyed", destroyed),
-    )
-    .await?;
-    tx.commit().await?;
-    app.tenant_keys().forget(tenant);
-    Ok(deleted)
 }

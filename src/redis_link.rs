@@ -1,5 +1,5 @@
-//! State shared by every instance of a deployment, on Redis: rate-limit counters, lockout
-//! counters and the session-revocation cache.
+//! The link to Redis, where the instances of a deployment share state: rate-limit counters,
+//! lockout counters and the session-revocation cache.
 //!
 //! One multiplexed connection per process, re-established automatically after Redis
 //! restarts. Every call has a short deadline, so a dead Redis costs a request milliseconds,
@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 const DEADLINE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
+pub enum RedisError {
     #[error("Redis is unreachable")]
     Unreachable,
     #[error("Redis refused the command: {0}")]
@@ -24,14 +24,14 @@ pub enum ClusterError {
 }
 
 #[derive(Clone)]
-pub struct Cluster {
+pub struct RedisLink {
     manager: ConnectionManager,
     up: Arc<AtomicBool>,
 }
 
-impl Cluster {
+impl RedisLink {
     /// Connects lazily: the process starts even when Redis is down, and readiness says so.
-    pub fn connect(url: &str) -> Result<Cluster, String> {
+    pub fn connect(url: &str) -> Result<RedisLink, String> {
         let client = redis::Client::open(url)
             .map_err(|_| "BULWARK_REDIS_URL is not a valid Redis URL".to_owned())?;
         let config = ConnectionManagerConfig::new()
@@ -42,7 +42,7 @@ impl Cluster {
         let manager =
             client.get_connection_manager_lazy(config).map_err(|err| format!("Redis: {err}"))?;
         metrics::gauge!("redis_up").set(1.0);
-        Ok(Cluster { manager, up: Arc::new(AtomicBool::new(true)) })
+        Ok(RedisLink { manager, up: Arc::new(AtomicBool::new(true)) })
     }
 
     /// Runs a script (one atomic decision) with the deadline.
@@ -51,7 +51,7 @@ impl Cluster {
         script: &redis::Script,
         keys: &[&str],
         args: &[&str],
-    ) -> Result<T, ClusterError> {
+    ) -> Result<T, RedisError> {
         let mut connection = self.manager.clone();
         let mut invocation = script.prepare_invoke();
         for key in keys {
@@ -68,7 +68,7 @@ impl Cluster {
     pub async fn command<T: redis::FromRedisValue>(
         &self,
         command: &redis::Cmd,
-    ) -> Result<T, ClusterError> {
+    ) -> Result<T, RedisError> {
         let mut connection = self.manager.clone();
         let call = command.query_async::<T>(&mut connection);
         self.observe(tokio::time::timeout(DEADLINE, call).await)
@@ -85,7 +85,7 @@ impl Cluster {
     fn observe<T>(
         &self,
         outcome: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
-    ) -> Result<T, ClusterError> {
+    ) -> Result<T, RedisError> {
         let result = match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err))
@@ -94,12 +94,12 @@ impl Cluster {
                     || err.is_timeout()
                     || err.is_connection_refusal() =>
             {
-                Err(ClusterError::Unreachable)
+                Err(RedisError::Unreachable)
             }
-            Ok(Err(err)) => Err(ClusterError::Command(err.to_string())),
-            Err(_) => Err(ClusterError::Unreachable),
+            Ok(Err(err)) => Err(RedisError::Command(err.to_string())),
+            Err(_) => Err(RedisError::Unreachable),
         };
-        let up = !matches!(result, Err(ClusterError::Unreachable));
+        let up = !matches!(result, Err(RedisError::Unreachable));
         if self.up.swap(up, Ordering::Relaxed) != up {
             if up {
                 tracing::warn!("Redis is reachable again");

@@ -1,0 +1,163 @@
+//! SQL of activities.
+
+use super::{ActivityFilter, ActivitySort};
+use crate::audit::Action;
+use crate::clock::Timestamp;
+use crate::crm::Record;
+use crate::crm::list::PageRequest;
+use crate::crm::store::{ListQuery, fetch_page};
+use crate::ids::{ActivityId, ContactId, DealId, UserId};
+use crate::store::{StoreError, TenantTx, query};
+
+pub struct Activities;
+
+impl Record for Activities {
+    const NAME: &'static str = "activity";
+    const GET: &'static str = "SELECT id, key_version, kind, subject, details_enc, occurred_at, \
+        contact_id, deal_id, owner_id, created_at, updated_at FROM activities \
+        WHERE id = $1 AND tenant_id = $2";
+    const DELETE: &'static str = "DELETE FROM activities WHERE tenant_id = $1 AND id = $2";
+    const CREATED: Action = Action::ActivityCreate;
+    const UPDATED: Action = Action::ActivityUpdate;
+    const DELETED: Action = Action::ActivityDelete;
+    type Id = ActivityId;
+    type Row = ActivityRow;
+}
+
+const SELECT: &str = "SELECT id, key_version, kind, subject, details_enc, occurred_at, \
+    contact_id, deal_id, owner_id, created_at, updated_at FROM activities";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActivityRow {
+    pub id: ActivityId,
+    pub key_version: i32,
+    pub kind: String,
+    pub subject: String,
+    pub details_enc: Option<Vec<u8>>,
+    pub occurred_at: Timestamp,
+    pub contact_id: Option<ContactId>,
+    pub deal_id: Option<DealId>,
+    pub owner_id: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The stored columns of an activity, checked and sealed.
+pub struct ActivityColumns<'a> {
+    pub key_version: i32,
+    pub kind: &'static str,
+    pub subject: &'a str,
+    pub details: Option<Vec<u8>>,
+    pub occurred_at: Timestamp,
+    pub contact_id: Option<ContactId>,
+    pub deal_id: Option<DealId>,
+    pub owner_id: Option<UserId>,
+}
+
+/// Inserts an activity, or rewrites it whole.
+pub async fn write(
+    tx: &mut TenantTx,
+    id: ActivityId,
+    a: &ActivityColumns<'_>,
+    insert: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    let sql = if insert {
+        "INSERT INTO activities (id, tenant_id, key_version, kind, subject, details_enc, \
+         occurred_at, contact_id, deal_id, owner_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
+    } else {
+        "UPDATE activities SET key_version = $3, kind = $4, subject = $5, details_enc = $6, \
+         occurred_at = $7, contact_id = $8, deal_id = $9, owner_id = $10, updated_at = $11 \
+         WHERE id = $1 AND tenant_id = $2"
+    };
+    query(sql)
+        .bind(id)
+        .bind(tenant)
+        .bind(a.key_version)
+        .bind(a.kind)
+        .bind(a.subject)
+        .bind(&a.details)
+        .bind(a.occurred_at)
+        .bind(a.contact_id)
+        .bind(a.deal_id)
+        .bind(a.owner_id)
+        .bind(now)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn list(
+    tx: &mut TenantTx,
+    f: &ActivityFilter,
+    page: &PageRequest<ActivitySort>,
+) -> Result<Vec<ActivityRow>, StoreError> {
+    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
+    q.and_if("kind = ?", f.kind.map(|k| k.as_str()))
+        .and_if("contact_id = ?", f.contact_id)
+        .and_if("deal_id = ?", f.deal_id)
+        .and_if("owner_id = ?", f.owner_id)
+        .and_if("occurred_at >= ?", f.occurred_after)
+        .and_if("occurred_at < ?", f.occurred_before);
+    fetch_page(tx, q.page(page)).await
+}
+
+/// A contact's activities, for the privacy export.
+pub async fn of_contact(
+    tx: &mut TenantTx,
+    contact: ContactId,
+) -> Result<Vec<ActivityRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT id, key_version, kind, subject, details_enc, occurred_at, contact_id, deal_id, \
+         owner_id, created_at, updated_at FROM activities \
+         WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(contact)
+    .fetch_all(tx)
+    .await
+}
+
+/// Activities under an older data key, for rotation.
+pub async fn older_than(
+    tx: &mut TenantTx,
+    version: i32,
+    limit: i64,
+) -> Result<Vec<ActivityRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT id, key_version, kind, subject, details_enc, occurred_at, contact_id, deal_id, \
+         owner_id, created_at, updated_at FROM activities \
+         WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT $3",
+    )
+    .bind(tenant)
+    .bind(version)
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+/// Rotation's write: only if the row is still under the key it was read with.
+pub async fn reseal(
+    tx: &mut TenantTx,
+    id: ActivityId,
+    was: i32,
+    version: i32,
+    details: Option<&[u8]>,
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE activities SET key_version = $4, details_enc = $5 \
+         WHERE id = $1 AND tenant_id = $2 AND key_version = $3",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(was)
+    .bind(version)
+    .bind(details)
+    .execute_one(tx)
+    .await
+}

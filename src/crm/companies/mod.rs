@@ -1,0 +1,244 @@
+//! Companies (organisations the tenant deals with). No personal data: stored in the clear.
+
+pub mod routes;
+pub mod store;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+pub use self::store::Companies;
+use self::store::{CompanyColumns, CompanyRow};
+use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
+use super::resource::{ListFilter, PageParams, Resource};
+use super::{Check, Ref, check_refs, decode_custom, decode_tags, encode_custom, encode_tags};
+use crate::app::AppState;
+use crate::clock::Timestamp;
+use crate::error::DomainResult;
+use crate::ids::{CompanyId, UserId};
+use crate::store::TenantTx;
+use crate::tenancy::TenantScope;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompanyView {
+    id: CompanyId,
+    name: String,
+    domain: Option<String>,
+    industry: Option<String>,
+    owner_id: Option<UserId>,
+    tags: Vec<String>,
+    #[schema(value_type = Object)]
+    custom_fields: Map<String, Value>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl From<CompanyRow> for CompanyView {
+    fn from(r: CompanyRow) -> Self {
+        CompanyView {
+            id: r.id,
+            name: r.name,
+            domain: r.domain,
+            industry: r.industry,
+            owner_id: r.owner_id,
+            tags: decode_tags(&r.tags),
+            custom_fields: decode_custom(&r.custom_fields),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyCreate {
+    #[schema(min_length = 1, max_length = 200)]
+    name: String,
+    /// A domain name such as `example.com`.
+    #[schema(min_length = 3, max_length = 253, pattern = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")]
+    domain: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
+    industry: Option<String>,
+    owner_id: Option<UserId>,
+    #[serde(default)]
+    #[schema(value_type = Vec<super::Tag>, max_items = 20)]
+    tags: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    custom_fields: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyPatch {
+    #[schema(min_length = 1, max_length = 200)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "super::patch")]
+    #[schema(value_type = Option<String>, min_length = 3, max_length = 253)]
+    domain: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::patch")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    industry: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::patch")]
+    #[schema(value_type = Option<UserId>)]
+    owner_id: Option<Option<UserId>>,
+    #[schema(value_type = Option<Vec<super::Tag>>, max_items = 20)]
+    tags: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    custom_fields: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompanySort {
+    CreatedAt,
+    UpdatedAt,
+    Name,
+}
+
+sort_schema!(CompanySort);
+
+impl SortColumn for CompanySort {
+    type Row = CompanyRow;
+    const ALL: &'static [CompanySort] =
+        &[CompanySort::CreatedAt, CompanySort::UpdatedAt, CompanySort::Name];
+    fn name(self) -> &'static str {
+        match self {
+            CompanySort::CreatedAt => "created_at",
+            CompanySort::UpdatedAt => "updated_at",
+            CompanySort::Name => "name",
+        }
+    }
+    fn sql(self) -> &'static str {
+        self.name()
+    }
+    fn is_text(self) -> bool {
+        self == CompanySort::Name
+    }
+    fn value(self, row: &CompanyRow) -> SortValue {
+        match self {
+            CompanySort::CreatedAt => SortValue::Int(row.created_at.millis()),
+            CompanySort::UpdatedAt => SortValue::Int(row.updated_at.millis()),
+            CompanySort::Name => SortValue::Text(row.name.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CompanyFilter {
+    owner_id: Option<UserId>,
+    #[param(value_type = Option<super::Tag>)]
+    tag: Option<String>,
+    /// Exact name.
+    name: Option<String>,
+    #[param(value_type = Option<CompanySort>)]
+    sort: Option<Sort<CompanySort>>,
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+impl ListFilter for CompanyFilter {
+    type Sort = CompanySort;
+    fn page(&self) -> PageParams<'_, CompanySort> {
+        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
+    }
+}
+
+fn check(c: &CompanyCreate) -> DomainResult<()> {
+    let mut check = Check::new();
+    check.name("name", &c.name, 200);
+    if let Some(domain) = &c.domain {
+        let ok = (1..=253).contains(&domain.len())
+            && domain.contains('.')
+            && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            check.fail("domain", "must be a domain name such as example.com");
+        }
+    }
+    check.opt_name("industry", c.industry.as_deref(), 100);
+    check.tags("tags", Some(&c.tags));
+    check.custom_fields("custom_fields", Some(&c.custom_fields));
+    check.finish()
+}
+
+impl Resource for Companies {
+    type View = CompanyView;
+    type Create = CompanyCreate;
+    type Patch = CompanyPatch;
+    type Filter = CompanyFilter;
+    type Sort = CompanySort;
+
+    async fn write(
+        _: &AppState,
+        _: &TenantScope,
+        tx: &mut TenantTx,
+        id: CompanyId,
+        c: &CompanyCreate,
+        insert: bool,
+    ) -> DomainResult<()> {
+        check(c)?;
+        check_refs(tx, &[("owner_id", Ref::User, c.owner_id.map(|id| id.as_uuid()))]).await?;
+        let columns = CompanyColumns {
+            name: c.name.trim(),
+            domain: c.domain.as_deref(),
+            industry: c.industry.as_deref(),
+            owner_id: c.owner_id,
+            tags: encode_tags(&c.tags),
+            custom_fields: encode_custom(&c.custom_fields),
+        };
+        Ok(store::write(tx, id, &columns, insert, Timestamp::now()).await?)
+    }
+
+    async fn body_of(
+        _: &AppState,
+        _: &mut TenantTx,
+        row: CompanyRow,
+    ) -> DomainResult<CompanyCreate> {
+        Ok(CompanyCreate {
+            name: row.name,
+            domain: row.domain,
+            industry: row.industry,
+            owner_id: row.owner_id,
+            tags: decode_tags(&row.tags),
+            custom_fields: decode_custom(&row.custom_fields),
+        })
+    }
+
+    fn patch(body: CompanyCreate, patch: CompanyPatch) -> CompanyCreate {
+        CompanyCreate {
+            name: patch.name.unwrap_or(body.name),
+            domain: patch.domain.unwrap_or(body.domain),
+            industry: patch.industry.unwrap_or(body.industry),
+            owner_id: patch.owner_id.unwrap_or(body.owner_id),
+            tags: patch.tags.unwrap_or(body.tags),
+            custom_fields: patch.custom_fields.unwrap_or(body.custom_fields),
+        }
+    }
+
+    async fn list(
+        _: &AppState,
+        tx: &mut TenantTx,
+        filter: &CompanyFilter,
+        page: &PageRequest<CompanySort>,
+    ) -> DomainResult<Vec<CompanyRow>> {
+        Ok(store::list(tx, filter, page).await?)
+    }
+
+    async fn views(
+        _: &AppState,
+        _: &mut TenantTx,
+        rows: Vec<CompanyRow>,
+    ) -> DomainResult<Vec<CompanyView>> {
+        Ok(rows.into_iter().map(CompanyView::from).collect())
+    }
+
+    fn id_of(row: &CompanyRow) -> uuid::Uuid {
+        row.id.as_uuid()
+    }
+
+    fn new_id() -> CompanyId {
+        CompanyId::new()
+    }
+}

@@ -1,0 +1,99 @@
+//! SQL of companies.
+
+use super::{CompanyFilter, CompanySort};
+use crate::audit::Action;
+use crate::clock::Timestamp;
+use crate::crm::Record;
+use crate::crm::list::PageRequest;
+use crate::crm::store::{ListQuery, fetch_page};
+use crate::ids::{CompanyId, UserId};
+use crate::store::{StoreError, TenantTx, query};
+
+pub struct Companies;
+
+impl Record for Companies {
+    const NAME: &'static str = "company";
+    const GET: &'static str = "SELECT id, name, domain, industry, owner_id, tags, custom_fields, \
+        created_at, updated_at FROM companies WHERE id = $1 AND tenant_id = $2";
+    const DELETE: &'static str = "DELETE FROM companies WHERE tenant_id = $1 AND id = $2";
+    // Contacts, leads and deals are unlinked; its notes go with it (ON DELETE CASCADE).
+    const UNLINK: &'static [&'static str] = &[
+        "UPDATE contacts SET company_id = NULL WHERE tenant_id = $1 AND company_id = $2",
+        "UPDATE leads SET company_id = NULL WHERE tenant_id = $1 AND company_id = $2",
+        "UPDATE deals SET company_id = NULL WHERE tenant_id = $1 AND company_id = $2",
+    ];
+    const CREATED: Action = Action::CompanyCreate;
+    const UPDATED: Action = Action::CompanyUpdate;
+    const DELETED: Action = Action::CompanyDelete;
+    type Id = CompanyId;
+    type Row = CompanyRow;
+}
+
+const SELECT: &str = "SELECT id, name, domain, industry, owner_id, tags, custom_fields, \
+    created_at, updated_at FROM companies";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CompanyRow {
+    pub id: CompanyId,
+    pub name: String,
+    pub domain: Option<String>,
+    pub industry: Option<String>,
+    pub owner_id: Option<UserId>,
+    pub tags: String,
+    pub custom_fields: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The stored columns of a company, checked and encoded.
+pub struct CompanyColumns<'a> {
+    pub name: &'a str,
+    pub domain: Option<&'a str>,
+    pub industry: Option<&'a str>,
+    pub owner_id: Option<UserId>,
+    pub tags: String,
+    pub custom_fields: String,
+}
+
+/// Inserts a company, or rewrites it whole.
+pub async fn write(
+    tx: &mut TenantTx,
+    id: CompanyId,
+    c: &CompanyColumns<'_>,
+    insert: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    let sql = if insert {
+        "INSERT INTO companies (id, tenant_id, name, domain, industry, owner_id, tags, \
+         custom_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+    } else {
+        "UPDATE companies SET name = $3, domain = $4, industry = $5, owner_id = $6, tags = $7, \
+         custom_fields = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2"
+    };
+    query(sql)
+        .bind(id)
+        .bind(tenant)
+        .bind(c.name)
+        .bind(c.domain)
+        .bind(c.industry)
+        .bind(c.owner_id)
+        .bind(&c.tags)
+        .bind(&c.custom_fields)
+        .bind(now)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn list(
+    tx: &mut TenantTx,
+    f: &CompanyFilter,
+    page: &PageRequest<CompanySort>,
+) -> Result<Vec<CompanyRow>, StoreError> {
+    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
+    q.and_if("owner_id = ?", f.owner_id)
+        .and_if("tags LIKE ?", f.tag.as_deref().map(crate::crm::tag_pattern))
+        .and_if("name = ?", f.name.as_deref());
+    fetch_page(tx, q.page(page)).await
+}

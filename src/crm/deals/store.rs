@@ -1,0 +1,120 @@
+//! SQL of deals.
+
+use super::{DealFilter, DealSort};
+use crate::audit::Action;
+use crate::clock::Timestamp;
+use crate::crm::Record;
+use crate::crm::list::PageRequest;
+use crate::crm::store::{ListQuery, fetch_page};
+use crate::ids::{CompanyId, ContactId, DealId, PipelineId, StageId, UserId};
+use crate::store::{StoreError, TenantTx, query};
+
+pub struct Deals;
+
+impl Record for Deals {
+    const NAME: &'static str = "deal";
+    const GET: &'static str = "SELECT d.id, d.title, d.pipeline_id, d.stage_id, \
+        s.kind AS stage_kind, d.amount_minor, d.currency, d.expected_close_date, d.contact_id, \
+        d.company_id, d.owner_id, d.created_at, d.updated_at \
+        FROM deals d JOIN pipeline_stages s ON s.id = d.stage_id \
+        WHERE d.id = $1 AND d.tenant_id = $2";
+    const DELETE: &'static str = "DELETE FROM deals WHERE tenant_id = $1 AND id = $2";
+    // Its notes go with it (ON DELETE CASCADE); tasks and activities are unlinked.
+    const UNLINK: &'static [&'static str] = &[
+        "UPDATE tasks SET deal_id = NULL WHERE tenant_id = $1 AND deal_id = $2",
+        "UPDATE activities SET deal_id = NULL WHERE tenant_id = $1 AND deal_id = $2",
+    ];
+    const CREATED: Action = Action::DealCreate;
+    const UPDATED: Action = Action::DealUpdate;
+    const DELETED: Action = Action::DealDelete;
+    type Id = DealId;
+    type Row = DealRow;
+}
+
+const SELECT: &str = "SELECT d.id, d.title, d.pipeline_id, d.stage_id, s.kind AS stage_kind, \
+    d.amount_minor, d.currency, d.expected_close_date, d.contact_id, d.company_id, d.owner_id, \
+    d.created_at, d.updated_at FROM deals d JOIN pipeline_stages s ON s.id = d.stage_id";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DealRow {
+    pub id: DealId,
+    pub title: String,
+    pub pipeline_id: PipelineId,
+    pub stage_id: StageId,
+    pub stage_kind: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub expected_close_date: Option<String>,
+    pub contact_id: Option<ContactId>,
+    pub company_id: Option<CompanyId>,
+    pub owner_id: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The stages of a pipeline of this tenant, in order.
+pub async fn stage_ids(
+    tx: &mut TenantTx,
+    pipeline: PipelineId,
+) -> Result<Vec<StageId>, StoreError> {
+    let tenant = tx.tenant_id();
+    query("SELECT id FROM pipeline_stages WHERE pipeline_id = $1 AND tenant_id = $2 ORDER BY position")
+        .bind(pipeline)
+        .bind(tenant)
+        .scalars(tx)
+        .await
+}
+
+/// Inserts a deal, or rewrites it whole, in `stage`.
+pub async fn write(
+    tx: &mut TenantTx,
+    id: DealId,
+    d: &super::DealCreate,
+    stage: StageId,
+    insert: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    let sql = if insert {
+        "INSERT INTO deals (id, tenant_id, title, pipeline_id, stage_id, amount_minor, currency, \
+         expected_close_date, contact_id, company_id, owner_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"
+    } else {
+        "UPDATE deals SET title = $3, pipeline_id = $4, stage_id = $5, amount_minor = $6, \
+         currency = $7, expected_close_date = $8, contact_id = $9, company_id = $10, \
+         owner_id = $11, updated_at = $12 WHERE id = $1 AND tenant_id = $2"
+    };
+    query(sql)
+        .bind(id)
+        .bind(tenant)
+        .bind(d.title.trim())
+        .bind(d.pipeline_id)
+        .bind(stage)
+        .bind(d.amount_minor)
+        .bind(&d.currency)
+        .bind(&d.expected_close_date)
+        .bind(d.contact_id)
+        .bind(d.company_id)
+        .bind(d.owner_id)
+        .bind(now)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn list(
+    tx: &mut TenantTx,
+    f: &DealFilter,
+    page: &PageRequest<DealSort>,
+) -> Result<Vec<DealRow>, StoreError> {
+    let mut q = ListQuery::new(SELECT, "d.", tx.tenant_id());
+    q.and_if("d.pipeline_id = ?", f.pipeline_id)
+        .and_if("d.stage_id = ?", f.stage_id)
+        .and_if("s.kind = ?", f.status.map(|k| k.as_str()))
+        .and_if("d.owner_id = ?", f.owner_id)
+        .and_if("d.contact_id = ?", f.contact_id)
+        .and_if("d.company_id = ?", f.company_id)
+        .and_if("d.currency = ?", f.currency.as_deref())
+        .and_if("d.expected_close_date <= ?", f.closing_before.as_deref());
+    fetch_page(tx, q.page(page)).await
+}

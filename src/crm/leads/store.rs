@@ -1,0 +1,96 @@
+//! SQL of leads.
+
+use super::{LeadFilter, LeadSort};
+use crate::audit::Action;
+use crate::clock::Timestamp;
+use crate::crm::Record;
+use crate::crm::list::PageRequest;
+use crate::crm::store::{ListQuery, fetch_page};
+use crate::ids::{CompanyId, ContactId, LeadId, UserId};
+use crate::store::{StoreError, TenantTx, query};
+
+pub struct Leads;
+
+impl Record for Leads {
+    const NAME: &'static str = "lead";
+    const GET: &'static str = "SELECT id, title, status, source, contact_id, company_id, owner_id, \
+        created_at, updated_at FROM leads WHERE id = $1 AND tenant_id = $2";
+    const DELETE: &'static str = "DELETE FROM leads WHERE tenant_id = $1 AND id = $2";
+    // Its notes go with it (ON DELETE CASCADE).
+    const CREATED: Action = Action::LeadCreate;
+    const UPDATED: Action = Action::LeadUpdate;
+    const DELETED: Action = Action::LeadDelete;
+    type Id = LeadId;
+    type Row = LeadRow;
+}
+
+const SELECT: &str = "SELECT id, title, status, source, contact_id, company_id, owner_id, \
+    created_at, updated_at FROM leads";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LeadRow {
+    pub id: LeadId,
+    pub title: String,
+    pub status: String,
+    pub source: Option<String>,
+    pub contact_id: Option<ContactId>,
+    pub company_id: Option<CompanyId>,
+    pub owner_id: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The stored columns of a lead, checked.
+pub struct LeadColumns<'a> {
+    pub title: &'a str,
+    pub status: &'static str,
+    pub source: Option<&'a str>,
+    pub contact_id: Option<ContactId>,
+    pub company_id: Option<CompanyId>,
+    pub owner_id: Option<UserId>,
+}
+
+/// Inserts a lead, or rewrites it whole.
+pub async fn write(
+    tx: &mut TenantTx,
+    id: LeadId,
+    l: &LeadColumns<'_>,
+    insert: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    let sql = if insert {
+        "INSERT INTO leads (id, tenant_id, title, status, source, contact_id, company_id, \
+         owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+    } else {
+        "UPDATE leads SET title = $3, status = $4, source = $5, contact_id = $6, \
+         company_id = $7, owner_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2"
+    };
+    query(sql)
+        .bind(id)
+        .bind(tenant)
+        .bind(l.title)
+        .bind(l.status)
+        .bind(l.source)
+        .bind(l.contact_id)
+        .bind(l.company_id)
+        .bind(l.owner_id)
+        .bind(now)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn list(
+    tx: &mut TenantTx,
+    f: &LeadFilter,
+    page: &PageRequest<LeadSort>,
+) -> Result<Vec<LeadRow>, StoreError> {
+    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
+    q.and_if("status = ?", f.status.map(|s| s.as_str()))
+        .and_if("source = ?", f.source.as_deref())
+        .and_if("owner_id = ?", f.owner_id)
+        .and_if("contact_id = ?", f.contact_id)
+        .and_if("company_id = ?", f.company_id);
+    fetch_page(tx, q.page(page)).await
+}

@@ -1,0 +1,170 @@
+//! SQL of notes.
+
+use super::{NoteFilter, NoteSort};
+use crate::audit::Action;
+use crate::clock::Timestamp;
+use crate::crm::Record;
+use crate::crm::list::PageRequest;
+use crate::crm::store::{ListQuery, fetch_page};
+use crate::ids::{CompanyId, ContactId, DealId, LeadId, NoteId, UserId};
+use crate::store::{StoreError, TenantTx, query};
+
+pub struct Notes;
+
+impl Record for Notes {
+    const NAME: &'static str = "note";
+    const GET: &'static str = "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, \
+        lead_id, author_id, created_at, updated_at FROM notes WHERE id = $1 AND tenant_id = $2";
+    const DELETE: &'static str = "DELETE FROM notes WHERE tenant_id = $1 AND id = $2";
+    const CREATED: Action = Action::NoteCreate;
+    const UPDATED: Action = Action::NoteUpdate;
+    const DELETED: Action = Action::NoteDelete;
+    type Id = NoteId;
+    type Row = NoteRow;
+}
+
+const SELECT: &str = "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, \
+    author_id, created_at, updated_at FROM notes";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NoteRow {
+    pub id: NoteId,
+    pub key_version: i32,
+    pub body_enc: Vec<u8>,
+    pub contact_id: Option<ContactId>,
+    pub company_id: Option<CompanyId>,
+    pub deal_id: Option<DealId>,
+    pub lead_id: Option<LeadId>,
+    pub author_id: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The record a new note is attached to, and who wrote it.
+pub struct NoteLinks {
+    pub contact_id: Option<ContactId>,
+    pub company_id: Option<CompanyId>,
+    pub deal_id: Option<DealId>,
+    pub lead_id: Option<LeadId>,
+    pub author_id: Option<UserId>,
+}
+
+pub async fn insert(
+    tx: &mut TenantTx,
+    id: NoteId,
+    version: i32,
+    body: &[u8],
+    links: &NoteLinks,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "INSERT INTO notes (id, tenant_id, key_version, body_enc, contact_id, company_id, \
+         deal_id, lead_id, author_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(version)
+    .bind(body)
+    .bind(links.contact_id)
+    .bind(links.company_id)
+    .bind(links.deal_id)
+    .bind(links.lead_id)
+    .bind(links.author_id)
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A note's text changes (its links never do).
+pub async fn rewrite(
+    tx: &mut TenantTx,
+    id: NoteId,
+    version: i32,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE notes SET body_enc = $3, key_version = $4, updated_at = $5 \
+         WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(body)
+    .bind(version)
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn list(
+    tx: &mut TenantTx,
+    f: &NoteFilter,
+    page: &PageRequest<NoteSort>,
+) -> Result<Vec<NoteRow>, StoreError> {
+    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
+    q.and_if("contact_id = ?", f.contact_id)
+        .and_if("company_id = ?", f.company_id)
+        .and_if("deal_id = ?", f.deal_id)
+        .and_if("lead_id = ?", f.lead_id)
+        .and_if("author_id = ?", f.author_id);
+    fetch_page(tx, q.page(page)).await
+}
+
+/// Notes of one contact, for the privacy export.
+pub async fn of_contact(tx: &mut TenantTx, contact: ContactId) -> Result<Vec<NoteRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, author_id, \
+         created_at, updated_at FROM notes WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(contact)
+    .fetch_all(tx)
+    .await
+}
+
+/// Notes under an older data key, for rotation.
+pub async fn older_than(
+    tx: &mut TenantTx,
+    version: i32,
+    limit: i64,
+) -> Result<Vec<NoteRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, author_id, \
+         created_at, updated_at FROM notes WHERE tenant_id = $1 AND key_version < $2 \
+         ORDER BY id LIMIT $3",
+    )
+    .bind(tenant)
+    .bind(version)
+    .bind(limit)
+    .fetch_all(tx)
+    .await
+}
+
+/// Rotation's write: only if the row is still under the key it was read with.
+pub async fn reseal(
+    tx: &mut TenantTx,
+    id: NoteId,
+    was: i32,
+    version: i32,
+    body: &[u8],
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE notes SET key_version = $4, body_enc = $5 \
+         WHERE id = $1 AND tenant_id = $2 AND key_version = $3",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(was)
+    .bind(version)
+    .bind(body)
+    .execute_one(tx)
+    .await
+}

@@ -1,0 +1,149 @@
+//! SQL of pipelines and their stages.
+
+use super::{PipelineFilter, PipelineSort};
+use crate::audit::Action;
+use crate::clock::Timestamp;
+use crate::crm::Record;
+use crate::crm::list::PageRequest;
+use crate::crm::store::{ListQuery, fetch_page};
+use crate::ids::{PipelineId, StageId};
+use crate::store::{StoreError, TenantTx, query};
+
+pub struct Pipelines;
+
+impl Record for Pipelines {
+    const NAME: &'static str = "pipeline";
+    const GET: &'static str = "SELECT id, name, created_at, updated_at FROM pipelines \
+        WHERE id = $1 AND tenant_id = $2";
+    const DELETE: &'static str = "DELETE FROM pipelines WHERE tenant_id = $1 AND id = $2";
+    // Its stages go with it (ON DELETE CASCADE); deals keep it alive.
+    const IN_USE: Option<(&'static str, &'static str)> = Some((
+        "SELECT count(*) FROM deals WHERE tenant_id = $1 AND pipeline_id = $2",
+        "a pipeline with deals cannot be deleted",
+    ));
+    const CREATED: Action = Action::PipelineCreate;
+    const UPDATED: Action = Action::PipelineUpdate;
+    const DELETED: Action = Action::PipelineDelete;
+    type Id = PipelineId;
+    type Row = PipelineRow;
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PipelineRow {
+    pub id: PipelineId,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StageRow {
+    pub id: StageId,
+    pub pipeline_id: PipelineId,
+    pub name: String,
+    pub position: i32,
+    pub kind: String,
+}
+
+/// Inserts a pipeline, or renames it.
+pub async fn write(
+    tx: &mut TenantTx,
+    id: PipelineId,
+    name: &str,
+    insert: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    let sql = if insert {
+        "INSERT INTO pipelines (id, tenant_id, name, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4)"
+    } else {
+        "UPDATE pipelines SET name = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2"
+    };
+    query(sql).bind(id).bind(tenant).bind(name).bind(now).execute(tx).await?;
+    Ok(())
+}
+
+pub async fn list(
+    tx: &mut TenantTx,
+    _: &PipelineFilter,
+    page: &PageRequest<PipelineSort>,
+) -> Result<Vec<PipelineRow>, StoreError> {
+    let q = ListQuery::new(
+        "SELECT id, name, created_at, updated_at FROM pipelines",
+        "",
+        tx.tenant_id(),
+    );
+    fetch_page(tx, q.page(page)).await
+}
+
+/// The stages of some pipelines, in order.
+pub async fn stages_of(
+    tx: &mut TenantTx,
+    pipelines: &[PipelineId],
+) -> Result<Vec<StageRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    let mut stages = vec![];
+    for pipeline in pipelines {
+        let mut of_one: Vec<StageRow> = query(
+            "SELECT id, pipeline_id, name, position, kind FROM pipeline_stages \
+             WHERE pipeline_id = $1 AND tenant_id = $2 ORDER BY position",
+        )
+        .bind(*pipeline)
+        .bind(tenant)
+        .fetch_all(tx)
+        .await?;
+        stages.append(&mut of_one);
+    }
+    Ok(stages)
+}
+
+/// How many deals sit in a stage.
+pub async fn deals_in_stage(tx: &mut TenantTx, stage: StageId) -> Result<i64, StoreError> {
+    let tenant = tx.tenant_id();
+    query("SELECT count(*) FROM deals WHERE tenant_id = $1 AND stage_id = $2")
+        .bind(tenant)
+        .bind(stage)
+        .scalar(tx)
+        .await
+}
+
+pub async fn delete_stage(tx: &mut TenantTx, stage: StageId) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query("DELETE FROM pipeline_stages WHERE id = $1 AND tenant_id = $2")
+        .bind(stage)
+        .bind(tenant)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a stage, or renames and moves it.
+pub async fn write_stage(
+    tx: &mut TenantTx,
+    pipeline: PipelineId,
+    stage: StageId,
+    name: &str,
+    position: i32,
+    kind: &str,
+    insert: bool,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    let sql = if insert {
+        "INSERT INTO pipeline_stages (id, tenant_id, pipeline_id, name, position, kind) \
+         VALUES ($1, $2, $3, $4, $5, $6)"
+    } else {
+        "UPDATE pipeline_stages SET name = $4, position = $5, kind = $6 \
+         WHERE id = $1 AND tenant_id = $2 AND pipeline_id = $3"
+    };
+    query(sql)
+        .bind(stage)
+        .bind(tenant)
+        .bind(pipeline)
+        .bind(name)
+        .bind(position)
+        .bind(kind)
+        .execute(tx)
+        .await?;
+    Ok(())
+}

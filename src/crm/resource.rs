@@ -1,0 +1,216 @@
+//! The shape every CRM resource shares: create, read, update, list and delete, written once
+//! here over the [`Resource`] trait. A resource says what is its own — how a body is checked
+//! and stored, how a PATCH merges into the stored record, how its list filters, and how a row
+//! becomes a view — and `crm::routes` serves all five operations from that.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::list::{PageRequest, Sort, SortColumn};
+use super::{Record, fetch};
+use crate::app::AppState;
+use crate::audit::{Event, RequestContext};
+use crate::error::DomainResult;
+use crate::pagination::Page;
+use crate::store::TenantTx;
+use crate::tenancy::TenantScope;
+
+/// The order, position and size of the page a list query asks for, as given.
+#[derive(Debug, Clone, Copy)]
+pub struct PageParams<'a, C> {
+    pub sort: Option<Sort<C>>,
+    pub cursor: Option<&'a str>,
+    pub limit: Option<i64>,
+}
+
+/// A list's query: its filters, and the page it asks for.
+pub trait ListFilter {
+    type Sort: SortColumn;
+    fn page(&self) -> PageParams<'_, Self::Sort>;
+    /// Rules of the filter beyond its types (a 422 before any query).
+    fn check(&self) -> DomainResult<()> {
+        Ok(())
+    }
+}
+
+/// A CRM resource with the usual five operations.
+pub trait Resource: Record + Send + Sync + 'static {
+    /// What the API shows.
+    type View: Serialize + utoipa::ToSchema + Send + 'static;
+    /// A create body; also the stored record as a body (`body_of`), which a PATCH changes
+    /// (`patch`) before it is written again.
+    type Create: DeserializeOwned + Serialize + Clone + utoipa::ToSchema + Send + Sync + 'static;
+    type Patch: DeserializeOwned + utoipa::ToSchema + Send + 'static;
+    type Filter: ListFilter<Sort = Self::Sort>
+        + DeserializeOwned
+        + utoipa::IntoParams
+        + Send
+        + Sync
+        + 'static;
+    type Sort: SortColumn<Row = Self::Row>;
+
+    /// Checks a body (every problem at once, references inside the tenant) and stores it.
+    fn write(
+        app: &AppState,
+        scope: &TenantScope,
+        tx: &mut TenantTx,
+        id: Self::Id,
+        body: &Self::Create,
+        insert: bool,
+    ) -> impl Future<Output = DomainResult<()>> + Send;
+
+    /// The stored record as a body (encrypted resources open it here).
+    fn body_of(
+        app: &AppState,
+        tx: &mut TenantTx,
+        row: Self::Row,
+    ) -> impl Future<Output = DomainResult<Self::Create>> + Send;
+
+    /// What a PATCH makes of the stored body.
+    fn patch(body: Self::Create, patch: Self::Patch) -> Self::Create;
+
+    /// Rules about who may make a change, beyond the route's permission (`before` is `None`
+    /// for a create).
+    fn check_change(
+        _scope: &TenantScope,
+        _before: Option<&Self::Create>,
+        _after: &Self::Create,
+    ) -> DomainResult<()> {
+        Ok(())
+    }
+
+    /// One page of the list.
+    fn list(
+        app: &AppState,
+        tx: &mut TenantTx,
+        filter: &Self::Filter,
+        page: &PageRequest<Self::Sort>,
+    ) -> impl Future<Output = DomainResult<Vec<Self::Row>>> + Send;
+
+    /// Rows as the API shows them (encrypted resources open them here, with the keys
+    /// loaded once for the whole batch).
+    fn views(
+        app: &AppState,
+        tx: &mut TenantTx,
+        rows: Vec<Self::Row>,
+    ) -> impl Future<Output = DomainResult<Vec<Self::View>>> + Send;
+
+    /// The id of a row (the keyset tie-breaker).
+    fn id_of(row: &Self::Row) -> uuid::Uuid;
+
+    /// A new id.
+    fn new_id() -> Self::Id;
+}
+
+async fn one_view<R: Resource>(
+    app: &AppState,
+    tx: &mut TenantTx,
+    row: R::Row,
+) -> DomainResult<R::View> {
+    R::views(app, tx, vec![row]).await?.pop().ok_or_else(super::not_found::<R>)
+}
+
+pub async fn create<R: Resource>(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    body: R::Create,
+) -> DomainResult<R::View> {
+    R::check_change(scope, None, &body)?;
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let id = R::new_id();
+    R::write(app, scope, &mut tx, id, &body, true).await?;
+    audit_and_view::<R>(app, tx, scope, ctx, Event::new(R::CREATED), id).await
+}
+
+pub async fn update<R: Resource>(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    id: R::Id,
+    patch: R::Patch,
+) -> DomainResult<R::View> {
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let row = fetch::<R>(&mut tx, id).await?;
+    let before = R::body_of(app, &mut tx, row).await?;
+    let after = R::patch(before.clone(), patch);
+    R::check_change(scope, Some(&before), &after)?;
+    R::write(app, scope, &mut tx, id, &after, false).await?;
+    // Names of the fields that changed, never their values.
+    let event = Event::new(R::UPDATED).detail("fields", changed_fields(&before, &after));
+    audit_and_view::<R>(app, tx, scope, ctx, event, id).await
+}
+
+async fn audit_and_view<R: Resource>(
+    app: &AppState,
+    mut tx: TenantTx,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    event: Event,
+    id: R::Id,
+) -> DomainResult<R::View> {
+    crate::audit::record(&mut tx, ctx, event.by_scope(scope).target(R::NAME, id)).await?;
+    let row = fetch::<R>(&mut tx, id).await?;
+    let view = one_view::<R>(app, &mut tx, row).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+pub async fn get<R: Resource>(
+    app: &AppState,
+    scope: &TenantScope,
+    id: R::Id,
+) -> DomainResult<R::View> {
+    let mut tx = app.store().tenant_read(scope).await?;
+    let row = fetch::<R>(&mut tx, id).await?;
+    let view = one_view::<R>(app, &mut tx, row).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+pub async fn list<R: Resource>(
+    app: &AppState,
+    scope: &TenantScope,
+    filter: R::Filter,
+) -> DomainResult<Page<R::View>> {
+    filter.check()?;
+    let asked = filter.page();
+    let page = PageRequest::new(asked.sort, asked.cursor, asked.limit)?;
+    let mut tx = app.store().tenant_read(scope).await?;
+    let rows = R::list(app, &mut tx, &filter, &page).await?;
+    let (rows, next_cursor) = page.cut(rows, R::id_of);
+    let items = R::views(app, &mut tx, rows).await?;
+    tx.commit().await?;
+    Ok(Page { items, next_cursor })
+}
+
+/// The top-level fields whose values differ between two bodies.
+pub fn changed_fields(before: &impl Serialize, after: &impl Serialize) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(before)), Ok(serde_json::Value::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return vec![];
+    };
+    let mut fields: Vec<String> = after
+        .iter()
+        .filter(|(key, value)| before.get(*key) != Some(*value))
+        .map(|(key, _)| key.clone())
+        .chain(before.keys().filter(|key| !after.contains_key(*key)).cloned())
+        .collect();
+    fields.sort();
+    fields.dedup();
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changed_fields;
+
+    #[test]
+    fn only_changed_field_names_are_listed() {
+        let before = serde_json::json!({"name": "Ada", "ssn": "123", "tags": ["a"]});
+        let after = serde_json::json!({"name": "Ada", "ssn": "456", "tags": ["a", "b"]});
+        assert_eq!(changed_fields(&before, &after), ["ssn", "tags"]);
+        assert!(changed_fields(&before, &before).is_empty());
+    }
+}

@@ -1,0 +1,140 @@
+//! SQL shared by the CRM resources: a record by id, deleting one, reference checks, and the
+//! list builder (filters and keyset pagination).
+//!
+//! List SQL is assembled from `&'static str` fragments of the resource stores and numbered
+//! placeholders, never from input; every value is a bind, and the tenant filter comes
+//! first, always.
+
+use uuid::Uuid;
+
+use super::Record;
+use super::list::{PageRequest, SortColumn, SortValue};
+use crate::ids::TenantId;
+use crate::store::{Bind, Query, Row, StoreError, TenantTx, Value, query};
+
+/// One record of the transaction's tenant.
+pub async fn get<R: Record>(tx: &mut TenantTx, id: R::Id) -> Result<Option<R::Row>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(R::GET).bind(id).bind(tenant).fetch_optional(tx).await
+}
+
+/// Unlinks the records that point at one (`R::UNLINK`), then deletes it; false when the
+/// tenant has no such record.
+pub async fn delete<R: Record>(tx: &mut TenantTx, id: R::Id) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    for sql in R::UNLINK {
+        query(sql).bind(tenant).bind(id).execute(tx).await?;
+    }
+    query(R::DELETE).bind(tenant).bind(id).execute_one(tx).await
+}
+
+/// Whether `R::IN_USE` counts anything for this record.
+pub async fn in_use<R: Record>(tx: &mut TenantTx, id: R::Id) -> Result<bool, StoreError> {
+    let Some((sql, _)) = R::IN_USE else { return Ok(false) };
+    let tenant = tx.tenant_id();
+    let count: i64 = query(sql).bind(tenant).bind(id).scalar(tx).await?;
+    Ok(count > 0)
+}
+
+/// Records another may point at, and how to count one of this tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ref {
+    User,
+    Company,
+    Contact,
+    Deal,
+    Lead,
+    Pipeline,
+}
+
+impl Ref {
+    fn sql(self) -> &'static str {
+        match self {
+            // Deactivated users may still own records; they must belong to the tenant.
+            Ref::User => "SELECT count(*) FROM users WHERE tenant_id = $1 AND id = $2",
+            Ref::Company => "SELECT count(*) FROM companies WHERE tenant_id = $1 AND id = $2",
+            Ref::Contact => {
+                "SELECT count(*) FROM contacts WHERE tenant_id = $1 AND id = $2 \
+                 AND erased_at IS NULL"
+            }
+            Ref::Deal => "SELECT count(*) FROM deals WHERE tenant_id = $1 AND id = $2",
+            Ref::Lead => "SELECT count(*) FROM leads WHERE tenant_id = $1 AND id = $2",
+            Ref::Pipeline => "SELECT count(*) FROM pipelines WHERE tenant_id = $1 AND id = $2",
+        }
+    }
+}
+
+/// Whether `id` names a record of `kind` in the transaction's tenant.
+pub async fn exists(tx: &mut TenantTx, kind: Ref, id: Uuid) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let found: i64 = query(kind.sql()).bind(tenant).bind(id).scalar(tx).await?;
+    Ok(found > 0)
+}
+
+/// A list query under construction: `SELECT … WHERE tenant_id = $1 [AND …] ORDER BY … LIMIT`.
+pub struct ListQuery {
+    sql: String,
+    binds: Vec<Value>,
+    alias: &'static str,
+}
+
+impl ListQuery {
+    /// `select` is the `SELECT … FROM …` part; `alias` prefixes the tenant, sort and id
+    /// columns (`"d."` when the select joins).
+    pub fn new(select: &'static str, alias: &'static str, tenant: TenantId) -> ListQuery {
+        ListQuery {
+            sql: format!("{select} WHERE {alias}tenant_id = $1"),
+            binds: vec![tenant.into_value()],
+            alias,
+        }
+    }
+
+    fn placeholder(&mut self, value: Value) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    /// Adds `AND <fragment>` when `value` is given; `?` in the fragment is its placeholder.
+    pub fn and_if<T: Bind>(&mut self, fragment: &'static str, value: Option<T>) -> &mut Self {
+        if let Some(value) = value {
+            let placeholder = self.placeholder(value.into_value());
+            self.sql.push_str(" AND ");
+            self.sql.push_str(&fragment.replace('?', &placeholder));
+        }
+        self
+    }
+
+    /// Adds a condition without a value.
+    pub fn and(&mut self, fragment: &'static str) -> &mut Self {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(fragment);
+        self
+    }
+
+    /// Keyset pagination and order; fetches `limit + 1` rows, so the page knows whether a
+    /// next one exists.
+    pub fn page<C: SortColumn>(mut self, request: &PageRequest<C>) -> Query {
+        let alias = self.alias;
+        let column = request.sort.column.sql();
+        let (cmp, dir) = if request.sort.descending { ("<", "DESC") } else { (">", "ASC") };
+        if let Some((value, id)) = &request.after {
+            let value = match value {
+                SortValue::Int(n) => Value::Int(Some(*n)),
+                SortValue::Text(t) => Value::Text(Some(t.clone())),
+            };
+            let v = self.placeholder(value);
+            let i = self.placeholder(Value::Uuid(Some(*id)));
+            self.sql.push_str(&format!(
+                " AND ({column} {cmp} {v} OR ({column} = {v} AND {alias}id {cmp} {i}))"
+            ));
+        }
+        let l = self.placeholder(Value::Int(Some(request.limit.saturating_add(1))));
+        self.sql.push_str(&format!(" ORDER BY {column} {dir}, {alias}id {dir} LIMIT {l}"));
+        Query::assembled(self.sql, self.binds)
+    }
+}
+
+/// Runs a list query.
+pub async fn fetch_page<R: Row>(tx: &mut TenantTx, query: Query) -> Result<Vec<R>, StoreError> {
+    query.fetch_all(tx).await
+}

@@ -1,0 +1,98 @@
+//! SQL of tasks.
+
+use super::{TaskFilter, TaskSort};
+use crate::audit::Action;
+use crate::clock::Timestamp;
+use crate::crm::Record;
+use crate::crm::list::PageRequest;
+use crate::crm::store::{ListQuery, fetch_page};
+use crate::ids::{ContactId, DealId, TaskId, UserId};
+use crate::store::{StoreError, TenantTx, query};
+
+pub struct Tasks;
+
+impl Record for Tasks {
+    const NAME: &'static str = "task";
+    const GET: &'static str = "SELECT id, title, due_date, assignee_id, done, contact_id, \
+        deal_id, created_at, updated_at FROM tasks WHERE id = $1 AND tenant_id = $2";
+    const DELETE: &'static str = "DELETE FROM tasks WHERE tenant_id = $1 AND id = $2";
+    const CREATED: Action = Action::TaskCreate;
+    const UPDATED: Action = Action::TaskUpdate;
+    const DELETED: Action = Action::TaskDelete;
+    type Id = TaskId;
+    type Row = TaskRow;
+}
+
+const SELECT: &str = "SELECT id, title, due_date, assignee_id, done, contact_id, deal_id, \
+    created_at, updated_at FROM tasks";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub id: TaskId,
+    pub title: String,
+    pub due_date: Option<String>,
+    pub assignee_id: Option<UserId>,
+    pub done: bool,
+    pub contact_id: Option<ContactId>,
+    pub deal_id: Option<DealId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Inserts a task, or rewrites it whole.
+pub async fn write(
+    tx: &mut TenantTx,
+    id: TaskId,
+    t: &super::TaskInput,
+    insert: bool,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    let sql = if insert {
+        "INSERT INTO tasks (id, tenant_id, title, due_date, assignee_id, done, contact_id, \
+         deal_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+    } else {
+        "UPDATE tasks SET title = $3, due_date = $4, assignee_id = $5, done = $6, \
+         contact_id = $7, deal_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2"
+    };
+    query(sql)
+        .bind(id)
+        .bind(tenant)
+        .bind(t.title.trim())
+        .bind(&t.due_date)
+        .bind(t.assignee_id)
+        .bind(t.done)
+        .bind(t.contact_id)
+        .bind(t.deal_id)
+        .bind(now)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn list(
+    tx: &mut TenantTx,
+    f: &TaskFilter,
+    page: &PageRequest<TaskSort>,
+) -> Result<Vec<TaskRow>, StoreError> {
+    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
+    q.and_if("assignee_id = ?", f.assignee_id)
+        .and_if("done = ?", f.done)
+        .and_if("contact_id = ?", f.contact_id)
+        .and_if("deal_id = ?", f.deal_id)
+        .and_if("due_date <= ?", f.due_before.as_deref());
+    fetch_page(tx, q.page(page)).await
+}
+
+/// A contact's tasks, for the privacy export.
+pub async fn of_contact(tx: &mut TenantTx, contact: ContactId) -> Result<Vec<TaskRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT id, title, due_date, assignee_id, done, contact_id, deal_id, created_at, \
+         updated_at FROM tasks WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id",
+    )
+    .bind(tenant)
+    .bind(contact)
+    .fetch_all(tx)
+    .await
+}

@@ -1,0 +1,44 @@
+//! Tenant deletion (`bulwark tenants delete`): the tenant's keys are destroyed (crypto-
+//! shredding every value, backups included), its business records deleted, its accounts
+//! closed — sessions, API keys and pending invitations with them — on this instance at once
+//! and on every other one within the session cache's lifetime. The audit log stays.
+
+use super::store;
+use crate::app::AppState;
+use crate::audit::{self, Action, Event, RequestContext};
+use crate::clock::Timestamp;
+use crate::crypto::store as keys_db;
+use crate::error::DomainResult;
+use crate::ids::TenantId;
+use crate::tenancy::TenantScope;
+
+/// Deletes a tenant: keys destroyed, business records deleted, accounts closed.
+pub async fn delete_tenant(app: &AppState, tenant: TenantId) -> DomainResult<u64> {
+    let scope = TenantScope::system(tenant, "tenant deletion");
+    let mut tx = app.store().tenant_tx(&scope).await?;
+    let deleted = store::delete_business_records(&mut tx).await?;
+    tx.commit().await?;
+
+    let now = Timestamp::now();
+    let mut tx = app.store().system_tx().await?;
+    let destroyed = keys_db::destroy_all(&mut tx, tenant).await?;
+    // The users' second factors go too (sealed TOTP seeds, backup-code hashes, passkeys),
+    // and every way in: sessions, API keys, pending invitations.
+    store::close_accounts(&mut tx, tenant, now).await?;
+    let sessions = store::sessions_of_tenant(&mut tx, tenant).await?;
+    audit::record_platform(
+        &mut tx,
+        Some(tenant),
+        &RequestContext::system(),
+        Event::new(Action::TenantDelete)
+            .by_system("cli")
+            .target("tenant", tenant)
+            .detail("records", deleted)
+            .detail("keys_destroyed", destroyed),
+    )
+    .await?;
+    tx.commit().await?;
+    app.tenant_keys().forget(tenant);
+    app.identity().sessions.revoked(&sessions).await;
+    Ok(deleted)
+}

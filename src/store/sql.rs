@@ -1,0 +1,261 @@
+//! One definition per query, run on either backend.
+//!
+//! A [`Query`] is SQL text plus binds held as plain values ([`Value`]). Running it turns the
+//! values into the backend's argument buffer in one non-generic function per backend, so a
+//! query site compiles once, not once per backend (the old `on_tx!` macro compiled every
+//! body twice). Rows decode through `sqlx::FromRow`, which each row type derives for both
+//! backends; only the row type is generic, never the query site.
+//!
+//! `$1, $2` placeholders work on SQLite too (sqlx maps them by number), so one text serves
+//! both backends. Where the dialects really differ (`FOR UPDATE`, `SKIP LOCKED`, session
+//! settings), the store function picks the text with `tx.backend()` and says so beside it.
+//!
+//! Why this and not sqlx's `Any` driver or a query builder: docs/ARCHITECTURE.md, "Query
+//! layer", has the measurements.
+
+#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
+
+use std::borrow::Cow;
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments as _, AssertSqlSafe};
+use uuid::Uuid;
+
+use super::{AsRawTx, RawTx, StoreError};
+
+/// A bound value. Each variant carries its own NULL, so PostgreSQL sees a typed parameter
+/// (`NULL::uuid`, not an untyped NULL it would have to guess).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Uuid(Option<Uuid>),
+    Text(Option<String>),
+    Int(Option<i64>),
+    Int4(Option<i32>),
+    Bool(Option<bool>),
+    Bytes(Option<Vec<u8>>),
+}
+
+/// Anything that can be bound to a query.
+pub trait Bind {
+    fn into_value(self) -> Value;
+}
+
+impl Bind for Value {
+    fn into_value(self) -> Value {
+        self
+    }
+}
+
+macro_rules! bind_as {
+    ($variant:ident: $($t:ty => |$v:ident| $e:expr),+ $(,)?) => {$(
+        impl Bind for $t {
+            fn into_value(self) -> Value {
+                let $v = self;
+                Value::$variant(Some($e))
+            }
+        }
+        impl Bind for Option<$t> {
+            fn into_value(self) -> Value {
+                Value::$variant(self.map(|$v| $e))
+            }
+        }
+    )+};
+}
+
+bind_as!(Uuid: Uuid => |v| v);
+bind_as!(Text: String => |v| v, &str => |v| v.to_owned(), &String => |v| v.clone());
+bind_as!(Int: i64 => |v| v);
+bind_as!(Int4: i32 => |v| v);
+bind_as!(Bool: bool => |v| v);
+bind_as!(Bytes: Vec<u8> => |v| v, &[u8] => |v| v.to_vec(), &Vec<u8> => |v| v.clone());
+
+impl Bind for &Option<String> {
+    fn into_value(self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+
+impl Bind for &Option<Vec<u8>> {
+    fn into_value(self) -> Value {
+        Value::Bytes(self.clone())
+    }
+}
+
+/// A row type both backends can decode (what `#[derive(sqlx::FromRow)]` gives).
+pub trait Row:
+    for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl<T> Row for T where
+    T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+/// SQL text and its binds. Build with [`query`], add values with [`Query::bind`], run with
+/// one of the fetch methods on a transaction.
+#[derive(Debug, Clone)]
+#[must_use = "a query does nothing until it is run on a transaction"]
+pub struct Query {
+    sql: Cow<'static, str>,
+    binds: Vec<Value>,
+}
+
+/// A query whose text is a literal (the usual case).
+pub fn query(sql: &'static str) -> Query {
+    Query { sql: Cow::Borrowed(sql), binds: Vec::new() }
+}
+
+impl Query {
+    /// A query whose text was assembled at run time. Only for builders that assemble it
+    /// from `&'static str` fragments and numbered placeholders (`crm::list`), never from
+    /// input.
+    pub(crate) fn assembled(sql: String, binds: Vec<Value>) -> Query {
+        Query { sql: Cow::Owned(sql), binds }
+    }
+
+    pub fn bind(mut self, value: impl Bind) -> Query {
+        self.binds.push(value.into_value());
+        self
+    }
+
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Runs a statement; the number of rows it changed.
+    pub async fn execute(self, tx: &mut impl AsRawTx) -> Result<u64, StoreError> {
+        self.execute_raw(tx.raw()).await
+    }
+
+    async fn execute_raw(self, tx: &mut RawTx) -> Result<u64, StoreError> {
+        let Query { sql, binds } = self;
+        let sql = AssertSqlSafe(sql);
+        Ok(match tx {
+            RawTx::Sqlite(tx) => {
+                sqlx::query_with(sql, sqlite_args(binds)?).execute(&mut **tx).await?.rows_affected()
+            }
+            RawTx::Postgres(tx) => {
+                sqlx::query_with(sql, pg_args(binds)?).execute(&mut **tx).await?.rows_affected()
+            }
+        })
+    }
+
+    /// Runs a statement that must change exactly one row: `Ok(false)` when it changed none
+    /// (the row was missing, another tenant's, or already in the target state).
+    pub async fn execute_one(self, tx: &mut impl AsRawTx) -> Result<bool, StoreError> {
+        Ok(self.execute_raw(tx.raw()).await? == 1)
+    }
+
+    pub async fn fetch_all<R: Row>(self, tx: &mut impl AsRawTx) -> Result<Vec<R>, StoreError> {
+        let Query { sql, binds } = self;
+        let sql = AssertSqlSafe(sql);
+        Ok(match tx.raw() {
+            RawTx::Sqlite(tx) => {
+                sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_all(&mut **tx).await
+            }
+            RawTx::Postgres(tx) => {
+                sqlx::query_as_with(sql, pg_args(binds)?).fetch_all(&mut **tx).await
+            }
+        }?)
+    }
+
+    pub async fn fetch_optional<R: Row>(
+        self,
+        tx: &mut impl AsRawTx,
+    ) -> Result<Option<R>, StoreError> {
+        let Query { sql, binds } = self;
+        let sql = AssertSqlSafe(sql);
+        Ok(match tx.raw() {
+            RawTx::Sqlite(tx) => {
+                sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_optional(&mut **tx).await
+            }
+            RawTx::Postgres(tx) => {
+                sqlx::query_as_with(sql, pg_args(binds)?).fetch_optional(&mut **tx).await
+            }
+        }?)
+    }
+
+    /// Exactly one row; none is an error (use `fetch_optional` where none is normal).
+    pub async fn fetch_one<R: Row>(self, tx: &mut impl AsRawTx) -> Result<R, StoreError> {
+        self.fetch_optional(tx).await?.ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// The first column of every row.
+    pub async fn scalars<T>(self, tx: &mut impl AsRawTx) -> Result<Vec<T>, StoreError>
+    where
+        (T,): Row,
+    {
+        Ok(self.fetch_all::<(T,)>(tx).await?.into_iter().map(|(v,)| v).collect())
+    }
+
+    /// The first column of the first row, if there is one.
+    pub async fn scalar_optional<T>(self, tx: &mut impl AsRawTx) -> Result<Option<T>, StoreError>
+    where
+        (T,): Row,
+    {
+        Ok(self.fetch_optional::<(T,)>(tx).await?.map(|(v,)| v))
+    }
+
+    /// The first column of the one row (`count(*)`, `RETURNING x`).
+    pub async fn scalar<T>(self, tx: &mut impl AsRawTx) -> Result<T, StoreError>
+    where
+        (T,): Row,
+    {
+        Ok(self.fetch_one::<(T,)>(tx).await?.0)
+    }
+}
+
+/// A value the driver cannot encode: a bug in a bind, reported like any database error.
+type ArgsResult<A> = Result<A, StoreError>;
+
+fn encode_failed(err: sqlx::error::BoxDynError) -> StoreError {
+    StoreError::Database(sqlx::Error::Encode(err))
+}
+
+fn sqlite_args(binds: Vec<Value>) -> ArgsResult<SqliteArguments> {
+    let mut args = SqliteArguments::default();
+    args.reserve(binds.len(), 0);
+    for value in binds {
+        match value {
+            Value::Uuid(v) => args.add(v).map_err(encode_failed)?,
+            Value::Text(v) => args.add(v).map_err(encode_failed)?,
+            Value::Int(v) => args.add(v).map_err(encode_failed)?,
+            Value::Int4(v) => args.add(v).map_err(encode_failed)?,
+            Value::Bool(v) => args.add(v).map_err(encode_failed)?,
+            Value::Bytes(v) => args.add(v).map_err(encode_failed)?,
+        }
+    }
+    Ok(args)
+}
+
+fn pg_args(binds: Vec<Value>) -> ArgsResult<PgArguments> {
+    let mut args = PgArguments::default();
+    args.reserve(binds.len(), 0);
+    for value in binds {
+        match value {
+            Value::Uuid(v) => args.add(v).map_err(encode_failed)?,
+            Value::Text(v) => args.add(v).map_err(encode_failed)?,
+            Value::Int(v) => args.add(v).map_err(encode_failed)?,
+            Value::Int4(v) => args.add(v).map_err(encode_failed)?,
+            Value::Bool(v) => args.add(v).map_err(encode_failed)?,
+            Value::Bytes(v) => args.add(v).map_err(encode_failed)?,
+        }
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_keep_their_type_when_null() {
+        let q = query("SELECT $1, $2, $3").bind(None::<Uuid>).bind(Some("a")).bind(7_i64);
+        assert_eq!(
+            q.binds,
+            [Value::Uuid(None), Value::Text(Some("a".into())), Value::Int(Some(7))]
+        );
+    }
+}
