@@ -55,6 +55,12 @@ pub fn decode_cursor<T: FromStr>(cursor: Option<&str>) -> Result<Option<T>, Doma
     text.parse().map(Some).map_err(|_| invalid())
 }
 
+/// The parameters a type takes out of a query string it shares with another type (a list's
+/// paging beside its filters).
+pub trait QueryFields {
+    const FIELDS: &'static [&'static str];
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,

@@ -31,10 +31,10 @@ static GENUINE: LazyLock<String> = LazyLock::new(|| {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     KEYS.issue(
-        UserId(uuid::Uuid::from_u128(1)),
-        TenantId(uuid::Uuid::from_u128(2)),
+        UserId::from_uuid(uuid::Uuid::from_u128(1)),
+        TenantId::from_uuid(uuid::Uuid::from_u128(2)),
         "owner",
-        SessionId(uuid::Uuid::from_u128(3)),
+        SessionId::from_uuid(uuid::Uuid::from_u128(3)),
         now,
     )
     .expect("issuing with a valid key works")

@@ -30,7 +30,7 @@ struct Input<'a> {
 
 fuzz_target!(|input: Input<'_>| {
     let place = Place {
-        tenant: TenantId(Uuid::from_u128(1)),
+        tenant: TenantId::from_uuid(Uuid::from_u128(1)),
         table: "contacts",
         column: "email",
         row: Uuid::from_u128(2),

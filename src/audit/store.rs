@@ -44,9 +44,7 @@ pub(super) async fn append(
         "INSERT INTO audit_heads (chain_id, tenant_id, seq, hash) VALUES ($1, $2, 0, $3) \
          ON CONFLICT (chain_id) DO NOTHING",
     )
-    .bind(chain)
-    .bind(tenant)
-    .bind(GENESIS.to_vec())
+    .binds((chain, tenant, GENESIS.to_vec()))
     .execute(tx)
     .await?;
     let lock = match tx.backend() {
@@ -83,28 +81,10 @@ pub(super) async fn append(
          action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     )
-    .bind(row.id)
-    .bind(row.chain_id)
-    .bind(row.tenant_id)
-    .bind(row.seq)
-    .bind(row.occurred_at)
-    .bind(&row.actor_type)
-    .bind(&row.actor_id)
-    .bind(&row.action)
-    .bind(&row.target_type)
-    .bind(&row.target_id)
-    .bind(&row.outcome)
-    .bind(&row.ip)
-    .bind(&row.user_agent)
-    .bind(&row.request_id)
-    .bind(&row.details)
-    .bind(&row.prev_hash)
-    .bind(hash.to_vec())
+    .binds((row.id, row.chain_id, row.tenant_id, row.seq, row.occurred_at, &row.actor_type, &row.actor_id, &row.action, &row.target_type, &row.target_id, &row.outcome, &row.ip, &row.user_agent, &row.request_id, &row.details, &row.prev_hash, hash.to_vec()))
     .execute(tx).await?;
     query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain_id = $1")
-        .bind(chain)
-        .bind(row.seq)
-        .bind(hash.to_vec())
+        .binds((chain, row.seq, hash.to_vec()))
         .execute(tx)
         .await?;
     Ok(id)
@@ -131,13 +111,15 @@ pub async fn list(tx: &mut TenantTx, filter: &AuditQuery) -> Result<Vec<AuditRow
         AND ($4 IS NULL OR occurred_at >= $4) AND ($5 IS NULL OR occurred_at < $5) \
         AND ($6 IS NULL OR seq < $6) ORDER BY seq DESC LIMIT $7";
     query(sql)
-        .bind(tenant)
-        .bind(&filter.action)
-        .bind(&filter.actor_id)
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(filter.before_seq)
-        .bind(filter.limit)
+        .binds((
+            tenant,
+            &filter.action,
+            &filter.actor_id,
+            filter.from,
+            filter.to,
+            filter.before_seq,
+            filter.limit,
+        ))
         .fetch_all::<AuditRow>(tx)
         .await
 }
@@ -190,9 +172,7 @@ pub(super) async fn chain_page(
          target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash \
          FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
-    .bind(chain)
-    .bind(after_seq)
-    .bind(limit)
+    .binds((chain, after_seq, limit))
     .fetch_all::<AuditRow>(tx)
     .await
 }

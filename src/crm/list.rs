@@ -102,6 +102,119 @@ macro_rules! sort_schema {
 }
 pub(crate) use sort_schema;
 
+/// The page a list request asks for: `?sort=`, `?limit=` and `?cursor=`, as given (checked
+/// by `PageRequest::new`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = ""))]
+pub struct Paging<C: SortColumn> {
+    pub sort: Option<Sort<C>>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl<C: SortColumn> Default for Paging<C> {
+    fn default() -> Self {
+        Paging { sort: None, limit: None, cursor: None }
+    }
+}
+
+impl<C: SortColumn> Paging<C> {
+    pub fn request(&self) -> Result<PageRequest<C>, DomainError> {
+        PageRequest::new(self.sort, self.cursor.as_deref(), self.limit)
+    }
+
+    /// The OpenAPI of the three parameters.
+    pub fn params() -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let param = |name: &str, description: &str, schema: utoipa::openapi::RefOr<_>| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        let limit = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(200))
+            .into();
+        let cursor = ObjectBuilder::new().schema_type(Type::String).into();
+        vec![
+            param("sort", "The order; prefix `-` for descending.", schema_of_sort::<C>()),
+            param("limit", "Page size, 1 to 200 (default 50).", limit),
+            param("cursor", "`next_cursor` of the previous page.", cursor),
+        ]
+    }
+}
+
+/// Lists sort by the times every record has, unless they say otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByTime {
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// A record with creation and update times.
+pub trait Dated {
+    fn dates(&self) -> (crate::clock::Timestamp, crate::clock::Timestamp);
+}
+
+/// `?sort=created_at` or `updated_at` over rows `R`.
+pub struct TimeSort<R>(ByTime, PhantomData<fn() -> R>);
+
+impl<R> Clone for TimeSort<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for TimeSort<R> {}
+
+impl<R> fmt::Debug for TimeSort<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<R: Dated + 'static> utoipa::PartialSchema for TimeSort<R> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        schema_of_sort::<Self>()
+    }
+}
+
+impl<R: Dated + 'static> utoipa::ToSchema for TimeSort<R> {}
+
+impl<R: Dated + 'static> SortColumn for TimeSort<R> {
+    type Row = R;
+    const ALL: &'static [Self] =
+        &[TimeSort(ByTime::CreatedAt, PhantomData), TimeSort(ByTime::UpdatedAt, PhantomData)];
+    fn name(self) -> &'static str {
+        match self.0 {
+            ByTime::CreatedAt => "created_at",
+            ByTime::UpdatedAt => "updated_at",
+        }
+    }
+    fn sql(self) -> &'static str {
+        self.name()
+    }
+    fn is_text(self) -> bool {
+        false
+    }
+    fn value(self, row: &R) -> SortValue {
+        let (created, updated) = row.dates();
+        SortValue::Int(match self.0 {
+            ByTime::CreatedAt => created.millis(),
+            ByTime::UpdatedAt => updated.millis(),
+        })
+    }
+}
+
+impl<C: SortColumn> crate::pagination::QueryFields for Paging<C> {
+    const FIELDS: &'static [&'static str] = &["sort", "limit", "cursor"];
+}
+
 /// Where the next page starts: after this value and id, in this order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Cursor {

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::list::{PageRequest, Sort, SortColumn};
+use super::list::{PageRequest, Paging, SortColumn};
 use super::{Record, fetch};
 use crate::app::AppState;
 use crate::audit::{Event, RequestContext};
@@ -14,24 +14,6 @@ use crate::error::DomainResult;
 use crate::pagination::Page;
 use crate::store::TenantTx;
 use crate::tenancy::TenantScope;
-
-/// The order, position and size of the page a list query asks for, as given.
-#[derive(Debug, Clone, Copy)]
-pub struct PageParams<'a, C> {
-    pub sort: Option<Sort<C>>,
-    pub cursor: Option<&'a str>,
-    pub limit: Option<i64>,
-}
-
-/// A list's query: its filters, and the page it asks for.
-pub trait ListFilter {
-    type Sort: SortColumn;
-    fn page(&self) -> PageParams<'_, Self::Sort>;
-    /// Rules of the filter beyond its types (a 422 before any query).
-    fn check(&self) -> DomainResult<()> {
-        Ok(())
-    }
-}
 
 /// A CRM resource with the usual five operations.
 pub trait Resource: Record + Send + Sync + 'static {
@@ -41,13 +23,14 @@ pub trait Resource: Record + Send + Sync + 'static {
     /// (`patch`) before it is written again.
     type Create: DeserializeOwned + Serialize + Clone + utoipa::ToSchema + Send + Sync + 'static;
     type Patch: DeserializeOwned + utoipa::ToSchema + Send + 'static;
-    type Filter: ListFilter<Sort = Self::Sort>
-        + DeserializeOwned
-        + utoipa::IntoParams
-        + Send
-        + Sync
-        + 'static;
+    /// A list's filters (its page is `Paging<Self::Sort>`).
+    type Filter: DeserializeOwned + utoipa::IntoParams + Send + Sync + 'static;
     type Sort: SortColumn<Row = Self::Row>;
+
+    /// Rules of a list's filters beyond their types (a 422 before any query).
+    fn check_filter(_filter: &Self::Filter) -> DomainResult<()> {
+        Ok(())
+    }
 
     /// Checks a body (every problem at once, references inside the tenant) and stores it.
     fn write(
@@ -172,10 +155,10 @@ pub async fn list<R: Resource>(
     app: &AppState,
     scope: &TenantScope,
     filter: R::Filter,
+    paging: Paging<R::Sort>,
 ) -> DomainResult<Page<R::View>> {
-    filter.check()?;
-    let asked = filter.page();
-    let page = PageRequest::new(asked.sort, asked.cursor, asked.limit)?;
+    R::check_filter(&filter)?;
+    let page = paging.request()?;
     let mut tx = app.store().tenant_read(scope).await?;
     let rows = R::list(app, &mut tx, &filter, &page).await?;
     let (rows, next_cursor) = page.cut(rows, R::id_of);

@@ -23,11 +23,12 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+use super::list::Paging;
 use super::resource::{self, Resource};
 use crate::app::AppState;
 use crate::audit::RequestContext;
 use crate::http::Endpoint;
-use crate::http::json::{Created, Json, Query};
+use crate::http::json::{Created, Json, QueryPair};
 use crate::http::path::Id;
 use crate::http::problem::Problem;
 use crate::pagination::Page;
@@ -77,8 +78,10 @@ where
     let create = operation("create", format!("Create a {noun}."))
         .request_body(Some(json_body::<R::Create>()))
         .response("201", json_response::<R::View>("The record created"));
+    let mut list_params = R::Filter::into_params(|| Some(ParameterIn::Query));
+    list_params.extend(Paging::<R::Sort>::params());
     let list = operation("list", format!("List {}.", spec.tag))
-        .parameters(Some(R::Filter::into_params(|| Some(ParameterIn::Query))))
+        .parameters(Some(list_params))
         .response("200", json_response::<Page<R::View>>("One page"));
     let get_one =
         operation("get", format!("One {noun}.")).parameter(id_param()).response("200", view());
@@ -168,9 +171,9 @@ async fn create_record<R: Resource>(
 async fn list_records<R: Resource>(
     State(app): State<AppState>,
     scope: TenantScope,
-    Query(filter): Query<R::Filter>,
+    QueryPair(filter, paging): QueryPair<R::Filter, Paging<R::Sort>>,
 ) -> Result<Json<Page<R::View>>, Problem> {
-    Ok(Json(resource::list::<R>(&app, &scope, filter).await?))
+    Ok(Json(resource::list::<R>(&app, &scope, filter, paging).await?))
 }
 
 async fn get_record<R: Resource>(

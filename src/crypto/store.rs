@@ -41,12 +41,7 @@ pub async fn insert(
         "INSERT INTO tenant_keys (tenant_id, purpose, version, state, wrapped, master_key_id, created_at) \
          VALUES ($1, $2, $3, 'active', $4, $5, $6) ON CONFLICT (tenant_id, purpose, version) DO NOTHING"
     )
-    .bind(tenant)
-    .bind(purpose.as_str())
-    .bind(version)
-    .bind(wrapped)
-    .bind(master_key_id)
-    .bind(now)
+    .binds((tenant, purpose.as_str(), version, wrapped, master_key_id, now))
     .execute(tx).await?;
     Ok(())
 }
@@ -95,8 +90,7 @@ pub async fn wrapped_by_other_masters(
          WHERE wrapped IS NOT NULL AND (master_key_id IS NULL OR master_key_id <> $1) \
          ORDER BY tenant_id, purpose, version LIMIT $2",
     )
-    .bind(master_key_id)
-    .bind(limit)
+    .binds((master_key_id, limit))
     .fetch_all::<WrappedRow>(tx)
     .await
 }
@@ -111,11 +105,7 @@ pub async fn rewrap(
         "UPDATE tenant_keys SET wrapped = $4, master_key_id = $5 \
          WHERE tenant_id = $1 AND purpose = $2 AND version = $3",
     )
-    .bind(row.tenant_id)
-    .bind(&row.purpose)
-    .bind(row.version)
-    .bind(wrapped)
-    .bind(master_key_id)
+    .binds((row.tenant_id, &row.purpose, row.version, wrapped, master_key_id))
     .execute(tx)
     .await?;
     Ok(())
@@ -129,8 +119,7 @@ pub async fn retire_data_keys_below(tx: &mut TenantTx, version: u32) -> Result<(
         "UPDATE tenant_keys SET state = 'retiring' \
          WHERE tenant_id = $1 AND purpose = 'data' AND state = 'active' AND version < $2",
     )
-    .bind(tenant)
-    .bind(version)
+    .binds((tenant, version))
     .execute(tx)
     .await?;
     Ok(())

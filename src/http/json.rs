@@ -156,6 +156,40 @@ where
     }
 }
 
+/// A query string holding two strict sets of parameters: `B`'s (named by `B::FIELDS`, e.g.
+/// a list's `sort`, `limit`, `cursor`) and `A`'s (the rest, e.g. its filters).
+#[derive(Debug, Clone)]
+pub struct QueryPair<A, B>(pub A, pub B);
+
+impl<A, B, S> FromRequestParts<S> for QueryPair<A, B>
+where
+    A: DeserializeOwned,
+    B: DeserializeOwned + crate::pagination::QueryFields,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let query = parts.uri.query().unwrap_or_default();
+        let (b, a): (Vec<_>, Vec<_>) = form_urlencoded::parse(query.as_bytes())
+            .partition(|(key, _)| B::FIELDS.contains(&key.as_ref()));
+        Ok(QueryPair(strict_query(a)?, strict_query(b)?))
+    }
+}
+
+fn strict_query<T: DeserializeOwned>(
+    pairs: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)>,
+) -> Result<T, Problem> {
+    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    let deserializer =
+        serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let field = err.path().to_string();
+        let message = describe_data_error(&err.inner().to_string());
+        validation_failed(vec![FieldError { field, message }])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

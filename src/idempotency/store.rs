@@ -29,12 +29,7 @@ pub async fn claim(
         "INSERT INTO idempotency_keys (scope, key, fingerprint, state, locked_until, created_at, expires_at) \
          VALUES ($1, $2, $3, 'in_flight', $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING"
     )
-    .bind(scope)
-    .bind(key)
-    .bind(fingerprint)
-    .bind(locked_until)
-    .bind(now)
-    .bind(expires_at)
+    .binds((scope, key, fingerprint, locked_until, now, expires_at))
     .execute(tx).await?;
     Ok(inserted == 1)
 }
@@ -44,15 +39,13 @@ pub async fn get(tx: &mut SystemTx, scope: &str, key: &str) -> Result<Option<Key
         "SELECT fingerprint, state, locked_until, status, content_type, body, master_key_id, expires_at \
          FROM idempotency_keys WHERE scope = $1 AND key = $2"
     )
-    .bind(scope)
-    .bind(key)
+    .binds((scope, key))
     .fetch_optional::<KeyRow>(tx).await
 }
 
 pub async fn delete(tx: &mut SystemTx, scope: &str, key: &str) -> Result<(), StoreError> {
     query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
-        .bind(scope)
-        .bind(key)
+        .binds((scope, key))
         .execute(tx)
         .await?;
     Ok(())
@@ -66,9 +59,7 @@ pub async fn relock(
     locked_until: Timestamp,
 ) -> Result<(), StoreError> {
     query("UPDATE idempotency_keys SET locked_until = $3 WHERE scope = $1 AND key = $2")
-        .bind(scope)
-        .bind(key)
-        .bind(locked_until)
+        .binds((scope, key, locked_until))
         .execute(tx)
         .await?;
     Ok(())
@@ -91,12 +82,7 @@ pub async fn finish(
         "UPDATE idempotency_keys SET state = 'done', status = $3, content_type = $4, body = $5, \
          master_key_id = $6 WHERE scope = $1 AND key = $2",
     )
-    .bind(scope)
-    .bind(key)
-    .bind(done.status)
-    .bind(done.content_type)
-    .bind(done.body)
-    .bind(done.master_key_id)
+    .binds((scope, key, done.status, done.content_type, done.body, done.master_key_id))
     .execute(tx)
     .await?;
     Ok(())

@@ -52,9 +52,7 @@ pub async fn insert_tenant(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     query("INSERT INTO tenants (id, name, status, created_at) VALUES ($1, $2, 'active', $3)")
-        .bind(id)
-        .bind(name)
-        .bind(now)
+        .binds((id, name, now))
         .execute(tx)
         .await?;
     Ok(())
@@ -66,14 +64,7 @@ pub async fn insert_user(tx: &mut impl AsRawTx, user: &NewUser<'_>) -> Result<()
         "INSERT INTO users (id, tenant_id, email, display_name, password_hash, role, is_superadmin, \
          status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8)",
     )
-    .bind(user.id)
-    .bind(user.tenant_id)
-    .bind(user.email)
-    .bind(user.display_name)
-    .bind(user.password_hash)
-    .bind(user.role)
-    .bind(user.is_superadmin)
-    .bind(user.now)
+    .binds((user.id, user.tenant_id, user.email, user.display_name, user.password_hash, user.role, user.is_superadmin, user.now))
     .execute(tx)
     .await?;
     Ok(())
@@ -100,9 +91,7 @@ pub async fn set_password_hash(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-        .bind(user)
-        .bind(hash)
-        .bind(now)
+        .binds((user, hash, now))
         .execute(tx)
         .await?;
     Ok(())
@@ -148,14 +137,7 @@ pub async fn insert_session(tx: &mut SystemTx, s: &NewSession<'_>) -> Result<(),
         "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at, ip, \
          user_agent, step_up_at) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8)",
     )
-    .bind(s.id)
-    .bind(s.tenant_id)
-    .bind(s.user_id)
-    .bind(s.now)
-    .bind(s.expires_at)
-    .bind(&s.ip)
-    .bind(s.user_agent)
-    .bind(s.step_up_at)
+    .binds((s.id, s.tenant_id, s.user_id, s.now, s.expires_at, &s.ip, s.user_agent, s.step_up_at))
     .execute(tx)
     .await?;
     Ok(())
@@ -180,8 +162,7 @@ pub async fn sessions_of_user(
         " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
          ORDER BY created_at DESC LIMIT 200"
     ))
-    .bind(user)
-    .bind(now)
+    .binds((user, now))
     .fetch_all(tx)
     .await
 }
@@ -218,8 +199,7 @@ pub async fn touch_session(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now)
+        .binds((id, now))
         .execute(tx)
         .await?;
     Ok(())
@@ -231,11 +211,7 @@ pub async fn set_step_up(
     id: SessionId,
     at: Option<Timestamp>,
 ) -> Result<(), StoreError> {
-    query("UPDATE sessions SET step_up_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(at)
-        .execute(tx)
-        .await?;
+    query("UPDATE sessions SET step_up_at = $2 WHERE id = $1").binds((id, at)).execute(tx).await?;
     Ok(())
 }
 
@@ -251,10 +227,7 @@ pub async fn revoke_session(
         "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
          WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
     )
-    .bind(id)
-    .bind(user)
-    .bind(now)
-    .bind(reason)
+    .binds((id, user, now, reason))
     .execute_one(tx)
     .await
 }
@@ -271,10 +244,7 @@ pub async fn revoke_user_sessions(
         "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
          WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2) RETURNING id",
     )
-    .bind(user)
-    .bind(keep)
-    .bind(now)
-    .bind(reason)
+    .binds((user, keep, now, reason))
     .scalars(tx)
     .await
 }
@@ -296,10 +266,7 @@ pub async fn insert_refresh_token(
         "INSERT INTO refresh_tokens (token_hash, session_id, tenant_id, issued_at) \
          VALUES ($1, $2, $3, $4)",
     )
-    .bind(hash)
-    .bind(session)
-    .bind(tenant)
-    .bind(now)
+    .binds((hash, session, tenant, now))
     .execute(tx)
     .await?;
     Ok(())
@@ -322,8 +289,7 @@ pub async fn spend_refresh_token(
     now: Timestamp,
 ) -> Result<bool, StoreError> {
     query("UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1 AND spent_at IS NULL")
-        .bind(hash)
-        .bind(now)
+        .binds((hash, now))
         .execute_one(tx)
         .await
 }
@@ -360,15 +326,17 @@ pub async fn insert_api_key(tx: &mut TenantTx, key: &NewApiKeyRow<'_>) -> Result
         "INSERT INTO api_keys (id, tenant_id, created_by, name, prefix, secret_hash, scopes, \
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(key.id)
-    .bind(tenant)
-    .bind(key.created_by)
-    .bind(key.name)
-    .bind(key.prefix)
-    .bind(key.secret_hash)
-    .bind(key.scopes)
-    .bind(key.now)
-    .bind(key.expires_at)
+    .binds((
+        key.id,
+        tenant,
+        key.created_by,
+        key.name,
+        key.prefix,
+        key.secret_hash,
+        key.scopes,
+        key.now,
+        key.expires_at,
+    ))
     .execute(tx)
     .await?;
     Ok(())
@@ -385,9 +353,7 @@ pub async fn list_api_keys(
          revoked_at FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) \
          ORDER BY id LIMIT $3",
     )
-    .bind(tenant)
-    .bind(after)
-    .bind(limit)
+    .binds((tenant, after, limit))
     .fetch_all(tx)
     .await
 }
@@ -403,9 +369,7 @@ pub async fn revoke_api_key(
         "UPDATE api_keys SET revoked_at = $3 \
          WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(now)
+    .binds((id, tenant, now))
     .execute_one(tx)
     .await
 }
@@ -420,9 +384,7 @@ pub async fn revoke_user_api_keys(
         "UPDATE api_keys SET revoked_at = $3 \
          WHERE created_by = $1 AND tenant_id = $2 AND revoked_at IS NULL",
     )
-    .bind(user)
-    .bind(tenant)
-    .bind(now)
+    .binds((user, tenant, now))
     .execute(tx)
     .await
 }
@@ -434,8 +396,7 @@ pub async fn revoke_user_api_keys_system(
     now: Timestamp,
 ) -> Result<u64, StoreError> {
     query("UPDATE api_keys SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL")
-        .bind(user)
-        .bind(now)
+        .binds((user, now))
         .execute(tx)
         .await
 }
@@ -475,8 +436,7 @@ pub async fn touch_api_key(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now)
+        .binds((id, now))
         .execute(tx)
         .await?;
     Ok(())
@@ -517,8 +477,7 @@ pub async fn throttle_for_update(
         "INSERT INTO login_throttle (key, failures, window_started_at, locked_until, lock_count) \
          VALUES ($1, 0, $2, 0, 0) ON CONFLICT (key) DO NOTHING",
     )
-    .bind(key)
-    .bind(now)
+    .binds((key, now))
     .execute(tx)
     .await?;
     // Dialects differ: PostgreSQL locks the row; SQLite's single writer already holds the
@@ -541,11 +500,7 @@ pub async fn save_throttle(tx: &mut SystemTx, row: &ThrottleRow) -> Result<(), S
         "UPDATE login_throttle SET failures = $2, window_started_at = $3, locked_until = $4, \
          lock_count = $5 WHERE key = $1",
     )
-    .bind(&row.key)
-    .bind(row.failures)
-    .bind(row.window_started_at)
-    .bind(row.locked_until)
-    .bind(row.lock_count)
+    .binds((&row.key, row.failures, row.window_started_at, row.locked_until, row.lock_count))
     .execute(tx)
     .await?;
     Ok(())

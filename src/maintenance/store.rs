@@ -7,8 +7,7 @@ use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, TenantTx, query}
 pub async fn purge_activities(tx: &mut TenantTx, before: Timestamp) -> Result<u64, StoreError> {
     let tenant = tx.tenant_id();
     query("DELETE FROM activities WHERE tenant_id = $1 AND occurred_at < $2")
-        .bind(tenant)
-        .bind(before)
+        .binds((tenant, before))
         .execute(tx)
         .await
 }
@@ -16,8 +15,7 @@ pub async fn purge_activities(tx: &mut TenantTx, before: Timestamp) -> Result<u6
 pub async fn purge_notes(tx: &mut TenantTx, before: Timestamp) -> Result<u64, StoreError> {
     let tenant = tx.tenant_id();
     query("DELETE FROM notes WHERE tenant_id = $1 AND created_at < $2")
-        .bind(tenant)
-        .bind(before)
+        .binds((tenant, before))
         .execute(tx)
         .await
 }
@@ -31,17 +29,13 @@ pub async fn purge_audit_chain(
     // Dialects differ: on PostgreSQL the application role may not delete audit rows, so an
     // owner-defined function does it (and refuses anything younger than a year).
     if tx.backend() == Backend::Postgres {
-        let removed: i64 = query("SELECT bulwark_purge_audit($1, $2)")
-            .bind(tenant)
-            .bind(before)
-            .scalar(tx)
-            .await?;
+        let removed: i64 =
+            query("SELECT bulwark_purge_audit($1, $2)").binds((tenant, before)).scalar(tx).await?;
         return Ok(u64::try_from(removed).unwrap_or(0));
     }
     let first_kept: Option<i64> =
         query("SELECT min(seq) FROM audit_events WHERE chain_id = $1 AND occurred_at >= $2")
-            .bind(tenant)
-            .bind(before)
+            .binds((tenant, before))
             .scalar(tx)
             .await?;
     let last: Option<i64> = match first_kept {
@@ -56,23 +50,19 @@ pub async fn purge_audit_chain(
     let Some(last) = last.filter(|seq| *seq > 0) else { return Ok(0) };
     let hash: Option<Vec<u8>> =
         query("SELECT hash FROM audit_events WHERE chain_id = $1 AND seq = $2")
-            .bind(tenant)
-            .bind(last)
+            .binds((tenant, last))
             .scalar_optional(tx)
             .await?;
     let Some(hash) = hash else { return Ok(0) };
     let removed = query("DELETE FROM audit_events WHERE chain_id = $1 AND seq <= $2")
-        .bind(tenant)
-        .bind(last)
+        .binds((tenant, last))
         .execute(tx)
         .await?;
     query(
         "INSERT INTO audit_anchors (chain_id, seq, hash) VALUES ($1, $2, $3) \
          ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     )
-    .bind(tenant)
-    .bind(last)
-    .bind(&hash)
+    .binds((tenant, last, &hash))
     .execute(tx)
     .await?;
     Ok(removed)

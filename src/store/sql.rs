@@ -82,6 +82,41 @@ impl Bind for &Option<Vec<u8>> {
     }
 }
 
+/// Several values bound at once, in order: `query(sql).binds((id, tenant, name, now))`.
+pub trait Binds {
+    fn push_into(self, binds: &mut Vec<Value>);
+}
+
+macro_rules! binds_tuple {
+    ($($name:ident),+) => {
+        impl<$($name: Bind),+> Binds for ($($name,)+) {
+            #[allow(non_snake_case, reason = "the type names double as value names")]
+            fn push_into(self, binds: &mut Vec<Value>) {
+                let ($($name,)+) = self;
+                $(binds.push($name.into_value());)+
+            }
+        }
+    };
+}
+
+binds_tuple!(A, B);
+binds_tuple!(A, B, C);
+binds_tuple!(A, B, C, D);
+binds_tuple!(A, B, C, D, E);
+binds_tuple!(A, B, C, D, E, F);
+binds_tuple!(A, B, C, D, E, F, G);
+binds_tuple!(A, B, C, D, E, F, G, H);
+binds_tuple!(A, B, C, D, E, F, G, H, I);
+binds_tuple!(A, B, C, D, E, F, G, H, I, J);
+binds_tuple!(A, B, C, D, E, F, G, H, I, J, K);
+binds_tuple!(A, B, C, D, E, F, G, H, I, J, K, L);
+binds_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M);
+binds_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N);
+binds_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O);
+binds_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);
+binds_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q);
+binds_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R);
+
 /// A row type both backends can decode (what `#[derive(sqlx::FromRow)]` gives).
 pub trait Row:
     for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
@@ -117,6 +152,12 @@ impl Query {
 
     pub fn bind(mut self, value: impl Bind) -> Query {
         self.binds.push(value.into_value());
+        self
+    }
+
+    /// Binds a tuple of values, in order.
+    pub fn binds(mut self, values: impl Binds) -> Query {
+        values.push_into(&mut self.binds);
         self
     }
 

@@ -25,9 +25,7 @@ pub async fn list_members(
         "SELECT id, email, display_name, role, status, created_at FROM users \
          WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
     )
-    .bind(tenant)
-    .bind(after)
-    .bind(limit)
+    .binds((tenant, after, limit))
     .fetch_all::<MemberRow>(tx)
     .await
 }
@@ -38,8 +36,7 @@ pub async fn member(tx: &mut TenantTx, id: UserId) -> Result<Option<MemberRow>, 
         "SELECT id, email, display_name, role, status, created_at FROM users \
          WHERE id = $1 AND tenant_id = $2",
     )
-    .bind(id)
-    .bind(tenant)
+    .binds((id, tenant))
     .fetch_optional::<MemberRow>(tx)
     .await
 }
@@ -52,10 +49,7 @@ pub async fn set_role(
 ) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
     query("UPDATE users SET role = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(tenant)
-        .bind(role)
-        .bind(now)
+        .binds((id, tenant, role, now))
         .execute(tx)
         .await?;
     Ok(())
@@ -67,9 +61,7 @@ pub async fn deactivate(tx: &mut TenantTx, id: UserId, now: Timestamp) -> Result
         "UPDATE users SET status = 'deactivated', updated_at = $3 WHERE id = $1 AND tenant_id \
              = $2",
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(now)
+    .binds((id, tenant, now))
     .execute(tx)
     .await?;
     Ok(())
@@ -117,14 +109,7 @@ pub async fn insert_invitation(
         "INSERT INTO invitations (id, tenant_id, email, role, token_hash, invited_by, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
-    .bind(inv.id)
-    .bind(tenant)
-    .bind(inv.email)
-    .bind(inv.role)
-    .bind(inv.token_hash)
-    .bind(inv.invited_by)
-    .bind(inv.now)
-    .bind(inv.expires_at)
+    .binds((inv.id, tenant, inv.email, inv.role, inv.token_hash, inv.invited_by, inv.now, inv.expires_at))
     .execute(tx).await?;
     Ok(())
 }
@@ -139,9 +124,7 @@ pub async fn list_invitations(
         "SELECT id, tenant_id, email, role, invited_by, created_at, expires_at, accepted_at \
          FROM invitations WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
     )
-    .bind(tenant)
-    .bind(after)
-    .bind(limit)
+    .binds((tenant, after, limit))
     .fetch_all::<InvitationRow>(tx)
     .await
 }
@@ -157,9 +140,7 @@ pub async fn revoke_invitation(
         "UPDATE invitations SET expires_at = $3 WHERE id = $1 AND tenant_id = $2 \
          AND accepted_at IS NULL AND expires_at > $3",
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(now)
+    .binds((id, tenant, now))
     .execute_one(tx)
     .await
 }
@@ -188,9 +169,7 @@ pub async fn accept_invitation(
         "UPDATE invitations SET accepted_at = $3, accepted_user_id = $2 \
          WHERE id = $1 AND accepted_at IS NULL AND expires_at > $3",
     )
-    .bind(id)
-    .bind(user)
-    .bind(now)
+    .binds((id, user, now))
     .execute_one(tx)
     .await
 }
@@ -214,8 +193,7 @@ pub async fn list_tenants(
          (SELECT count(*) FROM users u WHERE u.tenant_id = t.id) AS users \
          FROM tenants t WHERE ($1 IS NULL OR t.id > $1) ORDER BY t.id LIMIT $2",
     )
-    .bind(after)
-    .bind(limit)
+    .binds((after, limit))
     .fetch_all::<TenantRow>(tx)
     .await
 }

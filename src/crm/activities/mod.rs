@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::ActivityColumns;
 pub use self::store::{Activities, ActivityRow};
-use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
-use super::resource::{ListFilter, PageParams, Resource};
+use super::list::{PageRequest, SortColumn, SortValue, sort_schema};
+use super::resource::Resource;
 use super::{Check, Ref, check_refs, tenant_keys};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -180,18 +180,6 @@ pub struct ActivityFilter {
     occurred_after: Option<Timestamp>,
     /// Activities before this time.
     occurred_before: Option<Timestamp>,
-    #[param(value_type = Option<ActivitySort>)]
-    sort: Option<Sort<ActivitySort>>,
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-impl ListFilter for ActivityFilter {
-    type Sort = ActivitySort;
-    fn page(&self) -> PageParams<'_, ActivitySort> {
-        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
-    }
 }
 
 impl Resource for Activities {

@@ -73,17 +73,19 @@ pub async fn write(
          WHERE id = $1 AND tenant_id = $2"
     };
     query(sql)
-        .bind(id)
-        .bind(tenant)
-        .bind(a.key_version)
-        .bind(a.kind)
-        .bind(a.subject)
-        .bind(&a.details)
-        .bind(a.occurred_at)
-        .bind(a.contact_id)
-        .bind(a.deal_id)
-        .bind(a.owner_id)
-        .bind(now)
+        .binds((
+            id,
+            tenant,
+            a.key_version,
+            a.kind,
+            a.subject,
+            &a.details,
+            a.occurred_at,
+            a.contact_id,
+            a.deal_id,
+            a.owner_id,
+            now,
+        ))
         .execute(tx)
         .await?;
     Ok(())
@@ -115,8 +117,7 @@ pub async fn of_contact(
          owner_id, created_at, updated_at FROM activities \
          WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id",
     )
-    .bind(tenant)
-    .bind(contact)
+    .binds((tenant, contact))
     .fetch_all(tx)
     .await
 }
@@ -133,9 +134,7 @@ pub async fn older_than(
          owner_id, created_at, updated_at FROM activities \
          WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT $3",
     )
-    .bind(tenant)
-    .bind(version)
-    .bind(limit)
+    .binds((tenant, version, limit))
     .fetch_all(tx)
     .await
 }
@@ -153,11 +152,7 @@ pub async fn reseal(
         "UPDATE activities SET key_version = $4, details_enc = $5 \
          WHERE id = $1 AND tenant_id = $2 AND key_version = $3",
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(was)
-    .bind(version)
-    .bind(details)
+    .binds((id, tenant, was, version, details))
     .execute_one(tx)
     .await
 }

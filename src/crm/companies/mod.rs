@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 pub use self::store::Companies;
 use self::store::{CompanyColumns, CompanyRow};
-use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
-use super::resource::{ListFilter, PageParams, Resource};
+use super::list::{PageRequest, SortColumn, SortValue, sort_schema};
+use super::resource::Resource;
 use super::{Check, Ref, check_refs, decode_custom, decode_tags, encode_custom, encode_tags};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -132,18 +132,6 @@ pub struct CompanyFilter {
     tag: Option<String>,
     /// Exact name.
     name: Option<String>,
-    #[param(value_type = Option<CompanySort>)]
-    sort: Option<Sort<CompanySort>>,
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-impl ListFilter for CompanyFilter {
-    type Sort = CompanySort;
-    fn page(&self) -> PageParams<'_, CompanySort> {
-        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
-    }
 }
 
 fn check(c: &CompanyCreate) -> DomainResult<()> {

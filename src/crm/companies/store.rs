@@ -72,15 +72,17 @@ pub async fn write(
          custom_fields = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2"
     };
     query(sql)
-        .bind(id)
-        .bind(tenant)
-        .bind(c.name)
-        .bind(c.domain)
-        .bind(c.industry)
-        .bind(c.owner_id)
-        .bind(&c.tags)
-        .bind(&c.custom_fields)
-        .bind(now)
+        .binds((
+            id,
+            tenant,
+            c.name,
+            c.domain,
+            c.industry,
+            c.owner_id,
+            &c.tags,
+            &c.custom_fields,
+            now,
+        ))
         .execute(tx)
         .await?;
     Ok(())

@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::{ContactQuery, Sealed};
 pub use self::store::{ContactRow, Contacts};
-use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
-use super::resource::{ListFilter, PageParams, Resource};
+use super::list::{Dated, PageRequest, TimeSort};
+use super::resource::Resource;
 use super::{Check, Ref, check_refs, decode_custom, decode_tags, encode_custom, encode_tags};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
@@ -368,34 +368,12 @@ impl ContactPatch {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContactSort {
-    CreatedAt,
-    UpdatedAt,
-}
+/// Lists sort by creation or update time.
+pub type ContactSort = TimeSort<ContactRow>;
 
-sort_schema!(ContactSort);
-
-impl SortColumn for ContactSort {
-    type Row = ContactRow;
-    const ALL: &'static [ContactSort] = &[ContactSort::CreatedAt, ContactSort::UpdatedAt];
-    fn name(self) -> &'static str {
-        match self {
-            ContactSort::CreatedAt => "created_at",
-            ContactSort::UpdatedAt => "updated_at",
-        }
-    }
-    fn sql(self) -> &'static str {
-        self.name()
-    }
-    fn is_text(self) -> bool {
-        false
-    }
-    fn value(self, row: &ContactRow) -> SortValue {
-        SortValue::Int(match self {
-            ContactSort::CreatedAt => row.created_at.millis(),
-            ContactSort::UpdatedAt => row.updated_at.millis(),
-        })
+impl Dated for ContactRow {
+    fn dates(&self) -> (Timestamp, Timestamp) {
+        (self.created_at, self.updated_at)
     }
 }
 
@@ -419,28 +397,6 @@ pub struct ContactFilter {
     pub created_after: Option<Timestamp>,
     /// Contacts created before this time.
     pub created_before: Option<Timestamp>,
-    #[param(value_type = Option<ContactSort>)]
-    #[schema(value_type = Option<ContactSort>)]
-    pub sort: Option<Sort<ContactSort>>,
-    #[param(minimum = 1, maximum = 200)]
-    #[schema(minimum = 1, maximum = 200)]
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
-impl ListFilter for ContactFilter {
-    type Sort = ContactSort;
-    fn page(&self) -> PageParams<'_, ContactSort> {
-        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
-    }
-    fn check(&self) -> DomainResult<()> {
-        match &self.tag {
-            Some(tag) if tag.contains([',', '%', '_', '\\']) || tag.len() > 50 => {
-                Err(DomainError::invalid("tag", "is not a tag"))
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 /// One page of contacts under `filter`, with the blind indexes of its email and phone.
@@ -480,6 +436,15 @@ impl Resource for Contacts {
     type Patch = ContactPatch;
     type Filter = ContactFilter;
     type Sort = ContactSort;
+
+    fn check_filter(filter: &Self::Filter) -> DomainResult<()> {
+        match &filter.tag {
+            Some(tag) if tag.contains([',', '%', '_', '\\']) || tag.len() > 50 => {
+                Err(DomainError::invalid("tag", "is not a tag"))
+            }
+            _ => Ok(()),
+        }
+    }
 
     async fn write(
         app: &AppState,

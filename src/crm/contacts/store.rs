@@ -89,24 +89,7 @@ pub async fn insert(
          company_id, owner_id, tags, custom_fields, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(s.key_version)
-    .bind(&s.first_name)
-    .bind(&s.last_name)
-    .bind(&s.email)
-    .bind(&s.phone)
-    .bind(&s.date_of_birth)
-    .bind(&s.ssn)
-    .bind(&s.address)
-    .bind(&s.bank_account)
-    .bind(&s.email_bidx)
-    .bind(&s.phone_bidx)
-    .bind(s.company_id)
-    .bind(s.owner_id)
-    .bind(&s.tags)
-    .bind(&s.custom_fields)
-    .bind(now)
+    .binds((id, tenant, s.key_version, &s.first_name, &s.last_name, &s.email, &s.phone, &s.date_of_birth, &s.ssn, &s.address, &s.bank_account, &s.email_bidx, &s.phone_bidx, s.company_id, s.owner_id, &s.tags, &s.custom_fields, now))
     .execute(tx).await?;
     Ok(())
 }
@@ -125,24 +108,7 @@ pub async fn update(
          email_bidx = $12, phone_bidx = $13, company_id = $14, owner_id = $15, tags = $16, \
          custom_fields = $17, updated_at = $18 WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL"
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(s.key_version)
-    .bind(&s.first_name)
-    .bind(&s.last_name)
-    .bind(&s.email)
-    .bind(&s.phone)
-    .bind(&s.date_of_birth)
-    .bind(&s.ssn)
-    .bind(&s.address)
-    .bind(&s.bank_account)
-    .bind(&s.email_bidx)
-    .bind(&s.phone_bidx)
-    .bind(s.company_id)
-    .bind(s.owner_id)
-    .bind(&s.tags)
-    .bind(&s.custom_fields)
-    .bind(now)
+    .binds((id, tenant, s.key_version, &s.first_name, &s.last_name, &s.email, &s.phone, &s.date_of_birth, &s.ssn, &s.address, &s.bank_account, &s.email_bidx, &s.phone_bidx, s.company_id, s.owner_id, &s.tags, &s.custom_fields, now))
     .execute_one(tx).await
 }
 
@@ -157,25 +123,21 @@ pub async fn erase(tx: &mut TenantTx, id: ContactId, now: Timestamp) -> Result<b
          owner_id = NULL, tags = '', custom_fields = '{}', erased_at = $3, updated_at = $3 \
          WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL",
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(now)
+    .binds((id, tenant, now))
     .execute(tx)
     .await?;
     if done == 0 {
         return Ok(false);
     }
     query("DELETE FROM notes WHERE tenant_id = $1 AND contact_id = $2")
-        .bind(tenant)
-        .bind(id)
+        .binds((tenant, id))
         .execute(tx)
         .await?;
     query(
         "UPDATE activities SET details_enc = NULL, subject = '[erased]' WHERE tenant_id = $1 \
              AND contact_id = $2",
     )
-    .bind(tenant)
-    .bind(id)
+    .binds((tenant, id))
     .execute(tx)
     .await?;
     Ok(true)
@@ -193,9 +155,7 @@ pub async fn older_than(
          ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, erased_at, \
          created_at, updated_at FROM contacts WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT $3"
     )
-    .bind(tenant)
-    .bind(version)
-    .bind(limit)
+    .binds((tenant, version, limit))
     .fetch_all::<ContactRow>(tx).await
 }
 
@@ -212,18 +172,7 @@ pub async fn reseal(
          phone_enc = $8, date_of_birth_enc = $9, ssn_enc = $10, address_enc = $11, bank_account_enc = $12 \
          WHERE id = $1 AND tenant_id = $2 AND key_version = $3"
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(was)
-    .bind(s.key_version)
-    .bind(&s.first_name)
-    .bind(&s.last_name)
-    .bind(&s.email)
-    .bind(&s.phone)
-    .bind(&s.date_of_birth)
-    .bind(&s.ssn)
-    .bind(&s.address)
-    .bind(&s.bank_account)
+    .binds((id, tenant, was, s.key_version, &s.first_name, &s.last_name, &s.email, &s.phone, &s.date_of_birth, &s.ssn, &s.address, &s.bank_account))
     .execute_one(tx).await
 }
 

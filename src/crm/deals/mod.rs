@@ -9,9 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::DealRow;
 pub use self::store::Deals;
-use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
+use super::list::{PageRequest, SortColumn, SortValue, sort_schema};
 use super::pipelines::StageKind;
-use super::resource::{ListFilter, PageParams, Resource};
+use super::resource::Resource;
 use super::{Check, Ref, check_refs};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -160,26 +160,6 @@ pub struct DealFilter {
     /// Expected to close on or before this date (YYYY-MM-DD).
     #[param(format = Date, pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$")]
     closing_before: Option<String>,
-    #[param(value_type = Option<DealSort>)]
-    sort: Option<Sort<DealSort>>,
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-impl ListFilter for DealFilter {
-    type Sort = DealSort;
-    fn page(&self) -> PageParams<'_, DealSort> {
-        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
-    }
-    fn check(&self) -> DomainResult<()> {
-        match &self.closing_before {
-            Some(date) if super::validate::parse_date(date).is_none() => {
-                Err(DomainError::invalid("closing_before", "must be a date, YYYY-MM-DD"))
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 impl Resource for Deals {
@@ -188,6 +168,15 @@ impl Resource for Deals {
     type Patch = DealPatch;
     type Filter = DealFilter;
     type Sort = DealSort;
+
+    fn check_filter(filter: &Self::Filter) -> DomainResult<()> {
+        match &filter.closing_before {
+            Some(date) if super::validate::parse_date(date).is_none() => {
+                Err(DomainError::invalid("closing_before", "must be a date, YYYY-MM-DD"))
+            }
+            _ => Ok(()),
+        }
+    }
 
     async fn write(
         _: &AppState,

@@ -59,8 +59,7 @@ pub async fn stage_ids(
 ) -> Result<Vec<StageId>, StoreError> {
     let tenant = tx.tenant_id();
     query("SELECT id FROM pipeline_stages WHERE pipeline_id = $1 AND tenant_id = $2 ORDER BY position")
-        .bind(pipeline)
-        .bind(tenant)
+        .binds((pipeline, tenant))
         .scalars(tx)
         .await
 }
@@ -85,18 +84,20 @@ pub async fn write(
          owner_id = $11, updated_at = $12 WHERE id = $1 AND tenant_id = $2"
     };
     query(sql)
-        .bind(id)
-        .bind(tenant)
-        .bind(d.title.trim())
-        .bind(d.pipeline_id)
-        .bind(stage)
-        .bind(d.amount_minor)
-        .bind(&d.currency)
-        .bind(&d.expected_close_date)
-        .bind(d.contact_id)
-        .bind(d.company_id)
-        .bind(d.owner_id)
-        .bind(now)
+        .binds((
+            id,
+            tenant,
+            d.title.trim(),
+            d.pipeline_id,
+            stage,
+            d.amount_minor,
+            &d.currency,
+            &d.expected_close_date,
+            d.contact_id,
+            d.company_id,
+            d.owner_id,
+            now,
+        ))
         .execute(tx)
         .await?;
     Ok(())

@@ -104,8 +104,8 @@ pub fn write_csv<'a>(rows: impl IntoIterator<Item = &'a [String]>) -> Result<Vec
     writer.into_inner().map_err(|err| csv::Error::from(err.into_error()))
 }
 
-/// The contacts matching `filter` as CSV, every one the caller may see (its `sort`, `limit`
-/// and `cursor` are ignored: an export is one file). Audited with the row count.
+/// The contacts matching `filter` as CSV, every one the caller may see. Audited with the
+/// row count.
 pub async fn export(
     app: &AppState,
     scope: &TenantScope,
@@ -114,8 +114,7 @@ pub async fn export(
 ) -> DomainResult<(Vec<u8>, usize)> {
     let unmasked = scope.may(Permission::ContactsReadSensitive);
     let sensitive = if unmasked { Sensitive::Revealed } else { Sensitive::Masked };
-    use super::resource::ListFilter as _;
-    filter.check()?;
+    <super::contacts::Contacts as super::resource::Resource>::check_filter(filter)?;
     // A read: it runs beside writers; only the audit event at the end takes a write turn.
     let mut tx = app.store().tenant_read(scope).await?;
     let keys = tenant_keys(app, &mut tx).await?;

@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 pub use self::store::Leads;
 use self::store::{LeadColumns, LeadRow};
-use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
-use super::resource::{ListFilter, PageParams, Resource};
+use super::list::{Dated, PageRequest, TimeSort};
+use super::resource::Resource;
 use super::{Check, Ref, check_refs};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -115,34 +115,12 @@ pub struct LeadPatch {
     owner_id: Option<Option<UserId>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeadSort {
-    CreatedAt,
-    UpdatedAt,
-}
+/// Lists sort by creation or update time.
+pub type LeadSort = TimeSort<LeadRow>;
 
-sort_schema!(LeadSort);
-
-impl SortColumn for LeadSort {
-    type Row = LeadRow;
-    const ALL: &'static [LeadSort] = &[LeadSort::CreatedAt, LeadSort::UpdatedAt];
-    fn name(self) -> &'static str {
-        match self {
-            LeadSort::CreatedAt => "created_at",
-            LeadSort::UpdatedAt => "updated_at",
-        }
-    }
-    fn sql(self) -> &'static str {
-        self.name()
-    }
-    fn is_text(self) -> bool {
-        false
-    }
-    fn value(self, row: &LeadRow) -> SortValue {
-        SortValue::Int(match self {
-            LeadSort::CreatedAt => row.created_at.millis(),
-            LeadSort::UpdatedAt => row.updated_at.millis(),
-        })
+impl Dated for LeadRow {
+    fn dates(&self) -> (Timestamp, Timestamp) {
+        (self.created_at, self.updated_at)
     }
 }
 
@@ -155,18 +133,6 @@ pub struct LeadFilter {
     owner_id: Option<UserId>,
     contact_id: Option<ContactId>,
     company_id: Option<CompanyId>,
-    #[param(value_type = Option<LeadSort>)]
-    sort: Option<Sort<LeadSort>>,
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-impl ListFilter for LeadFilter {
-    type Sort = LeadSort;
-    fn page(&self) -> PageParams<'_, LeadSort> {
-        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
-    }
 }
 
 impl Resource for Leads {

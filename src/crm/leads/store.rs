@@ -67,15 +67,17 @@ pub async fn write(
          company_id = $7, owner_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2"
     };
     query(sql)
-        .bind(id)
-        .bind(tenant)
-        .bind(l.title)
-        .bind(l.status)
-        .bind(l.source)
-        .bind(l.contact_id)
-        .bind(l.company_id)
-        .bind(l.owner_id)
-        .bind(now)
+        .binds((
+            id,
+            tenant,
+            l.title,
+            l.status,
+            l.source,
+            l.contact_id,
+            l.company_id,
+            l.owner_id,
+            now,
+        ))
         .execute(tx)
         .await?;
     Ok(())

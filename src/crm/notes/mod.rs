@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::NoteLinks;
 pub use self::store::{NoteRow, Notes};
-use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
-use super::resource::{ListFilter, PageParams, Resource};
+use super::list::{Dated, PageRequest, TimeSort};
+use super::resource::Resource;
 use super::{Check, Ref, check_refs, tenant_keys};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -84,34 +84,12 @@ pub struct NotePatch {
     body: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoteSort {
-    CreatedAt,
-    UpdatedAt,
-}
+/// Lists sort by creation or update time.
+pub type NoteSort = TimeSort<NoteRow>;
 
-sort_schema!(NoteSort);
-
-impl SortColumn for NoteSort {
-    type Row = NoteRow;
-    const ALL: &'static [NoteSort] = &[NoteSort::CreatedAt, NoteSort::UpdatedAt];
-    fn name(self) -> &'static str {
-        match self {
-            NoteSort::CreatedAt => "created_at",
-            NoteSort::UpdatedAt => "updated_at",
-        }
-    }
-    fn sql(self) -> &'static str {
-        self.name()
-    }
-    fn is_text(self) -> bool {
-        false
-    }
-    fn value(self, row: &NoteRow) -> SortValue {
-        SortValue::Int(match self {
-            NoteSort::CreatedAt => row.created_at.millis(),
-            NoteSort::UpdatedAt => row.updated_at.millis(),
-        })
+impl Dated for NoteRow {
+    fn dates(&self) -> (Timestamp, Timestamp) {
+        (self.created_at, self.updated_at)
     }
 }
 
@@ -124,18 +102,6 @@ pub struct NoteFilter {
     deal_id: Option<DealId>,
     lead_id: Option<LeadId>,
     author_id: Option<UserId>,
-    #[param(value_type = Option<NoteSort>)]
-    sort: Option<Sort<NoteSort>>,
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-impl ListFilter for NoteFilter {
-    type Sort = NoteSort;
-    fn page(&self) -> PageParams<'_, NoteSort> {
-        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
-    }
 }
 
 impl Resource for Notes {

@@ -63,16 +63,18 @@ pub async fn insert(
          deal_id, lead_id, author_id, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(version)
-    .bind(body)
-    .bind(links.contact_id)
-    .bind(links.company_id)
-    .bind(links.deal_id)
-    .bind(links.lead_id)
-    .bind(links.author_id)
-    .bind(now)
+    .binds((
+        id,
+        tenant,
+        version,
+        body,
+        links.contact_id,
+        links.company_id,
+        links.deal_id,
+        links.lead_id,
+        links.author_id,
+        now,
+    ))
     .execute(tx)
     .await?;
     Ok(())
@@ -91,11 +93,7 @@ pub async fn rewrite(
         "UPDATE notes SET body_enc = $3, key_version = $4, updated_at = $5 \
          WHERE id = $1 AND tenant_id = $2",
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(body)
-    .bind(version)
-    .bind(now)
+    .binds((id, tenant, body, version, now))
     .execute(tx)
     .await?;
     Ok(())
@@ -122,8 +120,7 @@ pub async fn of_contact(tx: &mut TenantTx, contact: ContactId) -> Result<Vec<Not
         "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, author_id, \
          created_at, updated_at FROM notes WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id",
     )
-    .bind(tenant)
-    .bind(contact)
+    .binds((tenant, contact))
     .fetch_all(tx)
     .await
 }
@@ -140,9 +137,7 @@ pub async fn older_than(
          created_at, updated_at FROM notes WHERE tenant_id = $1 AND key_version < $2 \
          ORDER BY id LIMIT $3",
     )
-    .bind(tenant)
-    .bind(version)
-    .bind(limit)
+    .binds((tenant, version, limit))
     .fetch_all(tx)
     .await
 }
@@ -160,11 +155,7 @@ pub async fn reseal(
         "UPDATE notes SET key_version = $4, body_enc = $5 \
          WHERE id = $1 AND tenant_id = $2 AND key_version = $3",
     )
-    .bind(id)
-    .bind(tenant)
-    .bind(was)
-    .bind(version)
-    .bind(body)
+    .binds((id, tenant, was, version, body))
     .execute_one(tx)
     .await
 }

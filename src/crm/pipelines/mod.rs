@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 pub use self::store::Pipelines;
 use self::store::{PipelineRow, StageRow};
 use super::Check;
-use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
-use super::resource::{ListFilter, PageParams, Resource};
+use super::list::{PageRequest, SortColumn, SortValue, sort_schema};
+use super::resource::Resource;
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::error::{DomainError, DomainResult};
@@ -126,20 +126,7 @@ impl SortColumn for PipelineSort {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct PipelineFilter {
-    #[param(value_type = Option<PipelineSort>)]
-    sort: Option<Sort<PipelineSort>>,
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-impl ListFilter for PipelineFilter {
-    type Sort = PipelineSort;
-    fn page(&self) -> PageParams<'_, PipelineSort> {
-        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
-    }
-}
+pub struct PipelineFilter {}
 
 fn check(p: &PipelineInput, insert: bool) -> DomainResult<()> {
     let mut check = Check::new();

@@ -89,8 +89,7 @@ pub async fn stages_of(
             "SELECT id, pipeline_id, name, position, kind FROM pipeline_stages \
              WHERE pipeline_id = $1 AND tenant_id = $2 ORDER BY position",
         )
-        .bind(*pipeline)
-        .bind(tenant)
+        .binds((*pipeline, tenant))
         .fetch_all(tx)
         .await?;
         stages.append(&mut of_one);
@@ -102,8 +101,7 @@ pub async fn stages_of(
 pub async fn deals_in_stage(tx: &mut TenantTx, stage: StageId) -> Result<i64, StoreError> {
     let tenant = tx.tenant_id();
     query("SELECT count(*) FROM deals WHERE tenant_id = $1 AND stage_id = $2")
-        .bind(tenant)
-        .bind(stage)
+        .binds((tenant, stage))
         .scalar(tx)
         .await
 }
@@ -111,8 +109,7 @@ pub async fn deals_in_stage(tx: &mut TenantTx, stage: StageId) -> Result<i64, St
 pub async fn delete_stage(tx: &mut TenantTx, stage: StageId) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
     query("DELETE FROM pipeline_stages WHERE id = $1 AND tenant_id = $2")
-        .bind(stage)
-        .bind(tenant)
+        .binds((stage, tenant))
         .execute(tx)
         .await?;
     Ok(())
@@ -136,14 +133,6 @@ pub async fn write_stage(
         "UPDATE pipeline_stages SET name = $4, position = $5, kind = $6 \
          WHERE id = $1 AND tenant_id = $2 AND pipeline_id = $3"
     };
-    query(sql)
-        .bind(stage)
-        .bind(tenant)
-        .bind(pipeline)
-        .bind(name)
-        .bind(position)
-        .bind(kind)
-        .execute(tx)
-        .await?;
+    query(sql).binds((stage, tenant, pipeline, name, position, kind)).execute(tx).await?;
     Ok(())
 }

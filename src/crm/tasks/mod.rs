@@ -8,8 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::TaskRow;
 pub use self::store::Tasks;
-use super::list::{PageRequest, Sort, SortColumn, SortValue, sort_schema};
-use super::resource::{ListFilter, PageParams, Resource};
+use super::list::{Dated, PageRequest, TimeSort};
+use super::resource::Resource;
 use super::{Check, Ref, check_refs};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -84,34 +84,12 @@ pub struct TaskPatch {
     deal_id: Option<Option<DealId>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskSort {
-    CreatedAt,
-    UpdatedAt,
-}
+/// Lists sort by creation or update time.
+pub type TaskSort = TimeSort<TaskRow>;
 
-sort_schema!(TaskSort);
-
-impl SortColumn for TaskSort {
-    type Row = TaskRow;
-    const ALL: &'static [TaskSort] = &[TaskSort::CreatedAt, TaskSort::UpdatedAt];
-    fn name(self) -> &'static str {
-        match self {
-            TaskSort::CreatedAt => "created_at",
-            TaskSort::UpdatedAt => "updated_at",
-        }
-    }
-    fn sql(self) -> &'static str {
-        self.name()
-    }
-    fn is_text(self) -> bool {
-        false
-    }
-    fn value(self, row: &TaskRow) -> SortValue {
-        SortValue::Int(match self {
-            TaskSort::CreatedAt => row.created_at.millis(),
-            TaskSort::UpdatedAt => row.updated_at.millis(),
-        })
+impl Dated for TaskRow {
+    fn dates(&self) -> (Timestamp, Timestamp) {
+        (self.created_at, self.updated_at)
     }
 }
 
@@ -126,26 +104,6 @@ pub struct TaskFilter {
     /// Due on or before this date (YYYY-MM-DD).
     #[param(format = Date, pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$")]
     due_before: Option<String>,
-    #[param(value_type = Option<TaskSort>)]
-    sort: Option<Sort<TaskSort>>,
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-impl ListFilter for TaskFilter {
-    type Sort = TaskSort;
-    fn page(&self) -> PageParams<'_, TaskSort> {
-        PageParams { sort: self.sort, cursor: self.cursor.as_deref(), limit: self.limit }
-    }
-    fn check(&self) -> DomainResult<()> {
-        match &self.due_before {
-            Some(date) if super::validate::parse_date(date).is_none() => {
-                Err(DomainError::invalid("due_before", "must be a date, YYYY-MM-DD"))
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 impl Resource for Tasks {
@@ -154,6 +112,15 @@ impl Resource for Tasks {
     type Patch = TaskPatch;
     type Filter = TaskFilter;
     type Sort = TaskSort;
+
+    fn check_filter(filter: &Self::Filter) -> DomainResult<()> {
+        match &filter.due_before {
+            Some(date) if super::validate::parse_date(date).is_none() => {
+                Err(DomainError::invalid("due_before", "must be a date, YYYY-MM-DD"))
+            }
+            _ => Ok(()),
+        }
+    }
 
     async fn write(
         _: &AppState,

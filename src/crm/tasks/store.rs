@@ -56,15 +56,17 @@ pub async fn write(
          contact_id = $7, deal_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2"
     };
     query(sql)
-        .bind(id)
-        .bind(tenant)
-        .bind(t.title.trim())
-        .bind(&t.due_date)
-        .bind(t.assignee_id)
-        .bind(t.done)
-        .bind(t.contact_id)
-        .bind(t.deal_id)
-        .bind(now)
+        .binds((
+            id,
+            tenant,
+            t.title.trim(),
+            &t.due_date,
+            t.assignee_id,
+            t.done,
+            t.contact_id,
+            t.deal_id,
+            now,
+        ))
         .execute(tx)
         .await?;
     Ok(())
@@ -91,8 +93,7 @@ pub async fn of_contact(tx: &mut TenantTx, contact: ContactId) -> Result<Vec<Tas
         "SELECT id, title, due_date, assignee_id, done, contact_id, deal_id, created_at, \
          updated_at FROM tasks WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id",
     )
-    .bind(tenant)
-    .bind(contact)
+    .binds((tenant, contact))
     .fetch_all(tx)
     .await
 }

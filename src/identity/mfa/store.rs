@@ -42,11 +42,7 @@ pub async fn put_unconfirmed_totp(
         "INSERT INTO mfa_totp (user_id, tenant_id, secret_sealed, master_key_id, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(user)
-    .bind(tenant)
-    .bind(sealed)
-    .bind(master_key_id)
-    .bind(now)
+    .binds((user, tenant, sealed, master_key_id, now))
     .execute(tx)
     .await?;
     Ok(())
@@ -65,10 +61,7 @@ pub async fn confirm_totp(
         "UPDATE mfa_totp SET confirmed_at = $3, last_used_step = $2 \
          WHERE user_id = $1 AND confirmed_at IS NULL AND secret_sealed = $4",
     )
-    .bind(user)
-    .bind(step)
-    .bind(now)
-    .bind(sealed)
+    .binds((user, step, now, sealed))
     .execute_one(tx)
     .await
 }
@@ -80,8 +73,7 @@ pub async fn use_totp_step(tx: &mut SystemTx, user: UserId, step: i64) -> Result
         "UPDATE mfa_totp SET last_used_step = $2 WHERE user_id = $1 AND confirmed_at IS NOT \
              NULL AND last_used_step < $2",
     )
-    .bind(user)
-    .bind(step)
+    .binds((user, step))
     .execute_one(tx)
     .await
 }
@@ -100,8 +92,7 @@ pub async fn totp_sealed_by_other_masters(
         "SELECT user_id, secret_sealed FROM mfa_totp WHERE master_key_id <> $1 ORDER BY \
              user_id LIMIT $2",
     )
-    .bind(master_key_id)
-    .bind(limit)
+    .binds((master_key_id, limit))
     .fetch_all::<(Uuid, Vec<u8>)>(tx)
     .await
 }
@@ -113,9 +104,7 @@ pub async fn reseal_totp(
     master_key_id: &str,
 ) -> Result<(), StoreError> {
     query("UPDATE mfa_totp SET secret_sealed = $2, master_key_id = $3 WHERE user_id = $1")
-        .bind(user)
-        .bind(sealed)
-        .bind(master_key_id)
+        .binds((user, sealed, master_key_id))
         .execute(tx)
         .await?;
     Ok(())
@@ -134,11 +123,7 @@ pub async fn replace_backup_codes(
             "INSERT INTO mfa_backup_codes (id, user_id, tenant_id, code_hash, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(Uuid::now_v7())
-        .bind(user)
-        .bind(tenant)
-        .bind(hash)
-        .bind(now)
+        .binds((Uuid::now_v7(), user, tenant, hash, now))
         .execute(tx)
         .await?;
     }
@@ -167,8 +152,7 @@ pub async fn spend_backup_code(
     now: Timestamp,
 ) -> Result<bool, StoreError> {
     query("UPDATE mfa_backup_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
-        .bind(id)
-        .bind(now)
+        .binds((id, now))
         .execute_one(tx)
         .await
 }
@@ -229,13 +213,7 @@ pub async fn insert_credential(
         "INSERT INTO webauthn_credentials (id, user_id, tenant_id, credential_id, passkey, name, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)"
     )
-    .bind(id)
-    .bind(user)
-    .bind(tenant)
-    .bind(credential_id)
-    .bind(passkey)
-    .bind(name)
-    .bind(now)
+    .binds((id, user, tenant, credential_id, passkey, name, now))
     .execute(tx).await?;
     Ok(id)
 }
@@ -251,10 +229,7 @@ pub async fn update_credential(
         "UPDATE webauthn_credentials SET passkey = $3, last_used_at = $4 WHERE user_id = $1 \
              AND credential_id = $2",
     )
-    .bind(user)
-    .bind(credential_id)
-    .bind(passkey)
-    .bind(now)
+    .binds((user, credential_id, passkey, now))
     .execute(tx)
     .await?;
     Ok(())
@@ -266,8 +241,7 @@ pub async fn delete_credential(
     id: Uuid,
 ) -> Result<bool, StoreError> {
     query("DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user)
+        .binds((id, user))
         .execute_one(tx)
         .await
 }
@@ -314,14 +288,7 @@ pub async fn insert_challenge(
         "INSERT INTO auth_challenges (id, purpose, user_id, tenant_id, token_hash, session_id, state, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
-    .bind(id)
-    .bind(new.purpose)
-    .bind(new.user)
-    .bind(new.tenant)
-    .bind(new.token_hash)
-    .bind(new.session)
-    .bind(new.state)
-    .bind(new.expires_at)
+    .binds((id, new.purpose, new.user, new.tenant, new.token_hash, new.session, new.state, new.expires_at))
     .execute(tx).await?;
     Ok(id)
 }
@@ -362,8 +329,7 @@ pub async fn spend_challenge(
         "UPDATE auth_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND \
              expires_at > $2",
     )
-    .bind(id)
-    .bind(now)
+    .binds((id, now))
     .execute_one(tx)
     .await
 }
@@ -401,8 +367,7 @@ pub async fn tenant_policy(tx: &mut TenantTx) -> Result<String, StoreError> {
 pub async fn set_tenant_policy(tx: &mut TenantTx, policy: &str) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
     query("UPDATE tenants SET mfa_policy = $2 WHERE id = $1")
-        .bind(tenant)
-        .bind(policy)
+        .binds((tenant, policy))
         .execute(tx)
         .await?;
     Ok(())
