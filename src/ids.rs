@@ -8,6 +8,13 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// What every id type can do, for code generic over records.
+pub trait ObjectId: Copy + fmt::Display + Send + Sync + 'static {
+    /// A fresh id.
+    fn generate() -> Self;
+    fn uuid(&self) -> Uuid;
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $new:ident) => {
         $(#[$doc])*
@@ -41,6 +48,15 @@ macro_rules! id_type {
         impl crate::store::sql::Bind for Option<$name> {
             fn into_value(self) -> crate::store::sql::Value {
                 crate::store::sql::Value::Uuid(self.map(|id| id.0))
+            }
+        }
+
+        impl ObjectId for $name {
+            fn generate() -> Self {
+                Self::new()
+            }
+            fn uuid(&self) -> Uuid {
+                self.0
             }
         }
 

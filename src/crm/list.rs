@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
+use super::Keyed;
 use crate::error::DomainError;
 #[cfg(test)]
 use crate::pagination::Page;
@@ -156,11 +157,6 @@ pub enum ByTime {
     UpdatedAt,
 }
 
-/// A record with creation and update times.
-pub trait Dated {
-    fn dates(&self) -> (crate::clock::Timestamp, crate::clock::Timestamp);
-}
-
 /// `?sort=created_at` or `updated_at` over rows `R`.
 pub struct TimeSort<R>(ByTime, PhantomData<fn() -> R>);
 
@@ -178,15 +174,15 @@ impl<R> fmt::Debug for TimeSort<R> {
     }
 }
 
-impl<R: Dated + 'static> utoipa::PartialSchema for TimeSort<R> {
+impl<R: Keyed + 'static> utoipa::PartialSchema for TimeSort<R> {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         schema_of_sort::<Self>()
     }
 }
 
-impl<R: Dated + 'static> utoipa::ToSchema for TimeSort<R> {}
+impl<R: Keyed + 'static> utoipa::ToSchema for TimeSort<R> {}
 
-impl<R: Dated + 'static> SortColumn for TimeSort<R> {
+impl<R: Keyed + 'static> SortColumn for TimeSort<R> {
     type Row = R;
     const ALL: &'static [Self] =
         &[TimeSort(ByTime::CreatedAt, PhantomData), TimeSort(ByTime::UpdatedAt, PhantomData)];
@@ -203,10 +199,10 @@ impl<R: Dated + 'static> SortColumn for TimeSort<R> {
         false
     }
     fn value(self, row: &R) -> SortValue {
-        let (created, updated) = row.dates();
+        let key = row.key();
         SortValue::Int(match self.0 {
-            ByTime::CreatedAt => created.millis(),
-            ByTime::UpdatedAt => updated.millis(),
+            ByTime::CreatedAt => key.created_at.millis(),
+            ByTime::UpdatedAt => key.updated_at.millis(),
         })
     }
 }

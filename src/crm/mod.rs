@@ -27,8 +27,6 @@ pub mod store;
 pub mod tasks;
 mod validate;
 
-use std::fmt::Display;
-
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
@@ -54,6 +52,7 @@ pub use validate::Check;
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::error::{DomainError, DomainResult};
+use crate::ids::ObjectId;
 use crate::store::{Bind, Row, TenantTx};
 use crate::tenancy::TenantScope;
 
@@ -73,8 +72,28 @@ pub trait Record {
     const CREATED: Action;
     const UPDATED: Action;
     const DELETED: Action;
-    type Id: Bind + Copy + Display + Send + Sync;
-    type Row: Row;
+    /// `SELECT … FROM …` of a list; `ALIAS` prefixes its tenant and id columns when it joins.
+    const SELECT: &'static str;
+    const ALIAS: &'static str = "";
+    type Id: Bind + ObjectId;
+    type Row: Row + Keyed;
+    /// A list's filters.
+    type Filter: serde::de::DeserializeOwned + utoipa::IntoParams + Send + Sync + 'static;
+    /// Adds the filters' conditions to a list query (SQL fragments: store code).
+    fn filter(query: &mut store::ListQuery, filter: &Self::Filter);
+}
+
+/// What a list needs of a row besides its sort value: its id (the keyset tie-breaker) and
+/// its creation and update times.
+pub trait Keyed {
+    fn key(&self) -> RowKey;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RowKey {
+    pub id: Uuid,
+    pub created_at: crate::clock::Timestamp,
+    pub updated_at: crate::clock::Timestamp,
 }
 
 pub fn not_found<R: Record>() -> DomainError {

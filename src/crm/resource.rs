@@ -7,25 +7,26 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::list::{PageRequest, Paging, SortColumn};
-use super::{Record, fetch};
+use super::{Keyed as _, Record, fetch};
 use crate::app::AppState;
 use crate::audit::{Event, RequestContext};
 use crate::error::DomainResult;
+use crate::ids::ObjectId as _;
 use crate::pagination::Page;
 use crate::store::TenantTx;
 use crate::tenancy::TenantScope;
 
 /// A CRM resource with the usual five operations.
-pub trait Resource: Record + Send + Sync + 'static {
+pub trait Resource: Record + Sized + Send + Sync + 'static {
     /// What the API shows.
     type View: Serialize + utoipa::ToSchema + Send + 'static;
     /// A create body; also the stored record as a body (`body_of`), which a PATCH changes
     /// (`patch`) before it is written again.
     type Create: DeserializeOwned + Serialize + Clone + utoipa::ToSchema + Send + Sync + 'static;
     type Patch: DeserializeOwned + utoipa::ToSchema + Send + 'static;
-    /// A list's filters (its page is `Paging<Self::Sort>`).
-    type Filter: DeserializeOwned + utoipa::IntoParams + Send + Sync + 'static;
     type Sort: SortColumn<Row = Self::Row>;
+    /// Whether rows hold values sealed with the tenant's keys (`view` gets them).
+    const SEALED: bool = false;
 
     /// Rules of a list's filters beyond their types (a 422 before any query).
     fn check_filter(_filter: &Self::Filter) -> DomainResult<()> {
@@ -62,27 +63,41 @@ pub trait Resource: Record + Send + Sync + 'static {
         Ok(())
     }
 
-    /// One page of the list.
+    /// One page of the list (contacts search their blind indexes, so they override it).
     fn list(
-        app: &AppState,
+        _app: &AppState,
         tx: &mut TenantTx,
         filter: &Self::Filter,
         page: &PageRequest<Self::Sort>,
-    ) -> impl Future<Output = DomainResult<Vec<Self::Row>>> + Send;
+    ) -> impl Future<Output = DomainResult<Vec<Self::Row>>> + Send {
+        async move { Ok(super::store::list::<Self, Self::Sort>(tx, filter, page).await?) }
+    }
 
-    /// Rows as the API shows them (encrypted resources open them here, with the keys
-    /// loaded once for the whole batch).
+    /// A row as the API shows it; `keys` are the tenant's when `SEALED`.
+    fn view(row: Self::Row, keys: Option<&Opened>) -> DomainResult<Self::View>;
+
+    /// Rows as the API shows them, the keys loaded once for the whole batch. Resources whose
+    /// views need more than the row (a pipeline's stages) override it.
     fn views(
         app: &AppState,
         tx: &mut TenantTx,
         rows: Vec<Self::Row>,
-    ) -> impl Future<Output = DomainResult<Vec<Self::View>>> + Send;
+    ) -> impl Future<Output = DomainResult<Vec<Self::View>>> + Send {
+        async move {
+            let opened = if Self::SEALED {
+                Some(Opened { keys: super::tenant_keys(app, tx).await?, tenant: tx.tenant_id() })
+            } else {
+                None
+            };
+            rows.into_iter().map(|row| Self::view(row, opened.as_ref())).collect()
+        }
+    }
+}
 
-    /// The id of a row (the keyset tie-breaker).
-    fn id_of(row: &Self::Row) -> uuid::Uuid;
-
-    /// A new id.
-    fn new_id() -> Self::Id;
+/// A tenant's keys, unwrapped, for opening its sealed values.
+pub struct Opened {
+    pub keys: std::sync::Arc<crate::crypto::KeySet>,
+    pub tenant: crate::ids::TenantId,
 }
 
 async fn one_view<R: Resource>(
@@ -101,7 +116,7 @@ pub async fn create<R: Resource>(
 ) -> DomainResult<R::View> {
     R::check_change(scope, None, &body)?;
     let mut tx = app.store().tenant_tx(scope).await?;
-    let id = R::new_id();
+    let id = R::Id::generate();
     R::write(app, scope, &mut tx, id, &body, true).await?;
     audit_and_view::<R>(app, tx, scope, ctx, Event::new(R::CREATED), id).await
 }
@@ -161,7 +176,7 @@ pub async fn list<R: Resource>(
     let page = paging.request()?;
     let mut tx = app.store().tenant_read(scope).await?;
     let rows = R::list(app, &mut tx, &filter, &page).await?;
-    let (rows, next_cursor) = page.cut(rows, R::id_of);
+    let (rows, next_cursor) = page.cut(rows, |row| row.key().id);
     let items = R::views(app, &mut tx, rows).await?;
     tx.commit().await?;
     Ok(Page { items, next_cursor })

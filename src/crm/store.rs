@@ -138,3 +138,14 @@ impl ListQuery {
 pub async fn fetch_page<R: Row>(tx: &mut TenantTx, query: Query) -> Result<Vec<R>, StoreError> {
     query.fetch_all(tx).await
 }
+
+/// One page of a record's list under its filters.
+pub async fn list<R: Record, C: SortColumn>(
+    tx: &mut TenantTx,
+    filter: &R::Filter,
+    page: &PageRequest<C>,
+) -> Result<Vec<R::Row>, StoreError> {
+    let mut query = ListQuery::new(R::SELECT, R::ALIAS, tx.tenant_id());
+    R::filter(&mut query, filter);
+    query.page(page).fetch_all(tx).await
+}

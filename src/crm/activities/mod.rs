@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::ActivityColumns;
 pub use self::store::{Activities, ActivityRow};
-use super::list::{PageRequest, SortColumn, SortValue, sort_schema};
-use super::resource::Resource;
+use super::list::{SortColumn, SortValue, sort_schema};
+use super::resource::{Opened, Resource};
 use super::{Check, Ref, check_refs, tenant_keys};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -186,8 +186,8 @@ impl Resource for Activities {
     type View = ActivityView;
     type Create = ActivityInput;
     type Patch = ActivityPatch;
-    type Filter = ActivityFilter;
     type Sort = ActivitySort;
+    const SEALED: bool = true;
 
     async fn write(
         app: &AppState,
@@ -259,30 +259,8 @@ impl Resource for Activities {
         }
     }
 
-    async fn list(
-        _: &AppState,
-        tx: &mut TenantTx,
-        filter: &ActivityFilter,
-        page: &PageRequest<ActivitySort>,
-    ) -> DomainResult<Vec<ActivityRow>> {
-        Ok(store::list(tx, filter, page).await?)
-    }
-
-    async fn views(
-        app: &AppState,
-        tx: &mut TenantTx,
-        rows: Vec<ActivityRow>,
-    ) -> DomainResult<Vec<ActivityView>> {
-        let keys = tenant_keys(app, tx).await?;
-        let tenant = tx.tenant_id();
-        rows.into_iter().map(|row| view(&keys, tenant, row)).collect()
-    }
-
-    fn id_of(row: &ActivityRow) -> uuid::Uuid {
-        row.id.as_uuid()
-    }
-
-    fn new_id() -> ActivityId {
-        ActivityId::new()
+    fn view(row: ActivityRow, keys: Option<&Opened>) -> DomainResult<ActivityView> {
+        let opened = keys.ok_or(DomainError::Internal("activities are sealed".into()))?;
+        view(&opened.keys, opened.tenant, row)
     }
 }

@@ -1,11 +1,10 @@
 //! SQL of activities.
 
-use super::{ActivityFilter, ActivitySort};
+use super::ActivityFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
-use crate::crm::Record;
-use crate::crm::list::PageRequest;
-use crate::crm::store::{ListQuery, fetch_page};
+use crate::crm::store::ListQuery;
+use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{ActivityId, ContactId, DealId, UserId};
 use crate::store::{StoreError, TenantTx, query};
 
@@ -22,10 +21,20 @@ impl Record for Activities {
     const DELETED: Action = Action::ActivityDelete;
     type Id = ActivityId;
     type Row = ActivityRow;
-}
-
-const SELECT: &str = "SELECT id, key_version, kind, subject, details_enc, occurred_at, \
+    const SELECT: &'static str = "SELECT id, key_version, kind, subject, details_enc, occurred_at, \
     contact_id, deal_id, owner_id, created_at, updated_at FROM activities";
+    type Filter = ActivityFilter;
+
+    fn filter(query: &mut ListQuery, f: &ActivityFilter) {
+        query
+            .and_if("kind = ?", f.kind.map(|k| k.as_str()))
+            .and_if("contact_id = ?", f.contact_id)
+            .and_if("deal_id = ?", f.deal_id)
+            .and_if("owner_id = ?", f.owner_id)
+            .and_if("occurred_at >= ?", f.occurred_after)
+            .and_if("occurred_at < ?", f.occurred_before);
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ActivityRow {
@@ -40,6 +49,12 @@ pub struct ActivityRow {
     pub owner_id: Option<UserId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Keyed for ActivityRow {
+    fn key(&self) -> RowKey {
+        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
+    }
 }
 
 /// The stored columns of an activity, checked and sealed.
@@ -89,21 +104,6 @@ pub async fn write(
         .execute(tx)
         .await?;
     Ok(())
-}
-
-pub async fn list(
-    tx: &mut TenantTx,
-    f: &ActivityFilter,
-    page: &PageRequest<ActivitySort>,
-) -> Result<Vec<ActivityRow>, StoreError> {
-    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
-    q.and_if("kind = ?", f.kind.map(|k| k.as_str()))
-        .and_if("contact_id = ?", f.contact_id)
-        .and_if("deal_id = ?", f.deal_id)
-        .and_if("owner_id = ?", f.owner_id)
-        .and_if("occurred_at >= ?", f.occurred_after)
-        .and_if("occurred_at < ?", f.occurred_before);
-    fetch_page(tx, q.page(page)).await
 }
 
 /// A contact's activities, for the privacy export.

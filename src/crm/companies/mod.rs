@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 pub use self::store::Companies;
 use self::store::{CompanyColumns, CompanyRow};
-use super::list::{PageRequest, SortColumn, SortValue, sort_schema};
-use super::resource::Resource;
+use super::list::{SortColumn, SortValue, sort_schema};
+use super::resource::{Opened, Resource};
 use super::{Check, Ref, check_refs, decode_custom, decode_tags, encode_custom, encode_tags};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -155,7 +155,6 @@ impl Resource for Companies {
     type View = CompanyView;
     type Create = CompanyCreate;
     type Patch = CompanyPatch;
-    type Filter = CompanyFilter;
     type Sort = CompanySort;
 
     async fn write(
@@ -205,28 +204,7 @@ impl Resource for Companies {
         }
     }
 
-    async fn list(
-        _: &AppState,
-        tx: &mut TenantTx,
-        filter: &CompanyFilter,
-        page: &PageRequest<CompanySort>,
-    ) -> DomainResult<Vec<CompanyRow>> {
-        Ok(store::list(tx, filter, page).await?)
-    }
-
-    async fn views(
-        _: &AppState,
-        _: &mut TenantTx,
-        rows: Vec<CompanyRow>,
-    ) -> DomainResult<Vec<CompanyView>> {
-        Ok(rows.into_iter().map(CompanyView::from).collect())
-    }
-
-    fn id_of(row: &CompanyRow) -> uuid::Uuid {
-        row.id.as_uuid()
-    }
-
-    fn new_id() -> CompanyId {
-        CompanyId::new()
+    fn view(row: CompanyRow, _: Option<&Opened>) -> DomainResult<CompanyView> {
+        Ok(row.into())
     }
 }

@@ -1,11 +1,10 @@
 //! SQL of companies.
 
-use super::{CompanyFilter, CompanySort};
+use super::CompanyFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
-use crate::crm::Record;
-use crate::crm::list::PageRequest;
-use crate::crm::store::{ListQuery, fetch_page};
+use crate::crm::store::ListQuery;
+use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, UserId};
 use crate::store::{StoreError, TenantTx, query};
 
@@ -27,10 +26,17 @@ impl Record for Companies {
     const DELETED: Action = Action::CompanyDelete;
     type Id = CompanyId;
     type Row = CompanyRow;
-}
-
-const SELECT: &str = "SELECT id, name, domain, industry, owner_id, tags, custom_fields, \
+    const SELECT: &'static str = "SELECT id, name, domain, industry, owner_id, tags, custom_fields, \
     created_at, updated_at FROM companies";
+    type Filter = CompanyFilter;
+
+    fn filter(query: &mut ListQuery, f: &CompanyFilter) {
+        query
+            .and_if("owner_id = ?", f.owner_id)
+            .and_if("tags LIKE ?", f.tag.as_deref().map(crate::crm::tag_pattern))
+            .and_if("name = ?", f.name.as_deref());
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CompanyRow {
@@ -43,6 +49,12 @@ pub struct CompanyRow {
     pub custom_fields: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Keyed for CompanyRow {
+    fn key(&self) -> RowKey {
+        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
+    }
 }
 
 /// The stored columns of a company, checked and encoded.
@@ -86,16 +98,4 @@ pub async fn write(
         .execute(tx)
         .await?;
     Ok(())
-}
-
-pub async fn list(
-    tx: &mut TenantTx,
-    f: &CompanyFilter,
-    page: &PageRequest<CompanySort>,
-) -> Result<Vec<CompanyRow>, StoreError> {
-    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
-    q.and_if("owner_id = ?", f.owner_id)
-        .and_if("tags LIKE ?", f.tag.as_deref().map(crate::crm::tag_pattern))
-        .and_if("name = ?", f.name.as_deref());
-    fetch_page(tx, q.page(page)).await
 }

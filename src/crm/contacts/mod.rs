@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::{ContactQuery, Sealed};
 pub use self::store::{ContactRow, Contacts};
-use super::list::{Dated, PageRequest, TimeSort};
-use super::resource::Resource;
+use super::list::{PageRequest, TimeSort};
+use super::resource::{Opened, Resource};
 use super::{Check, Ref, check_refs, decode_custom, decode_tags, encode_custom, encode_tags};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
@@ -371,12 +371,6 @@ impl ContactPatch {
 /// Lists sort by creation or update time.
 pub type ContactSort = TimeSort<ContactRow>;
 
-impl Dated for ContactRow {
-    fn dates(&self) -> (Timestamp, Timestamp) {
-        (self.created_at, self.updated_at)
-    }
-}
-
 /// The filters of a contact list (and of the CSV export, which takes them in its body).
 #[derive(Debug, Default, Deserialize, IntoParams, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -434,8 +428,8 @@ impl Resource for Contacts {
     type View = ContactView;
     type Create = ContactData;
     type Patch = ContactPatch;
-    type Filter = ContactFilter;
     type Sort = ContactSort;
+    const SEALED: bool = true;
 
     fn check_filter(filter: &Self::Filter) -> DomainResult<()> {
         match &filter.tag {
@@ -510,22 +504,9 @@ impl Resource for Contacts {
         Ok(query_page(&keys, tx, filter, page).await?)
     }
 
-    async fn views(
-        app: &AppState,
-        tx: &mut TenantTx,
-        rows: Vec<ContactRow>,
-    ) -> DomainResult<Vec<ContactView>> {
-        let keys = super::tenant_keys(app, tx).await?;
-        let tenant = tx.tenant_id();
-        rows.iter().map(|row| Ok(view(row, open(&keys, tenant, row)?, Sensitive::Masked))).collect()
-    }
-
-    fn id_of(row: &ContactRow) -> uuid::Uuid {
-        row.id.as_uuid()
-    }
-
-    fn new_id() -> ContactId {
-        ContactId::new()
+    fn view(row: ContactRow, keys: Option<&Opened>) -> DomainResult<ContactView> {
+        let opened = keys.ok_or(DomainError::Internal("contacts are sealed".into()))?;
+        Ok(view(&row, open(&opened.keys, opened.tenant, &row)?, Sensitive::Masked))
     }
 }
 

@@ -3,9 +3,9 @@
 use super::{ContactFilter, ContactSort};
 use crate::audit::Action;
 use crate::clock::Timestamp;
-use crate::crm::Record;
 use crate::crm::list::PageRequest;
-use crate::crm::store::{ListQuery, fetch_page};
+use crate::crm::store::ListQuery;
+use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, UserId};
 use crate::store::{StoreError, TenantTx, query};
 
@@ -30,11 +30,22 @@ impl Record for Contacts {
     const DELETED: Action = Action::ContactDelete;
     type Id = ContactId;
     type Row = ContactRow;
-}
-
-const SELECT: &str = "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, \
+    const SELECT: &'static str = "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, \
     date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, \
     erased_at, created_at, updated_at FROM contacts";
+    type Filter = ContactFilter;
+
+    /// The filters on clear columns; `list` adds the blind-index lookups.
+    fn filter(query: &mut ListQuery, f: &ContactFilter) {
+        query
+            .and("erased_at IS NULL")
+            .and_if("owner_id = ?", f.owner_id)
+            .and_if("company_id = ?", f.company_id)
+            .and_if("tags LIKE ?", f.tag.as_deref().map(crate::crm::tag_pattern))
+            .and_if("created_at >= ?", f.created_after)
+            .and_if("created_at < ?", f.created_before);
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ContactRow {
@@ -55,6 +66,12 @@ pub struct ContactRow {
     pub erased_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Keyed for ContactRow {
+    fn key(&self) -> RowKey {
+        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
+    }
 }
 
 /// The stored (encrypted) form of a contact, written whole.
@@ -189,15 +206,9 @@ pub async fn list(
     q: &ContactQuery<'_>,
     page: &PageRequest<ContactSort>,
 ) -> Result<Vec<ContactRow>, StoreError> {
-    let f = q.filter;
-    let mut list = ListQuery::new(SELECT, "", tx.tenant_id());
-    list.and("erased_at IS NULL")
-        .and_if("email_bidx = ?", q.email_bidx.clone())
-        .and_if("phone_bidx = ?", q.phone_bidx.clone())
-        .and_if("owner_id = ?", f.owner_id)
-        .and_if("company_id = ?", f.company_id)
-        .and_if("tags LIKE ?", f.tag.as_deref().map(crate::crm::tag_pattern))
-        .and_if("created_at >= ?", f.created_after)
-        .and_if("created_at < ?", f.created_before);
-    fetch_page(tx, list.page(page)).await
+    let mut list = ListQuery::new(Contacts::SELECT, "", tx.tenant_id());
+    Contacts::filter(&mut list, q.filter);
+    list.and_if("email_bidx = ?", q.email_bidx.clone())
+        .and_if("phone_bidx = ?", q.phone_bidx.clone());
+    list.page(page).fetch_all(tx).await
 }

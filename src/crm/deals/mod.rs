@@ -9,9 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::DealRow;
 pub use self::store::Deals;
-use super::list::{PageRequest, SortColumn, SortValue, sort_schema};
+use super::list::{SortColumn, SortValue, sort_schema};
 use super::pipelines::StageKind;
-use super::resource::Resource;
+use super::resource::{Opened, Resource};
 use super::{Check, Ref, check_refs};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -166,7 +166,6 @@ impl Resource for Deals {
     type View = DealView;
     type Create = DealCreate;
     type Patch = DealPatch;
-    type Filter = DealFilter;
     type Sort = DealSort;
 
     fn check_filter(filter: &Self::Filter) -> DomainResult<()> {
@@ -247,28 +246,7 @@ impl Resource for Deals {
         }
     }
 
-    async fn list(
-        _: &AppState,
-        tx: &mut TenantTx,
-        filter: &DealFilter,
-        page: &PageRequest<DealSort>,
-    ) -> DomainResult<Vec<DealRow>> {
-        Ok(store::list(tx, filter, page).await?)
-    }
-
-    async fn views(
-        _: &AppState,
-        _: &mut TenantTx,
-        rows: Vec<DealRow>,
-    ) -> DomainResult<Vec<DealView>> {
-        Ok(rows.into_iter().map(DealView::from).collect())
-    }
-
-    fn id_of(row: &DealRow) -> uuid::Uuid {
-        row.id.as_uuid()
-    }
-
-    fn new_id() -> DealId {
-        DealId::new()
+    fn view(row: DealRow, _: Option<&Opened>) -> DomainResult<DealView> {
+        Ok(row.into())
     }
 }

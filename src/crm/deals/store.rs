@@ -1,11 +1,10 @@
 //! SQL of deals.
 
-use super::{DealFilter, DealSort};
+use super::DealFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
-use crate::crm::Record;
-use crate::crm::list::PageRequest;
-use crate::crm::store::{ListQuery, fetch_page};
+use crate::crm::store::ListQuery;
+use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, DealId, PipelineId, StageId, UserId};
 use crate::store::{StoreError, TenantTx, query};
 
@@ -29,11 +28,24 @@ impl Record for Deals {
     const DELETED: Action = Action::DealDelete;
     type Id = DealId;
     type Row = DealRow;
-}
-
-const SELECT: &str = "SELECT d.id, d.title, d.pipeline_id, d.stage_id, s.kind AS stage_kind, \
+    const SELECT: &'static str = "SELECT d.id, d.title, d.pipeline_id, d.stage_id, s.kind AS stage_kind, \
     d.amount_minor, d.currency, d.expected_close_date, d.contact_id, d.company_id, d.owner_id, \
     d.created_at, d.updated_at FROM deals d JOIN pipeline_stages s ON s.id = d.stage_id";
+    const ALIAS: &'static str = "d.";
+    type Filter = DealFilter;
+
+    fn filter(query: &mut ListQuery, f: &DealFilter) {
+        query
+            .and_if("d.pipeline_id = ?", f.pipeline_id)
+            .and_if("d.stage_id = ?", f.stage_id)
+            .and_if("s.kind = ?", f.status.map(|k| k.as_str()))
+            .and_if("d.owner_id = ?", f.owner_id)
+            .and_if("d.contact_id = ?", f.contact_id)
+            .and_if("d.company_id = ?", f.company_id)
+            .and_if("d.currency = ?", f.currency.as_deref())
+            .and_if("d.expected_close_date <= ?", f.closing_before.as_deref());
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DealRow {
@@ -50,6 +62,12 @@ pub struct DealRow {
     pub owner_id: Option<UserId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Keyed for DealRow {
+    fn key(&self) -> RowKey {
+        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
+    }
 }
 
 /// The stages of a pipeline of this tenant, in order.
@@ -101,21 +119,4 @@ pub async fn write(
         .execute(tx)
         .await?;
     Ok(())
-}
-
-pub async fn list(
-    tx: &mut TenantTx,
-    f: &DealFilter,
-    page: &PageRequest<DealSort>,
-) -> Result<Vec<DealRow>, StoreError> {
-    let mut q = ListQuery::new(SELECT, "d.", tx.tenant_id());
-    q.and_if("d.pipeline_id = ?", f.pipeline_id)
-        .and_if("d.stage_id = ?", f.stage_id)
-        .and_if("s.kind = ?", f.status.map(|k| k.as_str()))
-        .and_if("d.owner_id = ?", f.owner_id)
-        .and_if("d.contact_id = ?", f.contact_id)
-        .and_if("d.company_id = ?", f.company_id)
-        .and_if("d.currency = ?", f.currency.as_deref())
-        .and_if("d.expected_close_date <= ?", f.closing_before.as_deref());
-    fetch_page(tx, q.page(page)).await
 }

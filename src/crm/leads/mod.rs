@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 pub use self::store::Leads;
 use self::store::{LeadColumns, LeadRow};
-use super::list::{Dated, PageRequest, TimeSort};
-use super::resource::Resource;
+use super::list::TimeSort;
+use super::resource::{Opened, Resource};
 use super::{Check, Ref, check_refs};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -118,12 +118,6 @@ pub struct LeadPatch {
 /// Lists sort by creation or update time.
 pub type LeadSort = TimeSort<LeadRow>;
 
-impl Dated for LeadRow {
-    fn dates(&self) -> (Timestamp, Timestamp) {
-        (self.created_at, self.updated_at)
-    }
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -139,7 +133,6 @@ impl Resource for Leads {
     type View = LeadView;
     type Create = LeadCreate;
     type Patch = LeadPatch;
-    type Filter = LeadFilter;
     type Sort = LeadSort;
 
     async fn write(
@@ -196,28 +189,7 @@ impl Resource for Leads {
         }
     }
 
-    async fn list(
-        _: &AppState,
-        tx: &mut TenantTx,
-        filter: &LeadFilter,
-        page: &PageRequest<LeadSort>,
-    ) -> DomainResult<Vec<LeadRow>> {
-        Ok(store::list(tx, filter, page).await?)
-    }
-
-    async fn views(
-        _: &AppState,
-        _: &mut TenantTx,
-        rows: Vec<LeadRow>,
-    ) -> DomainResult<Vec<LeadView>> {
-        Ok(rows.into_iter().map(LeadView::from).collect())
-    }
-
-    fn id_of(row: &LeadRow) -> uuid::Uuid {
-        row.id.as_uuid()
-    }
-
-    fn new_id() -> LeadId {
-        LeadId::new()
+    fn view(row: LeadRow, _: Option<&Opened>) -> DomainResult<LeadView> {
+        Ok(row.into())
     }
 }

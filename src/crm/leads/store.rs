@@ -1,11 +1,10 @@
 //! SQL of leads.
 
-use super::{LeadFilter, LeadSort};
+use super::LeadFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
-use crate::crm::Record;
-use crate::crm::list::PageRequest;
-use crate::crm::store::{ListQuery, fetch_page};
+use crate::crm::store::ListQuery;
+use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, LeadId, UserId};
 use crate::store::{StoreError, TenantTx, query};
 
@@ -22,10 +21,19 @@ impl Record for Leads {
     const DELETED: Action = Action::LeadDelete;
     type Id = LeadId;
     type Row = LeadRow;
-}
-
-const SELECT: &str = "SELECT id, title, status, source, contact_id, company_id, owner_id, \
+    const SELECT: &'static str = "SELECT id, title, status, source, contact_id, company_id, owner_id, \
     created_at, updated_at FROM leads";
+    type Filter = LeadFilter;
+
+    fn filter(query: &mut ListQuery, f: &LeadFilter) {
+        query
+            .and_if("status = ?", f.status.map(|s| s.as_str()))
+            .and_if("source = ?", f.source.as_deref())
+            .and_if("owner_id = ?", f.owner_id)
+            .and_if("contact_id = ?", f.contact_id)
+            .and_if("company_id = ?", f.company_id);
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LeadRow {
@@ -38,6 +46,12 @@ pub struct LeadRow {
     pub owner_id: Option<UserId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Keyed for LeadRow {
+    fn key(&self) -> RowKey {
+        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
+    }
 }
 
 /// The stored columns of a lead, checked.
@@ -81,18 +95,4 @@ pub async fn write(
         .execute(tx)
         .await?;
     Ok(())
-}
-
-pub async fn list(
-    tx: &mut TenantTx,
-    f: &LeadFilter,
-    page: &PageRequest<LeadSort>,
-) -> Result<Vec<LeadRow>, StoreError> {
-    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
-    q.and_if("status = ?", f.status.map(|s| s.as_str()))
-        .and_if("source = ?", f.source.as_deref())
-        .and_if("owner_id = ?", f.owner_id)
-        .and_if("contact_id = ?", f.contact_id)
-        .and_if("company_id = ?", f.company_id);
-    fetch_page(tx, q.page(page)).await
 }

@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::NoteLinks;
 pub use self::store::{NoteRow, Notes};
-use super::list::{Dated, PageRequest, TimeSort};
-use super::resource::Resource;
+use super::list::TimeSort;
+use super::resource::{Opened, Resource};
 use super::{Check, Ref, check_refs, tenant_keys};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -87,12 +87,6 @@ pub struct NotePatch {
 /// Lists sort by creation or update time.
 pub type NoteSort = TimeSort<NoteRow>;
 
-impl Dated for NoteRow {
-    fn dates(&self) -> (Timestamp, Timestamp) {
-        (self.created_at, self.updated_at)
-    }
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -108,8 +102,8 @@ impl Resource for Notes {
     type View = NoteView;
     type Create = NoteCreate;
     type Patch = NotePatch;
-    type Filter = NoteFilter;
     type Sort = NoteSort;
+    const SEALED: bool = true;
 
     async fn write(
         app: &AppState,
@@ -181,30 +175,8 @@ impl Resource for Notes {
         NoteCreate { body: patch.body, ..body }
     }
 
-    async fn list(
-        _: &AppState,
-        tx: &mut TenantTx,
-        filter: &NoteFilter,
-        page: &PageRequest<NoteSort>,
-    ) -> DomainResult<Vec<NoteRow>> {
-        Ok(store::list(tx, filter, page).await?)
-    }
-
-    async fn views(
-        app: &AppState,
-        tx: &mut TenantTx,
-        rows: Vec<NoteRow>,
-    ) -> DomainResult<Vec<NoteView>> {
-        let keys = tenant_keys(app, tx).await?;
-        let tenant = tx.tenant_id();
-        rows.into_iter().map(|row| view(&keys, tenant, row)).collect()
-    }
-
-    fn id_of(row: &NoteRow) -> uuid::Uuid {
-        row.id.as_uuid()
-    }
-
-    fn new_id() -> NoteId {
-        NoteId::new()
+    fn view(row: NoteRow, keys: Option<&Opened>) -> DomainResult<NoteView> {
+        let opened = keys.ok_or(DomainError::Internal("notes are sealed".into()))?;
+        view(&opened.keys, opened.tenant, row)
     }
 }

@@ -1,11 +1,10 @@
 //! SQL of notes.
 
-use super::{NoteFilter, NoteSort};
+use super::NoteFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
-use crate::crm::Record;
-use crate::crm::list::PageRequest;
-use crate::crm::store::{ListQuery, fetch_page};
+use crate::crm::store::ListQuery;
+use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, DealId, LeadId, NoteId, UserId};
 use crate::store::{StoreError, TenantTx, query};
 
@@ -21,10 +20,19 @@ impl Record for Notes {
     const DELETED: Action = Action::NoteDelete;
     type Id = NoteId;
     type Row = NoteRow;
-}
-
-const SELECT: &str = "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, \
+    const SELECT: &'static str = "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, \
     author_id, created_at, updated_at FROM notes";
+    type Filter = NoteFilter;
+
+    fn filter(query: &mut ListQuery, f: &NoteFilter) {
+        query
+            .and_if("contact_id = ?", f.contact_id)
+            .and_if("company_id = ?", f.company_id)
+            .and_if("deal_id = ?", f.deal_id)
+            .and_if("lead_id = ?", f.lead_id)
+            .and_if("author_id = ?", f.author_id);
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NoteRow {
@@ -38,6 +46,12 @@ pub struct NoteRow {
     pub author_id: Option<UserId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Keyed for NoteRow {
+    fn key(&self) -> RowKey {
+        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
+    }
 }
 
 /// The record a new note is attached to, and who wrote it.
@@ -97,20 +111,6 @@ pub async fn rewrite(
     .execute(tx)
     .await?;
     Ok(())
-}
-
-pub async fn list(
-    tx: &mut TenantTx,
-    f: &NoteFilter,
-    page: &PageRequest<NoteSort>,
-) -> Result<Vec<NoteRow>, StoreError> {
-    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
-    q.and_if("contact_id = ?", f.contact_id)
-        .and_if("company_id = ?", f.company_id)
-        .and_if("deal_id = ?", f.deal_id)
-        .and_if("lead_id = ?", f.lead_id)
-        .and_if("author_id = ?", f.author_id);
-    fetch_page(tx, q.page(page)).await
 }
 
 /// Notes of one contact, for the privacy export.

@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 pub use self::store::Pipelines;
 use self::store::{PipelineRow, StageRow};
 use super::Check;
-use super::list::{PageRequest, SortColumn, SortValue, sort_schema};
-use super::resource::Resource;
+use super::list::{SortColumn, SortValue, sort_schema};
+use super::resource::{Opened, Resource};
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::error::{DomainError, DomainResult};
@@ -180,7 +180,6 @@ impl Resource for Pipelines {
     type View = PipelineView;
     type Create = PipelineInput;
     type Patch = PipelinePatch;
-    type Filter = PipelineFilter;
     type Sort = PipelineSort;
 
     async fn write(
@@ -220,13 +219,15 @@ impl Resource for Pipelines {
         }
     }
 
-    async fn list(
-        _: &AppState,
-        tx: &mut TenantTx,
-        filter: &PipelineFilter,
-        page: &PageRequest<PipelineSort>,
-    ) -> DomainResult<Vec<PipelineRow>> {
-        Ok(store::list(tx, filter, page).await?)
+    /// Pipelines are shown with their stages: see `views`.
+    fn view(row: PipelineRow, _: Option<&Opened>) -> DomainResult<PipelineView> {
+        Ok(PipelineView {
+            id: row.id,
+            name: row.name,
+            stages: vec![],
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
     }
 
     async fn views(
@@ -236,35 +237,23 @@ impl Resource for Pipelines {
     ) -> DomainResult<Vec<PipelineView>> {
         let ids: Vec<PipelineId> = rows.iter().map(|r| r.id).collect();
         let mut stages: Vec<StageRow> = store::stages_of(tx, &ids).await?;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|row| {
-                let (mine, rest) = stages.drain(..).partition(|s| s.pipeline_id == row.id);
+                let (mine, rest): (Vec<StageRow>, _) =
+                    stages.drain(..).partition(|s| s.pipeline_id == row.id);
                 stages = rest;
-                PipelineView {
-                    id: row.id,
-                    name: row.name,
-                    stages: mine
-                        .into_iter()
-                        .map(|s: StageRow| StageView {
-                            id: s.id,
-                            name: s.name,
-                            position: s.position,
-                            kind: StageKind::from_stored(&s.kind),
-                        })
-                        .collect(),
-                    created_at: row.created_at,
-                    updated_at: row.updated_at,
-                }
+                let mut view = Self::view(row, None)?;
+                view.stages = mine
+                    .into_iter()
+                    .map(|s| StageView {
+                        id: s.id,
+                        name: s.name,
+                        position: s.position,
+                        kind: StageKind::from_stored(&s.kind),
+                    })
+                    .collect();
+                Ok(view)
             })
-            .collect())
-    }
-
-    fn id_of(row: &PipelineRow) -> uuid::Uuid {
-        row.id.as_uuid()
-    }
-
-    fn new_id() -> PipelineId {
-        PipelineId::new()
+            .collect()
     }
 }

@@ -1,11 +1,9 @@
 //! SQL of pipelines and their stages.
 
-use super::{PipelineFilter, PipelineSort};
 use crate::audit::Action;
 use crate::clock::Timestamp;
-use crate::crm::Record;
-use crate::crm::list::PageRequest;
-use crate::crm::store::{ListQuery, fetch_page};
+use crate::crm::store::ListQuery;
+use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{PipelineId, StageId};
 use crate::store::{StoreError, TenantTx, query};
 
@@ -26,6 +24,10 @@ impl Record for Pipelines {
     const DELETED: Action = Action::PipelineDelete;
     type Id = PipelineId;
     type Row = PipelineRow;
+    const SELECT: &'static str = "SELECT id, name, created_at, updated_at FROM pipelines";
+    type Filter = super::PipelineFilter;
+
+    fn filter(_: &mut ListQuery, _: &super::PipelineFilter) {}
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,6 +36,12 @@ pub struct PipelineRow {
     pub name: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Keyed for PipelineRow {
+    fn key(&self) -> RowKey {
+        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -62,19 +70,6 @@ pub async fn write(
     };
     query(sql).bind(id).bind(tenant).bind(name).bind(now).execute(tx).await?;
     Ok(())
-}
-
-pub async fn list(
-    tx: &mut TenantTx,
-    _: &PipelineFilter,
-    page: &PageRequest<PipelineSort>,
-) -> Result<Vec<PipelineRow>, StoreError> {
-    let q = ListQuery::new(
-        "SELECT id, name, created_at, updated_at FROM pipelines",
-        "",
-        tx.tenant_id(),
-    );
-    fetch_page(tx, q.page(page)).await
 }
 
 /// The stages of some pipelines, in order.

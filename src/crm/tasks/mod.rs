@@ -8,8 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::store::TaskRow;
 pub use self::store::Tasks;
-use super::list::{Dated, PageRequest, TimeSort};
-use super::resource::Resource;
+use super::list::TimeSort;
+use super::resource::{Opened, Resource};
 use super::{Check, Ref, check_refs};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -87,12 +87,6 @@ pub struct TaskPatch {
 /// Lists sort by creation or update time.
 pub type TaskSort = TimeSort<TaskRow>;
 
-impl Dated for TaskRow {
-    fn dates(&self) -> (Timestamp, Timestamp) {
-        (self.created_at, self.updated_at)
-    }
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -110,7 +104,6 @@ impl Resource for Tasks {
     type View = TaskView;
     type Create = TaskInput;
     type Patch = TaskPatch;
-    type Filter = TaskFilter;
     type Sort = TaskSort;
 
     fn check_filter(filter: &Self::Filter) -> DomainResult<()> {
@@ -168,28 +161,7 @@ impl Resource for Tasks {
         }
     }
 
-    async fn list(
-        _: &AppState,
-        tx: &mut TenantTx,
-        filter: &TaskFilter,
-        page: &PageRequest<TaskSort>,
-    ) -> DomainResult<Vec<TaskRow>> {
-        Ok(store::list(tx, filter, page).await?)
-    }
-
-    async fn views(
-        _: &AppState,
-        _: &mut TenantTx,
-        rows: Vec<TaskRow>,
-    ) -> DomainResult<Vec<TaskView>> {
-        Ok(rows.into_iter().map(TaskView::from).collect())
-    }
-
-    fn id_of(row: &TaskRow) -> uuid::Uuid {
-        row.id.as_uuid()
-    }
-
-    fn new_id() -> TaskId {
-        TaskId::new()
+    fn view(row: TaskRow, _: Option<&Opened>) -> DomainResult<TaskView> {
+        Ok(row.into())
     }
 }

@@ -1,11 +1,10 @@
 //! SQL of tasks.
 
-use super::{TaskFilter, TaskSort};
+use super::TaskFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
-use crate::crm::Record;
-use crate::crm::list::PageRequest;
-use crate::crm::store::{ListQuery, fetch_page};
+use crate::crm::store::ListQuery;
+use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{ContactId, DealId, TaskId, UserId};
 use crate::store::{StoreError, TenantTx, query};
 
@@ -21,10 +20,19 @@ impl Record for Tasks {
     const DELETED: Action = Action::TaskDelete;
     type Id = TaskId;
     type Row = TaskRow;
-}
-
-const SELECT: &str = "SELECT id, title, due_date, assignee_id, done, contact_id, deal_id, \
+    const SELECT: &'static str = "SELECT id, title, due_date, assignee_id, done, contact_id, deal_id, \
     created_at, updated_at FROM tasks";
+    type Filter = TaskFilter;
+
+    fn filter(query: &mut ListQuery, f: &TaskFilter) {
+        query
+            .and_if("assignee_id = ?", f.assignee_id)
+            .and_if("done = ?", f.done)
+            .and_if("contact_id = ?", f.contact_id)
+            .and_if("deal_id = ?", f.deal_id)
+            .and_if("due_date <= ?", f.due_before.as_deref());
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TaskRow {
@@ -37,6 +45,12 @@ pub struct TaskRow {
     pub deal_id: Option<DealId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Keyed for TaskRow {
+    fn key(&self) -> RowKey {
+        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
+    }
 }
 
 /// Inserts a task, or rewrites it whole.
@@ -70,20 +84,6 @@ pub async fn write(
         .execute(tx)
         .await?;
     Ok(())
-}
-
-pub async fn list(
-    tx: &mut TenantTx,
-    f: &TaskFilter,
-    page: &PageRequest<TaskSort>,
-) -> Result<Vec<TaskRow>, StoreError> {
-    let mut q = ListQuery::new(SELECT, "", tx.tenant_id());
-    q.and_if("assignee_id = ?", f.assignee_id)
-        .and_if("done = ?", f.done)
-        .and_if("contact_id = ?", f.contact_id)
-        .and_if("deal_id = ?", f.deal_id)
-        .and_if("due_date <= ?", f.due_before.as_deref());
-    fetch_page(tx, q.page(page)).await
 }
 
 /// A contact's tasks, for the privacy export.
