@@ -34,6 +34,7 @@ struct Inner {
     tenant_keys: TenantKeys,
     identity: Identity,
     limiter: RateLimiter,
+    readiness: telemetry::health::ReadinessCache,
     openapi_json: axum::body::Bytes,
 }
 
@@ -76,6 +77,7 @@ impl AppState {
                 tenant_keys,
                 identity,
                 limiter,
+                readiness: telemetry::health::ReadinessCache::default(),
                 openapi_json,
             }),
         })
@@ -109,6 +111,10 @@ impl AppState {
 
     pub fn identity(&self) -> &Identity {
         &self.inner.identity
+    }
+
+    pub fn readiness_cache(&self) -> &telemetry::health::ReadinessCache {
+        &self.inner.readiness
     }
 
     pub fn openapi_json(&self) -> axum::body::Bytes {
@@ -181,7 +187,7 @@ impl Application {
         let upkeep = tokio::spawn(telemetry::metrics::run_upkeep(self.metrics.clone()));
         let sweeper = tokio::spawn(maintain(self.state.clone()));
         let metrics_server = self.metrics_listener.map(|listener| {
-            let router = telemetry::metrics::router(self.metrics.clone());
+            let router = telemetry::routes::metrics_router(self.metrics.clone());
             let options = server::ServeOptions {
                 tls: None,
                 header_read_timeout: config.http.header_read_timeout,

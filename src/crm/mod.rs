@@ -32,21 +32,6 @@ use uuid::Uuid;
 
 pub use store::Ref;
 
-/// Every CRM route.
-pub fn endpoints() -> Vec<crate::http::Endpoint> {
-    let mut all = vec![];
-    all.extend(contacts::routes::endpoints());
-    all.extend(companies::routes::endpoints());
-    all.extend(leads::routes::endpoints());
-    all.extend(pipelines::routes::endpoints());
-    all.extend(deals::routes::endpoints());
-    all.extend(notes::routes::endpoints());
-    all.extend(activities::routes::endpoints());
-    all.extend(tasks::routes::endpoints());
-    all.extend(exports::routes::endpoints());
-    all.extend(privacy::routes::endpoints());
-    all
-}
 pub use validate::Check;
 
 use crate::app::AppState;

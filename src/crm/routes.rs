@@ -35,6 +35,22 @@ use crate::pagination::Page;
 use crate::ratelimit::RateCategory;
 use crate::tenancy::{Permission, TenantScope};
 
+/// Every CRM route.
+pub fn endpoints() -> Vec<Endpoint> {
+    let mut all = vec![];
+    all.extend(super::contacts::routes::endpoints());
+    all.extend(super::companies::routes::endpoints());
+    all.extend(super::leads::routes::endpoints());
+    all.extend(super::pipelines::routes::endpoints());
+    all.extend(super::deals::routes::endpoints());
+    all.extend(super::notes::routes::endpoints());
+    all.extend(super::activities::routes::endpoints());
+    all.extend(super::tasks::routes::endpoints());
+    all.extend(super::exports::routes::endpoints());
+    all.extend(super::privacy::routes::endpoints());
+    all
+}
+
 /// Where a resource lives and who may read and change it.
 #[derive(Debug, Clone, Copy)]
 pub struct Crud {

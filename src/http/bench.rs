@@ -21,7 +21,12 @@ pub fn routes(state: AppState) -> Router {
 }
 
 async fn me(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let Ok(principal) = identity::authenticate_token_only(&app, &headers).await else {
+    let Ok(principal) = identity::authenticate_token_only(
+        &app,
+        headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes()),
+    )
+    .await
+    else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
     match identity::routes::me_view(&app, &principal).await {

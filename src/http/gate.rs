@@ -32,7 +32,7 @@ pub(super) async fn gate(
                 && request.headers().contains_key(crate::idempotency::HEADER)
             {
                 let scope = idempotency_scope(&request);
-                crate::idempotency::run(&app, &policy, scope, request, next).await
+                super::idempotency::run(&app, &policy, scope, request, next).await
             } else {
                 next.run(request).await
             };
@@ -57,7 +57,7 @@ async fn authorize(
         return limit(app, policy, &ClientKey { net, user: None, api_key: None, tenant: None })
             .await;
     }
-    let principal = match identity::authenticate(app, request.headers()).await {
+    let principal = match identity::authenticate(app, authorization(request.headers())).await {
         Ok(principal) => principal,
         Err(err) => {
             // Failed credentials are limited by address, so guessing keys is throttled too.
@@ -170,6 +170,10 @@ async fn limit(
         .with_cause(format!("rule {rule}: Redis unreachable"))
         .into_response()),
     }
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
+    headers.get(axum::http::header::AUTHORIZATION).map(HeaderValue::as_bytes)
 }
 
 fn rate_limit_headers(headers: &mut HeaderMap, headline: Headline) {

@@ -11,6 +11,7 @@ mod error;
 pub mod extract;
 mod gate;
 pub mod headers;
+mod idempotency;
 pub mod json;
 pub mod openapi;
 pub mod path;
@@ -45,14 +46,14 @@ pub struct ClientAddr(pub SocketAddr);
 /// Every endpoint of the API, from every area.
 pub fn endpoints() -> Vec<Endpoint> {
     let mut all = vec![];
-    all.extend(crate::telemetry::health::endpoints());
+    all.extend(crate::telemetry::routes::endpoints());
     all.extend(openapi_endpoints());
     all.extend(crate::identity::routes::endpoints());
     all.extend(crate::identity::mfa::routes::endpoints());
     all.extend(crate::tenancy::routes::endpoints());
-    all.extend(crate::tenancy::platform::endpoints());
+    all.extend(crate::platform::routes::endpoints());
     all.extend(crate::audit::routes::endpoints());
-    all.extend(crate::crm::endpoints());
+    all.extend(crate::crm::routes::endpoints());
     all
 }
 

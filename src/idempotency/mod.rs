@@ -13,122 +13,55 @@ mod store;
 
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse as _, Response};
 use sha2::{Digest as _, Sha256};
 
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::crypto::aead;
-use crate::http::RoutePolicy;
-use crate::http::problem::Problem;
 use crate::store::StoreError;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 const LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Responses larger than this are not kept (none of ours come close).
-const MAX_STORED: usize = 1 << 20;
+pub const MAX_STORED: usize = 1 << 20;
 const PURPOSE: &str = "idempotency-responses";
 
-enum Claim {
+/// What a request with a key may do.
+pub enum Claim {
+    /// Run it; then `keep` its answer or `release` the key.
     Fresh,
+    /// Answer with the stored response.
     Replay { status: u16, content_type: Option<String>, body: Vec<u8> },
+    /// The key was used for another request.
     Mismatch,
+    /// A request with this key is still running.
     InFlight,
 }
 
-/// Wraps one request of an idempotent route that carries the header.
-pub async fn run(
-    app: &AppState,
-    policy: &RoutePolicy,
-    scope: String,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(key) = request.headers().get(HEADER).map(|v| v.to_str().map(str::to_owned)) else {
-        return next.run(request).await;
-    };
-    let key = match key {
-        Ok(key)
-            if !key.is_empty()
-                && key.len() <= 255
-                && key.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
-        {
-            key
-        }
-        _ => {
-            return Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_idempotency_key",
-                "Invalid Idempotency-Key",
-                "The Idempotency-Key must be 1 to 255 visible ASCII characters.",
-            )
-            .into_response();
-        }
-    };
-    let (parts, body) = request.into_parts();
-    let limit = policy.body_limit.unwrap_or(app.config().http.body_limit);
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
-    };
-    let fingerprint = Sha256::new()
-        .chain_update(parts.method.as_str())
+/// Whether a presented key is acceptable: 1 to 255 visible ASCII characters.
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// What identifies "the same request": method, path with query, and body.
+pub fn fingerprint(method: &str, path_and_query: &str, body: &[u8]) -> Vec<u8> {
+    Sha256::new()
+        .chain_update(method)
         .chain_update(b"\n")
-        .chain_update(parts.uri.path_and_query().map_or("", |p| p.as_str()))
+        .chain_update(path_and_query)
         .chain_update(b"\n")
-        .chain_update(&bytes)
+        .chain_update(body)
         .finalize()
-        .to_vec();
-    let timeout = app.config().http.request_timeout;
-    let claim = match claim(app, &scope, &key, &fingerprint, timeout).await {
-        Ok(claim) => claim,
-        Err(err) => return Problem::from(err).into_response(),
-    };
-    match claim {
-        Claim::Replay { status, content_type, body } => {
-            metrics::counter!("idempotency_replays_total").increment(1);
-            let mut response = Response::new(Body::from(body));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            if let Some(content_type) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
-                response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-            }
-            response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
-            response
-        }
-        Claim::Mismatch => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            "Idempotency-Key reused",
-            "This Idempotency-Key was used for a different request; use a new key.",
-        )
-        .into_response(),
-        Claim::InFlight => Problem::new(
-            StatusCode::CONFLICT,
-            "idempotency_in_flight",
-            "Request in progress",
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-        )
-        .with_retry_after(1)
-        .into_response(),
-        Claim::Fresh => {
-            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-            match settle(app, &scope, &key, response).await {
-                Ok(response) => response,
-                Err(err) => Problem::from(err).into_response(),
-            }
-        }
-    }
+        .to_vec()
 }
 
 fn aad(scope: &str, key: &str) -> Vec<u8> {
     format!("bulwark:idempotency:v1:{scope}:{key}").into_bytes()
 }
 
-async fn claim(
+/// Claims `(scope, key)` for a request with this fingerprint.
+pub async fn claim(
     app: &AppState,
     scope: &str,
     key: &str,
@@ -190,49 +123,41 @@ async fn claim(
     Ok(claim)
 }
 
-/// Stores a final response, or releases the key when the outcome should be retried.
-async fn settle(
+/// The request failed or was refused: it changed nothing, so a retry may run again.
+pub async fn release(app: &AppState, scope: &str, key: &str) -> Result<(), StoreError> {
+    let mut tx = app.store().system_tx().await?;
+    store::delete(&mut tx, scope, key).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Keeps a successful response (sealed) for the key's remaining lifetime. One too large to
+/// keep releases the key instead.
+pub async fn keep(
     app: &AppState,
     scope: &str,
     key: &str,
-    response: Response,
-) -> Result<Response, StoreError> {
-    let status = response.status();
-    if !status.is_success() {
-        let mut tx = app.store().system_tx().await?;
-        store::delete(&mut tx, scope, key).await?;
-        tx.commit().await?;
-        return Ok(response);
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(), StoreError> {
+    if body.len() > MAX_STORED {
+        release(app, scope, key).await?;
+        return Err(StoreError::Setup("a response too large to keep for idempotency".into()));
     }
-    let (parts, body) = response.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, MAX_STORED).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            let mut tx = app.store().system_tx().await?;
-            store::delete(&mut tx, scope, key).await?;
-            tx.commit().await?;
-            return Err(StoreError::Setup("a response too large to keep for idempotency".into()));
-        }
-    };
-    let mut tx = app.store().system_tx().await?;
     let (master, sealing_key) =
         app.keys().derive_current(PURPOSE).map_err(|err| StoreError::Setup(err.to_string()))?;
-    let sealed = aead::seal(sealing_key.expose(), &aad(scope, key), &bytes);
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    store::finish(
-        &mut tx,
-        scope,
-        key,
-        &store::Finished {
-            status: i32::from(status.as_u16()),
-            content_type,
-            body: &sealed,
-            master_key_id: &master,
-        },
-    )
-    .await?;
+    let sealed = aead::seal(sealing_key.expose(), &aad(scope, key), body);
+    let mut tx = app.store().system_tx().await?;
+    let finished = store::Finished {
+        status: i32::from(status),
+        content_type,
+        body: &sealed,
+        master_key_id: &master,
+    };
+    store::finish(&mut tx, scope, key, &finished).await?;
     tx.commit().await?;
-    Ok(Response::from_parts(parts, Body::from(bytes)))
+    Ok(())
 }
 
 /// Deletes records past their 24 hours. Run periodically.

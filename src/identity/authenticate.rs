@@ -4,8 +4,6 @@
 //! are checked, then its session must still be live. `Bearer bwk_…` is an API key. There is
 //! no anonymous fallback: a present but bad credential is refused, never ignored.
 
-use axum::http::{HeaderMap, header};
-
 use super::{Credential, Principal, api_keys};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -16,8 +14,12 @@ use crate::tenancy::Role;
 /// Longest credential we look at; anything longer is refused unparsed.
 const MAX_CREDENTIAL: usize = 4096;
 
-pub async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Principal, DomainError> {
-    let token = bearer(headers)?;
+/// `authorization` is the raw `Authorization` header, if the request had one.
+pub async fn authenticate(
+    app: &AppState,
+    authorization: Option<&[u8]>,
+) -> Result<Principal, DomainError> {
+    let token = bearer(authorization)?;
     if token.starts_with(api_keys::API_KEY_PREFIX) {
         return api_keys::authenticate(app, token).await;
     }
@@ -69,23 +71,23 @@ fn principal_from_claims(claims: super::tokens::Claims) -> Result<Principal, Dom
 #[cfg(feature = "bench-bypass")]
 pub async fn authenticate_token_only(
     app: &AppState,
-    headers: &HeaderMap,
+    authorization: Option<&[u8]>,
 ) -> Result<Principal, DomainError> {
     let claims = app
         .identity()
         .tokens
-        .verify(bearer(headers)?)
+        .verify(bearer(authorization)?)
         .map_err(|_| DomainError::Unauthenticated("invalid access token"))?;
     principal_from_claims(claims)
 }
 
-/// The credential of `Authorization: Bearer <credential>`.
-pub fn bearer(headers: &HeaderMap) -> Result<&str, DomainError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(DomainError::Unauthenticated("no Authorization header"))?
-        .to_str()
-        .map_err(|_| DomainError::Unauthenticated("Authorization is not ASCII"))?;
+/// The credential of `Authorization: Bearer <credential>`, from the header's raw value.
+pub fn bearer(authorization: Option<&[u8]>) -> Result<&str, DomainError> {
+    let value = authorization.ok_or(DomainError::Unauthenticated("no Authorization header"))?;
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|v| v.bytes().all(|b| b.is_ascii() && !b.is_ascii_control()))
+        .ok_or(DomainError::Unauthenticated("Authorization is not ASCII"))?;
     let (scheme, credential) =
         value.split_once(' ').ok_or(DomainError::Unauthenticated("Authorization is not Bearer"))?;
     let credential = credential.trim();

@@ -1,26 +1,15 @@
-//! `/healthz` (the process is alive) and `/readyz` (it can serve: database reachable, and
-//! with later issues Redis and storage). Both are exempt from rate limits so probes never
-//! throttle themselves.
+//! Health and readiness: the process is alive; it can serve (database reachable and, when
+//! configured, Redis). Readiness is probed at most once a second and shared by every caller,
+//! so a flood of `/readyz` never becomes a flood of database queries.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
-use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::Endpoint;
-use crate::http::json::Json;
-use crate::http::problem::Problem;
-use crate::ratelimit::RateCategory;
-
-pub fn endpoints() -> Vec<Endpoint> {
-    vec![
-        Endpoint::public(routes!(healthz), RateCategory::Exempt),
-        Endpoint::public(routes!(readyz), RateCategory::Exempt),
-    ]
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -28,33 +17,36 @@ pub struct Health {
     pub status: &'static str,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready`, or `degraded` when Redis is unreachable (shared limits degraded).
     pub status: &'static str,
+    /// The configuration profile: `development`, `staging` or `production`.
+    pub profile: &'static str,
     /// Each dependency and its state (`ok` or `unavailable`).
-    pub checks: std::collections::BTreeMap<&'static str, &'static str>,
+    pub checks: BTreeMap<&'static str, &'static str>,
+    #[serde(skip)]
+    pub ready: bool,
 }
 
-/// Liveness: answers while the process runs.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
-async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
-}
+/// How long one probe's answer is reused.
+const PROBE_TTL: Duration = Duration::from_secs(1);
 
-/// Readiness: 200 when every dependency answers, else 503 with the failing checks.
-#[utoipa::path(
-    get,
-    path = "/readyz",
-    tag = "health",
-    responses(
-        (status = 200, body = Readiness),
-        (status = 503, description = "A dependency is down; `checks` says which",
-         body = crate::http::problem::ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-async fn readyz(State(app): State<AppState>) -> Result<Json<Readiness>, Problem> {
-    let mut checks = std::collections::BTreeMap::new();
+/// The last probe, shared by the instance's callers.
+#[derive(Default)]
+pub struct ReadinessCache(Mutex<Option<(Instant, Readiness)>>);
+
+/// Whether this instance can serve. A database that does not answer makes it unready; Redis
+/// down degrades it (limits fail open or closed per rule) but keeps it ready: every instance
+/// shares one Redis, and an unready fleet is an outage.
+pub async fn readiness(app: &AppState) -> Readiness {
+    let cache = app.readiness_cache();
+    if let Some((at, answer)) = cache.0.lock().ok().and_then(|c| c.clone())
+        && at.elapsed() < PROBE_TTL
+    {
+        return answer;
+    }
+    let mut checks = BTreeMap::new();
     let mut ready = true;
     match app.store().check_ready().await {
         Ok(()) => {
@@ -66,8 +58,6 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<Readiness>, Problem>
             ready = false;
         }
     }
-    // Redis down degrades (limits fail open or closed per rule) but does not make the
-    // instance unready: every instance shares one Redis, and an unready fleet is an outage.
     let mut status = "ready";
     if let Some(redis) = app.redis() {
         if redis.ping().await {
@@ -77,15 +67,9 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<Readiness>, Problem>
             status = "degraded";
         }
     }
-    if ready {
-        Ok(Json(Readiness { status, checks }))
-    } else {
-        Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "Not ready",
-            "A dependency is unavailable; see `checks`.",
-        )
-        .with_extra("checks", json!(checks)))
+    let answer = Readiness { status, profile: app.config().env.as_str(), checks, ready };
+    if let Ok(mut cached) = cache.0.lock() {
+        *cached = Some((Instant::now(), answer.clone()));
     }
+    answer
 }

@@ -7,10 +7,6 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const LATENCY_BUCKETS: &[f64] =
@@ -59,26 +55,6 @@ pub fn record_request(route: &str, method: &str, status: u16, elapsed: Duration)
         &[("route", route.to_owned()), ("method", method.to_owned())]
     )
     .record(elapsed.as_secs_f64());
-}
-
-/// The metrics listener's router: `GET /metrics` only.
-pub fn router(handle: PrometheusHandle) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let handle = handle.clone();
-            async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                    )],
-                    handle.render(),
-                )
-                    .into_response()
-            }
-        }),
-    )
 }
 
 /// Histograms are drained into their buckets by upkeep; without the exporter's HTTP

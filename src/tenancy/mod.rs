@@ -5,7 +5,6 @@
 //! reading `Role::permissions`, nothing else.
 
 pub mod members;
-pub mod platform;
 mod roles;
 pub mod routes;
 mod scope;

@@ -171,6 +171,8 @@ async fn with_redis_down_auth_fails_closed_reads_stay_open_and_recovery_needs_no
     assert_eq!(expect_problem(refused, 503).await["code"], "rate_limiter_unavailable");
     let read = app.get_as(&owner.token, "/api/v1/me").await;
     assert_eq!(read.status(), 200, "reads fail open");
+    // `/readyz` reuses one probe for a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let ready: Value = app.get("/readyz").await.json().await.expect("json");
     assert_eq!(ready["checks"]["redis"], "unavailable");
     assert_eq!(ready["status"], "degraded");
@@ -191,6 +193,7 @@ async fn with_redis_down_auth_fails_closed_reads_stay_open_and_recovery_needs_no
     }
     let response = app.login(&owner.email, PASSWORD).await;
     assert!(response.headers().contains_key("x-ratelimit-remaining"), "limits work again");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let ready: Value = app.get("/readyz").await.json().await.expect("json");
     assert_eq!(ready["checks"]["redis"], "ok");
 }

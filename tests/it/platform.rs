@@ -124,6 +124,11 @@ async fn readyz_turns_503_when_the_database_is_unreachable_and_recovers() {
     }
 }
 
+/// `/readyz` reuses one probe for a second.
+async fn wait_out_the_readiness_cache() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
 async fn readyz_on_sqlite() {
     let app = TestApp::spawn().await;
     assert_eq!(app.get("/readyz").await.status(), 200);
@@ -132,10 +137,12 @@ async fn readyz_on_sqlite() {
     let path = app.db.sqlite_path();
     let moved = path.with_extension("moved");
     std::fs::rename(&path, &moved).expect("move the database away");
+    wait_out_the_readiness_cache().await;
     let body = expect_problem(app.get("/readyz").await, 503).await;
     assert_eq!(body["code"], "not_ready");
     assert_eq!(body["checks"]["database"], "unavailable");
     std::fs::rename(&moved, &path).expect("put it back");
+    wait_out_the_readiness_cache().await;
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
 
@@ -150,6 +157,7 @@ async fn readyz_on_postgres() {
     assert_eq!(app.get("/readyz").await.status(), 200);
 
     proxy.set_enabled(false);
+    wait_out_the_readiness_cache().await;
     let body = expect_problem(app.get("/readyz").await, 503).await;
     assert_eq!(body["checks"]["database"], "unavailable");
     assert_eq!(app.get("/healthz").await.status(), 200, "liveness does not depend on the database");

@@ -1,14 +1,12 @@
-//! The platform super-admin's routes. The super-admin has no tenant scope, so none of these
-//! can reach a tenant's business data; they show tenants as accounts, and are audited.
+//! `/api/v1/platform/*`: the super-admin's routes over `platform`.
 
 use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 
-use super::store as db;
 use crate::app::AppState;
-use crate::audit::{self, Action, Event, RequestContext};
+use crate::audit::RequestContext;
 use crate::clock::Timestamp;
 use crate::http::json::{Json, Query};
 use crate::http::problem::Problem;
@@ -44,18 +42,8 @@ async fn list_tenants(
     Query(page): Query<PageQuery>,
 ) -> Result<Json<Page<TenantView>>, Problem> {
     let limit = page.limit()?;
-    let mut tx = app.store().system_tx().await?;
-    let rows = db::list_tenants(&mut tx, page.after::<TenantId>()?, limit + 1).await?;
-    audit::record_platform(
-        &mut tx,
-        None,
-        &ctx,
-        Event::new(Action::PlatformTenantsList)
-            .by_user(principal.user_id())
-            .detail("count", rows.len()),
-    )
-    .await?;
-    tx.commit().await?;
+    let after = page.after::<TenantId>()?;
+    let rows = super::list_tenants(&app, &ctx, &principal, after, limit + 1).await?;
     Ok(Json(Page::from_rows(
         rows,
         limit,
