@@ -35,7 +35,10 @@ mod tests {
     }
 
     fn is_store(file: &str) -> bool {
-        file == "store.rs" || file.ends_with("/store.rs") || file.starts_with("store/")
+        file == "store.rs"
+            || file.ends_with("/store.rs")
+            || file.starts_with("store/")
+            || file.contains("/store/")
     }
 
     /// The code of a file without its `#[cfg(test)]` module (tests may say anything).
@@ -106,6 +109,7 @@ mod tests {
         assert!(is_http("crm/leads/routes.rs") && is_http("http/gate.rs"));
         assert!(!is_http("crm/leads/mod.rs"));
         assert!(is_store("crm/leads/store.rs") && is_store("store/sql.rs"));
+        assert!(is_store("identity/store/sessions.rs"));
         assert!(!is_store("crm/leads/mod.rs"));
     }
 }

@@ -99,6 +99,9 @@ actions! {
     PasskeyAdded = "passkey.added",
     PasskeyRemoved = "passkey.removed",
     StepUp = "auth.step_up",
+    PasswordProof = "auth.password_proof",
+    MfaReset = "mfa.reset",
+    InvitationRevoke = "invitation.revoke",
     TenantMfaPolicyChange = "tenant.mfa_policy_change",
 }
 

@@ -47,6 +47,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 4, "0004", "crm"),
     migration!("sqlite", 5, "0005", "mfa"),
     migration!("sqlite", 6, "0006", "list_indexes"),
+    migration!("sqlite", 7, "0007", "hardening"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -55,6 +56,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 4, "0004", "crm"),
     migration!("postgres", 5, "0005", "mfa"),
     migration!("postgres", 6, "0006", "list_indexes"),
+    migration!("postgres", 7, "0007", "hardening"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -7,8 +7,12 @@ use crate::support::passkey::{self, PUBLIC_URL, Passkey};
 use crate::support::totp::{base32_decode, code_at, now};
 use crate::support::{Account, PASSWORD, TestApp, expect_problem};
 
-/// Enrols TOTP, confirming with the previous step's code so the current step stays unused.
+/// Enrols TOTP (after a password proof), confirming with the previous step's code so the
+/// current step stays unused.
 async fn enrol(app: &TestApp, who: &Account) -> (Vec<u8>, Vec<String>) {
+    let proof =
+        app.post_as(&who.token, "/api/v1/auth/step-up", &json!({"password": PASSWORD})).await;
+    assert_eq!(proof.status(), 204, "password proof");
     let setup: Value = app
         .post_as(&who.token, "/api/v1/auth/mfa/totp/setup", &json!({}))
         .await
@@ -170,7 +174,7 @@ async fn a_further_factor_needs_a_step_up_with_an_existing_one() {
         ("BULWARK_STEP_UP_SECONDS", "1"),
     ])
     .await;
-    // TOTP first (enrolling the first factor counts as a step-up), then a passkey.
+    // TOTP first (after a password proof; enrolling it is no step-up), then a passkey.
     let owner = app.signup("Acme").await;
     app.step_up(&owner).await;
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
@@ -515,7 +519,12 @@ async fn removing_totp_needs_a_step_up_and_ends_other_sessions() {
         .expect("json");
     let other = other["access_token"].as_str().expect("token").to_owned();
 
-    // Regenerating codes (the enrolment counted as a step-up) kills the old ones.
+    // Enrolling is no step-up: regenerating codes needs one first, and kills the old codes.
+    let refused = app.post_as(&owner.token, "/api/v1/auth/mfa/backup-codes", &json!({})).await;
+    assert_eq!(expect_problem(refused, 403).await["code"], "step_up_required");
+    let step_up =
+        app.post_as(&owner.token, "/api/v1/auth/step-up", &json!({"backup_code": codes[8]})).await;
+    assert_eq!(step_up.status(), 204);
     let fresh: Value = app
         .post_as(&owner.token, "/api/v1/auth/mfa/backup-codes", &json!({}))
         .await

@@ -40,7 +40,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::public(routes!(webauthn_login_finish), Auth),
         Endpoint::session(routes!(list_passkeys), Read),
         Endpoint::session(routes!(delete_passkey), Sensitive).step_up(),
-        Endpoint::session(routes!(step_up), Sensitive),
+        // Reachable while enrolment is required: a password proof comes before enrolling.
+        Endpoint::session(routes!(step_up), Sensitive).mfa_exempt(),
         Endpoint::session(routes!(step_up_webauthn_start), Sensitive),
         Endpoint::permission(routes!(get_security), Permission::TenantManage, Read),
         Endpoint::permission(routes!(set_security), Permission::TenantManage, Sensitive).step_up(),
@@ -291,13 +292,18 @@ pub struct StepUpBody {
     code: Option<Secret<String>>,
     #[schema(value_type = Option<String>)]
     backup_code: Option<Secret<String>>,
+    /// The account's password: a weaker proof that only unlocks enrolling a first factor
+    /// (never an operation that needs a second-factor step-up).
+    #[schema(value_type = Option<String>, format = Password)]
+    password: Option<Secret<String>>,
     /// With `credential`: a passkey assertion for the challenge of `/auth/step-up/webauthn/start`.
     challenge_id: Option<Uuid>,
     #[schema(value_type = Option<Object>)]
     credential: Option<PublicKeyCredential>,
 }
 
-/// Confirm a second factor now: sensitive operations are allowed for the next 10 minutes.
+/// Confirm a second factor now: sensitive operations are allowed for the next 10 minutes. With
+/// `password` instead, the session may enrol a first factor (and nothing else) for as long.
 #[utoipa::path(post, path = "/api/v1/auth/step-up", tag = "mfa", request_body = StepUpBody, responses((status = 204)))]
 async fn step_up(
     State(app): State<AppState>,
@@ -305,18 +311,21 @@ async fn step_up(
     principal: Principal,
     Json(body): Json<StepUpBody>,
 ) -> Result<StatusCode, Problem> {
-    match (body.challenge_id, body.credential) {
-        (Some(challenge), Some(credential)) => {
+    match (body.challenge_id, body.credential, body.password) {
+        (Some(challenge), Some(credential), None) => {
             webauthn::step_up_finish(&app, &ctx, &principal, challenge, &credential).await?;
         }
-        (None, None) => {
+        (None, None, Some(password)) if body.code.is_none() && body.backup_code.is_none() => {
+            super::prove_password(&app, &ctx, &principal, &password).await?;
+        }
+        (None, None, None) => {
             let factor = FactorBody { code: body.code, backup_code: body.backup_code }.factor()?;
             super::step_up(&app, &ctx, &principal, &factor).await?;
         }
         _ => {
             return Err(DomainError::invalid(
                 "credential",
-                "send challenge_id and credential together",
+                "send one proof: code, backup_code, password, or challenge_id with credential",
             )
             .into());
         }

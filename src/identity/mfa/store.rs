@@ -383,3 +383,14 @@ pub async fn step_up_at(
         .await?
         .flatten())
 }
+
+pub async fn password_proof_at(
+    tx: &mut SystemTx,
+    session: SessionId,
+) -> Result<Option<Timestamp>, StoreError> {
+    Ok(query("SELECT password_proof_at FROM sessions WHERE id = $1")
+        .bind(session)
+        .scalar_optional::<Option<Timestamp>>(tx)
+        .await?
+        .flatten())
+}

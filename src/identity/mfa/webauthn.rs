@@ -152,6 +152,7 @@ pub async fn register_finish(
     name: &str,
 ) -> DomainResult<Uuid> {
     let rp = rp(app)?;
+    let sid = super::session_of(principal)?;
     guard_enrolment(app, principal).await?;
     let row = take_challenge(app, challenge, "webauthn_register").await?;
     if row.user_id != Some(principal.user_id()) {
@@ -177,14 +178,27 @@ pub async fn register_finish(
         }
         other => other.into(),
     })?;
+    // A new factor ends every other session (see `confirm_totp`).
+    let revoked = users::revoke_user_sessions(
+        &mut tx,
+        principal.user_id(),
+        Some(sid),
+        "mfa_enrolled",
+        Timestamp::now(),
+    )
+    .await?;
     audit::record_platform(
         &mut tx,
         principal.tenant_id(),
         ctx,
-        Event::new(Action::PasskeyAdded).by_user(principal.user_id()).target("passkey", id),
+        Event::new(Action::PasskeyAdded)
+            .by_user(principal.user_id())
+            .target("passkey", id)
+            .detail("sessions_revoked", revoked.len()),
     )
     .await?;
     tx.commit().await?;
+    app.identity().sessions.revoked(&revoked).await;
     app.identity().mfa.forget(principal.user_id());
     Ok(id)
 }

@@ -120,6 +120,19 @@ pub async fn set_step_up(
     Ok(())
 }
 
+/// When the session last proved the password (see `mfa::prove_password`).
+pub async fn set_password_proof(
+    tx: &mut SystemTx,
+    id: SessionId,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    query("UPDATE sessions SET password_proof_at = $2 WHERE id = $1")
+        .binds((id, at))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// Revokes one session of `user`; false when there is no such live session.
 pub async fn revoke_session(
     tx: &mut SystemTx,

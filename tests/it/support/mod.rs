@@ -504,6 +504,15 @@ impl TestApp {
         let known = self.mfa.lock().expect("lock").get(&who.email).cloned();
         match known {
             None => {
+                // Enrolling needs a fresh proof of the password, and gives no step-up itself.
+                let proof = self
+                    .post_as(
+                        &who.token,
+                        "/api/v1/auth/step-up",
+                        &serde_json::json!({"password": PASSWORD}),
+                    )
+                    .await;
+                assert_eq!(proof.status(), 204, "password proof");
                 let setup = self
                     .post_as(&who.token, "/api/v1/auth/mfa/totp/setup", &serde_json::json!({}))
                     .await;
@@ -520,16 +529,25 @@ impl TestApp {
                     .await;
                 assert_eq!(confirm.status(), 200, "TOTP confirm");
                 let confirm: Value = confirm.json().await.expect("json");
-                let backup_codes = confirm["backup_codes"]
+                let mut backup_codes: Vec<String> = confirm["backup_codes"]
                     .as_array()
                     .expect("codes")
                     .iter()
                     .filter_map(|c| c.as_str().map(str::to_owned))
                     .collect();
+                let code = backup_codes.pop().expect("a backup code");
                 self.mfa
                     .lock()
                     .expect("lock")
                     .insert(who.email.clone(), MfaState { secret, backup_codes });
+                let response = self
+                    .post_as(
+                        &who.token,
+                        "/api/v1/auth/step-up",
+                        &serde_json::json!({"backup_code": code}),
+                    )
+                    .await;
+                assert_eq!(response.status(), 204, "step-up");
             }
             Some(_) => {
                 let code = self.take_backup_code(&who.email);

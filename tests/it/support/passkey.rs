@@ -45,7 +45,13 @@ impl Passkey {
     }
 
     /// Registers this passkey for `who`; returns the server's id for it.
+    /// Registers a passkey for `who`. A first factor needs a password proof, which this does;
+    /// a further one needs a step-up, which the test does first.
     pub async fn register(&mut self, app: &TestApp, who: &Account) -> String {
+        let proof = app
+            .post_as(&who.token, "/api/v1/auth/step-up", &json!({"password": super::PASSWORD}))
+            .await;
+        assert_eq!(proof.status(), 204, "password proof");
         let start =
             app.post_as(&who.token, "/api/v1/auth/webauthn/register/start", &json!({})).await;
         assert_eq!(start.status(), 200, "register/start");
