@@ -113,6 +113,15 @@ impl AppState {
         &self.inner.identity
     }
 
+    /// What another instance (or this one) announced through Redis.
+    pub fn on_cluster_event(&self, event: crate::redis_link::ClusterEvent) {
+        match event {
+            crate::redis_link::ClusterEvent::TenantDeleted { tenant } => {
+                self.tenant_keys().forget(tenant);
+            }
+        }
+    }
+
     pub fn readiness_cache(&self) -> &telemetry::health::ReadinessCache {
         &self.inner.readiness
     }
@@ -186,6 +195,12 @@ impl Application {
         let config = self.state.config().clone();
         let upkeep = tokio::spawn(telemetry::metrics::run_upkeep(self.metrics.clone()));
         let sweeper = tokio::spawn(maintain(self.state.clone()));
+        let listener = self.state.redis().cloned().map(|redis| {
+            let state = self.state.clone();
+            tokio::spawn(
+                async move { redis.listen(move |event| state.on_cluster_event(event)).await },
+            )
+        });
         let metrics_server = self.metrics_listener.map(|listener| {
             let router = telemetry::routes::metrics_router(self.metrics.clone());
             let options = server::ServeOptions {
@@ -208,6 +223,9 @@ impl Application {
         }
         upkeep.abort();
         sweeper.abort();
+        if let Some(listener) = listener {
+            listener.abort();
+        }
         self.state.store().close().await;
     }
 }
@@ -220,6 +238,7 @@ async fn maintain(state: AppState) {
     loop {
         tick.tick().await;
         state.limiter().sweep();
+        state.tenant_keys().sweep();
         // First a minute after start (not while the instance warms up), then hourly.
         if ticks % 360 == 6 {
             match crate::maintenance::retention::purge_all(&state).await {

@@ -25,9 +25,22 @@ pub enum RedisError {
 
 #[derive(Clone)]
 pub struct RedisLink {
+    client: redis::Client,
     manager: ConnectionManager,
     up: Arc<AtomicBool>,
 }
+
+/// What one instance tells the others at once (through Redis pub/sub) when something it did
+/// must take effect everywhere: state each instance caches in memory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ClusterEvent {
+    /// A tenant was deleted: forget its unwrapped keys now.
+    TenantDeleted { tenant: crate::ids::TenantId },
+}
+
+/// The channel every instance listens on.
+const EVENTS: &str = "bulwark:events";
 
 impl RedisLink {
     /// Connects lazily: the process starts even when Redis is down, and readiness says so.
@@ -42,7 +55,40 @@ impl RedisLink {
         let manager =
             client.get_connection_manager_lazy(config).map_err(|err| format!("Redis: {err}"))?;
         metrics::gauge!("redis_up").set(1.0);
-        Ok(RedisLink { manager, up: Arc::new(AtomicBool::new(true)) })
+        Ok(RedisLink { client, manager, up: Arc::new(AtomicBool::new(true)) })
+    }
+
+    /// Tells every instance (this one included) about `event`. Best effort: an instance that
+    /// misses it still converges through the database checks each cache makes.
+    pub async fn publish(&self, event: &ClusterEvent) {
+        let Ok(payload) = serde_json::to_string(event) else { return };
+        if self.command::<i64>(redis::cmd("PUBLISH").arg(EVENTS).arg(payload)).await.is_err() {
+            tracing::warn!(?event, "cluster event not published: Redis is unreachable");
+        }
+    }
+
+    /// Calls `handle` with every event published by any instance, for as long as the process
+    /// runs; reconnects after Redis restarts.
+    pub async fn listen(&self, handle: impl Fn(ClusterEvent) + Send + Sync) {
+        use futures_util::StreamExt as _;
+        loop {
+            match self.client.get_async_pubsub().await {
+                Ok(mut pubsub) => {
+                    if pubsub.subscribe(EVENTS).await.is_ok() {
+                        let mut messages = pubsub.on_message();
+                        while let Some(message) = messages.next().await {
+                            let payload: String = message.get_payload().unwrap_or_default();
+                            match serde_json::from_str::<ClusterEvent>(&payload) {
+                                Ok(event) => handle(event),
+                                Err(_) => tracing::warn!("an unknown cluster event was ignored"),
+                            }
+                        }
+                    }
+                }
+                Err(err) => tracing::debug!(error = %err, "cluster events: Redis unreachable"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Runs a script (one atomic decision) with the deadline.

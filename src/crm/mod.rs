@@ -146,6 +146,16 @@ pub async fn tenant_keys(
     app.tenant_keys().for_tenant(tx).await.map_err(|err| DomainError::Internal(err.to_string()))
 }
 
+/// The tenant's keys for sealing new values in a write transaction: the current key's row is
+/// held (see `crypto::store::lock_current_data_key`), so a rotation waits for this write.
+pub async fn sealing_keys(
+    app: &AppState,
+    tx: &mut TenantTx,
+) -> DomainResult<std::sync::Arc<crate::crypto::KeySet>> {
+    crate::crypto::store::lock_current_data_key(tx).await?;
+    tenant_keys(app, tx).await
+}
+
 /// PATCH semantics for a nullable field: absent = unchanged, `null` = cleared, a value = set.
 pub fn patch<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where

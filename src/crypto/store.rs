@@ -2,7 +2,7 @@
 
 use crate::clock::Timestamp;
 use crate::ids::TenantId;
-use crate::store::{AsRawTx, StoreError, SystemTx, TenantTx, query};
+use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -135,6 +135,53 @@ pub async fn destroy_retiring(tx: &mut TenantTx) -> Result<u64, StoreError> {
     .bind(tenant)
     .execute(tx)
     .await
+}
+
+/// Whether any key of the tenant was destroyed (a deleted tenant).
+pub async fn has_destroyed_keys(
+    tx: &mut impl AsRawTx,
+    tenant: TenantId,
+) -> Result<bool, StoreError> {
+    let count: i64 = query(
+        "SELECT count(*) FROM tenant_keys WHERE tenant_id = $1 AND state = 'destroyed' \
+         AND purpose = 'index'",
+    )
+    .bind(tenant)
+    .scalar(tx)
+    .await?;
+    Ok(count > 0)
+}
+
+/// A writer about to seal under the current data key holds its row FOR SHARE until it commits
+/// (PostgreSQL), so a rotation cannot destroy a key under a row it has not seen. SQLite admits
+/// one writer at a time, which orders them anyway.
+pub async fn lock_current_data_key(tx: &mut TenantTx) -> Result<(), StoreError> {
+    if tx.backend() == Backend::Postgres {
+        let tenant = tx.tenant_id();
+        query(
+            "SELECT version FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data' \
+             AND state = 'active' FOR SHARE",
+        )
+        .bind(tenant)
+        .scalars::<i32>(tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The end of a rotation takes the tenant's data keys FOR UPDATE: it waits for every writer
+/// that sealed under them (see `lock_current_data_key`).
+pub async fn lock_data_keys(tx: &mut TenantTx) -> Result<(), StoreError> {
+    if tx.backend() == Backend::Postgres {
+        let tenant = tx.tenant_id();
+        query(
+            "SELECT version FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data' FOR UPDATE",
+        )
+        .bind(tenant)
+        .scalars::<i32>(tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Tenant deletion: every key of the tenant is destroyed.

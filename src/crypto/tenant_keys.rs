@@ -24,6 +24,9 @@ pub enum TenantKeyError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Field(#[from] FieldError),
+    /// The tenant's keys were destroyed (the tenant was deleted).
+    #[error("the tenant's keys were destroyed")]
+    Destroyed,
 }
 
 /// The unwrapped keys of one tenant.
@@ -85,10 +88,12 @@ impl KeySet {
 /// Unwraps and caches tenant keys.
 pub struct TenantKeys {
     ring: Arc<KeyRing>,
-    cache: Mutex<HashMap<TenantId, Arc<KeySet>>>,
+    cache: Mutex<HashMap<TenantId, (Arc<KeySet>, std::time::Instant)>>,
 }
 
 const CACHE_LIMIT: usize = 10_000;
+/// Unwrapped keys not used this long leave memory (they reload on demand).
+const IDLE_EVICTION: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl TenantKeys {
     pub fn new(ring: Arc<KeyRing>) -> TenantKeys {
@@ -119,8 +124,15 @@ impl TenantKeys {
     pub async fn for_tenant(&self, tx: &mut TenantTx) -> Result<Arc<KeySet>, TenantKeyError> {
         let tenant = tx.tenant_id();
         let current = store::current_data_version(tx, tenant).await?;
-        if let Some(set) = self.cached(tenant)
-            && current.is_none_or(|v| set.current == v && set.has(v))
+        if current.is_none() && store::has_destroyed_keys(tx, tenant).await? {
+            // The tenant was deleted (its keys destroyed), maybe by another instance: its
+            // keys leave this instance's memory now, and nothing decrypts.
+            self.forget(tenant);
+            return Err(TenantKeyError::Destroyed);
+        }
+        if let (Some(current), Some(set)) = (current, self.cached(tenant))
+            && set.current == current
+            && set.has(current)
         {
             return Ok(set);
         }
@@ -129,18 +141,28 @@ impl TenantKeys {
             if cache.len() >= CACHE_LIMIT {
                 cache.clear();
             }
-            cache.insert(tenant, set.clone());
+            cache.insert(tenant, (set.clone(), std::time::Instant::now()));
         }
         Ok(set)
     }
 
     fn cached(&self, tenant: TenantId) -> Option<Arc<KeySet>> {
-        self.cache.lock().ok()?.get(&tenant).cloned()
+        let mut cache = self.cache.lock().ok()?;
+        let (set, used) = cache.get_mut(&tenant)?;
+        *used = std::time::Instant::now();
+        Some(set.clone())
     }
 
     pub fn forget(&self, tenant: TenantId) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(&tenant);
+        }
+    }
+
+    /// Drops keys idle longer than `IDLE_EVICTION` (run periodically).
+    pub fn sweep(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, (_, used)| used.elapsed() < IDLE_EVICTION);
         }
     }
 
@@ -150,6 +172,10 @@ impl TenantKeys {
         tenant: TenantId,
     ) -> Result<KeySet, TenantKeyError> {
         let mut rows = store::live_keys(tx, tenant).await?;
+        if rows.is_empty() && store::has_destroyed_keys(tx, tenant).await? {
+            // Crypto-shredded: never give a deleted tenant new keys.
+            return Err(TenantKeyError::Destroyed);
+        }
         if rows.is_empty() {
             // A tenant created before keys existed: give it keys now.
             let now = Timestamp::now();

@@ -48,11 +48,11 @@ pub fn check_new_account(
     if problems.is_empty() { Ok(()) } else { Err(DomainError::Invalid(problems)) }
 }
 
-pub async fn signup(
-    app: &AppState,
-    ctx: &RequestContext,
-    input: SignupInput,
-) -> DomainResult<(TenantId, UserId)> {
+/// Open signup: a tenant and its owner. It answers the same whether or not the address has
+/// an account (an existing one is left untouched and the attempt audited), so signup never
+/// tells who has an account; the new owner signs in to learn its ids. Accounts created here
+/// are unverified: nobody proved they own the address.
+pub async fn signup(app: &AppState, ctx: &RequestContext, input: SignupInput) -> DomainResult<()> {
     if !app.identity().settings.signup_open {
         return Err(DomainError::SignupClosed);
     }
@@ -69,9 +69,21 @@ pub async fn signup(
     if !problems.is_empty() {
         return Err(DomainError::Invalid(problems));
     }
+    // Hash in both cases: the time an answer takes must not tell either.
     let hash = app.identity().hasher.hash(&input.password).await.map_err(hash_error)?;
     let (tenant_id, user_id, now) = (TenantId::new(), UserId::new(), Timestamp::now());
     let mut tx = app.store().system_tx().await?;
+    if let Some(existing) = db::user_by_email(&mut tx, &email).await? {
+        audit::record_platform(
+            &mut tx,
+            existing.tenant_id,
+            ctx,
+            Event::new(Action::AuthSignup).failure().detail("reason", "address_has_an_account"),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(());
+    }
     db::insert_tenant(&mut tx, tenant_id, &tenant_name, now).await?;
     app.tenant_keys()
         .create_for(&mut tx, tenant_id, now)
@@ -98,8 +110,12 @@ pub async fn signup(
         Event::new(Action::AuthSignup).by_user(user_id).target("tenant", tenant_id),
     )
     .await?;
-    tx.commit().await?;
-    Ok((tenant_id, user_id))
+    // Two signups for one new address at once: the second meets the unique email, and is
+    // answered like any other attempt on a taken address.
+    match tx.commit().await {
+        Err(StoreError::Conflict(_)) => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Inserts a user, turning a taken email into a 409.
@@ -269,6 +285,8 @@ pub async fn import_users(
 pub struct Profile {
     pub email: String,
     pub display_name: String,
+    /// Whether the address was proven (a mailed link); open signups start unverified.
+    pub email_verified: bool,
 }
 
 pub async fn profile(app: &AppState, principal: &Principal) -> DomainResult<Profile> {
@@ -276,5 +294,9 @@ pub async fn profile(app: &AppState, principal: &Principal) -> DomainResult<Prof
     let user =
         db::user_by_id(&mut tx, principal.user_id()).await?.ok_or(DomainError::NotFound("user"))?;
     tx.commit().await?;
-    Ok(Profile { email: user.email, display_name: user.display_name })
+    Ok(Profile {
+        email: user.email,
+        display_name: user.display_name,
+        email_verified: user.email_verified_at.is_some(),
+    })
 }

@@ -196,6 +196,7 @@ pub(super) async fn authenticate(app: &AppState, token: &str) -> DomainResult<Pr
         || row.revoked_at.is_some()
         || row.expires_at.is_some_and(|at| at <= now)
         || row.owner_status != "active"
+        || row.tenant_status != "active"
     {
         return Err(refused);
     }

@@ -39,7 +39,15 @@ pub struct Lockout {
 
 enum Backend {
     Database(Store),
-    Redis { link: RedisLink, record: redis::Script, check: redis::Script, refund: redis::Script },
+    // Boxed: the client and three scripts are ten times the size of a Store handle.
+    Redis(Box<RedisCounters>),
+}
+
+struct RedisCounters {
+    link: RedisLink,
+    record: redis::Script,
+    check: redis::Script,
+    refund: redis::Script,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,12 +194,12 @@ fn millis(d: Duration) -> i64 {
 impl Lockout {
     pub fn new(store: Store, redis: Option<RedisLink>, policy: Policy) -> Lockout {
         let backend = match redis {
-            Some(link) => Backend::Redis {
+            Some(link) => Backend::Redis(Box::new(RedisCounters {
                 link,
                 record: redis::Script::new(RECORD_SCRIPT),
                 check: redis::Script::new(CHECK_SCRIPT),
                 refund: redis::Script::new(REFUND_SCRIPT),
-            },
+            })),
             None => Backend::Database(store),
         };
         Lockout { backend, policy }
@@ -240,7 +248,8 @@ impl Lockout {
                 db::save_throttle(&mut tx, &row).await?;
                 tx.commit().await?;
             }
-            Backend::Redis { link, refund, .. } => {
+            Backend::Redis(redis) => {
+                let RedisCounters { link, refund, .. } = &**redis;
                 let locked = if attempt.locked_until.is_some() { "1" } else { "0" };
                 let before = self.policy.threshold.saturating_sub(1).to_string();
                 link.script::<i64>(refund, &[&redis_key(account)], &[locked, &before]).await?;
@@ -262,7 +271,8 @@ impl Lockout {
                 tx.commit().await?;
                 Ok(row.map(|r| r.locked_until).filter(|until| *until > now))
             }
-            Backend::Redis { link, check, .. } => {
+            Backend::Redis(redis) => {
+                let RedisCounters { link, check, .. } = &**redis;
                 let remaining: i64 = link.script(check, &[&redis_key(key)], &[]).await?;
                 Ok((remaining > 0)
                     .then(|| now.plus(Duration::from_millis(remaining.unsigned_abs()))))
@@ -285,7 +295,8 @@ impl Lockout {
                 tx.commit().await?;
                 Ok(outcome)
             }
-            Backend::Redis { link, record, .. } => {
+            Backend::Redis(redis) => {
+                let RedisCounters { link, record, .. } = &**redis;
                 let args = [
                     threshold.to_string(),
                     millis(self.policy.window).to_string(),
@@ -312,7 +323,8 @@ impl Lockout {
                 db::clear_throttle(&mut tx, key).await?;
                 tx.commit().await?;
             }
-            Backend::Redis { link, .. } => {
+            Backend::Redis(redis) => {
+                let RedisCounters { link, .. } = &**redis;
                 link.command::<i64>(redis::cmd("DEL").arg(redis_key(key))).await?;
             }
         }

@@ -56,21 +56,21 @@ pub struct SignupRequest {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct SignupResponse {
-    tenant_id: TenantId,
-    user_id: UserId,
+pub struct SignupAccepted {
+    /// Always `accepted`, whether or not the address had an account: sign in to continue.
+    status: &'static str,
 }
 
-/// Create a tenant and its owner.
+/// Create a tenant and its owner. The answer is the same whether or not the address has an
+/// account (no enumeration); sign in, then read the ids from `/api/v1/me`.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
-    responses((status = 201, body = SignupResponse),
-              (status = 409, description = "The email has an account", body = crate::http::problem::ProblemBody, content_type = "application/problem+json")))]
+    responses((status = 202, body = SignupAccepted)))]
 async fn signup(
     State(app): State<AppState>,
     ctx: RequestContext,
     Json(body): Json<SignupRequest>,
 ) -> Result<Response, Problem> {
-    let (tenant_id, user_id) = account::signup(
+    account::signup(
         &app,
         &ctx,
         SignupInput {
@@ -81,7 +81,7 @@ async fn signup(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(SignupResponse { tenant_id, user_id })).into_response())
+    Ok((StatusCode::ACCEPTED, Json(SignupAccepted { status: "accepted" })).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -268,6 +268,8 @@ pub struct Me {
     display_name: String,
     /// A tenant role, or `superadmin`.
     role: String,
+    /// Whether the address was proven; accounts from open signup start unverified.
+    email_verified: bool,
     /// Set when the caller authenticated with an API key.
     #[serde(skip_serializing_if = "Option::is_none")]
     api_key_id: Option<ApiKeyId>,
@@ -291,6 +293,7 @@ pub async fn me_view(app: &AppState, principal: &Principal) -> Result<Me, Domain
         tenant_id: principal.tenant_id(),
         email: profile.email,
         display_name: profile.display_name,
+        email_verified: profile.email_verified,
         role,
         api_key_id: match principal.credential() {
             super::Credential::ApiKey { id, .. } => Some(*id),

@@ -149,6 +149,7 @@ impl SessionCache {
                     && s.expires_at > now
                     && s.last_used_at.plus(idle) > now
                     && s.status == "active"
+                    && s.tenant_status.as_deref().is_none_or(|t| t == "active")
             })
             .map(|s| {
                 owner(

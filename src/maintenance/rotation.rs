@@ -155,9 +155,50 @@ pub async fn finish_rotation(
     let mut report = RotationReport { version, ..RotationReport::default() };
     let target = i32::try_from(version).map_err(internal)?;
 
-    // 2. Re-encrypt, a batch per transaction.
+    // 2. Re-encrypt, a batch per transaction; 3. then destroy the old keys, unless a write
+    // that raced the last batch left a row under one (checked under lock: then round again).
     loop {
+        reencrypt(app, &scope, tenant, target, &mut report).await?;
         let mut tx = app.store().tenant_tx(&scope).await?;
+        // Writers hold the current key row FOR SHARE until they commit (PostgreSQL; SQLite has
+        // one writer anyway): after this lock every write that sealed under an old key is
+        // visible to the count below.
+        keys_db::lock_data_keys(&mut tx).await?;
+        if super::store::rows_under_older_keys(&mut tx, target).await? > 0 {
+            tx.commit().await?;
+            continue;
+        }
+        let destroyed = keys_db::destroy_retiring(&mut tx).await?;
+        audit::record(
+            &mut tx,
+            &ctx,
+            Event::new(Action::KeysRotateTenant)
+                .by_scope(&scope)
+                .detail("phase", "finished")
+                .detail("version", version)
+                .detail("contacts", report.contacts)
+                .detail("notes", report.notes)
+                .detail("activities", report.activities)
+                .detail("keys_destroyed", destroyed),
+        )
+        .await?;
+        tx.commit().await?;
+        break;
+    }
+    app.tenant_keys().forget(tenant);
+    Ok(report)
+}
+
+/// Re-encrypts every row under an older key than `target`, a batch per transaction.
+async fn reencrypt(
+    app: &AppState,
+    scope: &TenantScope,
+    tenant: TenantId,
+    target: i32,
+    report: &mut RotationReport,
+) -> DomainResult<()> {
+    loop {
+        let mut tx = app.store().tenant_tx(scope).await?;
         let keys = crate::crm::tenant_keys(app, &mut tx).await?;
         let mut fetched = 0usize;
         let rows = contact_store::older_than(&mut tx, target, BATCH).await?;
@@ -200,27 +241,7 @@ pub async fn finish_rotation(
         // A row changed meanwhile was rewritten under the new key by its own edit; the next
         // query no longer returns it. Done when nothing older is left.
         if fetched == 0 {
-            break;
+            return Ok(());
         }
     }
-
-    // 3. Nothing uses the old keys any more: destroy them.
-    let mut tx = app.store().tenant_tx(&scope).await?;
-    let destroyed = keys_db::destroy_retiring(&mut tx).await?;
-    audit::record(
-        &mut tx,
-        &ctx,
-        Event::new(Action::KeysRotateTenant)
-            .by_scope(&scope)
-            .detail("phase", "finished")
-            .detail("version", version)
-            .detail("contacts", report.contacts)
-            .detail("notes", report.notes)
-            .detail("activities", report.activities)
-            .detail("keys_destroyed", destroyed),
-    )
-    .await?;
-    tx.commit().await?;
-    app.tenant_keys().forget(tenant);
-    Ok(report)
 }

@@ -147,3 +147,16 @@ pub async fn sessions_of_tenant(
         .scalars(tx)
         .await
 }
+
+/// Rows of the transaction's tenant still sealed under a data key older than `version`.
+pub async fn rows_under_older_keys(tx: &mut TenantTx, version: i32) -> Result<i64, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT (SELECT count(*) FROM contacts WHERE tenant_id = $1 AND key_version < $2) \
+         + (SELECT count(*) FROM notes WHERE tenant_id = $1 AND key_version < $2) \
+         + (SELECT count(*) FROM activities WHERE tenant_id = $1 AND key_version < $2)",
+    )
+    .binds((tenant, version))
+    .scalar(tx)
+    .await
+}

@@ -39,6 +39,9 @@ pub async fn delete_tenant(app: &AppState, tenant: TenantId) -> DomainResult<u64
     .await?;
     tx.commit().await?;
     app.tenant_keys().forget(tenant);
+    if let Some(redis) = app.redis() {
+        redis.publish(&crate::redis_link::ClusterEvent::TenantDeleted { tenant }).await;
+    }
     app.identity().sessions.revoked(&sessions).await;
     Ok(deleted)
 }

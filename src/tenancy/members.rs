@@ -61,7 +61,7 @@ pub async fn change_role(
     }
     if current == Role::Owner
         && member.status == "active"
-        && db::count_active_owners(&mut tx).await? <= 1
+        && db::lock_active_owners(&mut tx).await? <= 1
     {
         return Err(DomainError::Conflict("the last owner cannot be demoted"));
     }
@@ -69,6 +69,8 @@ pub async fn change_role(
     db::set_role(&mut tx, target, new_role.as_str(), now).await?;
     let revoked =
         identity_db::revoke_user_sessions(&mut tx, target, None, "role_change", now).await?;
+    // Invitations the member sent for roles above their new one die with the demotion.
+    let withdrawn = withdraw_invitations_of(&mut tx, target, Some(new_role), now).await?;
     audit::record(
         &mut tx,
         ctx,
@@ -77,7 +79,8 @@ pub async fn change_role(
             .target("user", target)
             .detail("from", current.as_str())
             .detail("to", new_role.as_str())
-            .detail("sessions_revoked", revoked.len()),
+            .detail("sessions_revoked", revoked.len())
+            .detail("invitations_withdrawn", withdrawn),
     )
     .await?;
     tx.commit().await?;
@@ -102,7 +105,7 @@ pub async fn deactivate(
     if role > scope.role() {
         return Err(DomainError::Forbidden("you cannot deactivate someone above you"));
     }
-    if role == Role::Owner && db::count_active_owners(&mut tx).await? <= 1 {
+    if role == Role::Owner && db::lock_active_owners(&mut tx).await? <= 1 {
         return Err(DomainError::Conflict("the last owner cannot be removed"));
     }
     let now = Timestamp::now();
@@ -110,6 +113,7 @@ pub async fn deactivate(
     let revoked =
         identity_db::revoke_user_sessions(&mut tx, target, None, "deactivated", now).await?;
     let keys = identity_db::revoke_user_api_keys(&mut tx, target, now).await?;
+    let withdrawn = withdraw_invitations_of(&mut tx, target, None, now).await?;
     audit::record(
         &mut tx,
         ctx,
@@ -117,11 +121,75 @@ pub async fn deactivate(
             .by_scope(scope)
             .target("user", target)
             .detail("sessions_revoked", revoked.len())
-            .detail("api_keys_revoked", keys),
+            .detail("api_keys_revoked", keys)
+            .detail("invitations_withdrawn", withdrawn),
     )
     .await?;
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
+    Ok(())
+}
+
+/// Ends the pending invitations `inviter` sent for a role above `kept` (all of them when
+/// `None`): an invitation carries its inviter's authority, which a demotion or deactivation
+/// takes away.
+async fn withdraw_invitations_of(
+    tx: &mut crate::store::TenantTx,
+    inviter: UserId,
+    kept: Option<Role>,
+    now: Timestamp,
+) -> DomainResult<usize> {
+    let mut withdrawn = 0;
+    for (id, role) in db::pending_invitations_by(tx, inviter, now).await? {
+        let above = match (kept, Role::parse(&role)) {
+            (Some(kept), Some(role)) => role > kept,
+            _ => true,
+        };
+        if above && db::revoke_invitation(tx, id, now).await? {
+            withdrawn += 1;
+        }
+    }
+    Ok(withdrawn)
+}
+
+/// Resets a member's second factors (TOTP, backup codes, passkeys) so a member who lost them
+/// can enrol again; their sessions end. For owners and admins (`users:manage`, a recent
+/// step-up, on the route), never on someone above the caller; audited.
+pub async fn reset_factors(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    target: UserId,
+) -> DomainResult<()> {
+    // Second factors are identity data (system transactions only, on PostgreSQL by policy):
+    // the member is found in the same system transaction, inside the caller's tenant.
+    let mut tx = app.store().system_tx().await?;
+    let member = identity_db::user_by_id(&mut tx, target)
+        .await?
+        .filter(|u| u.tenant_id == Some(scope.tenant_id()))
+        .ok_or(DomainError::NotFound("user"))?;
+    let role = member.role.as_deref().and_then(Role::parse).unwrap_or(Role::Owner);
+    if role > scope.role() {
+        return Err(DomainError::Forbidden("you cannot reset the factors of someone above you"));
+    }
+    let now = Timestamp::now();
+    let removed = crate::identity::mfa::store::delete_all_factors(&mut tx, target).await?;
+    let revoked =
+        identity_db::revoke_user_sessions(&mut tx, target, None, "mfa_reset", now).await?;
+    audit::record_platform(
+        &mut tx,
+        Some(scope.tenant_id()),
+        ctx,
+        Event::new(Action::MfaReset)
+            .by_scope(scope)
+            .target("user", target)
+            .detail("factors_removed", removed)
+            .detail("sessions_revoked", revoked.len()),
+    )
+    .await?;
+    tx.commit().await?;
+    app.identity().sessions.revoked(&revoked).await;
+    app.identity().mfa.forget(target);
     Ok(())
 }
 
@@ -143,8 +211,14 @@ pub async fn invite(
     if role > scope.role() {
         return Err(DomainError::Forbidden("you cannot invite someone above your own role"));
     }
-    let inviter =
-        scope.actor().user_id().ok_or(DomainError::Forbidden("invitations come from a user"))?;
+    let crate::tenancy::Actor::User { user_id: inviter, session_id } = scope.actor().clone() else {
+        return Err(DomainError::Forbidden("invitations come from a user"));
+    };
+    // An invitation to admin or owner hands out that role: it needs a recent second factor,
+    // like a role change.
+    if role >= Role::Admin {
+        crate::identity::mfa::require_step_up_of(app, session_id).await?;
+    }
     let token = opaque_token();
     let (id, now) = (InvitationId::new(), Timestamp::now());
     let expires_at = now.plus(INVITATION_LIFETIME);
@@ -209,12 +283,19 @@ pub async fn list_invitations(
 pub async fn revoke_invitation(
     app: &AppState,
     scope: &TenantScope,
+    ctx: &RequestContext,
     id: InvitationId,
 ) -> DomainResult<()> {
     let mut tx = app.store().tenant_tx(scope).await?;
     if !db::revoke_invitation(&mut tx, id, Timestamp::now()).await? {
         return Err(DomainError::NotFound("invitation"));
     }
+    audit::record(
+        &mut tx,
+        ctx,
+        Event::new(Action::InvitationRevoke).by_scope(scope).target("invitation", id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -231,9 +312,11 @@ pub async fn accept(
     let hash = token_hash(token.expose());
     let mut tx = app.store().system_read().await?;
     let invitation = db::invitation_by_token(&mut tx, &hash).await?.ok_or_else(gone)?;
+    let tenant_active = db::tenant_is_active(&mut tx, invitation.tenant_id).await?;
     tx.commit().await?;
     let now = Timestamp::now();
-    if invitation.accepted_at.is_some() || invitation.expires_at <= now {
+    // A deleted tenant's invitations are dead even if one escaped the deletion.
+    if invitation.accepted_at.is_some() || invitation.expires_at <= now || !tenant_active {
         return Err(gone());
     }
     let display_name = display_name.trim();

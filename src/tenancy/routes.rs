@@ -29,6 +29,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::permission(routes!(list_users), UsersRead, Read),
         Endpoint::permission(routes!(update_user), UsersManage, Sensitive).step_up(),
         Endpoint::permission(routes!(deactivate_user), UsersManage, Sensitive).step_up(),
+        Endpoint::permission(routes!(reset_factors), UsersManage, Sensitive).step_up(),
         Endpoint::permission(routes!(create_invitation), UsersManage, Write).idempotent(),
         Endpoint::permission(routes!(list_invitations), UsersManage, Read),
         Endpoint::permission(routes!(revoke_invitation), UsersManage, Write),
@@ -165,6 +166,20 @@ async fn create_invitation(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// Reset a member's second factors so they can enrol again (they lost them); their sessions
+/// end. Never for someone above the caller. Needs a recent step-up.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/factors", tag = "users",
+    params(("id" = UserId, Path, description = "User id")), responses((status = 204)))]
+async fn reset_factors(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Id(id): Id<UserId>,
+) -> Result<StatusCode, Problem> {
+    members::reset_factors(&app, &scope, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The tenant's invitations.
 #[utoipa::path(get, path = "/api/v1/invitations", tag = "users", params(PageQuery),
     responses((status = 200, body = Page<InvitationView>)))]
@@ -184,10 +199,11 @@ async fn list_invitations(
     params(("id" = InvitationId, Path, description = "Invitation id")), responses((status = 204)))]
 async fn revoke_invitation(
     State(app): State<AppState>,
+    ctx: RequestContext,
     scope: TenantScope,
     Id(id): Id<InvitationId>,
 ) -> Result<StatusCode, Problem> {
-    members::revoke_invitation(&app, &scope, id).await?;
+    members::revoke_invitation(&app, &scope, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,7 +3,7 @@
 
 use crate::clock::Timestamp;
 use crate::ids::{InvitationId, TenantId, UserId};
-use crate::store::{StoreError, SystemTx, TenantTx, query};
+use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
@@ -67,15 +67,44 @@ pub async fn deactivate(tx: &mut TenantTx, id: UserId, now: Timestamp) -> Result
     Ok(())
 }
 
-pub async fn count_active_owners(tx: &mut TenantTx) -> Result<i64, StoreError> {
+/// The tenant's active owners, counted under lock (PostgreSQL `FOR UPDATE`; SQLite's single
+/// writer): two demotions racing cannot both see a second owner and leave none.
+pub async fn lock_active_owners(tx: &mut TenantTx) -> Result<usize, StoreError> {
+    let tenant = tx.tenant_id();
+    // Dialects differ: FOR UPDATE exists on PostgreSQL only.
+    let sql = match tx.backend() {
+        Backend::Postgres => {
+            "SELECT id FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = 'active' \
+             FOR UPDATE"
+        }
+        Backend::Sqlite => {
+            "SELECT id FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = 'active'"
+        }
+    };
+    let owners: Vec<UserId> = query(sql).bind(tenant).scalars(tx).await?;
+    Ok(owners.len())
+}
+
+/// A member's pending invitations: (id, role).
+pub async fn pending_invitations_by(
+    tx: &mut TenantTx,
+    inviter: UserId,
+    now: Timestamp,
+) -> Result<Vec<(InvitationId, String)>, StoreError> {
     let tenant = tx.tenant_id();
     query(
-        "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = \
-             'active'",
+        "SELECT id, role FROM invitations WHERE tenant_id = $1 AND invited_by = $2 \
+         AND accepted_at IS NULL AND expires_at > $3",
     )
-    .bind(tenant)
-    .scalar(tx)
+    .binds((tenant, inviter, now))
+    .fetch_all(tx)
     .await
+}
+
+pub async fn tenant_is_active(tx: &mut SystemTx, tenant: TenantId) -> Result<bool, StoreError> {
+    let status: Option<String> =
+        query("SELECT status FROM tenants WHERE id = $1").bind(tenant).scalar_optional(tx).await?;
+    Ok(status.as_deref() == Some("active"))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

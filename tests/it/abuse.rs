@@ -296,8 +296,7 @@ async fn an_idempotency_key_replays_refuses_a_different_body_and_survives_a_rest
     let stored = crate::support::raw_scalar_text(&app.db, sql, "key-1").await;
     assert!(!stored.to_lowercase().contains(&hex(token)), "the stored body is plaintext");
 
-    let db = app.stop().await;
-    let restarted = TestApp::spawn_on(db, &[]).await;
+    let restarted = app.restart(&[]).await;
     let (token_after, _) = restarted.login_ok(&owner.email, PASSWORD).await;
     let replay =
         post_with_key(&restarted, &token_after, "/api/v1/invitations", "key-1", &body).await;
@@ -327,9 +326,9 @@ async fn a_duplicate_arriving_while_the_first_runs_gets_409() {
     let (a, b) = tokio::join!(send(), send());
     let mut statuses = [a.expect("a").status().as_u16(), b.expect("b").status().as_u16()];
     statuses.sort_unstable();
-    assert_eq!(statuses, [201, 409]);
+    assert_eq!(statuses, [202, 409]);
     let replay = send().await.expect("replay");
-    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.status(), 202);
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
 }
 

@@ -186,6 +186,7 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
     let none = json!({});
     BTreeMap::from([
         ("/api/v1/users/{id}", (a.user_id.clone(), json!({"role": "readonly"}))),
+        ("/api/v1/users/{id}/factors", (a.user_id.clone(), none.clone())),
         ("/api/v1/api-keys/{id}", (key_id, none.clone())),
         ("/api/v1/invitations/{id}", (invitation, none.clone())),
         (

@@ -106,24 +106,29 @@ async fn totp_login_needs_a_fresh_code_and_backup_codes_work_once() {
 #[tokio::test]
 async fn wrong_second_factors_count_towards_the_lockout() {
     let app = TestApp::spawn().await;
-    let owner = app.signup("Acme").await;
-    let (secret, _) = enrol(&app, &owner).await;
-    let body = ticket(&app, &owner).await;
+    let (owner, victim) = owner_and_victim(&app).await;
+    let (secret, _) = enrol(&app, &victim).await;
+    let body = ticket(&app, &victim).await;
     for _ in 0..5 {
         assert_eq!(verify(&app, &body["mfa_token"], "code", "999999").await.status(), 401);
     }
     let locked = verify(&app, &body["mfa_token"], "code", &code_at(&secret, now())).await;
     assert_eq!(locked.status(), 401, "the account is locked now, even for the right code");
-    assert_eq!(app.login(&owner.email, PASSWORD).await.status(), 401, "and for the password");
-    let events = app.audit_events(&admin_of(&app, &owner).await).await;
+    assert_eq!(app.login(&victim.email, PASSWORD).await.status(), 401, "and for the password");
+    let events = audit_of(&app, &owner).await;
     assert!(events.iter().any(|e| e["action"] == "auth.lockout"), "the lockout is audited");
 }
 
-/// A second owner of `who`'s tenant, to read the audit log while `who` is locked out.
-async fn admin_of(app: &TestApp, who: &Account) -> Account {
-    let other = app.add_member(who, "owner").await;
-    app.step_up(&other).await;
-    other
+/// A tenant whose owner reads the audit log while `victim`, an agent, gets locked out.
+async fn owner_and_victim(app: &TestApp) -> (Account, Account) {
+    let owner = app.signup("Acme").await;
+    let victim = app.add_member(&owner, "agent").await;
+    (owner, victim)
+}
+
+async fn audit_of(app: &TestApp, owner: &Account) -> Vec<Value> {
+    app.step_up(owner).await;
+    app.audit_events(owner).await
 }
 
 #[tokio::test]
@@ -148,9 +153,9 @@ async fn the_password_does_not_refill_the_budget_of_code_guesses() {
 #[tokio::test]
 async fn concurrent_guesses_get_no_more_checks_than_the_threshold() {
     let app = TestApp::spawn().await;
-    let owner = app.signup("Acme").await;
-    enrol(&app, &owner).await;
-    let body = ticket(&app, &owner).await;
+    let (owner, victim) = owner_and_victim(&app).await;
+    enrol(&app, &victim).await;
+    let body = ticket(&app, &victim).await;
     let mut guesses = tokio::task::JoinSet::new();
     for n in 0..20 {
         let request = app
@@ -162,7 +167,7 @@ async fn concurrent_guesses_get_no_more_checks_than_the_threshold() {
     while let Some(status) = guesses.join_next().await {
         assert_eq!(status.expect("join"), 401);
     }
-    let events = app.audit_events(&admin_of(&app, &owner).await).await;
+    let events = audit_of(&app, &owner).await;
     let checked = events.iter().filter(|e| e["action"] == "auth.mfa_failed").count();
     assert!((1..=5).contains(&checked), "{checked} guesses were checked; the budget is 5");
 }
@@ -397,12 +402,12 @@ async fn under_the_all_policy_users_must_enrol_before_anything_else() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Acme").await;
     let agent = app.add_member(&owner, "agent").await;
-    let admin = app.add_member(&owner, "admin").await;
     let bogus = app
         .patch_as(&owner.token, "/api/v1/tenant/security", &json!({"mfa_required": "most"}))
         .await;
     assert_eq!(expect_problem(bogus, 403).await["code"], "step_up_required");
-    app.step_up(&owner).await;
+    // Inviting an admin steps the owner up.
+    let admin = app.add_member(&owner, "admin").await;
     let bogus = app
         .patch_as(&owner.token, "/api/v1/tenant/security", &json!({"mfa_required": "most"}))
         .await;

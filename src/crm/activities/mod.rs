@@ -12,7 +12,7 @@ use self::store::ActivityColumns;
 pub use self::store::{Activities, ActivityRow};
 use super::list::{SortColumn, SortValue, sort_schema};
 use super::resource::{Opened, Resource};
-use super::{Check, Ref, check_refs, tenant_keys};
+use super::{Check, Ref, check_refs, sealing_keys, tenant_keys};
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::crypto::KeySet;
@@ -214,7 +214,7 @@ impl Resource for Activities {
             ],
         )
         .await?;
-        let keys = tenant_keys(app, tx).await?;
+        let keys = sealing_keys(app, tx).await?;
         let tenant = tx.tenant_id();
         let columns = ActivityColumns {
             key_version: i32::try_from(keys.current_version()).unwrap_or(i32::MAX),

@@ -353,7 +353,7 @@ impl Resource for Contacts {
             ],
         )
         .await?;
-        let keys = super::tenant_keys(app, tx).await?;
+        let keys = super::sealing_keys(app, tx).await?;
         let sealed = seal(&keys, tx.tenant_id(), id, data);
         let now = Timestamp::now();
         if insert {

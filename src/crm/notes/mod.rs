@@ -11,7 +11,7 @@ use self::store::NoteLinks;
 pub use self::store::{NoteRow, Notes};
 use super::list::TimeSort;
 use super::resource::{Opened, Resource};
-use super::{Check, Ref, check_refs, tenant_keys};
+use super::{Check, Ref, check_refs, sealing_keys, tenant_keys};
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::crypto::KeySet;
@@ -140,7 +140,7 @@ impl Resource for Notes {
             )
             .await?;
         }
-        let keys = tenant_keys(app, tx).await?;
+        let keys = sealing_keys(app, tx).await?;
         let sealed = seal_body(&keys, tx.tenant_id(), id, &n.body);
         let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
         let now = Timestamp::now();

@@ -61,7 +61,7 @@ impl Mfa {
         }
     }
 
-    fn forget(&self, user: UserId) {
+    pub(crate) fn forget(&self, user: UserId) {
         if let Ok(mut cache) = self.enrolment.lock() {
             cache.remove(&user);
         }

@@ -394,3 +394,16 @@ pub async fn password_proof_at(
         .await?
         .flatten())
 }
+
+/// Every second factor of a user (an administrator's reset); how many went.
+pub async fn delete_all_factors(tx: &mut SystemTx, user: UserId) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    for sql in [
+        "DELETE FROM mfa_totp WHERE user_id = $1",
+        "DELETE FROM mfa_backup_codes WHERE user_id = $1",
+        "DELETE FROM webauthn_credentials WHERE user_id = $1",
+    ] {
+        removed += query(sql).bind(user).execute(tx).await?;
+    }
+    Ok(removed)
+}

@@ -122,6 +122,7 @@ pub struct ApiKeyAuthRow {
     pub last_used_at: Option<Timestamp>,
     pub owner_role: Option<String>,
     pub owner_status: String,
+    pub tenant_status: String,
 }
 
 pub async fn api_key_by_prefix(
@@ -130,8 +131,9 @@ pub async fn api_key_by_prefix(
 ) -> Result<Option<ApiKeyAuthRow>, StoreError> {
     query(
         "SELECT k.id, k.tenant_id, k.created_by, k.secret_hash, k.scopes, k.expires_at, \
-         k.revoked_at, k.last_used_at, u.role AS owner_role, u.status AS owner_status \
-         FROM api_keys k JOIN users u ON u.id = k.created_by WHERE k.prefix = $1",
+         k.revoked_at, k.last_used_at, u.role AS owner_role, u.status AS owner_status, \
+         t.status AS tenant_status FROM api_keys k JOIN users u ON u.id = k.created_by \
+         JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1",
     )
     .bind(prefix)
     .fetch_optional(tx)

@@ -18,8 +18,8 @@ use crate::store::{AsRawTx, StoreError, SystemTx, query};
 
 macro_rules! user_columns {
     () => {
-        "id, tenant_id, email, display_name, password_hash, role, \
-    is_superadmin, status, created_at"
+        "id, tenant_id, email, display_name, password_hash, role, is_superadmin, status, \
+         created_at, email_verified_at"
     };
 }
 
@@ -34,6 +34,7 @@ pub struct UserRow {
     pub is_superadmin: bool,
     pub status: String,
     pub created_at: Timestamp,
+    pub email_verified_at: Option<Timestamp>,
 }
 
 impl UserRow {

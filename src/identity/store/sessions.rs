@@ -83,6 +83,8 @@ pub struct SessionState {
     pub user_id: UserId,
     pub tenant_id: Option<TenantId>,
     pub role: Option<String>,
+    /// `None` for the platform super-admin, who belongs to no tenant.
+    pub tenant_status: Option<String>,
 }
 
 pub async fn session_state(
@@ -91,7 +93,8 @@ pub async fn session_state(
 ) -> Result<Option<SessionState>, StoreError> {
     query(
         "SELECT s.revoked_at, s.expires_at, s.last_used_at, u.status, s.user_id, u.tenant_id, \
-         u.role FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+         u.role, t.status AS tenant_status FROM sessions s JOIN users u ON u.id = s.user_id \
+         LEFT JOIN tenants t ON t.id = u.tenant_id WHERE s.id = $1",
     )
     .bind(id)
     .fetch_optional(tx)
