@@ -57,7 +57,10 @@ impl AppState {
             }
         }
         let redis = match &config.redis_url {
-            Some(url) => Some(RedisLink::connect(url.expose()).map_err(anyhow::Error::msg)?),
+            Some(url) => Some(
+                RedisLink::connect(url.expose(), config.redis_ca_file.as_deref())
+                    .map_err(anyhow::Error::msg)?,
+            ),
             None => None,
         };
         let ring = KeyRing::new(&config.secrets.master_keys).context("BULWARK_MASTER_KEYS")?;
@@ -189,12 +192,47 @@ impl Application {
         self.tls.is_some()
     }
 
+    fn checkpointer(
+        &self,
+    ) -> Result<crate::audit::checkpoint::Checkpointer, crate::audit::checkpoint::CheckpointError>
+    {
+        let audit = &self.state.config().audit;
+        crate::audit::checkpoint::Checkpointer::new(
+            self.state.keys(),
+            crate::audit::checkpoint::Policy {
+                events: audit.checkpoint_events,
+                interval: audit.checkpoint_interval,
+                sink: audit.checkpoint_file.clone(),
+            },
+        )
+    }
+
     /// Serves until `shutdown` completes, then drains open connections.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let config = self.state.config().clone();
         let upkeep = tokio::spawn(telemetry::metrics::run_upkeep(self.metrics.clone()));
         let sweeper = tokio::spawn(maintain(self.state.clone()));
+        let checkpointer = match self.checkpointer() {
+            Ok(checkpointer) => Some(Arc::new(tokio::sync::Mutex::new(checkpointer))),
+            Err(err) => {
+                tracing::error!(error = %err, "audit checkpoints are off");
+                None
+            }
+        };
+        let checkpoints = checkpointer.clone().map(|checkpointer| {
+            let store = self.state.store().clone();
+            let every = config.audit.checkpoint_interval.min(std::time::Duration::from_secs(10));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    if let Err(err) = checkpointer.lock().await.run(&store, false).await {
+                        tracing::error!(error = %err, "audit checkpoint failed");
+                    }
+                }
+            })
+        });
         let listener = self.state.redis().cloned().map(|redis| {
             let state = self.state.clone();
             tokio::spawn(
@@ -202,16 +240,22 @@ impl Application {
             )
         });
         let metrics_server = self.metrics_listener.map(|listener| {
-            let router = telemetry::routes::metrics_router(self.metrics.clone());
+            let token = config
+                .metrics_token
+                .as_ref()
+                .map(|t| crate::crypto::Secret::new(t.expose().clone()));
+            let router = telemetry::routes::metrics_router(self.metrics.clone(), token);
             let options = server::ServeOptions {
                 tls: None,
                 header_read_timeout: config.http.header_read_timeout,
+                idle_timeout: config.http.idle_timeout,
             };
             tokio::spawn(server::serve(listener, router, options, stopped(stop_rx.clone())))
         });
         let options = server::ServeOptions {
             tls: self.tls,
             header_read_timeout: config.http.header_read_timeout,
+            idle_timeout: config.http.idle_timeout,
         };
         tokio::spawn(async move {
             shutdown.await;
@@ -223,6 +267,13 @@ impl Application {
         }
         upkeep.abort();
         sweeper.abort();
+        if let (Some(task), Some(checkpointer)) = (checkpoints, checkpointer) {
+            task.abort();
+            // The last word: every chain that moved since its checkpoint gets one now.
+            if let Err(err) = checkpointer.lock().await.run(self.state.store(), true).await {
+                tracing::error!(error = %err, "audit checkpoint at shutdown failed");
+            }
+        }
         if let Some(listener) = listener {
             listener.abort();
         }

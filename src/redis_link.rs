@@ -44,9 +44,27 @@ const EVENTS: &str = "bulwark:events";
 
 impl RedisLink {
     /// Connects lazily: the process starts even when Redis is down, and readiness says so.
-    pub fn connect(url: &str) -> Result<RedisLink, String> {
-        let client = redis::Client::open(url)
-            .map_err(|_| "BULWARK_REDIS_URL is not a valid Redis URL".to_owned())?;
+    /// `ca_file` (PEM) replaces the system roots for verifying a `rediss://` server.
+    pub fn connect(url: &str, ca_file: Option<&std::path::Path>) -> Result<RedisLink, String> {
+        // rustls needs a process-wide provider for the Redis client; the server's own TLS
+        // names ring explicitly. Installing twice is harmless (the first one stays).
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let invalid = |_| "BULWARK_REDIS_URL is not a valid Redis URL".to_owned();
+        let client = match ca_file {
+            None => redis::Client::open(url).map_err(invalid)?,
+            Some(path) => {
+                let root_cert = std::fs::read(path).map_err(|err| {
+                    format!(
+                        "BULWARK_REDIS_CA_FILE: {} cannot be read ({})",
+                        path.display(),
+                        err.kind()
+                    )
+                })?;
+                let certificates =
+                    redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
+                redis::Client::build_with_tls(url, certificates).map_err(invalid)?
+            }
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(DEADLINE))
             .set_response_timeout(Some(DEADLINE))

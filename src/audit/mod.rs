@@ -10,6 +10,7 @@
 //! This module never records secrets: details hold ids, counts and reasons, not values.
 
 mod chain;
+pub mod checkpoint;
 pub mod routes;
 mod store;
 
@@ -238,6 +239,21 @@ pub async fn record(
 ) -> Result<AuditEventId, StoreError> {
     let tenant = tx.tenant_id();
     store::append(tx, Some(tenant), ctx, &event).await
+}
+
+/// Appends one event in a write transaction of its own: for reads that are audited, so the
+/// read itself runs beside writers (on SQLite, without the write lock) and only the event
+/// takes a write turn.
+pub async fn record_alone(
+    app: &crate::app::AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    event: Event,
+) -> Result<AuditEventId, StoreError> {
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let id = record(&mut tx, ctx, event).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Appends an event from platform work: to `tenant`'s chain, or the platform chain.

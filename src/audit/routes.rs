@@ -59,9 +59,7 @@ pub struct AuditEventView {
     hash: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::crypto::hex;
 
 impl From<AuditRow> for AuditEventView {
     fn from(row: AuditRow) -> Self {

@@ -131,6 +131,23 @@ pub struct HeadRow {
     pub hash: Vec<u8>,
 }
 
+/// Every chain's head.
+pub(super) async fn heads(tx: &mut SystemTx) -> Result<Vec<HeadRow>, StoreError> {
+    query("SELECT chain_id, seq, hash FROM audit_heads ORDER BY chain_id").fetch_all(tx).await
+}
+
+/// The hash of one event of a chain, if the chain still has it.
+pub(super) async fn event_hash_at(
+    tx: &mut SystemTx,
+    chain: Uuid,
+    seq: i64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    query("SELECT hash FROM audit_events WHERE chain_id = $1 AND seq = $2")
+        .binds((chain, seq))
+        .scalar_optional(tx)
+        .await
+}
+
 /// Every chain, from the heads and from the events (a chain whose head row was deleted
 /// still gets verified).
 pub(super) async fn chains(

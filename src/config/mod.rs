@@ -50,16 +50,27 @@ pub struct Config {
     pub env: Profile,
     pub listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
+    pub metrics_token: Option<Secret<String>>,
     pub data_dir: PathBuf,
     pub public_url: Url,
     pub database: DatabaseConfig,
     pub redis_url: Option<Secret<String>>,
+    pub redis_ca_file: Option<PathBuf>,
     pub log: String,
     pub rate_limits: RateLimitConfig,
     pub http: HttpConfig,
     pub identity: IdentityConfig,
     pub retention: RetentionConfig,
+    pub audit: AuditConfig,
     pub secrets: SecretsConfig,
+}
+
+/// Signed checkpoints of the audit chains (see `audit::checkpoint`).
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub checkpoint_events: i64,
+    pub checkpoint_interval: Duration,
+    pub checkpoint_file: PathBuf,
 }
 
 /// How long each kind of data is kept; `None` keeps it.
@@ -117,7 +128,9 @@ pub struct HttpConfig {
     pub body_limit: usize,
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
-    /// `Some(max_age)` when HSTS is on; it is sent in production or over TLS.
+    /// Connections (HTTP/1.1 keep-alive and HTTP/2) that start no request for this long close.
+    pub idle_timeout: Duration,
+    /// `Some(max_age)` when HSTS is on; it is sent outside development or over TLS.
     pub hsts_max_age: Option<u64>,
     pub x_xss_protection: &'static str,
     pub cookie_secure: bool,
@@ -146,6 +159,16 @@ pub struct MasterKey {
     pub id: String,
     pub key: Secret<[u8; 32]>,
 }
+
+/// What `serve` prints in the development profile, the default, so nobody runs a deployment
+/// on it unknowingly.
+pub const DEVELOPMENT_BANNER: &str = "\
+=====================================================================
+ DEVELOPMENT PROFILE (BULWARK_ENV=development): not for real data.
+ Secrets are generated into the data directory, plain http and http://
+ CORS origins are allowed, HSTS is off and development-only switches
+ are accepted. Set BULWARK_ENV=production for a deployment.
+=====================================================================";
 
 /// Every reason the configuration cannot be used, in one list.
 #[derive(Debug)]
@@ -178,6 +201,11 @@ pub struct Loaded {
 }
 
 pub const MIN_SECRET_BYTES: usize = 32;
+/// The least entropy a JWT secret must show, by its byte frequencies, outside development.
+/// 32 random bytes show about 150 bits, 32 random base64 characters 145, 32 hex characters
+/// 118; a repeated character shows 0 and `dev-secret-dev-secret-dev-secret` 91. The estimate
+/// catches repetition, not a sentence, so the README asks for random bytes.
+pub const MIN_SECRET_ENTROPY_BITS: f64 = 100.0;
 
 pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, ConfigProblems> {
     let raw = RawValues::read(input);
@@ -187,6 +215,10 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
     let env = p.parse("BULWARK_ENV", parse_profile);
     let listen = p.parse("BULWARK_LISTEN", parse_addr);
     let metrics_listen = p.parse("BULWARK_METRICS_LISTEN", parse_optional_addr);
+    let metrics_token = p.secret_text("BULWARK_METRICS_TOKEN");
+    if metrics_token.as_ref().is_some_and(|t| t.expose().len() < MIN_SECRET_BYTES) {
+        p.problem(&format!("BULWARK_METRICS_TOKEN is shorter than {MIN_SECRET_BYTES} bytes"));
+    }
     let data_dir = p.parse("BULWARK_DATA_DIR", |v| Ok(PathBuf::from(v)));
     let public_url = p.parse("BULWARK_PUBLIC_URL", parse_public_url);
     let database = DatabaseConfig {
@@ -202,6 +234,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         body_limit: p.parse("BULWARK_BODY_LIMIT", parse_body_limit),
         request_timeout: p.parse("BULWARK_REQUEST_TIMEOUT", parse_duration),
         header_read_timeout: p.parse("BULWARK_HEADER_READ_TIMEOUT", parse_duration),
+        idle_timeout: p.parse("BULWARK_IDLE_TIMEOUT", parse_duration),
         hsts_max_age: {
             let on = p.parse("BULWARK_HSTS", parse_switch);
             let age = p.parse("BULWARK_HSTS_MAX_AGE", parse_u64);
@@ -251,11 +284,26 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
     if retention.audit.is_some_and(|d| d < secs(365 * 86_400)) {
         p.problem("BULWARK_RETENTION_AUDIT: audit events are kept at least 365d (or `off`)");
     }
+    let audit = AuditConfig {
+        checkpoint_events: p.parse("BULWARK_AUDIT_CHECKPOINT_EVENTS", |v| {
+            parse_range(v, 1, 1_000_000).map(i64::from)
+        }),
+        checkpoint_interval: p.parse("BULWARK_AUDIT_CHECKPOINT_INTERVAL", parse_duration),
+        checkpoint_file: p
+            .optional("BULWARK_AUDIT_CHECKPOINT_FILE", |v| Ok(PathBuf::from(v)))
+            .unwrap_or_else(|| data_dir.join("audit-checkpoints.jsonl")),
+    };
     let redis_url = p.secret_text("BULWARK_REDIS_URL");
     if let Some(url) = &redis_url
         && let Err(reason) = parse_redis_url(url.expose())
     {
         p.problem(&format!("BULWARK_REDIS_URL: {reason}"));
+    }
+    let redis_ca_file = p.optional("BULWARK_REDIS_CA_FILE", |v| Ok(PathBuf::from(v)));
+    if redis_ca_file.is_some()
+        && !redis_url.as_ref().is_some_and(|u| u.expose().starts_with("rediss://"))
+    {
+        p.problem("BULWARK_REDIS_CA_FILE applies to a rediss:// BULWARK_REDIS_URL only");
     }
     let log = p.parse("BULWARK_LOG", |v| Ok(v.to_owned()));
     let rate_limits = RateLimitConfig {
@@ -286,15 +334,18 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         env,
         listen,
         metrics_listen,
+        metrics_token,
         data_dir,
         public_url,
         database,
         redis_url,
+        redis_ca_file,
         log,
         rate_limits,
         http,
         identity,
         retention,
+        audit,
         secrets,
     };
     let mut problems = p.problems;
@@ -327,6 +378,37 @@ fn profile_problems(config: &Config, raw: &RawValues) -> Vec<String> {
     if config.http.hsts_max_age.is_none() {
         problems.push(format!(
             "HSTS is off (BULWARK_HSTS=off or BULWARK_HSTS_MAX_AGE=0); it must stay on in {env}"
+        ));
+    }
+    if config.metrics_listen.is_some_and(|a| !a.ip().is_loopback())
+        && config.metrics_token.is_none()
+    {
+        problems.push(format!(
+            "BULWARK_METRICS_LISTEN is reachable from other machines: set BULWARK_METRICS_TOKEN in {env}"
+        ));
+    }
+    for origin in config.http.cors_origins.iter().filter(|o| o.starts_with("http://")) {
+        problems.push(format!(
+            "BULWARK_CORS_ORIGINS: `{origin}` is plain http; credentialed CORS to it is refused in {env}"
+        ));
+    }
+    if let DatabaseUrl::Postgres(url) = &config.database.url
+        && let Err(reason) = parse::remote_postgres_is_verified(url.expose())
+    {
+        problems.push(format!("BULWARK_DATABASE_URL: {reason} in {env}"));
+    }
+    if let Some(url) = &config.redis_url
+        && let Err(reason) = parse::remote_redis_is_tls(url.expose())
+    {
+        problems.push(format!("BULWARK_REDIS_URL: {reason} in {env}"));
+    }
+    if config.secrets.jwt_secret.expose().len() >= MIN_SECRET_BYTES
+        && parse::estimated_entropy_bits(config.secrets.jwt_secret.expose())
+            < MIN_SECRET_ENTROPY_BITS
+    {
+        problems.push(format!(
+            "BULWARK_JWT_SECRET looks like text of low entropy (a repeated character or a \
+             phrase); use at least {MIN_SECRET_BYTES} random bytes in {env}"
         ));
     }
     for (name, off_value, what) in [

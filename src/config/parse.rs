@@ -176,3 +176,62 @@ pub fn parse_master_keys(value: &str) -> Result<Vec<MasterKey>, String> {
     }
     Ok(keys)
 }
+
+/// Shannon entropy of the byte frequencies, times the length: an upper estimate of a
+/// secret's entropy that is low for repetitive text.
+pub(super) fn estimated_entropy_bits(bytes: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in bytes {
+        counts[usize::from(*b)] += 1;
+    }
+    let n = bytes.len() as f64;
+    let per_byte: f64 = counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    per_byte * n
+}
+
+/// Whether `host` is this machine: loopback addresses, `localhost`, or a Unix socket path.
+fn is_local_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.is_empty()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A PostgreSQL URL to another machine must verify the server's certificate and name
+/// (`sslmode=verify-full`): anything less lets whoever sits on the path read every row.
+pub(super) fn remote_postgres_is_verified(url: &str) -> Result<(), String> {
+    let parsed = Url::parse(url).map_err(|_| "is not a valid URL".to_owned())?;
+    let mut hosts: Vec<String> = parsed.host_str().map(str::to_owned).into_iter().collect();
+    let mut sslmode = None;
+    for (key, value) in parsed.query_pairs() {
+        match key.as_ref() {
+            "host" => hosts.push(value.into_owned()),
+            "sslmode" => sslmode = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    if hosts.iter().all(|h| is_local_host(h)) || sslmode.as_deref() == Some("verify-full") {
+        Ok(())
+    } else {
+        Err("a server on another machine needs `?sslmode=verify-full` (and `sslrootcert=` for a private CA)".into())
+    }
+}
+
+/// A Redis URL to another machine must use TLS (`rediss://`): session revocations and
+/// lockout counters travel over it.
+pub(super) fn remote_redis_is_tls(url: &str) -> Result<(), String> {
+    let parsed = Url::parse(url).map_err(|_| "is not a valid URL".to_owned())?;
+    if parsed.scheme() == "rediss" || parsed.host_str().is_none_or(is_local_host) {
+        Ok(())
+    } else {
+        Err("a server on another machine needs TLS: use rediss://".into())
+    }
+}

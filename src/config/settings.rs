@@ -49,6 +49,11 @@ pub const SETTINGS: &[Setting] = &[
         Some("127.0.0.1:9464"),
         "Prometheus listener, `ip:port`, or `off`",
     ),
+    secret(
+        "BULWARK_METRICS_TOKEN",
+        "metrics_token",
+        "bearer token a scrape of `/metrics` must present (at least 32 bytes); required outside development when the metrics listener is not on loopback",
+    ),
     s(
         "BULWARK_DATA_DIR",
         "data_dir",
@@ -83,7 +88,17 @@ pub const SETTINGS: &[Setting] = &[
         Some(""),
         "comma-separated origin allowlist (`https://app.example.com`); `*` is refused",
     ),
-    secret("BULWARK_REDIS_URL", "redis_url", "enables the Redis backends (`redis://…`)"),
+    secret(
+        "BULWARK_REDIS_URL",
+        "redis_url",
+        "enables the Redis backends (`redis://…`; `rediss://…` for TLS, required outside development when Redis is on another machine)",
+    ),
+    s(
+        "BULWARK_REDIS_CA_FILE",
+        "redis_ca_file",
+        None,
+        "PEM CA certificate(s) a `rediss://` server is verified against, instead of the system roots",
+    ),
     s("BULWARK_LOG", "log", Some("info"), "log filter, e.g. `info` or `info,bulwark=debug`"),
     s(
         "BULWARK_RATE_LIMITS",
@@ -134,10 +149,16 @@ pub const SETTINGS: &[Setting] = &[
         "time for a client to send the request headers (and the TLS handshake)",
     ),
     s(
+        "BULWARK_IDLE_TIMEOUT",
+        "http.idle_timeout",
+        Some("2m"),
+        "a connection (HTTP/1.1 keep-alive or HTTP/2) that starts no request for this long is closed",
+    ),
+    s(
         "BULWARK_HSTS",
         "http.hsts",
         Some("on"),
-        "`Strict-Transport-Security` in production or over TLS; `off` is refused outside development",
+        "`Strict-Transport-Security` in staging and production, or over TLS; `off` is refused outside development",
     ),
     s(
         "BULWARK_HSTS_MAX_AGE",
@@ -247,6 +268,24 @@ pub const SETTINGS: &[Setting] = &[
         "identity.hash_queue",
         Some("64"),
         "password checks that may wait for a worker; beyond it logins get 503 at once",
+    ),
+    s(
+        "BULWARK_AUDIT_CHECKPOINT_EVENTS",
+        "audit.checkpoint_events",
+        Some("1000"),
+        "a chain gets a signed checkpoint after this many new events (checked every 10 s)",
+    ),
+    s(
+        "BULWARK_AUDIT_CHECKPOINT_INTERVAL",
+        "audit.checkpoint_interval",
+        Some("10m"),
+        "and at least this often while it moves",
+    ),
+    s(
+        "BULWARK_AUDIT_CHECKPOINT_FILE",
+        "audit.checkpoint_file",
+        None,
+        "where signed checkpoints are appended (default `audit-checkpoints.jsonl` in the data directory); keep it where the database's users cannot write",
     ),
     s(
         "BULWARK_RETENTION_AUDIT",

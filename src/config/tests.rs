@@ -178,3 +178,59 @@ fn database_urls_choose_the_backend() {
     );
     assert_eq!(problems(&[("BULWARK_DATABASE_URL", "sqlite::memory:")]).len(), 1);
 }
+
+#[test]
+fn outside_development_the_jwt_secret_must_not_be_repetitive() {
+    let repeated = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let list = problems(&production(&[("BULWARK_JWT_SECRET", repeated)]));
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(list[0].contains("low entropy") && !list[0].contains("aaaa"), "{list:?}");
+    let phrase = "dev-secret-dev-secret-dev-secret";
+    assert_eq!(problems(&production(&[("BULWARK_JWT_SECRET", phrase)])).len(), 1);
+    // Development keeps the two-command start with any secret of the right length.
+    assert!(problems(&[("BULWARK_JWT_SECRET", repeated)]).is_empty());
+    // Length is counted in bytes: 16 two-byte characters are 32 bytes.
+    let wide = "äöüßéèêëàâîïôûçñ";
+    assert_eq!(wide.chars().count(), 16);
+    assert!(
+        problems(&production(&[("BULWARK_JWT_SECRET", wide)]))
+            .iter()
+            .all(|p| !p.contains("shorter"))
+    );
+}
+
+#[test]
+fn outside_development_plain_transport_is_refused() {
+    let refused = [
+        ("BULWARK_CORS_ORIGINS", "http://app.example.com"),
+        ("BULWARK_DATABASE_URL", "postgres://app:pw@db.internal/bulwark"),
+        ("BULWARK_DATABASE_URL", "postgres://app:pw@db.internal/bulwark?sslmode=require"),
+        ("BULWARK_REDIS_URL", "redis://cache.internal:6379"),
+        ("BULWARK_METRICS_LISTEN", "0.0.0.0:9464"),
+    ];
+    for (name, value) in refused {
+        let list = problems(&production(&[(name, value)]));
+        assert_eq!(list.len(), 1, "{name}={value}: {list:?}");
+        assert!(
+            list[0].contains(name.trim_start_matches("BULWARK_")) || list[0].contains(name),
+            "{list:?}"
+        );
+        assert!(!list[0].contains("pw@"), "the URL's password is echoed: {list:?}");
+        // Development allows all of them.
+        assert!(problems(&[(name, value)]).is_empty(), "{name}={value} in development");
+    }
+    let token = "m0123456789abcdefghijklmnopqrstuvwxyz";
+    for accepted in [
+        vec![("BULWARK_CORS_ORIGINS", "https://app.example.com")],
+        vec![("BULWARK_DATABASE_URL", "postgres://app:pw@db.internal/bulwark?sslmode=verify-full")],
+        vec![("BULWARK_DATABASE_URL", "postgres://app:pw@127.0.0.1:5432/bulwark")],
+        vec![("BULWARK_DATABASE_URL", "postgres:///bulwark?host=/run/postgresql")],
+        vec![("BULWARK_REDIS_URL", "rediss://cache.internal:6380")],
+        vec![("BULWARK_REDIS_URL", "redis://localhost:6379")],
+        vec![("BULWARK_METRICS_LISTEN", "0.0.0.0:9464"), ("BULWARK_METRICS_TOKEN", token)],
+    ] {
+        assert_eq!(problems(&production(&accepted)), Vec::<String>::new(), "{accepted:?}");
+    }
+    let short = problems(&[("BULWARK_METRICS_TOKEN", "short")]);
+    assert_eq!(short.len(), 1, "{short:?}");
+}

@@ -15,6 +15,15 @@ pub use tenant_keys::{KeySet, TenantKeyError, TenantKeys};
 
 use rand::Rng as _;
 
+/// Lower-case hex, for hashes shown to people and kept in text files.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
 /// Bytes from the thread-local CSPRNG (ChaCha, seeded from the operating system), for keys,
 /// nonces and tokens.
 pub fn random_bytes<const N: usize>() -> [u8; N] {

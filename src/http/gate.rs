@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::error::DomainError;
 use crate::identity::{self, Credential, Principal};
 use crate::ratelimit::{ClientAddress, ClientNet};
-use crate::ratelimit::{ClientKey, Headline, Verdict};
+use crate::ratelimit::{ClientKey, Headline, RateCategory, Verdict};
 use crate::tenancy::TenantScope;
 
 pub(super) async fn gate(
@@ -54,14 +54,17 @@ async fn authorize(
 ) -> Result<Option<Headline>, Response> {
     let net = request.extensions().get::<ClientAddress>().map_or(ClientNet::UNKNOWN, |a| a.net);
     if policy.access == Access::Public {
-        return limit(app, policy, &ClientKey { net, user: None, api_key: None, tenant: None })
-            .await;
+        if policy.category == RateCategory::Refresh {
+            // Counted by the refresh itself, once the token has named its session.
+            return Ok(None);
+        }
+        return limit(app, policy, &ClientKey::anonymous(net)).await;
     }
     let principal = match identity::authenticate(app, authorization(request.headers())).await {
         Ok(principal) => principal,
         Err(err) => {
             // Failed credentials are limited by address, so guessing keys is throttled too.
-            limit(app, policy, &ClientKey { net, user: None, api_key: None, tenant: None }).await?;
+            limit(app, policy, &ClientKey::anonymous(net)).await?;
             return Err(Problem::from(err).into_response());
         }
     };
@@ -136,6 +139,7 @@ fn client_key(net: ClientNet, principal: &Principal) -> ClientKey {
         user: Some(api_key.clone().unwrap_or_else(|| principal.user_id().to_string())),
         api_key,
         tenant: principal.tenant_id().map(|t| t.to_string()),
+        session: None,
     }
 }
 

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::config::{Config, Profile};
+use crate::config::Config;
 
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 pub const PERMISSIONS_POLICY: &str = "camera=(), microphone=(), geolocation=(), payment=()";
@@ -41,7 +41,7 @@ impl SecurityHeaders {
         ];
         let tls = config.http.tls.is_some();
         if let Some(max_age) = config.http.hsts_max_age
-            && (config.env == Profile::Production || tls)
+            && (!config.env.is_development() || tls)
             && let Ok(value) =
                 HeaderValue::from_str(&format!("max-age={max_age}; includeSubDomains; preload"))
         {

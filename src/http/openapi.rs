@@ -89,7 +89,7 @@ fn decorate(operation: &mut Operation, endpoint: &Endpoint) {
         operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
         statuses.push(("401", "Missing, invalid or revoked credentials"));
         statuses.push(("403", "The caller may not do this"));
-    } else if policy.category == RateCategory::Auth {
+    } else if matches!(policy.category, RateCategory::Auth | RateCategory::Refresh) {
         statuses.push(("401", "The credentials were not accepted"));
     }
     if policy.path.contains('{') || policy.method == Method::DELETE {

@@ -1,22 +1,22 @@
 //! The accept loop: plain TCP or built-in TLS 1.3 (rustls), HTTP/1.1 and HTTP/2, a
-//! header-read timeout against slow-loris clients, a cap on open connections, and graceful
-//! shutdown. axum's own `serve` exposes none of the timeouts, so hyper-util is driven here.
+//! header-read timeout against slow-loris clients, an idle timeout, a cap on open
+//! connections, and graceful shutdown. axum's own `serve` exposes none of the timeouts, so hyper-util is driven here.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tower::ServiceExt as _;
@@ -32,7 +32,38 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct ServeOptions {
     pub tls: Option<TlsAcceptor>,
     pub header_read_timeout: Duration,
+    /// A connection that starts no request for this long is closed (gracefully: a request in
+    /// flight finishes). HTTP/2 answers pings forever otherwise, holding a slot and memory.
+    pub idle_timeout: Duration,
 }
+
+/// When a connection last started a request.
+struct Activity {
+    epoch: Instant,
+    /// Milliseconds since `epoch`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity { epoch: Instant::now(), last: AtomicU64::new(0) }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.last.load(Ordering::Relaxed)))
+    }
+}
+
+/// Plain TCP and TLS streams, served by one code path.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// Loads the certificate and key and builds a TLS 1.3-only acceptor.
 pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
@@ -69,9 +100,10 @@ pub async fn serve(
     builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection holds a permit: taking them all back is waiting for the drain.
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let handshake_timeout = options.header_read_timeout;
+    let (handshake_timeout, idle_timeout) = (options.header_read_timeout, options.idle_timeout);
     tokio::pin!(shutdown);
 
     loop {
@@ -95,36 +127,47 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = connection_service(router.clone(), peer);
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = options.tls.clone();
+        let (router, builder, tls) = (router.clone(), builder.clone(), options.tls.clone());
+        let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            match tls {
-                None => {
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    let _ = watcher.watch(connection).await;
-                }
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                // The handshake counts against the header-read timeout.
                 Some(acceptor) => {
-                    // The handshake counts against the header-read timeout.
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
-                    else {
-                        return;
-                    };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    let _ = watcher.watch(connection).await;
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => Box::new(stream),
+                        _ => return,
+                    }
+                }
+            };
+            let activity = Arc::new(Activity::new());
+            let service = connection_service(router, peer, activity.clone());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            tokio::pin!(connection);
+            let mut closing = false;
+            loop {
+                let wait = idle_timeout.saturating_sub(activity.idle_for());
+                tokio::select! {
+                    _ = connection.as_mut() => break,
+                    () = tokio::time::sleep(wait), if !closing => {
+                        if activity.idle_for() >= idle_timeout {
+                            connection.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
+                    _ = stop.changed(), if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
                 }
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    let _ = stop_tx.send(true);
+    let drained = permits.acquire_many(u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX));
+    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
         tracing::warn!("connections still open after the shutdown grace period");
     }
 }
@@ -133,6 +176,7 @@ pub async fn serve(
 fn connection_service(
     router: Router,
     peer: SocketAddr,
+    activity: Arc<Activity>,
 ) -> TowerToHyperService<
     tower::util::MapRequest<
         Router,
@@ -140,6 +184,7 @@ fn connection_service(
     >,
 > {
     TowerToHyperService::new(router.map_request(move |request: Request<hyper::body::Incoming>| {
+        activity.touch();
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(ClientAddr(peer));
         request

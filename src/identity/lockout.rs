@@ -179,9 +179,7 @@ pub fn ip_key(net: &crate::ratelimit::ClientNet) -> String {
     format!("ip:{net}")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::crypto::hex;
 
 fn redis_key(key: &str) -> String {
     format!("bulwark:lock:{key}")

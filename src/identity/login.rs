@@ -16,6 +16,7 @@ use crate::clock::Timestamp;
 use crate::crypto::Secret;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SessionId, TenantId, UserId};
+use crate::ratelimit::{ClientKey, RateCategory, Verdict};
 use crate::store::SystemTx;
 
 /// What a successful authentication returns.
@@ -307,7 +308,24 @@ pub async fn refresh(
     let now = Timestamp::now();
     let hash = token_hash(presented.expose());
     let mut tx = app.store().system_tx().await?;
-    let Some(token) = db::refresh_token(&mut tx, &hash).await? else {
+    let token = db::refresh_token(&mut tx, &hash).await?;
+    // The refresh rule counts per session, so neither failed logins nor another session
+    // behind the same address can spend this session's budget; tokens that name no
+    // session share their address's.
+    let client = ClientKey {
+        session: token.as_ref().map(|t| t.session_id.to_string()),
+        ..ClientKey::anonymous(ctx.net)
+    };
+    match app.limiter().check(RateCategory::Refresh, None, &client).await {
+        Verdict::Refused { retry_after_secs, .. } => {
+            return Err(DomainError::TooManyAttempts { retry_after: retry_after_secs });
+        }
+        Verdict::Unavailable { .. } => {
+            return Err(DomainError::Unavailable("the rate limiter is unreachable"));
+        }
+        Verdict::Unlimited | Verdict::Allowed(_) => {}
+    }
+    let Some(token) = token else {
         return Err(DomainError::Unauthenticated("unknown refresh token"));
     };
     let sid = token.session_id;

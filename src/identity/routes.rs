@@ -31,7 +31,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::public(routes!(signup), Auth).idempotent(),
         Endpoint::public(routes!(login), Auth),
-        Endpoint::public(routes!(refresh), Auth),
+        Endpoint::public(routes!(refresh), Refresh),
         Endpoint::session(routes!(logout), Write).mfa_exempt(),
         Endpoint::session(routes!(list_sessions), Read),
         Endpoint::session(routes!(delete_session), Write),

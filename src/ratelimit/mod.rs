@@ -30,6 +30,9 @@ pub enum RateCategory {
     Write,
     Sensitive,
     Auth,
+    /// Token refresh: counted per session, after the presented token names its session, so
+    /// failed logins from a shared address never sign its users out.
+    Refresh,
     /// Probes and documents that must never be throttled (`/healthz`, `/readyz`).
     Exempt,
 }
@@ -41,6 +44,7 @@ impl RateCategory {
             RateCategory::Write => "write",
             RateCategory::Sensitive => "sensitive",
             RateCategory::Auth => "auth",
+            RateCategory::Refresh => "refresh",
             RateCategory::Exempt => "exempt",
         }
     }
@@ -75,6 +79,15 @@ pub struct ClientKey {
     pub user: Option<String>,
     pub api_key: Option<String>,
     pub tenant: Option<String>,
+    /// The session a refresh token belongs to (refresh only).
+    pub session: Option<String>,
+}
+
+impl ClientKey {
+    /// A client that presented no (valid) credential: only its address is known.
+    pub fn anonymous(net: ClientNet) -> ClientKey {
+        ClientKey { net, user: None, api_key: None, tenant: None, session: None }
+    }
 }
 
 /// The headline figures of the tightest rule, for the response headers.
@@ -103,7 +116,8 @@ pub enum Verdict {
 
 enum Backend {
     Memory(memory::MemoryStore),
-    Redis(redis_store::RedisStore),
+    // Boxed: the Redis client (with its TLS roots) dwarfs the in-memory store handle.
+    Redis(Box<redis_store::RedisStore>),
 }
 
 pub struct RateLimiter {
@@ -120,7 +134,7 @@ impl RateLimiter {
         max_keys: usize,
     ) -> RateLimiter {
         let backend = match redis {
-            Some(redis) => Backend::Redis(redis_store::RedisStore::new(redis)),
+            Some(redis) => Backend::Redis(Box::new(redis_store::RedisStore::new(redis))),
             None => Backend::Memory(memory::MemoryStore::new(max_keys)),
         };
         RateLimiter { rules, backend, enabled }
@@ -238,6 +252,9 @@ pub fn rule_key(rule: &Rule, client: &ClientKey) -> String {
         KeyKind::Tenant => {
             client.tenant.as_ref().map_or_else(|| format!("ip:{ip}"), |t| format!("tenant:{t}"))
         }
+        KeyKind::Session => {
+            client.session.as_ref().map_or_else(|| format!("ip:{ip}"), |s| format!("session:{s}"))
+        }
     };
     format!("{}|{who}", rule.name)
 }
@@ -255,7 +272,7 @@ mod tests {
 
     fn client(ip: &str) -> ClientKey {
         let net = ClientNet::of(ip.parse().expect("ip"), 64);
-        ClientKey { net, user: None, api_key: None, tenant: None }
+        ClientKey::anonymous(net)
     }
 
     #[tokio::test]

@@ -44,6 +44,16 @@ window = "1m"
 key = "ip"
 on_backend_error = "closed"
 
+# Token refresh, per session: failed logins from a shared address never sign its users out.
+# Refresh tokens that name no session count per address.
+[[rule]]
+name = "refresh-per-minute"
+match = { category = "refresh" }
+limit = 10
+window = "1m"
+key = "session"
+on_backend_error = "closed"
+
 # Per hour, by route family.
 [[rule]]
 name = "payment-webhooks-per-hour"
@@ -97,6 +107,9 @@ pub enum KeyKind {
     ApiKey,
     #[serde(rename = "tenant")]
     Tenant,
+    /// The session of a refresh token; unknown tokens count per address.
+    #[serde(rename = "session")]
+    Session,
 }
 
 /// What a rule does when the shared backend is unreachable.
@@ -183,7 +196,9 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
             return Err(context("the window must be between 1s and 24h"));
         }
         let on_backend_error = raw.on_backend_error.unwrap_or(match matches {
-            Match::Category(RateCategory::Auth | RateCategory::Sensitive) => OnBackendError::Closed,
+            Match::Category(
+                RateCategory::Auth | RateCategory::Refresh | RateCategory::Sensitive,
+            ) => OnBackendError::Closed,
             Match::Family(RouteFamily::Auth | RouteFamily::Admin) => OnBackendError::Closed,
             _ => OnBackendError::Open,
         });
@@ -220,6 +235,7 @@ mod tests {
                 ("write-per-minute".to_owned(), 50, 60),
                 ("sensitive-per-minute".to_owned(), 10, 60),
                 ("auth-per-minute".to_owned(), 20, 60),
+                ("refresh-per-minute".to_owned(), 10, 60),
                 ("payment-webhooks-per-hour".to_owned(), 100, 3600),
                 ("uploads-per-hour".to_owned(), 50, 3600),
                 ("auth-per-hour".to_owned(), 20, 3600),

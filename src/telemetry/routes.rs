@@ -3,15 +3,18 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 use utoipa_axum::routes;
 
 use super::health::{self, Health, Readiness};
 use crate::app::AppState;
+use crate::crypto::Secret;
 use crate::http::Endpoint;
 use crate::http::json::Json;
 use crate::http::problem::Problem;
@@ -55,13 +58,34 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<Readiness>, Problem>
     .with_extra("checks", json!(readiness.checks)))
 }
 
-/// The metrics listener's router: `GET /metrics` only.
-pub fn metrics_router(handle: PrometheusHandle) -> Router {
+/// The metrics listener's router: `GET /metrics` only. With a token, a scrape must present
+/// `Authorization: Bearer <token>` (401 otherwise): metrics name routes, tenants' traffic
+/// and failure rates, which is reconnaissance for anyone who can reach the port.
+pub fn metrics_router(handle: PrometheusHandle, token: Option<Secret<String>>) -> Router {
+    let expected = token.map(|t| Sha256::digest(t.expose().as_bytes()));
+    let expected = std::sync::Arc::new(expected);
     Router::new().route(
         "/metrics",
-        get(move || {
-            let handle = handle.clone();
+        get(move |headers: HeaderMap| {
+            let (handle, expected) = (handle.clone(), expected.clone());
             async move {
+                if let Some(expected) = expected.as_ref() {
+                    let presented = headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+                        .map(Sha256::digest);
+                    // Digests of equal length, compared in constant time.
+                    if !presented.is_some_and(|p| bool::from(p.ct_eq(expected))) {
+                        let mut response = Problem::for_status(StatusCode::UNAUTHORIZED)
+                            .with_cause("metrics scrape without the token".to_owned())
+                            .into_response();
+                        response.headers_mut().insert(
+                            header::WWW_AUTHENTICATE,
+                            HeaderValue::from_static("Bearer realm=\"metrics\""),
+                        );
+                        return response;
+                    }
+                }
                 let content_type =
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
                 ([(header::CONTENT_TYPE, content_type)], handle.render()).into_response()

@@ -219,6 +219,17 @@ pub async fn invite(
     if role >= Role::Admin {
         crate::identity::mfa::require_step_up_of(app, session_id).await?;
     }
+    // One account per address, platform-wide. An address held by an account that never
+    // proved it (open signup) is refused here, so a squatter's account is never invited
+    // anywhere; acceptance would refuse it too (the address is taken).
+    let mut tx = app.store().system_read().await?;
+    let holder = identity_db::user_by_email(&mut tx, &email).await?;
+    tx.commit().await?;
+    if holder.is_some_and(|u| u.email_verified_at.is_none()) {
+        return Err(DomainError::Conflict(
+            "the address belongs to an account that has not verified it",
+        ));
+    }
     let token = opaque_token();
     let (id, now) = (InvitationId::new(), Timestamp::now());
     let expires_at = now.plus(INVITATION_LIFETIME);

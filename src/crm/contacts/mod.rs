@@ -423,9 +423,11 @@ pub async fn get(
     if let Actor::User { session_id, .. } = scope.actor() {
         crate::identity::mfa::require_step_up_of(app, *session_id).await?;
     }
-    let mut tx = app.store().tenant_tx(scope).await?;
+    // A read: it runs beside writers; only the audit event takes a write turn.
+    let mut tx = app.store().tenant_read(scope).await?;
     let row = super::fetch::<Contacts>(&mut tx, id).await?;
     let keys = super::tenant_keys(app, &mut tx).await?;
+    tx.commit().await?;
     let data = open(&keys, scope.tenant_id(), &row)?;
     let mut fields = vec![];
     if data.ssn.is_some() {
@@ -434,8 +436,9 @@ pub async fn get(
     if data.bank_account.is_some() {
         fields.push("bank_account");
     }
-    audit::record(
-        &mut tx,
+    audit::record_alone(
+        app,
+        scope,
         ctx,
         Event::new(Action::ContactSensitiveRead)
             .by_scope(scope)
@@ -443,6 +446,5 @@ pub async fn get(
             .detail("fields", fields),
     )
     .await?;
-    tx.commit().await?;
     Ok(view(&row, data, Sensitive::Revealed))
 }

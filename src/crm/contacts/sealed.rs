@@ -14,7 +14,9 @@ use crate::ids::{ContactId, TenantId};
 /// Shows the last four characters.
 pub fn mask(value: &str) -> String {
     let chars: Vec<char> = value.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let keep = chars.len().min(4);
+    // The last four of a long value; never more than a third of a short one, so a mask
+    // never shows a value whole.
+    let keep = if chars.len() >= 8 { 4 } else { chars.len() / 3 };
     let tail: String = chars[chars.len() - keep..].iter().collect();
     format!("****{tail}")
 }
@@ -126,6 +128,8 @@ mod tests {
     fn masks_keep_the_last_four() {
         assert_eq!(mask("123-45-6789"), "****6789");
         assert_eq!(mask("DE89370400440532013000"), "****3000");
-        assert_eq!(mask("12"), "****12");
+        assert_eq!(mask("12"), "****", "a short value is never shown whole");
+        assert_eq!(mask("123456"), "****56");
+        assert_eq!(mask("-"), "****");
     }
 }

@@ -142,9 +142,9 @@ pub async fn export(
     tx.commit().await?;
     let csv = write_csv(records.iter().map(Vec::as_slice))
         .map_err(|err| DomainError::Internal(err.to_string()))?;
-    let mut tx = app.store().tenant_tx(scope).await?;
-    audit::record(
-        &mut tx,
+    audit::record_alone(
+        app,
+        scope,
         ctx,
         Event::new(Action::ExportContacts)
             .by_scope(scope)
@@ -152,7 +152,6 @@ pub async fn export(
             .detail("unmasked", unmasked),
     )
     .await?;
-    tx.commit().await?;
     metrics::counter!("export_rows_total", "export" => "contacts").increment(records.len() as u64);
     Ok((csv, records.len()))
 }

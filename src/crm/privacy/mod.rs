@@ -36,7 +36,8 @@ pub async fn export(
     id: ContactId,
 ) -> DomainResult<ContactExport> {
     let tenant = scope.tenant_id();
-    let mut tx = app.store().tenant_tx(scope).await?;
+    // A read: it runs beside writers; only the audit event takes a write turn.
+    let mut tx = app.store().tenant_read(scope).await?;
     let row = fetch::<Contacts>(&mut tx, id).await?;
     let keys = tenant_keys(app, &mut tx).await?;
     let data = contact::open(&keys, tenant, &row)?;
@@ -55,13 +56,14 @@ pub async fn export(
         .into_iter()
         .map(TaskView::from)
         .collect();
-    audit::record(
-        &mut tx,
+    tx.commit().await?;
+    audit::record_alone(
+        app,
+        scope,
         ctx,
         Event::new(Action::ContactExport).by_scope(scope).target("contact", id),
     )
     .await?;
-    tx.commit().await?;
     Ok(ContactExport {
         contact: contact::view(&row, data, Sensitive::Revealed),
         notes,

@@ -253,6 +253,14 @@ async fn verify_for(
         rows.iter().filter_map(|r| serde_json::from_str(&r.passkey).ok()).collect();
     let result = verify(rp, &keys)?;
     if let Some(key) = keys.iter_mut().find(|k| k.cred_id() == result.cred_id()) {
+        // webauthn-rs compared the sign counter with the challenge's snapshot of the
+        // credential; two assertions of a cloned authenticator, each answering its own
+        // challenge, both pass that. The locked row is the truth: a counter that does not
+        // move past it is a clone or a replay (0 and 0 is an authenticator without one).
+        let stored = stored_counter(key);
+        if (result.counter() != 0 || stored != 0) && result.counter() <= stored {
+            return Err(DomainError::InvalidCredentials);
+        }
         key.update_credential(&result);
         let json = serde_json::to_string(key).map_err(|e| DomainError::Internal(e.to_string()))?;
         store::update_credential(
@@ -266,6 +274,16 @@ async fn verify_for(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The sign counter a stored passkey holds. webauthn-rs keeps the field private (short of its
+/// `danger-credential-internals` feature); its serialised form, which we store, carries it.
+fn stored_counter(key: &Passkey) -> u32 {
+    serde_json::to_value(key)
+        .ok()
+        .and_then(|v| v["cred"]["counter"].as_u64())
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(0)
 }
 
 pub async fn login_finish(
