@@ -247,3 +247,92 @@ fn a_session_revoked_on_one_instance_is_refused_by_another_within_a_second() {
         drop((one, two));
     });
 }
+
+/// Deleting the newest events and moving the head back leaves a chain that verifies on its
+/// own; the signed checkpoints kept outside the database catch it, and a removed chain, and
+/// an edited checkpoint.
+#[tokio::test]
+async fn signed_checkpoints_catch_what_the_chain_alone_cannot() {
+    let app = TestApp::spawn_with(&[("BULWARK_AUDIT_CHECKPOINT_INTERVAL", "1s")]).await;
+    let (owner, events) = busy_tenant(&app).await;
+    let head = events[0]["seq"].as_i64().expect("seq");
+    let settings = app.settings.clone();
+    let env: Vec<(&str, &str)> = settings
+        .iter()
+        .filter(|(k, _)| !k.contains("LISTEN"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // Stopping writes the last checkpoint of every chain that moved.
+    let db = app.stop().await;
+    let file = db.dir.path().join("audit-checkpoints.jsonl");
+    let text = std::fs::read_to_string(&file).expect("the checkpoint file");
+    let ours: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .filter(|c| c["chain_id"] == owner.tenant_id.as_str())
+        .collect();
+    assert!(ours.iter().any(|c| c["seq"] == head), "no checkpoint of the head {head}: {text}");
+    let run = |args: Vec<String>| {
+        let (dir, env) = (db.dir.path().to_owned(), env.clone());
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let output = binary::run_async(&dir, &env, &args).await;
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr),
+            )
+        }
+    };
+    let plain = || vec!["audit".to_owned(), "verify".to_owned()];
+    let signed = |path: &std::path::Path| {
+        vec![
+            "audit".to_owned(),
+            "verify".to_owned(),
+            "--checkpoints".to_owned(),
+            path.to_str().expect("utf-8").to_owned(),
+        ]
+    };
+    let (ok, out) = run(signed(&file)).await;
+    assert!(ok && out.contains("signed checkpoint"), "{out}");
+
+    // An edited checkpoint does not verify.
+    let forged_path = db.dir.path().join("forged.jsonl");
+    let mut forged = ours.last().expect("a checkpoint").clone();
+    forged["seq"] = json!(head + 5);
+    std::fs::write(&forged_path, format!("{forged}\n")).expect("write");
+    let (ok, out) = run(signed(&forged_path)).await;
+    assert!(!ok && out.contains("no valid signature"), "{out}");
+
+    // Truncation: the newest event goes and the head is moved back to the one before.
+    let chain = id_literal(&owner.tenant_id);
+    raw_execute(
+        &db,
+        &format!(
+            "DELETE FROM audit_events WHERE chain_id = {chain} \
+             AND seq = (SELECT seq FROM audit_heads WHERE chain_id = {chain})"
+        ),
+    )
+    .await;
+    raw_execute(
+        &db,
+        &format!(
+            "UPDATE audit_heads SET hash = (SELECT e.hash FROM audit_events e \
+             WHERE e.chain_id = audit_heads.chain_id AND e.seq = audit_heads.seq - 1), \
+             seq = seq - 1 WHERE chain_id = {chain}"
+        ),
+    )
+    .await;
+    let (ok, out) = run(plain()).await;
+    assert!(ok, "the chain alone cannot see the truncation: {out}");
+    let (ok, out) = run(signed(&file)).await;
+    assert!(!ok && out.contains(&owner.tenant_id) && out.contains("no longer has it"), "{out}");
+
+    // Removal of the whole chain.
+    raw_execute(&db, &format!("DELETE FROM audit_events WHERE chain_id = {chain}")).await;
+    raw_execute(&db, &format!("DELETE FROM audit_heads WHERE chain_id = {chain}")).await;
+    let (ok, out) = run(plain()).await;
+    assert!(ok, "nothing is left for the chain alone to check: {out}");
+    let (ok, out) = run(signed(&file)).await;
+    assert!(!ok && out.contains(&owner.tenant_id), "{out}");
+}

@@ -603,7 +603,7 @@ async fn keys_rotate_online_and_old_keys_can_then_be_dropped() {
     readable(&app, &token, &contacts, &note, &activity).await;
 
     // Tenant rotation, interrupted after its first step (as a crash would), then resumed.
-    let state = app_state(&app).await;
+    let state = crate::support::app_state(&app).await;
     let tenant: bulwark::ids::TenantId = owner.tenant_id.parse().expect("tenant id");
     let (version, resumed) =
         bulwark::maintenance::rotation::begin_rotation(&state, tenant).await.expect("begin");
@@ -653,16 +653,6 @@ async fn keys_rotate_online_and_old_keys_can_then_be_dropped() {
         .filter_map(|e| e["action"].as_str().map(str::to_owned))
         .collect();
     assert!(events.iter().filter(|a| *a == "keys.rotate_tenant").count() >= 2, "{events:?}");
-}
-
-/// The application state for calling domain functions directly, on the app's database.
-async fn app_state(app: &TestApp) -> bulwark::AppState {
-    let input = bulwark::config::ConfigInput::from_pairs(
-        app.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    );
-    let loaded =
-        bulwark::config::load(&input, bulwark::config::DevSecrets::Generate).expect("config");
-    bulwark::AppState::open(loaded.config, Default::default()).await.expect("state")
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod access;
 mod audit;
 mod controls;
 mod crm;
+mod hardening;
 mod identity;
 mod mfa;
 mod platform;

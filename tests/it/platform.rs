@@ -313,6 +313,11 @@ fn serve_with_no_configuration_runs_on_sqlite_in_the_data_directory() {
     let data = dir.path().join("bulwark-data");
     assert!(data.join("bulwark.db").is_file());
     let secret = std::fs::read(data.join("secrets/jwt_secret")).expect("generated secret");
+    let banner = first.stderr.lock().expect("lock").join("\n");
+    assert!(
+        banner.contains("DEVELOPMENT PROFILE"),
+        "serve says it runs the development profile: {banner}"
+    );
     first.stop();
 
     let mut second = Running::serve(dir.path(), &[]);

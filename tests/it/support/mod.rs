@@ -697,3 +697,13 @@ pub fn token_claims(token: &str) -> Value {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url claims");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
+
+/// The application state for calling domain functions directly, on the app's database.
+pub async fn app_state(app: &TestApp) -> bulwark::AppState {
+    let input = bulwark::config::ConfigInput::from_pairs(
+        app.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let loaded =
+        bulwark::config::load(&input, bulwark::config::DevSecrets::Generate).expect("config");
+    bulwark::AppState::open(loaded.config, Default::default()).await.expect("state")
+}

@@ -85,6 +85,15 @@ impl Passkey {
         body["id"].as_str().expect("id").to_owned()
     }
 
+    /// A second authenticator holding the same keys and counter: a cloned device.
+    pub fn clone_authenticator(&self) -> Passkey {
+        let cbor = self.token.to_cbor().expect("the soft token serialises");
+        Passkey {
+            token: SoftToken::from_cbor(&cbor).expect("the soft token deserialises"),
+            resident: self.resident.clone(),
+        }
+    }
+
     /// Answers a `{challenge_id, publicKey}` challenge at `origin`; returns (challenge_id, assertion).
     pub fn assert(&mut self, challenge: Value, origin: &Url) -> (String, Value) {
         let (challenge_id, mut options) = split(challenge);

@@ -7,6 +7,8 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Serving TLS only, with a self-signed certificate for `localhost`.
+    tls: bool,
 }
 
 fn binary() -> String {
@@ -22,10 +24,31 @@ fn free_port() -> u16 {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let mut server =
-            RedisServer { port: free_port(), child: None, dir: tempfile::tempdir().expect("dir") };
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().expect("dir"),
+            tls: false,
+        };
         server.restart();
         server
+    }
+
+    /// A server speaking TLS only (`rediss://localhost:PORT`), its certificate self-signed;
+    /// [`RedisServer::ca_file`] is what a client must trust.
+    pub fn start_tls() -> RedisServer {
+        let dir = tempfile::tempdir().expect("dir");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).expect("write cert");
+        std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem())
+            .expect("write key");
+        let mut server = RedisServer { port: free_port(), child: None, dir, tls: true };
+        server.restart();
+        server
+    }
+
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("cert.pem")
     }
 
     pub fn url(&self) -> String {
@@ -42,17 +65,24 @@ impl RedisServer {
     /// Starts (again) on the same port, with empty memory.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new(binary())
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
+        let mut command = Command::new(binary());
+        if self.tls {
+            let file = |name: &str| self.dir.path().join(name).to_str().expect("utf-8").to_owned();
+            command.args(["--port", "0", "--tls-port", &self.port.to_string()]).args([
+                "--tls-cert-file",
+                &file("cert.pem"),
+                "--tls-key-file",
+                &file("key.pem"),
+                "--tls-ca-cert-file",
+                &file("cert.pem"),
+                "--tls-auth-clients",
                 "no",
-            ])
+            ]);
+        } else {
+            command.args(["--port", &self.port.to_string()]);
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
