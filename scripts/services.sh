@@ -1,0 +1,77 @@
+# Sourced by scripts/test.sh and bench/run.sh: installs what is missing from Debian, then
+# starts a throwaway PostgreSQL 15 cluster and Redis on loopback as an unprivileged user.
+#
+#   WORK=$(mktemp -d); PIDS=(); source scripts/services.sh
+#   services_install; start_postgres; start_redis; ...; stop_services
+#
+# start_postgres exports BULWARK_TEST_PG_{OWNER,APP,SUPERUSER}_URL and BULWARK_TEST_PG_BIN
+# (roles bulwark_owner, which may create databases, and bulwark_app); start_redis exports
+# BULWARK_TEST_REDIS_URL and BULWARK_TEST_REDIS_SERVER. Both listen on free ports.
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+services_install() {
+    local sudo="" missing=()
+    [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ] || missing+=(postgresql-15 postgresql-client-15)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]}"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    PG_BIN=$(pg_config --bindir)
+    # Services never run as root: PostgreSQL refuses to, and neither needs it.
+    if [ "$(id -u)" -eq 0 ]; then
+        SERVICE_USER=postgres
+        id -u "$SERVICE_USER" >/dev/null 2>&1 || useradd --system --no-create-home "$SERVICE_USER"
+        chown "$SERVICE_USER" "$WORK"
+    fi
+}
+
+as_service() {
+    if [ -n "${SERVICE_USER:-}" ]; then runuser -u "$SERVICE_USER" -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+    PG_PORT=$(free_port)
+    PG_DATA=$WORK/pg
+    echo "postgres-ci-superuser" > "$WORK/pgpass"; chmod 0644 "$WORK/pgpass"
+    as_service "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --pwfile="$WORK/pgpass" \
+        --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    as_service "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg.log" -w \
+        -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$WORK -c fsync=off -c max_connections=300" \
+        start >/dev/null
+    as_service "$PG_BIN/psql" -v ON_ERROR_STOP=1 -q -h "$WORK" -p "$PG_PORT" -U postgres -d postgres \
+        -c "CREATE ROLE bulwark_owner LOGIN CREATEDB PASSWORD 'owner-ci-password'" \
+        -c "CREATE ROLE bulwark_app LOGIN PASSWORD 'app-ci-password'"
+    export BULWARK_TEST_PG_OWNER_URL="postgres://bulwark_owner:owner-ci-password@127.0.0.1:$PG_PORT/postgres"
+    export BULWARK_TEST_PG_APP_URL="postgres://bulwark_app:app-ci-password@127.0.0.1:$PG_PORT"
+    export BULWARK_TEST_PG_SUPERUSER_URL="postgres://postgres:postgres-ci-superuser@127.0.0.1:$PG_PORT/postgres"
+    export BULWARK_TEST_PG_BIN="$PG_BIN"
+}
+
+# create_database NAME: a database owned by bulwark_owner.
+create_database() {
+    as_service "$PG_BIN/psql" -v ON_ERROR_STOP=1 -q -h "$WORK" -p "$PG_PORT" -U postgres -d postgres \
+        -c "CREATE DATABASE \"$1\" OWNER bulwark_owner"
+}
+
+start_redis() {
+    REDIS_PORT=$(free_port)
+    as_service redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$WORK" --logfile "$WORK/redis.log" &
+    PIDS+=($!)
+    for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    export BULWARK_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+    export BULWARK_TEST_REDIS_SERVER="$(command -v redis-server)"
+}
+
+stop_services() {
+    for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+    if [ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+        as_service "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
+    fi
+}
