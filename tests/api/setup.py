@@ -1,7 +1,7 @@
 """Prepares a running Bulwark for the API fuzzer and prints the credentials as JSON.
 
-Signs up a tenant, enrols TOTP (which counts as a step-up, so sensitive routes are reachable
-too), seeds one record of each kind so generated requests meet real ids, and creates a scoped
+Signs up a tenant, proves the password, enrols TOTP and steps up with a backup code (so
+sensitive routes are reachable too), seeds one record of each kind so generated requests meet real ids, and creates a scoped
 API key. Standard library only: the codes are computed here per RFC 6238, not by Bulwark.
 """
 
@@ -53,8 +53,12 @@ def main():
          {"tenant_name": "Fuzz", "email": email, "password": PASSWORD, "display_name": "Fuzz Owner"})
     _, login = call("POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})
     token = login["access_token"]
+    # Enrolling needs a fresh password proof and grants no step-up; a backup code steps up.
+    call("POST", "/api/v1/auth/step-up", {"password": PASSWORD}, token)
     _, setup = call("POST", "/api/v1/auth/mfa/totp/setup", {}, token)
-    call("POST", "/api/v1/auth/mfa/totp/confirm", {"code": totp(setup["secret"], time.time())}, token)
+    _, confirmed = call("POST", "/api/v1/auth/mfa/totp/confirm",
+                        {"code": totp(setup["secret"], time.time())}, token)
+    call("POST", "/api/v1/auth/step-up", {"backup_code": confirmed["backup_codes"][0]}, token)
 
     _, company = call("POST", "/api/v1/companies", {"name": "Initech"}, token)
     _, contact = call("POST", "/api/v1/contacts",

@@ -38,7 +38,9 @@ async fn readonly_users_get_403_on_every_write_route() {
         }
         let path = concrete(&policy.path, &uuid::Uuid::now_v7().to_string());
         let response = call(&app, &readonly.token, policy.method.as_str(), &path).await;
-        assert_eq!(response.status(), 403, "{} {}", policy.method, policy.path);
+        // The permission refuses, not a missing step-up.
+        let problem = expect_problem(response, 403).await;
+        assert_eq!(problem["code"], "forbidden", "{} {}", policy.method, policy.path);
         checked += 1;
     }
     assert!(checked >= 8, "only {checked} write routes checked");
@@ -63,7 +65,8 @@ async fn an_api_key_scoped_contacts_read_can_do_nothing_else() {
         if out_of_scope {
             let path = concrete(&policy.path, &uuid::Uuid::now_v7().to_string());
             let response = call(&app, &key, policy.method.as_str(), &path).await;
-            assert_eq!(response.status(), 403, "{} {}", policy.method, policy.path);
+            let problem = expect_problem(response, 403).await;
+            assert_eq!(problem["code"], "forbidden", "{} {}", policy.method, policy.path);
         }
     }
     let logout = app.post_as(&key, "/api/v1/auth/logout", &json!({})).await;

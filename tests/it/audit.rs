@@ -133,7 +133,7 @@ async fn deleting_the_newest_audit_row_is_detected() {
 }
 
 #[tokio::test]
-async fn the_application_role_cannot_change_or_delete_audit_rows() {
+async fn the_application_role_cannot_change_or_delete_audit_rows_postgres_only() {
     if backend() != Backend::Postgres {
         eprintln!("PostgreSQL only: SQLite has no roles; the hash chain is its protection");
         return;
@@ -157,7 +157,7 @@ async fn the_application_role_cannot_change_or_delete_audit_rows() {
 }
 
 #[tokio::test]
-async fn row_level_security_hides_other_tenants_from_an_unfiltered_query() {
+async fn row_level_security_hides_other_tenants_from_an_unfiltered_query_postgres_only() {
     if backend() != Backend::Postgres {
         eprintln!("PostgreSQL only: row-level security is the database's second wall");
         return;

@@ -210,8 +210,14 @@ async fn sensitive_fields_are_masked_everywhere_and_revealed_only_with_permissio
         let listed = listed.expect("text");
         assert!(!listed.contains(SSN) && !listed.contains("DE89370400440532013000"), "{listed}");
     }
+    // Stepped up, so only the permission can refuse.
+    app.step_up(&agent).await;
     let export = app.get_as(&agent.token, &format!("{url}/export")).await;
-    assert_eq!(export.status(), 403, "the privacy export needs contacts:read_sensitive");
+    assert_eq!(
+        expect_problem(export, 403).await["code"],
+        "forbidden",
+        "the privacy export needs contacts:read_sensitive"
+    );
 
     let reveal = format!("{url}?reveal=true");
     let refused = app.get_as(&agent.token, &reveal).await;
@@ -262,10 +268,9 @@ async fn the_csv_export_neutralises_formulas_and_is_permissioned_and_audited() {
         .await
         .expect("send");
     assert_eq!(empty_body.headers()["x-export-rows"], "2", "no body exports everything");
-    assert_eq!(
-        app.post_as(&agent.token, "/api/v1/exports/contacts", &json!({})).await.status(),
-        403
-    );
+    app.step_up(&agent).await;
+    let refused = app.post_as(&agent.token, "/api/v1/exports/contacts", &json!({})).await;
+    assert_eq!(expect_problem(refused, 403).await["code"], "forbidden", "export:run is missing");
     let rows: Vec<Value> = app
         .audit_events(&owner)
         .await
@@ -715,5 +720,7 @@ async fn retention_purges_old_records_and_audits_it() {
         .expect("audited");
     assert_eq!(event["details"]["activities"], 1);
     let agent = app.add_member(&owner, "agent").await;
-    assert_eq!(app.post_as(&agent.token, "/api/v1/privacy/purge", &json!({})).await.status(), 403);
+    app.step_up(&agent).await;
+    let refused = app.post_as(&agent.token, "/api/v1/privacy/purge", &json!({})).await;
+    assert_eq!(expect_problem(refused, 403).await["code"], "forbidden");
 }

@@ -191,9 +191,12 @@ impl TestApp {
             ("BULWARK_MASTER_KEYS".into(), MASTER_KEYS.into()),
         ];
         settings.extend(db.settings());
+        // An empty value unsets a harness default, so the product's own default applies.
         for (key, value) in extra {
             settings.retain(|(k, _)| k != key);
-            settings.push(((*key).to_owned(), (*value).to_owned()));
+            if !value.is_empty() {
+                settings.push(((*key).to_owned(), (*value).to_owned()));
+            }
         }
         let input = ConfigInput::from_pairs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let loaded = config::load(&input, DevSecrets::Generate)
