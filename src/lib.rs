@@ -26,6 +26,7 @@ pub mod pagination;
 pub mod platform;
 pub mod ratelimit;
 pub mod redis_link;
+pub mod schema;
 pub mod store;
 pub mod telemetry;
 pub mod tenancy;

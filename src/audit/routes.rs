@@ -31,7 +31,10 @@ pub struct AuditFilter {
     from: Option<Timestamp>,
     /// Events before this time.
     to: Option<Timestamp>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 

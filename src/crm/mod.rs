@@ -178,8 +178,7 @@ pub async fn check_refs(tx: &mut TenantTx, refs: &[(&str, Ref, Option<Uuid>)]) -
     if problems.is_empty() { Ok(()) } else { Err(DomainError::Invalid(problems)) }
 }
 
-/// The OpenAPI schema of one tag: what `Check::tags` accepts (it also accepts letters and
-/// digits beyond ASCII).
+/// The OpenAPI schema of one tag: what `Check::tags` accepts.
 pub struct Tag;
 
 impl utoipa::PartialSchema for Tag {
@@ -189,8 +188,8 @@ impl utoipa::PartialSchema for Tag {
             .schema_type(Type::String)
             .min_length(Some(1))
             .max_length(Some(50))
-            .pattern(Some(r"^[A-Za-z0-9 .:/-]{1,50}$"))
-            .description(Some("1 to 50 letters, digits, spaces, `-`, `.`, `:` or `/`."))
+            .pattern(Some(crate::schema::TAG))
+            .description(Some("1 to 50 ASCII letters, digits, spaces, `-`, `.`, `:` or `/`."))
             .into()
     }
 }

@@ -115,13 +115,22 @@ impl Check {
         if tags.len() > 20 {
             self.fail(field, "at most 20 tags");
         }
-        for tag in tags {
-            let ok = (1..=50).contains(&tag.chars().count())
-                && tag.chars().all(|c| c.is_alphanumeric() || " -.:/".contains(c));
-            if !ok {
-                self.fail(field, "each tag is 1 to 50 letters, digits, spaces, - . : or /");
-                break;
-            }
+        if !tags.iter().all(|tag| is_tag(tag)) {
+            self.fail(field, TAG_RULE);
+        }
+    }
+
+    /// `schema::DOMAIN`: two or more labels of ASCII letters, digits and hyphens.
+    pub fn domain(&mut self, field: &str, value: Option<&str>) {
+        let Some(domain) = value else { return };
+        let labels: Vec<&str> = domain.split('.').collect();
+        let ok = (3..=253).contains(&domain.len())
+            && labels.len() >= 2
+            && labels.iter().all(|label| {
+                !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !ok {
+            self.fail(field, "must be a domain name such as example.com");
         }
     }
 
@@ -147,6 +156,23 @@ impl Check {
 
     pub fn finish(self) -> Result<(), DomainError> {
         if self.0.is_empty() { Ok(()) } else { Err(DomainError::Invalid(self.0)) }
+    }
+}
+
+const TAG_RULE: &str = "each tag is 1 to 50 ASCII letters, digits, spaces, - . : or /";
+
+/// `schema::TAG`. ASCII only, so the rule reads the same in every JSON Schema tool; a tag is
+/// also a filter value, matched as `,tag,` (so no `,` `%` `_` `\`).
+pub fn is_tag(tag: &str) -> bool {
+    (1..=50).contains(&tag.len())
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b" -.:/".contains(&b))
+}
+
+/// A tag used as a list filter.
+pub fn check_tag_filter(tag: Option<&str>) -> Result<(), DomainError> {
+    match tag {
+        Some(tag) if !is_tag(tag) => Err(DomainError::invalid("tag", TAG_RULE)),
+        _ => Ok(()),
     }
 }
 

@@ -81,6 +81,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         json_problem(err.inner(), &path)
     })?;
     deserializer.end().map_err(|err| json_problem(&err, "."))?;
+    // serde reads a struct from an array of its fields in order too (`[null, null]` as an
+    // empty PATCH); every body of this API is an object, so nothing else is accepted.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(validation_failed(vec![FieldError {
+            field: "(body)".into(),
+            message: "must be a JSON object".into(),
+        }]));
+    }
     Ok(value)
 }
 
@@ -222,6 +230,15 @@ mod tests {
             assert_eq!(p.status, StatusCode::BAD_REQUEST, "{body}");
             assert_eq!(p.code, "malformed_json", "{body}");
         }
+    }
+
+    #[test]
+    fn a_body_is_an_object_never_an_array_of_fields() {
+        // serde alone would read this as email "a@b.c", password "secret".
+        let p = problem(r#" ["a@b.c", "secret", null]"#);
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(p.detail.contains("JSON object"), "{}", p.detail);
+        assert!(parse_json::<Login>(br#" {"email":"a@b.c","password":"secret"}"#).is_ok());
     }
 
     #[test]

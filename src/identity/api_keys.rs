@@ -61,7 +61,7 @@ pub async fn create(
     };
     let mut problems = vec![];
     let name = new.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         problems.push(("name".to_owned(), "must be 1 to 100 characters".to_owned()));
     }
     if new.scopes.is_empty() {

@@ -48,10 +48,13 @@ pub fn endpoints() -> Vec<Endpoint> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    #[schema(schema_with = crate::schema::line::<100>)]
     tenant_name: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
-    #[schema(value_type = String, format = Password)]
+    #[schema(schema_with = crate::schema::new_password)]
     password: Secret<String>,
+    #[schema(schema_with = crate::schema::line::<100>)]
     display_name: String,
 }
 
@@ -220,7 +223,7 @@ async fn delete_session(
 pub struct PasswordChange {
     #[schema(value_type = String, format = Password)]
     current_password: Secret<String>,
-    #[schema(value_type = String, format = Password)]
+    #[schema(schema_with = crate::schema::new_password)]
     new_password: Secret<String>,
     /// End every other session of yours (default true).
     #[serde(default = "yes")]
@@ -305,7 +308,9 @@ pub async fn me_view(app: &AppState, principal: &Principal) -> Result<Me, Domain
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyRequest {
+    #[schema(schema_with = crate::schema::line::<100>)]
     name: String,
+    #[schema(min_items = 1)]
     scopes: Vec<Permission>,
     /// The key stops working then.
     expires_at: Option<Timestamp>,

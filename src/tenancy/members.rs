@@ -161,6 +161,11 @@ pub async fn reset_factors(
     ctx: &RequestContext,
     target: UserId,
 ) -> DomainResult<()> {
+    if matches!(scope.actor(), crate::tenancy::Actor::User { user_id, .. } if *user_id == target) {
+        // One's own factors are removed from one's account, with a step-up of that factor;
+        // this path is for recovering someone else.
+        return Err(DomainError::Forbidden("reset your own factors from your account"));
+    }
     // Second factors are identity data (system transactions only, on PostgreSQL by policy):
     // the member is found in the same system transaction, inside the caller's tenant.
     let mut tx = app.store().system_tx().await?;

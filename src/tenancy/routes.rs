@@ -109,6 +109,7 @@ async fn deactivate_user(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationRequest {
+    #[schema(format = Email, max_length = 254)]
     email: String,
     role: Role,
 }
@@ -212,8 +213,9 @@ async fn revoke_invitation(
 pub struct AcceptInvitation {
     #[schema(value_type = String, format = Password)]
     token: Secret<String>,
-    #[schema(value_type = String, format = Password)]
+    #[schema(schema_with = crate::schema::new_password)]
     password: Secret<String>,
+    #[schema(schema_with = crate::schema::line::<100>)]
     display_name: String,
 }
 

@@ -101,9 +101,9 @@ pub fn view(keys: &KeySet, tenant: TenantId, row: ActivityRow) -> DomainResult<A
 #[serde(deny_unknown_fields)]
 pub struct ActivityInput {
     kind: ActivityKind,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line::<200>)]
     subject: String,
-    #[schema(min_length = 1, max_length = 10000)]
+    #[schema(schema_with = crate::schema::text_or_null::<10000>)]
     details: Option<String>,
     occurred_at: Timestamp,
     contact_id: Option<ContactId>,
@@ -116,10 +116,10 @@ pub struct ActivityInput {
 #[serde(deny_unknown_fields)]
 pub struct ActivityPatch {
     kind: Option<ActivityKind>,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line_or_null::<200>)]
     subject: Option<String>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 10000)]
+    #[schema(schema_with = crate::schema::text_or_null::<10000>)]
     details: Option<Option<String>>,
     occurred_at: Option<Timestamp>,
     #[serde(default, deserialize_with = "super::patch")]

@@ -27,7 +27,7 @@ pub struct CompanyView {
     industry: Option<String>,
     owner_id: Option<UserId>,
     tags: Vec<String>,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::schema::custom_fields)]
     custom_fields: Map<String, Value>,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -52,39 +52,39 @@ impl From<CompanyRow> for CompanyView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompanyCreate {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line::<200>)]
     name: String,
     /// A domain name such as `example.com`.
-    #[schema(min_length = 3, max_length = 253, pattern = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")]
+    #[schema(schema_with = crate::schema::domain_or_null)]
     domain: Option<String>,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     industry: Option<String>,
     owner_id: Option<UserId>,
     #[serde(default)]
     #[schema(value_type = Vec<super::Tag>, max_items = 20)]
     tags: Vec<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::schema::custom_fields)]
     custom_fields: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompanyPatch {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line_or_null::<200>)]
     name: Option<String>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>, min_length = 3, max_length = 253)]
+    #[schema(schema_with = crate::schema::domain_or_null)]
     domain: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     industry: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<UserId>)]
     owner_id: Option<Option<UserId>>,
     #[schema(value_type = Option<Vec<super::Tag>>, max_items = 20)]
     tags: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::schema::custom_fields_or_null)]
     custom_fields: Option<Map<String, Value>>,
 }
 
@@ -137,14 +137,7 @@ pub struct CompanyFilter {
 fn check(c: &CompanyCreate) -> DomainResult<()> {
     let mut check = Check::new();
     check.name("name", &c.name, 200);
-    if let Some(domain) = &c.domain {
-        let ok = (1..=253).contains(&domain.len())
-            && domain.contains('.')
-            && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-        if !ok {
-            check.fail("domain", "must be a domain name such as example.com");
-        }
-    }
+    check.domain("domain", c.domain.as_deref());
     check.opt_name("industry", c.industry.as_deref(), 100);
     check.tags("tags", Some(&c.tags));
     check.custom_fields("custom_fields", Some(&c.custom_fields));
@@ -156,6 +149,10 @@ impl Resource for Companies {
     type Create = CompanyCreate;
     type Patch = CompanyPatch;
     type Sort = CompanySort;
+
+    fn check_filter(filter: &Self::Filter) -> DomainResult<()> {
+        super::validate::check_tag_filter(filter.tag.as_deref())
+    }
 
     async fn write(
         _: &AppState,

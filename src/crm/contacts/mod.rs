@@ -34,13 +34,13 @@ pub const TABLE: &str = "contacts";
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line_or_null::<200>)]
     pub line1: Option<String>,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line_or_null::<200>)]
     pub line2: Option<String>,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line_or_null::<200>)]
     pub city: Option<String>,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line_or_null::<200>)]
     pub region: Option<String>,
     #[schema(pattern = "^[A-Za-z0-9 -]{1,16}$")]
     pub postal_code: Option<String>,
@@ -52,7 +52,7 @@ pub struct Address {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BankAccount {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     pub holder: Option<String>,
     #[schema(pattern = "^[A-Za-z0-9 -]{1,34}$")]
     pub iban: Option<String>,
@@ -62,15 +62,26 @@ pub struct BankAccount {
     pub routing_number: Option<String>,
 }
 
+/// Bank details as a contact view shows them: masked (`****3000`) unless revealed, so the
+/// input patterns do not apply. For the OpenAPI document only.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only")]
+pub struct BankAccountView {
+    holder: Option<String>,
+    iban: Option<String>,
+    account_number: Option<String>,
+    routing_number: Option<String>,
+}
+
 /// A contact's data in the clear, as it exists only inside a request. Also the create body.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = ContactCreate)]
 pub struct ContactData {
     /// At least one of first_name, last_name and email.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     pub first_name: Option<String>,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     pub last_name: Option<String>,
     #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
@@ -91,7 +102,7 @@ pub struct ContactData {
     #[schema(value_type = Vec<super::Tag>, max_items = 20)]
     pub tags: Vec<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::schema::custom_fields)]
     pub custom_fields: Map<String, Value>,
 }
 
@@ -109,11 +120,12 @@ pub struct ContactView {
     pub ssn: Option<String>,
     pub address: Option<Address>,
     /// Numbers masked (last four shown) unless revealed.
+    #[schema(value_type = Option<BankAccountView>)]
     pub bank_account: Option<BankAccount>,
     pub company_id: Option<CompanyId>,
     pub owner_id: Option<UserId>,
     pub tags: Vec<String>,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::schema::custom_fields)]
     pub custom_fields: Map<String, Value>,
     /// Set when the contact was erased: only this tombstone remains.
     pub erased_at: Option<Timestamp>,
@@ -201,10 +213,10 @@ pub fn check(data: &ContactData) -> DomainResult<()> {
 #[serde(deny_unknown_fields)]
 pub struct ContactPatch {
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     pub first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     pub last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>, format = Email, max_length = 254)]
@@ -234,7 +246,7 @@ pub struct ContactPatch {
     pub owner_id: Option<Option<UserId>>,
     #[schema(value_type = Option<Vec<super::Tag>>, max_items = 20)]
     pub tags: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::schema::custom_fields_or_null)]
     pub custom_fields: Option<Map<String, Value>>,
 }
 
@@ -328,12 +340,10 @@ impl Resource for Contacts {
     const SEALED: bool = true;
 
     fn check_filter(filter: &Self::Filter) -> DomainResult<()> {
-        match &filter.tag {
-            Some(tag) if tag.contains([',', '%', '_', '\\']) || tag.len() > 50 => {
-                Err(DomainError::invalid("tag", "is not a tag"))
-            }
-            _ => Ok(()),
-        }
+        super::validate::check_tag_filter(filter.tag.as_deref())?;
+        let mut check = Check::new();
+        check.email("email", filter.email.as_deref());
+        check.finish()
     }
 
     async fn write(

@@ -65,7 +65,7 @@ impl From<DealRow> for DealView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealCreate {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line::<200>)]
     title: String,
     pipeline_id: PipelineId,
     /// A stage of the pipeline; default: its first stage.
@@ -85,7 +85,7 @@ pub struct DealCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealPatch {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line_or_null::<200>)]
     title: Option<String>,
     pipeline_id: Option<PipelineId>,
     stage_id: Option<StageId>,
@@ -169,12 +169,12 @@ impl Resource for Deals {
     type Sort = DealSort;
 
     fn check_filter(filter: &Self::Filter) -> DomainResult<()> {
-        match &filter.closing_before {
-            Some(date) if super::validate::parse_date(date).is_none() => {
-                Err(DomainError::invalid("closing_before", "must be a date, YYYY-MM-DD"))
-            }
-            _ => Ok(()),
+        let mut check = Check::new();
+        check.date("closing_before", filter.closing_before.as_deref());
+        if let Some(currency) = &filter.currency {
+            check.currency("currency", currency);
         }
+        check.finish()
     }
 
     async fn write(

@@ -84,11 +84,11 @@ impl From<LeadRow> for LeadView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadCreate {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line::<200>)]
     title: String,
     status: Option<LeadStatus>,
     /// Where the lead came from (`website`, `referral`, …).
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     source: Option<String>,
     contact_id: Option<ContactId>,
     company_id: Option<CompanyId>,
@@ -98,11 +98,11 @@ pub struct LeadCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadPatch {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line_or_null::<200>)]
     title: Option<String>,
     status: Option<LeadStatus>,
     #[serde(default, deserialize_with = "super::patch")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     source: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<ContactId>)]

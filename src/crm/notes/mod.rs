@@ -65,7 +65,7 @@ pub fn view(keys: &KeySet, tenant: TenantId, row: NoteRow) -> DomainResult<NoteV
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 2, max_properties = 2)]
 pub struct NoteCreate {
-    #[schema(min_length = 1, max_length = 20000)]
+    #[schema(schema_with = crate::schema::text::<20000>)]
     body: String,
     /// The contact it is about (exactly one of the four links).
     contact_id: Option<ContactId>,
@@ -80,7 +80,7 @@ pub struct NoteCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotePatch {
-    #[schema(min_length = 1, max_length = 20000)]
+    #[schema(schema_with = crate::schema::text::<20000>)]
     body: String,
 }
 

@@ -68,7 +68,18 @@ pub struct PipelineView {
 pub struct StageInput {
     /// An existing stage to keep (renamed or moved); omit to add a stage.
     id: Option<StageId>,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line::<100>)]
+    name: String,
+    kind: Option<StageKind>,
+}
+
+/// A stage of a new pipeline: `StageInput` without an id (a new pipeline has only new
+/// stages). For the OpenAPI document; the body is read as `StageInput`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "a schema only")]
+pub struct NewStage {
+    #[schema(schema_with = crate::schema::line::<100>)]
     name: String,
     kind: Option<StageKind>,
 }
@@ -76,17 +87,17 @@ pub struct StageInput {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineInput {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line::<100>)]
     name: String,
     /// In order. Stages left out are removed (refused while deals sit in them).
-    #[schema(min_items = 1, max_items = 30)]
+    #[schema(value_type = Vec<NewStage>, min_items = 1, max_items = 30)]
     stages: Vec<StageInput>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelinePatch {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     name: Option<String>,
     #[schema(min_items = 1, max_items = 30)]
     stages: Option<Vec<StageInput>>,

@@ -52,7 +52,7 @@ impl From<TaskRow> for TaskView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskInput {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line::<200>)]
     title: String,
     /// YYYY-MM-DD
     #[schema(format = Date, pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$")]
@@ -67,7 +67,7 @@ pub struct TaskInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = crate::schema::line_or_null::<200>)]
     title: Option<String>,
     #[serde(default, deserialize_with = "super::patch")]
     #[schema(value_type = Option<String>, format = Date, pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$")]

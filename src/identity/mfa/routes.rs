@@ -125,16 +125,27 @@ impl FactorBody {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
-    #[schema(value_type = String)]
     mfa_token: Secret<String>,
-    #[schema(value_type = Option<String>)]
     code: Option<Secret<String>>,
-    #[schema(value_type = Option<String>)]
     backup_code: Option<Secret<String>>,
 }
+
+/// The ticket and exactly one of `code` and `backup_code`.
+impl utoipa::PartialSchema for VerifyBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use crate::schema::{one_of_objects, token};
+        one_of_objects(&[
+            &[("mfa_token", token()), ("code", token())],
+            &[("mfa_token", token()), ("backup_code", token())],
+        ])
+        .into()
+    }
+}
+
+impl ToSchema for VerifyBody {}
 
 /// Complete a login with the MFA ticket and a TOTP or backup code.
 #[utoipa::path(post, path = "/api/v1/auth/mfa/verify", tag = "mfa", request_body = VerifyBody,
@@ -163,9 +174,10 @@ async fn webauthn_register_start(
 pub struct RegisterFinish {
     challenge_id: Uuid,
     /// The browser's PublicKeyCredential, in its standard JSON form (base64url fields).
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::schema::webauthn_credential)]
     credential: RegisterPublicKeyCredential,
     /// A label for the passkey.
+    #[schema(schema_with = crate::schema::line_or_null::<100>)]
     name: Option<String>,
 }
 
@@ -184,7 +196,7 @@ async fn webauthn_register_finish(
     Json(body): Json<RegisterFinish>,
 ) -> Result<Response, Problem> {
     let name = body.name.as_deref().unwrap_or("passkey").trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(DomainError::invalid("name", "must be 1 to 100 characters").into());
     }
     let id = webauthn::register_finish(
@@ -222,7 +234,7 @@ async fn webauthn_login_start(
 pub struct AssertionBody {
     challenge_id: Uuid,
     /// The browser's PublicKeyCredential (assertion), in its standard JSON form.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::schema::webauthn_credential)]
     credential: PublicKeyCredential,
 }
 
@@ -285,22 +297,34 @@ async fn delete_passkey(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpBody {
-    #[schema(value_type = Option<String>)]
     code: Option<Secret<String>>,
-    #[schema(value_type = Option<String>)]
     backup_code: Option<Secret<String>>,
     /// The account's password: a weaker proof that only unlocks enrolling a first factor
     /// (never an operation that needs a second-factor step-up).
-    #[schema(value_type = Option<String>, format = Password)]
     password: Option<Secret<String>>,
     /// With `credential`: a passkey assertion for the challenge of `/auth/step-up/webauthn/start`.
     challenge_id: Option<Uuid>,
-    #[schema(value_type = Option<Object>)]
     credential: Option<PublicKeyCredential>,
 }
+
+/// Exactly one proof: `code`, `backup_code`, `password`, or `challenge_id` with `credential`.
+impl utoipa::PartialSchema for StepUpBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use crate::schema::{one_of_objects, password, token, uuid, webauthn_credential};
+        one_of_objects(&[
+            &[("code", token())],
+            &[("backup_code", token())],
+            &[("password", password())],
+            &[("challenge_id", uuid()), ("credential", webauthn_credential())],
+        ])
+        .into()
+    }
+}
+
+impl ToSchema for StepUpBody {}
 
 /// Confirm a second factor now: sensitive operations are allowed for the next 10 minutes. With
 /// `password` instead, the session may enrol a first factor (and nothing else) for as long.
