@@ -7,6 +7,7 @@
 
 mod dev_secrets;
 mod parse;
+mod profile;
 mod settings;
 mod sources;
 
@@ -20,6 +21,8 @@ use url::Url;
 use crate::crypto::Secret;
 use parse::*;
 pub use parse::{parse_duration, parse_master_keys, parse_switch};
+use profile::profile_problems;
+pub use profile::{DEVELOPMENT_BANNER, MIN_SECRET_BYTES, MIN_SECRET_ENTROPY_BITS};
 pub use settings::{SETTINGS, Setting};
 pub use sources::ConfigInput;
 use sources::RawValues;
@@ -160,16 +163,6 @@ pub struct MasterKey {
     pub key: Secret<[u8; 32]>,
 }
 
-/// What `serve` prints in the development profile, the default, so nobody runs a deployment
-/// on it unknowingly.
-pub const DEVELOPMENT_BANNER: &str = "\
-=====================================================================
- DEVELOPMENT PROFILE (BULWARK_ENV=development): not for real data.
- Secrets are generated into the data directory, plain http and http://
- CORS origins are allowed, HSTS is off and development-only switches
- are accepted. Set BULWARK_ENV=production for a deployment.
-=====================================================================";
-
 /// Every reason the configuration cannot be used, in one list.
 #[derive(Debug)]
 pub struct ConfigProblems(pub Vec<String>);
@@ -199,13 +192,6 @@ pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<String>,
 }
-
-pub const MIN_SECRET_BYTES: usize = 32;
-/// The least entropy a JWT secret must show, by its byte frequencies, outside development.
-/// 32 random bytes show about 150 bits, 32 random base64 characters 145, 32 hex characters
-/// 118; a repeated character shows 0 and `dev-secret-dev-secret-dev-secret` 91. The estimate
-/// catches repetition, not a sentence, so the README asks for random bytes.
-pub const MIN_SECRET_ENTROPY_BITS: f64 = 100.0;
 
 pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, ConfigProblems> {
     let raw = RawValues::read(input);
@@ -355,73 +341,6 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
     } else {
         Err(ConfigProblems(problems))
     }
-}
-
-/// The rules of staging and production: fail closed on anything unsafe.
-fn profile_problems(config: &Config, raw: &RawValues) -> Vec<String> {
-    let mut problems = vec![];
-    if config.env.is_development() {
-        return problems;
-    }
-    let env = config.env.as_str();
-    if cfg!(feature = "bench-bypass") {
-        problems.push(format!(
-            "this binary was built with the bench-bypass feature (a route without the security \
-             middleware, for bench/run.sh); it is refused in {env}"
-        ));
-    }
-    if config.public_url.scheme() != "https" {
-        problems.push(format!(
-            "BULWARK_PUBLIC_URL must be an https:// URL in {env} (tokens, cookies and links depend on it)"
-        ));
-    }
-    if config.http.hsts_max_age.is_none() {
-        problems.push(format!(
-            "HSTS is off (BULWARK_HSTS=off or BULWARK_HSTS_MAX_AGE=0); it must stay on in {env}"
-        ));
-    }
-    if config.metrics_listen.is_some_and(|a| !a.ip().is_loopback())
-        && config.metrics_token.is_none()
-    {
-        problems.push(format!(
-            "BULWARK_METRICS_LISTEN is reachable from other machines: set BULWARK_METRICS_TOKEN in {env}"
-        ));
-    }
-    for origin in config.http.cors_origins.iter().filter(|o| o.starts_with("http://")) {
-        problems.push(format!(
-            "BULWARK_CORS_ORIGINS: `{origin}` is plain http; credentialed CORS to it is refused in {env}"
-        ));
-    }
-    if let DatabaseUrl::Postgres(url) = &config.database.url
-        && let Err(reason) = parse::remote_postgres_is_verified(url.expose())
-    {
-        problems.push(format!("BULWARK_DATABASE_URL: {reason} in {env}"));
-    }
-    if let Some(url) = &config.redis_url
-        && let Err(reason) = parse::remote_redis_is_tls(url.expose())
-    {
-        problems.push(format!("BULWARK_REDIS_URL: {reason} in {env}"));
-    }
-    if config.secrets.jwt_secret.expose().len() >= MIN_SECRET_BYTES
-        && parse::estimated_entropy_bits(config.secrets.jwt_secret.expose())
-            < MIN_SECRET_ENTROPY_BITS
-    {
-        problems.push(format!(
-            "BULWARK_JWT_SECRET looks like text of low entropy (a repeated character or a \
-             phrase); use at least {MIN_SECRET_BYTES} random bytes in {env}"
-        ));
-    }
-    for (name, off_value, what) in [
-        ("BULWARK_RATE_LIMITS", "off", "disables rate limiting"),
-        ("BULWARK_COOKIE_SECURE", "off", "makes cookies insecure"),
-    ] {
-        if raw.is_set(name) && raw.get(name).is_some_and(|v| parse_switch(v) == Ok(false)) {
-            problems.push(format!(
-                "{name}={off_value} {what}: a development-only switch, refused in {env}"
-            ));
-        }
-    }
-    problems
 }
 
 struct Parser<'a> {

@@ -234,3 +234,17 @@ fn outside_development_plain_transport_is_refused() {
     let short = problems(&[("BULWARK_METRICS_TOKEN", "short")]);
     assert_eq!(short.len(), 1, "{short:?}");
 }
+
+#[test]
+fn outside_development_the_idle_timeout_lies_between_the_token_and_the_session_lifetimes() {
+    for (idle, absolute) in [("10m", "30d"), ("40d", "30d")] {
+        let list = problems(&production(&[
+            ("BULWARK_SESSION_IDLE_TIMEOUT", idle),
+            ("BULWARK_SESSION_ABSOLUTE_TIMEOUT", absolute),
+        ]));
+        assert_eq!(list.len(), 1, "{idle}/{absolute}: {list:?}");
+    }
+    assert!(problems(&production(&[("BULWARK_SESSION_IDLE_TIMEOUT", "20m")])).is_empty());
+    // Tests in development may shorten it freely.
+    assert!(problems(&[("BULWARK_SESSION_IDLE_TIMEOUT", "2s")]).is_empty());
+}

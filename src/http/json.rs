@@ -37,6 +37,31 @@ where
     }
 }
 
+/// An optional JSON body: none at all reads as `T::default()`; anything else must be JSON,
+/// exactly as for [`Json`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let json = is_json(req.headers().get(header::CONTENT_TYPE));
+        let bytes = Bytes::from_request(req, state).await.map_err(body_problem)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !json {
+            return Err(Problem::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
@@ -75,6 +100,10 @@ fn body_problem(rejection: BytesRejection) -> Problem {
 
 /// Parses a JSON document strictly; public for the fuzz targets.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    // Syntax first: the typed parse would report `{"a":` as an unknown field `a` (422)
+    // before it reaches the broken end, and malformed JSON is a 400 wherever it breaks.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|err| json_problem(&err, "."))?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();

@@ -407,7 +407,9 @@ pub async fn revoke_own_session(
 
 pub async fn sessions(app: &AppState, principal: &Principal) -> DomainResult<Vec<db::SessionRow>> {
     let mut tx = app.store().system_read().await?;
-    let rows = db::sessions_of_user(&mut tx, principal.user_id(), Timestamp::now()).await?;
+    let now = Timestamp::now();
+    let idle_since = now.minus(app.identity().settings.session_idle);
+    let rows = db::sessions_of_user(&mut tx, principal.user_id(), now, idle_since).await?;
     tx.commit().await?;
     Ok(rows)
 }

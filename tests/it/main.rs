@@ -14,5 +14,6 @@ mod crm;
 mod hardening;
 mod identity;
 mod mfa;
+mod negative;
 mod platform;
 mod support;

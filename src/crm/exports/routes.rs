@@ -1,6 +1,5 @@
 //! `POST /api/v1/exports/contacts`.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +10,7 @@ use crate::app::AppState;
 use crate::audit::RequestContext;
 use crate::clock::Timestamp;
 use crate::http::Endpoint;
-use crate::http::json::parse_json;
+use crate::http::json::OptionalJson;
 use crate::http::problem::Problem;
 use crate::ratelimit::RateCategory;
 use crate::tenancy::{Permission, TenantScope};
@@ -35,13 +34,8 @@ async fn export_contacts(
     State(app): State<AppState>,
     ctx: RequestContext,
     scope: TenantScope,
-    body: Bytes,
+    OptionalJson(request): OptionalJson<ExportRequest>,
 ) -> Result<Response, Problem> {
-    let request: ExportRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ExportRequest::default()
-    } else {
-        parse_json(&body)?
-    };
     let (csv, count) = super::export(&app, &scope, &ctx, &request.filter).await?;
     let date = Timestamp::now().rfc3339();
     let name =

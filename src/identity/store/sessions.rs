@@ -56,18 +56,21 @@ pub async fn session(tx: &mut SystemTx, id: SessionId) -> Result<Option<SessionR
 }
 
 /// Live sessions of a user, newest first.
+/// The user's sessions that still work: not revoked, not past their absolute end, and used
+/// (refreshed) since `idle_since`.
 pub async fn sessions_of_user(
     tx: &mut SystemTx,
     user: UserId,
     now: Timestamp,
+    idle_since: Timestamp,
 ) -> Result<Vec<SessionRow>, StoreError> {
     query(concat!(
         "SELECT ",
         session_columns!(),
         " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-         ORDER BY created_at DESC LIMIT 200"
+         AND last_used_at > $3 ORDER BY created_at DESC LIMIT 200"
     ))
-    .binds((user, now))
+    .binds((user, now, idle_since))
     .fetch_all(tx)
     .await
 }

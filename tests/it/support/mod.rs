@@ -105,7 +105,8 @@ impl TestDb {
 
     /// A raw connection bypassing Bulwark, for tests that inspect or tamper with stored rows:
     /// on PostgreSQL the superuser (`as_owner`; row-level security does not bind it) or the
-    /// application role.
+    /// application role. Either way the connection is in system mode (`bulwark.system`), as
+    /// platform code runs: a test of row-level security as a tenant switches it off first.
     pub async fn raw(&self, as_owner: bool) -> RawDb {
         match self.backend {
             Backend::Sqlite => {
