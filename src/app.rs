@@ -118,10 +118,17 @@ impl AppState {
 
     /// What another instance (or this one) announced through Redis.
     pub fn on_cluster_event(&self, event: crate::redis_link::ClusterEvent) {
+        use crate::redis_link::ClusterEvent;
+        self.identity().sessions.on_event(&event);
         match event {
-            crate::redis_link::ClusterEvent::TenantDeleted { tenant } => {
+            ClusterEvent::TenantDeleted { tenant } => {
                 self.tenant_keys().forget(tenant);
+                self.identity().api_keys.clear();
             }
+            ClusterEvent::ApiKeysChanged => self.identity().api_keys.clear(),
+            ClusterEvent::SessionsChanged { .. }
+            | ClusterEvent::UserChanged { .. }
+            | ClusterEvent::TenantChanged { .. } => {}
         }
     }
 

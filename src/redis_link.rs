@@ -35,8 +35,16 @@ pub struct RedisLink {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ClusterEvent {
-    /// A tenant was deleted: forget its unwrapped keys now.
+    /// A tenant was deleted: forget its unwrapped keys and its sessions now.
     TenantDeleted { tenant: crate::ids::TenantId },
+    /// Sessions were revoked or their step-up changed: read them again.
+    SessionsChanged { sessions: Vec<crate::ids::SessionId> },
+    /// A user's factors changed: read their sessions again.
+    UserChanged { user: crate::ids::UserId },
+    /// A tenant's MFA policy changed: read its sessions again.
+    TenantChanged { tenant: crate::ids::TenantId },
+    /// API keys were revoked (or their owners changed): look keys up again.
+    ApiKeysChanged,
 }
 
 /// The channel every instance listens on.

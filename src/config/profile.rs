@@ -30,12 +30,6 @@ pub(super) fn profile_problems(config: &Config, raw: &RawValues) -> Vec<String> 
         return problems;
     }
     let env = config.env.as_str();
-    if cfg!(feature = "bench-bypass") {
-        problems.push(format!(
-            "this binary was built with the bench-bypass feature (a route without the security \
-             middleware, for bench/run.sh); it is refused in {env}"
-        ));
-    }
     if config.public_url.scheme() != "https" {
         problems.push(format!(
             "BULWARK_PUBLIC_URL must be an https:// URL in {env} (tokens, cookies and links depend on it)"

@@ -4,8 +4,6 @@
 //! request id + span + metrics → security headers → problem renderer → CORS → timeout →
 //! body limit → panic catcher → router → per-endpoint gate → handler.
 
-#[cfg(feature = "bench-bypass")]
-mod bench;
 pub mod endpoint;
 mod error;
 pub mod extract;
@@ -92,9 +90,7 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
         router = router.route(&policy.path, method_router);
     }
     let security_headers = Arc::new(headers::SecurityHeaders::from_config(&config));
-    #[cfg(feature = "bench-bypass")]
-    let bench = bench::routes(state.clone());
-    let router = router
+    router
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async {
             Problem::for_status(StatusCode::METHOD_NOT_ALLOWED)
@@ -118,11 +114,7 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
                 ipv6_prefix: config.http.ipv6_prefix,
             }),
             request_id::track_requests,
-        ));
-    // Merged after the layers, so none of them wraps it.
-    #[cfg(feature = "bench-bypass")]
-    let router = router.merge(bench);
-    router
+        ))
 }
 
 fn cors(config: &Config) -> CorsLayer {

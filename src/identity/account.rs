@@ -185,6 +185,9 @@ pub async fn change_password(
     .await?;
     tx.commit().await?;
     identity.sessions.revoked(&revoked).await;
+    if keys_revoked > 0 {
+        identity.api_keys.changed().await;
+    }
     Ok(())
 }
 
@@ -278,25 +281,4 @@ pub async fn import_users(
     .await?;
     tx.commit().await?;
     Ok(users.len())
-}
-
-/// What a signed-in user sees of their own account.
-#[derive(Debug, Clone)]
-pub struct Profile {
-    pub email: String,
-    pub display_name: String,
-    /// Whether the address was proven (a mailed link); open signups start unverified.
-    pub email_verified: bool,
-}
-
-pub async fn profile(app: &AppState, principal: &Principal) -> DomainResult<Profile> {
-    let mut tx = app.store().system_read().await?;
-    let user =
-        db::user_by_id(&mut tx, principal.user_id()).await?.ok_or(DomainError::NotFound("user"))?;
-    tx.commit().await?;
-    Ok(Profile {
-        email: user.email,
-        display_name: user.display_name,
-        email_verified: user.email_verified_at.is_some(),
-    })
 }

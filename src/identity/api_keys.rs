@@ -173,6 +173,7 @@ pub async fn revoke(
     )
     .await?;
     tx.commit().await?;
+    app.identity().api_keys.changed().await;
     Ok(())
 }
 
@@ -186,10 +187,18 @@ pub fn key_prefix(token: &str) -> Option<&str> {
 pub(super) async fn authenticate(app: &AppState, token: &str) -> DomainResult<Principal> {
     let refused = DomainError::Unauthenticated("invalid API key");
     let Some(prefix) = key_prefix(token) else { return Err(refused) };
-    let mut tx = app.store().system_read().await?;
-    let row = db::api_key_by_prefix(&mut tx, prefix).await?;
-    tx.commit().await?;
-    let Some(row) = row else { return Err(refused) };
+    let cache = &app.identity().api_keys;
+    let row = match cache.get(prefix) {
+        Some(row) => row,
+        None => {
+            let mut conn = app.store().system_conn().await?;
+            let Some(row) = db::api_key_by_prefix(&mut conn, prefix).await? else {
+                return Err(refused);
+            };
+            drop(conn);
+            cache.put(prefix, row)
+        }
+    };
     let matches: bool = row.secret_hash.ct_eq(&hash(token)).into();
     let now = Timestamp::now();
     if !matches
@@ -206,13 +215,72 @@ pub(super) async fn authenticate(app: &AppState, token: &str) -> DomainResult<Pr
         let mut tx = app.store().system_tx().await?;
         db::touch_api_key(&mut tx, id, now).await?;
         tx.commit().await?;
+        cache.put(prefix, db::ApiKeyAuthRow { last_used_at: Some(now), ..(*row).clone() });
     }
     let scopes: Arc<[Permission]> = decode_scopes(&row.scopes).into();
+    let profile = Arc::new(super::Profile {
+        email: row.owner_email.clone(),
+        display_name: row.owner_display_name.clone(),
+        email_verified: row.owner_email_verified_at.is_some(),
+    });
     Ok(Principal {
         user_id: row.created_by,
         tenant_id: Some(row.tenant_id),
         role: Some(role),
         superadmin: false,
         credential: Credential::ApiKey { id, scopes },
+        profile,
+        session: None,
     })
+}
+
+/// Keys found by their prefix, kept for at most `session_cache::TTL`, so a busy key costs no
+/// database work. Whatever narrows or kills a key (revocation, its creator's role change or
+/// deactivation, its tenant's deletion) clears the cache here and, through Redis, on every
+/// instance; without Redis an entry is never older than the TTL.
+pub struct KeyCache {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<String, (Arc<db::ApiKeyAuthRow>, std::time::Instant)>,
+    >,
+    redis: Option<crate::redis_link::RedisLink>,
+}
+
+impl KeyCache {
+    pub fn new(redis: Option<crate::redis_link::RedisLink>) -> KeyCache {
+        KeyCache { entries: std::sync::Mutex::new(std::collections::HashMap::new()), redis }
+    }
+
+    fn get(&self, prefix: &str) -> Option<Arc<db::ApiKeyAuthRow>> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(prefix)
+            .filter(|(_, at)| at.elapsed() < super::session_cache::TTL)
+            .map(|(row, _)| row.clone())
+    }
+
+    fn put(&self, prefix: &str, row: db::ApiKeyAuthRow) -> Arc<db::ApiKeyAuthRow> {
+        let row = Arc::new(row);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= 100_000 {
+                entries.clear();
+            }
+            entries.insert(prefix.to_owned(), (row.clone(), std::time::Instant::now()));
+        }
+        row
+    }
+
+    /// Forgets every key here (another instance's event, or `changed`).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
+    /// After keys were revoked or their creators changed: look keys up again everywhere.
+    pub async fn changed(&self) {
+        self.clear();
+        if let Some(redis) = &self.redis {
+            redis.publish(&crate::redis_link::ClusterEvent::ApiKeysChanged).await;
+        }
+    }
 }

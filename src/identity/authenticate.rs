@@ -4,6 +4,8 @@
 //! are checked, then its session must still be live. `Bearer bwk_…` is an API key. There is
 //! no anonymous fallback: a present but bad credential is refused, never ignored.
 
+use std::sync::Arc;
+
 use super::{Credential, Principal, api_keys};
 use crate::app::AppState;
 use crate::clock::Timestamp;
@@ -33,15 +35,17 @@ pub async fn authenticate(
     let live = identity
         .sessions
         .is_live(app.store(), claims.sid, &owner, identity.settings.session_idle, now)
-        .await?;
-    if !live {
-        return Err(DomainError::Unauthenticated("session revoked or expired"));
-    }
-    principal_from_claims(claims)
+        .await?
+        .ok_or(DomainError::Unauthenticated("session revoked or expired"))?;
+    principal_from_claims(claims, live.profile.clone(), Some(live))
 }
 
 /// The principal an access token's claims name; the caller has checked its session.
-fn principal_from_claims(claims: super::tokens::Claims) -> Result<Principal, DomainError> {
+fn principal_from_claims(
+    claims: super::tokens::Claims,
+    profile: Arc<super::Profile>,
+    session: Option<Arc<super::session_cache::LiveSession>>,
+) -> Result<Principal, DomainError> {
     let credential = Credential::Session(claims.sid);
     if claims.role == "superadmin" {
         return Ok(Principal {
@@ -50,6 +54,8 @@ fn principal_from_claims(claims: super::tokens::Claims) -> Result<Principal, Dom
             role: None,
             superadmin: true,
             credential,
+            profile,
+            session,
         });
     }
     let role =
@@ -63,22 +69,9 @@ fn principal_from_claims(claims: super::tokens::Claims) -> Result<Principal, Dom
         role: Some(role),
         superadmin: false,
         credential,
+        profile,
+        session,
     })
-}
-
-/// Bench builds only: the access token's signature and claims, nothing else (no session,
-/// no API keys). The bypass route measures the handler without the security middleware.
-#[cfg(feature = "bench-bypass")]
-pub async fn authenticate_token_only(
-    app: &AppState,
-    authorization: Option<&[u8]>,
-) -> Result<Principal, DomainError> {
-    let claims = app
-        .identity()
-        .tokens
-        .verify(bearer(authorization)?)
-        .map_err(|_| DomainError::Unauthenticated("invalid access token"))?;
-    principal_from_claims(claims)
 }
 
 /// The credential of `Authorization: Bearer <credential>`, from the header's raw value.

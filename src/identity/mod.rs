@@ -22,8 +22,6 @@ use std::sync::Arc;
 use unicode_normalization::UnicodeNormalization as _;
 
 pub use api_keys::{API_KEY_PREFIX, ApiKeyCreated, NewApiKey, key_prefix};
-#[cfg(feature = "bench-bypass")]
-pub use authenticate::authenticate_token_only;
 pub use authenticate::{authenticate, bearer};
 
 use crate::config::Config;
@@ -37,6 +35,7 @@ pub struct Identity {
     pub tokens: tokens::TokenKeys,
     pub hasher: password::PasswordHasher,
     pub sessions: session_cache::SessionCache,
+    pub api_keys: api_keys::KeyCache,
     pub lockout: lockout::Lockout,
     pub mfa: mfa::Mfa,
     pub settings: Settings,
@@ -72,10 +71,8 @@ impl Identity {
                 i64::try_from(id.access_token_ttl.as_secs()).unwrap_or(900),
             ),
             hasher,
-            sessions: session_cache::SessionCache::new(
-                redis.clone(),
-                id.access_token_ttl.as_secs(),
-            ),
+            sessions: session_cache::SessionCache::new(redis.clone()),
+            api_keys: api_keys::KeyCache::new(redis.clone()),
             lockout: lockout::Lockout::new(
                 store,
                 redis,
@@ -104,6 +101,15 @@ pub enum Credential {
     ApiKey { id: ApiKeyId, scopes: Arc<[Permission]> },
 }
 
+/// The account's profile as `/me` shows it, read together with the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub email: String,
+    pub display_name: String,
+    /// Whether the address was proven; accounts from open signup start unverified.
+    pub email_verified: bool,
+}
+
 /// An authenticated caller. Private fields: only `authenticate` builds one.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -112,6 +118,9 @@ pub struct Principal {
     role: Option<Role>,
     superadmin: bool,
     credential: Credential,
+    profile: Arc<Profile>,
+    /// The session's cached state (sessions only).
+    session: Option<Arc<session_cache::LiveSession>>,
 }
 
 impl Principal {
@@ -133,6 +142,15 @@ impl Principal {
 
     pub fn credential(&self) -> &Credential {
         &self.credential
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The session's state as authentication read it (see `session_cache`).
+    pub fn session(&self) -> Option<&session_cache::LiveSession> {
+        self.session.as_deref()
     }
 
     pub fn session_id(&self) -> Option<SessionId> {

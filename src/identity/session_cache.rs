@@ -1,26 +1,29 @@
-//! Session liveness, checked on every request through a short cache.
+//! What a request needs to know about its session, kept in memory for at most `TTL`.
 //!
-//! An access token is only as good as its session: each request's `sid` is checked, and the
-//! answer is cached for at most `TTL`, so a session revoked on any instance stops working
-//! everywhere within that time (the spec asks for one second). Revocations made by this
-//! instance take effect here at once.
+//! Every request with an access token needs its session's state: live or not, whose it is,
+//! the account's profile, whether the tenant's MFA policy still waits for an enrolment, and
+//! when the session last proved a factor. One statement reads all of it
+//! (`store::session_state`, outside any transaction), and the answer is kept here for at most
+//! `TTL`, so a busy session costs no database work at all.
 //!
-//! With Redis configured the cache lives there instead, shared by every instance: a
-//! revocation writes "revoked" for the session at once, and a liveness answer computed from
-//! the database is shared for `TTL`. If Redis is unreachable, the local cache and the
-//! database take over (correct, just more queries).
+//! Why that is safe: a change made by this instance (a revocation, a step-up, a factor
+//! enrolled or removed, a tenant policy changed) evicts the affected entries at once and is
+//! published on Redis (`ClusterEvent`), so every other instance evicts them within
+//! milliseconds. Should an event be lost (Redis down), an entry is never older than `TTL`
+//! (500 ms): a revoked session is refused by every instance within one second, as the spec
+//! asks, with or without Redis.
 //!
 //! What is cached is the session's owner (user, tenant, role), not a yes/no: a token is only
 //! accepted when its claims name that owner, so a forged or confused token cannot pair one
 //! account's live session with another account's identity.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::Timestamp;
 use crate::ids::{SessionId, TenantId, UserId};
-use crate::redis_link::RedisLink;
+use crate::redis_link::{ClusterEvent, RedisLink};
 use crate::store::{Store, StoreError};
 
 use super::store as db;
@@ -29,142 +32,174 @@ pub const TTL: Duration = Duration::from_millis(500);
 /// Bounds memory: past this many entries the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
 
-pub struct SessionCache {
-    /// The live session's owner, or `None` when the session may not be used.
-    entries: Mutex<HashMap<SessionId, (Option<String>, Instant)>>,
-    redis: Option<RedisLink>,
-    /// How long a "revoked" mark must outlive the revocation: the access-token lifetime.
-    revoked_ttl_ms: u64,
+/// A live session as the request path needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    /// `user/tenant/role`, compared with the token's claims (see [`owner`]).
+    pub owner: String,
+    pub profile: Arc<super::Profile>,
+    /// The tenant policy (or the super-admin role) asks for a factor this user lacks.
+    pub enrolment_required: bool,
+    /// When this session last proved a second factor.
+    pub step_up_at: Option<Timestamp>,
+    /// When this session last proved the password (enrolment only).
+    pub password_proof_at: Option<Timestamp>,
 }
 
-fn redis_key(sid: SessionId) -> String {
-    format!("bulwark:session:{sid}")
+struct Entry {
+    /// `None`: the session may not be used.
+    live: Option<Arc<LiveSession>>,
+    user: Option<UserId>,
+    tenant: Option<TenantId>,
+    at: Instant,
+}
+
+pub struct SessionCache {
+    entries: Mutex<HashMap<SessionId, Entry>>,
+    redis: Option<RedisLink>,
 }
 
 impl SessionCache {
-    pub fn new(redis: Option<RedisLink>, access_token_secs: u64) -> SessionCache {
-        SessionCache {
-            entries: Mutex::new(HashMap::new()),
-            redis,
-            revoked_ttl_ms: (access_token_secs + 60) * 1000,
+    pub fn new(redis: Option<RedisLink>) -> SessionCache {
+        SessionCache { entries: Mutex::new(HashMap::new()), redis }
+    }
+
+    /// The session's state if it may still be used: not revoked, within its absolute and
+    /// idle lifetimes, its user and tenant active.
+    pub async fn live(
+        &self,
+        store: &Store,
+        sid: SessionId,
+        idle: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Arc<LiveSession>>, StoreError> {
+        if let Some(live) = self.cached(sid) {
+            return Ok(live);
         }
+        let mut conn = store.system_conn().await?;
+        let state = db::session_state(&mut conn, sid).await?;
+        drop(conn);
+        let (user, tenant) =
+            (state.as_ref().map(|s| s.user_id), state.as_ref().and_then(|s| s.tenant_id));
+        let live = state.filter(|s| s.usable(idle, now)).map(|s| Arc::new(s.into_live()));
+        self.put(sid, Entry { live: live.clone(), user, tenant, at: Instant::now() });
+        Ok(live)
     }
 
-    fn cached(&self, sid: SessionId) -> Option<Option<String>> {
-        let entries = self.entries.lock().ok()?;
-        entries.get(&sid).filter(|(_, at)| at.elapsed() < TTL).map(|(owner, _)| owner.clone())
-    }
-
-    fn put(&self, sid: SessionId, owner: Option<String>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.retain(|_, (_, at)| at.elapsed() < TTL);
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
-                }
-            }
-            entries.insert(sid, (owner, Instant::now()));
-        }
-    }
-
-    /// Called after sessions were revoked (and committed).
-    pub async fn revoked(&self, sids: &[SessionId]) {
-        for sid in sids {
-            self.put(*sid, None);
-            if let Some(redis) = &self.redis {
-                let mark = redis::cmd("SET")
-                    .arg(redis_key(*sid))
-                    .arg(REVOKED)
-                    .arg("PX")
-                    .arg(self.revoked_ttl_ms)
-                    .clone();
-                if redis.command::<()>(&mark).await.is_err() {
-                    tracing::warn!(session_id = %sid, "revocation not shared through Redis; other instances see it within the cache lifetime");
-                }
-            }
-        }
-    }
-
-    /// Whether the session may still be used by `owner` (see [`owner`]): not revoked,
-    /// within its absolute and idle lifetimes, its user active and still that owner.
+    /// Whether the session may still be used by `owner` (see [`owner`]).
     pub async fn is_live(
         &self,
         store: &Store,
         sid: SessionId,
         owner: &str,
-        idle: std::time::Duration,
+        idle: Duration,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        Ok(self.live_owner(store, sid, idle, now).await?.as_deref() == Some(owner))
+    ) -> Result<Option<Arc<LiveSession>>, StoreError> {
+        Ok(self.live(store, sid, idle, now).await?.filter(|live| live.owner == owner))
     }
 
-    async fn live_owner(
-        &self,
-        store: &Store,
-        sid: SessionId,
-        idle: std::time::Duration,
-        now: Timestamp,
-    ) -> Result<Option<String>, StoreError> {
-        if let Some(redis) = &self.redis {
-            match redis.command::<Option<String>>(redis::cmd("GET").arg(redis_key(sid))).await {
-                // "0" marks a revocation; anything else is the owner.
-                Ok(Some(mark)) => return Ok(Some(mark).filter(|mark| mark != REVOKED)),
-                Ok(None) => {
-                    let live = Self::from_database(store, sid, idle, now).await?;
-                    // NX: never overwrite a revocation written meanwhile.
-                    let ttl = u64::try_from(TTL.as_millis()).unwrap_or(500);
-                    let share = redis::cmd("SET")
-                        .arg(redis_key(sid))
-                        .arg(live.as_deref().unwrap_or(REVOKED))
-                        .arg("PX")
-                        .arg(ttl)
-                        .arg("NX")
-                        .clone();
-                    let _ = redis.command::<Option<String>>(&share).await;
-                    return Ok(live);
+    fn cached(&self, sid: SessionId) -> Option<Option<Arc<LiveSession>>> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(&sid).filter(|e| e.at.elapsed() < TTL).map(|e| e.live.clone())
+    }
+
+    fn put(&self, sid: SessionId, entry: Entry) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.retain(|_, e| e.at.elapsed() < TTL);
+                if entries.len() >= MAX_ENTRIES {
+                    entries.clear();
                 }
-                Err(_) => {} // Redis is down: the local cache and the database answer.
             }
+            entries.insert(sid, entry);
         }
-        if let Some(live) = self.cached(sid) {
-            return Ok(live);
-        }
-        let live = Self::from_database(store, sid, idle, now).await?;
-        self.put(sid, live.clone());
-        Ok(live)
     }
 
-    async fn from_database(
-        store: &Store,
-        sid: SessionId,
-        idle: std::time::Duration,
-        now: Timestamp,
-    ) -> Result<Option<String>, StoreError> {
-        let mut tx = store.system_read().await?;
-        let state = db::session_state(&mut tx, sid).await?;
-        tx.commit().await?;
-        Ok(state
-            .filter(|s| {
-                s.revoked_at.is_none()
-                    && s.expires_at > now
-                    && s.last_used_at.plus(idle) > now
-                    && s.status == "active"
-                    && s.tenant_status.as_deref().is_none_or(|t| t == "active")
-            })
-            .map(|s| {
-                owner(
-                    s.user_id,
-                    s.tenant_id.unwrap_or(TenantId::PLATFORM),
-                    s.role.as_deref().unwrap_or(SUPERADMIN),
-                )
-            }))
+    fn evict(&self, which: impl Fn(&SessionId, &Entry) -> bool) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|sid, entry| !which(sid, entry));
+        }
+    }
+
+    /// After sessions were revoked (and committed): refused here at once, and on every
+    /// instance as soon as the event arrives.
+    pub async fn revoked(&self, sids: &[SessionId]) {
+        for sid in sids {
+            self.put(*sid, Entry { live: None, user: None, tenant: None, at: Instant::now() });
+        }
+        self.publish(ClusterEvent::SessionsChanged { sessions: sids.to_vec() }).await;
+    }
+
+    /// After a session's step-up or password proof changed: read again everywhere.
+    pub async fn changed(&self, sid: SessionId) {
+        self.evict(|s, _| *s == sid);
+        self.publish(ClusterEvent::SessionsChanged { sessions: vec![sid] }).await;
+    }
+
+    /// After a user's factors changed (enrolment requirement, step-ups): read again
+    /// everywhere.
+    pub async fn user_changed(&self, user: UserId) {
+        self.evict(|_, e| e.user == Some(user));
+        self.publish(ClusterEvent::UserChanged { user }).await;
+    }
+
+    /// After a tenant's MFA policy or status changed.
+    pub async fn tenant_changed(&self, tenant: TenantId) {
+        self.evict(|_, e| e.tenant == Some(tenant));
+        self.publish(ClusterEvent::TenantChanged { tenant }).await;
+    }
+
+    /// What another instance published.
+    pub fn on_event(&self, event: &ClusterEvent) {
+        match event {
+            ClusterEvent::SessionsChanged { sessions } => self.evict(|s, _| sessions.contains(s)),
+            ClusterEvent::UserChanged { user } => self.evict(|_, e| e.user == Some(*user)),
+            ClusterEvent::TenantChanged { tenant } | ClusterEvent::TenantDeleted { tenant } => {
+                self.evict(|_, e| e.tenant == Some(*tenant));
+            }
+            ClusterEvent::ApiKeysChanged => {}
+        }
+    }
+
+    async fn publish(&self, event: ClusterEvent) {
+        if let Some(redis) = &self.redis {
+            redis.publish(&event).await;
+        }
     }
 }
-
-const REVOKED: &str = "0";
-const SUPERADMIN: &str = "superadmin";
 
 /// Who a session belongs to, as compared with a token's `sub`, `tid` and `role` claims.
 pub fn owner(user_id: UserId, tenant_id: TenantId, role: &str) -> String {
     format!("{user_id}/{tenant_id}/{role}")
+}
+
+impl db::SessionState {
+    fn usable(&self, idle: Duration, now: Timestamp) -> bool {
+        self.revoked_at.is_none()
+            && self.expires_at > now
+            && self.last_used_at.plus(idle) > now
+            && self.status == "active"
+            && self.tenant_status.as_deref().is_none_or(|t| t == "active")
+    }
+
+    fn into_live(self) -> LiveSession {
+        let role = self.role.as_deref().unwrap_or("superadmin");
+        let enrolment_required = super::mfa::policy::requires_enrolment(
+            self.mfa_policy.as_deref(),
+            self.role.as_deref(),
+            self.is_superadmin,
+            self.has_factor,
+        );
+        LiveSession {
+            owner: owner(self.user_id, self.tenant_id.unwrap_or(TenantId::PLATFORM), role),
+            profile: Arc::new(super::Profile {
+                email: self.email,
+                display_name: self.display_name,
+                email_verified: self.email_verified_at.is_some(),
+            }),
+            enrolment_required,
+            step_up_at: self.step_up_at,
+            password_proof_at: self.password_proof_at,
+        }
+    }
 }

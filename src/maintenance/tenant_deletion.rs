@@ -39,6 +39,7 @@ pub async fn delete_tenant(app: &AppState, tenant: TenantId) -> DomainResult<u64
     .await?;
     tx.commit().await?;
     app.tenant_keys().forget(tenant);
+    app.identity().api_keys.clear();
     if let Some(redis) = app.redis() {
         redis.publish(&crate::redis_link::ClusterEvent::TenantDeleted { tenant }).await;
     }

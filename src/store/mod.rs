@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 use crate::config::{DatabaseConfig, DatabaseUrl};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, RoleReport};
 pub use sql::{Bind, Query, Row, Value, query};
-pub use tx::{AsRawTx, RawTx, SystemTx, TenantTx};
+pub use tx::{AsRawTx, RawTx, SystemConn, SystemTx, TenantTx, statements_sent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -89,6 +89,10 @@ pub struct Store {
     /// concurrent writes see second-long tails (bench/run.sh measured it). `None` on
     /// PostgreSQL.
     sqlite_writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// PostgreSQL: a few connections of the application role in system mode for their whole
+    /// life, lent only as `SystemConn` (single platform reads on the hot path). Business
+    /// tables admit no system mode, so these connections can read no tenant's data.
+    system_pool: Option<sqlx::PgPool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +122,7 @@ impl Store {
                     pool: Pool::Sqlite(pool),
                     sqlite_file: Some(Arc::new((path.clone(), id))),
                     sqlite_writer: Some(Arc::new(tokio::sync::Mutex::new(()))),
+                    system_pool: None,
                 })
             }
             DatabaseUrl::Postgres(url) => {
@@ -127,9 +132,26 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await?;
-                Ok(Store { pool: Pool::Postgres(pool), sqlite_file: None, sqlite_writer: None })
+                let system_pool = PgPoolOptions::new()
+                    .max_connections((config.max_connections / 4).max(2))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("SELECT set_config('bulwark.system', 'on', false)")
+                                .execute(conn)
+                                .await
+                                .map(|_| ())
+                        })
+                    })
+                    .connect_lazy_with(options);
+                Ok(Store {
+                    pool: Pool::Postgres(pool),
+                    sqlite_file: None,
+                    sqlite_writer: None,
+                    system_pool: Some(system_pool),
+                })
             }
         }
     }
@@ -200,6 +222,9 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
+        }
+        if let Some(system) = &self.system_pool {
+            system.close().await;
         }
     }
 }

@@ -22,6 +22,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments as _, AssertSqlSafe};
 use uuid::Uuid;
 
+use super::tx::{Conn, count_statement};
 use super::{AsRawTx, RawTx, StoreError};
 
 /// A bound value. Each variant carries its own NULL, so PostgreSQL sees a typed parameter
@@ -173,12 +174,13 @@ impl Query {
     async fn execute_raw(self, tx: &mut RawTx) -> Result<u64, StoreError> {
         let Query { sql, binds } = self;
         let sql = AssertSqlSafe(sql);
-        Ok(match tx {
-            RawTx::Sqlite(tx) => {
-                sqlx::query_with(sql, sqlite_args(binds)?).execute(&mut **tx).await?.rows_affected()
+        count_statement();
+        Ok(match tx.conn() {
+            Conn::Sqlite(c) => {
+                sqlx::query_with(sql, sqlite_args(binds)?).execute(c).await?.rows_affected()
             }
-            RawTx::Postgres(tx) => {
-                sqlx::query_with(sql, pg_args(binds)?).execute(&mut **tx).await?.rows_affected()
+            Conn::Postgres(c) => {
+                sqlx::query_with(sql, pg_args(binds)?).execute(c).await?.rows_affected()
             }
         })
     }
@@ -192,13 +194,10 @@ impl Query {
     pub async fn fetch_all<R: Row>(self, tx: &mut impl AsRawTx) -> Result<Vec<R>, StoreError> {
         let Query { sql, binds } = self;
         let sql = AssertSqlSafe(sql);
-        Ok(match tx.raw() {
-            RawTx::Sqlite(tx) => {
-                sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_all(&mut **tx).await
-            }
-            RawTx::Postgres(tx) => {
-                sqlx::query_as_with(sql, pg_args(binds)?).fetch_all(&mut **tx).await
-            }
+        count_statement();
+        Ok(match tx.raw().conn() {
+            Conn::Sqlite(c) => sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_all(c).await,
+            Conn::Postgres(c) => sqlx::query_as_with(sql, pg_args(binds)?).fetch_all(c).await,
         }?)
     }
 
@@ -208,13 +207,12 @@ impl Query {
     ) -> Result<Option<R>, StoreError> {
         let Query { sql, binds } = self;
         let sql = AssertSqlSafe(sql);
-        Ok(match tx.raw() {
-            RawTx::Sqlite(tx) => {
-                sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_optional(&mut **tx).await
+        count_statement();
+        Ok(match tx.raw().conn() {
+            Conn::Sqlite(c) => {
+                sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_optional(c).await
             }
-            RawTx::Postgres(tx) => {
-                sqlx::query_as_with(sql, pg_args(binds)?).fetch_optional(&mut **tx).await
-            }
+            Conn::Postgres(c) => sqlx::query_as_with(sql, pg_args(binds)?).fetch_optional(c).await,
         }?)
     }
 

@@ -12,7 +12,10 @@
 
 #![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
 
 use super::{Pool, Store, StoreError};
 use crate::ids::TenantId;
@@ -21,6 +24,41 @@ use crate::tenancy::TenantScope;
 pub enum RawTx {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
+    /// No transaction: one pooled connection, each statement its own (`SystemConn`).
+    SqliteConn(PoolConnection<Sqlite>),
+    PostgresConn(PoolConnection<Postgres>),
+}
+
+/// The connection a statement runs on, in or out of a transaction.
+pub enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+impl RawTx {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            RawTx::Sqlite(tx) => Conn::Sqlite(tx),
+            RawTx::Postgres(tx) => Conn::Postgres(tx),
+            RawTx::SqliteConn(c) => Conn::Sqlite(c),
+            RawTx::PostgresConn(c) => Conn::Postgres(c),
+        }
+    }
+}
+
+/// Statements sent to the database (transaction begins and commits included): each is a
+/// hand-off to SQLite's worker thread or a PostgreSQL round trip. Exported as
+/// `db_statements_total`; tests read it to show what a request costs.
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+pub(super) fn count_statement() {
+    STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("db_statements_total").increment(1);
+}
+
+/// The statements sent so far by this process (see `STATEMENTS`).
+pub fn statements_sent() -> u64 {
+    STATEMENTS.load(Ordering::Relaxed)
 }
 
 /// Access to the raw transaction, for the query layer (`store::sql`).
@@ -44,6 +82,24 @@ pub struct SystemTx {
     _turn: WriterTurn,
 }
 
+/// Platform reads of single statements outside any transaction, for the request path's hot
+/// reads (the session check, the API-key lookup): one hand-off or round trip each, where a
+/// `SystemTx` costs three. On PostgreSQL it comes from a small pool whose connections are in
+/// system mode for their whole life (`Store::system_pool`), so no `set_config` is needed.
+/// Nothing that must read a consistent snapshot of several statements belongs here.
+pub struct SystemConn {
+    raw: RawTx,
+}
+
+impl AsRawTx for SystemConn {
+    fn raw(&mut self) -> &mut RawTx {
+        &mut self.raw
+    }
+    fn backend(&self) -> super::Backend {
+        backend_of(&self.raw)
+    }
+}
+
 impl AsRawTx for TenantTx {
     fn raw(&mut self) -> &mut RawTx {
         &mut self.raw
@@ -64,8 +120,8 @@ impl AsRawTx for SystemTx {
 
 fn backend_of(raw: &RawTx) -> super::Backend {
     match raw {
-        RawTx::Sqlite(_) => super::Backend::Sqlite,
-        RawTx::Postgres(_) => super::Backend::Postgres,
+        RawTx::Sqlite(_) | RawTx::SqliteConn(_) => super::Backend::Sqlite,
+        RawTx::Postgres(_) | RawTx::PostgresConn(_) => super::Backend::Postgres,
     }
 }
 
@@ -88,9 +144,12 @@ impl SystemTx {
 }
 
 async fn commit(raw: RawTx) -> Result<(), StoreError> {
+    count_statement();
     match raw {
         RawTx::Sqlite(tx) => tx.commit().await?,
         RawTx::Postgres(tx) => tx.commit().await?,
+        // Statements outside a transaction took effect one by one.
+        RawTx::SqliteConn(_) | RawTx::PostgresConn(_) => {}
     }
     Ok(())
 }
@@ -122,6 +181,18 @@ impl Store {
         Ok(SystemTx { raw: self.begin(Mode::Read, None).await?, _turn: None })
     }
 
+    /// See [`SystemConn`].
+    pub async fn system_conn(&self) -> Result<SystemConn, StoreError> {
+        let raw = match (&self.pool, &self.system_pool) {
+            (Pool::Sqlite(pool), _) => RawTx::SqliteConn(pool.acquire().await?),
+            (Pool::Postgres(_), Some(system)) => RawTx::PostgresConn(system.acquire().await?),
+            (Pool::Postgres(_), None) => {
+                return Err(StoreError::Setup("the PostgreSQL system pool is missing".into()));
+            }
+        };
+        Ok(SystemConn { raw })
+    }
+
     async fn begin_tenant(&self, tenant_id: TenantId, mode: Mode) -> Result<TenantTx, StoreError> {
         let _turn = self.writer_turn(mode).await?;
         Ok(TenantTx { raw: self.begin(mode, Some(tenant_id)).await?, tenant_id, _turn })
@@ -138,6 +209,7 @@ impl Store {
     }
 
     async fn begin(&self, mode: Mode, tenant: Option<TenantId>) -> Result<RawTx, StoreError> {
+        count_statement();
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let tx = match mode {
@@ -148,6 +220,7 @@ impl Store {
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                count_statement();
                 match tenant {
                     Some(tenant) => {
                         sqlx::query("SELECT set_config('bulwark.tenant_id', $1, true)")

@@ -85,6 +85,8 @@ pub async fn change_role(
     .await?;
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
+    // The member's keys act within their role: narrowed (or widened) at once.
+    app.identity().api_keys.changed().await;
     member.role = Some(new_role.as_str().to_owned());
     Ok(member)
 }
@@ -127,6 +129,7 @@ pub async fn deactivate(
     .await?;
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
+    app.identity().api_keys.changed().await;
     Ok(())
 }
 
@@ -194,7 +197,7 @@ pub async fn reset_factors(
     .await?;
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
-    app.identity().mfa.forget(target);
+    app.identity().sessions.user_changed(target).await;
     Ok(())
 }
 

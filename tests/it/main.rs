@@ -12,6 +12,7 @@ mod audit;
 mod controls;
 mod crm;
 mod hardening;
+mod hot_path;
 mod identity;
 mod mfa;
 mod negative;

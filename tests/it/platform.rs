@@ -35,11 +35,6 @@ async fn unknown_routes_and_wrong_methods_are_problems_with_every_header() {
     let body = expect_problem(response, 405).await;
     assert_eq!(body["code"], "method_not_allowed");
     assert!(allow.is_some_and(|a| a.contains("GET")), "405 names the allowed methods");
-
-    // The bench build's route without the security middleware is not in this build.
-    let owner = app.signup("Acme").await;
-    const { assert!(!cfg!(feature = "bench-bypass"), "tests run on the default build") };
-    expect_problem(app.get_as(&owner.token, "/bench/me").await, 404).await;
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 //! password, so a stolen password plus guessed codes is no faster than guessing passwords.
 
 mod backup_codes;
-mod policy;
+pub(crate) mod policy;
 pub mod routes;
 mod step_up;
 pub mod store;
@@ -25,9 +25,7 @@ pub use step_up::{
 pub use ticket::{TICKET_LIFETIME, finish_login, issue_ticket, methods, ticket_user, verify_login};
 pub use totp::{confirm_totp, remove_totp, setup_totp};
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use subtle::ConstantTimeEq as _;
@@ -41,37 +39,16 @@ use crate::clock::Timestamp;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SessionId, TenantId, UserId};
 
-const ENROLMENT_CACHE: Duration = Duration::from_secs(2);
-
-/// Per-instance MFA state.
+/// Per-instance MFA settings. Whether a session must enrol, and when it last stepped up,
+/// travel with the session's cached state (`identity::session_cache`).
 pub struct Mfa {
     pub step_up: Duration,
     pub webauthn: Option<::webauthn_rs::Webauthn>,
-    /// user → "must enrol before doing anything else", cached briefly: the check runs on
-    /// every request of a session.
-    enrolment: Mutex<HashMap<UserId, (bool, Instant)>>,
 }
 
 impl Mfa {
     pub fn new(step_up: Duration, public_url: &url::Url) -> Mfa {
-        Mfa {
-            step_up,
-            webauthn: webauthn::relying_party(public_url),
-            enrolment: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub(crate) fn forget(&self, user: UserId) {
-        if let Ok(mut cache) = self.enrolment.lock() {
-            cache.remove(&user);
-        }
-    }
-
-    /// After a tenant policy change. Other instances catch up within `ENROLMENT_CACHE`.
-    pub(crate) fn forget_everyone(&self) {
-        if let Ok(mut cache) = self.enrolment.lock() {
-            cache.clear();
-        }
+        Mfa { step_up, webauthn: webauthn::relying_party(public_url) }
     }
 }
 

@@ -434,6 +434,6 @@ async fn set_security(
     )
     .await?;
     tx.commit().await?;
-    app.identity().mfa.forget_everyone();
+    app.identity().sessions.tenant_changed(scope.tenant_id()).await;
     Ok(Json(body))
 }

@@ -2,7 +2,7 @@
 //! `BULWARK_STEP_UP_SECONDS`; and the weaker password proof, which only unlocks enrolling a
 //! first factor (never what needs a second one).
 
-use super::{Factor, check_factor, session_of, store};
+use super::{Factor, check_factor, session_of};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
@@ -43,27 +43,39 @@ pub async fn record_step_up(
     )
     .await?;
     tx.commit().await?;
+    app.identity().sessions.changed(sid).await;
     Ok(())
 }
 
 /// 403 `step_up_required` unless the session verified a second factor recently.
 pub async fn require_step_up(app: &AppState, principal: &Principal) -> DomainResult<()> {
-    let sid = match principal.credential() {
-        Credential::Session(sid) => *sid,
-        Credential::ApiKey { .. } => {
-            return Err(DomainError::Forbidden(
-                "this operation needs a second-factor step-up, which an API key cannot give",
-            ));
-        }
-    };
-    require_step_up_of(app, sid).await
+    match (principal.credential(), principal.session()) {
+        (Credential::Session(_), Some(session)) => recent(app, session.step_up_at),
+        (Credential::Session(_), None) => Err(DomainError::StepUpRequired),
+        (Credential::ApiKey { .. }, _) => Err(DomainError::Forbidden(
+            "this operation needs a second-factor step-up, which an API key cannot give",
+        )),
+    }
 }
 
 /// 403 `step_up_required` unless this session verified a second factor recently.
 pub async fn require_step_up_of(app: &AppState, sid: SessionId) -> DomainResult<()> {
-    let mut tx = app.store().system_read().await?;
-    let at = store::step_up_at(&mut tx, sid).await?;
-    tx.commit().await?;
+    recent(app, session_state(app, sid).await?.and_then(|s| s.step_up_at))
+}
+
+/// The session's cached state (see `identity::session_cache`): no database work when warm.
+async fn session_state(
+    app: &AppState,
+    sid: SessionId,
+) -> DomainResult<Option<std::sync::Arc<crate::identity::session_cache::LiveSession>>> {
+    let identity = app.identity();
+    Ok(identity
+        .sessions
+        .live(app.store(), sid, identity.settings.session_idle, Timestamp::now())
+        .await?)
+}
+
+fn recent(app: &AppState, at: Option<Timestamp>) -> DomainResult<()> {
     match at {
         Some(at) if at.plus(app.identity().mfa.step_up) >= Timestamp::now() => Ok(()),
         _ => Err(DomainError::StepUpRequired),
@@ -90,16 +102,11 @@ pub async fn prove_password(
     )
     .await?;
     tx.commit().await?;
+    app.identity().sessions.changed(sid).await;
     Ok(())
 }
 
 /// 403 `step_up_required` unless this session proved its password recently.
 pub async fn require_password_proof(app: &AppState, sid: SessionId) -> DomainResult<()> {
-    let mut tx = app.store().system_read().await?;
-    let at = store::password_proof_at(&mut tx, sid).await?;
-    tx.commit().await?;
-    match at {
-        Some(at) if at.plus(app.identity().mfa.step_up) >= Timestamp::now() => Ok(()),
-        _ => Err(DomainError::StepUpRequired),
-    }
+    recent(app, session_state(app, sid).await?.and_then(|s| s.password_proof_at))
 }

@@ -122,7 +122,7 @@ pub async fn confirm_totp(
     .await?;
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
-    app.identity().mfa.forget(user);
+    app.identity().sessions.user_changed(user).await;
     Ok(codes)
 }
 
@@ -155,7 +155,7 @@ pub async fn remove_totp(
     .await?;
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
-    app.identity().mfa.forget(user);
+    app.identity().sessions.user_changed(user).await;
     Ok(())
 }
 

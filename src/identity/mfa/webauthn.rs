@@ -199,7 +199,7 @@ pub async fn register_finish(
     .await?;
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
-    app.identity().mfa.forget(principal.user_id());
+    app.identity().sessions.user_changed(principal.user_id()).await;
     Ok(id)
 }
 
@@ -456,6 +456,6 @@ pub async fn remove(
     .await?;
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
-    app.identity().mfa.forget(user);
+    app.identity().sessions.user_changed(user).await;
     Ok(())
 }

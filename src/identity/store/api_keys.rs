@@ -2,7 +2,7 @@
 
 use crate::clock::Timestamp;
 use crate::ids::{ApiKeyId, TenantId, UserId};
-use crate::store::{StoreError, SystemTx, TenantTx, query};
+use crate::store::{AsRawTx, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
@@ -122,16 +122,23 @@ pub struct ApiKeyAuthRow {
     pub last_used_at: Option<Timestamp>,
     pub owner_role: Option<String>,
     pub owner_status: String,
+    pub owner_email: String,
+    pub owner_display_name: String,
+    pub owner_email_verified_at: Option<Timestamp>,
     pub tenant_status: String,
 }
 
+/// A key with everything its request needs (its creator's role, status and profile, its
+/// tenant's status): one statement.
 pub async fn api_key_by_prefix(
-    tx: &mut SystemTx,
+    tx: &mut impl AsRawTx,
     prefix: &str,
 ) -> Result<Option<ApiKeyAuthRow>, StoreError> {
     query(
         "SELECT k.id, k.tenant_id, k.created_by, k.secret_hash, k.scopes, k.expires_at, \
          k.revoked_at, k.last_used_at, u.role AS owner_role, u.status AS owner_status, \
+         u.email AS owner_email, u.display_name AS owner_display_name, \
+         u.email_verified_at AS owner_email_verified_at, \
          t.status AS tenant_status FROM api_keys k JOIN users u ON u.id = k.created_by \
          JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1",
     )

@@ -77,30 +77,47 @@ pub async fn sessions_of_user(
 
 /// Whether a session may still be used (not revoked, not expired, its user active), and whose
 /// it is: a token's claims must name the same user, tenant and role.
+/// Also everything else a request asks of its session (see `identity::session_cache`), so
+/// authentication and authorisation cost this one statement.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionState {
     pub revoked_at: Option<Timestamp>,
     pub expires_at: Timestamp,
     pub last_used_at: Timestamp,
+    pub step_up_at: Option<Timestamp>,
+    pub password_proof_at: Option<Timestamp>,
     pub status: String,
     pub user_id: UserId,
     pub tenant_id: Option<TenantId>,
     pub role: Option<String>,
+    pub email: String,
+    pub display_name: String,
+    pub email_verified_at: Option<Timestamp>,
+    pub is_superadmin: bool,
     /// `None` for the platform super-admin, who belongs to no tenant.
     pub tenant_status: Option<String>,
+    pub mfa_policy: Option<String>,
+    /// A confirmed TOTP or a passkey.
+    pub has_factor: bool,
 }
 
 pub async fn session_state(
-    tx: &mut SystemTx,
+    conn: &mut impl AsRawTx,
     id: SessionId,
 ) -> Result<Option<SessionState>, StoreError> {
     query(
-        "SELECT s.revoked_at, s.expires_at, s.last_used_at, u.status, s.user_id, u.tenant_id, \
-         u.role, t.status AS tenant_status FROM sessions s JOIN users u ON u.id = s.user_id \
+        "SELECT s.revoked_at, s.expires_at, s.last_used_at, s.step_up_at, s.password_proof_at, \
+         u.status, s.user_id, u.tenant_id, u.role, u.email, u.display_name, u.email_verified_at, \
+         u.is_superadmin, t.status AS tenant_status, t.mfa_policy, \
+         (EXISTS (SELECT 1 FROM mfa_totp m WHERE m.user_id = s.user_id \
+                  AND m.confirmed_at IS NOT NULL) \
+          OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = s.user_id)) \
+         AS has_factor \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
          LEFT JOIN tenants t ON t.id = u.tenant_id WHERE s.id = $1",
     )
     .bind(id)
-    .fetch_optional(tx)
+    .fetch_optional(conn)
     .await
 }
 

@@ -1,0 +1,58 @@
+//! What the request path costs the database, counted (never timed): authentication and
+//! authorisation together take at most one statement, and none while the caches are warm.
+//! `bulwark::store::statements_sent` counts every statement (transaction begins and commits
+//! included) the in-process server sends.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::TestApp;
+
+/// Statements sent while `requests` run.
+async fn cost<F: Future<Output = ()>>(requests: F) -> u64 {
+    let before = bulwark::store::statements_sent();
+    requests.await;
+    bulwark::store::statements_sent() - before
+}
+
+#[tokio::test]
+async fn authentication_costs_one_statement_cold_and_none_warm() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    app.step_up(&owner).await;
+    let (_, key) = app.api_key(&owner, &["contacts:read"]).await;
+    for credential in [owner.token.as_str(), key.as_str()] {
+        // Warm: the first request read the session (or key), then nothing.
+        assert_eq!(app.get_as(credential, "/api/v1/me").await.status(), 200);
+        let warm = cost(async {
+            for _ in 0..20 {
+                assert_eq!(app.get_as(credential, "/api/v1/me").await.status(), 200);
+            }
+        })
+        .await;
+        assert_eq!(warm, 0, "20 warm requests sent {warm} statements");
+        // Cold (the entry outlived its 500 ms): one statement reads it all again.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let cold = cost(async {
+            assert_eq!(app.get_as(credential, "/api/v1/me").await.status(), 200);
+        })
+        .await;
+        assert_eq!(cold, 1, "a cold request sent {cold} statements");
+    }
+    // A step-up route checks the step-up from the same state: when warm it sends exactly the
+    // statements of its own write — begin (with PostgreSQL's tenant setting), the key's
+    // insert, the audit append (create the head if missing, lock it, insert, advance), commit.
+    assert_eq!(app.get_as(&owner.token, "/api/v1/me").await.status(), 200);
+    let sensitive = json!({"name": "k2", "scopes": ["contacts:read"]});
+    let warm = cost(async {
+        let created = app.post_as(&owner.token, "/api/v1/api-keys", &sensitive).await;
+        assert_eq!(created.status(), 201);
+    })
+    .await;
+    let write = match crate::support::backend() {
+        crate::support::Backend::Sqlite => 7,
+        crate::support::Backend::Postgres => 8,
+    };
+    assert_eq!(warm, write, "a warm step-up route that writes");
+}
