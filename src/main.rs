@@ -105,7 +105,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::CheckConfig => check_config(&input),
         Command::Serve => runtime.block_on(serve(&input)),
         Command::Migrate => runtime.block_on(migrate(&input)),
@@ -122,7 +122,10 @@ fn main() -> ExitCode {
         Command::Tenants { command: TenantsCommand::Delete { tenant } } => {
             runtime.block_on(delete_tenant(&input, tenant))
         }
-    }
+    };
+    // Log lines are written by a thread of their own; none is lost at exit.
+    telemetry::logs::flush();
+    code
 }
 
 /// Opens the application state for a one-off command.

@@ -38,8 +38,9 @@ pub enum Access {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePolicy {
     pub method: Method,
-    /// The route template, e.g. `/api/v1/contacts/{id}`.
-    pub path: String,
+    /// The route template, e.g. `/api/v1/contacts/{id}` (shared: every response carries it to
+    /// the metrics and the log line).
+    pub path: std::sync::Arc<str>,
     pub access: Access,
     pub category: RateCategory,
     pub family: Option<RouteFamily>,
@@ -78,7 +79,7 @@ impl Endpoint {
         Endpoint {
             policy: RoutePolicy {
                 method,
-                path,
+                path: path.into(),
                 access,
                 category,
                 family,

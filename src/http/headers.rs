@@ -4,12 +4,7 @@
 //! kept; every other response gets the API policy. HSTS is sent in production or when this
 //! process terminates TLS itself.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::Response;
 
 use crate::config::Config;
 
@@ -64,14 +59,4 @@ impl SecurityHeaders {
             }
         }
     }
-}
-
-pub async fn add_security_headers(
-    State(headers): State<Arc<SecurityHeaders>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    headers.apply_to(response.headers_mut());
-    response
 }

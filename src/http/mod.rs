@@ -24,7 +24,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -89,7 +89,6 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
             .layer(DefaultBodyLimit::max(limit));
         router = router.route(&policy.path, method_router);
     }
-    let security_headers = Arc::new(headers::SecurityHeaders::from_config(&config));
     router
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async {
@@ -106,12 +105,11 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
             config.http.request_timeout,
         ))
         .layer(cors(&config))
-        .layer(from_fn(problem::render_problems))
-        .layer(from_fn_with_state(security_headers, headers::add_security_headers))
         .layer(from_fn_with_state(
-            Arc::new(request_id::ClientRules {
+            Arc::new(request_id::Edge {
                 trusted: config.http.trusted_proxies.clone(),
                 ipv6_prefix: config.http.ipv6_prefix,
+                headers: headers::SecurityHeaders::from_config(&config),
             }),
             request_id::track_requests,
         ))
@@ -124,8 +122,11 @@ fn cors(config: &Config) -> CorsLayer {
         .iter()
         .filter_map(|origin| HeaderValue::from_str(origin).ok())
         .collect();
+    // A predicate over a shared list: the layer is cloned per request, and a `list` origin
+    // would clone the Vec each time.
+    let allowed = Arc::new(origins);
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| allowed.contains(origin)))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,

@@ -1,7 +1,7 @@
 //! RFC 9457 problem details: the one shape of every error response.
 //!
 //! A handler or extractor returns a `Problem` (usually through `ApiError`). It travels as a
-//! response extension with an empty body; `render_problems`, a middleware that knows the
+//! response extension with an empty body; `render`, called by the edge middleware that knows the
 //! request id, writes the body. Bare error responses from the framework or tower layers
 //! (404, 405, 408, 413, panics) are turned into problems there too, so every refusal has
 //! the same shape. The cause of a 5xx goes to the log, never into the body.
@@ -9,15 +9,11 @@
 use std::borrow::Cow;
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-
-use super::request_id::RequestId;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 const TYPE_BASE: &str = "https://bulwark.dev/problems/";
@@ -180,10 +176,10 @@ impl IntoResponse for Problem {
 }
 
 /// Writes the body of every problem, and turns any other error response into one.
-pub async fn render_problems(request: Request, next: Next) -> Response {
-    let request_id =
-        request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
-    let response = next.run(request).await;
+/// Renders the problem a refused or failed response carries (see the module comment); other
+/// responses pass untouched. Called by the edge middleware (`request_id::track_requests`),
+/// which knows the request id.
+pub fn render(response: Response, request_id: &str) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -206,7 +202,7 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
             tracing::info!(status = status.as_u16(), code = problem.code, cause = %cause, "request refused");
         }
     }
-    let bytes = problem.body(&request_id);
+    let bytes = problem.body(request_id);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     if let Some(seconds) = problem.retry_after {
         parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -14,17 +14,17 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
-use uuid::Uuid;
 
 use super::ClientAddr;
 use crate::ratelimit::client::{self, TrustedProxies};
 use crate::ratelimit::{ClientAddress, ClientNet};
 
-/// How the client address is found and keyed: the trusted proxies and the IPv6 prefix.
-#[derive(Debug, Clone)]
-pub struct ClientRules {
+/// What the edge middleware needs: how the client address is found and keyed (the trusted
+/// proxies and the IPv6 prefix) and the security headers.
+pub struct Edge {
     pub trusted: TrustedProxies,
     pub ipv6_prefix: u8,
+    pub headers: super::headers::SecurityHeaders,
 }
 
 pub const HEADER: &str = "x-request-id";
@@ -35,15 +35,19 @@ pub struct RequestId(pub String);
 /// The route template that served a request (`/api/v1/contacts/{id}`), set by the endpoint
 /// gate on the response, for metrics and logs without per-id cardinality.
 #[derive(Debug, Clone)]
-pub struct RouteTemplate(pub String);
+pub struct RouteTemplate(pub Arc<str>);
 
 pub fn is_well_formed(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// The outermost middleware, one per request: the request id, client address and span on
+/// the way in; on the way out the problem body of a refusal, the security headers (every
+/// response, errors too), the request id header, the metrics and the access log line. One
+/// layer where there were three: each layer costs a boxed future and a clone per request.
 pub async fn track_requests(
-    State(rules): State<Arc<ClientRules>>,
+    State(rules): State<Arc<Edge>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -52,7 +56,15 @@ pub async fn track_requests(
         .get(HEADER)
         .and_then(|value| value.to_str().ok())
         .filter(|id| is_well_formed(id))
-        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
+        // A v4 UUID from the thread's CSPRNG: `Uuid::new_v4` asks the kernel each time.
+        .map_or_else(
+            || {
+                uuid::Builder::from_random_bytes(crate::crypto::random_bytes())
+                    .into_uuid()
+                    .to_string()
+            },
+            str::to_owned,
+        );
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
     let path: String = request.uri().path().chars().take(200).collect();
@@ -70,36 +82,52 @@ pub async fn track_requests(
     }
     let span = tracing::info_span!(
         "request",
-        request_id = %id,
-        method = %method,
-        path = %path,
+        request_id = id.as_str(),
+        method = method.as_str(),
+        path = path.as_str(),
         client_ip = tracing::field::Empty,
     );
     if let Some(ip) = client_ip {
         span.record("client_ip", tracing::field::display(ip));
     }
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let response = next.run(request).instrument(span.clone()).await;
+    let mut response = span.in_scope(|| super::problem::render(response, &id));
+    rules.headers.apply_to(response.headers_mut());
     let elapsed = started.elapsed();
 
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or_else(|| "unmatched".to_owned(), |route| route.0.clone());
+    let route = response.extensions().get::<RouteTemplate>().map(|route| route.0.clone());
+    let route = route.as_deref().unwrap_or("unmatched");
     let status = response.status().as_u16();
-    crate::telemetry::metrics::record_request(&route, method.as_str(), status, elapsed);
+    crate::telemetry::metrics::record_request(route, method_label(&method), status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             status,
-            route = %route,
+            route,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             "request completed"
         );
     });
     response
+}
+
+/// A method as a label: the standard ones by name, anything else (a client may send any
+/// token) as `other`, so labels stay few.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 #[cfg(test)]

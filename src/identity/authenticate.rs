@@ -28,7 +28,7 @@ pub async fn authenticate(
     let identity = app.identity();
     let claims = identity
         .tokens
-        .verify(token)
+        .verify_cached(token)
         .map_err(|_| DomainError::Unauthenticated("invalid access token"))?;
     let now = Timestamp::now();
     let owner = super::session_cache::owner(claims.sub, claims.tid, &claims.role);
@@ -37,12 +37,12 @@ pub async fn authenticate(
         .is_live(app.store(), claims.sid, &owner, identity.settings.session_idle, now)
         .await?
         .ok_or(DomainError::Unauthenticated("session revoked or expired"))?;
-    principal_from_claims(claims, live.profile.clone(), Some(live))
+    principal_from_claims(&claims, live.profile.clone(), Some(live))
 }
 
 /// The principal an access token's claims name; the caller has checked its session.
 fn principal_from_claims(
-    claims: super::tokens::Claims,
+    claims: &super::tokens::Claims,
     profile: Arc<super::Profile>,
     session: Option<Arc<super::session_cache::LiveSession>>,
 ) -> Result<Principal, DomainError> {

@@ -49,7 +49,14 @@ pub struct TokenKeys {
     issuer: String,
     validation: Validation,
     pub lifetime_secs: i64,
+    /// Tokens whose signature and claims verified, by their exact text, with their claims:
+    /// a client sends the same token for up to its whole lifetime, and the same bytes verify
+    /// the same way every time. Only the lifetime is checked again on a hit.
+    verified: std::sync::Mutex<std::collections::HashMap<Box<str>, std::sync::Arc<Claims>>>,
 }
+
+/// Bounds the verified-token cache (about 600 bytes an entry); past it the cache starts over.
+const VERIFIED_MAX: usize = 10_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
@@ -90,6 +97,7 @@ impl TokenKeys {
             issuer: issuer.to_owned(),
             validation,
             lifetime_secs,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -117,6 +125,28 @@ impl TokenKeys {
         header.kid = Some(self.current.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.current.encoding)
             .map_err(|err| TokenError::Invalid(err.to_string()))
+    }
+
+    /// `verify`, remembering what verified (see `verified`).
+    pub fn verify_cached(&self, token: &str) -> Result<std::sync::Arc<Claims>, TokenError> {
+        let hit = self.verified.lock().ok().and_then(|cache| cache.get(token).cloned());
+        if let Some(claims) = hit {
+            let now = crate::clock::Timestamp::now().secs();
+            let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+            return if claims.exp + leeway > now && claims.nbf - leeway <= now {
+                Ok(claims)
+            } else {
+                Err(TokenError::Invalid("ExpiredSignature".into()))
+            };
+        }
+        let claims = std::sync::Arc::new(self.verify(token)?);
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_MAX {
+                cache.clear();
+            }
+            cache.insert(token.into(), claims.clone());
+        }
+        Ok(claims)
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
@@ -183,6 +213,32 @@ mod tests {
         assert_eq!(claims.exp - claims.iat, 900);
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(header.kid.as_deref(), Some(key_id(A.as_bytes()).as_str()));
+    }
+
+    #[test]
+    fn the_cache_remembers_only_what_verified_and_still_checks_the_lifetime() {
+        let keys = TokenKeys::new(&secrets(A, &[]), "iss", 900);
+        let token = issue(&keys);
+        assert_eq!(*keys.verify_cached(&token).expect("valid"), keys.verify(&token).expect("ok"));
+        assert!(keys.verify_cached(&token).is_ok(), "a hit");
+        // One byte changed is another token: verified in full, and refused.
+        let mut forged = token.clone().into_bytes();
+        let last = forged.len() - 1;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).expect("ascii");
+        assert!(keys.verify_cached(&forged).is_err());
+        assert!(keys.verify_cached(&forged).is_err(), "never remembered");
+        // A remembered token past its lifetime is refused.
+        let short = TokenKeys::new(&secrets(A, &[]), "iss", -10);
+        let expired = short.issue(UserId::new(), TenantId::new(), "agent", SessionId::new(), now());
+        let expired = expired.expect("issue");
+        assert!(short.verify_cached(&expired).is_err());
+        let claims = keys.verify(&token).expect("valid");
+        let stale = Claims { exp: now() - 60, ..claims };
+        if let Ok(mut cache) = keys.verified.lock() {
+            cache.insert(token.clone().into(), std::sync::Arc::new(stale));
+        }
+        assert!(keys.verify_cached(&token).is_err(), "the lifetime is checked on every hit");
     }
 
     #[test]

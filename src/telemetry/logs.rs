@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -36,15 +36,25 @@ pub fn init(filter: &str) -> Result<(), String> {
         .map_err(|err| format!("logging: {err}"))
 }
 
+/// `haystack` contains `needle` (ASCII lower case), ignoring ASCII case, without allocating.
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 pub fn is_sensitive_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    !lower.ends_with("_id") && SENSITIVE_NAMES.iter().any(|word| lower.contains(word))
+    let id = name.len() >= 3 && name[name.len() - 3..].eq_ignore_ascii_case("_id");
+    !id && SENSITIVE_NAMES.iter().any(|word| contains_ignoring_case(name, word))
 }
 
 /// Values that are credentials whatever the field is called.
 pub fn looks_like_credential(value: &str) -> bool {
-    let lower = value.to_ascii_lowercase();
-    if lower.contains("bearer ") || lower.contains("basic ") || value.contains("bwk_") {
+    if contains_ignoring_case(value, "bearer ")
+        || contains_ignoring_case(value, "basic ")
+        || value.contains("bwk_")
+    {
         return true;
     }
     // A JWT: three base64url segments, the first a JSON object (`eyJ` = `{"`).
@@ -53,8 +63,99 @@ pub fn looks_like_credential(value: &str) -> bool {
         .any(|word| word.starts_with("eyJ") && word.matches('.').count() == 2)
 }
 
+/// A span's or event's fields, in the order recorded; names are the callsite's `'static`
+/// field names, so recording allocates only for values.
 #[derive(Default)]
-struct Fields(Map<String, Value>);
+struct Fields(Vec<(&'static str, Value)>);
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(key, _)| *key == name).map(|(_, value)| value)
+    }
+}
+
+/// One JSON object being written.
+#[derive(Default)]
+struct Line(Vec<u8>);
+
+impl Line {
+    fn pair(&mut self, key: &str, value: &Value) {
+        self.0.push(if self.0.is_empty() { b'{' } else { b',' });
+        // Invariant: strings and JSON values always serialize into a Vec.
+        let _ = serde_json::to_writer(&mut self.0, key);
+        self.0.push(b':');
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(if self.0.is_empty() { b"{}\n" } else { b"}\n" });
+        self.0
+    }
+}
+
+/// Lines go to stdout from one writer thread that wakes every `WRITE_INTERVAL` and writes
+/// what queued up meanwhile in one go: a busy server writes many lines per system call, and a
+/// request neither waits for stdout nor wakes a thread (on a loaded core, a wake-up per line
+/// cost more than the line). A line reaches stdout within `WRITE_INTERVAL`. The queue is
+/// bounded; when it is full the request waits (the back-pressure of writing directly).
+/// `flush` drains it (at shutdown).
+struct Output {
+    lines: std::sync::mpsc::SyncSender<Message>,
+}
+
+const WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+enum Message {
+    Line(Vec<u8>),
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+impl Output {
+    fn start() -> Output {
+        let (lines, queue) = std::sync::mpsc::sync_channel::<Message>(65_536);
+        let spawned = std::thread::Builder::new().name("log-writer".into()).spawn(move || {
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+            loop {
+                std::thread::sleep(WRITE_INTERVAL);
+                let mut acks = vec![];
+                loop {
+                    match queue.try_recv() {
+                        // A closed stdout must not take the server down; the line is lost.
+                        Ok(Message::Line(bytes)) => drop(out.write_all(&bytes)),
+                        Ok(Message::Flush(ack)) => acks.push(ack),
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                    }
+                }
+                let _ = out.flush();
+                for ack in acks {
+                    let _ = ack.send(());
+                }
+            }
+        });
+        if spawned.is_err() {
+            eprintln!("logging: the log writer thread could not start; lines are lost");
+        }
+        Output { lines }
+    }
+
+    fn send(&self, line: Vec<u8>) {
+        let _ = self.lines.send(Message::Line(line));
+    }
+}
+
+fn output() -> &'static Output {
+    static OUTPUT: std::sync::OnceLock<Output> = std::sync::OnceLock::new();
+    OUTPUT.get_or_init(Output::start)
+}
+
+/// Writes every line logged so far (at shutdown, before the process exits).
+pub fn flush() {
+    let (ack, done) = std::sync::mpsc::sync_channel(1);
+    if output().lines.send(Message::Flush(ack)).is_ok() {
+        let _ = done.recv_timeout(std::time::Duration::from_secs(2));
+    }
+}
 
 impl Fields {
     fn put(&mut self, field: &Field, value: Value) {
@@ -67,7 +168,10 @@ impl Fields {
                 other => other,
             }
         };
-        self.0.insert(name.to_owned(), value);
+        match self.0.iter_mut().find(|(key, _)| *key == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
     }
 }
 
@@ -119,30 +223,35 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut line = Map::new();
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        for (key, _) in &mut fields.0 {
+            if *key == "message" {
+                *key = "msg";
+            }
+        }
+        // Written straight into the line's buffer, in a fixed order: time, level, target, the
+        // spans' fields from the root (unless the event names the same key), the event's.
+        let mut line = Line::default();
         let now = time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-        line.insert("ts".into(), Value::from(now));
-        line.insert("level".into(), Value::from(event.metadata().level().as_str()));
-        line.insert("target".into(), Value::from(event.metadata().target()));
+        line.pair("ts", &Value::from(now));
+        line.pair("level", &Value::from(event.metadata().level().as_str()));
+        line.pair("target", &Value::from(event.metadata().target()));
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
-                if let Some(fields) = span.extensions().get::<Fields>() {
-                    for (key, value) in &fields.0 {
-                        line.insert(key.clone(), value.clone());
+                if let Some(span_fields) = span.extensions().get::<Fields>() {
+                    for (key, value) in &span_fields.0 {
+                        if fields.get(key).is_none() {
+                            line.pair(key, value);
+                        }
                     }
                 }
             }
         }
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        for (key, value) in fields.0 {
-            let key = if key == "message" { "msg".to_owned() } else { key };
-            line.insert(key, value);
+        for (key, value) in &fields.0 {
+            line.pair(key, value);
         }
-        let Ok(mut bytes) = serde_json::to_vec(&line) else { return };
-        bytes.push(b'\n');
-        // A closed stdout must not take the server down; the line is lost.
-        let _ = std::io::stdout().lock().write_all(&bytes);
+        output().send(line.finish());
     }
 }
 

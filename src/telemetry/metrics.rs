@@ -43,18 +43,37 @@ fn describe() {
     );
 }
 
-pub fn record_request(route: &str, method: &str, status: u16, elapsed: Duration) {
-    let labels = [
-        ("route", route.to_owned()),
-        ("method", method.to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!(
-        "http_request_duration_seconds",
-        &[("route", route.to_owned()), ("method", method.to_owned())]
-    )
-    .record(elapsed.as_secs_f64());
+/// The counter and histogram of one (route, method, status), registered once: looking a
+/// metric up by its labels costs allocations and hashing on every request otherwise.
+type Handles = (metrics::Counter, metrics::Histogram);
+
+/// Route -> (method, status, handles): found by `&str`, so a hit allocates nothing.
+type HandleMap = std::collections::HashMap<Box<str>, Vec<(&'static str, u16, Handles)>>;
+
+static REQUEST_HANDLES: std::sync::LazyLock<std::sync::Mutex<HandleMap>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// `method` is a label from a closed set (the caller maps anything unusual to `other`).
+pub fn record_request(route: &str, method: &'static str, status: u16, elapsed: Duration) {
+    let handles = REQUEST_HANDLES.lock().ok().map(|mut handles| {
+        let known = handles
+            .get(route)
+            .and_then(|list| list.iter().find(|(m, s, _)| *m == method && *s == status))
+            .map(|(_, _, found)| found.clone());
+        known.unwrap_or_else(|| {
+            // Route templates come from the endpoint table (or `unmatched`): a bounded set.
+            let made: Handles = (
+                metrics::counter!("http_requests_total", "route" => route.to_owned(), "method" => method, "status" => status.to_string()),
+                metrics::histogram!("http_request_duration_seconds", "route" => route.to_owned(), "method" => method),
+            );
+            handles.entry(route.into()).or_default().push((method, status, made.clone()));
+            made
+        })
+    });
+    if let Some((requests, latency)) = handles {
+        requests.increment(1);
+        latency.record(elapsed.as_secs_f64());
+    }
 }
 
 /// Histograms are drained into their buckets by upkeep; without the exporter's HTTP

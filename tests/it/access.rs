@@ -227,7 +227,7 @@ async fn another_tenant_gets_404_for_every_id_of_this_one() {
             continue;
         }
         let (id, body) = ids
-            .get(policy.path.as_str())
+            .get(&*policy.path)
             .unwrap_or_else(|| panic!("add {} to the cross-tenant matrix", policy.path));
         let path = concrete(&policy.path, id);
         let method =

@@ -405,11 +405,11 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
         let what = format!("{method_name} {}", policy.path);
         let path = if policy.path.contains("{id}") {
             let id = ids
-                .get(policy.path.as_str())
+                .get(&*policy.path)
                 .unwrap_or_else(|| panic!("add {} to the body matrix", policy.path));
             concrete(&policy.path, id)
         } else {
-            policy.path.clone()
+            policy.path.to_string()
         };
         let method = reqwest::Method::from_bytes(method_name.as_bytes()).expect("method");
         let limit = policy.body_limit.unwrap_or(DEFAULT_BODY_LIMIT);

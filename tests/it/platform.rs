@@ -194,7 +194,7 @@ async fn the_openapi_document_is_3_1_and_lists_every_endpoint() {
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
     for endpoint in bulwark::http::endpoints() {
         let method = endpoint.policy.method.as_str().to_ascii_lowercase();
-        let operation = &doc["paths"][&endpoint.policy.path][&method];
+        let operation = &doc["paths"][&*endpoint.policy.path][&method];
         assert!(operation.is_object(), "{method} {} is not documented", endpoint.policy.path);
         let documented_security = operation.get("security").is_some();
         let public = endpoint.policy.access == bulwark::http::Access::Public;
