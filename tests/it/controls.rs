@@ -48,7 +48,7 @@ fn compiled_tests() -> HashMap<(String, String), bool> {
         })
         .filter_map(|path| Some((path.metadata().ok()?.modified().ok()?, path)))
         .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     let library = candidates
         .iter()
         .filter_map(|(_, path)| listed(path))
