@@ -13,7 +13,6 @@ use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument as _;
 
 use super::ClientAddr;
 use crate::ratelimit::client::{self, TrustedProxies};
@@ -42,8 +41,8 @@ pub fn is_well_formed(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// The outermost middleware, one per request: the request id, client address and span on
-/// the way in; on the way out the problem body of a refusal, the security headers (every
+/// The outermost middleware, one per request: the request id, client address and the
+/// request's log fields on the way in; on the way out the problem body of a refusal, the security headers (every
 /// response, errors too), the request id header, the metrics and the access log line. One
 /// layer where there were three: each layer costs a boxed future and a clone per request.
 pub async fn track_requests(
@@ -80,19 +79,18 @@ pub async fn track_requests(
         let net = ClientNet::of(ip, rules.ipv6_prefix);
         request.extensions_mut().insert(ClientAddress { ip, net });
     }
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.as_str(),
-        method = method.as_str(),
-        path = path.as_str(),
-        client_ip = tracing::field::Empty,
-    );
-    if let Some(ip) = client_ip {
-        span.record("client_ip", tracing::field::display(ip));
-    }
+    let fields = Arc::new(crate::telemetry::logs::RequestFields {
+        request_id: id.clone(),
+        method: method.as_str().to_owned(),
+        path,
+        client_ip,
+    });
     let started = Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
-    let mut response = span.in_scope(|| super::problem::render(response, &id));
+    let run = async {
+        let response = next.run(request).await;
+        super::problem::render(response, &id)
+    };
+    let mut response = crate::telemetry::logs::in_request(fields.clone(), run).await;
     rules.headers.apply_to(response.headers_mut());
     let elapsed = started.elapsed();
 
@@ -103,14 +101,9 @@ pub async fn track_requests(
     let route = route.as_deref().unwrap_or("unmatched");
     let status = response.status().as_u16();
     crate::telemetry::metrics::record_request(route, method_label(&method), status, elapsed);
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            route,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "request completed"
-        );
-    });
+    // Microsecond precision: the rest is noise.
+    let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    crate::telemetry::logs::request_completed(&fields, status, route, latency_ms);
     response
 }
 
