@@ -38,20 +38,27 @@ pub(super) async fn append(
 ) -> Result<AuditEventId, StoreError> {
     let chain = tenant.unwrap_or(TenantId::PLATFORM).as_uuid();
     let tenant = tenant.map(|t| t.as_uuid());
-    // The head row serializes appends to one chain: created once, then locked (PostgreSQL)
-    // or protected by SQLite's single writer.
-    query(
-        "INSERT INTO audit_heads (chain_id, tenant_id, seq, hash) VALUES ($1, $2, 0, $3) \
-         ON CONFLICT (chain_id) DO NOTHING",
-    )
-    .binds((chain, tenant, GENESIS.to_vec()))
-    .execute(tx)
-    .await?;
+    // The head row serializes appends to one chain: locked (PostgreSQL) or protected by
+    // SQLite's single writer. A chain's first append creates it (one statement saved on
+    // every later append, which finds it).
     let lock = match tx.backend() {
         Backend::Postgres => "SELECT seq, hash FROM audit_heads WHERE chain_id = $1 FOR UPDATE",
         Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE chain_id = $1",
     };
-    let (head_seq, head_hash): (i64, Vec<u8>) = query(lock).bind(chain).fetch_one(tx).await?;
+    let head: Option<(i64, Vec<u8>)> = query(lock).bind(chain).fetch_optional(tx).await?;
+    let (head_seq, head_hash) = match head {
+        Some(head) => head,
+        None => {
+            query(
+                "INSERT INTO audit_heads (chain_id, tenant_id, seq, hash) VALUES ($1, $2, 0, $3) \
+                 ON CONFLICT (chain_id) DO NOTHING",
+            )
+            .binds((chain, tenant, GENESIS.to_vec()))
+            .execute(tx)
+            .await?;
+            query(lock).bind(chain).fetch_one(tx).await?
+        }
+    };
 
     let id = AuditEventId::new();
     let details = serde_json::to_string(&event.details).unwrap_or_else(|_| "{}".into());
@@ -83,10 +90,7 @@ pub(super) async fn append(
     )
     .binds((row.id, row.chain_id, row.tenant_id, row.seq, row.occurred_at, &row.actor_type, &row.actor_id, &row.action, &row.target_type, &row.target_id, &row.outcome, &row.ip, &row.user_agent, &row.request_id, &row.details, &row.prev_hash, hash.to_vec()))
     .execute(tx).await?;
-    query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain_id = $1")
-        .binds((chain, row.seq, hash.to_vec()))
-        .execute(tx)
-        .await?;
+    // The head advances by the trigger of migration 0008, in this same statement.
     Ok(id)
 }
 

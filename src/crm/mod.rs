@@ -143,7 +143,18 @@ pub async fn tenant_keys(
     app: &AppState,
     tx: &mut TenantTx,
 ) -> DomainResult<std::sync::Arc<crate::crypto::KeySet>> {
-    app.tenant_keys().for_tenant(tx).await.map_err(|err| DomainError::Internal(err.to_string()))
+    // Read once per transaction: the keys cannot change under it (a rotation waits for the
+    // writer's turn on SQLite and for the FOR SHARE lock of `sealing_keys` on PostgreSQL).
+    if let Some(keys) = tx.remembered::<crate::crypto::KeySet>() {
+        return Ok(keys);
+    }
+    let keys = app
+        .tenant_keys()
+        .for_tenant(tx)
+        .await
+        .map_err(|err| DomainError::Internal(err.to_string()))?;
+    tx.remember(keys.clone());
+    Ok(keys)
 }
 
 /// The tenant's keys for sealing new values in a write transaction: the current key's row is
@@ -153,7 +164,15 @@ pub async fn sealing_keys(
     tx: &mut TenantTx,
 ) -> DomainResult<std::sync::Arc<crate::crypto::KeySet>> {
     crate::crypto::store::lock_current_data_key(tx).await?;
-    tenant_keys(app, tx).await
+    // Read after the lock, never from the memo: keys remembered before it could name a key
+    // a rotation has since replaced.
+    let keys = app
+        .tenant_keys()
+        .for_tenant(tx)
+        .await
+        .map_err(|err| DomainError::Internal(err.to_string()))?;
+    tx.remember(keys.clone());
+    Ok(keys)
 }
 
 /// PATCH semantics for a nullable field: absent = unchanged, `null` = cleared, a value = set.

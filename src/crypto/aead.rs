@@ -19,32 +19,49 @@ pub enum AeadError {
     Malformed,
 }
 
+/// A key with its AES key schedule and GHASH key computed once: preparing them cost more
+/// than sealing or opening a field. Zeroized on drop (aes-gcm's `zeroize` feature).
+pub struct Cipher(Aes256Gcm);
+
+impl Cipher {
+    pub fn new(key: &[u8; 32]) -> Cipher {
+        Cipher(Aes256Gcm::new(key.into()))
+    }
+
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce_bytes = random_bytes::<NONCE_LEN>();
+        let nonce = Nonce::from(nonce_bytes);
+        // Invariant: AES-GCM encryption fails only for messages beyond its 64 GiB limit;
+        // every caller seals a field, a key or a token, bounded by the request body limit.
+        let ciphertext = self
+            .0
+            .encrypt(&nonce, Payload { msg: plaintext, aad })
+            .expect("AES-GCM seals any message under 64 GiB");
+        let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, AeadError> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return Err(AeadError::Malformed);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| AeadError::Malformed)?;
+        self.0
+            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad })
+            .map(Zeroizing::new)
+            .map_err(|_| AeadError::Unauthentic)
+    }
+}
+
 pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let cipher = Aes256Gcm::new(key.into());
-    let nonce_bytes = random_bytes::<NONCE_LEN>();
-    let nonce = Nonce::from(nonce_bytes);
-    // Invariant: AES-GCM encryption fails only for messages beyond its 64 GiB limit; every
-    // caller seals a field, a key or a token, bounded by the request body limit.
-    let ciphertext = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad })
-        .expect("AES-GCM seals any message under 64 GiB");
-    let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
-    out.extend_from_slice(&nonce_bytes);
-    out.extend_from_slice(&ciphertext);
-    out
+    Cipher::new(key).seal(aad, plaintext)
 }
 
 pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, AeadError> {
-    if sealed.len() < NONCE_LEN + TAG_LEN {
-        return Err(AeadError::Malformed);
-    }
-    let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| AeadError::Malformed)?;
-    let cipher = Aes256Gcm::new(key.into());
-    cipher
-        .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad })
-        .map(Zeroizing::new)
-        .map_err(|_| AeadError::Unauthentic)
+    Cipher::new(key).open(aad, sealed)
 }
 
 #[cfg(test)]

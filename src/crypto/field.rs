@@ -70,7 +70,17 @@ pub fn encrypt(
     place: &Place<'_>,
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let sealed = aead::seal(key.expose(), &aad(place, version), plaintext);
+    encrypt_with(&aead::Cipher::new(key.expose()), version, place, plaintext)
+}
+
+/// `encrypt` with a prepared cipher (a tenant's `KeySet` keeps one per data key).
+pub fn encrypt_with(
+    cipher: &aead::Cipher,
+    version: u32,
+    place: &Place<'_>,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let sealed = cipher.seal(&aad(place, version), plaintext);
     let mut out = Vec::with_capacity(HEADER + sealed.len());
     out.push(VERSION);
     out.extend_from_slice(&version.to_be_bytes());
@@ -94,8 +104,20 @@ pub fn decrypt(
 ) -> Result<Zeroizing<Vec<u8>>, FieldError> {
     let version = key_version(stored)?;
     let key = key_for(version).ok_or(FieldError::UnknownKey(version))?;
+    let cipher = aead::Cipher::new(key.expose());
+    decrypt_with(|_| Some(&cipher), place, stored)
+}
+
+/// `decrypt` with the prepared cipher `cipher_for(version)` returns.
+pub fn decrypt_with<'a>(
+    cipher_for: impl Fn(u32) -> Option<&'a aead::Cipher>,
+    place: &Place<'_>,
+    stored: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, FieldError> {
+    let version = key_version(stored)?;
+    let cipher = cipher_for(version).ok_or(FieldError::UnknownKey(version))?;
     let sealed = stored.get(HEADER..).ok_or(FieldError::Malformed)?;
-    Ok(aead::open(key.expose(), &aad(place, version), sealed)?)
+    Ok(cipher.open(&aad(place, version), sealed)?)
 }
 
 pub fn decrypt_text(

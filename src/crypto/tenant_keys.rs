@@ -31,7 +31,8 @@ pub enum TenantKeyError {
 
 /// The unwrapped keys of one tenant.
 pub struct KeySet {
-    data: HashMap<u32, Arc<Secret<[u8; 32]>>>,
+    /// Data keys by version, prepared (see `aead::Cipher`).
+    data: HashMap<u32, super::aead::Cipher>,
     current: u32,
     index: Arc<Secret<[u8; 32]>>,
 }
@@ -47,17 +48,10 @@ impl KeySet {
         self.current
     }
 
-    fn key(&self, version: u32) -> Option<Secret<[u8; 32]>> {
-        self.data.get(&version).map(|key| Secret::new(*key.expose()))
-    }
-
     pub fn encrypt(&self, place: &Place<'_>, plaintext: &[u8]) -> Vec<u8> {
-        // `current` is always in `data`: `load` only builds sets that hold it.
-        let key = self
-            .data
-            .get(&self.current)
-            .map_or_else(|| Secret::new([0; 32]), |k| Secret::new(*k.expose()));
-        field::encrypt(&key, self.current, place, plaintext)
+        // Invariant: `load` only builds sets whose `data` holds `current`.
+        let cipher = self.data.get(&self.current).expect("a key set holds its current key");
+        field::encrypt_with(cipher, self.current, place, plaintext)
     }
 
     pub fn decrypt_text(
@@ -65,7 +59,10 @@ impl KeySet {
         place: &Place<'_>,
         stored: &[u8],
     ) -> Result<zeroize::Zeroizing<String>, FieldError> {
-        field::decrypt_text(|v| self.key(v), place, stored)
+        let bytes = self.decrypt(place, stored)?;
+        String::from_utf8(bytes.to_vec())
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| FieldError::NotText)
     }
 
     pub fn decrypt(
@@ -73,7 +70,7 @@ impl KeySet {
         place: &Place<'_>,
         stored: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, FieldError> {
-        field::decrypt(|v| self.key(v), place, stored)
+        field::decrypt_with(|v| self.data.get(&v), place, stored)
     }
 
     pub fn blind_index(&self, table: &str, column: &str, normalised: &str) -> Vec<u8> {
@@ -200,7 +197,7 @@ impl TenantKeys {
                     if row.state == "active" && version > current {
                         current = version;
                     }
-                    data.insert(version, key);
+                    data.insert(version, super::aead::Cipher::new(key.expose()));
                 }
             }
         }

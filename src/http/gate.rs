@@ -143,6 +143,9 @@ fn client_key(net: ClientNet, principal: &Principal) -> ClientKey {
     }
 }
 
+/// How long a rate-limit refusal is held before it is sent (see `limit`).
+const REFUSAL_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn limit(
     app: &AppState,
     policy: &RoutePolicy,
@@ -152,6 +155,10 @@ async fn limit(
         Verdict::Unlimited => Ok(None),
         Verdict::Allowed(headline) => Ok(Some(headline)),
         Verdict::Refused { headline, retry_after_secs, rule } => {
+            // A tarpit: the refusal is answered after `REFUSAL_DELAY`, so a client far over its
+            // limit sends at most two requests a second per connection and a flood of
+            // refusals costs next to nothing (a well-behaved client waits anyway).
+            tokio::time::sleep(REFUSAL_DELAY).await;
             let mut response = Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",

@@ -48,6 +48,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 5, "0005", "mfa"),
     migration!("sqlite", 6, "0006", "list_indexes"),
     migration!("sqlite", 7, "0007", "hardening"),
+    migration!("sqlite", 8, "0008", "audit_head_trigger"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -57,6 +58,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 5, "0005", "mfa"),
     migration!("postgres", 6, "0006", "list_indexes"),
     migration!("postgres", 7, "0007", "hardening"),
+    migration!("postgres", 8, "0008", "audit_head_trigger"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

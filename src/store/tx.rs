@@ -74,6 +74,9 @@ type WriterTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 pub struct TenantTx {
     raw: RawTx,
     tenant_id: TenantId,
+    /// One value a caller may keep for the rest of the transaction (the tenant's unwrapped
+    /// keys, read once per transaction instead of once per use).
+    memo: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
     _turn: WriterTurn,
 }
 
@@ -128,6 +131,15 @@ fn backend_of(raw: &RawTx) -> super::Backend {
 impl TenantTx {
     pub fn tenant_id(&self) -> TenantId {
         self.tenant_id
+    }
+
+    /// What `remember` kept in this transaction, if it is a `T`.
+    pub fn remembered<T: std::any::Any + Send + Sync>(&self) -> Option<std::sync::Arc<T>> {
+        self.memo.clone()?.downcast::<T>().ok()
+    }
+
+    pub fn remember<T: std::any::Any + Send + Sync>(&mut self, value: std::sync::Arc<T>) {
+        self.memo = Some(value);
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
@@ -195,7 +207,7 @@ impl Store {
 
     async fn begin_tenant(&self, tenant_id: TenantId, mode: Mode) -> Result<TenantTx, StoreError> {
         let _turn = self.writer_turn(mode).await?;
-        Ok(TenantTx { raw: self.begin(mode, Some(tenant_id)).await?, tenant_id, _turn })
+        Ok(TenantTx { raw: self.begin(mode, Some(tenant_id)).await?, tenant_id, memo: None, _turn })
     }
 
     /// On SQLite, a write waits for its turn here (in arrival order) before `BEGIN
