@@ -3,13 +3,14 @@
 # figure and writes bench/results/<date>.md. Not part of the test command (speed targets live
 # here, never in timed tests).
 #
-#   bench/run.sh              # every scenario (~4 minutes after the release build)
+#   bench/run.sh              # every scenario (~8 minutes after the release build)
 #   BENCH_DURATION=5s bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${BENCH_DURATION:-10s}
 FLOOD_SECONDS=${BENCH_FLOOD_SECONDS:-60}
+SOAK_SECONDS=${BENCH_SOAK_SECONDS:-180}
 
 WORK=$(mktemp -d /tmp/bulwark-bench.XXXXXX)
 PIDS=()
@@ -92,6 +93,12 @@ limit = 1000000000
 window = "1m"
 key = "ip+user"
 EOF
+# The soak's: every category generous (its logins are the bench account's, and succeed).
+GENEROUS_ALL=$WORK/generous-all.toml
+for category in read write sensitive auth refresh; do
+    printf '[[rule]]\nname = "%s-high"\nmatch = { category = "%s" }\nlimit = 1000000000\nwindow = "1m"\nkey = "ip+user"\n\n' \
+        "$category" "$category" >> "$GENEROUS_ALL"
+done
 # The flood's server: reads as generous (the /me probe is not what is measured), the login
 # rules as the defaults (README, "Rate limits"), which are what the flood runs into.
 FLOOD_RULES=$WORK/flood.toml
@@ -229,9 +236,29 @@ figure "distinct-client flood: requests (each a new client)" "$(awk '/requests i
 figure "RSS before / after the distinct-client flood (KiB)" "$before / $(rss_kib "$PID")"
 stop_server
 
+echo "==> a ${SOAK_SECONDS}s mixed soak: anonymous memory every 30 s"
+start_server soak BULWARK_RATE_LIMITS_FILE="$GENEROUS_ALL"
+account
+anon_kib() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
+samples="$(anon_kib "$PID")"
+wrk -t1 -c8 -d"${SOAK_SECONDS}s" "$URL/api/v1/me" -H "Authorization: Bearer $TOKEN" > /dev/null &
+soak=($!)
+BENCH_TOKEN=$TOKEN wrk -t1 -c4 -d"${SOAK_SECONDS}s" -s bench/lua/contact_create.lua "$URL/api/v1/contacts" > /dev/null &
+soak+=($!)
+wrk -t1 -c4 -d"${SOAK_SECONDS}s" "$URL/api/v1/contacts?limit=50" -H "Authorization: Bearer $TOKEN" > /dev/null &
+soak+=($!)
+wrk -t1 -c2 -d"${SOAK_SECONDS}s" -s bench/lua/login.lua "$URL/api/v1/auth/login" > /dev/null &
+soak+=($!)
+for _ in $(seq $(( SOAK_SECONDS / 30 ))); do sleep 30; samples="$samples $(anon_kib "$PID")"; done
+wait "${soak[@]}" || true
+figure "RssAnon (KiB) at start and every 30 s of the soak (/me, creates, pages, logins)" "$samples"
+figure "idle RSS after the soak (KiB)" "$(rss_kib "$PID")"
+stop_server
+
 DATE=$(date -u +%Y-%m-%d)
 OUT=bench/results/$DATE.md
 {
+    echo
     echo "# Benchmarks $DATE"
     echo
     echo "\`bench/run.sh\` (release build, loopback, wrk; $(nproc) CPUs, $(uname -m); each run ${DURATION}; Bulwark $(git rev-parse --short HEAD 2>/dev/null || echo '?'))."
@@ -239,5 +266,5 @@ OUT=bench/results/$DATE.md
     echo '```'
     cat "$FIGURES"
     echo '```'
-} > "$OUT"
-echo "==> written to $OUT"
+} >> "$OUT"
+echo "==> appended to $OUT"

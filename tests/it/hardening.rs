@@ -567,6 +567,49 @@ async fn writes_racing_a_tenant_key_rotation_stay_readable() {
     }
 }
 
+/// Low (SQLite): audited reads (the CSV export, a reveal) read beside a writer. While another
+/// connection holds SQLite's write lock, the export still sends its reads; only its audit
+/// event waits. Before the fix the whole export was one write transaction, stuck at its
+/// `BEGIN IMMEDIATE` until the lock came free.
+#[tokio::test]
+async fn an_export_reads_while_the_sqlite_writer_is_busy_sqlite_only() {
+    if crate::support::backend() != crate::support::Backend::Sqlite {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    app.step_up(&owner).await;
+    for n in 0..3 {
+        let body = json!({"first_name": format!("C{n}"), "ssn": "078-05-1120"});
+        assert_eq!(app.post_as(&owner.token, "/api/v1/contacts", &body).await.status(), 201);
+    }
+    // Warm the session cache so the request itself reads nothing to authenticate.
+    assert_eq!(app.get_as(&owner.token, "/api/v1/me").await.status(), 200);
+    // Another connection holds SQLite's write lock (as a long write would).
+    let crate::support::RawDb::Sqlite(mut writer) = app.db.raw(false).await else {
+        unreachable!("SQLite")
+    };
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.expect("write lock");
+    let before = bulwark::store::statements_sent();
+    let export = {
+        let (client, url, token) =
+            (app.client.clone(), app.url("/api/v1/exports/contacts"), owner.token.clone());
+        tokio::spawn(async move { client.post(url).bearer_auth(token).json(&json!({})).send().await })
+    };
+    let mut read = 0;
+    for _ in 0..40 {
+        read = bulwark::store::statements_sent() - before;
+        if read >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(read >= 2, "the export sent {read} statements while the writer was held");
+    sqlx::query("ROLLBACK").execute(&mut writer).await.expect("release");
+    let response = export.await.expect("task").expect("response");
+    assert_eq!(response.status(), 200);
+}
+
 /// Low (config): staging sends HSTS like production, and readiness names the profile.
 #[tokio::test]
 async fn staging_sends_hsts_and_readiness_names_the_profile() {
