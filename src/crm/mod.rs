@@ -46,18 +46,18 @@ use crate::tenancy::TenantScope;
 pub trait Record {
     /// Singular noun: the 404's "No such lead." and the audit target type.
     const NAME: &'static str;
-    /// One record: binds `$1` the id, `$2` the tenant.
-    const GET: &'static str;
-    /// Deletes one record: binds `$1` the tenant, `$2` the id.
-    const DELETE: &'static str;
-    /// Run before `DELETE`, same binds: unlink the records that point at this one.
+    /// The table: `store::delete` removes a record from it.
+    const TABLE: &'static str;
+    /// Run before the delete: unlink the records that point at this one (`$1` the tenant,
+    /// `$2` the id).
     const UNLINK: &'static [&'static str] = &[];
     /// A count (same binds) that must be zero for a delete, and the conflict's message.
     const IN_USE: Option<(&'static str, &'static str)> = None;
     const CREATED: Action;
     const UPDATED: Action;
     const DELETED: Action;
-    /// `SELECT … FROM …` of a list; `ALIAS` prefixes its tenant and id columns when it joins.
+    /// `SELECT … FROM …` of one record or a list (`store::get`, `of_contact`, `older_than`
+    /// and lists narrow it); `ALIAS` prefixes the table's own columns when it joins.
     const SELECT: &'static str;
     const ALIAS: &'static str = "";
     type Id: Bind + ObjectId;

@@ -9,13 +9,44 @@ use uuid::Uuid;
 
 use super::Record;
 use super::list::{PageRequest, SortColumn, SortValue};
-use crate::ids::TenantId;
+use crate::ids::{ContactId, TenantId};
 use crate::store::{Bind, Query, Row, StoreError, TenantTx, Value, query};
+
+/// `R::SELECT` of the transaction's tenant (`$1`) narrowed by `rest`, over the record's own
+/// columns (`{a}` stands for `R::ALIAS`).
+fn select<R: Record>(tx: &TenantTx, rest: &str) -> Query {
+    let sql = format!(
+        "{} WHERE {a}tenant_id = $1 {}",
+        R::SELECT,
+        rest.replace("{a}", R::ALIAS),
+        a = R::ALIAS
+    );
+    Query::assembled(sql, Vec::new()).bind(tx.tenant_id())
+}
 
 /// One record of the transaction's tenant.
 pub async fn get<R: Record>(tx: &mut TenantTx, id: R::Id) -> Result<Option<R::Row>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(R::GET).bind(id).bind(tenant).fetch_optional(tx).await
+    select::<R>(tx, "AND {a}id = $2").bind(id).fetch_optional(tx).await
+}
+
+/// The records that name one contact (`contact_id`), for the privacy export.
+pub async fn of_contact<R: Record>(
+    tx: &mut TenantTx,
+    contact: ContactId,
+) -> Result<Vec<R::Row>, StoreError> {
+    select::<R>(tx, "AND {a}contact_id = $2 ORDER BY {a}id").bind(contact).fetch_all(tx).await
+}
+
+/// Records sealed under a data key older than `version`, for rotation.
+pub async fn older_than<R: Record>(
+    tx: &mut TenantTx,
+    version: i32,
+    limit: i64,
+) -> Result<Vec<R::Row>, StoreError> {
+    select::<R>(tx, "AND {a}key_version < $2 ORDER BY {a}id LIMIT $3")
+        .binds((version, limit))
+        .fetch_all(tx)
+        .await
 }
 
 /// Unlinks the records that point at one (`R::UNLINK`), then deletes it; false when the
@@ -25,7 +56,8 @@ pub async fn delete<R: Record>(tx: &mut TenantTx, id: R::Id) -> Result<bool, Sto
     for sql in R::UNLINK {
         query(sql).bind(tenant).bind(id).execute(tx).await?;
     }
-    query(R::DELETE).bind(tenant).bind(id).execute_one(tx).await
+    let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", R::TABLE);
+    Query::assembled(sql, Vec::new()).bind(tenant).bind(id).execute_one(tx).await
 }
 
 /// Whether `R::IN_USE` counts anything for this record.

@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::crm::contacts::{self, store as contact_store};
-use crate::crm::{activities, notes};
+use crate::crm::{activities, notes, store as crm_store};
 use crate::crypto::store as keys_db;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::TenantId;
@@ -201,7 +201,7 @@ async fn reencrypt(
         let mut tx = app.store().tenant_tx(scope).await?;
         let keys = crate::crm::tenant_keys(app, &mut tx).await?;
         let mut fetched = 0usize;
-        let rows = contact_store::older_than(&mut tx, target, BATCH).await?;
+        let rows = crm_store::older_than::<contact_store::Contacts>(&mut tx, target, BATCH).await?;
         fetched += rows.len();
         for row in rows {
             let data = contacts::open(&keys, tenant, &row)?;
@@ -210,7 +210,7 @@ async fn reencrypt(
                 report.contacts += 1;
             }
         }
-        let rows = notes::store::older_than(&mut tx, target, BATCH).await?;
+        let rows = crm_store::older_than::<notes::store::Notes>(&mut tx, target, BATCH).await?;
         fetched += rows.len();
         for row in rows {
             let view = notes::view(&keys, tenant, row.clone())?;
@@ -219,7 +219,8 @@ async fn reencrypt(
                 report.notes += 1;
             }
         }
-        let rows = activities::store::older_than(&mut tx, target, BATCH).await?;
+        let rows =
+            crm_store::older_than::<activities::store::Activities>(&mut tx, target, BATCH).await?;
         fetched += rows.len();
         for row in rows {
             let view = activities::view(&keys, tenant, row.clone())?;

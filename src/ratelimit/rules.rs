@@ -10,83 +10,8 @@ use serde::Deserialize;
 
 use super::{RateCategory, RouteFamily};
 
-/// The default rule set, in the file format.
-pub const DEFAULT_RULES: &str = r#"# Per minute, by route category; keyed by client IP and user (or API key).
-[[rule]]
-name = "read-per-minute"
-match = { category = "read" }
-limit = 200
-window = "1m"
-key = "ip+user"
-on_backend_error = "open"
-
-[[rule]]
-name = "write-per-minute"
-match = { category = "write" }
-limit = 50
-window = "1m"
-key = "ip+user"
-on_backend_error = "open"
-
-[[rule]]
-name = "sensitive-per-minute"
-match = { category = "sensitive" }
-limit = 10
-window = "1m"
-key = "ip+user"
-on_backend_error = "closed"
-
-[[rule]]
-name = "auth-per-minute"
-match = { category = "auth" }
-limit = 20
-window = "1m"
-key = "ip"
-on_backend_error = "closed"
-
-# Token refresh, per session: failed logins from a shared address never sign its users out.
-# Refresh tokens that name no session count per address.
-[[rule]]
-name = "refresh-per-minute"
-match = { category = "refresh" }
-limit = 10
-window = "1m"
-key = "session"
-on_backend_error = "closed"
-
-# Per hour, by route family.
-[[rule]]
-name = "payment-webhooks-per-hour"
-match = { family = "payment_webhooks" }
-limit = 100
-window = "1h"
-key = "ip"
-on_backend_error = "open"
-
-[[rule]]
-name = "uploads-per-hour"
-match = { family = "uploads" }
-limit = 50
-window = "1h"
-key = "ip+user"
-on_backend_error = "open"
-
-[[rule]]
-name = "auth-per-hour"
-match = { family = "auth" }
-limit = 20
-window = "1h"
-key = "ip"
-on_backend_error = "closed"
-
-[[rule]]
-name = "admin-per-hour"
-match = { family = "admin" }
-limit = 30
-window = "1h"
-key = "ip+user"
-on_backend_error = "closed"
-"#;
+/// The default rule set, in the file format (the README shows the same text).
+pub const DEFAULT_RULES: &str = include_str!("default_rules.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {

@@ -41,7 +41,10 @@ async fn limited_routes_carry_the_headers_and_the_21st_auth_request_is_refused()
         assert_eq!(header(&response, "x-ratelimit-remaining"), Some(19 - n));
         assert!(header(&response, "x-ratelimit-reset").is_some_and(|r| (1..=3600).contains(&r)));
     }
+    // The refusal is held 500 ms (a tarpit): a lower bound, not a speed target.
+    let asked = std::time::Instant::now();
     let refused = login_from(&app, "198.51.100.1", &email, "wrong password here").await;
+    assert!(asked.elapsed() >= std::time::Duration::from_millis(500), "refused at once");
     assert!(header(&refused, "retry-after").is_some_and(|s| s >= 1));
     assert_eq!(header(&refused, "x-ratelimit-remaining"), Some(0));
     assert_eq!(expect_problem(refused, 429).await["code"], "rate_limited");

@@ -594,7 +594,9 @@ async fn an_export_reads_while_the_sqlite_writer_is_busy_sqlite_only() {
     let export = {
         let (client, url, token) =
             (app.client.clone(), app.url("/api/v1/exports/contacts"), owner.token.clone());
-        tokio::spawn(async move { client.post(url).bearer_auth(token).json(&json!({})).send().await })
+        tokio::spawn(
+            async move { client.post(url).bearer_auth(token).json(&json!({})).send().await },
+        )
     };
     let mut read = 0;
     for _ in 0..40 {

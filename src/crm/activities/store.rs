@@ -12,10 +12,7 @@ pub struct Activities;
 
 impl Record for Activities {
     const NAME: &'static str = "activity";
-    const GET: &'static str = "SELECT id, key_version, kind, subject, details_enc, occurred_at, \
-        contact_id, deal_id, owner_id, created_at, updated_at FROM activities \
-        WHERE id = $1 AND tenant_id = $2";
-    const DELETE: &'static str = "DELETE FROM activities WHERE tenant_id = $1 AND id = $2";
+    const TABLE: &'static str = "activities";
     const CREATED: Action = Action::ActivityCreate;
     const UPDATED: Action = Action::ActivityUpdate;
     const DELETED: Action = Action::ActivityDelete;
@@ -104,39 +101,6 @@ pub async fn write(
         .execute(tx)
         .await?;
     Ok(())
-}
-
-/// A contact's activities, for the privacy export.
-pub async fn of_contact(
-    tx: &mut TenantTx,
-    contact: ContactId,
-) -> Result<Vec<ActivityRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "SELECT id, key_version, kind, subject, details_enc, occurred_at, contact_id, deal_id, \
-         owner_id, created_at, updated_at FROM activities \
-         WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id",
-    )
-    .binds((tenant, contact))
-    .fetch_all(tx)
-    .await
-}
-
-/// Activities under an older data key, for rotation.
-pub async fn older_than(
-    tx: &mut TenantTx,
-    version: i32,
-    limit: i64,
-) -> Result<Vec<ActivityRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "SELECT id, key_version, kind, subject, details_enc, occurred_at, contact_id, deal_id, \
-         owner_id, created_at, updated_at FROM activities \
-         WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT $3",
-    )
-    .binds((tenant, version, limit))
-    .fetch_all(tx)
-    .await
 }
 
 /// Rotation's write: only if the row is still under the key it was read with.

@@ -12,9 +12,7 @@ pub struct Companies;
 
 impl Record for Companies {
     const NAME: &'static str = "company";
-    const GET: &'static str = "SELECT id, name, domain, industry, owner_id, tags, custom_fields, \
-        created_at, updated_at FROM companies WHERE id = $1 AND tenant_id = $2";
-    const DELETE: &'static str = "DELETE FROM companies WHERE tenant_id = $1 AND id = $2";
+    const TABLE: &'static str = "companies";
     // Contacts, leads and deals are unlinked; its notes go with it (ON DELETE CASCADE).
     const UNLINK: &'static [&'static str] = &[
         "UPDATE contacts SET company_id = NULL WHERE tenant_id = $1 AND company_id = $2",

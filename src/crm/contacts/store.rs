@@ -13,11 +13,7 @@ pub struct Contacts;
 
 impl Record for Contacts {
     const NAME: &'static str = "contact";
-    const GET: &'static str = "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, \
-        phone_enc, date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, company_id, \
-        owner_id, tags, custom_fields, erased_at, created_at, updated_at FROM contacts \
-        WHERE id = $1 AND tenant_id = $2";
-    const DELETE: &'static str = "DELETE FROM contacts WHERE tenant_id = $1 AND id = $2";
+    const TABLE: &'static str = "contacts";
     // Records linked to it are unlinked; notes about it go with it (ON DELETE CASCADE).
     const UNLINK: &'static [&'static str] = &[
         "UPDATE leads SET contact_id = NULL WHERE tenant_id = $1 AND contact_id = $2",
@@ -158,22 +154,6 @@ pub async fn erase(tx: &mut TenantTx, id: ContactId, now: Timestamp) -> Result<b
     .execute(tx)
     .await?;
     Ok(true)
-}
-
-/// Contacts whose values are under an older data key, for rotation.
-pub async fn older_than(
-    tx: &mut TenantTx,
-    version: i32,
-    limit: i64,
-) -> Result<Vec<ContactRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, date_of_birth_enc, \
-         ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, erased_at, \
-         created_at, updated_at FROM contacts WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT $3"
-    )
-    .binds((tenant, version, limit))
-    .fetch_all::<ContactRow>(tx).await
 }
 
 /// Rotation's write: only if the row is still under the key it was read with.

@@ -12,12 +12,7 @@ pub struct Deals;
 
 impl Record for Deals {
     const NAME: &'static str = "deal";
-    const GET: &'static str = "SELECT d.id, d.title, d.pipeline_id, d.stage_id, \
-        s.kind AS stage_kind, d.amount_minor, d.currency, d.expected_close_date, d.contact_id, \
-        d.company_id, d.owner_id, d.created_at, d.updated_at \
-        FROM deals d JOIN pipeline_stages s ON s.id = d.stage_id \
-        WHERE d.id = $1 AND d.tenant_id = $2";
-    const DELETE: &'static str = "DELETE FROM deals WHERE tenant_id = $1 AND id = $2";
+    const TABLE: &'static str = "deals";
     // Its notes go with it (ON DELETE CASCADE); tasks and activities are unlinked.
     const UNLINK: &'static [&'static str] = &[
         "UPDATE tasks SET deal_id = NULL WHERE tenant_id = $1 AND deal_id = $2",

@@ -12,9 +12,7 @@ pub struct Leads;
 
 impl Record for Leads {
     const NAME: &'static str = "lead";
-    const GET: &'static str = "SELECT id, title, status, source, contact_id, company_id, owner_id, \
-        created_at, updated_at FROM leads WHERE id = $1 AND tenant_id = $2";
-    const DELETE: &'static str = "DELETE FROM leads WHERE tenant_id = $1 AND id = $2";
+    const TABLE: &'static str = "leads";
     // Its notes go with it (ON DELETE CASCADE).
     const CREATED: Action = Action::LeadCreate;
     const UPDATED: Action = Action::LeadUpdate;

@@ -12,9 +12,7 @@ pub struct Notes;
 
 impl Record for Notes {
     const NAME: &'static str = "note";
-    const GET: &'static str = "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, \
-        lead_id, author_id, created_at, updated_at FROM notes WHERE id = $1 AND tenant_id = $2";
-    const DELETE: &'static str = "DELETE FROM notes WHERE tenant_id = $1 AND id = $2";
+    const TABLE: &'static str = "notes";
     const CREATED: Action = Action::NoteCreate;
     const UPDATED: Action = Action::NoteUpdate;
     const DELETED: Action = Action::NoteDelete;
@@ -111,35 +109,6 @@ pub async fn rewrite(
     .execute(tx)
     .await?;
     Ok(())
-}
-
-/// Notes of one contact, for the privacy export.
-pub async fn of_contact(tx: &mut TenantTx, contact: ContactId) -> Result<Vec<NoteRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, author_id, \
-         created_at, updated_at FROM notes WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id",
-    )
-    .binds((tenant, contact))
-    .fetch_all(tx)
-    .await
-}
-
-/// Notes under an older data key, for rotation.
-pub async fn older_than(
-    tx: &mut TenantTx,
-    version: i32,
-    limit: i64,
-) -> Result<Vec<NoteRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, author_id, \
-         created_at, updated_at FROM notes WHERE tenant_id = $1 AND key_version < $2 \
-         ORDER BY id LIMIT $3",
-    )
-    .binds((tenant, version, limit))
-    .fetch_all(tx)
-    .await
 }
 
 /// Rotation's write: only if the row is still under the key it was read with.

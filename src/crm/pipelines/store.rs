@@ -11,9 +11,7 @@ pub struct Pipelines;
 
 impl Record for Pipelines {
     const NAME: &'static str = "pipeline";
-    const GET: &'static str = "SELECT id, name, created_at, updated_at FROM pipelines \
-        WHERE id = $1 AND tenant_id = $2";
-    const DELETE: &'static str = "DELETE FROM pipelines WHERE tenant_id = $1 AND id = $2";
+    const TABLE: &'static str = "pipelines";
     // Its stages go with it (ON DELETE CASCADE); deals keep it alive.
     const IN_USE: Option<(&'static str, &'static str)> = Some((
         "SELECT count(*) FROM deals WHERE tenant_id = $1 AND pipeline_id = $2",

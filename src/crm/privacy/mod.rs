@@ -41,17 +41,17 @@ pub async fn export(
     let row = fetch::<Contacts>(&mut tx, id).await?;
     let keys = tenant_keys(app, &mut tx).await?;
     let data = contact::open(&keys, tenant, &row)?;
-    let notes = notes::store::of_contact(&mut tx, id)
+    let notes = super::store::of_contact::<notes::store::Notes>(&mut tx, id)
         .await?
         .into_iter()
         .map(|n| notes::view(&keys, tenant, n))
         .collect::<DomainResult<_>>()?;
-    let activities = activities::store::of_contact(&mut tx, id)
+    let activities = super::store::of_contact::<activities::store::Activities>(&mut tx, id)
         .await?
         .into_iter()
         .map(|a| activities::view(&keys, tenant, a))
         .collect::<DomainResult<_>>()?;
-    let tasks = super::tasks::store::of_contact(&mut tx, id)
+    let tasks = super::store::of_contact::<super::tasks::store::Tasks>(&mut tx, id)
         .await?
         .into_iter()
         .map(TaskView::from)

@@ -12,9 +12,7 @@ pub struct Tasks;
 
 impl Record for Tasks {
     const NAME: &'static str = "task";
-    const GET: &'static str = "SELECT id, title, due_date, assignee_id, done, contact_id, \
-        deal_id, created_at, updated_at FROM tasks WHERE id = $1 AND tenant_id = $2";
-    const DELETE: &'static str = "DELETE FROM tasks WHERE tenant_id = $1 AND id = $2";
+    const TABLE: &'static str = "tasks";
     const CREATED: Action = Action::TaskCreate;
     const UPDATED: Action = Action::TaskUpdate;
     const DELETED: Action = Action::TaskDelete;
@@ -84,16 +82,4 @@ pub async fn write(
         .execute(tx)
         .await?;
     Ok(())
-}
-
-/// A contact's tasks, for the privacy export.
-pub async fn of_contact(tx: &mut TenantTx, contact: ContactId) -> Result<Vec<TaskRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "SELECT id, title, due_date, assignee_id, done, contact_id, deal_id, created_at, \
-         updated_at FROM tasks WHERE tenant_id = $1 AND contact_id = $2 ORDER BY id",
-    )
-    .binds((tenant, contact))
-    .fetch_all(tx)
-    .await
 }

@@ -37,7 +37,48 @@ use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::error::{DomainError, DomainResult};
+use crate::identity::store as users;
 use crate::ids::{SessionId, TenantId, UserId};
+
+/// What a factor change did to the session that made it.
+pub(crate) enum FactorChange {
+    /// A factor was added: other sessions end; this one gains no step-up from it.
+    Enrolled,
+    /// A factor was removed (an MFA reset): other sessions end and this one must step up
+    /// again.
+    Removed,
+}
+
+/// Finishes a change of the caller's factors inside `tx`: every other session of the user
+/// ends (if this one was stolen, the change at least signs the owner out), the event is
+/// recorded with the number of sessions ended, the transaction commits, and every instance
+/// forgets the ended sessions and the user's cached enrolment.
+pub(crate) async fn factor_changed(
+    app: &AppState,
+    mut tx: crate::store::SystemTx,
+    ctx: &RequestContext,
+    principal: &Principal,
+    change: FactorChange,
+    event: Event,
+) -> DomainResult<()> {
+    let sid = session_of(principal)?;
+    let user = principal.user_id();
+    let reason = match change {
+        FactorChange::Enrolled => "mfa_enrolled",
+        FactorChange::Removed => "mfa_reset",
+    };
+    let revoked =
+        users::revoke_user_sessions(&mut tx, user, Some(sid), reason, Timestamp::now()).await?;
+    if let FactorChange::Removed = change {
+        users::set_step_up(&mut tx, sid, None).await?;
+    }
+    let event = event.by_user(user).detail("sessions_revoked", revoked.len());
+    audit::record_platform(&mut tx, principal.tenant_id(), ctx, event).await?;
+    tx.commit().await?;
+    app.identity().sessions.revoked(&revoked).await;
+    app.identity().sessions.user_changed(user).await;
+    Ok(())
+}
 
 /// Per-instance MFA settings. Whether a session must enrol, and when it last stepped up,
 /// travel with the session's cached state (`identity::session_cache`).

@@ -5,9 +5,9 @@ use totp_rs::{Algorithm, Builder as TotpBuilder, Secret as TotpSecret, Totp};
 use zeroize::Zeroizing;
 
 use super::backup_codes::new_backup_codes;
-use super::{TotpSetup, guard_enrolment, session_of, store};
+use super::{FactorChange, TotpSetup, factor_changed, guard_enrolment, session_of, store};
 use crate::app::AppState;
-use crate::audit::{self, Action, Event, RequestContext};
+use crate::audit::{Action, Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::crypto;
 use crate::error::{DomainError, DomainResult};
@@ -85,7 +85,7 @@ pub async fn confirm_totp(
     principal: &Principal,
     code: &str,
 ) -> DomainResult<Vec<String>> {
-    let sid = session_of(principal)?;
+    session_of(principal)?;
     guard_enrolment(app, principal).await?;
     let user = principal.user_id();
     let mut tx = app.store().system_tx().await?;
@@ -106,23 +106,9 @@ pub async fn confirm_totp(
     }
     let codes = new_backup_codes(&mut tx, user, principal.tenant_id(), now).await?;
     // Enrolling proves nothing about this session (it is never marked stepped up), and a
-    // new factor ends every other session: if this one was stolen, the thief's enrolment
-    // at least logs the owner out, and a mail tells them.
-    let revoked =
-        users::revoke_user_sessions(&mut tx, user, Some(sid), "mfa_enrolled", now).await?;
-    audit::record_platform(
-        &mut tx,
-        principal.tenant_id(),
-        ctx,
-        Event::new(Action::MfaEnrolled)
-            .by_user(user)
-            .detail("method", "totp")
-            .detail("sessions_revoked", revoked.len()),
-    )
-    .await?;
-    tx.commit().await?;
-    app.identity().sessions.revoked(&revoked).await;
-    app.identity().sessions.user_changed(user).await;
+    // new factor ends every other session.
+    let event = Event::new(Action::MfaEnrolled).detail("method", "totp");
+    factor_changed(app, tx, ctx, principal, FactorChange::Enrolled, event).await?;
     Ok(codes)
 }
 
@@ -132,31 +118,15 @@ pub async fn remove_totp(
     ctx: &RequestContext,
     principal: &Principal,
 ) -> DomainResult<()> {
-    let sid = session_of(principal)?;
+    session_of(principal)?;
     let user = principal.user_id();
     let mut tx = app.store().system_tx().await?;
     if store::delete_totp(&mut tx, user).await? == 0 {
         return Err(DomainError::NotFound("TOTP"));
     }
     store::delete_backup_codes(&mut tx, user).await?;
-    let revoked =
-        users::revoke_user_sessions(&mut tx, user, Some(sid), "mfa_reset", Timestamp::now())
-            .await?;
-    users::set_step_up(&mut tx, sid, None).await?;
-    audit::record_platform(
-        &mut tx,
-        principal.tenant_id(),
-        ctx,
-        Event::new(Action::MfaRemoved)
-            .by_user(user)
-            .detail("method", "totp")
-            .detail("sessions_revoked", revoked.len()),
-    )
-    .await?;
-    tx.commit().await?;
-    app.identity().sessions.revoked(&revoked).await;
-    app.identity().sessions.user_changed(user).await;
-    Ok(())
+    let event = Event::new(Action::MfaRemoved).detail("method", "totp");
+    factor_changed(app, tx, ctx, principal, FactorChange::Removed, event).await
 }
 
 #[cfg(test)]

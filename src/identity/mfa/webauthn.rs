@@ -15,11 +15,11 @@ use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use super::store::{self, NewChallenge};
 use super::{
-    Principal, TICKET_LIFETIME, finish_login, guard_enrolment, record_failure, record_step_up,
-    session_of, ticket_user,
+    FactorChange, Principal, TICKET_LIFETIME, factor_changed, finish_login, guard_enrolment,
+    record_failure, record_step_up, session_of, ticket_user,
 };
 use crate::app::AppState;
-use crate::audit::{self, Action, Event, RequestContext};
+use crate::audit::{Action, Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::crypto::Secret;
 use crate::error::{DomainError, DomainResult};
@@ -152,7 +152,8 @@ pub async fn register_finish(
     name: &str,
 ) -> DomainResult<Uuid> {
     let rp = rp(app)?;
-    let sid = super::session_of(principal)?;
+    // Only a session enrols (an API key cannot), checked before any work.
+    super::session_of(principal)?;
     guard_enrolment(app, principal).await?;
     let row = take_challenge(app, challenge, "webauthn_register").await?;
     if row.user_id != Some(principal.user_id()) {
@@ -178,28 +179,9 @@ pub async fn register_finish(
         }
         other => other.into(),
     })?;
-    // A new factor ends every other session (see `confirm_totp`).
-    let revoked = users::revoke_user_sessions(
-        &mut tx,
-        principal.user_id(),
-        Some(sid),
-        "mfa_enrolled",
-        Timestamp::now(),
-    )
-    .await?;
-    audit::record_platform(
-        &mut tx,
-        principal.tenant_id(),
-        ctx,
-        Event::new(Action::PasskeyAdded)
-            .by_user(principal.user_id())
-            .target("passkey", id)
-            .detail("sessions_revoked", revoked.len()),
-    )
-    .await?;
-    tx.commit().await?;
-    app.identity().sessions.revoked(&revoked).await;
-    app.identity().sessions.user_changed(principal.user_id()).await;
+    // A new factor ends every other session (see `factor_changed`).
+    let event = Event::new(Action::PasskeyAdded).target("passkey", id);
+    factor_changed(app, tx, ctx, principal, FactorChange::Enrolled, event).await?;
     Ok(id)
 }
 
@@ -433,29 +415,13 @@ pub async fn remove(
     principal: &Principal,
     id: Uuid,
 ) -> DomainResult<()> {
-    let sid = session_of(principal)?;
+    session_of(principal)?;
     let user = principal.user_id();
     let mut tx = app.store().system_tx().await?;
     if !store::delete_credential(&mut tx, user, id).await? {
         return Err(DomainError::NotFound("passkey"));
     }
     // Removing a factor is an MFA reset: other sessions end, and this one must step up again.
-    let revoked =
-        users::revoke_user_sessions(&mut tx, user, Some(sid), "mfa_reset", Timestamp::now())
-            .await?;
-    users::set_step_up(&mut tx, sid, None).await?;
-    audit::record_platform(
-        &mut tx,
-        principal.tenant_id(),
-        ctx,
-        Event::new(Action::PasskeyRemoved)
-            .by_user(user)
-            .target("passkey", id)
-            .detail("sessions_revoked", revoked.len()),
-    )
-    .await?;
-    tx.commit().await?;
-    app.identity().sessions.revoked(&revoked).await;
-    app.identity().sessions.user_changed(user).await;
-    Ok(())
+    let event = Event::new(Action::PasskeyRemoved).target("passkey", id);
+    factor_changed(app, tx, ctx, principal, FactorChange::Removed, event).await
 }
