@@ -4,11 +4,21 @@
 //! of blocking workers hash, a bounded queue waits for them, and when the queue is full a
 //! caller is refused at once (`Busy`, answered 503 with Retry-After) instead of piling up.
 //! A login flood therefore costs at most `workers` cores and cannot starve other requests.
+//!
+//! The workers are threads of their own, alive as long as the hasher, and each keeps one
+//! Argon2 memory (19 MiB with the defaults) for every hash it runs. Allocating it per hash,
+//! on tokio's blocking pool, left the allocator holding freed 19 MiB blocks in every arena a
+//! hash had touched: a 3-minute soak with logins held 370 MiB (bench/run.sh). Now the process
+//! holds `workers` × 19 MiB for hashing once the first login came, reused by every hash.
+//! (Freeing it when idle was tried: the allocator keeps the pages anyway.)
+//! `hash_with` and `matches` are the library's `hash_password` and `verify_password` with
+//! that memory passed in (`hash_password_into_with_memory`); comparison stays the PHC
+//! `Output`'s constant-time equality.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -51,9 +61,15 @@ pub struct Admission(
     #[expect(dead_code, reason = "held for its Drop")] tokio::sync::OwnedSemaphorePermit,
 );
 
+/// A hashing thread's Argon2 memory, allocated on its first hash and kept.
+type Memory = Vec<Block>;
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
+    /// The hashing threads' queue; they end when the last hasher is dropped.
+    jobs: mpsc::Sender<Job>,
     /// Permits for hashing right now.
     workers: Arc<Semaphore>,
     /// Permits for being admitted at all (workers + queue).
@@ -68,13 +84,33 @@ impl PasswordHasher {
         let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
             .map_err(|err| HashError::Failed(err.to_string()))?;
         let workers = workers.max(1);
+        let (jobs, queue_rx) = mpsc::channel::<Job>();
+        let queue_rx = Arc::new(Mutex::new(queue_rx));
+        for n in 0..workers {
+            let queue_rx = queue_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("bulwark-hash-{n}"))
+                .spawn(move || {
+                    let mut memory = Memory::new();
+                    loop {
+                        // A poisoned lock means another worker panicked while taking a job;
+                        // the queue itself is intact, so carry on with it.
+                        let job = queue_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(job) = job else { return };
+                        // A panicking job must not take its thread with it (the queue would
+                        // be left to the others, or to nobody); its caller sees the failure.
+                        let run = std::panic::AssertUnwindSafe(|| job(&mut memory));
+                        let _ = std::panic::catch_unwind(run);
+                    }
+                })
+                .map_err(|err| HashError::Failed(err.to_string()))?;
+        }
+        // Made once at start, on memory of its own that is given back at once.
         let dummy_password = Zeroizing::new(crate::crypto::random_bytes::<32>());
-        let dummy_hash = argon2(&params)
-            .hash_password(dummy_password.as_slice())
-            .map_err(|err| HashError::Failed(err.to_string()))?
-            .to_string();
+        let dummy_hash = hash_with(&params, dummy_password.as_slice(), &mut Memory::new())?;
         Ok(PasswordHasher {
             params,
+            jobs,
             workers: Arc::new(Semaphore::new(workers)),
             admitted: Arc::new(Semaphore::new(workers + queue)),
             dummy_hash: Arc::new(dummy_hash),
@@ -91,13 +127,7 @@ impl PasswordHasher {
         let admission = self.admit()?;
         let params = self.params.clone();
         let password = Zeroizing::new(password.expose().clone());
-        self.run(&admission, move || {
-            argon2(&params)
-                .hash_password(password.as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(|err| HashError::Failed(err.to_string()))
-        })
-        .await?
+        self.run(&admission, move |memory| hash_with(&params, password.as_bytes(), memory)).await?
     }
 
     /// Verifies against a stored Argon2 or imported bcrypt hash, or against the dummy hash
@@ -123,7 +153,10 @@ impl PasswordHasher {
             Some(hash) => (hash.to_owned(), true),
             None => (self.dummy_hash.as_ref().clone(), false),
         };
-        self.run(admission, move || Ok(verify_blocking(&params, &password, &hash, real))).await?
+        self.run(admission, move |memory| {
+            Ok(verify_blocking(&params, &password, &hash, real, memory))
+        })
+        .await?
     }
 
     /// Burns the time of one verification without a result: for locked accounts, so a lock
@@ -139,7 +172,7 @@ impl PasswordHasher {
     async fn run<T: Send + 'static>(
         &self,
         _admission: &Admission,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let _worker = self
             .workers
@@ -147,7 +180,14 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(|_| HashError::Failed("pool closed".into()))?;
-        tokio::task::spawn_blocking(work).await.map_err(|err| HashError::Failed(err.to_string()))
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            // The caller may have gone (its request was cancelled); nobody needs the result.
+            let _ = done.send(work(memory));
+        });
+        self.jobs.send(job).map_err(|_| HashError::Failed("the hashing threads ended".into()))?;
+        // A dropped sender means the job panicked on its thread.
+        result.await.map_err(|_| HashError::Failed("a hashing job panicked".into()))
     }
 }
 
@@ -155,32 +195,101 @@ fn argon2(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
 
-fn verify_blocking(params: &Params, password: &str, stored: &str, real: bool) -> Verified {
+fn failed(err: impl std::fmt::Display) -> HashError {
+    HashError::Failed(err.to_string())
+}
+
+/// Runs `f` on the first `needed` blocks of the thread's memory, which is grown once to
+/// `kept` (our own parameters' block count). A stored hash that needs more than ours (an
+/// import) gets memory of its own for that one check, so the kept memory stays our size.
+fn with_memory<T>(
+    memory: &mut Memory,
+    kept: usize,
+    needed: usize,
+    f: impl FnOnce(&mut [Block]) -> T,
+) -> T {
+    if needed > kept {
+        return f(&mut vec![Block::default(); needed]);
+    }
+    if memory.len() < kept {
+        memory.resize(kept, Block::default());
+    }
+    let blocks = &mut memory[..needed];
+    let result = f(blocks);
+    // What a hash leaves in its memory is derived from the password (a "garbage collector"
+    // attack reads it): wiped after every use, as the library does when it frees it.
+    blocks.iter_mut().for_each(zeroize::Zeroize::zeroize);
+    result
+}
+
+/// `Argon2::hash_password` (Argon2id, v19, a random 16-byte salt, 32-byte output) on the
+/// thread's memory, as a PHC string.
+fn hash_with(params: &Params, password: &[u8], memory: &mut Memory) -> Result<String, HashError> {
+    let salt = crate::crypto::random_bytes::<16>();
+    let mut out = Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);
+    let blocks = params.block_count();
+    with_memory(memory, blocks, blocks, |blocks| {
+        argon2(params).hash_password_into_with_memory(password, &salt, out.as_mut_slice(), blocks)
+    })
+    .map_err(failed)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(failed)?,
+        salt: Some(Salt::new(&salt).map_err(failed)?),
+        hash: Some(Output::new(out.as_slice()).map_err(failed)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// `Argon2::verify_password` on the thread's memory: the stored hash's own algorithm,
+/// version and parameters, and `Output`'s constant-time comparison.
+fn matches(ours: &Params, password: &[u8], stored: &PasswordHash, memory: &mut Memory) -> bool {
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm.as_str()) else { return false };
+    let Ok(version) = stored.version.map_or(Ok(Version::default()), Version::try_from) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(stored) else { return false };
+    let mut out = Zeroizing::new(vec![0u8; expected.as_bytes().len()]);
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let computed = with_memory(memory, ours.block_count(), params.block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password, salt, out.as_mut_slice(), blocks)
+    });
+    computed.is_ok() && Output::new(out.as_slice()).is_ok_and(|out| &out == expected)
+}
+
+fn verify_blocking(
+    params: &Params,
+    password: &str,
+    stored: &str,
+    real: bool,
+    memory: &mut Memory,
+) -> Verified {
     if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
         return match bcrypt::verify(password, stored) {
-            Ok(true) if real => rehash(params, password),
+            Ok(true) if real => rehash(params, password, memory),
             _ => Verified::No,
         };
     }
     let Ok(parsed) = PasswordHash::new(stored) else { return Verified::No };
-    if argon2(params).verify_password(password.as_bytes(), &parsed).is_err() || !real {
+    if !matches(params, password.as_bytes(), &parsed, memory) || !real {
         return Verified::No;
     }
     let current = parsed.algorithm.as_str() == "argon2id"
         && Params::try_from(&parsed)
             .is_ok_and(|p| p.m_cost() >= params.m_cost() && p.t_cost() >= params.t_cost());
-    if current { Verified::Yes } else { rehash(params, password) }
+    if current { Verified::Yes } else { rehash(params, password, memory) }
 }
 
-fn rehash(params: &Params, password: &str) -> Verified {
-    match argon2(params).hash_password(password.as_bytes()) {
-        Ok(hash) => Verified::YesRehashed(hash.to_string()),
+fn rehash(params: &Params, password: &str, memory: &mut Memory) -> Verified {
+    match hash_with(params, password.as_bytes(), memory) {
+        Ok(hash) => Verified::YesRehashed(hash),
         // The password was right; keeping the old hash is better than refusing the login.
         Err(_) => Verified::Yes,
     }
 }
 
-/// Why a new password is refused; messages never repeat the password.
 pub fn check_policy(password: &str, user_inputs: &[&str]) -> Result<(), String> {
     let length = password.chars().count();
     if length < MIN_LENGTH {
@@ -242,6 +351,39 @@ mod tests {
         assert_eq!(hasher.verify(&wrong, Some(&hash)).await.expect("verify"), Verified::No);
         assert_eq!(hasher.verify(&password, None).await.expect("verify"), Verified::No);
         assert_eq!(hasher.verify(&password, Some("garbage")).await.expect("verify"), Verified::No);
+    }
+
+    /// `hash_with` and `matches` are the library's hashing and verification on kept memory:
+    /// each accepts what the other side made, and only for the right password.
+    #[test]
+    fn kept_memory_hashing_agrees_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let params =
+            Params::new(FAST.memory_kib, FAST.iterations, FAST.parallelism, None).expect("params");
+        let mut memory = Memory::new();
+        let ours = hash_with(&params, b"correct horse", &mut memory).expect("hash");
+        let zero = format!("{:?}", Block::new());
+        assert!(memory.iter().all(|b| format!("{b:?}") == zero), "the memory is wiped after use");
+        let parsed = PasswordHash::new(&ours).expect("phc");
+        assert!(argon2(&params).verify_password(b"correct horse", &parsed).is_ok());
+        assert!(argon2(&params).verify_password(b"wrong horse", &parsed).is_err());
+        let theirs = argon2(&params).hash_password(b"correct horse").expect("hash").to_string();
+        let theirs = PasswordHash::new(&theirs).expect("phc");
+        assert!(matches(&params, b"correct horse", &theirs, &mut memory));
+        assert!(!matches(&params, b"wrong horse", &theirs, &mut memory));
+        // More memory than ours (an import) is checked on memory of its own.
+        let big = Params::new(4 * FAST.memory_kib, 1, 1, None).expect("params");
+        let imported = argon2(&big).hash_password(b"imported").expect("hash").to_string();
+        let imported = PasswordHash::new(&imported).expect("phc");
+        assert!(matches(&params, b"imported", &imported, &mut memory));
+        assert_eq!(memory.len(), params.block_count(), "the kept memory stays our size");
+        // A tampered output, salt or cost fails.
+        for (from, to) in [("$m=1024", "$m=1025"), ("t=1,", "t=2,")] {
+            let edited = ours.replacen(from, to, 1);
+            assert_ne!(edited, ours);
+            let edited = PasswordHash::new(&edited).expect("phc");
+            assert!(!matches(&params, b"correct horse", &edited, &mut memory), "{from}");
+        }
     }
 
     #[tokio::test]
