@@ -145,9 +145,17 @@ pub async fn tenant_keys(
 ) -> DomainResult<std::sync::Arc<crate::crypto::KeySet>> {
     // Read once per transaction: the keys cannot change under it (a rotation waits for the
     // writer's turn on SQLite and for the FOR SHARE lock of `sealing_keys` on PostgreSQL).
-    if let Some(keys) = tx.remembered::<crate::crypto::KeySet>() {
-        return Ok(keys);
+    match tx.remembered::<crate::crypto::KeySet>() {
+        Some(keys) => Ok(keys),
+        None => load_keys(app, tx).await,
     }
+}
+
+/// Reads the tenant's keys and remembers them for the rest of the transaction.
+async fn load_keys(
+    app: &AppState,
+    tx: &mut TenantTx,
+) -> DomainResult<std::sync::Arc<crate::crypto::KeySet>> {
     let keys = app
         .tenant_keys()
         .for_tenant(tx)
@@ -166,13 +174,7 @@ pub async fn sealing_keys(
     crate::crypto::store::lock_current_data_key(tx).await?;
     // Read after the lock, never from the memo: keys remembered before it could name a key
     // a rotation has since replaced.
-    let keys = app
-        .tenant_keys()
-        .for_tenant(tx)
-        .await
-        .map_err(|err| DomainError::Internal(err.to_string()))?;
-    tx.remember(keys.clone());
-    Ok(keys)
+    load_keys(app, tx).await
 }
 
 /// PATCH semantics for a nullable field: absent = unchanged, `null` = cleared, a value = set.

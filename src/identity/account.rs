@@ -248,13 +248,11 @@ pub async fn import_users(
     let mut tx: SystemTx = app.store().system_tx().await?;
     for (line, user) in users.iter().enumerate() {
         let email = normalize_email(&user.email);
-        let known_format = ["$2a$", "$2b$", "$2y$", "$argon2id$"]
-            .iter()
-            .any(|p| user.password_hash.starts_with(p));
-        if check_email(&email).is_err() || !known_format {
+        if check_email(&email).is_err() || !super::password::importable(&user.password_hash) {
             return Err(DomainError::invalid(
                 &format!("line {}", line + 1),
-                "needs a valid email and a bcrypt or argon2id hash",
+                "needs a valid email and a bcrypt (cost at most 14) or argon2id hash \
+                 (at most 256 MiB, 10 passes, 16 lanes)",
             ));
         }
         insert_account(

@@ -174,7 +174,10 @@ impl PasswordHasher {
         _admission: &Admission,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _worker = self
+        // The worker permit travels with the job and is released when the job ends, not when
+        // the caller stops waiting: a cancelled request's hash still counts against the
+        // `workers` bound, so abandoned work can never queue up ahead of live logins.
+        let worker = self
             .workers
             .clone()
             .acquire_owned()
@@ -182,8 +185,11 @@ impl PasswordHasher {
             .map_err(|_| HashError::Failed("pool closed".into()))?;
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |memory| {
-            // The caller may have gone (its request was cancelled); nobody needs the result.
-            let _ = done.send(work(memory));
+            let _worker = worker;
+            // The caller is gone (its request was cancelled): nobody needs the hash.
+            if !done.is_closed() {
+                let _ = done.send(work(memory));
+            }
         });
         self.jobs.send(job).map_err(|_| HashError::Failed("the hashing threads ended".into()))?;
         // A dropped sender means the job panicked on its thread.
@@ -199,27 +205,71 @@ fn failed(err: impl std::fmt::Display) -> HashError {
     HashError::Failed(err.to_string())
 }
 
+/// The largest cost a stored hash may ask for (an import): more is refused, not attempted,
+/// so one crafted hash can neither exhaust memory nor hold a hashing thread for hours.
+const MAX_STORED_M_KIB: u32 = 256 * 1024;
+const MAX_STORED_T: u32 = 10;
+const MAX_STORED_P: u32 = 16;
+
+/// The most expensive bcrypt cost an import may carry (each step doubles the work).
+const MAX_BCRYPT_COST: u32 = 14;
+
+/// Whether an imported hash is one this server verifies, at a cost it accepts: bcrypt up to
+/// cost 14, or an Argon2id PHC string within the stored-hash caps above.
+pub fn importable(hash: &str) -> bool {
+    if ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p)) {
+        return hash
+            .get(4..6)
+            .and_then(|c| c.parse::<u32>().ok())
+            .is_some_and(|cost| cost <= MAX_BCRYPT_COST && hash.as_bytes().get(6) == Some(&b'$'));
+    }
+    PasswordHash::new(hash).is_ok_and(|phc| {
+        phc.algorithm.as_str() == "argon2id"
+            && phc.salt.is_some()
+            && phc.hash.is_some()
+            && Params::try_from(&phc).is_ok_and(|p| within_caps(&p))
+    })
+}
+
+fn within_caps(params: &Params) -> bool {
+    params.m_cost() <= MAX_STORED_M_KIB
+        && params.t_cost() <= MAX_STORED_T
+        && params.p_cost() <= MAX_STORED_P
+}
+
+/// Wipes blocks when dropped, also when the hash panicked: what a hash leaves in its memory
+/// is derived from the password (a "garbage collector" attack reads it).
+struct Wiped<'a>(&'a mut [Block]);
+
+impl Drop for Wiped<'_> {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(zeroize::Zeroize::zeroize);
+    }
+}
+
 /// Runs `f` on the first `needed` blocks of the thread's memory, which is grown once to
-/// `kept` (our own parameters' block count). A stored hash that needs more than ours (an
-/// import) gets memory of its own for that one check, so the kept memory stays our size.
+/// `kept` (our own parameters' block count), and wipes them afterwards. A stored hash that
+/// needs more than ours (an import) gets memory of its own for that one check, so the kept
+/// memory stays our size; `None` when that memory cannot be had.
 fn with_memory<T>(
     memory: &mut Memory,
     kept: usize,
     needed: usize,
     f: impl FnOnce(&mut [Block]) -> T,
-) -> T {
+) -> Option<T> {
     if needed > kept {
-        return f(&mut vec![Block::default(); needed]);
+        let mut own = Memory::new();
+        own.try_reserve_exact(needed).ok()?;
+        own.resize(needed, Block::default());
+        let blocks = Wiped(&mut own);
+        return Some(f(&mut *blocks.0));
     }
     if memory.len() < kept {
+        memory.try_reserve_exact(kept - memory.len()).ok()?;
         memory.resize(kept, Block::default());
     }
-    let blocks = &mut memory[..needed];
-    let result = f(blocks);
-    // What a hash leaves in its memory is derived from the password (a "garbage collector"
-    // attack reads it): wiped after every use, as the library does when it frees it.
-    blocks.iter_mut().for_each(zeroize::Zeroize::zeroize);
-    result
+    let blocks = Wiped(&mut memory[..needed]);
+    Some(f(&mut *blocks.0))
 }
 
 /// `Argon2::hash_password` (Argon2id, v19, a random 16-byte salt, 32-byte output) on the
@@ -231,6 +281,7 @@ fn hash_with(params: &Params, password: &[u8], memory: &mut Memory) -> Result<St
     with_memory(memory, blocks, blocks, |blocks| {
         argon2(params).hash_password_into_with_memory(password, &salt, out.as_mut_slice(), blocks)
     })
+    .ok_or_else(|| failed("no memory for the hash"))?
     .map_err(failed)?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
@@ -251,12 +302,16 @@ fn matches(ours: &Params, password: &[u8], stored: &PasswordHash, memory: &mut M
         return false;
     };
     let Ok(params) = Params::try_from(stored) else { return false };
+    if !within_caps(&params) {
+        return false;
+    }
     let mut out = Zeroizing::new(vec![0u8; expected.as_bytes().len()]);
     let argon2 = Argon2::new(algorithm, version, params.clone());
     let computed = with_memory(memory, ours.block_count(), params.block_count(), |blocks| {
         argon2.hash_password_into_with_memory(password, salt, out.as_mut_slice(), blocks)
     });
-    computed.is_ok() && Output::new(out.as_slice()).is_ok_and(|out| &out == expected)
+    computed.is_some_and(|c| c.is_ok())
+        && Output::new(out.as_slice()).is_ok_and(|out| &out == expected)
 }
 
 fn verify_blocking(
@@ -267,6 +322,9 @@ fn verify_blocking(
     memory: &mut Memory,
 ) -> Verified {
     if stored.starts_with("$2a$") || stored.starts_with("$2b$") || stored.starts_with("$2y$") {
+        if !importable(stored) {
+            return Verified::No;
+        }
         return match bcrypt::verify(password, stored) {
             Ok(true) if real => rehash(params, password, memory),
             _ => Verified::No,
@@ -377,6 +435,15 @@ mod tests {
         let imported = PasswordHash::new(&imported).expect("phc");
         assert!(matches(&params, b"imported", &imported, &mut memory));
         assert_eq!(memory.len(), params.block_count(), "the kept memory stays our size");
+        // A stored cost beyond the caps is refused, even for the right password.
+        let slow = Params::new(FAST.memory_kib, MAX_STORED_T + 1, 1, None).expect("params");
+        let slow = argon2(&slow).hash_password(b"correct horse").expect("hash").to_string();
+        let slow = PasswordHash::new(&slow).expect("phc");
+        assert!(!matches(&params, b"correct horse", &slow, &mut memory));
+        assert!(importable(&ours) && !importable(&slow.to_string()));
+        assert!(importable("$2b$12$abcdefghijklmnopqrstuu5ZO8ZRDRmjCy.7Pt5kUSHmJ6M5ELCJ2"));
+        assert!(!importable("$2b$31$abcdefghijklmnopqrstuu5ZO8ZRDRmjCy.7Pt5kUSHmJ6M5ELCJ2"));
+        assert!(!importable("$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"));
         // A tampered output, salt or cost fails.
         for (from, to) in [("$m=1024", "$m=1025"), ("t=1,", "t=2,")] {
             let edited = ours.replacen(from, to, 1);

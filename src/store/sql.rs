@@ -253,35 +253,33 @@ fn encode_failed(err: sqlx::error::BoxDynError) -> StoreError {
     StoreError::Database(sqlx::Error::Encode(err))
 }
 
+/// Adds every bind to a backend's argument buffer: the same match for both backends, written
+/// once (`Arguments::add` is generic over each value's `Encode` for that backend).
+macro_rules! add_all {
+    ($args:ident, $binds:ident) => {
+        $args.reserve($binds.len(), 0);
+        for value in $binds {
+            match value {
+                Value::Uuid(v) => $args.add(v).map_err(encode_failed)?,
+                Value::Text(v) => $args.add(v).map_err(encode_failed)?,
+                Value::Int(v) => $args.add(v).map_err(encode_failed)?,
+                Value::Int4(v) => $args.add(v).map_err(encode_failed)?,
+                Value::Bool(v) => $args.add(v).map_err(encode_failed)?,
+                Value::Bytes(v) => $args.add(v).map_err(encode_failed)?,
+            }
+        }
+    };
+}
+
 fn sqlite_args(binds: Vec<Value>) -> ArgsResult<SqliteArguments> {
     let mut args = SqliteArguments::default();
-    args.reserve(binds.len(), 0);
-    for value in binds {
-        match value {
-            Value::Uuid(v) => args.add(v).map_err(encode_failed)?,
-            Value::Text(v) => args.add(v).map_err(encode_failed)?,
-            Value::Int(v) => args.add(v).map_err(encode_failed)?,
-            Value::Int4(v) => args.add(v).map_err(encode_failed)?,
-            Value::Bool(v) => args.add(v).map_err(encode_failed)?,
-            Value::Bytes(v) => args.add(v).map_err(encode_failed)?,
-        }
-    }
+    add_all!(args, binds);
     Ok(args)
 }
 
 fn pg_args(binds: Vec<Value>) -> ArgsResult<PgArguments> {
     let mut args = PgArguments::default();
-    args.reserve(binds.len(), 0);
-    for value in binds {
-        match value {
-            Value::Uuid(v) => args.add(v).map_err(encode_failed)?,
-            Value::Text(v) => args.add(v).map_err(encode_failed)?,
-            Value::Int(v) => args.add(v).map_err(encode_failed)?,
-            Value::Int4(v) => args.add(v).map_err(encode_failed)?,
-            Value::Bool(v) => args.add(v).map_err(encode_failed)?,
-            Value::Bytes(v) => args.add(v).map_err(encode_failed)?,
-        }
-    }
+    add_all!(args, binds);
     Ok(args)
 }
 
