@@ -16,7 +16,8 @@ services_install() {
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ] || missing+=(postgresql-15 postgresql-client-15)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-    for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    # A tool is its command, or COMMAND:PACKAGE when the Debian package is named otherwise.
+    for tool in "$@"; do command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}"); done
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]}"
         $sudo apt-get update -qq

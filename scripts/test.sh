@@ -23,12 +23,16 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # --- packages -------------------------------------------------------------------------
-step "packages (PostgreSQL 15, Redis, python3-venv when missing)"
-services_install
+step "packages (PostgreSQL 15, Redis, python3-venv, promtool when missing)"
+services_install promtool:prometheus
 
 # --- static checks --------------------------------------------------------------------
 step "cargo fmt --check"
 cargo fmt --all --check
+
+step "alert rules: promtool check rules, then a unit test per alert"
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
 
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings

@@ -224,6 +224,7 @@ impl Application {
             Ok(checkpointer) => Some(Arc::new(tokio::sync::Mutex::new(checkpointer))),
             Err(err) => {
                 tracing::error!(error = %err, "audit checkpoints are off");
+                metrics::counter!("audit_checkpoint_failures_total").increment(1);
                 None
             }
         };
@@ -236,6 +237,7 @@ impl Application {
                     tick.tick().await;
                     if let Err(err) = checkpointer.lock().await.run(&store, false).await {
                         tracing::error!(error = %err, "audit checkpoint failed");
+                        metrics::counter!("audit_checkpoint_failures_total").increment(1);
                     }
                 }
             })

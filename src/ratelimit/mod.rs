@@ -137,6 +137,13 @@ impl RateLimiter {
             Some(redis) => Backend::Redis(Box::new(redis_store::RedisStore::new(redis))),
             None => Backend::Memory(memory::MemoryStore::new(max_keys)),
         };
+        // Every rule's counters exist from start-up (alerts read them; see telemetry::metrics).
+        for rule in &rules {
+            metrics::counter!("rate_limit_rejections_total", "rule" => rule.name.clone())
+                .increment(0);
+            metrics::counter!("rate_limit_warnings_total", "rule" => rule.name.clone())
+                .increment(0);
+        }
         RateLimiter { rules, backend, enabled }
     }
 

@@ -185,6 +185,54 @@ async fn metrics_count_requests_by_route_template_on_their_own_listener() {
     assert_eq!(app.get("/metrics").await.status(), 404);
 }
 
+/// Every metric the shipped alert rules read is exported, from start-up (before any event
+/// it counts): a rule on a metric nobody exports never fires. Reads the names from
+/// deploy/prometheus/alerts.yml itself.
+#[tokio::test]
+async fn every_metric_the_alert_rules_name_is_exported_from_start_up() {
+    let redis = crate::support::redis_server::RedisServer::start();
+    let app = TestApp::spawn_with(&[("BULWARK_REDIS_URL", &redis.url())]).await;
+    app.get("/healthz").await;
+    let text = app.metrics().await;
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/alerts.yml"
+    ))
+    .expect("alerts.yml");
+    let mut named: Vec<&str> = rules
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(|line| line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|word| word.ends_with("_total") || *word == "redis_up")
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    assert!(named.len() >= 10, "the rules name {named:?}");
+    for metric in named {
+        let exported = text
+            .lines()
+            .any(|line| line.strip_prefix(metric).is_some_and(|rest| rest.starts_with(['{', ' '])));
+        assert!(exported, "alerts.yml reads {metric}, which /metrics does not export:\n{text}");
+    }
+    // Labelled counters exist for every configured rate-limit rule.
+    assert!(text.contains(r#"rate_limit_rejections_total{rule="auth-per-minute"} 0"#), "{text}");
+    // Every alert links a section of the runbook that exists.
+    let runbook = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/RUNBOOK.md"))
+        .expect("RUNBOOK.md");
+    let anchors: Vec<String> = runbook
+        .lines()
+        .filter_map(|line| line.strip_prefix("## "))
+        .map(|heading| heading.to_lowercase().replace(' ', "-"))
+        .collect();
+    let links: Vec<&str> =
+        rules.lines().filter_map(|line| line.split("docs/RUNBOOK.md#").nth(1)).collect();
+    assert_eq!(links.len(), rules.matches("- alert:").count(), "every alert links the runbook");
+    for link in links {
+        let anchor = link.trim_end_matches('"');
+        assert!(anchors.iter().any(|a| a == anchor), "docs/RUNBOOK.md has no section #{anchor}");
+    }
+}
+
 #[tokio::test]
 async fn the_openapi_document_is_3_1_and_lists_every_endpoint() {
     let app = TestApp::spawn().await;
