@@ -34,6 +34,9 @@ step "alert rules: promtool check rules, then a unit test per alert"
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
 
+step "deployment artefacts: checkov on the Dockerfile"
+scripts/deploy-check.sh
+
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 

@@ -343,6 +343,27 @@ fn production_without_secrets_refuses_to_start_and_check_config_agrees() {
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 }
 
+/// `bulwark healthcheck` (the container's HEALTHCHECK: no curl in the image) answers 0 while
+/// `serve` answers `/healthz` on the configured address, and 1 once it is gone.
+#[test]
+fn the_healthcheck_command_follows_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    // Every address, as in a container: the check must probe loopback.
+    let listen = format!("0.0.0.0:{port}");
+    let env = [("BULWARK_LISTEN", listen.as_str()), ("BULWARK_METRICS_LISTEN", "off")];
+    let mut server = Running::serve(dir.path(), &env);
+    let healthy = binary::run(dir.path(), &env, &["healthcheck"]);
+    assert!(healthy.status.success(), "{}", String::from_utf8_lossy(&healthy.stderr));
+    server.stop();
+    let gone = binary::run(dir.path(), &env, &["healthcheck"]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("unhealthy"));
+}
+
 /// The README's first command: no configuration at all gives a development instance on
 /// SQLite in ./bulwark-data, on 127.0.0.1:8080, reusing its generated secrets on restart.
 #[test]
