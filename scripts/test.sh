@@ -34,7 +34,7 @@ step "alert rules: promtool check rules, then a unit test per alert"
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
 
-step "deployment artefacts: checkov on the Dockerfile"
+step "deployment artefacts: checkov on the Dockerfile; the Helm chart linted, rendered, schema-validated and checked"
 scripts/deploy-check.sh
 
 step "cargo clippy"
