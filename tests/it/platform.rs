@@ -185,9 +185,9 @@ async fn metrics_count_requests_by_route_template_on_their_own_listener() {
     assert_eq!(app.get("/metrics").await.status(), 404);
 }
 
-/// Every metric the shipped alert rules read is exported, from start-up (before any event
-/// it counts): a rule on a metric nobody exports never fires. Reads the names from
-/// deploy/prometheus/alerts.yml itself.
+/// Every metric the shipped alert rules and the dashboard read is exported, from start-up
+/// (before any event it counts): a rule on a metric nobody exports never fires. Reads the
+/// names from deploy/prometheus/alerts.yml and deploy/grafana/bulwark.json themselves.
 #[tokio::test]
 async fn every_metric_the_alert_rules_name_is_exported_from_start_up() {
     let redis = crate::support::redis_server::RedisServer::start();
@@ -199,11 +199,25 @@ async fn every_metric_the_alert_rules_name_is_exported_from_start_up() {
         "/deploy/prometheus/alerts.yml"
     ))
     .expect("alerts.yml");
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/bulwark.json"
+    ))
+    .expect("bulwark.json");
+    let dashboard: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 10, "the dashboard queries {exprs:?}");
     let mut named: Vec<&str> = rules
         .lines()
         .filter(|line| !line.trim_start().starts_with('#'))
+        .chain(exprs.iter().copied())
         .flat_map(|line| line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
-        .filter(|word| word.ends_with("_total") || *word == "redis_up")
+        .filter(|word| word.ends_with("_total") || word.ends_with("_bucket") || *word == "redis_up")
         .collect();
     named.sort_unstable();
     named.dedup();
@@ -212,7 +226,10 @@ async fn every_metric_the_alert_rules_name_is_exported_from_start_up() {
         let exported = text
             .lines()
             .any(|line| line.strip_prefix(metric).is_some_and(|rest| rest.starts_with(['{', ' '])));
-        assert!(exported, "alerts.yml reads {metric}, which /metrics does not export:\n{text}");
+        assert!(
+            exported,
+            "a rule or panel reads {metric}, which /metrics does not export:\n{text}"
+        );
     }
     // Labelled counters exist for every configured rate-limit rule.
     assert!(text.contains(r#"rate_limit_rejections_total{rule="auth-per-minute"} 0"#), "{text}");
