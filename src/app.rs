@@ -221,10 +221,15 @@ impl Application {
         let upkeep = tokio::spawn(telemetry::metrics::run_upkeep(self.metrics.clone()));
         let sweeper = tokio::spawn(maintain(self.state.clone()));
         let checkpointer = match self.checkpointer() {
-            Ok(checkpointer) => Some(Arc::new(tokio::sync::Mutex::new(checkpointer))),
+            Ok(checkpointer) => {
+                metrics::gauge!("audit_checkpoints_enabled").set(1.0);
+                Some(Arc::new(tokio::sync::Mutex::new(checkpointer)))
+            }
             Err(err) => {
+                // A gauge, not a counter: a failure before the first scrape would be the
+                // series' first sample, which increase() never counts.
                 tracing::error!(error = %err, "audit checkpoints are off");
-                metrics::counter!("audit_checkpoint_failures_total").increment(1);
+                metrics::gauge!("audit_checkpoints_enabled").set(0.0);
                 None
             }
         };

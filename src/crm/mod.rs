@@ -143,8 +143,10 @@ pub async fn tenant_keys(
     app: &AppState,
     tx: &mut TenantTx,
 ) -> DomainResult<std::sync::Arc<crate::crypto::KeySet>> {
-    // Read once per transaction: the keys cannot change under it (a rotation waits for the
-    // writer's turn on SQLite and for the FOR SHARE lock of `sealing_keys` on PostgreSQL).
+    // Read once per transaction. For opening values only: a PostgreSQL read transaction
+    // (READ COMMITTED, no lock) can meet a row a concurrent rotation re-sealed under a key
+    // newer than the memo's, which fails to decrypt (a 500, never wrong data); sealing never
+    // uses the memo (`sealing_keys` reloads after its lock).
     match tx.remembered::<crate::crypto::KeySet>() {
         Some(keys) => Ok(keys),
         None => load_keys(app, tx).await,

@@ -146,6 +146,13 @@ fn client_key(net: ClientNet, principal: &Principal) -> ClientKey {
 /// How long a rate-limit refusal is held before it is sent (see `limit`).
 const REFUSAL_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// At most this many refusals wait out the delay at once; beyond it they are answered at
+/// once. A held refusal keeps its request alive, so a flood (HTTP/2 multiplexes many streams
+/// on one connection) must not turn the tarpit into a memory sink.
+const TARPIT_SLOTS: usize = 1024;
+
+static TARPIT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(TARPIT_SLOTS);
+
 async fn limit(
     app: &AppState,
     policy: &RoutePolicy,
@@ -158,7 +165,9 @@ async fn limit(
             // A tarpit: the refusal is answered after `REFUSAL_DELAY`, so a client far over its
             // limit sends at most two requests a second per connection and a flood of
             // refusals costs next to nothing (a well-behaved client waits anyway).
-            tokio::time::sleep(REFUSAL_DELAY).await;
+            if let Ok(_slot) = TARPIT.try_acquire() {
+                tokio::time::sleep(REFUSAL_DELAY).await;
+            }
             let mut response = Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",

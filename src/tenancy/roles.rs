@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Roles inside a tenant, from most to least powerful. The platform super-admin is not a
+/// Roles inside a tenant, from least to most powerful (the derived order is what `may`
+/// compares). The platform super-admin is not a
 /// tenant role: it has no tenant scope and so can reach no tenant data.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,

@@ -217,7 +217,11 @@ async fn every_metric_the_alert_rules_name_is_exported_from_start_up() {
         .filter(|line| !line.trim_start().starts_with('#'))
         .chain(exprs.iter().copied())
         .flat_map(|line| line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
-        .filter(|word| word.ends_with("_total") || word.ends_with("_bucket") || *word == "redis_up")
+        .filter(|word| {
+            word.ends_with("_total")
+                || word.ends_with("_bucket")
+                || ["redis_up", "audit_checkpoints_enabled"].contains(word)
+        })
         .collect();
     named.sort_unstable();
     named.dedup();

@@ -14,7 +14,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The pod's and the container's hardening, shared by the Deployment and the migration Job. */}}
 {{- define "bulwark.podSecurity" -}}
 automountServiceAccountToken: false
-serviceAccountName: {{ include "bulwark.name" . }}
 securityContext:
   runAsNonRoot: true
   runAsUser: 65532
@@ -32,11 +31,18 @@ securityContext:
   capabilities: {drop: [ALL]}
   seccompProfile: {type: RuntimeDefault}
 {{- end -}}
+{{/* The Secret's keys a workload needs, and no others: serving pods never see the owner
+     role's URL, the migration Job never sees Redis or the metrics token. Call with
+     (dict "ctx" . "keys" (list …)). */}}
 {{- define "bulwark.secretVolume" -}}
 - name: secrets
   secret:
-    secretName: {{ .Values.existingSecret }}
+    secretName: {{ .ctx.Values.existingSecret }}
     defaultMode: 0400
+    items:
+      {{- range .keys }}
+      - {key: {{ . }}, path: {{ . }}}
+      {{- end }}
 {{- end -}}
 {{/* checkov's one skip, with its reason, while the image is pinned by tag only. */}}
 {{- define "bulwark.checkovSkips" -}}
