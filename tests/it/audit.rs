@@ -336,3 +336,49 @@ async fn signed_checkpoints_catch_what_the_chain_alone_cannot() {
     let (ok, out) = run(signed(&file)).await;
     assert!(!ok && out.contains(&owner.tenant_id), "{out}");
 }
+
+/// The head follows its chain in the database itself: an event that skips a sequence
+/// number (or names a chain without a head) is refused by the trigger of migration 0008,
+/// even from the owner role; the next number is accepted and moves the head.
+#[tokio::test]
+async fn an_event_that_does_not_follow_its_head_is_refused() {
+    let app = TestApp::spawn().await;
+    let (owner, _) = busy_tenant(&app).await;
+    let chain = id_literal(&owner.tenant_id);
+    let copy_of_newest = |step: i64| {
+        format!(
+            "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, \
+             actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, \
+             details, prev_hash, hash) \
+             SELECT {}, chain_id, tenant_id, seq + {step}, occurred_at, actor_type, actor_id, \
+             action, target_type, target_id, outcome, ip, user_agent, request_id, details, \
+             prev_hash, hash FROM audit_events WHERE chain_id = {chain} \
+             AND seq = (SELECT seq FROM audit_heads WHERE chain_id = {chain})",
+            id_literal(&uuid::Uuid::new_v4().to_string())
+        )
+    };
+    let attempt = |sql: String| async {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match app.db.raw(true).await {
+            RawDb::Sqlite(mut c) => sqlx::query(sql).execute(&mut c).await.map(|_| ()),
+            RawDb::Postgres(mut c) => sqlx::query(sql).execute(&mut c).await.map(|_| ()),
+        }
+    };
+    let head = || async {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(seq AS TEXT) FROM audit_heads WHERE chain_id = {chain}"
+        ));
+        match app.db.raw(true).await {
+            RawDb::Sqlite(mut c) => sqlx::query_scalar::<_, String>(sql).fetch_one(&mut c).await,
+            RawDb::Postgres(mut c) => sqlx::query_scalar::<_, String>(sql).fetch_one(&mut c).await,
+        }
+        .expect("the chain's head")
+    };
+    let before = head().await;
+    let skipped = attempt(copy_of_newest(2)).await;
+    assert!(skipped.is_err(), "an event two past the head was accepted");
+    assert_eq!(head().await, before, "a refused event moves nothing");
+    attempt(copy_of_newest(1)).await.expect("the next event is accepted");
+    let after: i64 = head().await.parse().expect("seq");
+    assert_eq!(after, before.parse::<i64>().expect("seq") + 1, "and moves the head");
+}
