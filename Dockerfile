@@ -4,8 +4,10 @@
 # filesystem (everything it writes goes to the /data volume).
 #
 #   docker build -t bulwark .
-#   docker run --read-only -v bulwark-data:/data -p 8080:8080 \
-#       -e BULWARK_JWT_SECRET_FILE=... -e BULWARK_MASTER_KEYS_FILE=... bulwark
+#   docker run --read-only -v bulwark-data:/data -p 8080:8080 -v /run/secrets:/run/secrets:ro \
+#       -e BULWARK_JWT_SECRET_FILE=/run/secrets/jwt -e BULWARK_MASTER_KEYS_FILE=/run/secrets/master \
+#       -e BULWARK_PUBLIC_URL=https://crm.example.com \
+#       -e BULWARK_METRICS_TOKEN_FILE=/run/secrets/metrics bulwark
 #
 # Pin both base images by digest when you build (`docker buildx imagetools inspect IMAGE`
 # prints it): the CI machines of this project have no registry access to look the digests
