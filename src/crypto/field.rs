@@ -120,12 +120,8 @@ pub fn decrypt_with<'a>(
     Ok(cipher.open(&aad(place, version), sealed)?)
 }
 
-pub fn decrypt_text(
-    key_for: impl Fn(u32) -> Option<Secret<[u8; 32]>>,
-    place: &Place<'_>,
-    stored: &[u8],
-) -> Result<Zeroizing<String>, FieldError> {
-    let bytes = decrypt(key_for, place, stored)?;
+/// A decrypted value as text (every text field is UTF-8 when sealed).
+pub fn text(bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>, FieldError> {
     String::from_utf8(bytes.to_vec()).map(Zeroizing::new).map_err(|_| FieldError::NotText)
 }
 
@@ -180,7 +176,8 @@ mod tests {
         let key = keys(1).expect("key");
         let stored = encrypt(&key, 1, &place(tenant, "email", row), b"ada@example.com");
         assert_eq!(key_version(&stored), Ok(1));
-        let text = decrypt_text(keys, &place(tenant, "email", row), &stored).expect("decrypts");
+        let opened = decrypt(keys, &place(tenant, "email", row), &stored).expect("decrypts");
+        let text = text(opened).expect("text");
         assert_eq!(text.as_str(), "ada@example.com");
         // Another column, another row, another tenant: an error, never data.
         for wrong in [

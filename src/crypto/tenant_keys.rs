@@ -59,10 +59,7 @@ impl KeySet {
         place: &Place<'_>,
         stored: &[u8],
     ) -> Result<zeroize::Zeroizing<String>, FieldError> {
-        let bytes = self.decrypt(place, stored)?;
-        String::from_utf8(bytes.to_vec())
-            .map(zeroize::Zeroizing::new)
-            .map_err(|_| FieldError::NotText)
+        field::text(self.decrypt(place, stored)?)
     }
 
     pub fn decrypt(
