@@ -5,7 +5,8 @@
 //! `store` owns pools, migrations and transactions; `identity` owns accounts, sessions,
 //! tokens and API keys; `tenancy` owns roles, permissions, members and the tenant scope;
 //! `audit` owns the hash-chained audit log; `crypto` owns key material; `telemetry` owns
-//! logs, metrics and health.
+//! logs, metrics and health; `ttl_cache` is the one bounded cache of the request path's
+//! lookups (sessions, API keys, verified tokens).
 
 #![forbid(unsafe_code)]
 
@@ -30,5 +31,6 @@ pub mod schema;
 pub mod store;
 pub mod telemetry;
 pub mod tenancy;
+pub mod ttl_cache;
 
 pub use app::{AppState, Application};

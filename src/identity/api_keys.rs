@@ -239,41 +239,29 @@ pub(super) async fn authenticate(app: &AppState, token: &str) -> DomainResult<Pr
 /// deactivation, its tenant's deletion) clears the cache here and, through Redis, on every
 /// instance; without Redis an entry is never older than the TTL.
 pub struct KeyCache {
-    entries: std::sync::Mutex<
-        std::collections::HashMap<String, (Arc<db::ApiKeyAuthRow>, std::time::Instant)>,
-    >,
+    entries: crate::ttl_cache::TtlCache<String, Arc<db::ApiKeyAuthRow>>,
     redis: Option<crate::redis_link::RedisLink>,
 }
 
 impl KeyCache {
     pub fn new(redis: Option<crate::redis_link::RedisLink>) -> KeyCache {
-        KeyCache { entries: std::sync::Mutex::new(std::collections::HashMap::new()), redis }
+        let entries = crate::ttl_cache::TtlCache::new(super::session_cache::TTL, 100_000);
+        KeyCache { entries, redis }
     }
 
     fn get(&self, prefix: &str) -> Option<Arc<db::ApiKeyAuthRow>> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(prefix)
-            .filter(|(_, at)| at.elapsed() < super::session_cache::TTL)
-            .map(|(row, _)| row.clone())
+        self.entries.get(prefix)
     }
 
     fn put(&self, prefix: &str, row: db::ApiKeyAuthRow) -> Arc<db::ApiKeyAuthRow> {
         let row = Arc::new(row);
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= 100_000 {
-                entries.clear();
-            }
-            entries.insert(prefix.to_owned(), (row.clone(), std::time::Instant::now()));
-        }
+        self.entries.put(prefix.to_owned(), row.clone());
         row
     }
 
     /// Forgets every key here (another instance's event, or `changed`).
     pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
-        }
+        self.entries.clear();
     }
 
     /// After keys were revoked or their creators changed: look keys up again everywhere.

@@ -17,14 +17,14 @@
 //! accepted when its claims name that owner, so a forged or confused token cannot pair one
 //! account's live session with another account's identity.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::Timestamp;
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::redis_link::{ClusterEvent, RedisLink};
 use crate::store::{Store, StoreError};
+use crate::ttl_cache::TtlCache;
 
 use super::store as db;
 
@@ -46,22 +46,22 @@ pub struct LiveSession {
     pub password_proof_at: Option<Timestamp>,
 }
 
+#[derive(Clone)]
 struct Entry {
     /// `None`: the session may not be used.
     live: Option<Arc<LiveSession>>,
     user: Option<UserId>,
     tenant: Option<TenantId>,
-    at: Instant,
 }
 
 pub struct SessionCache {
-    entries: Mutex<HashMap<SessionId, Entry>>,
+    entries: TtlCache<SessionId, Entry>,
     redis: Option<RedisLink>,
 }
 
 impl SessionCache {
     pub fn new(redis: Option<RedisLink>) -> SessionCache {
-        SessionCache { entries: Mutex::new(HashMap::new()), redis }
+        SessionCache { entries: TtlCache::new(TTL, MAX_ENTRIES), redis }
     }
 
     /// The session's state if it may still be used: not revoked, within its absolute and
@@ -73,8 +73,8 @@ impl SessionCache {
         idle: Duration,
         now: Timestamp,
     ) -> Result<Option<Arc<LiveSession>>, StoreError> {
-        if let Some(live) = self.cached(sid) {
-            return Ok(live);
+        if let Some(entry) = self.entries.get(&sid) {
+            return Ok(entry.live);
         }
         let mut conn = store.system_conn().await?;
         let state = db::session_state(&mut conn, sid).await?;
@@ -82,7 +82,7 @@ impl SessionCache {
         let (user, tenant) =
             (state.as_ref().map(|s| s.user_id), state.as_ref().and_then(|s| s.tenant_id));
         let live = state.filter(|s| s.usable(idle, now)).map(|s| Arc::new(s.into_live()));
-        self.put(sid, Entry { live: live.clone(), user, tenant, at: Instant::now() });
+        self.entries.put(sid, Entry { live: live.clone(), user, tenant });
         Ok(live)
     }
 
@@ -98,34 +98,15 @@ impl SessionCache {
         Ok(self.live(store, sid, idle, now).await?.filter(|live| live.owner == owner))
     }
 
-    fn cached(&self, sid: SessionId) -> Option<Option<Arc<LiveSession>>> {
-        let entries = self.entries.lock().ok()?;
-        entries.get(&sid).filter(|e| e.at.elapsed() < TTL).map(|e| e.live.clone())
-    }
-
-    fn put(&self, sid: SessionId, entry: Entry) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.retain(|_, e| e.at.elapsed() < TTL);
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
-                }
-            }
-            entries.insert(sid, entry);
-        }
-    }
-
     fn evict(&self, which: impl Fn(&SessionId, &Entry) -> bool) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|sid, entry| !which(sid, entry));
-        }
+        self.entries.evict(which);
     }
 
     /// After sessions were revoked (and committed): refused here at once, and on every
     /// instance as soon as the event arrives.
     pub async fn revoked(&self, sids: &[SessionId]) {
         for sid in sids {
-            self.put(*sid, Entry { live: None, user: None, tenant: None, at: Instant::now() });
+            self.entries.put(*sid, Entry { live: None, user: None, tenant: None });
         }
         self.publish(ClusterEvent::SessionsChanged { sessions: sids.to_vec() }).await;
     }

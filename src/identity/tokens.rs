@@ -52,10 +52,11 @@ pub struct TokenKeys {
     /// Tokens whose signature and claims verified, by their exact text, with their claims:
     /// a client sends the same token for up to its whole lifetime, and the same bytes verify
     /// the same way every time. Only the lifetime is checked again on a hit.
-    verified: std::sync::Mutex<std::collections::HashMap<Box<str>, std::sync::Arc<Claims>>>,
+    /// Kept no longer than a token can live (its own `exp` is checked on every hit).
+    verified: crate::ttl_cache::TtlCache<Box<str>, std::sync::Arc<Claims>>,
 }
 
-/// Bounds the verified-token cache (about 600 bytes an entry); past it the cache starts over.
+/// Bounds the verified-token cache (about 600 bytes an entry).
 const VERIFIED_MAX: usize = 10_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -97,7 +98,10 @@ impl TokenKeys {
             issuer: issuer.to_owned(),
             validation,
             lifetime_secs,
-            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+            verified: crate::ttl_cache::TtlCache::new(
+                std::time::Duration::from_secs(lifetime_secs.max(0).unsigned_abs()),
+                VERIFIED_MAX,
+            ),
         }
     }
 
@@ -129,7 +133,7 @@ impl TokenKeys {
 
     /// `verify`, remembering what verified (see `verified`).
     pub fn verify_cached(&self, token: &str) -> Result<std::sync::Arc<Claims>, TokenError> {
-        let hit = self.verified.lock().ok().and_then(|cache| cache.get(token).cloned());
+        let hit = self.verified.get(token);
         if let Some(claims) = hit {
             let now = crate::clock::Timestamp::now().secs();
             let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
@@ -140,12 +144,7 @@ impl TokenKeys {
             };
         }
         let claims = std::sync::Arc::new(self.verify(token)?);
-        if let Ok(mut cache) = self.verified.lock() {
-            if cache.len() >= VERIFIED_MAX {
-                cache.clear();
-            }
-            cache.insert(token.into(), claims.clone());
-        }
+        self.verified.put(token.into(), claims.clone());
         Ok(claims)
     }
 
@@ -235,9 +234,7 @@ mod tests {
         assert!(short.verify_cached(&expired).is_err());
         let claims = keys.verify(&token).expect("valid");
         let stale = Claims { exp: now() - 60, ..claims };
-        if let Ok(mut cache) = keys.verified.lock() {
-            cache.insert(token.clone().into(), std::sync::Arc::new(stale));
-        }
+        keys.verified.put(token.clone().into(), std::sync::Arc::new(stale));
         assert!(keys.verify_cached(&token).is_err(), "the lifetime is checked on every hit");
     }
 
