@@ -166,6 +166,13 @@ impl Application {
         let document = http::openapi::document(&endpoints, config.public_url.as_str());
         let openapi_json = serde_json::to_vec(&document).context("serializing OpenAPI")?.into();
         let state = AppState::open(config, openapi_json).await?;
+        // A restored backup may predate a tenant's deletion: delete it again before serving.
+        let redeleted = crate::maintenance::tenant_deletion::apply_ledger(&state)
+            .await
+            .map_err(|err| anyhow::anyhow!("applying the shred ledger: {err}"))?;
+        if !redeleted.is_empty() {
+            tracing::warn!(tenants = ?redeleted, "tenants of the shred ledger deleted again");
+        }
         let router = http::router(state.clone(), endpoints);
 
         let config = state.config();

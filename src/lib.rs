@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod crm;

@@ -62,13 +62,7 @@ pub enum CheckpointError {
 }
 
 fn signing_key(ring: &KeyRing, key_id: Option<&str>) -> Result<(String, Ed25519KeyPair), String> {
-    let (id, seed) = match key_id {
-        None => ring.derive_current(PURPOSE).map_err(|e| e.to_string())?,
-        Some(id) => (id.to_owned(), ring.derive_with(id, PURPOSE).map_err(|e| e.to_string())?),
-    };
-    let pair = Ed25519KeyPair::from_seed_unchecked(seed.expose())
-        .map_err(|_| "an Ed25519 seed is any 32 bytes".to_owned())?;
-    Ok((id, pair))
+    ring.signing_pair(PURPOSE, key_id).map_err(|e| e.to_string())
 }
 
 /// When to checkpoint, and where to.

@@ -65,7 +65,15 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
+    pub backup: BackupConfig,
     pub secrets: SecretsConfig,
+}
+
+/// Backups (see `backup`) and the shred ledger they honour.
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    pub recipients: Vec<age::x25519::Recipient>,
+    pub shred_ledger: PathBuf,
 }
 
 /// Signed checkpoints of the audit chains (see `audit::checkpoint`).
@@ -279,6 +287,18 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
             .optional("BULWARK_AUDIT_CHECKPOINT_FILE", |v| Ok(PathBuf::from(v)))
             .unwrap_or_else(|| data_dir.join("audit-checkpoints.jsonl")),
     };
+    let backup = BackupConfig {
+        recipients: p
+            .optional("BULWARK_BACKUP_RECIPIENTS", |v| {
+                v.split(',')
+                    .map(|r| r.trim().parse().map_err(|_| "not an age public key (age1…)".into()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        shred_ledger: p
+            .optional("BULWARK_SHRED_LEDGER", |v| Ok(PathBuf::from(v)))
+            .unwrap_or_else(|| data_dir.join("shred-ledger.jsonl")),
+    };
     let redis_url = p.secret_text("BULWARK_REDIS_URL");
     if let Some(url) = &redis_url
         && let Err(reason) = parse_redis_url(url.expose())
@@ -332,6 +352,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         identity,
         retention,
         audit,
+        backup,
         secrets,
     };
     let mut problems = p.problems;

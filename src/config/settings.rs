@@ -288,6 +288,18 @@ pub const SETTINGS: &[Setting] = &[
         "where signed checkpoints are appended (default `audit-checkpoints.jsonl` in the data directory); keep it where the database's users cannot write",
     ),
     s(
+        "BULWARK_BACKUP_RECIPIENTS",
+        "backup.recipients",
+        None,
+        "age public keys (`age1…`, comma-separated) that `bulwark backup create` encrypts to; required to create a backup",
+    ),
+    s(
+        "BULWARK_SHRED_LEDGER",
+        "backup.shred_ledger",
+        None,
+        "the signed ledger of deleted tenants that `restore` applies (default `shred-ledger.jsonl` in the data directory); keep it beside the audit checkpoints, outside the database and its backups",
+    ),
+    s(
         "BULWARK_RETENTION_AUDIT",
         "retention.audit",
         Some("2555d"),

@@ -130,6 +130,24 @@ impl KeyRing {
         Ok(derive(&self.master(master_id)?.key, purpose))
     }
 
+    /// An Ed25519 signing key derived for `purpose` from the current master key (`None`) or
+    /// a named one, with that master key's id: signed records kept outside the database
+    /// (audit checkpoints, the shred ledger) name the key they were signed under.
+    pub fn signing_pair(
+        &self,
+        purpose: &str,
+        master_id: Option<&str>,
+    ) -> Result<(String, ring::signature::Ed25519KeyPair), KeyError> {
+        let (id, seed) = match master_id {
+            None => self.derive_current(purpose)?,
+            Some(id) => (id.to_owned(), self.derive_with(id, purpose)?),
+        };
+        // Any 32 bytes are an Ed25519 seed; `from_seed_unchecked` fails on a wrong length only.
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.expose())
+            .map_err(|_| KeyError::Malformed)?;
+        Ok((id, pair))
+    }
+
     /// HMAC-SHA256 of `data` under a purpose key of the current master: a keyed, stable
     /// pseudonym (lockout counters of unknown email addresses).
     pub fn derive_mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {

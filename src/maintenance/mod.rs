@@ -4,5 +4,6 @@
 
 pub mod retention;
 pub mod rotation;
+pub mod shred_ledger;
 mod store;
 pub mod tenant_deletion;

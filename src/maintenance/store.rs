@@ -137,6 +137,11 @@ pub async fn close_accounts(
     Ok(())
 }
 
+/// A tenant's status, if the tenant exists.
+pub async fn tenant_status(tx: &mut SystemTx, tenant: TenantId) -> Result<Option<String>, StoreError> {
+    query("SELECT status FROM tenants WHERE id = $1").bind(tenant).scalar_optional(tx).await
+}
+
 /// The sessions a tenant deletion revoked, for the revocation cache.
 pub async fn sessions_of_tenant(
     tx: &mut SystemTx,

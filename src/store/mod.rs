@@ -27,6 +27,7 @@ use sqlx::sqlite::{
 use crate::config::{DatabaseConfig, DatabaseUrl};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, RoleReport};
 pub use sql::{Bind, Query, Row, Value, query};
+pub(crate) use tx::Conn;
 pub use tx::{AsRawTx, RawTx, SystemConn, SystemTx, TenantTx, statements_sent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -170,6 +170,8 @@ async fn commit(raw: RawTx) -> Result<(), StoreError> {
 enum Mode {
     Read,
     Write,
+    /// A read that sees one snapshot across all its statements (backups).
+    Snapshot,
 }
 
 impl Store {
@@ -191,6 +193,13 @@ impl Store {
 
     pub async fn system_read(&self) -> Result<SystemTx, StoreError> {
         Ok(SystemTx { raw: self.begin(Mode::Read, None).await?, _turn: None })
+    }
+
+    /// A platform read that sees one consistent snapshot across every statement, however
+    /// long it runs, while writers go on: SQLite's WAL read transaction; PostgreSQL's
+    /// REPEATABLE READ (plain reads there see each statement's own snapshot).
+    pub async fn snapshot_read(&self) -> Result<SystemTx, StoreError> {
+        Ok(SystemTx { raw: self.begin(Mode::Snapshot, None).await?, _turn: None })
     }
 
     /// See [`SystemConn`].
@@ -226,12 +235,17 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let tx = match mode {
                     Mode::Write => pool.begin_with("BEGIN IMMEDIATE").await?,
-                    Mode::Read => pool.begin().await?,
+                    Mode::Read | Mode::Snapshot => pool.begin().await?,
                 };
                 Ok(RawTx::Sqlite(tx))
             }
             Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = match mode {
+                    Mode::Snapshot => {
+                        pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?
+                    }
+                    Mode::Read | Mode::Write => pool.begin().await?,
+                };
                 count_statement();
                 match tenant {
                     Some(tenant) => {

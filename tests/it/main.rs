@@ -9,6 +9,7 @@
 mod abuse;
 mod access;
 mod audit;
+mod backup;
 mod controls;
 mod crm;
 mod hardening;

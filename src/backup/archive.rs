@@ -1,0 +1,349 @@
+//! The archive: JSON lines inside one age-encrypted stream.
+//!
+//! ```text
+//! {"header":{"format":"bulwark-backup","version":1,"schema_version":8,…}}
+//! {"table":{"name":"tenants","columns":["id","name","status","created_at"]}}
+//! [{"b":"AZPz…"},"Acme","active",1733390000000]          one line per row
+//! {"end":{"name":"tenants","rows":1,"sha256":"…"}}        SHA-256 of the row lines
+//! …                                                        every table, in restore order
+//! {"manifest":{"tables":[…],"documents":0,"completed_at":…}}
+//! ```
+//!
+//! A cell is `null`, an integer, a string (text) or `{"b": base64}` (bytes: blobs and UUIDs,
+//! which both backends can turn back into their own type). The format names no backend type,
+//! so an archive of either backend restores into either. age authenticates every 64 KiB
+//! chunk and marks the last one, so a flipped byte or a truncated file fails to decrypt; the
+//! per-table hashes and the closing manifest check the content on top of that.
+//!
+//! Encryption and file I/O run on a thread of their own, fed through a bounded channel, so
+//! memory stays bounded whatever the size and the runtime's threads never block on disk.
+
+use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+use super::BackupError;
+use crate::clock::Timestamp;
+use crate::crypto::hex;
+
+pub const FORMAT: &str = "bulwark-backup";
+pub const VERSION: u32 = 1;
+/// Lines are sent to the writer in batches of about this many bytes.
+const BATCH_BYTES: usize = 256 * 1024;
+/// Batches in flight between the database and the disk: the memory bound.
+const BATCHES_IN_FLIGHT: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    /// The newest migration applied to the database the archive was taken from.
+    pub schema_version: i64,
+    pub bulwark: String,
+    pub backend: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableStart {
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSummary {
+    pub name: String,
+    pub rows: u64,
+    /// SHA-256 of the table's row lines (each with its newline), hex.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub tables: Vec<TableSummary>,
+    /// Document objects in the archive (none until documents are stored on local disk).
+    pub documents: u64,
+    pub completed_at: Timestamp,
+}
+
+/// Every line but the rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Record {
+    Header(Header),
+    Table(TableStart),
+    End(TableSummary),
+    Manifest(Manifest),
+}
+
+/// One stored value, in the backend-neutral form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Cell {
+    Int(i64),
+    Text(String),
+    Bytes { b: String },
+}
+
+impl Cell {
+    pub fn bytes(bytes: &[u8]) -> Cell {
+        Cell::Bytes { b: BASE64.encode(bytes) }
+    }
+
+    pub fn decode_bytes(b: &str) -> Result<Vec<u8>, BackupError> {
+        BASE64.decode(b).map_err(|_| BackupError::Corrupt("a bytes cell is not base64".into()))
+    }
+}
+
+pub type Cells = Vec<Option<Cell>>;
+
+/// A line read back.
+pub enum Line {
+    Record(Record),
+    Row(Cells),
+}
+
+/// The running hash and count of one table's rows.
+#[derive(Default)]
+pub struct TableHash {
+    rows: u64,
+    hash: Sha256,
+}
+
+impl TableHash {
+    pub fn add(&mut self, line: &[u8]) {
+        self.rows += 1;
+        self.hash.update(line);
+    }
+
+    pub fn finish(self, name: &str) -> TableSummary {
+        TableSummary { name: name.to_owned(), rows: self.rows, sha256: hex(&self.hash.finalize()) }
+    }
+}
+
+/// What the encrypting thread receives: data, then `Done` when the archive is complete. A
+/// channel that closes without `Done` (an error, a panic) leaves no archive behind.
+enum Chunk {
+    Data(Vec<u8>),
+    Done,
+}
+
+/// The writing end: encodes lines, hashes rows, and hands batches to the encrypting thread.
+pub struct Sink {
+    tx: mpsc::Sender<Chunk>,
+    batch: Vec<u8>,
+    table: Option<(String, TableHash)>,
+    summaries: Vec<TableSummary>,
+}
+
+impl Sink {
+    pub async fn record(&mut self, record: &Record) -> Result<(), BackupError> {
+        let line = encode_line(record)?;
+        self.push(&line).await
+    }
+
+    pub async fn start_table(&mut self, name: &str, columns: Vec<String>) -> Result<(), BackupError> {
+        self.record(&Record::Table(TableStart { name: name.to_owned(), columns })).await?;
+        self.table = Some((name.to_owned(), TableHash::default()));
+        Ok(())
+    }
+
+    pub async fn row(&mut self, cells: &Cells) -> Result<(), BackupError> {
+        let line = encode_line(cells)?;
+        match &mut self.table {
+            Some((_, hash)) => hash.add(&line),
+            None => return Err(BackupError::Corrupt("a row outside any table".into())),
+        }
+        self.push(&line).await
+    }
+
+    pub async fn end_table(&mut self) -> Result<(), BackupError> {
+        let Some((name, hash)) = self.table.take() else { return Ok(()) };
+        let summary = hash.finish(&name);
+        self.record(&Record::End(summary.clone())).await?;
+        self.summaries.push(summary);
+        Ok(())
+    }
+
+    /// Writes the manifest and flushes what is left; the writer thread then finishes.
+    pub async fn finish(mut self, documents: u64) -> Result<Manifest, BackupError> {
+        let manifest = Manifest {
+            tables: std::mem::take(&mut self.summaries),
+            documents,
+            completed_at: Timestamp::now(),
+        };
+        self.record(&Record::Manifest(manifest.clone())).await?;
+        let batch = std::mem::take(&mut self.batch);
+        self.tx.send(Chunk::Data(batch)).await.map_err(|_| BackupError::WriterGone)?;
+        self.tx.send(Chunk::Done).await.map_err(|_| BackupError::WriterGone)?;
+        Ok(manifest)
+    }
+
+    async fn push(&mut self, line: &[u8]) -> Result<(), BackupError> {
+        self.batch.extend_from_slice(line);
+        if self.batch.len() >= BATCH_BYTES {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_BYTES));
+            self.tx.send(Chunk::Data(batch)).await.map_err(|_| BackupError::WriterGone)?;
+        }
+        Ok(())
+    }
+}
+
+fn encode_line(value: &impl Serialize) -> Result<Vec<u8>, BackupError> {
+    let mut line = serde_json::to_vec(value)
+        .map_err(|err| BackupError::Corrupt(format!("a line cannot be encoded: {err}")))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Starts the encrypting writer on `path` (written as `path.partial`, renamed into place
+/// only when complete, readable by its owner only). Returns the sink to write to and the
+/// thread to join once the sink is finished.
+pub fn writer(
+    path: &Path,
+    recipients: &[age::x25519::Recipient],
+) -> Result<(Sink, std::thread::JoinHandle<Result<u64, BackupError>>), BackupError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let partial = partial_path(path);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|err| BackupError::io(&partial, err))?;
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|_| BackupError::Recipients)?;
+    let (tx, mut rx) = mpsc::channel::<Chunk>(BATCHES_IN_FLIGHT);
+    let target = path.to_owned();
+    let thread = std::thread::Builder::new()
+        .name("backup-writer".into())
+        .spawn(move || {
+            let written = (|| {
+                let mut out = encryptor
+                    .wrap_output(BufWriter::new(file))
+                    .map_err(|err| BackupError::io(&partial, err))?;
+                let mut bytes = 0u64;
+                loop {
+                    match rx.blocking_recv() {
+                        Some(Chunk::Data(batch)) => {
+                            bytes += batch.len() as u64;
+                            out.write_all(&batch).map_err(|err| BackupError::io(&partial, err))?;
+                        }
+                        Some(Chunk::Done) => break,
+                        None => return Err(BackupError::WriterGone),
+                    }
+                }
+                let file = out
+                    .finish()
+                    .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+                    .map_err(|err| BackupError::io(&partial, err))?;
+                file.sync_all().map_err(|err| BackupError::io(&partial, err))?;
+                Ok(bytes)
+            })();
+            match written {
+                Ok(bytes) => {
+                    std::fs::rename(&partial, &target)
+                        .map_err(|err| BackupError::io(&target, err))?;
+                    Ok(bytes)
+                }
+                Err(err) => {
+                    let _ = std::fs::remove_file(&partial);
+                    Err(err)
+                }
+            }
+        })
+        .map_err(|err| BackupError::io(path, err))?;
+    let sink = Sink { tx, batch: Vec::with_capacity(BATCH_BYTES), table: None, summaries: vec![] };
+    Ok((sink, thread))
+}
+
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Reads identities from an age identity file (`AGE-SECRET-KEY-1…` lines, `#` comments).
+pub fn identities(file: &Path) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>, BackupError> {
+    let parsed = age::IdentityFile::from_file(file.to_string_lossy().into_owned())
+        .map_err(|err| BackupError::io(file, err))?;
+    let identities = parsed.into_identities().map_err(|_| BackupError::Identity)?;
+    if identities.is_empty() {
+        return Err(BackupError::Identity);
+    }
+    Ok(identities)
+}
+
+/// Starts the decrypting reader: lines come out of the returned channel, raw (row lines are
+/// hashed as written). An error ends the stream with `Err`.
+pub fn reader(
+    path: &Path,
+    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+) -> Result<mpsc::Receiver<Result<Vec<u8>, BackupError>>, BackupError> {
+    let file = std::fs::File::open(path).map_err(|err| BackupError::io(path, err))?;
+    let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT * 64);
+    let shown = path.to_owned();
+    std::thread::Builder::new()
+        .name("backup-reader".into())
+        .spawn(move || {
+            let lines = (|| {
+                let decryptor = age::Decryptor::new_buffered(BufReader::new(file))
+                    .map_err(|_| BackupError::Corrupt("not an age file".into()))?;
+                let stream = decryptor
+                    .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+                    .map_err(|_| BackupError::Identity)?;
+                Ok(BufReader::new(stream))
+            })();
+            let mut lines = match lines {
+                Ok(lines) => lines,
+                Err(err) => {
+                    let _ = tx.blocking_send(Err(err));
+                    return;
+                }
+            };
+            loop {
+                let mut line = Vec::new();
+                match lines.read_until(b'\n', &mut line) {
+                    Ok(0) => return,
+                    Ok(_) => {
+                        if tx.blocking_send(Ok(line)).is_err() {
+                            return;
+                        }
+                    }
+                    // age refuses a chunk whose tag does not match or a stream cut short.
+                    Err(_) => {
+                        let _ = tx.blocking_send(Err(BackupError::Corrupt(format!(
+                            "{} does not decrypt: altered or truncated",
+                            shown.display()
+                        ))));
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|err| BackupError::io(path, err))?;
+    Ok(rx)
+}
+
+/// Parses one line read back.
+pub fn parse_line(line: &[u8]) -> Result<Line, BackupError> {
+    let corrupt = |what: &str| BackupError::Corrupt(format!("{what} cannot be read"));
+    match line.first() {
+        Some(b'[') => serde_json::from_slice(line).map(Line::Row).map_err(|_| corrupt("a row")),
+        Some(b'{') => {
+            serde_json::from_slice(line).map(Line::Record).map_err(|_| corrupt("a record"))
+        }
+        _ => Err(corrupt("a line")),
+    }
+}

@@ -1,0 +1,452 @@
+//! Backups: `bulwark backup create`, `backup verify` and `restore`.
+//!
+//! A backup is one consistent snapshot of every table (a read transaction: SQLite's WAL
+//! snapshot, PostgreSQL's REPEATABLE READ), streamed as backend-neutral JSON lines into an
+//! age-encrypted file (`archive`). `serve` keeps answering and writing meanwhile. A restore
+//! writes an archive into an empty, migrated database of either backend in one transaction
+//! — all or nothing — checking every table's hash and the manifest before it commits; a
+//! SQLite instance's archive restored into PostgreSQL is the documented way to move.
+//!
+//! Tenants named in the shred ledger (`maintenance::shred_ledger`) never get their keys
+//! back: their rows are restored as the ciphertext they are, then the tenant is deleted
+//! again.
+
+pub mod archive;
+mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use archive::{Cell, Cells, Header, Line, Manifest, Record, TableHash, TableSummary};
+pub use store::Reach;
+use store::Target;
+use crate::clock::Timestamp;
+use crate::store::{Store, StoreError, SystemTx};
+
+/// Every table, in the order a restore writes them (a table after those it references),
+/// with the order its rows are read in and where they are read from. The audit heads come
+/// after the events: a restore rebuilds each head from its chain and checks it against the
+/// archived one. A test compares this list with both backends' catalogs.
+pub const TABLES: &[(&str, &str, Reach)] = &[
+    ("tenants", "id", Reach::System),
+    ("users", "id", Reach::System),
+    ("sessions", "id", Reach::System),
+    ("refresh_tokens", "1", Reach::System),
+    ("api_keys", "id", Reach::System),
+    ("invitations", "id", Reach::System),
+    ("login_throttle", "1", Reach::System),
+    ("idempotency_keys", "1", Reach::System),
+    ("tenant_keys", "1", Reach::System),
+    ("companies", "id", Reach::PerTenant),
+    ("contacts", "id", Reach::PerTenant),
+    ("pipelines", "id", Reach::PerTenant),
+    ("pipeline_stages", "id", Reach::PerTenant),
+    ("leads", "id", Reach::PerTenant),
+    ("deals", "id", Reach::PerTenant),
+    ("notes", "id", Reach::PerTenant),
+    ("activities", "id", Reach::PerTenant),
+    ("tasks", "id", Reach::PerTenant),
+    ("mfa_totp", "1", Reach::System),
+    ("mfa_backup_codes", "1", Reach::System),
+    ("webauthn_credentials", "1", Reach::System),
+    ("auth_challenges", "1", Reach::System),
+    ("audit_anchors", "chain_id", Reach::System),
+    ("audit_events", "chain_id, seq", Reach::System),
+    ("audit_heads", "chain_id", Reach::System),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error("the archive is damaged or not a Bulwark backup: {0}")]
+    Corrupt(String),
+    #[error("no identity in the identity file opens this archive")]
+    Identity,
+    #[error("BULWARK_BACKUP_RECIPIENTS names no recipient")]
+    Recipients,
+    #[error("the archive holds schema version {0}; this Bulwark knows up to {1}: restore it with a newer one")]
+    Newer(i64, i64),
+    #[error("the target database is not empty: a restore writes only into an empty database")]
+    NotEmpty,
+    #[error("the archive writer stopped before the end")]
+    WriterGone,
+}
+
+impl BackupError {
+    pub(crate) fn io(path: &Path, err: std::io::Error) -> BackupError {
+        BackupError::Io { path: path.to_owned(), reason: err.to_string() }
+    }
+}
+
+/// What a finished backup wrote.
+#[derive(Debug)]
+pub struct Created {
+    pub manifest: Manifest,
+    /// Plaintext bytes before encryption.
+    pub bytes: u64,
+}
+
+/// Writes an archive of the whole database to `to`, encrypted to `recipients`.
+pub async fn create(
+    db: &Store,
+    recipients: &[age::x25519::Recipient],
+    to: &Path,
+) -> Result<Created, BackupError> {
+    if recipients.is_empty() {
+        return Err(BackupError::Recipients);
+    }
+    let (mut sink, writer) = archive::writer(to, recipients)?;
+    let dumped = async {
+        let mut tx = db.snapshot_read().await?;
+        let header = Header {
+            format: archive::FORMAT.into(),
+            version: archive::VERSION,
+            schema_version: store::schema_version(&mut tx).await?,
+            bulwark: env!("CARGO_PKG_VERSION").into(),
+            backend: db.backend().as_str().into(),
+            created_at: Timestamp::now(),
+        };
+        sink.record(&Record::Header(header)).await?;
+        let tenants = store::tenant_ids(&mut tx).await?;
+        for &(table, order, reach) in TABLES {
+            let mut opened = false;
+            match reach {
+                Reach::System => {
+                    store::dump_rows(&mut tx, table, order, None, &mut sink, &mut opened).await?;
+                }
+                Reach::PerTenant => {
+                    for &tenant in &tenants {
+                        store::enter_tenant(&mut tx, tenant).await?;
+                        store::dump_rows(&mut tx, table, order, Some(tenant), &mut sink, &mut opened)
+                            .await?;
+                    }
+                }
+            }
+            if !opened {
+                sink.start_table(table, vec![]).await?;
+            }
+            sink.end_table().await?;
+        }
+        tx.commit().await?;
+        sink.finish(0).await
+    }
+    .await;
+    // The writer renames the archive into place only after `finish`; on an error it was
+    // dropped unfinished and the partial file is removed.
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|_| BackupError::WriterGone)?
+        .map_err(|_| BackupError::WriterGone)?;
+    let manifest = dumped?;
+    Ok(Created { manifest, bytes: written? })
+}
+
+/// Checks each line of an archive as it is read: a header first, rows inside tables, every
+/// table's count and hash as recorded, then a manifest that lists exactly those tables, and
+/// nothing after it.
+#[derive(Default)]
+struct Checker {
+    header: Option<Header>,
+    table: Option<(TableStartState, TableHash)>,
+    summaries: Vec<TableSummary>,
+    manifest: Option<Manifest>,
+}
+
+struct TableStartState {
+    name: String,
+    columns: usize,
+}
+
+impl Checker {
+    fn accept(&mut self, raw: &[u8]) -> Result<Line, BackupError> {
+        let corrupt = |what: &str| Err(BackupError::Corrupt(what.to_owned()));
+        if self.manifest.is_some() {
+            return corrupt("lines follow the manifest");
+        }
+        let line = archive::parse_line(raw)?;
+        match (&line, self.header.is_some(), &mut self.table) {
+            (Line::Record(Record::Header(h)), false, _) => {
+                if h.format != archive::FORMAT || h.version != archive::VERSION {
+                    return corrupt("an unknown format or version");
+                }
+                self.header = Some(h.clone());
+            }
+            (_, false, _) | (Line::Record(Record::Header(_)), true, _) => {
+                return corrupt("the header is missing or repeated");
+            }
+            (Line::Record(Record::Table(t)), true, None) => {
+                let state = TableStartState { name: t.name.clone(), columns: t.columns.len() };
+                self.table = Some((state, TableHash::default()));
+            }
+            (Line::Row(cells), true, Some((state, hash))) => {
+                if cells.len() != state.columns {
+                    return corrupt("a row's width differs from its table's");
+                }
+                hash.add(raw);
+            }
+            (Line::Record(Record::End(recorded)), true, Some(_)) => {
+                let Some((state, hash)) = self.table.take() else { return corrupt("no table") };
+                let computed = hash.finish(&state.name);
+                if &computed != recorded {
+                    return Err(BackupError::Corrupt(format!(
+                        "table {}: the rows differ from the recorded count and hash",
+                        state.name
+                    )));
+                }
+                self.summaries.push(computed);
+            }
+            (Line::Record(Record::Manifest(m)), true, None) => {
+                if m.tables != self.summaries {
+                    return corrupt("the manifest does not match the tables");
+                }
+                self.manifest = Some(m.clone());
+            }
+            _ => return corrupt("a line out of place"),
+        }
+        Ok(line)
+    }
+
+    fn finish(self) -> Result<(Header, Manifest), BackupError> {
+        match (self.header, self.manifest) {
+            (Some(header), Some(manifest)) => Ok((header, manifest)),
+            _ => Err(BackupError::Corrupt("the archive ends before its manifest".into())),
+        }
+    }
+}
+
+/// Reads a whole archive and checks every hash; writes nothing.
+pub async fn verify(
+    from: &Path,
+    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+) -> Result<(Header, Manifest), BackupError> {
+    let mut lines = archive::reader(from, identities)?;
+    let mut checker = Checker::default();
+    while let Some(line) = lines.recv().await {
+        checker.accept(&line?)?;
+    }
+    checker.finish()
+}
+
+/// What a restore wrote.
+#[derive(Debug)]
+pub struct Restored {
+    pub header: Header,
+    pub manifest: Manifest,
+    /// Key rows left out because their tenant is in the shred ledger.
+    pub shredded_keys: u64,
+}
+
+/// The table being restored: its insert statement and how each archived column binds.
+struct Restoring {
+    table: &'static str,
+    sql: String,
+    targets: Vec<(String, Target)>,
+    index: HashMap<String, usize>,
+}
+
+impl Restoring {
+    fn cell<'a>(&self, cells: &'a Cells, column: &str) -> Option<&'a Cell> {
+        self.index.get(column).and_then(|&i| cells.get(i)).and_then(Option::as_ref)
+    }
+
+    fn uuid(&self, cells: &Cells, column: &str) -> Result<Option<Uuid>, BackupError> {
+        match self.cell(cells, column) {
+            None => Ok(None),
+            Some(Cell::Bytes { b }) => Uuid::from_slice(&Cell::decode_bytes(b)?)
+                .map(Some)
+                .map_err(|_| BackupError::Corrupt(format!("{column} is not an id"))),
+            Some(_) => Err(BackupError::Corrupt(format!("{column} is not an id"))),
+        }
+    }
+
+    fn int(&self, cells: &Cells, column: &str) -> Result<i64, BackupError> {
+        match self.cell(cells, column) {
+            Some(Cell::Int(v)) => Ok(*v),
+            _ => Err(BackupError::Corrupt(format!("{column} is not an integer"))),
+        }
+    }
+
+    fn bytes(&self, cells: &Cells, column: &str) -> Result<Vec<u8>, BackupError> {
+        match self.cell(cells, column) {
+            Some(Cell::Bytes { b }) => Cell::decode_bytes(b),
+            _ => Err(BackupError::Corrupt(format!("{column} is not bytes"))),
+        }
+    }
+}
+
+/// Writes an archive into `db`, which must be migrated and empty, in one transaction that
+/// commits only when every table and the manifest checked out. `shredded` tenants get no
+/// keys back.
+pub async fn restore(
+    db: &Store,
+    from: &Path,
+    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    shredded: &[Uuid],
+) -> Result<Restored, BackupError> {
+    let mut lines = archive::reader(from, identities)?;
+    let mut tx = db.system_tx().await?;
+    if !store::is_empty(&mut tx).await? {
+        return Err(BackupError::NotEmpty);
+    }
+    let ours = store::schema_version(&mut tx).await?;
+    let mut checker = Checker::default();
+    let mut current: Option<Restoring> = None;
+    let mut tenant: Option<Uuid> = None;
+    let mut chains: HashSet<Uuid> = HashSet::new();
+    let mut shredded_keys = 0;
+    while let Some(raw) = lines.recv().await {
+        match checker.accept(&raw?)? {
+            Line::Record(Record::Header(h)) if h.schema_version > ours => {
+                return Err(BackupError::Newer(h.schema_version, ours));
+            }
+            Line::Record(Record::Table(start)) => {
+                current = Some(prepare(&mut tx, start.name, start.columns).await?);
+            }
+            Line::Row(cells) => {
+                let Some(table) = &current else { continue };
+                if table.table == "tenant_keys"
+                    && table.uuid(&cells, "tenant_id")?.is_some_and(|t| shredded.contains(&t))
+                {
+                    shredded_keys += 1;
+                    continue;
+                }
+                if !restore_special(&mut tx, table, &cells, &mut chains, &mut tenant).await? {
+                    continue;
+                }
+                let mut values = Vec::with_capacity(cells.len());
+                for ((column, target), cell) in table.targets.iter().zip(cells) {
+                    values.push(store::value(column, *target, cell)?);
+                }
+                store::insert(&mut tx, &table.sql, values).await?;
+            }
+            Line::Record(_) => {}
+        }
+    }
+    let (header, manifest) = checker.finish()?;
+    tx.commit().await?;
+    Ok(Restored { header, manifest, shredded_keys })
+}
+
+/// Looks up the archived table in `TABLES` and the target's catalog; every archived column
+/// must exist in the target (columns the target has beyond them take their defaults).
+async fn prepare(
+    tx: &mut SystemTx,
+    name: String,
+    columns: Vec<String>,
+) -> Result<Restoring, BackupError> {
+    let Some(&(table, _, _)) = TABLES.iter().find(|(t, _, _)| *t == name) else {
+        return Err(BackupError::Corrupt(format!("an unknown table {name}")));
+    };
+    let known = store::columns(tx, table).await?;
+    let mut targets = Vec::with_capacity(columns.len());
+    for column in &columns {
+        let Some(found) = known.iter().find(|(k, _)| k == column) else {
+            return Err(BackupError::Corrupt(format!("{table} has no column {column} here")));
+        };
+        targets.push(found.clone());
+    }
+    let names: Vec<&str> = targets.iter().map(|(n, _)| n.as_str()).collect();
+    let sql = store::insert_sql(table, &names);
+    let index = columns.into_iter().enumerate().map(|(i, c)| (c, i)).collect();
+    Ok(Restoring { table, sql, targets, index })
+}
+
+/// What some rows need beyond their insert; `false` skips the insert.
+/// - Business rows: PostgreSQL admits them only under their own tenant.
+/// - An audit chain's first event: the chain's head starts just before it, and each event
+///   then advances it through the insert trigger (verified as on any append).
+/// - An archived head of a chain rebuilt that way must equal the rebuilt one.
+async fn restore_special(
+    tx: &mut SystemTx,
+    table: &Restoring,
+    cells: &Cells,
+    chains: &mut HashSet<Uuid>,
+    tenant: &mut Option<Uuid>,
+) -> Result<bool, BackupError> {
+    let reach = TABLES.iter().find(|(t, _, _)| *t == table.table).map(|(_, _, r)| *r);
+    if reach == Some(Reach::PerTenant) {
+        let row_tenant = table.uuid(cells, "tenant_id")?;
+        if row_tenant != *tenant
+            && let Some(t) = row_tenant
+        {
+            store::enter_tenant(tx, t).await?;
+            *tenant = Some(t);
+        }
+    }
+    match table.table {
+        "audit_events" => {
+            let chain = table.uuid(cells, "chain_id")?.unwrap_or_default();
+            if chains.insert(chain) {
+                let seq = table.int(cells, "seq")?;
+                let prev = table.bytes(cells, "prev_hash")?;
+                let owner = table.uuid(cells, "tenant_id")?;
+                store::start_audit_head(tx, chain, owner, seq - 1, prev).await?;
+            }
+            Ok(true)
+        }
+        "audit_heads" => {
+            let chain = table.uuid(cells, "chain_id")?.unwrap_or_default();
+            if !chains.contains(&chain) {
+                return Ok(true);
+            }
+            let archived = (table.int(cells, "seq")?, table.bytes(cells, "hash")?);
+            match store::audit_head(tx, chain).await? {
+                Some(rebuilt) if rebuilt == archived => Ok(false),
+                _ => Err(BackupError::Corrupt(format!(
+                    "audit chain {chain} does not end at its archived head"
+                ))),
+            }
+        }
+        _ => Ok(true),
+    }
+}
+
+/// Each table's rows in `db` against the manifest (after a restore, before anything else
+/// writes): a table that differs is named.
+pub async fn compare_counts(
+    db: &Store,
+    manifest: &Manifest,
+    shredded_keys: u64,
+) -> Result<Vec<String>, BackupError> {
+    let mut tx = db.snapshot_read().await?;
+    let tenants = store::tenant_ids(&mut tx).await?;
+    let mut differ = vec![];
+    for summary in &manifest.tables {
+        let Some(&(table, _, reach)) = TABLES.iter().find(|(t, _, _)| *t == summary.name) else {
+            continue;
+        };
+        let mut rows = 0;
+        match reach {
+            Reach::System => rows += store::count(&mut tx, table, None).await?,
+            Reach::PerTenant => {
+                for &tenant in &tenants {
+                    store::enter_tenant(&mut tx, tenant).await?;
+                    rows += store::count(&mut tx, table, Some(tenant)).await?;
+                }
+            }
+        }
+        let expected = if table == "tenant_keys" {
+            summary.rows.saturating_sub(shredded_keys)
+        } else {
+            summary.rows
+        };
+        if u64::try_from(rows).ok() != Some(expected) {
+            differ.push(format!("{table}: {rows} rows, the archive holds {expected}"));
+        }
+    }
+    tx.commit().await?;
+    Ok(differ)
+}
+
+/// The tables of the connected database (a test compares them with [`TABLES`]).
+pub async fn catalog_tables(db: &Store) -> Result<Vec<String>, StoreError> {
+    let mut tx = db.system_read().await?;
+    let names = store::table_names(&mut tx).await?;
+    tx.commit().await?;
+    Ok(names)
+}

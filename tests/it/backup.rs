@@ -1,0 +1,369 @@
+//! Backups: `bulwark backup create` under writes, `backup verify`, the stock `age` tool,
+//! `bulwark restore` into an empty database of either backend (SQLite into PostgreSQL is
+//! the way to move), and the shred ledger that keeps a deleted tenant deleted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use age::secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+
+use crate::support::binary;
+use crate::support::{
+    Account, Backend, PASSWORD, TestApp, TestDb, app_state, backend, unique_email,
+};
+
+const SSN: &str = "987-65-4329";
+
+/// An age key pair for the test: the identity file and the recipient.
+struct Keys {
+    identity: PathBuf,
+    recipient: String,
+}
+
+fn keys(dir: &Path) -> Keys {
+    let identity = age::x25519::Identity::generate();
+    let path = dir.join("backup-identity.txt");
+    std::fs::write(&path, format!("{}\n", identity.to_string().expose_secret())).expect("write");
+    Keys { identity: path, recipient: identity.to_public().to_string() }
+}
+
+/// The settings a CLI command needs to act on `db` (the app's own, listeners left out).
+fn env_for(app: &TestApp, db: &TestDb, keys: &Keys) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = app
+        .settings
+        .iter()
+        .filter(|(k, _)| {
+            !k.contains("LISTEN") && !k.starts_with("BULWARK_DATABASE") && k != "BULWARK_DATA_DIR"
+        })
+        .cloned()
+        .collect();
+    env.extend(db.settings());
+    env.push(("BULWARK_DATA_DIR".into(), db.dir.path().display().to_string()));
+    env.push(("BULWARK_BACKUP_RECIPIENTS".into(), keys.recipient.clone()));
+    env
+}
+
+async fn cli(dir: &Path, env: &[(String, String)], args: &[&str]) -> (bool, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = binary::run_async(dir, &env, args).await;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+async fn create_contact(app: &TestApp, by: &Account, n: usize) -> Value {
+    let body = json!({"first_name": format!("Contact {n}"), "email": unique_email("c"), "ssn": SSN});
+    let response = app.post_as(&by.token, "/api/v1/contacts", &body).await;
+    assert_eq!(response.status(), 201, "contact {n}");
+    response.json().await.expect("json")
+}
+
+/// `count` contacts, 16 at a time.
+async fn create_contacts(app: &TestApp, by: &Account, count: usize) -> Vec<Value> {
+    let mut created = Vec::with_capacity(count);
+    for start in (0..count).step_by(16) {
+        let batch = (start..count.min(start + 16)).map(|n| create_contact(app, by, n));
+        created.extend(futures_util::future::join_all(batch).await);
+    }
+    created
+}
+
+fn sqlite_db() -> TestDb {
+    TestDb { backend: Backend::Sqlite, dir: tempfile::tempdir().expect("tempdir"), name: None }
+}
+
+/// Signs in as `who` on a restored instance (second factor through a backup code the test
+/// kept) and reads a contact revealed: the data decrypts.
+async fn reads_back(restored: &TestApp, from: &TestApp, who: &Account, contact_id: &str) {
+    let mfa = from.mfa.lock().expect("lock").clone();
+    *restored.mfa.lock().expect("lock") = mfa;
+    let (token, _) = restored.login_ok(&who.email, PASSWORD).await;
+    let who = Account { token, ..who.clone() };
+    restored.step_up(&who).await;
+    let url = format!("/api/v1/contacts/{contact_id}?reveal=true");
+    let contact: Value = restored.get_as(&who.token, &url).await.json().await.expect("json");
+    assert_eq!(contact["ssn"], SSN, "{contact}");
+}
+
+#[tokio::test]
+async fn the_backup_covers_every_table_of_the_schema() {
+    let app = TestApp::spawn().await;
+    let state = app_state(&app).await;
+    let mut catalog = bulwark::backup::catalog_tables(state.store()).await.expect("catalog");
+    let mut listed: Vec<String> =
+        bulwark::backup::TABLES.iter().map(|(t, _, _)| (*t).to_owned()).collect();
+    catalog.sort();
+    listed.sort();
+    assert_eq!(catalog, listed, "a table missing from backup::TABLES would not be backed up");
+}
+
+#[tokio::test]
+async fn a_backup_taken_under_writes_restores_whole_into_either_backend() {
+    let contacts: usize = std::env::var("BULWARK_TEST_BACKUP_CONTACTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    app.step_up(&owner).await; // TOTP and backup codes: an MFA user
+    let created = create_contacts(&app, &owner, contacts).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = keys(work.path());
+    let archive = work.path().join("bulwark.age");
+
+    // Writes go on while the backup runs; the archive holds one consistent moment of them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let during = Arc::new(AtomicUsize::new(0));
+    let env = env_for(&app, &app.db, &keys);
+    let create = ["backup", "create", "--to", archive.to_str().expect("utf-8")];
+    let backup = cli(app.db.dir.path(), &env, &create);
+    let writes = async {
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            create_contact(&app, &owner, contacts + n).await;
+            n += 1;
+            during.store(n, Ordering::Relaxed);
+        }
+    };
+    let ((ok, text), ()) = tokio::join!(
+        async {
+            let done = backup.await;
+            stop.store(true, Ordering::Relaxed);
+            done
+        },
+        writes
+    );
+    assert!(ok, "backup create: {text}");
+    assert!(during.load(Ordering::Relaxed) > 0, "no write ran during the backup");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&archive).expect("archive").permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "the archive is readable by its owner only");
+
+    let (ok, text) = cli(
+        work.path(),
+        &env,
+        &["backup", "verify", "--from", archive.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+    )
+    .await;
+    assert!(ok, "backup verify: {text}");
+
+    // The stock age tool opens it; neither the file nor its plaintext holds personal data.
+    let decrypted = std::process::Command::new("age")
+        .args(["-d", "-i"])
+        .arg(&keys.identity)
+        .arg(&archive)
+        .output()
+        .expect("the age tool runs (Debian package `age`)");
+    assert!(decrypted.status.success(), "{}", String::from_utf8_lossy(&decrypted.stderr));
+    let plain = String::from_utf8(decrypted.stdout).expect("utf-8");
+    assert!(plain.starts_with("{\"header\":{\"format\":\"bulwark-backup\""), "{}", &plain[..80]);
+    assert!(plain.lines().last().is_some_and(|l| l.starts_with("{\"manifest\"")));
+    let raw = std::fs::read(&archive).expect("archive");
+    for text in [SSN.as_bytes(), owner.email.as_bytes(), b"Contact 1"] {
+        assert!(!raw.windows(text.len()).any(|w| w == text), "the archive is encrypted");
+    }
+    assert!(!plain.contains(SSN), "sensitive fields stay field-encrypted inside the archive");
+
+    // One flipped byte and verification fails.
+    let flipped = work.path().join("flipped.age");
+    let mut bytes = raw.clone();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&flipped, &bytes).expect("write");
+    let (ok, text) = cli(
+        work.path(),
+        &env,
+        &["backup", "verify", "--from", flipped.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+    )
+    .await;
+    assert!(!ok, "a flipped byte must fail verification: {text}");
+
+    // Restore into a fresh database of the suite's backend, and into SQLite (on the
+    // PostgreSQL pass: PostgreSQL to SQLite).
+    for target in [TestDb::create().await, sqlite_db()] {
+        let env = env_for(&app, &target, &keys);
+        let (ok, text) = cli(
+            target.dir.path(),
+            &env,
+            &["restore", "--from", archive.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+        )
+        .await;
+        assert!(ok, "restore into {:?}: {text}", target.backend);
+        assert!(text.contains("audit log verified"), "{text}");
+        let restored = TestApp::spawn_on(target, &[]).await;
+        let first = created[0]["id"].as_str().expect("id");
+        let last = created[contacts - 1]["id"].as_str().expect("id");
+        reads_back(&restored, &app, &owner, first).await;
+        let listed: Value = restored
+            .get_as(&owner.token, &format!("/api/v1/contacts/{last}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(listed["id"], last, "every contact written before the backup is there");
+    }
+}
+
+#[tokio::test]
+async fn a_sqlite_backup_moves_into_postgresql_postgres_only() {
+    if backend() != Backend::Postgres {
+        return;
+    }
+    let app = TestApp::spawn_on(sqlite_db(), &[]).await;
+    let owner = app.signup("Moving").await;
+    app.step_up(&owner).await;
+    let created = create_contacts(&app, &owner, 50).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = keys(work.path());
+    let archive = work.path().join("sqlite.age");
+    let (ok, text) = cli(
+        app.db.dir.path(),
+        &env_for(&app, &app.db, &keys),
+        &["backup", "create", "--to", archive.to_str().expect("utf-8")],
+    )
+    .await;
+    assert!(ok, "{text}");
+    let target = TestDb::create().await;
+    assert_eq!(target.backend, Backend::Postgres);
+    let (ok, text) = cli(
+        target.dir.path(),
+        &env_for(&app, &target, &keys),
+        &["restore", "--from", archive.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+    )
+    .await;
+    assert!(ok, "{text}");
+    assert!(text.contains("from sqlite"), "{text}");
+    let restored = TestApp::spawn_on(target, &[]).await;
+    reads_back(&restored, &app, &owner, created[49]["id"].as_str().expect("id")).await;
+}
+
+#[tokio::test]
+async fn a_tenant_deleted_after_a_backup_stays_deleted_after_restoring_it() {
+    let app = TestApp::spawn().await;
+    let doomed = app.signup("Doomed").await;
+    let kept = app.signup("Kept").await;
+    app.step_up(&kept).await;
+    let doomed_contact = create_contact(&app, &doomed, 1).await;
+    let kept_contact = create_contact(&app, &kept, 2).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = keys(work.path());
+    let archive = work.path().join("before.age");
+    let env = env_for(&app, &app.db, &keys);
+    let (ok, text) =
+        cli(app.db.dir.path(), &env, &["backup", "create", "--to", archive.to_str().expect("utf-8")])
+            .await;
+    assert!(ok, "{text}");
+    let (ok, text) =
+        cli(app.db.dir.path(), &env, &["tenants", "delete", "--tenant", &doomed.tenant_id]).await;
+    assert!(ok, "{text}");
+    let ledger = app.db.dir.path().join("shred-ledger.jsonl");
+    assert!(std::fs::read_to_string(&ledger).expect("ledger").contains(&doomed.tenant_id));
+
+    // The restore is configured with the ledger (beside the checkpoints, outside the
+    // database): the tenant's keys are not restored and the tenant is deleted again.
+    let target = TestDb::create().await;
+    let mut env = env_for(&app, &target, &keys);
+    env.push(("BULWARK_SHRED_LEDGER".into(), ledger.display().to_string()));
+    let (ok, text) = cli(
+        target.dir.path(),
+        &env,
+        &["restore", "--from", archive.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+    )
+    .await;
+    assert!(ok, "{text}");
+    assert!(text.contains("1 tenant(s) of the shred ledger deleted again"), "{text}");
+    let restored =
+        TestApp::spawn_on(target, &[("BULWARK_SHRED_LEDGER", ledger.to_str().expect("utf-8"))])
+            .await;
+    assert_eq!(restored.login(&doomed.email, PASSWORD).await.status(), 401, "members stay out");
+    let keys_left = crate::support::raw_scalar_text(
+        &restored.db,
+        "SELECT count(*) || '' FROM tenant_keys WHERE tenant_id = (SELECT tenant_id FROM users WHERE email = $1)",
+        &doomed.email,
+    )
+    .await;
+    assert_eq!(keys_left, "0", "the deleted tenant's keys never come back");
+    let old = restored
+        .get_as(&doomed.token, &format!("/api/v1/contacts/{}", doomed_contact["id"].as_str().expect("id")))
+        .await;
+    assert_eq!(old.status(), 401, "its old tokens are refused too");
+    reads_back(&restored, &app, &kept, kept_contact["id"].as_str().expect("id")).await;
+}
+
+#[tokio::test]
+async fn a_restore_refuses_a_full_database_a_wrong_key_and_a_damaged_archive_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    create_contacts(&app, &owner, 20).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = keys(work.path());
+    let archive = work.path().join("a.age");
+    let (ok, text) = cli(
+        app.db.dir.path(),
+        &env_for(&app, &app.db, &keys),
+        &["backup", "create", "--to", archive.to_str().expect("utf-8")],
+    )
+    .await;
+    assert!(ok, "{text}");
+    let identity = keys.identity.to_str().expect("utf-8").to_owned();
+    let restore = |db: &TestDb, from: &Path, identity: &str| {
+        let env = env_for(&app, db, &keys);
+        let dir = db.dir.path().to_owned();
+        let args = ["restore", "--from", from.to_str().expect("utf-8"), "--identity", identity]
+            .map(str::to_owned);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&dir, &env, &args).await
+        }
+    };
+
+    // Into the database the backup came from: not empty, refused.
+    let (ok, text) = restore(&app.db, &archive, &identity).await;
+    assert!(!ok && text.contains("not empty"), "{text}");
+
+    let target = TestDb::create().await;
+    // Someone else's key opens nothing.
+    let stranger = keys_in(work.path(), "stranger");
+    let (ok, text) = restore(&target, &archive, &stranger).await;
+    assert!(!ok && text.contains("no identity"), "{text}");
+    // A damaged archive fails before the commit: the database stays empty.
+    let mut bytes = std::fs::read(&archive).expect("archive");
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x80;
+    let damaged = work.path().join("damaged.age");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let (ok, text) = restore(&target, &damaged, &identity).await;
+    assert!(!ok, "{text}");
+    let cut = work.path().join("cut.age");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let (ok, text) = restore(&target, &cut, &identity).await;
+    assert!(!ok, "{text}");
+    // ... so the real archive still restores into it.
+    let (ok, text) = restore(&target, &archive, &identity).await;
+    assert!(ok, "the failed restores left the database empty: {text}");
+    let restored = TestApp::spawn_on(target, &[]).await;
+    let (token, _) = restored.login_ok(&owner.email, PASSWORD).await;
+    let listed = restored.get_as(&token, "/api/v1/contacts?limit=100").await;
+    let listed: Value = listed.json().await.expect("json");
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(20));
+
+    // Backups need recipients: none configured is a clear error, not an unencrypted file.
+    let mut env = env_for(&app, &app.db, &keys);
+    env.retain(|(k, _)| k != "BULWARK_BACKUP_RECIPIENTS");
+    let plain = work.path().join("plain.age");
+    let (ok, text) =
+        cli(app.db.dir.path(), &env, &["backup", "create", "--to", plain.to_str().expect("utf-8")])
+            .await;
+    assert!(!ok && text.contains("BULWARK_BACKUP_RECIPIENTS"), "{text}");
+    assert!(!plain.exists());
+}
+
+fn keys_in(dir: &Path, name: &str) -> String {
+    let identity = age::x25519::Identity::generate();
+    let path = dir.join(format!("{name}.txt"));
+    std::fs::write(&path, format!("{}\n", identity.to_string().expose_secret())).expect("write");
+    path.display().to_string()
+}
