@@ -151,7 +151,11 @@ impl Sink {
         self.push(&line).await
     }
 
-    pub async fn start_table(&mut self, name: &str, columns: Vec<String>) -> Result<(), BackupError> {
+    pub async fn start_table(
+        &mut self,
+        name: &str,
+        columns: Vec<String>,
+    ) -> Result<(), BackupError> {
         self.record(&Record::Table(TableStart { name: name.to_owned(), columns })).await?;
         self.table = Some((name.to_owned(), TableHash::default()));
         Ok(())

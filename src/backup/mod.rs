@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
+use crate::clock::Timestamp;
+use crate::store::{Store, StoreError, SystemTx};
 use archive::{Cell, Cells, Header, Line, Manifest, Record, TableHash, TableSummary};
 pub use store::Reach;
 use store::Target;
-use crate::clock::Timestamp;
-use crate::store::{Store, StoreError, SystemTx};
 
 /// Every table, in the order a restore writes them (a table after those it references),
 /// with the order its rows are read in and where they are read from. The audit heads come
@@ -69,7 +69,9 @@ pub enum BackupError {
     Identity,
     #[error("BULWARK_BACKUP_RECIPIENTS names no recipient")]
     Recipients,
-    #[error("the archive holds schema version {0}; this Bulwark knows up to {1}: restore it with a newer one")]
+    #[error(
+        "the archive holds schema version {0}; this Bulwark knows up to {1}: restore it with a newer one"
+    )]
     Newer(i64, i64),
     #[error("the target database is not empty: a restore writes only into an empty database")]
     NotEmpty,
@@ -122,8 +124,15 @@ pub async fn create(
                 Reach::PerTenant => {
                     for &tenant in &tenants {
                         store::enter_tenant(&mut tx, tenant).await?;
-                        store::dump_rows(&mut tx, table, order, Some(tenant), &mut sink, &mut opened)
-                            .await?;
+                        store::dump_rows(
+                            &mut tx,
+                            table,
+                            order,
+                            Some(tenant),
+                            &mut sink,
+                            &mut opened,
+                        )
+                        .await?;
                     }
                 }
             }

@@ -117,7 +117,9 @@ async fn open(
 }
 
 fn unreadable(column: &str, kind: &str) -> BackupError {
-    BackupError::Corrupt(format!("column {column} holds a {kind} value, which backups do not carry"))
+    BackupError::Corrupt(format!(
+        "column {column} holds a {kind} value, which backups do not carry"
+    ))
 }
 
 /// SQLite: each value by its own storage class (the tables are STRICT).
@@ -148,7 +150,9 @@ fn pg_cells(row: &sqlx::postgres::PgRow) -> Result<Cells, BackupError> {
     for (i, column) in row.columns().iter().enumerate() {
         let get = |e: sqlx::Error| BackupError::Store(StoreError::from(e));
         let cell = match column.type_info().name() {
-            "UUID" => row.try_get::<Option<Uuid>, _>(i).map_err(get)?.map(|u| Cell::bytes(u.as_bytes())),
+            "UUID" => {
+                row.try_get::<Option<Uuid>, _>(i).map_err(get)?.map(|u| Cell::bytes(u.as_bytes()))
+            }
             "INT8" => row.try_get::<Option<i64>, _>(i).map_err(get)?.map(Cell::Int),
             "INT4" => row.try_get::<Option<i32>, _>(i).map_err(get)?.map(|v| Cell::Int(v.into())),
             "BOOL" => row.try_get::<Option<bool>, _>(i).map_err(get)?.map(|v| Cell::Int(v.into())),
@@ -224,13 +228,15 @@ pub fn value(column: &str, target: Target, cell: Option<Cell>) -> Result<Value, 
         (Target::Native, Some(Cell::Text(v))) => Value::Text(Some(v)),
         (Target::Native, Some(Cell::Bytes { b })) => Value::Bytes(Some(Cell::decode_bytes(&b)?)),
         (Target::Uuid, None) => Value::Uuid(None),
-        (Target::Uuid, Some(Cell::Bytes { b })) => Value::Uuid(Some(
-            Uuid::from_slice(&Cell::decode_bytes(&b)?).map_err(|_| wrong())?,
-        )),
+        (Target::Uuid, Some(Cell::Bytes { b })) => {
+            Value::Uuid(Some(Uuid::from_slice(&Cell::decode_bytes(&b)?).map_err(|_| wrong())?))
+        }
         (Target::Int8, None) => Value::Int(None),
         (Target::Int8, Some(Cell::Int(v))) => Value::Int(Some(v)),
         (Target::Int4, None) => Value::Int4(None),
-        (Target::Int4, Some(Cell::Int(v))) => Value::Int4(Some(i32::try_from(v).map_err(|_| wrong())?)),
+        (Target::Int4, Some(Cell::Int(v))) => {
+            Value::Int4(Some(i32::try_from(v).map_err(|_| wrong())?))
+        }
         (Target::Bool, None) => Value::Bool(None),
         (Target::Bool, Some(Cell::Int(v))) => Value::Bool(Some(v != 0)),
         (Target::Text, None) => Value::Text(None),
@@ -264,8 +270,14 @@ pub async fn is_empty(tx: &mut SystemTx) -> Result<bool, StoreError> {
 }
 
 /// An audit chain's head, if the chain has one.
-pub async fn audit_head(tx: &mut SystemTx, chain: Uuid) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
-    query("SELECT seq, hash FROM audit_heads WHERE chain_id = $1").bind(chain).fetch_optional(tx).await
+pub async fn audit_head(
+    tx: &mut SystemTx,
+    chain: Uuid,
+) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+    query("SELECT seq, hash FROM audit_heads WHERE chain_id = $1")
+        .bind(chain)
+        .fetch_optional(tx)
+        .await
 }
 
 /// Starts a chain's head just before its first restored event, so that each restored event
@@ -285,12 +297,19 @@ pub async fn start_audit_head(
 }
 
 /// Rows of a table (of one tenant, for per-tenant tables).
-pub async fn count(tx: &mut SystemTx, table: &'static str, tenant: Option<Uuid>) -> Result<i64, StoreError> {
+pub async fn count(
+    tx: &mut SystemTx,
+    table: &'static str,
+    tenant: Option<Uuid>,
+) -> Result<i64, StoreError> {
     match tenant {
         Some(t) => {
-            Query::assembled(format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"), vec![Value::Uuid(Some(t))])
-                .scalar(tx)
-                .await
+            Query::assembled(
+                format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"),
+                vec![Value::Uuid(Some(t))],
+            )
+            .scalar(tx)
+            .await
         }
         None => Query::assembled(format!("SELECT count(*) FROM {table}"), vec![]).scalar(tx).await,
     }

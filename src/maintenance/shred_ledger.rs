@@ -54,7 +54,8 @@ pub enum LedgerError {
 /// destroyed: a deletion that cannot be recorded does not happen.
 pub fn record(path: &Path, ring: &KeyRing, tenant: TenantId) -> Result<(), LedgerError> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let (key, pair) = ring.signing_pair(PURPOSE, None).map_err(|e| LedgerError::Key(e.to_string()))?;
+    let (key, pair) =
+        ring.signing_pair(PURPOSE, None).map_err(|e| LedgerError::Key(e.to_string()))?;
     let at = Timestamp::now();
     let sig = BASE64.encode(pair.sign(&Shredded::message(tenant, at)).as_ref());
     let entry = Shredded { tenant_id: tenant, at, key, sig };
@@ -83,7 +84,10 @@ pub fn read(path: &Path, ring: &KeyRing) -> Result<Vec<TenantId>, LedgerError> {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(err) => {
-            return Err(LedgerError::File { path: path.to_owned(), reason: err.kind().to_string() });
+            return Err(LedgerError::File {
+                path: path.to_owned(),
+                reason: err.kind().to_string(),
+            });
         }
     };
     let mut tenants = vec![];
@@ -132,7 +136,11 @@ mod tests {
 
         // Someone with write access to the file but not the master key adds a tenant.
         let text = std::fs::read_to_string(&path).expect("read");
-        let forged = text.lines().next().expect("line").replace(&a.to_string(), &TenantId::new().to_string());
+        let forged = text
+            .lines()
+            .next()
+            .expect("line")
+            .replace(&a.to_string(), &TenantId::new().to_string());
         std::fs::write(&path, format!("{text}{forged}\n")).expect("write");
         let err = read(&path, &ring).expect_err("a forged line is refused");
         assert!(err.to_string().contains("line 3"), "{err}");

@@ -138,7 +138,10 @@ pub async fn close_accounts(
 }
 
 /// A tenant's status, if the tenant exists.
-pub async fn tenant_status(tx: &mut SystemTx, tenant: TenantId) -> Result<Option<String>, StoreError> {
+pub async fn tenant_status(
+    tx: &mut SystemTx,
+    tenant: TenantId,
+) -> Result<Option<String>, StoreError> {
     query("SELECT status FROM tenants WHERE id = $1").bind(tenant).scalar_optional(tx).await
 }
 

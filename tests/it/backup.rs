@@ -54,7 +54,8 @@ async fn cli(dir: &Path, env: &[(String, String)], args: &[&str]) -> (bool, Stri
 }
 
 async fn create_contact(app: &TestApp, by: &Account, n: usize) -> Value {
-    let body = json!({"first_name": format!("Contact {n}"), "email": unique_email("c"), "ssn": SSN});
+    let body =
+        json!({"first_name": format!("Contact {n}"), "email": unique_email("c"), "ssn": SSN});
     let response = app.post_as(&by.token, "/api/v1/contacts", &body).await;
     assert_eq!(response.status(), 201, "contact {n}");
     response.json().await.expect("json")
@@ -145,7 +146,14 @@ async fn a_backup_taken_under_writes_restores_whole_into_either_backend() {
     let (ok, text) = cli(
         work.path(),
         &env,
-        &["backup", "verify", "--from", archive.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+        &[
+            "backup",
+            "verify",
+            "--from",
+            archive.to_str().expect("utf-8"),
+            "--identity",
+            keys.identity.to_str().expect("utf-8"),
+        ],
     )
     .await;
     assert!(ok, "backup verify: {text}");
@@ -176,7 +184,14 @@ async fn a_backup_taken_under_writes_restores_whole_into_either_backend() {
     let (ok, text) = cli(
         work.path(),
         &env,
-        &["backup", "verify", "--from", flipped.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+        &[
+            "backup",
+            "verify",
+            "--from",
+            flipped.to_str().expect("utf-8"),
+            "--identity",
+            keys.identity.to_str().expect("utf-8"),
+        ],
     )
     .await;
     assert!(!ok, "a flipped byte must fail verification: {text}");
@@ -188,11 +203,27 @@ async fn a_backup_taken_under_writes_restores_whole_into_either_backend() {
         let (ok, text) = cli(
             target.dir.path(),
             &env,
-            &["restore", "--from", archive.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+            &[
+                "restore",
+                "--from",
+                archive.to_str().expect("utf-8"),
+                "--identity",
+                keys.identity.to_str().expect("utf-8"),
+            ],
         )
         .await;
         assert!(ok, "restore into {:?}: {text}", target.backend);
         assert!(text.contains("audit log verified"), "{text}");
+        // One moment: each contact with its audit event, none without (the writes during
+        // the backup commit both or neither, and the snapshot holds both tables at once).
+        let unmatched = crate::support::raw_scalar_text(
+            &target,
+            "SELECT ((SELECT count(*) FROM contacts) - \
+             (SELECT count(*) FROM audit_events WHERE action = $1)) || ''",
+            "contact.create",
+        )
+        .await;
+        assert_eq!(unmatched, "0", "contacts and their audit events come from one snapshot");
         let restored = TestApp::spawn_on(target, &[]).await;
         let first = created[0]["id"].as_str().expect("id");
         let last = created[contacts - 1]["id"].as_str().expect("id");
@@ -231,7 +262,13 @@ async fn a_sqlite_backup_moves_into_postgresql_postgres_only() {
     let (ok, text) = cli(
         target.dir.path(),
         &env_for(&app, &target, &keys),
-        &["restore", "--from", archive.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+        &[
+            "restore",
+            "--from",
+            archive.to_str().expect("utf-8"),
+            "--identity",
+            keys.identity.to_str().expect("utf-8"),
+        ],
     )
     .await;
     assert!(ok, "{text}");
@@ -252,9 +289,12 @@ async fn a_tenant_deleted_after_a_backup_stays_deleted_after_restoring_it() {
     let keys = keys(work.path());
     let archive = work.path().join("before.age");
     let env = env_for(&app, &app.db, &keys);
-    let (ok, text) =
-        cli(app.db.dir.path(), &env, &["backup", "create", "--to", archive.to_str().expect("utf-8")])
-            .await;
+    let (ok, text) = cli(
+        app.db.dir.path(),
+        &env,
+        &["backup", "create", "--to", archive.to_str().expect("utf-8")],
+    )
+    .await;
     assert!(ok, "{text}");
     let (ok, text) =
         cli(app.db.dir.path(), &env, &["tenants", "delete", "--tenant", &doomed.tenant_id]).await;
@@ -270,7 +310,13 @@ async fn a_tenant_deleted_after_a_backup_stays_deleted_after_restoring_it() {
     let (ok, text) = cli(
         target.dir.path(),
         &env,
-        &["restore", "--from", archive.to_str().expect("utf-8"), "--identity", keys.identity.to_str().expect("utf-8")],
+        &[
+            "restore",
+            "--from",
+            archive.to_str().expect("utf-8"),
+            "--identity",
+            keys.identity.to_str().expect("utf-8"),
+        ],
     )
     .await;
     assert!(ok, "{text}");
@@ -287,7 +333,10 @@ async fn a_tenant_deleted_after_a_backup_stays_deleted_after_restoring_it() {
     .await;
     assert_eq!(keys_left, "0", "the deleted tenant's keys never come back");
     let old = restored
-        .get_as(&doomed.token, &format!("/api/v1/contacts/{}", doomed_contact["id"].as_str().expect("id")))
+        .get_as(
+            &doomed.token,
+            &format!("/api/v1/contacts/{}", doomed_contact["id"].as_str().expect("id")),
+        )
         .await;
     assert_eq!(old.status(), 401, "its old tokens are refused too");
     reads_back(&restored, &app, &kept, kept_contact["id"].as_str().expect("id")).await;
@@ -341,6 +390,28 @@ async fn a_restore_refuses_a_full_database_a_wrong_key_and_a_damaged_archive_and
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
     let (ok, text) = restore(&target, &cut, &identity).await;
     assert!(!ok, "{text}");
+    // A row changed inside a validly encrypted archive (anyone with the public key can
+    // write one) no longer matches its table's recorded hash.
+    let plain = std::process::Command::new("age")
+        .args(["-d", "-i", &identity])
+        .arg(&archive)
+        .output()
+        .expect("age runs");
+    let altered =
+        String::from_utf8(plain.stdout).expect("utf-8").replacen("\"Acme\"", "\"Acne\"", 1);
+    assert!(altered.contains("\"Acne\""), "the tenant's name is in the archive's plaintext");
+    let rewritten = work.path().join("rewritten.age");
+    let mut age = std::process::Command::new("age")
+        .args(["-r", &keys.recipient, "-o", rewritten.to_str().expect("utf-8")])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("age runs");
+    std::io::Write::write_all(&mut age.stdin.take().expect("stdin"), altered.as_bytes())
+        .expect("pipe");
+    assert!(age.wait().expect("age").success());
+    let (ok, text) = restore(&target, &rewritten, &identity).await;
+    assert!(!ok && text.contains("table tenants"), "{text}");
+
     // ... so the real archive still restores into it.
     let (ok, text) = restore(&target, &archive, &identity).await;
     assert!(ok, "the failed restores left the database empty: {text}");
