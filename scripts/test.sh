@@ -24,7 +24,7 @@ trap cleanup EXIT INT TERM
 
 # --- packages -------------------------------------------------------------------------
 step "packages (PostgreSQL 15, Redis, python3-venv, promtool when missing)"
-services_install promtool:prometheus
+services_install promtool:prometheus age
 
 # --- static checks --------------------------------------------------------------------
 step "cargo fmt --check"

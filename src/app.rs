@@ -227,6 +227,10 @@ impl Application {
         let config = self.state.config().clone();
         let upkeep = tokio::spawn(telemetry::metrics::run_upkeep(self.metrics.clone()));
         let sweeper = tokio::spawn(maintain(self.state.clone()));
+        if let Err(err) = crate::backup::schedule::publish_state(&self.state).await {
+            tracing::warn!(error = %err, "the last backup's time could not be read");
+        }
+        let backups = tokio::spawn(crate::backup::schedule::scheduler(self.state.clone()));
         let checkpointer = match self.checkpointer() {
             Ok(checkpointer) => {
                 metrics::gauge!("audit_checkpoints_enabled").set(1.0);
@@ -288,6 +292,7 @@ impl Application {
         }
         upkeep.abort();
         sweeper.abort();
+        backups.abort();
         if let (Some(task), Some(checkpointer)) = (checkpoints, checkpointer) {
             task.abort();
             // The last word: every chain that moved since its checkpoint gets one now.

@@ -87,6 +87,8 @@ enum BackupCommand {
     /// Write a consistent snapshot of every table, encrypted to BULWARK_BACKUP_RECIPIENTS,
     /// while `serve` goes on.
     Create {
+        /// A file, or a directory that gets a dated archive and keeps the newest
+        /// BULWARK_BACKUP_KEEP.
         #[arg(long, value_name = "PATH")]
         to: PathBuf,
     },

@@ -104,6 +104,7 @@ actions! {
     MfaReset = "mfa.reset",
     InvitationRevoke = "invitation.revoke",
     TenantMfaPolicyChange = "tenant.mfa_policy_change",
+    BackupCreate = "backup.create",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@
 //! again.
 
 pub mod archive;
+pub mod schedule;
 mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -22,8 +23,9 @@ use uuid::Uuid;
 use crate::clock::Timestamp;
 use crate::store::{Store, StoreError, SystemTx};
 use archive::{Cell, Cells, Header, Line, Manifest, Record, TableHash, TableSummary};
-pub use store::Reach;
+pub use schedule::Schedule;
 use store::Target;
+pub use store::{Lock, Reach, exclusive};
 
 /// Every table, in the order a restore writes them (a table after those it references),
 /// with the order its rows are read in and where they are read from. The audit heads come

@@ -314,3 +314,34 @@ pub async fn count(
         None => Query::assembled(format!("SELECT count(*) FROM {table}"), vec![]).scalar(tx).await,
     }
 }
+
+/// The time of the newest successful backup, from the platform audit chain.
+pub async fn last_success(
+    tx: &mut SystemTx,
+) -> Result<Option<crate::clock::Timestamp>, StoreError> {
+    query(
+        "SELECT max(occurred_at) FROM audit_events \
+         WHERE action = 'backup.create' AND outcome = 'success'",
+    )
+    .scalar(tx)
+    .await
+}
+
+/// Held while a scheduled backup runs; dropping it (ending its transaction) releases it.
+pub struct Lock {
+    _tx: Option<SystemTx>,
+}
+
+/// PostgreSQL: a transaction-level advisory lock, so that one instance backs up at a time
+/// (it works through a transaction-mode pooler too); `None` when another instance holds it.
+/// SQLite serves one instance: nothing to take.
+pub async fn exclusive(db: &crate::store::Store) -> Result<Option<Lock>, StoreError> {
+    if db.backend() == crate::store::Backend::Sqlite {
+        return Ok(Some(Lock { _tx: None }));
+    }
+    let mut tx = db.system_read().await?;
+    // The key: the first eight bytes of SHA-256("bulwark.backup"), as a constant.
+    let held: bool =
+        query("SELECT pg_try_advisory_xact_lock(7046385012203775617)").scalar(&mut tx).await?;
+    Ok(held.then_some(Lock { _tx: Some(tx) }))
+}

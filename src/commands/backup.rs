@@ -19,13 +19,13 @@ pub async fn create(state: &AppState, to: &Path) -> ExitCode {
     if recipients.is_empty() {
         return fail(BackupError::Recipients);
     }
-    match backup::create(state.store(), recipients, to).await {
-        Ok(created) => {
+    match backup::schedule::run(state, to, "cli").await {
+        Ok((path, created)) => {
             let rows: u64 = created.manifest.tables.iter().map(|t| t.rows).sum();
-            let size = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             println!(
                 "backup written to {}: {} tables, {rows} rows, {} bytes ({} before encryption), {:.1} s",
-                to.display(),
+                path.display(),
                 created.manifest.tables.len(),
                 size,
                 created.bytes,

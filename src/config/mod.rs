@@ -73,6 +73,9 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct BackupConfig {
     pub recipients: Vec<age::x25519::Recipient>,
+    pub schedule: Option<crate::backup::Schedule>,
+    pub to: PathBuf,
+    pub keep: usize,
     pub shred_ledger: PathBuf,
 }
 
@@ -295,10 +298,18 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
                     .collect()
             })
             .unwrap_or_default(),
+        schedule: p.optional("BULWARK_BACKUP_SCHEDULE", crate::backup::Schedule::parse),
+        to: p
+            .optional("BULWARK_BACKUP_TO", |v| Ok(PathBuf::from(v)))
+            .unwrap_or_else(|| data_dir.join("backups")),
+        keep: p.parse("BULWARK_BACKUP_KEEP", |v| parse_range(v, 1, 10_000).map(|n| n as usize)),
         shred_ledger: p
             .optional("BULWARK_SHRED_LEDGER", |v| Ok(PathBuf::from(v)))
             .unwrap_or_else(|| data_dir.join("shred-ledger.jsonl")),
     };
+    if backup.schedule.is_some() && backup.recipients.is_empty() {
+        p.problem("BULWARK_BACKUP_SCHEDULE needs BULWARK_BACKUP_RECIPIENTS (backups are always encrypted)");
+    }
     let redis_url = p.secret_text("BULWARK_REDIS_URL");
     if let Some(url) = &redis_url
         && let Err(reason) = parse_redis_url(url.expose())

@@ -294,6 +294,24 @@ pub const SETTINGS: &[Setting] = &[
         "age public keys (`age1…`, comma-separated) that `bulwark backup create` encrypts to; required to create a backup",
     ),
     s(
+        "BULWARK_BACKUP_SCHEDULE",
+        "backup.schedule",
+        None,
+        "`daily HH:MM` (UTC) or `every DURATION`: `serve` backs up on this schedule (one instance per slot); unset: no scheduled backups",
+    ),
+    s(
+        "BULWARK_BACKUP_TO",
+        "backup.to",
+        None,
+        "the directory scheduled backups are written to (default `backups/` in the data directory)",
+    ),
+    s(
+        "BULWARK_BACKUP_KEEP",
+        "backup.keep",
+        Some("7"),
+        "how many archives a backup directory keeps (the newest)",
+    ),
+    s(
         "BULWARK_SHRED_LEDGER",
         "backup.shred_ledger",
         None,
