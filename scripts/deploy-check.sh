@@ -36,8 +36,10 @@ trap 'rm -rf "$RENDERED"' EXIT
 DIGEST=sha256:0000000000000000000000000000000000000000000000000000000000000000
 for variant in tag digest; do
     mkdir -p "$RENDERED/$variant"
-    args=()
-    [ "$variant" = digest ] && args=(--set "image.digest=$DIGEST")
+    # The backup CronJob is off by default: render it too (a public key only, harmless).
+    args=(--set backup.enabled=true --set backup.existingClaim=bulwark-backups
+          --set backup.recipients=age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p)
+    [ "$variant" = digest ] && args+=(--set "image.digest=$DIGEST")
     "$VENV/bin/helm" template bulwark deploy/helm/bulwark --namespace bulwark "${args[@]}" \
         > "$RENDERED/$variant/manifests.yaml"
     "$VENV/bin/kubernetes-validate" --strict --quiet -k 1.30.0 "$RENDERED/$variant/manifests.yaml"
