@@ -34,6 +34,7 @@ struct Inner {
     tenant_keys: TenantKeys,
     identity: Identity,
     limiter: RateLimiter,
+    storage: crate::documents::storage::Storage,
     readiness: telemetry::health::ReadinessCache,
     openapi_json: axum::body::Bytes,
 }
@@ -63,6 +64,10 @@ impl AppState {
             ),
             None => None,
         };
+        // One TLS provider for every client (the object store's and Redis's): ring.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let storage = crate::documents::storage::Storage::open(&config.storage)
+            .context("opening the document store (BULWARK_STORAGE_URL)")?;
         let ring = KeyRing::new(&config.secrets.master_keys).context("BULWARK_MASTER_KEYS")?;
         let tenant_keys = TenantKeys::new(Arc::new(ring));
         let identity = Identity::new(&config, store.clone(), redis.clone())?;
@@ -80,6 +85,7 @@ impl AppState {
                 tenant_keys,
                 identity,
                 limiter,
+                storage,
                 readiness: telemetry::health::ReadinessCache::default(),
                 openapi_json,
             }),
@@ -110,6 +116,11 @@ impl AppState {
 
     pub fn limiter(&self) -> &RateLimiter {
         &self.inner.limiter
+    }
+
+    /// The object store of document contents.
+    pub fn storage(&self) -> &crate::documents::storage::Storage {
+        &self.inner.storage
     }
 
     pub fn identity(&self) -> &Identity {
@@ -316,6 +327,13 @@ async fn maintain(state: AppState) {
         tick.tick().await;
         state.limiter().sweep();
         state.tenant_keys().sweep();
+        // Objects of deleted documents go within seconds (their content is already
+        // unreadable: the key went with the row).
+        match crate::documents::purge_deleted(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "objects of deleted documents removed"),
+            Err(err) => tracing::warn!(error = %err, "removing deleted documents' objects failed"),
+        }
         // First a minute after start (not while the instance warms up), then hourly.
         if ticks % 360 == 6 {
             match crate::maintenance::retention::purge_all(&state).await {

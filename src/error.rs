@@ -40,6 +40,15 @@ pub enum DomainError {
     /// A shared dependency (Redis) is down and this operation fails closed.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
+    /// An upload over the size cap (bytes).
+    #[error("too large")]
+    TooLarge { limit: u64 },
+    /// Content of a type the allowlist does not name (the sniffed type, safe to show).
+    #[error("unsupported type {0}")]
+    UnsupportedType(String),
+    /// The virus scanner found something (its signature name).
+    #[error("infected: {0}")]
+    Infected(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]

@@ -124,6 +124,8 @@ id_type!(/// An activity (call, email, meeting, SMS) on a CRM record.
     ActivityId, now_v7);
 id_type!(/// A task.
     TaskId, now_v7);
+id_type!(/// A document (contents encrypted in the object store).
+    DocumentId, now_v7);
 
 impl TenantId {
     /// The chain id of platform audit events, which belong to no tenant.

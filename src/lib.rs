@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod crm;
 pub mod crypto;
+pub mod documents;
 pub mod error;
 pub mod http;
 pub mod idempotency;

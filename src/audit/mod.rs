@@ -105,6 +105,10 @@ actions! {
     InvitationRevoke = "invitation.revoke",
     TenantMfaPolicyChange = "tenant.mfa_policy_change",
     BackupCreate = "backup.create",
+    DocumentUpload = "document.upload",
+    DocumentRead = "document.read",
+    DocumentDownload = "document.download",
+    DocumentDelete = "document.delete",
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

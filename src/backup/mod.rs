@@ -50,6 +50,8 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("notes", "id", Reach::PerTenant),
     ("activities", "id", Reach::PerTenant),
     ("tasks", "id", Reach::PerTenant),
+    ("documents", "id", Reach::PerTenant),
+    ("document_deletions", "1", Reach::System),
     ("mfa_totp", "1", Reach::System),
     ("mfa_backup_codes", "1", Reach::System),
     ("webauthn_credentials", "1", Reach::System),

@@ -10,6 +10,7 @@ mod parse;
 mod profile;
 mod settings;
 mod sources;
+mod storage;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub use profile::{DEVELOPMENT_BANNER, MIN_SECRET_BYTES, MIN_SECRET_ENTROPY_BITS}
 pub use settings::{SETTINGS, Setting};
 pub use sources::ConfigInput;
 use sources::RawValues;
+pub use storage::{BackupConfig, DocumentConfig, DocumentType, StorageConfig, StorageUrl};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -66,17 +68,9 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
     pub backup: BackupConfig,
+    pub storage: StorageConfig,
+    pub documents: DocumentConfig,
     pub secrets: SecretsConfig,
-}
-
-/// Backups (see `backup`) and the shred ledger they honour.
-#[derive(Debug, Clone)]
-pub struct BackupConfig {
-    pub recipients: Vec<age::x25519::Recipient>,
-    pub schedule: Option<crate::backup::Schedule>,
-    pub to: PathBuf,
-    pub keep: usize,
-    pub shred_ledger: PathBuf,
 }
 
 /// Signed checkpoints of the audit chains (see `audit::checkpoint`).
@@ -290,26 +284,9 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
             .optional("BULWARK_AUDIT_CHECKPOINT_FILE", |v| Ok(PathBuf::from(v)))
             .unwrap_or_else(|| data_dir.join("audit-checkpoints.jsonl")),
     };
-    let backup = BackupConfig {
-        recipients: p
-            .optional("BULWARK_BACKUP_RECIPIENTS", |v| {
-                v.split(',')
-                    .map(|r| r.trim().parse().map_err(|_| "not an age public key (age1…)".into()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        schedule: p.optional("BULWARK_BACKUP_SCHEDULE", crate::backup::Schedule::parse),
-        to: p
-            .optional("BULWARK_BACKUP_TO", |v| Ok(PathBuf::from(v)))
-            .unwrap_or_else(|| data_dir.join("backups")),
-        keep: p.parse("BULWARK_BACKUP_KEEP", |v| parse_range(v, 1, 10_000).map(|n| n as usize)),
-        shred_ledger: p
-            .optional("BULWARK_SHRED_LEDGER", |v| Ok(PathBuf::from(v)))
-            .unwrap_or_else(|| data_dir.join("shred-ledger.jsonl")),
-    };
-    if backup.schedule.is_some() && backup.recipients.is_empty() {
-        p.problem("BULWARK_BACKUP_SCHEDULE needs BULWARK_BACKUP_RECIPIENTS (backups are always encrypted)");
-    }
+    let backup = storage::backup(&mut p, &data_dir);
+    let storage = storage::storage(&mut p, env, &data_dir);
+    let documents = storage::documents(&mut p);
     let redis_url = p.secret_text("BULWARK_REDIS_URL");
     if let Some(url) = &redis_url
         && let Err(reason) = parse_redis_url(url.expose())
@@ -364,6 +341,8 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         retention,
         audit,
         backup,
+        storage,
+        documents,
         secrets,
     };
     let mut problems = p.problems;

@@ -318,6 +318,55 @@ pub const SETTINGS: &[Setting] = &[
         "the signed ledger of deleted tenants that `restore` applies (default `shred-ledger.jsonl` in the data directory); keep it beside the audit checkpoints, outside the database and its backups",
     ),
     s(
+        "BULWARK_STORAGE_URL",
+        "storage.url",
+        None,
+        "where document contents go: `file://PATH` (default `documents/` in the data directory) or `s3://BUCKET[/PREFIX]`",
+    ),
+    s(
+        "BULWARK_S3_ENDPOINT",
+        "storage.s3_endpoint",
+        None,
+        "an S3-compatible endpoint (MinIO, …); unset: AWS. Must be https:// outside development",
+    ),
+    s("BULWARK_S3_REGION", "storage.s3_region", Some("us-east-1"), "the S3 region"),
+    s(
+        "BULWARK_S3_ACCESS_KEY_ID",
+        "storage.s3_access_key_id",
+        None,
+        "S3 access key id (unset: the instance's role, as the AWS SDKs find it)",
+    ),
+    s(
+        "BULWARK_S3_FORCE_PATH_STYLE",
+        "storage.s3_force_path_style",
+        Some("off"),
+        "`on`: path-style requests (`endpoint/bucket/key`), as most S3-compatible stores want",
+    ),
+    s(
+        "BULWARK_DOCUMENT_MAX_BYTES",
+        "documents.max_bytes",
+        Some("26214400"),
+        "the largest document accepted, in bytes (25 MiB)",
+    ),
+    s(
+        "BULWARK_DOCUMENT_TYPES",
+        "documents.types",
+        Some("pdf,png,jpeg,gif,webp,text,csv,docx,xlsx,pptx,odt,ods"),
+        "the types documents may have, decided from their content (never the name or header)",
+    ),
+    s(
+        "BULWARK_RETENTION_DOCUMENTS",
+        "retention.documents",
+        Some("off"),
+        "documents older than this are deleted (`off`: kept)",
+    ),
+    s(
+        "BULWARK_CLAMD_ADDRESS",
+        "documents.clamd_address",
+        None,
+        "clamd's TCP `host:port`: each upload is scanned before it is stored; unset: stored as `unscanned`",
+    ),
+    s(
         "BULWARK_RETENTION_AUDIT",
         "retention.audit",
         Some("2555d"),
@@ -340,6 +389,11 @@ pub const SETTINGS: &[Setting] = &[
         "retention.notes",
         Some("off"),
         "notes older than this are deleted (`off`: kept)",
+    ),
+    secret(
+        "BULWARK_S3_SECRET_ACCESS_KEY",
+        "secrets.s3_secret_access_key",
+        "S3 secret access key (with BULWARK_S3_ACCESS_KEY_ID)",
     ),
     secret(
         "BULWARK_JWT_SECRET",

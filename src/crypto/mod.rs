@@ -7,6 +7,7 @@ pub mod field;
 pub mod keyring;
 mod secret;
 pub mod store;
+pub mod stream;
 pub mod tenant_keys;
 
 pub use keyring::{KeyError, KeyRing};

@@ -52,6 +52,8 @@ pub struct RoutePolicy {
     pub idempotent: bool,
     /// Overrides `BULWARK_BODY_LIMIT`.
     pub body_limit: Option<usize>,
+    /// A document upload: the body may be as large as `BULWARK_DOCUMENT_MAX_BYTES`.
+    pub upload: bool,
 }
 
 pub struct Endpoint {
@@ -87,6 +89,7 @@ impl Endpoint {
                 mfa_exempt: false,
                 idempotent: false,
                 body_limit: None,
+                upload: false,
             },
             router,
             paths,
@@ -131,6 +134,11 @@ impl Endpoint {
 
     pub fn idempotent(mut self) -> Self {
         self.policy.idempotent = true;
+        self
+    }
+
+    pub fn upload(mut self) -> Self {
+        self.policy.upload = true;
         self
     }
 

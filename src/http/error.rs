@@ -54,6 +54,24 @@ impl From<DomainError> for Problem {
                 "Signup closed",
                 "Open signup is disabled; ask an administrator for an invitation.",
             ),
+            DomainError::TooLarge { limit } => Problem::new(
+                S::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "Too large",
+                format!("The file is larger than {limit} bytes."),
+            ),
+            DomainError::UnsupportedType(found) => Problem::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_type",
+                "Unsupported type",
+                format!("The content is {found}, which this service does not accept."),
+            ),
+            DomainError::Infected(_) => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "infected",
+                "Infected",
+                "The virus scanner refused this file.",
+            ),
             DomainError::TooManyAttempts { retry_after } => Problem::new(
                 S::TOO_MANY_REQUESTS,
                 "too_many_attempts",

@@ -52,6 +52,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(crate::platform::routes::endpoints());
     all.extend(crate::audit::routes::endpoints());
     all.extend(crate::crm::routes::endpoints());
+    all.extend(crate::documents::routes::endpoints());
     all
 }
 
@@ -72,21 +73,34 @@ async fn serve_openapi(
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], app.openapi_json())
 }
 
+/// What a multipart upload may carry beyond its file: the form fields, part headers and
+/// what the multipart parser reads ahead, so that the file's own count (an exact 413) trips
+/// before this outer bound does.
+const UPLOAD_ENVELOPE: usize = 1024 * 1024;
+
 pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
     let config = state.config().clone();
     let mut router = Router::new();
-    let mut largest_limit = config.http.body_limit;
     for endpoint in endpoints {
         let policy = Arc::new(endpoint.policy);
-        let limit = policy.body_limit.unwrap_or(config.http.body_limit);
-        largest_limit = largest_limit.max(limit);
+        let limit = if policy.upload {
+            // The file's own cap is counted while it streams (413 at the first byte over
+            // it); this bounds the whole multipart body: the cap and its form fields.
+            usize::try_from(config.documents.max_bytes)
+                .unwrap_or(usize::MAX)
+                .saturating_add(UPLOAD_ENVELOPE)
+        } else {
+            policy.body_limit.unwrap_or(config.http.body_limit)
+        };
         let method_router: axum::routing::MethodRouter<AppState> = endpoint
             .router
             .layer::<_, std::convert::Infallible>(from_fn_with_state(
                 (state.clone(), policy.clone()),
                 gate::gate,
             ))
-            .layer(DefaultBodyLimit::max(limit));
+            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
+            // A declared Content-Length over this route's limit: 413 before anything runs.
+            .layer::<_, std::convert::Infallible>(RequestBodyLimitLayer::new(limit));
         router = router.route(&policy.path, method_router);
     }
     router
@@ -97,9 +111,6 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
         .with_state(state)
         // Router::layer wraps every route and the fallbacks; the last one added runs first.
         .layer(CatchPanicLayer::custom(panic_response))
-        // Refuses a declared Content-Length over the largest route limit before any byte is
-        // read; each route's own limit is the DefaultBodyLimit above.
-        .layer(RequestBodyLimitLayer::new(largest_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.http.request_timeout,

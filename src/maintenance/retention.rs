@@ -22,6 +22,7 @@ use crate::tenancy::TenantScope;
 pub struct PurgeReport {
     pub activities: u64,
     pub notes: u64,
+    pub documents: u64,
     pub audit_events: u64,
 }
 
@@ -50,6 +51,10 @@ pub async fn purge_tenant(
     if let Some(before) = cutoff(windows.notes, now) {
         report.notes = store::purge_notes(&mut tx, before).await?;
     }
+    if let Some(before) = cutoff(app.config().documents.retention, now) {
+        // Their keys go with the rows; a trigger queues the objects for removal.
+        report.documents = store::purge_documents(&mut tx, before).await?;
+    }
     if report != PurgeReport::default()
         || matches!(scope.actor(), crate::tenancy::Actor::User { .. })
     {
@@ -60,6 +65,7 @@ pub async fn purge_tenant(
                 .by_scope(scope)
                 .detail("activities", report.activities)
                 .detail("notes", report.notes)
+                .detail("documents", report.documents)
                 .detail("audit_events", report.audit_events),
         )
         .await?;
@@ -78,7 +84,7 @@ pub async fn purge_all(app: &AppState) -> DomainResult<u64> {
     for tenant in tenants {
         let scope = TenantScope::system(tenant, "retention");
         let report = purge_tenant(app, &scope, &RequestContext::system()).await?;
-        removed += report.activities + report.notes + report.audit_events;
+        removed += report.activities + report.notes + report.documents + report.audit_events;
     }
     let mut tx = app.store().system_tx().await?;
     // Spent and expired MFA tickets and WebAuthn ceremonies: anyone can create the latter.

@@ -87,6 +87,7 @@ pub struct RotationReport {
     pub contacts: u64,
     pub notes: u64,
     pub activities: u64,
+    pub documents: u64,
     pub resumed: bool,
 }
 
@@ -159,6 +160,8 @@ pub async fn finish_rotation(
     // that raced the last batch left a row under one (checked under lock: then round again).
     loop {
         reencrypt(app, &scope, tenant, target, &mut report).await?;
+        // Documents: their keys, titles and names are re-sealed; contents stay as they are.
+        report.documents += crate::documents::reseal_keys(app, &scope).await?;
         let mut tx = app.store().tenant_tx(&scope).await?;
         // Writers hold the current key row FOR SHARE until they commit (PostgreSQL; SQLite has
         // one writer anyway): after this lock every write that sealed under an old key is
@@ -179,6 +182,7 @@ pub async fn finish_rotation(
                 .detail("contacts", report.contacts)
                 .detail("notes", report.notes)
                 .detail("activities", report.activities)
+                .detail("documents", report.documents)
                 .detail("keys_destroyed", destroyed),
         )
         .await?;

@@ -20,6 +20,14 @@ pub async fn purge_notes(tx: &mut TenantTx, before: Timestamp) -> Result<u64, St
         .await
 }
 
+pub async fn purge_documents(tx: &mut TenantTx, before: Timestamp) -> Result<u64, StoreError> {
+    let tenant = tx.tenant_id();
+    query("DELETE FROM documents WHERE tenant_id = $1 AND created_at < $2")
+        .binds((tenant, before))
+        .execute(tx)
+        .await
+}
+
 /// Deletes the prefix of a chain older than `before` and anchors the chain at its end.
 pub async fn purge_audit_chain(
     tx: &mut SystemTx,
@@ -93,6 +101,7 @@ pub async fn delete_business_records(tx: &mut TenantTx) -> Result<u64, StoreErro
     let tenant = tx.tenant_id();
     let mut deleted = 0;
     for sql in [
+        "DELETE FROM documents WHERE tenant_id = $1",
         "DELETE FROM notes WHERE tenant_id = $1",
         "DELETE FROM activities WHERE tenant_id = $1",
         "DELETE FROM tasks WHERE tenant_id = $1",
@@ -162,7 +171,8 @@ pub async fn rows_under_older_keys(tx: &mut TenantTx, version: i32) -> Result<i6
     query(
         "SELECT (SELECT count(*) FROM contacts WHERE tenant_id = $1 AND key_version < $2) \
          + (SELECT count(*) FROM notes WHERE tenant_id = $1 AND key_version < $2) \
-         + (SELECT count(*) FROM activities WHERE tenant_id = $1 AND key_version < $2)",
+         + (SELECT count(*) FROM activities WHERE tenant_id = $1 AND key_version < $2) \
+         + (SELECT count(*) FROM documents WHERE tenant_id = $1 AND key_version < $2)",
     )
     .binds((tenant, version))
     .scalar(tx)

@@ -49,6 +49,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 6, "0006", "list_indexes"),
     migration!("sqlite", 7, "0007", "hardening"),
     migration!("sqlite", 8, "0008", "audit_head_trigger"),
+    migration!("sqlite", 9, "0009", "documents"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -59,6 +60,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 6, "0006", "list_indexes"),
     migration!("postgres", 7, "0007", "hardening"),
     migration!("postgres", 8, "0008", "audit_head_trigger"),
+    migration!("postgres", 9, "0009", "documents"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

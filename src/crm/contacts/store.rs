@@ -146,6 +146,11 @@ pub async fn erase(tx: &mut TenantTx, id: ContactId, now: Timestamp) -> Result<b
         .binds((tenant, id))
         .execute(tx)
         .await?;
+    // Their keys go with the rows; a trigger queues the objects for removal.
+    query("DELETE FROM documents WHERE tenant_id = $1 AND contact_id = $2")
+        .binds((tenant, id))
+        .execute(tx)
+        .await?;
     query(
         "UPDATE activities SET details_enc = NULL, subject = '[erased]' WHERE tenant_id = $1 \
              AND contact_id = $2",

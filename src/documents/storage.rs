@@ -1,0 +1,114 @@
+//! The object store of document contents: a local directory or an S3-compatible bucket, both
+//! through the `object_store` crate (its S3 client signs requests; nothing hand-written).
+//! Objects are named `PREFIX/TENANT/DOCUMENT`: ids only, never a name or a title, and they
+//! hold ciphertext only.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
+
+use crate::config::{StorageConfig, StorageUrl};
+use crate::ids::{DocumentId, TenantId};
+
+/// Parts of a multipart upload (S3's minimum, except the last).
+const PART: usize = 5 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the object store: {0}")]
+pub struct StorageError(String);
+
+impl From<object_store::Error> for StorageError {
+    fn from(err: object_store::Error) -> Self {
+        // The store's message names the object path (ids only) and the cause; never a key.
+        StorageError(err.to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    pub kind: &'static str,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    pub fn open(config: &StorageConfig) -> Result<Storage, StorageError> {
+        match &config.url {
+            StorageUrl::File(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StorageError(format!("{} cannot be created ({})", dir.display(), e.kind()))
+                })?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
+                Ok(Storage { store: Arc::new(store), prefix: ObjectPath::default(), kind: "file" })
+            }
+            StorageUrl::S3 { bucket, prefix } => {
+                let mut builder = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(&config.s3_region)
+                    .with_virtual_hosted_style_request(!config.s3_force_path_style)
+                    .with_allow_http(config.allow_http);
+                if let Some(endpoint) = &config.s3_endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                if let (Some(id), Some(secret)) =
+                    (&config.s3_access_key_id, &config.s3_secret_access_key)
+                {
+                    builder =
+                        builder.with_access_key_id(id).with_secret_access_key(secret.expose());
+                }
+                Ok(Storage {
+                    store: Arc::new(builder.build()?),
+                    prefix: ObjectPath::from(prefix.as_str()),
+                    kind: "s3",
+                })
+            }
+        }
+    }
+
+    pub fn path(&self, tenant: TenantId, document: DocumentId) -> ObjectPath {
+        self.prefix.clone().join(tenant.to_string()).join(document.to_string())
+    }
+
+    /// A streaming writer: the object appears only when `finish` succeeds.
+    pub async fn writer(&self, path: &ObjectPath) -> Result<WriteMultipart, StorageError> {
+        let upload = self.store.put_multipart(path).await?;
+        Ok(WriteMultipart::new_with_chunk_size(upload, PART))
+    }
+
+    /// The object's size and a stream of its bytes.
+    pub async fn read(
+        &self,
+        path: &ObjectPath,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes, StorageError>>), StorageError> {
+        let got = self.store.get(path).await?;
+        let size = got.meta.size;
+        Ok((size, got.into_stream().map_err(StorageError::from).boxed()))
+    }
+
+    /// Deletes an object; one already gone is fine.
+    pub async fn delete(&self, path: &ObjectPath) -> Result<(), StorageError> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Whether an object exists (tests and the deletion worker's checks).
+    pub async fn exists(&self, path: &ObjectPath) -> Result<bool, StorageError> {
+        match self.store.head(path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
