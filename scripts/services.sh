@@ -6,7 +6,8 @@
 #
 # start_postgres exports BULWARK_TEST_PG_{OWNER,APP,SUPERUSER}_URL and BULWARK_TEST_PG_BIN
 # (roles bulwark_owner, which may create databases, and bulwark_app); start_redis exports
-# BULWARK_TEST_REDIS_URL and BULWARK_TEST_REDIS_SERVER. Both listen on free ports.
+# BULWARK_TEST_REDIS_URL and BULWARK_TEST_REDIS_SERVER; start_s3 BULWARK_TEST_S3_ENDPOINT.
+# All listen on free ports.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -68,6 +69,22 @@ start_redis() {
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
     export BULWARK_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
     export BULWARK_TEST_REDIS_SERVER="$(command -v redis-server)"
+}
+
+# start_s3: an S3-compatible server on loopback (moto's server mode, pinned, in its own venv
+# under target/) with the bucket `bulwark-test`; exports BULWARK_TEST_S3_ENDPOINT.
+start_s3() {
+    local venv=${ROOT:-$PWD}/target/s3-venv
+    if ! "$venv/bin/pip" freeze 2>/dev/null | grep -qx "moto==5.2.5"; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==5.2.5"
+    fi
+    S3_PORT=$(free_port)
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" > "$WORK/moto.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$S3_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+    curl -sf -X PUT "http://127.0.0.1:$S3_PORT/bulwark-test" >/dev/null
+    export BULWARK_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 }
 
 stop_services() {

@@ -68,15 +68,16 @@ step "building the tests"
 cargo nextest run --locked --workspace --no-run
 
 # --- services -------------------------------------------------------------------------
-step "starting PostgreSQL and Redis on loopback"
+step "starting PostgreSQL, Redis and an S3-compatible server (moto) on loopback"
 start_postgres
 start_redis
+start_s3
 
 # --- tests ----------------------------------------------------------------------------
 step "unit tests and integration tests on SQLite"
 BULWARK_TEST_DB=sqlite cargo nextest run --locked --workspace --no-fail-fast
 
-step "integration tests on PostgreSQL"
+step "integration tests on PostgreSQL (documents in S3)"
 BULWARK_TEST_DB=postgres cargo nextest run --locked --test it --no-fail-fast
 
 step "API fuzzing with schemathesis (user token, then a scoped API key)"

@@ -186,6 +186,13 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
     .await;
     let task = created("/api/v1/tasks", json!({"title": "Task A"})).await;
     let passkey = crate::support::passkey::Passkey::new().register(app, a).await;
+    let document = {
+        let response = app
+            .upload_as(&a.token, &[("contact_id", &contact)], "a.txt", b"private".to_vec())
+            .await;
+        assert_eq!(response.status(), 201, "upload a document");
+        response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned()
+    };
     let none = json!({});
     BTreeMap::from([
         ("/api/v1/users/{id}", (a.user_id.clone(), json!({"role": "readonly"}))),
@@ -207,6 +214,8 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         ("/api/v1/activities/{id}", (activity, json!({"subject": "renamed"}))),
         ("/api/v1/tasks/{id}", (task, json!({"done": true}))),
         ("/api/v1/auth/webauthn/credentials/{id}", (passkey, none.clone())),
+        ("/api/v1/documents/{id}", (document.clone(), none.clone())),
+        ("/api/v1/documents/{id}/content", (document, none.clone())),
     ])
 }
 
@@ -274,6 +283,7 @@ async fn snapshot(
         if path.starts_with("/api/v1/auth")
             || path.starts_with("/api/v1/users")
             || path.ends_with("/erase")
+            || path.ends_with("/content")
             || path.contains("api-keys")
             || path.contains("invitations")
         {

@@ -12,6 +12,7 @@ mod audit;
 mod backup;
 mod controls;
 mod crm;
+mod documents;
 mod hardening;
 mod hot_path;
 mod identity;

@@ -11,6 +11,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
 
 /// A command with an empty environment but for `PATH` and the given settings.
 pub fn command(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+    super::tls_provider();
     let mut command = Command::new(BIN);
     command.env_clear().current_dir(dir).args(args).stdin(Stdio::null());
     if let Ok(path) = std::env::var("PATH") {

@@ -31,6 +31,13 @@ pub enum Backend {
     Postgres,
 }
 
+/// The product's reqwest (the object store's client) brings no TLS provider of its own;
+/// the application installs ring at start-up, and so does every test that may build a
+/// client before or without one.
+pub fn tls_provider() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn backend() -> Backend {
     match std::env::var("BULWARK_TEST_DB").as_deref() {
         Ok("postgres") => Backend::Postgres,
@@ -55,6 +62,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> TestDb {
+        tls_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         match backend() {
             Backend::Sqlite => TestDb { backend: Backend::Sqlite, dir, name: None },
@@ -192,6 +200,23 @@ impl TestApp {
             ("BULWARK_MASTER_KEYS".into(), MASTER_KEYS.into()),
         ];
         settings.extend(db.settings());
+        // Documents: on the local disk of the data directory, but in the S3-compatible
+        // server of scripts/test.sh on the PostgreSQL pass (a prefix per test). That server
+        // speaks plain HTTP, which only the development profile accepts.
+        let development = extra.iter().all(|(k, v)| *k != "BULWARK_ENV" || *v == "development");
+        if db.backend == Backend::Postgres
+            && development
+            && let Ok(endpoint) = std::env::var("BULWARK_TEST_S3_ENDPOINT")
+        {
+            let prefix = uuid::Uuid::new_v4().simple().to_string();
+            settings.extend([
+                ("BULWARK_STORAGE_URL".into(), format!("s3://bulwark-test/{prefix}")),
+                ("BULWARK_S3_ENDPOINT".into(), endpoint),
+                ("BULWARK_S3_ACCESS_KEY_ID".into(), "test".into()),
+                ("BULWARK_S3_SECRET_ACCESS_KEY".into(), "test-secret".into()),
+                ("BULWARK_S3_FORCE_PATH_STYLE".into(), "on".into()),
+            ]);
+        }
         // An empty value unsets a harness default, so the product's own default applies.
         for (key, value) in extra {
             settings.retain(|(k, _)| k != key);
@@ -364,6 +389,7 @@ pub async fn expect_problem(response: reqwest::Response, status: u16) -> Value {
 
 /// Runs a future to completion from a plain (non-async) test.
 pub fn block_on<F: Future>(future: F) -> F::Output {
+    tls_provider();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -412,6 +438,32 @@ impl TestApp {
 
     pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
         self.send(reqwest::Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// POST /api/v1/documents: `bytes` as the file `name` (declared PDF: the server sniffs)
+    /// attached to the record of each `(field, id)` in `links` (e.g. `("contact_id", id)`).
+    pub async fn upload_as(
+        &self,
+        token: &str,
+        links: &[(&str, &str)],
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new();
+        for (field, value) in links {
+            form = form.text((*field).to_owned(), (*value).to_owned());
+        }
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_owned())
+            .mime_str("application/pdf")
+            .expect("a valid media type");
+        self.client
+            .post(self.url("/api/v1/documents"))
+            .bearer_auth(token)
+            .multipart(form.part("file", part))
+            .send()
+            .await
+            .expect("upload")
     }
 
     pub async fn patch_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
