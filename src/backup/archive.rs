@@ -6,7 +6,8 @@
 //! [{"b":"AZPz…"},"Acme","active",1733390000000]          one line per row
 //! {"end":{"name":"tenants","rows":1,"sha256":"…"}}        SHA-256 of the row lines
 //! …                                                        every table, in restore order
-//! {"manifest":{"tables":[…],"documents":0,"completed_at":…}}
+//! {"table":{"name":"@objects","columns":[…]}}             local-disk document contents
+//! {"manifest":{"tables":[…],"documents":3,"completed_at":…}}
 //! ```
 //!
 //! A cell is `null`, an integer, a string (text) or `{"b": base64}` (bytes: blobs and UUIDs,
@@ -70,7 +71,7 @@ pub struct TableSummary {
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub tables: Vec<TableSummary>,
-    /// Document objects in the archive (none until documents are stored on local disk).
+    /// Document contents in the archive (`@objects`; none when documents are in S3).
     pub documents: u64,
     pub completed_at: Timestamp,
 }

@@ -12,6 +12,7 @@
 //! again.
 
 pub mod archive;
+mod objects;
 pub mod schedule;
 mod store;
 
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
+use crate::documents::storage::Storage;
 use crate::store::{Store, StoreError, SystemTx};
 use archive::{Cell, Cells, Header, Line, Manifest, Record, TableHash, TableSummary};
 pub use schedule::Schedule;
@@ -79,6 +81,8 @@ pub enum BackupError {
     Newer(i64, i64),
     #[error("the target database is not empty: a restore writes only into an empty database")]
     NotEmpty,
+    #[error("document contents: {0}")]
+    Objects(String),
     #[error("the archive writer stopped before the end")]
     WriterGone,
 }
@@ -97,9 +101,11 @@ pub struct Created {
     pub bytes: u64,
 }
 
-/// Writes an archive of the whole database to `to`, encrypted to `recipients`.
+/// Writes an archive of the whole database to `to`, encrypted to `recipients`, with the
+/// document contents of `storage` when it is a local disk (`objects`).
 pub async fn create(
     db: &Store,
+    storage: &Storage,
     recipients: &[age::x25519::Recipient],
     to: &Path,
 ) -> Result<Created, BackupError> {
@@ -145,8 +151,16 @@ pub async fn create(
             }
             sink.end_table().await?;
         }
+        let mut documents = 0;
+        if storage.kind == "file" {
+            sink.start_table(objects::TABLE, objects::COLUMNS.map(str::to_owned).to_vec()).await?;
+            for (tenant, document) in store::document_ids(&mut tx, &tenants).await? {
+                documents += u64::from(objects::dump(storage, tenant, document, &mut sink).await?);
+            }
+            sink.end_table().await?;
+        }
         tx.commit().await?;
-        sink.finish(0).await
+        sink.finish(documents).await
     }
     .await;
     // The writer renames the archive into place only after `finish`; on an error it was
@@ -252,6 +266,14 @@ pub struct Restored {
     pub manifest: Manifest,
     /// Key rows left out because their tenant is in the shred ledger.
     pub shredded_keys: u64,
+    /// Document rows left out because their object was deleted while the backup ran.
+    pub dropped_documents: u64,
+}
+
+/// The table a restore is writing.
+enum Current<'a> {
+    Rows(Restoring),
+    Objects(objects::Restorer<'a>),
 }
 
 /// The table being restored: its insert statement and how each archived column binds.
@@ -293,10 +315,13 @@ impl Restoring {
 }
 
 /// Writes an archive into `db`, which must be migrated and empty, in one transaction that
-/// commits only when every table and the manifest checked out. `shredded` tenants get no
-/// keys back.
+/// commits only when every table and the manifest checked out, and its document contents
+/// into `storage`. `shredded` tenants get no keys back. Objects written before a failure
+/// stay behind as unreadable ciphertext (their keys were never committed); a second restore
+/// into the same empty database overwrites them.
 pub async fn restore(
     db: &Store,
+    storage: &Storage,
     from: &Path,
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
     shredded: &[Uuid],
@@ -308,20 +333,36 @@ pub async fn restore(
     }
     let ours = store::schema_version(&mut tx).await?;
     let mut checker = Checker::default();
-    let mut current: Option<Restoring> = None;
+    let mut current: Option<Current> = None;
     let mut tenant: Option<Uuid> = None;
     let mut chains: HashSet<Uuid> = HashSet::new();
     let mut shredded_keys = 0;
+    let mut restored_objects = None;
     while let Some(raw) = lines.recv().await {
         match checker.accept(&raw?)? {
             Line::Record(Record::Header(h)) if h.schema_version > ours => {
                 return Err(BackupError::Newer(h.schema_version, ours));
             }
+            Line::Record(Record::Table(start)) if start.name == objects::TABLE => {
+                current = Some(Current::Objects(objects::Restorer::new(storage, shredded)));
+            }
             Line::Record(Record::Table(start)) => {
-                current = Some(prepare(&mut tx, start.name, start.columns).await?);
+                current = Some(Current::Rows(prepare(&mut tx, start.name, start.columns).await?));
+            }
+            Line::Record(Record::End(_)) => {
+                if let Some(Current::Objects(restorer)) = current.take() {
+                    restored_objects = Some(restorer.finish().await?);
+                }
             }
             Line::Row(cells) => {
-                let Some(table) = &current else { continue };
+                let table = match &mut current {
+                    Some(Current::Rows(table)) => table,
+                    Some(Current::Objects(restorer)) => {
+                        restorer.row(&cells).await?;
+                        continue;
+                    }
+                    None => continue,
+                };
                 if table.table == "tenant_keys"
                     && table.uuid(&cells, "tenant_id")?.is_some_and(|t| shredded.contains(&t))
                 {
@@ -341,8 +382,20 @@ pub async fn restore(
         }
     }
     let (header, manifest) = checker.finish()?;
+    // With the contents archived, a row whose object was not is a document deleted while
+    // the backup ran: it goes too, as it would have.
+    let mut dropped_documents = 0;
+    if let Some(restored) = restored_objects {
+        let tenants = store::tenant_ids(&mut tx).await?;
+        for (tenant, document) in store::document_ids(&mut tx, &tenants).await? {
+            if !restored.contains(&(tenant, document)) && !shredded.contains(&tenant) {
+                store::drop_document(&mut tx, tenant, document).await?;
+                dropped_documents += 1;
+            }
+        }
+    }
     tx.commit().await?;
-    Ok(Restored { header, manifest, shredded_keys })
+    Ok(Restored { header, manifest, shredded_keys, dropped_documents })
 }
 
 /// Looks up the archived table in `TABLES` and the target's catalog; every archived column
@@ -421,11 +474,8 @@ async fn restore_special(
 
 /// Each table's rows in `db` against the manifest (after a restore, before anything else
 /// writes): a table that differs is named.
-pub async fn compare_counts(
-    db: &Store,
-    manifest: &Manifest,
-    shredded_keys: u64,
-) -> Result<Vec<String>, BackupError> {
+pub async fn compare_counts(db: &Store, restored: &Restored) -> Result<Vec<String>, BackupError> {
+    let manifest = &restored.manifest;
     let mut tx = db.snapshot_read().await?;
     let tenants = store::tenant_ids(&mut tx).await?;
     let mut differ = vec![];
@@ -443,10 +493,12 @@ pub async fn compare_counts(
                 }
             }
         }
-        let expected = if table == "tenant_keys" {
-            summary.rows.saturating_sub(shredded_keys)
-        } else {
-            summary.rows
+        let expected = match table {
+            "tenant_keys" => summary.rows.saturating_sub(restored.shredded_keys),
+            "documents" => summary.rows.saturating_sub(restored.dropped_documents),
+            // Each dropped row queued its (absent) object's removal, as any deletion does.
+            "document_deletions" => summary.rows + restored.dropped_documents,
+            _ => summary.rows,
         };
         if u64::try_from(rows).ok() != Some(expected) {
             differ.push(format!("{table}: {rows} rows, the archive holds {expected}"));

@@ -111,7 +111,8 @@ pub async fn run(
 ) -> Result<(PathBuf, Created), BackupError> {
     let started = Instant::now();
     let path = target(to);
-    let outcome = super::create(app.store(), &app.config().backup.recipients, &path).await;
+    let outcome =
+        super::create(app.store(), app.storage(), &app.config().backup.recipients, &path).await;
     let seconds = started.elapsed().as_secs_f64();
     let event = Event::new(Action::BackupCreate)
         .by_system(by)

@@ -296,6 +296,39 @@ pub async fn start_audit_head(
         .map(|_| ())
 }
 
+/// Every document's (tenant, id), tenant by tenant (row-level security admits no other way).
+pub async fn document_ids(
+    tx: &mut SystemTx,
+    tenants: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+    let mut ids = vec![];
+    for &tenant in tenants {
+        enter_tenant(tx, tenant).await?;
+        let documents: Vec<Uuid> =
+            query("SELECT id FROM documents WHERE tenant_id = $1 ORDER BY id")
+                .bind(tenant)
+                .scalars(tx)
+                .await?;
+        ids.extend(documents.into_iter().map(|d| (tenant, d)));
+    }
+    Ok(ids)
+}
+
+/// Deletes a restored document row whose object the archive did not have.
+pub async fn drop_document(
+    tx: &mut SystemTx,
+    tenant: Uuid,
+    document: Uuid,
+) -> Result<(), StoreError> {
+    enter_tenant(tx, tenant).await?;
+    query("DELETE FROM documents WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(document)
+        .execute(tx)
+        .await
+        .map(|_| ())
+}
+
 /// Rows of a table (of one tenant, for per-tenant tables).
 pub async fn count(
     tx: &mut SystemTx,

@@ -24,9 +24,10 @@ pub async fn create(state: &AppState, to: &Path) -> ExitCode {
             let rows: u64 = created.manifest.tables.iter().map(|t| t.rows).sum();
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             println!(
-                "backup written to {}: {} tables, {rows} rows, {} bytes ({} before encryption), {:.1} s",
+                "backup written to {}: {} tables, {rows} rows, {} document contents, {} bytes ({} before encryption), {:.1} s",
                 path.display(),
                 created.manifest.tables.len(),
+                created.manifest.documents,
                 size,
                 created.bytes,
                 started.elapsed().as_secs_f64()
@@ -73,12 +74,13 @@ pub async fn restore(state: &AppState, from: &Path, identity: &Path) -> ExitCode
         Ok(tenants) => tenants.into_iter().map(|t| t.as_uuid()).collect::<Vec<_>>(),
         Err(err) => return fail(err),
     };
-    let restored = match backup::restore(state.store(), from, identities, &shredded).await {
-        Ok(restored) => restored,
-        Err(err) => return fail(err),
-    };
+    let restored =
+        match backup::restore(state.store(), state.storage(), from, identities, &shredded).await {
+            Ok(restored) => restored,
+            Err(err) => return fail(err),
+        };
     let rows: u64 = restored.manifest.tables.iter().map(|t| t.rows).sum();
-    match backup::compare_counts(state.store(), &restored.manifest, restored.shredded_keys).await {
+    match backup::compare_counts(state.store(), &restored).await {
         Ok(differ) if differ.is_empty() => {}
         Ok(differ) => return fail(format!("the restored rows differ: {}", differ.join("; "))),
         Err(err) => return fail(err),
@@ -91,11 +93,12 @@ pub async fn restore(state: &AppState, from: &Path, identity: &Path) -> ExitCode
         Ok(report) if report.broken.is_empty() => {
             println!(
                 "restored {rows} rows of {} tables (schema {}, from {}) in {:.1} s; \
-                 {} tenant(s) of the shred ledger deleted again; audit log verified: {} chain(s), {} event(s)",
+                 {} document contents; {} tenant(s) of the shred ledger deleted again; audit log verified: {} chain(s), {} event(s)",
                 restored.manifest.tables.len(),
                 restored.header.schema_version,
                 restored.header.backend,
                 started.elapsed().as_secs_f64(),
+                restored.manifest.documents,
                 applied.len(),
                 report.chains,
                 report.events

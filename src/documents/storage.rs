@@ -95,6 +95,21 @@ impl Storage {
         Ok((size, got.into_stream().map_err(StorageError::from).boxed()))
     }
 
+    /// Like [`Storage::read`], but `None` when there is no such object.
+    pub async fn read_existing(
+        &self,
+        path: &ObjectPath,
+    ) -> Result<Option<(u64, BoxStream<'static, Result<Bytes, StorageError>>)>, StorageError> {
+        match self.store.get(path).await {
+            Ok(got) => {
+                let size = got.meta.size;
+                Ok(Some((size, got.into_stream().map_err(StorageError::from).boxed())))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// Deletes an object; one already gone is fine.
     pub async fn delete(&self, path: &ObjectPath) -> Result<(), StorageError> {
         match self.store.delete(path).await {

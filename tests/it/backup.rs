@@ -75,6 +75,40 @@ fn sqlite_db() -> TestDb {
     TestDb { backend: Backend::Sqlite, dir: tempfile::tempdir().expect("tempdir"), name: None }
 }
 
+/// Documents on the first contact: empty, small, and of several chunks and archive pieces.
+async fn upload_documents(app: &TestApp, by: &Account, contact: &str) -> Vec<(String, Vec<u8>)> {
+    let large: Vec<u8> = (0..1_500_000).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut documents = vec![];
+    for (n, bytes) in [vec![], b"a short note".to_vec(), large].into_iter().enumerate() {
+        let response = app
+            .upload_as(&by.token, &[("contact_id", contact)], &format!("d{n}.txt"), bytes.clone())
+            .await;
+        assert_eq!(response.status(), 201, "upload");
+        let view: Value = response.json().await.expect("json");
+        documents.push((view["id"].as_str().expect("id").to_owned(), bytes));
+    }
+    documents
+}
+
+/// Every document reads back byte for byte from `app`.
+async fn documents_read_back(app: &TestApp, by: &Account, documents: &[(String, Vec<u8>)]) {
+    for (id, bytes) in documents {
+        let response = app.get_as(&by.token, &format!("/api/v1/documents/{id}/content")).await;
+        assert_eq!(response.status(), 200, "document {id}");
+        assert_eq!(&response.bytes().await.expect("body")[..], &bytes[..], "document {id}");
+    }
+}
+
+/// The document storage settings of `app` (S3 on the PostgreSQL pass), for an instance that
+/// must find the same objects; none for a local disk, which follows the data directory.
+fn storage_of(app: &TestApp) -> Vec<(&str, &str)> {
+    app.settings
+        .iter()
+        .filter(|(k, _)| k.starts_with("BULWARK_STORAGE") || k.starts_with("BULWARK_S3"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 /// Signs in as `who` on a restored instance (second factor through a backup code the test
 /// kept) and reads a contact revealed: the data decrypts.
 async fn reads_back(restored: &TestApp, from: &TestApp, who: &Account, contact_id: &str) {
@@ -110,6 +144,19 @@ async fn a_backup_taken_under_writes_restores_whole_into_either_backend() {
     let owner = app.signup("Acme").await;
     app.step_up(&owner).await; // TOTP and backup codes: an MFA user
     let created = create_contacts(&app, &owner, contacts).await;
+    let first_contact = created[0]["id"].as_str().expect("id");
+    let documents = upload_documents(&app, &owner, first_contact).await;
+    // On a local disk the contents go into the archive. One object vanishes before the
+    // backup reads it (as when the document is deleted while the backup runs): the restore
+    // leaves its row out too.
+    let local = storage_of(&app).is_empty();
+    let mut vanished = None;
+    if local {
+        let (id, _) = &upload_documents(&app, &owner, first_contact).await[1];
+        let path = app.db.dir.path().join("documents").join(&owner.tenant_id).join(id);
+        std::fs::remove_file(&path).expect("the object is a file under documents/");
+        vanished = Some(id.clone());
+    }
     let work = tempfile::tempdir().expect("tempdir");
     let keys = keys(work.path());
     let archive = work.path().join("bulwark.age");
@@ -224,7 +271,7 @@ async fn a_backup_taken_under_writes_restores_whole_into_either_backend() {
         )
         .await;
         assert_eq!(unmatched, "0", "contacts and their audit events come from one snapshot");
-        let restored = TestApp::spawn_on(target, &[]).await;
+        let restored = TestApp::spawn_on(target, &storage_of(&app)).await;
         let first = created[0]["id"].as_str().expect("id");
         let last = created[contacts - 1]["id"].as_str().expect("id");
         reads_back(&restored, &app, &owner, first).await;
@@ -235,6 +282,11 @@ async fn a_backup_taken_under_writes_restores_whole_into_either_backend() {
             .await
             .expect("json");
         assert_eq!(listed["id"], last, "every contact written before the backup is there");
+        documents_read_back(&restored, &owner, &documents).await;
+        if let Some(id) = &vanished {
+            let response = restored.get_as(&owner.token, &format!("/api/v1/documents/{id}")).await;
+            assert_eq!(response.status(), 404, "a document without its object is left out");
+        }
     }
 }
 
@@ -247,6 +299,7 @@ async fn a_sqlite_backup_moves_into_postgresql_postgres_only() {
     let owner = app.signup("Moving").await;
     app.step_up(&owner).await;
     let created = create_contacts(&app, &owner, 50).await;
+    let documents = upload_documents(&app, &owner, created[0]["id"].as_str().expect("id")).await;
     let work = tempfile::tempdir().expect("tempdir");
     let keys = keys(work.path());
     let archive = work.path().join("sqlite.age");
@@ -273,8 +326,10 @@ async fn a_sqlite_backup_moves_into_postgresql_postgres_only() {
     .await;
     assert!(ok, "{text}");
     assert!(text.contains("from sqlite"), "{text}");
-    let restored = TestApp::spawn_on(target, &[]).await;
+    // The documents came in the archive onto the target's local disk (no S3 here).
+    let restored = TestApp::spawn_on(target, &[("BULWARK_STORAGE_URL", "")]).await;
     reads_back(&restored, &app, &owner, created[49]["id"].as_str().expect("id")).await;
+    documents_read_back(&restored, &owner, &documents).await;
 }
 
 #[tokio::test]
