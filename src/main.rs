@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use bulwark::backup::Location;
 use bulwark::config::{self, ConfigInput, DevSecrets};
 use bulwark::{Application, telemetry};
 use clap::{Parser, Subcommand};
@@ -74,8 +75,8 @@ enum Command {
     /// Restore a backup into an empty database of either backend (SQLite's into PostgreSQL
     /// to move), then compare the row counts, apply the shred ledger and verify the audit log.
     Restore {
-        #[arg(long, value_name = "PATH")]
-        from: PathBuf,
+        #[arg(long, value_name = "PATH|s3://BUCKET/KEY", value_parser = Location::parse)]
+        from: Location,
         /// An age identity file (`AGE-SECRET-KEY-1…`) of one of the backup's recipients.
         #[arg(long, value_name = "FILE")]
         identity: PathBuf,
@@ -88,14 +89,15 @@ enum BackupCommand {
     /// while `serve` goes on.
     Create {
         /// A file, or a directory that gets a dated archive and keeps the newest
-        /// BULWARK_BACKUP_KEEP.
-        #[arg(long, value_name = "PATH")]
-        to: PathBuf,
+        /// BULWARK_BACKUP_KEEP, or `s3://BUCKET/KEY` (a key ending in `/` gets a dated name)
+        /// with the BULWARK_S3_* settings.
+        #[arg(long, value_name = "PATH|s3://BUCKET/KEY", value_parser = Location::parse)]
+        to: Location,
     },
     /// Decrypt and check every hash of an archive without writing anything.
     Verify {
-        #[arg(long, value_name = "PATH")]
-        from: PathBuf,
+        #[arg(long, value_name = "PATH|s3://BUCKET/KEY", value_parser = Location::parse)]
+        from: Location,
         #[arg(long, value_name = "FILE")]
         identity: PathBuf,
     },
@@ -165,7 +167,18 @@ fn main() -> ExitCode {
             runtime.block_on(delete_tenant(&input, tenant))
         }
         Command::Backup { command: BackupCommand::Verify { from, identity } } => {
-            runtime.block_on(commands::backup::verify(&from, &identity))
+            runtime.block_on(async {
+                // A file needs no configuration; an S3 object needs the S3 settings.
+                let config = match from {
+                    Location::File(_) => None,
+                    Location::S3 { .. } => match load_for_run(&input) {
+                        Some(config) => Some(config),
+                        None => return ExitCode::FAILURE,
+                    },
+                };
+                commands::backup::verify(&from, config.as_ref().map(|c| &c.storage), &identity)
+                    .await
+            })
         }
         Command::Backup { command: BackupCommand::Create { to } } => runtime.block_on(async {
             let Some(state) = open_state(&input).await else { return ExitCode::FAILURE };

@@ -19,8 +19,8 @@
 //! Encryption and file I/O run on a thread of their own, fed through a bounded channel, so
 //! memory stays bounded whatever the size and the runtime's threads never block on disk.
 
-use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -29,6 +29,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use super::BackupError;
+use super::location::{Input, Output};
 use crate::clock::Timestamp;
 use crate::crypto::hex;
 
@@ -210,73 +211,72 @@ fn encode_line(value: &impl Serialize) -> Result<Vec<u8>, BackupError> {
     Ok(line)
 }
 
-/// Starts the encrypting writer on `path` (written as `path.partial`, renamed into place
-/// only when complete, readable by its owner only). Returns the sink to write to and the
-/// thread to join once the sink is finished.
+/// The encrypting thread: (plaintext bytes, archive bytes) once it is done.
+pub type Writer = std::thread::JoinHandle<Result<(u64, u64), BackupError>>;
+
+/// Starts the encrypting writer on `output` (a file appears under its name only when
+/// complete, readable by its owner only; an S3 object only when its upload completes).
+/// Returns the sink to write to and the thread to join once the sink is finished; the
+/// thread returns the plaintext bytes it encrypted and the archive's size.
 pub fn writer(
-    path: &Path,
+    output: Output,
     recipients: &[age::x25519::Recipient],
-) -> Result<(Sink, std::thread::JoinHandle<Result<u64, BackupError>>), BackupError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let partial = partial_path(path);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(|err| BackupError::io(&partial, err))?;
+) -> Result<(Sink, Writer), BackupError> {
     let encryptor =
         age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
             .map_err(|_| BackupError::Recipients)?;
     let (tx, mut rx) = mpsc::channel::<Chunk>(BATCHES_IN_FLIGHT);
-    let target = path.to_owned();
+    let partial = output.partial();
+    let failed = |err: std::io::Error| BackupError::Objects(format!("writing the archive: {err}"));
     let thread = std::thread::Builder::new()
         .name("backup-writer".into())
         .spawn(move || {
             let written = (|| {
-                let mut out = encryptor
-                    .wrap_output(BufWriter::new(file))
-                    .map_err(|err| BackupError::io(&partial, err))?;
+                let counted = Counted { inner: output, bytes: 0 };
+                let mut out = encryptor.wrap_output(counted).map_err(failed)?;
                 let mut bytes = 0u64;
                 loop {
                     match rx.blocking_recv() {
                         Some(Chunk::Data(batch)) => {
                             bytes += batch.len() as u64;
-                            out.write_all(&batch).map_err(|err| BackupError::io(&partial, err))?;
+                            out.write_all(&batch).map_err(failed)?;
                         }
                         Some(Chunk::Done) => break,
                         None => return Err(BackupError::WriterGone),
                     }
                 }
-                let file = out
-                    .finish()
-                    .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
-                    .map_err(|err| BackupError::io(&partial, err))?;
-                file.sync_all().map_err(|err| BackupError::io(&partial, err))?;
-                Ok(bytes)
+                let counted = out.finish().map_err(failed)?;
+                counted.inner.commit()?;
+                Ok((bytes, counted.bytes))
             })();
-            match written {
-                Ok(bytes) => {
-                    std::fs::rename(&partial, &target)
-                        .map_err(|err| BackupError::io(&target, err))?;
-                    Ok(bytes)
-                }
-                Err(err) => {
-                    let _ = std::fs::remove_file(&partial);
-                    Err(err)
-                }
+            if written.is_err()
+                && let Some(partial) = partial
+            {
+                let _ = std::fs::remove_file(&partial);
             }
+            written
         })
-        .map_err(|err| BackupError::io(path, err))?;
+        .map_err(|err| BackupError::Objects(format!("the writer thread: {err}")))?;
     let sink = Sink { tx, batch: Vec::with_capacity(BATCH_BYTES), table: None, summaries: vec![] };
     Ok((sink, thread))
 }
 
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".partial");
-    PathBuf::from(name)
+/// Counts the encrypted bytes on their way out.
+struct Counted {
+    inner: Output,
+    bytes: u64,
+}
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads identities from an age identity file (`AGE-SECRET-KEY-1…` lines, `#` comments).
@@ -293,17 +293,16 @@ pub fn identities(file: &Path) -> Result<Vec<Box<dyn age::Identity + Send + Sync
 /// Starts the decrypting reader: lines come out of the returned channel, raw (row lines are
 /// hashed as written). An error ends the stream with `Err`.
 pub fn reader(
-    path: &Path,
+    input: Input,
+    shown: String,
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
 ) -> Result<mpsc::Receiver<Result<Vec<u8>, BackupError>>, BackupError> {
-    let file = std::fs::File::open(path).map_err(|err| BackupError::io(path, err))?;
     let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT * 64);
-    let shown = path.to_owned();
     std::thread::Builder::new()
         .name("backup-reader".into())
         .spawn(move || {
             let lines = (|| {
-                let decryptor = age::Decryptor::new_buffered(BufReader::new(file))
+                let decryptor = age::Decryptor::new_buffered(BufReader::new(input))
                     .map_err(|_| BackupError::Corrupt("not an age file".into()))?;
                 let stream = decryptor
                     .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
@@ -329,15 +328,14 @@ pub fn reader(
                     // age refuses a chunk whose tag does not match or a stream cut short.
                     Err(_) => {
                         let _ = tx.blocking_send(Err(BackupError::Corrupt(format!(
-                            "{} does not decrypt: altered or truncated",
-                            shown.display()
+                            "{shown} does not decrypt: altered or truncated"
                         ))));
                         return;
                     }
                 }
             }
         })
-        .map_err(|err| BackupError::io(path, err))?;
+        .map_err(|err| BackupError::Objects(format!("the reader thread: {err}")))?;
     Ok(rx)
 }
 

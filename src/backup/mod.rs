@@ -12,6 +12,7 @@
 //! again.
 
 pub mod archive;
+mod location;
 mod objects;
 pub mod schedule;
 mod store;
@@ -22,9 +23,11 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
+use crate::config::StorageConfig;
 use crate::documents::storage::Storage;
 use crate::store::{Store, StoreError, SystemTx};
 use archive::{Cell, Cells, Header, Line, Manifest, Record, TableHash, TableSummary};
+pub use location::Location;
 pub use schedule::Schedule;
 use store::Target;
 pub use store::{Lock, Reach, exclusive};
@@ -99,20 +102,24 @@ pub struct Created {
     pub manifest: Manifest,
     /// Plaintext bytes before encryption.
     pub bytes: u64,
+    /// The archive's size.
+    pub size: u64,
 }
 
-/// Writes an archive of the whole database to `to`, encrypted to `recipients`, with the
-/// document contents of `storage` when it is a local disk (`objects`).
+/// Writes an archive of the whole database to `to` (S3 through the settings of `config`),
+/// encrypted to `recipients`, with the document contents of `storage` when it is a local
+/// disk (`objects`).
 pub async fn create(
     db: &Store,
     storage: &Storage,
+    config: &StorageConfig,
     recipients: &[age::x25519::Recipient],
-    to: &Path,
+    to: &Location,
 ) -> Result<Created, BackupError> {
     if recipients.is_empty() {
         return Err(BackupError::Recipients);
     }
-    let (mut sink, writer) = archive::writer(to, recipients)?;
+    let (mut sink, writer) = archive::writer(to.output(config)?, recipients)?;
     let dumped = async {
         let mut tx = db.snapshot_read().await?;
         let header = Header {
@@ -170,7 +177,8 @@ pub async fn create(
         .map_err(|_| BackupError::WriterGone)?
         .map_err(|_| BackupError::WriterGone)?;
     let manifest = dumped?;
-    Ok(Created { manifest, bytes: written? })
+    let (bytes, size) = written?;
+    Ok(Created { manifest, bytes, size })
 }
 
 /// Checks each line of an archive as it is read: a header first, rows inside tables, every
@@ -248,10 +256,11 @@ impl Checker {
 
 /// Reads a whole archive and checks every hash; writes nothing.
 pub async fn verify(
-    from: &Path,
+    from: &Location,
+    config: Option<&StorageConfig>,
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
 ) -> Result<(Header, Manifest), BackupError> {
-    let mut lines = archive::reader(from, identities)?;
+    let mut lines = archive::reader(from.input(config).await?, from.to_string(), identities)?;
     let mut checker = Checker::default();
     while let Some(line) = lines.recv().await {
         checker.accept(&line?)?;
@@ -322,11 +331,12 @@ impl Restoring {
 pub async fn restore(
     db: &Store,
     storage: &Storage,
-    from: &Path,
+    config: &StorageConfig,
+    from: &Location,
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
     shredded: &[Uuid],
 ) -> Result<Restored, BackupError> {
-    let mut lines = archive::reader(from, identities)?;
+    let mut lines = archive::reader(from.input(Some(config)).await?, from.to_string(), identities)?;
     let mut tx = db.system_tx().await?;
     if !store::is_empty(&mut tx).await? {
         return Err(BackupError::NotEmpty);

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{BackupError, Created};
+use super::{BackupError, Created, Location};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
@@ -78,11 +78,6 @@ pub fn archive_name(at: Timestamp) -> String {
     )
 }
 
-/// Where an archive goes: into `to` under a dated name when `to` is a directory.
-pub fn target(to: &Path) -> PathBuf {
-    if to.is_dir() { to.join(archive_name(Timestamp::now())) } else { to.to_owned() }
-}
-
 /// Deletes all but the newest `keep` archives named by `archive_name` in `dir`.
 pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
     let mut archives: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -102,24 +97,33 @@ pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// One backup to `to` (a file, or a directory that gets a dated file and keeps the newest
-/// `BULWARK_BACKUP_KEEP`), with its metrics and its audit event in the platform chain.
+/// One backup to `to` (a file or an S3 key; a directory or a key ending in `/` gets a
+/// dated name, and a directory keeps the newest `BULWARK_BACKUP_KEEP` — an S3 prefix's
+/// lifecycle rules do that for a bucket), with its metrics and its audit event in the
+/// platform chain.
 pub async fn run(
     app: &AppState,
-    to: &Path,
+    to: &Location,
     by: &'static str,
-) -> Result<(PathBuf, Created), BackupError> {
+) -> Result<(Location, Created), BackupError> {
     let started = Instant::now();
-    let path = target(to);
-    let outcome =
-        super::create(app.store(), app.storage(), &app.config().backup.recipients, &path).await;
+    let target = to.dated(&archive_name(Timestamp::now()));
+    let config = app.config();
+    let outcome = super::create(
+        app.store(),
+        app.storage(),
+        &config.storage,
+        &config.backup.recipients,
+        &target,
+    )
+    .await;
     let seconds = started.elapsed().as_secs_f64();
     let event = Event::new(Action::BackupCreate)
         .by_system(by)
         .detail("duration_ms", (seconds * 1000.0) as u64);
     let event = match &outcome {
         Ok(created) => {
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let size = created.size;
             metrics::counter!("backups_total", "outcome" => "success").increment(1);
             metrics::gauge!("backup_last_success_timestamp_seconds")
                 .set(Timestamp::now().secs() as f64);
@@ -138,14 +142,16 @@ pub async fn run(
     audit::record_platform(&mut tx, None, &RequestContext::system(), event).await?;
     tx.commit().await?;
     let created = outcome?;
-    if to.is_dir() {
+    if let Location::File(dir) = to
+        && dir.is_dir()
+    {
         let removed =
-            prune(to, app.config().backup.keep).map_err(|err| BackupError::io(to, err))?;
+            prune(dir, app.config().backup.keep).map_err(|err| BackupError::io(dir, err))?;
         if !removed.is_empty() {
             tracing::info!(removed = removed.len(), "older backups pruned");
         }
     }
-    Ok((path, created))
+    Ok((target, created))
 }
 
 /// Start-up: the metrics the backup alerts read, from the audit log's latest success (so a
@@ -167,8 +173,10 @@ pub async fn publish_state(app: &AppState) -> Result<(), BackupError> {
 pub async fn scheduler(app: AppState) {
     let Some(schedule) = app.config().backup.schedule else { return };
     let to = app.config().backup.to.clone();
-    if let Err(err) = std::fs::DirBuilder::new().recursive(true).create(&to) {
-        tracing::error!(error = %err, dir = %to.display(), "the backup directory cannot be created");
+    if let Location::File(dir) = &to
+        && let Err(err) = std::fs::DirBuilder::new().recursive(true).create(dir)
+    {
+        tracing::error!(error = %err, dir = %dir.display(), "the backup directory cannot be created");
     }
     let mut done: Option<Timestamp> = None;
     let mut retry_at: Option<Instant> = None;
@@ -193,7 +201,7 @@ pub async fn scheduler(app: AppState) {
 }
 
 /// Backs up unless another instance holds the lock or the slot already has a backup.
-async fn run_in_slot(app: &AppState, slot: Timestamp, to: &Path) -> Result<(), BackupError> {
+async fn run_in_slot(app: &AppState, slot: Timestamp, to: &Location) -> Result<(), BackupError> {
     let Some(lock) = super::store::exclusive(app.store()).await? else {
         return Ok(()); // another instance is backing up
     };
@@ -201,8 +209,8 @@ async fn run_in_slot(app: &AppState, slot: Timestamp, to: &Path) -> Result<(), B
     let last = super::store::last_success(&mut tx).await?;
     tx.commit().await?;
     if last.is_none_or(|l| l < slot) {
-        let (path, _) = run(app, to, "backup-scheduler").await?;
-        tracing::info!(archive = %path.display(), "scheduled backup written");
+        let (archive, _) = run(app, to, "backup-scheduler").await?;
+        tracing::info!(%archive, "scheduled backup written");
     }
     drop(lock);
     Ok(())

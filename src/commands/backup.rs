@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use bulwark::AppState;
-use bulwark::backup::{self, BackupError};
+use bulwark::backup::{self, BackupError, Location};
 use bulwark::maintenance::tenant_deletion;
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -13,22 +13,21 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-pub async fn create(state: &AppState, to: &Path) -> ExitCode {
+pub async fn create(state: &AppState, to: &Location) -> ExitCode {
     let started = Instant::now();
     let recipients = &state.config().backup.recipients;
     if recipients.is_empty() {
         return fail(BackupError::Recipients);
     }
     match backup::schedule::run(state, to, "cli").await {
-        Ok((path, created)) => {
+        Ok((archive, created)) => {
             let rows: u64 = created.manifest.tables.iter().map(|t| t.rows).sum();
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             println!(
                 "backup written to {}: {} tables, {rows} rows, {} document contents, {} bytes ({} before encryption), {:.1} s",
-                path.display(),
+                archive,
                 created.manifest.tables.len(),
                 created.manifest.documents,
-                size,
+                created.size,
                 created.bytes,
                 started.elapsed().as_secs_f64()
             );
@@ -38,12 +37,17 @@ pub async fn create(state: &AppState, to: &Path) -> ExitCode {
     }
 }
 
-pub async fn verify(from: &Path, identity: &Path) -> ExitCode {
+/// `config`: the S3 settings, for an `s3://` archive.
+pub async fn verify(
+    from: &Location,
+    config: Option<&bulwark::config::StorageConfig>,
+    identity: &Path,
+) -> ExitCode {
     let identities = match backup::archive::identities(identity) {
         Ok(identities) => identities,
         Err(err) => return fail(err),
     };
-    match backup::verify(from, identities).await {
+    match backup::verify(from, config, identities).await {
         Ok((header, manifest)) => {
             let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
             println!(
@@ -61,7 +65,7 @@ pub async fn verify(from: &Path, identity: &Path) -> ExitCode {
 
 /// Restores into the configured (empty) database, then: compares every table's rows with
 /// the manifest, deletes again the tenants of the shred ledger, and verifies the audit log.
-pub async fn restore(state: &AppState, from: &Path, identity: &Path) -> ExitCode {
+pub async fn restore(state: &AppState, from: &Location, identity: &Path) -> ExitCode {
     let started = Instant::now();
     let identities = match backup::archive::identities(identity) {
         Ok(identities) => identities,
@@ -74,11 +78,19 @@ pub async fn restore(state: &AppState, from: &Path, identity: &Path) -> ExitCode
         Ok(tenants) => tenants.into_iter().map(|t| t.as_uuid()).collect::<Vec<_>>(),
         Err(err) => return fail(err),
     };
-    let restored =
-        match backup::restore(state.store(), state.storage(), from, identities, &shredded).await {
-            Ok(restored) => restored,
-            Err(err) => return fail(err),
-        };
+    let restored = match backup::restore(
+        state.store(),
+        state.storage(),
+        &state.config().storage,
+        from,
+        identities,
+        &shredded,
+    )
+    .await
+    {
+        Ok(restored) => restored,
+        Err(err) => return fail(err),
+    };
     let rows: u64 = restored.manifest.tables.iter().map(|t| t.rows).sum();
     match backup::compare_counts(state.store(), &restored).await {
         Ok(differ) if differ.is_empty() => {}

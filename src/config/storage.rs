@@ -12,7 +12,9 @@ use crate::crypto::Secret;
 pub struct BackupConfig {
     pub recipients: Vec<age::x25519::Recipient>,
     pub schedule: Option<crate::backup::Schedule>,
-    pub to: PathBuf,
+    /// A directory (dated archives, the newest `keep` kept), a file, or `s3://BUCKET/KEY`
+    /// (a key ending in `/`: dated archives under that prefix).
+    pub to: crate::backup::Location,
     pub keep: usize,
     pub shred_ledger: PathBuf,
 }
@@ -28,8 +30,8 @@ pub(super) fn backup(p: &mut Parser<'_>, data_dir: &Path) -> BackupConfig {
             .unwrap_or_default(),
         schedule: p.optional("BULWARK_BACKUP_SCHEDULE", crate::backup::Schedule::parse),
         to: p
-            .optional("BULWARK_BACKUP_TO", |v| Ok(PathBuf::from(v)))
-            .unwrap_or_else(|| data_dir.join("backups")),
+            .optional("BULWARK_BACKUP_TO", crate::backup::Location::parse)
+            .unwrap_or_else(|| crate::backup::Location::File(data_dir.join("backups"))),
         keep: p.parse("BULWARK_BACKUP_KEEP", |v| parse_range(v, 1, 10_000).map(|n| n as usize)),
         shred_ledger: p
             .optional("BULWARK_SHRED_LEDGER", |v| Ok(PathBuf::from(v)))

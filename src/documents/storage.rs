@@ -51,28 +51,40 @@ impl Storage {
                 let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
                 Ok(Storage { store: Arc::new(store), prefix: ObjectPath::default(), kind: "file" })
             }
-            StorageUrl::S3 { bucket, prefix } => {
-                let mut builder = object_store::aws::AmazonS3Builder::new()
-                    .with_bucket_name(bucket)
-                    .with_region(&config.s3_region)
-                    .with_virtual_hosted_style_request(!config.s3_force_path_style)
-                    .with_allow_http(config.allow_http);
-                if let Some(endpoint) = &config.s3_endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                if let (Some(id), Some(secret)) =
-                    (&config.s3_access_key_id, &config.s3_secret_access_key)
-                {
-                    builder =
-                        builder.with_access_key_id(id).with_secret_access_key(secret.expose());
-                }
-                Ok(Storage {
-                    store: Arc::new(builder.build()?),
-                    prefix: ObjectPath::from(prefix.as_str()),
-                    kind: "s3",
-                })
-            }
+            StorageUrl::S3 { bucket, prefix } => Storage::bucket(config, bucket, prefix),
         }
+    }
+
+    /// An S3-compatible bucket with the settings of `config` (also where `backup` writes an
+    /// `s3://` archive).
+    pub fn bucket(
+        config: &StorageConfig,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Storage, StorageError> {
+        // One TLS provider for every client in the process: ring.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(&config.s3_region)
+            .with_virtual_hosted_style_request(!config.s3_force_path_style)
+            .with_allow_http(config.allow_http);
+        if let Some(endpoint) = &config.s3_endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let (Some(id), Some(secret)) = (&config.s3_access_key_id, &config.s3_secret_access_key) {
+            builder = builder.with_access_key_id(id).with_secret_access_key(secret.expose());
+        }
+        Ok(Storage {
+            store: Arc::new(builder.build()?),
+            prefix: ObjectPath::from(prefix),
+            kind: "s3",
+        })
+    }
+
+    /// The object `key` under this store's prefix.
+    pub fn object(&self, key: &str) -> ObjectPath {
+        ObjectPath::from_iter(self.prefix.parts().chain(ObjectPath::from(key).parts()))
     }
 
     pub fn path(&self, tenant: TenantId, document: DocumentId) -> ObjectPath {

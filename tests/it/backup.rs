@@ -332,6 +332,63 @@ async fn a_sqlite_backup_moves_into_postgresql_postgres_only() {
     documents_read_back(&restored, &owner, &documents).await;
 }
 
+/// `s3://` archives (the S3-compatible server of the PostgreSQL pass): a dated key under a
+/// prefix, verified and restored from the bucket; a bucket that does not exist fails and
+/// leaves nothing.
+#[tokio::test]
+async fn archives_go_to_an_s3_bucket_and_restore_from_it() {
+    let app = TestApp::spawn().await;
+    let Some((_, url)) = storage_of(&app).into_iter().find(|(k, _)| *k == "BULWARK_STORAGE_URL")
+    else {
+        eprintln!("needs the S3-compatible server of the PostgreSQL pass");
+        return;
+    };
+    let owner = app.signup("Acme").await;
+    app.step_up(&owner).await;
+    let created = create_contacts(&app, &owner, 20).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = keys(work.path());
+    let env = env_for(&app, &app.db, &keys);
+    let prefix = format!("{}-backups/", url.trim_end_matches('/'));
+    let (ok, text) = cli(work.path(), &env, &["backup", "create", "--to", &prefix]).await;
+    assert!(ok, "{text}");
+    let archive = text
+        .split_whitespace()
+        .find(|w| w.starts_with(&prefix))
+        .expect("the archive's location")
+        .trim_end_matches(':')
+        .to_owned();
+    assert!(archive.ends_with(".age") && archive.contains("/bulwark-"), "{archive}");
+    let identity = keys.identity.to_str().expect("utf-8");
+    let (ok, text) =
+        cli(work.path(), &env, &["backup", "verify", "--from", &archive, "--identity", identity])
+            .await;
+    assert!(ok, "{text}");
+
+    let target = TestDb::create().await;
+    let (ok, text) = cli(
+        target.dir.path(),
+        &env_for(&app, &target, &keys),
+        &["restore", "--from", &archive, "--identity", identity],
+    )
+    .await;
+    assert!(ok, "{text}");
+    let restored = TestApp::spawn_on(target, &storage_of(&app)).await;
+    reads_back(&restored, &app, &owner, created[19]["id"].as_str().expect("id")).await;
+
+    // No such bucket: the backup fails, and says where.
+    let (ok, text) =
+        cli(work.path(), &env, &["backup", "create", "--to", "s3://no-such-bucket/x.age"]).await;
+    assert!(!ok, "{text}");
+    let (ok, _) = cli(
+        work.path(),
+        &env,
+        &["backup", "verify", "--from", "s3://no-such-bucket/x.age", "--identity", identity],
+    )
+    .await;
+    assert!(!ok);
+}
+
 #[tokio::test]
 async fn a_tenant_deleted_after_a_backup_stays_deleted_after_restoring_it() {
     let app = TestApp::spawn().await;
