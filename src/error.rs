@@ -46,6 +46,9 @@ pub enum DomainError {
     /// Content of a type the allowlist does not name (the sniffed type, safe to show).
     #[error("unsupported type {0}")]
     UnsupportedType(String),
+    /// A download's range has no byte in the content of `size` bytes.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable { size: u64 },
     /// The virus scanner found something (its signature name).
     #[error("infected: {0}")]
     Infected(String),

@@ -17,7 +17,7 @@ pub mod storage;
 mod store;
 mod upload;
 
-pub use content::{Content, content};
+pub use content::{ByteRange, Content, content};
 pub use upload::{NewDocument, upload};
 
 use serde::Serialize;

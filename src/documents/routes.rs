@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt as _;
 use serde::Deserialize;
@@ -142,24 +142,51 @@ async fn get_document(
     Ok(Json(super::get(&app, &scope, &ctx, id).await?))
 }
 
-/// A document's content (audited), as an attachment that no browser renders in place.
+/// A document's content (audited), as an attachment that no browser renders in place; one
+/// `Range: bytes=…` gives 206 with that part (several ranges are answered whole).
 #[utoipa::path(get, path = "/api/v1/documents/{id}/content", tag = "documents",
-    params(("id" = DocumentId, Path, description = "Document id")),
-    responses((status = 200, description = "The content", content_type = "application/octet-stream")))]
+    params(("id" = DocumentId, Path, description = "Document id"),
+        ("range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`")),
+    responses((status = 200, description = "The content", content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream"),
+        (status = 416, description = "No byte of the range is in the content", body = crate::http::problem::ProblemBody, content_type = "application/problem+json")))]
 async fn content(
     State(app): State<AppState>,
     ctx: RequestContext,
     scope: TenantScope,
     Id(id): Id<DocumentId>,
+    request: HeaderMap,
 ) -> Result<Response, Problem> {
-    let content = super::content(&app, &scope, &ctx, id).await?;
+    let range = request.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(byte_range);
+    let content = match super::content(&app, &scope, &ctx, id, range).await {
+        Ok(content) => content,
+        Err(DomainError::RangeNotSatisfiable { size }) => {
+            let mut response =
+                Problem::from(DomainError::RangeNotSatisfiable { size }).into_response();
+            let unsatisfied = HeaderValue::from_str(&format!("bytes */{size}"))
+                .map_err(|_| DomainError::Internal("a header".into()))?;
+            response.headers_mut().insert(header::CONTENT_RANGE, unsatisfied);
+            return Ok(response);
+        }
+        Err(err) => return Err(err.into()),
+    };
     let disposition = super::sniff::content_disposition(&content.view.filename);
+    let size = content.view.size.max(0) as u64;
     let mut response = Body::from_stream(content.body).into_response();
-    let headers = response.headers_mut();
     let value =
         |v: &str| HeaderValue::from_str(v).map_err(|_| DomainError::Internal("a header".into()));
+    let headers = response.headers_mut();
+    match content.range {
+        Some((start, end)) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+            headers.insert(header::CONTENT_RANGE, value(&format!("bytes {start}-{end}/{size}"))?);
+        }
+        None => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        }
+    }
     headers.insert(header::CONTENT_TYPE, value(&content.view.content_type)?);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(content.view.size.max(0) as u64));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_DISPOSITION, value(&disposition)?);
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(
@@ -167,7 +194,51 @@ async fn content(
         HeaderValue::from_static("sandbox; default-src 'none'"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if content.range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
     Ok(response)
+}
+
+/// One range of `Range: bytes=A-B | A- | -N`; anything else (several ranges, another unit,
+/// a malformed value) is ignored and the whole content sent, as RFC 9110 §14.2 allows.
+fn byte_range(value: &str) -> Option<super::ByteRange> {
+    let spec = value.trim().strip_prefix("bytes=")?.trim();
+    let (start, end) = spec.split_once('-')?;
+    let number = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u64>().ok())?
+    };
+    match (start.trim().is_empty(), end.trim().is_empty()) {
+        (true, false) => number(end).map(super::ByteRange::Suffix),
+        (false, true) => number(start).map(|a| super::ByteRange::From(a, None)),
+        (false, false) => {
+            let (a, b) = (number(start)?, number(end)?);
+            (a <= b).then_some(super::ByteRange::From(a, Some(b)))
+        }
+        (true, true) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ByteRange;
+    use super::byte_range;
+
+    #[test]
+    fn one_byte_range_is_read_and_anything_else_ignored() {
+        assert_eq!(byte_range("bytes=0-99"), Some(ByteRange::From(0, Some(99))));
+        assert_eq!(byte_range("bytes=100-"), Some(ByteRange::From(100, None)));
+        assert_eq!(byte_range("bytes=-5"), Some(ByteRange::Suffix(5)));
+        for ignored in ["bytes=0-1,5-6", "items=0-1", "bytes=5-1", "bytes=-", "bytes=a-b", "0-1"] {
+            assert_eq!(byte_range(ignored), None, "{ignored}");
+        }
+        assert_eq!(ByteRange::From(0, Some(99)).resolve(10), Some((0, 9)));
+        assert_eq!(ByteRange::From(10, None).resolve(10), None);
+        assert_eq!(ByteRange::Suffix(20).resolve(10), Some((0, 9)));
+        assert_eq!(ByteRange::Suffix(0).resolve(10), None);
+        assert_eq!(ByteRange::From(0, None).resolve(0), None);
+    }
 }
 
 /// Delete a document: unreadable at once, its stored object removed within seconds.

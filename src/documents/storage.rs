@@ -107,6 +107,21 @@ impl Storage {
         Ok((size, got.into_stream().map_err(StorageError::from).boxed()))
     }
 
+    /// The whole object's size and a stream of the bytes `range` of it.
+    pub async fn read_range(
+        &self,
+        path: &ObjectPath,
+        range: std::ops::Range<u64>,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes, StorageError>>), StorageError> {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let got = self.store.get_opts(path, options).await?;
+        let size = got.meta.size;
+        Ok((size, got.into_stream().map_err(StorageError::from).boxed()))
+    }
+
     /// Like [`Storage::read`], but `None` when there is no such object.
     pub async fn read_existing(
         &self,

@@ -66,6 +66,12 @@ impl From<DomainError> for Problem {
                 "Unsupported type",
                 format!("The content is {found}, which this service does not accept."),
             ),
+            DomainError::RangeNotSatisfiable { size } => Problem::new(
+                S::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                "Range not satisfiable",
+                format!("The content has {size} bytes; the requested range has none of them."),
+            ),
             DomainError::Infected(_) => Problem::new(
                 S::UNPROCESSABLE_ENTITY,
                 "infected",
