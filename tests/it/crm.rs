@@ -665,8 +665,12 @@ async fn deleting_a_tenant_destroys_its_keys_records_and_accounts() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Doomed").await;
     let survivor = app.signup("Survivor").await;
-    contact(&app, &owner, json!({})).await;
+    let doomed = contact(&app, &owner, json!({})).await;
     contact(&app, &survivor, json!({})).await;
+    let doomed = doomed["id"].as_str().expect("id");
+    let uploaded =
+        app.upload_as(&owner.token, &[("contact_id", doomed)], "a.txt", b"doomed".to_vec()).await;
+    assert_eq!(uploaded.status(), 201);
     let env: Vec<(&str, &str)> = app
         .settings
         .iter()
@@ -688,6 +692,18 @@ async fn deleting_a_tenant_destroys_its_keys_records_and_accounts() {
     )
     .await;
     assert_eq!(wrapped, "0", "no key of the tenant is left");
+    // Its documents' rows are gone at once, their objects within seconds (the worker empties
+    // the removal queue only after deleting each object).
+    // (Only the deleted tenant had a document.)
+    let left = |sql: &'static str| crate::support::raw_scalar_text(&app.db, sql, "");
+    let documents = "SELECT count(*) || '' FROM documents WHERE $1 = ''";
+    assert_eq!(left(documents).await, "0", "the tenant's documents are deleted");
+    let queued = "SELECT count(*) || '' FROM document_deletions WHERE $1 = ''";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while left(queued).await != "0" {
+        assert!(std::time::Instant::now() < deadline, "objects still stored after 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     let listed: Value =
         app.get_as(&survivor.token, "/api/v1/contacts").await.json().await.expect("json");
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "other tenants are untouched");
