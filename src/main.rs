@@ -11,7 +11,9 @@ use bulwark::{Application, telemetry};
 use clap::{Parser, Subcommand};
 
 mod commands {
+    pub mod audit;
     pub mod backup;
+    pub mod keys;
 }
 
 #[derive(Parser)]
@@ -159,10 +161,21 @@ fn main() -> ExitCode {
         Command::ImportUsers { tenant, file } => {
             runtime.block_on(import_users(&input, tenant, &file))
         }
-        Command::Audit { command: AuditCommand::Verify { tenant, checkpoints } } => {
-            runtime.block_on(audit_verify(&input, tenant, checkpoints.as_deref()))
-        }
-        Command::Keys { command } => runtime.block_on(keys(&input, command)),
+        Command::Audit { command: AuditCommand::Verify { tenant, checkpoints } } => runtime
+            .block_on(async {
+                let Some(state) = open_state(&input).await else { return ExitCode::FAILURE };
+                commands::audit::verify(&state, tenant, checkpoints.as_deref()).await
+            }),
+        Command::Keys { command } => runtime.block_on(async {
+            let Some(state) = open_state(&input).await else { return ExitCode::FAILURE };
+            let outcome = match command {
+                KeysCommand::RotateMaster => commands::keys::rotate_master(&state).await,
+                KeysCommand::RotateTenant { tenant } => {
+                    commands::keys::rotate_tenant(&state, tenant).await
+                }
+            };
+            report(outcome)
+        }),
         Command::Tenants { command: TenantsCommand::Delete { tenant } } => {
             runtime.block_on(delete_tenant(&input, tenant))
         }
@@ -278,83 +291,6 @@ async fn import_users(
     }
 }
 
-async fn audit_verify(
-    input: &ConfigInput,
-    tenant: Option<bulwark::ids::TenantId>,
-    checkpoints: Option<&std::path::Path>,
-) -> ExitCode {
-    use bulwark::audit::checkpoint;
-    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
-    let signed = match checkpoints.map(checkpoint::read).transpose() {
-        Ok(signed) => signed.unwrap_or_default(),
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let signed: Vec<_> =
-        signed.into_iter().filter(|c| tenant.is_none_or(|t| c.chain_id == t.as_uuid())).collect();
-    let outcome = async {
-        let mut report = bulwark::audit::verify(state.store(), tenant).await?;
-        let mut against = checkpoint::check(state.store(), state.keys(), &signed).await?;
-        // One finding per chain: the chain's own break first.
-        against.retain(|b| !report.broken.iter().any(|r| r.chain_id == b.chain_id));
-        report.broken.extend(against);
-        Ok::<_, bulwark::store::StoreError>(report)
-    };
-    match outcome.await {
-        Ok(report) if report.broken.is_empty() => {
-            println!(
-                "audit log verified: {} chain(s), {} event(s), {} signed checkpoint(s)",
-                report.chains,
-                report.events,
-                signed.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(report) => {
-            for broken in &report.broken {
-                let event = broken.event_id.map_or_else(|| "-".to_owned(), |id| id.to_string());
-                println!("BROKEN chain {} at event {event}: {}", broken.chain_id, broken.reason);
-            }
-            ExitCode::FAILURE
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn keys(input: &ConfigInput, command: KeysCommand) -> ExitCode {
-    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
-    let outcome = match command {
-        KeysCommand::RotateMaster => bulwark::maintenance::rotation::rotate_master(&state)
-            .await
-            .map(|n| format!("{n} tenant key(s) re-wrapped under master key `{}`", state.keys().current_id())),
-        KeysCommand::RotateTenant { tenant } => bulwark::maintenance::rotation::rotate_tenant(&state, tenant).await.map(|r| {
-            format!(
-                "tenant {tenant}: data key version {} ({}); re-encrypted {} contact(s), {} note(s), {} activit(ies)",
-                r.version,
-                if r.resumed { "resumed" } else { "new" },
-                r.contacts,
-                r.notes,
-                r.activities
-            )
-        }),
-    };
-    match outcome {
-        Ok(message) => {
-            println!("{message}");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("error: {}", describe(&err));
-            ExitCode::FAILURE
-        }
-    }
-}
-
 async fn delete_tenant(input: &ConfigInput, tenant: bulwark::ids::TenantId) -> ExitCode {
     let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
     match bulwark::maintenance::tenant_deletion::delete_tenant(&state, tenant).await {
@@ -370,6 +306,20 @@ async fn delete_tenant(input: &ConfigInput, tenant: bulwark::ids::TenantId) -> E
 }
 
 /// A domain error for a terminal: validation messages in full.
+/// Prints a command's message, or its error described; the exit code follows.
+fn report(outcome: Result<String, bulwark::error::DomainError>) -> ExitCode {
+    match outcome {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn describe(err: &bulwark::error::DomainError) -> String {
     match err {
         bulwark::error::DomainError::Invalid(problems) => problems

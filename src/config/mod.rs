@@ -23,32 +23,11 @@ use crate::crypto::Secret;
 use parse::*;
 pub use parse::{parse_duration, parse_master_keys, parse_switch};
 use profile::profile_problems;
-pub use profile::{DEVELOPMENT_BANNER, MIN_SECRET_BYTES, MIN_SECRET_ENTROPY_BITS};
+pub use profile::{DEVELOPMENT_BANNER, MIN_SECRET_BYTES, MIN_SECRET_ENTROPY_BITS, Profile};
 pub use settings::{SETTINGS, Setting};
 pub use sources::ConfigInput;
 use sources::RawValues;
 pub use storage::{BackupConfig, DocumentConfig, DocumentType, StorageConfig, StorageUrl};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    Development,
-    Staging,
-    Production,
-}
-
-impl Profile {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::Development => "development",
-            Profile::Staging => "staging",
-            Profile::Production => "production",
-        }
-    }
-
-    pub fn is_development(self) -> bool {
-        self == Profile::Development
-    }
-}
 
 #[derive(Debug)]
 pub struct Config {

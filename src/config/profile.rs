@@ -5,6 +5,29 @@ use super::parse::{self, parse_switch};
 use super::sources::RawValues;
 use super::{Config, DatabaseUrl};
 
+/// The deployment profile: development relaxes the fail-closed rules; staging and
+/// production apply them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Development,
+    Staging,
+    Production,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Development => "development",
+            Profile::Staging => "staging",
+            Profile::Production => "production",
+        }
+    }
+
+    pub fn is_development(self) -> bool {
+        self == Profile::Development
+    }
+}
+
 /// The shortest secret (JWT keys, the metrics token), in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 /// The least entropy a JWT secret must show, by its byte frequencies, outside development.

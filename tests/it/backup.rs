@@ -53,6 +53,18 @@ async fn cli(dir: &Path, env: &[(String, String)], args: &[&str]) -> (bool, Stri
     (output.status.success(), text)
 }
 
+/// `bulwark backup verify --from FROM` with the test's identity.
+async fn verify(dir: &Path, env: &[(String, String)], from: &str, keys: &Keys) -> (bool, String) {
+    let identity = keys.identity.to_str().expect("utf-8");
+    cli(dir, env, &["backup", "verify", "--from", from, "--identity", identity]).await
+}
+
+/// `bulwark restore --from FROM` with the test's identity.
+async fn restore(dir: &Path, env: &[(String, String)], from: &str, keys: &Keys) -> (bool, String) {
+    let identity = keys.identity.to_str().expect("utf-8");
+    cli(dir, env, &["restore", "--from", from, "--identity", identity]).await
+}
+
 async fn create_contact(app: &TestApp, by: &Account, n: usize) -> Value {
     let body =
         json!({"first_name": format!("Contact {n}"), "email": unique_email("c"), "ssn": SSN});
@@ -190,19 +202,7 @@ async fn a_backup_taken_under_writes_restores_whole_into_either_backend() {
     );
     assert_eq!(mode & 0o077, 0, "the archive is readable by its owner only");
 
-    let (ok, text) = cli(
-        work.path(),
-        &env,
-        &[
-            "backup",
-            "verify",
-            "--from",
-            archive.to_str().expect("utf-8"),
-            "--identity",
-            keys.identity.to_str().expect("utf-8"),
-        ],
-    )
-    .await;
+    let (ok, text) = verify(work.path(), &env, archive.to_str().expect("utf-8"), &keys).await;
     assert!(ok, "backup verify: {text}");
 
     // The stock age tool opens it; neither the file nor its plaintext holds personal data.
@@ -228,37 +228,15 @@ async fn a_backup_taken_under_writes_restores_whole_into_either_backend() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x01;
     std::fs::write(&flipped, &bytes).expect("write");
-    let (ok, text) = cli(
-        work.path(),
-        &env,
-        &[
-            "backup",
-            "verify",
-            "--from",
-            flipped.to_str().expect("utf-8"),
-            "--identity",
-            keys.identity.to_str().expect("utf-8"),
-        ],
-    )
-    .await;
+    let (ok, text) = verify(work.path(), &env, flipped.to_str().expect("utf-8"), &keys).await;
     assert!(!ok, "a flipped byte must fail verification: {text}");
 
     // Restore into a fresh database of the suite's backend, and into SQLite (on the
     // PostgreSQL pass: PostgreSQL to SQLite).
     for target in [TestDb::create().await, sqlite_db()] {
         let env = env_for(&app, &target, &keys);
-        let (ok, text) = cli(
-            target.dir.path(),
-            &env,
-            &[
-                "restore",
-                "--from",
-                archive.to_str().expect("utf-8"),
-                "--identity",
-                keys.identity.to_str().expect("utf-8"),
-            ],
-        )
-        .await;
+        let (ok, text) =
+            restore(target.dir.path(), &env, archive.to_str().expect("utf-8"), &keys).await;
         assert!(ok, "restore into {:?}: {text}", target.backend);
         assert!(text.contains("audit log verified"), "{text}");
         // One moment: each contact with its audit event, none without (the writes during
@@ -312,16 +290,11 @@ async fn a_sqlite_backup_moves_into_postgresql_postgres_only() {
     assert!(ok, "{text}");
     let target = TestDb::create().await;
     assert_eq!(target.backend, Backend::Postgres);
-    let (ok, text) = cli(
+    let (ok, text) = restore(
         target.dir.path(),
         &env_for(&app, &target, &keys),
-        &[
-            "restore",
-            "--from",
-            archive.to_str().expect("utf-8"),
-            "--identity",
-            keys.identity.to_str().expect("utf-8"),
-        ],
+        archive.to_str().expect("utf-8"),
+        &keys,
     )
     .await;
     assert!(ok, "{text}");
@@ -359,19 +332,12 @@ async fn archives_go_to_an_s3_bucket_and_restore_from_it() {
         .trim_end_matches(':')
         .to_owned();
     assert!(archive.ends_with(".age") && archive.contains("/bulwark-"), "{archive}");
-    let identity = keys.identity.to_str().expect("utf-8");
-    let (ok, text) =
-        cli(work.path(), &env, &["backup", "verify", "--from", &archive, "--identity", identity])
-            .await;
+    let (ok, text) = verify(work.path(), &env, &archive, &keys).await;
     assert!(ok, "{text}");
 
     let target = TestDb::create().await;
-    let (ok, text) = cli(
-        target.dir.path(),
-        &env_for(&app, &target, &keys),
-        &["restore", "--from", &archive, "--identity", identity],
-    )
-    .await;
+    let (ok, text) =
+        restore(target.dir.path(), &env_for(&app, &target, &keys), &archive, &keys).await;
     assert!(ok, "{text}");
     let restored = TestApp::spawn_on(target, &storage_of(&app)).await;
     reads_back(&restored, &app, &owner, created[19]["id"].as_str().expect("id")).await;
@@ -380,12 +346,7 @@ async fn archives_go_to_an_s3_bucket_and_restore_from_it() {
     let (ok, text) =
         cli(work.path(), &env, &["backup", "create", "--to", "s3://no-such-bucket/x.age"]).await;
     assert!(!ok, "{text}");
-    let (ok, _) = cli(
-        work.path(),
-        &env,
-        &["backup", "verify", "--from", "s3://no-such-bucket/x.age", "--identity", identity],
-    )
-    .await;
+    let (ok, _) = verify(work.path(), &env, "s3://no-such-bucket/x.age", &keys).await;
     assert!(!ok);
 }
 
@@ -419,18 +380,8 @@ async fn a_tenant_deleted_after_a_backup_stays_deleted_after_restoring_it() {
     let target = TestDb::create().await;
     let mut env = env_for(&app, &target, &keys);
     env.push(("BULWARK_SHRED_LEDGER".into(), ledger.display().to_string()));
-    let (ok, text) = cli(
-        target.dir.path(),
-        &env,
-        &[
-            "restore",
-            "--from",
-            archive.to_str().expect("utf-8"),
-            "--identity",
-            keys.identity.to_str().expect("utf-8"),
-        ],
-    )
-    .await;
+    let (ok, text) =
+        restore(target.dir.path(), &env, archive.to_str().expect("utf-8"), &keys).await;
     assert!(ok, "{text}");
     assert!(text.contains("1 tenant(s) of the shred ledger deleted again"), "{text}");
     let restored =
@@ -581,19 +532,7 @@ async fn scheduled_backups_are_written_audited_measured_and_taken_once_per_slot(
     assert!(name.starts_with("bulwark-") && name.ends_with("Z.age"), "{name}");
 
     let env = env_for(&app, &app.db, &keys);
-    let (ok, text) = cli(
-        work.path(),
-        &env,
-        &[
-            "backup",
-            "verify",
-            "--from",
-            found[0].to_str().expect("utf-8"),
-            "--identity",
-            keys.identity.to_str().expect("utf-8"),
-        ],
-    )
-    .await;
+    let (ok, text) = verify(work.path(), &env, found[0].to_str().expect("utf-8"), &keys).await;
     assert!(ok, "{text}");
     let events = crate::support::raw_scalar_text(
         &app.db,

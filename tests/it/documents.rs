@@ -109,12 +109,23 @@ impl Stored {
     }
 }
 
+/// A client that never reuses a connection: a download the server cuts short (a damaged
+/// chunk) ends its connection, and a pooled client could pick that one for the next request.
+fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client")
+}
+
 async fn download(
     app: &TestApp,
     by: &Account,
     id: &str,
 ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), u16> {
-    let response = app.get_as(&by.token, &format!("/api/v1/documents/{id}/content")).await;
+    let response = fresh_client()
+        .get(app.url(&format!("/api/v1/documents/{id}/content")))
+        .bearer_auth(&by.token)
+        .send()
+        .await
+        .expect("request");
     let status = response.status().as_u16();
     if status != 200 {
         return Err(status);
@@ -196,8 +207,7 @@ async fn ranged(
     id: &str,
     range: &str,
 ) -> Result<(u16, Option<String>, Vec<u8>), u16> {
-    let response = app
-        .client
+    let response = fresh_client()
         .get(app.url(&format!("/api/v1/documents/{id}/content")))
         .bearer_auth(&by.token)
         .header("range", range)
