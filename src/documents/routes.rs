@@ -41,11 +41,15 @@ pub fn endpoints() -> Vec<Endpoint> {
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "documents the multipart form; the handler reads it part by part")]
 struct UploadForm {
-    /// Exactly one of `contact_id`, `company_id`, `deal_id`.
+    /// Exactly one of `contact_id`, `company_id`, `deal_id` (absent fields are left out of
+    /// the form, never sent as `null`).
+    #[schema(nullable = false)]
     contact_id: Option<ContactId>,
+    #[schema(nullable = false)]
     company_id: Option<CompanyId>,
+    #[schema(nullable = false)]
     deal_id: Option<DealId>,
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, nullable = false)]
     title: Option<String>,
     /// The file, last. Its type is decided from its content.
     #[schema(format = Binary, content_media_type = "application/octet-stream")]

@@ -135,6 +135,27 @@ where
     recorded
 }
 
+/// Appends the body's next bytes to `pending`, counting them against the cap (413 as soon as
+/// it is passed, the rest unread); `false` once the body has ended.
+async fn pull<S>(
+    body: &mut S,
+    pending: &mut Vec<u8>,
+    size: &mut u64,
+    limit: u64,
+) -> DomainResult<bool>
+where
+    S: Stream<Item = DomainResult<Bytes>> + Unpin + Send,
+{
+    let Some(bytes) = body.next().await else { return Ok(false) };
+    let bytes = bytes?;
+    *size += bytes.len() as u64;
+    if *size > limit {
+        return Err(DomainError::TooLarge { limit });
+    }
+    pending.extend_from_slice(&bytes);
+    Ok(true)
+}
+
 /// Reads the upload, sniffing its first chunk, sealing and writing chunk by chunk.
 async fn write_content<S>(
     app: &AppState,
@@ -154,17 +175,7 @@ where
     let mut ended = false;
     // The head: one chunk (or the whole of a smaller file) decides the type.
     while pending.len() <= CHUNK && !ended {
-        match body.next().await {
-            Some(bytes) => {
-                let bytes = bytes?;
-                size += bytes.len() as u64;
-                if size > limit {
-                    return Err(DomainError::TooLarge { limit });
-                }
-                pending.extend_from_slice(&bytes);
-            }
-            None => ended = true,
-        }
+        ended = !pull(&mut body, &mut pending, &mut size, limit).await?;
     }
     let kind = match sniff::sniff(&pending[..pending.len().min(CHUNK)], &config.types) {
         Sniffed::Allowed(kind) => kind,
@@ -204,17 +215,7 @@ where
             if ended {
                 break;
             }
-            match body.next().await {
-                Some(bytes) => {
-                    let bytes = bytes?;
-                    size += bytes.len() as u64;
-                    if size > limit {
-                        return Err(DomainError::TooLarge { limit });
-                    }
-                    pending.extend_from_slice(&bytes);
-                }
-                None => ended = true,
-            }
+            ended = !pull(&mut body, &mut pending, &mut size, limit).await?;
         }
         let last = std::mem::take(&mut pending);
         seal_chunk(key, &aad, position, true, &last, &mut writer, &mut hash, &mut scanner).await
