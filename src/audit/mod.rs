@@ -107,6 +107,7 @@ actions! {
     BackupCreate = "backup.create",
     DocumentUpload = "document.upload",
     DocumentRead = "document.read",
+    DocumentList = "document.list",
     DocumentDownload = "document.download",
     DocumentDelete = "document.delete",
 }

@@ -52,6 +52,15 @@ impl Link {
         }
     }
 
+    /// The record as an audit target.
+    fn target(self) -> (&'static str, uuid::Uuid) {
+        match self {
+            Link::Contact(id) => ("contact", id.as_uuid()),
+            Link::Company(id) => ("company", id.as_uuid()),
+            Link::Deal(id) => ("deal", id.as_uuid()),
+        }
+    }
+
     pub fn field(self) -> &'static str {
         match self {
             Link::Contact(_) => "contact_id",
@@ -165,10 +174,12 @@ pub async fn get(
     Ok(view)
 }
 
-/// A record's documents, newest first.
+/// A record's documents, newest first. A page that shows any is audited (`document.list`,
+/// naming the record and the documents shown): titles and names are personal data.
 pub async fn list(
     app: &AppState,
     scope: &TenantScope,
+    ctx: &RequestContext,
     link: Link,
     limit: Option<i64>,
     cursor: Option<&str>,
@@ -191,6 +202,15 @@ pub async fn list(
     let tenant = scope.tenant_id();
     let views: Vec<DocumentView> =
         rows.into_iter().map(|r| view(&keys, tenant, r)).collect::<DomainResult<_>>()?;
+    if !views.is_empty() {
+        let (kind, record) = link.target();
+        let shown: Vec<serde_json::Value> = views.iter().map(|v| v.id.to_string().into()).collect();
+        let event = Event::new(Action::DocumentList)
+            .by_scope(scope)
+            .target(kind, record)
+            .detail("documents", serde_json::Value::Array(shown));
+        audit::record_alone(app, scope, ctx, event).await?;
+    }
     Ok(Page::from_rows(
         views,
         limit,

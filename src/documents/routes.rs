@@ -122,16 +122,18 @@ pub struct DocumentFilter {
     cursor: Option<String>,
 }
 
-/// A record's documents, newest first.
+/// A record's documents, newest first (audited when it shows any).
 #[utoipa::path(get, path = "/api/v1/documents", tag = "documents", params(DocumentFilter),
     responses((status = 200, body = Page<DocumentView>)))]
 async fn list(
     State(app): State<AppState>,
+    ctx: RequestContext,
     scope: TenantScope,
     Query(filter): Query<DocumentFilter>,
 ) -> Result<Json<Page<DocumentView>>, Problem> {
     let link = Link::exactly_one(filter.contact_id, filter.company_id, filter.deal_id)?;
-    Ok(Json(super::list(&app, &scope, link, filter.limit, filter.cursor.as_deref()).await?))
+    let cursor = filter.cursor.as_deref();
+    Ok(Json(super::list(&app, &scope, &ctx, link, filter.limit, cursor).await?))
 }
 
 /// A document's metadata (audited).

@@ -182,9 +182,20 @@ async fn documents_round_trip_encrypted_at_every_size_and_survive_key_rotation()
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(2));
     assert!(listed["next_cursor"].is_string());
     let events = app.audit_events(&owner).await;
-    for action in ["document.upload", "document.download"] {
+    for action in ["document.upload", "document.download", "document.list"] {
         assert!(events.iter().any(|e| e["action"] == action), "{action} is audited");
     }
+    // The list's event names the record and every document the page showed.
+    let list_event = events.iter().find(|e| e["action"] == "document.list").expect("listed");
+    let shown: Vec<&str> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|d| d["id"].as_str().expect("id"))
+        .collect();
+    let text = list_event.to_string();
+    assert!(shown.iter().all(|id| text.contains(id)), "{list_event}");
+    assert!(text.contains(&ada), "the record is named: {list_event}");
 
     // A new tenant data key re-wraps the documents' keys; contents are not re-encrypted.
     let before = Stored::of(&app, &owner.tenant_id, &ids[2].0).read().await;
