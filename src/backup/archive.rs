@@ -19,7 +19,7 @@
 //! Encryption and file I/O run on a thread of their own, fed through a bounded channel, so
 //! memory stays bounded whatever the size and the runtime's threads never block on disk.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::Path;
 
 use base64::Engine as _;
@@ -39,6 +39,10 @@ pub const VERSION: u32 = 1;
 const BATCH_BYTES: usize = 256 * 1024;
 /// Batches in flight between the database and the disk: the memory bound.
 const BATCHES_IN_FLIGHT: usize = 8;
+/// The longest line a reader accepts: far above any row or 64 KiB object piece, far below
+/// what would strain memory; with `LINES_IN_FLIGHT` it bounds a restore's queue.
+const MAX_LINE: usize = 8 * 1024 * 1024;
+const LINES_IN_FLIGHT: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -297,7 +301,7 @@ pub fn reader(
     shown: String,
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
 ) -> Result<mpsc::Receiver<Result<Vec<u8>, BackupError>>, BackupError> {
-    let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT * 64);
+    let (tx, rx) = mpsc::channel(LINES_IN_FLIGHT);
     std::thread::Builder::new()
         .name("backup-reader".into())
         .spawn(move || {
@@ -318,8 +322,14 @@ pub fn reader(
             };
             loop {
                 let mut line = Vec::new();
-                match lines.read_until(b'\n', &mut line) {
+                match (&mut lines).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
                     Ok(0) => return,
+                    Ok(n) if n > MAX_LINE => {
+                        let _ = tx.blocking_send(Err(BackupError::Corrupt(format!(
+                            "{shown} holds a line longer than any Bulwark writes"
+                        ))));
+                        return;
+                    }
                     Ok(_) => {
                         if tx.blocking_send(Ok(line)).is_err() {
                             return;

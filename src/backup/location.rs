@@ -62,10 +62,17 @@ impl Location {
                 let mut partial = target.as_os_str().to_owned();
                 partial.push(".partial");
                 let partial = PathBuf::from(partial);
+                // A stale partial file goes; the new one is created, never opened: a link
+                // planted under its name is refused, not followed, and the mode applies.
+                match std::fs::remove_file(&partial) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(BackupError::io(&partial, err));
+                    }
+                    _ => {}
+                }
                 let file = std::fs::OpenOptions::new()
                     .write(true)
-                    .create(true)
-                    .truncate(true)
+                    .create_new(true)
                     .mode(0o600)
                     .open(&partial)
                     .map_err(|err| BackupError::io(&partial, err))?;

@@ -1,6 +1,6 @@
 //! Document contents in a backup: the objects of a local-disk store, as stored (ciphertext
 //! under each document's own key), as the pseudo-table `@objects` after the tables. Each row
-//! is one piece of one object: tenant, document, position, bytes; an object's pieces are
+//! is one 64 KiB piece of one object: tenant, document, position, bytes; an object's pieces are
 //! consecutive. Hashes and counts cover them like any table's rows.
 //!
 //! Decision: objects in an S3-compatible store are not copied into archives (the bucket's
@@ -23,8 +23,9 @@ use crate::ids::{DocumentId, TenantId};
 /// The pseudo-table's name: not a possible SQL table name, so never confused with one.
 pub const TABLE: &str = "@objects";
 pub const COLUMNS: [&str; 4] = ["tenant_id", "document_id", "position", "bytes"];
-/// Bytes per archived piece (a line of about 1.4 MB once encoded).
-const PIECE: usize = 1024 * 1024;
+/// Bytes per archived piece (a line of about 88 KB once encoded): small enough that the
+/// reader's queue of lines stays a few megabytes.
+const PIECE: usize = 64 * 1024;
 
 fn path(storage: &Storage, tenant: Uuid, document: Uuid) -> object_store::path::Path {
     storage.path(TenantId::from_uuid(tenant), DocumentId::from_uuid(document))

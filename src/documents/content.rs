@@ -66,8 +66,10 @@ pub async fn content(
         None => None,
         Some(range) => Some(range.resolve(size).ok_or(DomainError::RangeNotSatisfiable { size })?),
     };
-    let raw = keys.decrypt(&place(tenant, id, "key"), &row.key_enc).map_err(|_| unreadable())?;
-    let raw: [u8; 32] = raw.as_slice().try_into().map_err(|_| unreadable())?;
+    let raw = Secret::new(
+        keys.decrypt(&place(tenant, id, "key"), &row.key_enc).map_err(|_| unreadable())?,
+    );
+    let raw: [u8; 32] = raw.expose().as_slice().try_into().map_err(|_| unreadable())?;
     let prefix: [u8; PREFIX_LEN] =
         row.nonce_prefix.as_slice().try_into().map_err(|_| unreadable())?;
     let key = ContentKey::new(&Secret::new(raw), prefix);

@@ -56,6 +56,22 @@ struct UploadForm {
     file: String,
 }
 
+/// A form field's text: small, and read no further than its cap (only the file is large).
+async fn small_text(
+    mut field: axum::extract::multipart::Field<'_>,
+    name: &str,
+) -> Result<String, DomainError> {
+    const FIELD_LIMIT: usize = 4096;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if bytes.len() + chunk.len() > FIELD_LIMIT {
+            return Err(DomainError::invalid(name, "is longer than a form field may be"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| DomainError::invalid(name, "is not UTF-8 text"))
+}
+
 fn multipart_error(err: axum::extract::multipart::MultipartError) -> DomainError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return DomainError::TooLarge { limit: 0 };
@@ -93,8 +109,7 @@ async fn upload(
             let view = super::upload(&app, &scope, &ctx, new, Box::pin(body)).await?;
             return Ok((StatusCode::CREATED, Json(view)));
         }
-        // A form field: small text.
-        let value = field.text().await.map_err(multipart_error)?;
+        let value = small_text(field, &name).await?;
         let not_an_id = || DomainError::invalid(&name, "is not an id");
         match name.as_str() {
             "contact_id" => contact = Some(value.trim().parse().map_err(|_| not_an_id())?),

@@ -3,7 +3,7 @@
 use crate::clock::Timestamp;
 use crate::ids::{CompanyId, ContactId, DealId, DocumentId, TenantId, UserId};
 use crate::store::sql::Query;
-use crate::store::{StoreError, SystemTx, TenantTx, query};
+use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, TenantTx, query};
 
 use super::Link;
 
@@ -48,6 +48,28 @@ pub async fn link_exists(tx: &mut TenantTx, link: Link) -> Result<bool, StoreErr
         }
     };
     Ok(q.scalar::<i64>(tx).await? == 1)
+}
+
+/// In the transaction that records an upload: whether its record still exists (a contact
+/// not erased meanwhile), holding the contact FOR SHARE on PostgreSQL so an erasure that
+/// runs now waits for this commit and then deletes the document with the others (SQLite's
+/// one writer orders them anyway).
+pub async fn link_still_exists(tx: &mut TenantTx, link: Link) -> Result<bool, StoreError> {
+    if let Link::Contact(id) = link
+        && tx.backend() == Backend::Postgres
+    {
+        let tenant = tx.tenant_id();
+        // PostgreSQL only (marked): SQLite has no row locks.
+        let held: Vec<i32> = query(
+            "SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2 AND erased_at IS NULL \
+             FOR SHARE",
+        )
+        .binds((tenant, id))
+        .scalars(tx)
+        .await?;
+        return Ok(!held.is_empty());
+    }
+    link_exists(tx, link).await
 }
 
 pub async fn insert(tx: &mut TenantTx, row: &DocumentRow) -> Result<(), StoreError> {

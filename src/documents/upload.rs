@@ -82,6 +82,14 @@ where
     };
     let recorded = async {
         let mut tx = app.store().tenant_tx(scope).await?;
+        // Checked again where the row is written: a contact erased while the file streamed
+        // must not get a document back.
+        if !store::link_still_exists(&mut tx, new.link).await? {
+            return Err(DomainError::invalid(
+                new.link.field(),
+                "does not name a record of this organisation",
+            ));
+        }
         let keys = crate::crm::sealing_keys(app, &mut tx).await?;
         let filename = sniff::safe_filename(&new.filename);
         let row = DocumentRow {

@@ -405,6 +405,41 @@ async fn a_tenant_deleted_after_a_backup_stays_deleted_after_restoring_it() {
     reads_back(&restored, &app, &kept, kept_contact["id"].as_str().expect("id")).await;
 }
 
+/// A link planted where the archive is written while incomplete (`….partial`) is replaced,
+/// never followed: the file it points at is untouched. An archive with an absurdly long line
+/// (which only a forger could write) is refused before it is held in memory.
+#[tokio::test]
+async fn the_archive_writer_follows_no_planted_link_and_the_reader_caps_lines() {
+    let app = TestApp::spawn().await;
+    app.signup("Acme").await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = keys(work.path());
+    let env = env_for(&app, &app.db, &keys);
+    let victim = work.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").expect("write");
+    let archive = work.path().join("planted.age");
+    std::os::unix::fs::symlink(&victim, work.path().join("planted.age.partial")).expect("link");
+    let archive = archive.to_str().expect("utf-8");
+    let (ok, text) = cli(work.path(), &env, &["backup", "create", "--to", archive]).await;
+    assert!(ok, "{text}");
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep me");
+    assert!(verify(work.path(), &env, archive, &keys).await.0, "the archive itself is whole");
+
+    // A well-encrypted file whose first line is 9 MiB long.
+    let recipient: age::x25519::Recipient = keys.recipient.parse().expect("recipient");
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .expect("encryptor");
+    let forged = work.path().join("long-line.age");
+    let mut out =
+        encryptor.wrap_output(std::fs::File::create(&forged).expect("create")).expect("wrap");
+    let header = format!("[\"{}\"]\n", "x".repeat(9 * 1024 * 1024));
+    std::io::Write::write_all(&mut out, header.as_bytes()).expect("write");
+    out.finish().expect("finish");
+    let (ok, text) = verify(work.path(), &env, forged.to_str().expect("utf-8"), &keys).await;
+    assert!(!ok && text.contains("a line longer than any Bulwark writes"), "{text}");
+}
+
 #[tokio::test]
 async fn a_restore_refuses_a_full_database_a_wrong_key_and_a_damaged_archive_and_writes_nothing() {
     let app = TestApp::spawn().await;

@@ -443,6 +443,58 @@ async fn types_come_from_the_content_and_names_stay_harmless() {
     }
 }
 
+/// A contact erased while a file for it is still streaming gets no document: the link is
+/// checked again where the row is written (under a row lock on PostgreSQL).
+#[tokio::test]
+async fn a_contact_erased_during_an_upload_gets_no_document() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    app.step_up(&owner).await; // erasure needs a recent second factor
+    let ada = contact(&app, &owner).await;
+    let (more, pieces) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let body = futures_util::stream::unfold(pieces, |mut pieces| async move {
+        pieces.recv().await.map(|piece| (Ok::<_, std::io::Error>(piece), pieces))
+    });
+    let part =
+        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(body)).file_name("a.txt");
+    let form = reqwest::multipart::Form::new().text("contact_id", ada.clone()).part("file", part);
+    let request =
+        app.client.post(app.url("/api/v1/documents")).bearer_auth(&owner.token).multipart(form);
+    let upload = tokio::spawn(request.send());
+    // The server has the head of the file (the link was checked then); erase meanwhile.
+    more.send(content(2 * CHUNK)).await.expect("stream");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let erased =
+        app.post_as(&owner.token, &format!("/api/v1/contacts/{ada}/erase"), &json!({})).await;
+    assert_eq!(erased.status(), 200);
+    more.send(content(100)).await.expect("stream");
+    drop(more);
+    let response = upload.await.expect("join").expect("response");
+    assert_eq!(expect_problem(response, 422).await["code"], "validation_failed");
+    let listed: Value = app
+        .get_as(&owner.token, &format!("/api/v1/documents?contact_id={ada}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"], json!([]), "no document of an erased contact");
+}
+
+/// Form fields are small: a title of 10 kB is refused without reading it whole into a
+/// document.
+#[tokio::test]
+async fn upload_form_fields_are_capped() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    let ada = contact(&app, &owner).await;
+    let long = "t".repeat(10_000);
+    let response = app
+        .upload_as(&owner.token, &[("title", &long), ("contact_id", &ada)], "a.txt", b"x".to_vec())
+        .await;
+    let problem = expect_problem(response, 422).await;
+    assert_eq!(problem["errors"][0]["field"], "title", "{problem}");
+}
+
 #[tokio::test]
 async fn uploads_are_capped_in_size_and_in_rate() {
     // The default rules, but for a per-minute write budget the uploads cannot reach: the
