@@ -180,18 +180,10 @@ fn main() -> ExitCode {
             runtime.block_on(delete_tenant(&input, tenant))
         }
         Command::Backup { command: BackupCommand::Verify { from, identity } } => {
-            runtime.block_on(async {
-                // A file needs no configuration; an S3 object needs the S3 settings.
-                let config = match from {
-                    Location::File(_) => None,
-                    Location::S3 { .. } => match load_for_run(&input) {
-                        Some(config) => Some(config),
-                        None => return ExitCode::FAILURE,
-                    },
-                };
-                commands::backup::verify(&from, config.as_ref().map(|c| &c.storage), &identity)
-                    .await
-            })
+            // The deployment's configuration: its master keys check the manifest's signature
+            // (no database needed).
+            let Some(config) = load_for_run(&input) else { return ExitCode::FAILURE };
+            runtime.block_on(commands::backup::verify(&from, &config, &identity))
         }
         Command::Backup { command: BackupCommand::Create { to } } => runtime.block_on(async {
             let Some(state) = open_state(&input).await else { return ExitCode::FAILURE };

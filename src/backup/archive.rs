@@ -34,7 +34,8 @@ use crate::clock::Timestamp;
 use crate::crypto::hex;
 
 pub const FORMAT: &str = "bulwark-backup";
-pub const VERSION: u32 = 1;
+/// 2: the manifest is signed (an Ed25519 key derived from the master key).
+pub const VERSION: u32 = 2;
 /// Lines are sent to the writer in batches of about this many bytes.
 const BATCH_BYTES: usize = 256 * 1024;
 /// Batches in flight between the database and the disk: the memory bound.
@@ -79,6 +80,25 @@ pub struct Manifest {
     /// Document contents in the archive (`@objects`; none when documents are in S3).
     pub documents: u64,
     pub completed_at: Timestamp,
+    /// The master key id the signing key is derived from, and the Ed25519 signature (base64)
+    /// of `signed_message`: every line before the manifest, the document count and the time.
+    /// age proves only that someone knew a recipient's public key; this proves the archive
+    /// was written by an instance holding the deployment's master key.
+    pub key: String,
+    pub sig: String,
+}
+
+/// The purpose the manifest's signing key is derived for.
+pub const SIGNING_PURPOSE: &str = "backup-manifest";
+
+/// What the manifest's signature covers: the SHA-256 of every line before it (header, every
+/// table with its rows and summary), then the document count and the completion time.
+pub fn signed_message(lines: &[u8], documents: u64, completed_at: Timestamp) -> Vec<u8> {
+    let mut message = b"bulwark-backup-manifest\0".to_vec();
+    message.extend_from_slice(lines);
+    message.extend_from_slice(&documents.to_be_bytes());
+    message.extend_from_slice(&completed_at.millis().to_be_bytes());
+    message
 }
 
 /// Every line but the rows.
@@ -149,6 +169,8 @@ pub struct Sink {
     batch: Vec<u8>,
     table: Option<(String, TableHash)>,
     summaries: Vec<TableSummary>,
+    /// Every line so far, for the manifest's signature.
+    lines: Sha256,
 }
 
 impl Sink {
@@ -184,12 +206,23 @@ impl Sink {
         Ok(())
     }
 
-    /// Writes the manifest and flushes what is left; the writer thread then finishes.
-    pub async fn finish(mut self, documents: u64) -> Result<Manifest, BackupError> {
+    /// Writes the manifest, signed with `signer` (the master key's id and the key derived
+    /// from it), and flushes what is left; the writer thread then finishes.
+    pub async fn finish(
+        mut self,
+        documents: u64,
+        signer: (String, ring::signature::Ed25519KeyPair),
+    ) -> Result<Manifest, BackupError> {
+        let completed_at = Timestamp::now();
+        let lines = std::mem::take(&mut self.lines).finalize();
+        let (key, pair) = signer;
+        let sig = pair.sign(&signed_message(&lines, documents, completed_at));
         let manifest = Manifest {
             tables: std::mem::take(&mut self.summaries),
             documents,
-            completed_at: Timestamp::now(),
+            completed_at,
+            key,
+            sig: BASE64.encode(sig.as_ref()),
         };
         self.record(&Record::Manifest(manifest.clone())).await?;
         let batch = std::mem::take(&mut self.batch);
@@ -199,6 +232,7 @@ impl Sink {
     }
 
     async fn push(&mut self, line: &[u8]) -> Result<(), BackupError> {
+        self.lines.update(line);
         self.batch.extend_from_slice(line);
         if self.batch.len() >= BATCH_BYTES {
             let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_BYTES));
@@ -261,7 +295,13 @@ pub fn writer(
             written
         })
         .map_err(|err| BackupError::Objects(format!("the writer thread: {err}")))?;
-    let sink = Sink { tx, batch: Vec::with_capacity(BATCH_BYTES), table: None, summaries: vec![] };
+    let sink = Sink {
+        tx,
+        batch: Vec::with_capacity(BATCH_BYTES),
+        table: None,
+        summaries: vec![],
+        lines: Sha256::new(),
+    };
     Ok((sink, thread))
 }
 

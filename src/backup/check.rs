@@ -1,8 +1,14 @@
 //! The reading side's checks: an archive's lines in order, every table's count and hash, and
 //! the manifest, as they stream past.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ring::signature::{ED25519, KeyPair as _, UnparsedPublicKey};
+use sha2::{Digest as _, Sha256};
+
 use super::BackupError;
 use super::archive::{self, Header, Line, Manifest, Record, TableHash, TableSummary};
+use crate::crypto::KeyRing;
 
 /// Checks each line of an archive as it is read: a header first, rows inside tables, every
 /// table's count and hash as recorded, then a manifest that lists exactly those tables, and
@@ -13,6 +19,9 @@ pub struct Checker {
     table: Option<(TableStartState, TableHash)>,
     summaries: Vec<TableSummary>,
     manifest: Option<Manifest>,
+    /// Every line before the manifest, which its signature covers.
+    lines: Sha256,
+    signed_lines: Option<Vec<u8>>,
 }
 
 struct TableStartState {
@@ -27,6 +36,9 @@ impl Checker {
             return corrupt("lines follow the manifest");
         }
         let line = archive::parse_line(raw)?;
+        if !matches!(line, Line::Record(Record::Manifest(_))) {
+            self.lines.update(raw);
+        }
         match (&line, self.header.is_some(), &mut self.table) {
             (Line::Record(Record::Header(h)), false, _) => {
                 if h.format != archive::FORMAT || h.version != archive::VERSION {
@@ -63,16 +75,34 @@ impl Checker {
                     return corrupt("the manifest does not match the tables");
                 }
                 self.manifest = Some(m.clone());
+                self.signed_lines = Some(std::mem::take(&mut self.lines).finalize().to_vec());
             }
             _ => return corrupt("a line out of place"),
         }
         Ok(line)
     }
 
-    pub fn finish(self) -> Result<(Header, Manifest), BackupError> {
-        match (self.header, self.manifest) {
-            (Some(header), Some(manifest)) => Ok((header, manifest)),
-            _ => Err(BackupError::Corrupt("the archive ends before its manifest".into())),
-        }
+    /// The header and manifest of a complete archive whose manifest was signed with a key
+    /// derived from one of `ring`'s master keys; anything else is refused.
+    pub fn finish(self, ring: &KeyRing) -> Result<(Header, Manifest), BackupError> {
+        let (Some(header), Some(manifest), Some(lines)) =
+            (self.header, self.manifest, self.signed_lines)
+        else {
+            return Err(BackupError::Corrupt("the archive ends before its manifest".into()));
+        };
+        let forged = || {
+            BackupError::Corrupt(
+                "the manifest's signature does not verify: not written by this deployment".into(),
+            )
+        };
+        let (_, pair) = ring
+            .signing_pair(archive::SIGNING_PURPOSE, Some(&manifest.key))
+            .map_err(|_| forged())?;
+        let sig = BASE64.decode(&manifest.sig).map_err(|_| forged())?;
+        let message = archive::signed_message(&lines, manifest.documents, manifest.completed_at);
+        UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref())
+            .verify(&message, &sig)
+            .map_err(|_| forged())?;
+        Ok((header, manifest))
     }
 }

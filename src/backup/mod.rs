@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::clock::Timestamp;
 use crate::config::StorageConfig;
+use crate::crypto::KeyRing;
 use crate::documents::storage::Storage;
 use crate::store::{Store, StoreError, SystemTx};
 use archive::{Cell, Cells, Header, Line, Manifest, Record};
@@ -86,6 +87,8 @@ pub enum BackupError {
     Newer(i64, i64),
     #[error("the target database is not empty: a restore writes only into an empty database")]
     NotEmpty,
+    #[error("the manifest's signing key: {0}")]
+    Signing(String),
     #[error("document contents: {0}")]
     Objects(String),
     #[error("the archive writer stopped before the end")]
@@ -115,12 +118,16 @@ pub async fn create(
     db: &Store,
     storage: &Storage,
     config: &StorageConfig,
+    ring: &KeyRing,
     recipients: &[age::x25519::Recipient],
     to: &Location,
 ) -> Result<Created, BackupError> {
     if recipients.is_empty() {
         return Err(BackupError::Recipients);
     }
+    let signer = ring
+        .signing_pair(archive::SIGNING_PURPOSE, None)
+        .map_err(|err| BackupError::Signing(err.to_string()))?;
     let (mut sink, writer) = archive::writer(to.output(config)?, recipients)?;
     let dumped = async {
         let mut tx = db.snapshot_read().await?;
@@ -169,7 +176,7 @@ pub async fn create(
             sink.end_table().await?;
         }
         tx.commit().await?;
-        sink.finish(documents).await
+        sink.finish(documents, signer).await
     }
     .await;
     // The writer renames the archive into place only after `finish`; on an error it was
@@ -186,15 +193,16 @@ pub async fn create(
 /// Reads a whole archive and checks every hash; writes nothing.
 pub async fn verify(
     from: &Location,
-    config: Option<&StorageConfig>,
+    config: &StorageConfig,
+    ring: &KeyRing,
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
 ) -> Result<(Header, Manifest), BackupError> {
-    let mut lines = archive::reader(from.input(config).await?, from.to_string(), identities)?;
+    let mut lines = archive::reader(from.input(Some(config)).await?, from.to_string(), identities)?;
     let mut checker = Checker::default();
     while let Some(line) = lines.recv().await {
         checker.accept(&line?)?;
     }
-    checker.finish()
+    checker.finish(ring)
 }
 
 /// What a restore wrote.
@@ -261,6 +269,7 @@ pub async fn restore(
     db: &Store,
     storage: &Storage,
     config: &StorageConfig,
+    ring: &KeyRing,
     from: &Location,
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
     shredded: &[Uuid],
@@ -320,7 +329,7 @@ pub async fn restore(
             Line::Record(_) => {}
         }
     }
-    let (header, manifest) = checker.finish()?;
+    let (header, manifest) = checker.finish(ring)?;
     // With the contents archived, a row whose object was not is a document deleted while
     // the backup ran: it goes too, as it would have.
     let mut dropped_documents = 0;

@@ -113,6 +113,7 @@ pub async fn run(
         app.store(),
         app.storage(),
         &config.storage,
+        app.keys(),
         &config.backup.recipients,
         &target,
     )

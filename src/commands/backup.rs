@@ -37,17 +37,21 @@ pub async fn create(state: &AppState, to: &Location) -> ExitCode {
     }
 }
 
-/// `config`: the S3 settings, for an `s3://` archive.
+/// `config`: the master keys (the manifest's signature) and the S3 settings.
 pub async fn verify(
     from: &Location,
-    config: Option<&bulwark::config::StorageConfig>,
+    config: &bulwark::config::Config,
     identity: &Path,
 ) -> ExitCode {
+    let ring = match bulwark::crypto::KeyRing::new(&config.secrets.master_keys) {
+        Ok(ring) => ring,
+        Err(err) => return fail(format!("BULWARK_MASTER_KEYS: {err}")),
+    };
     let identities = match backup::archive::identities(identity) {
         Ok(identities) => identities,
         Err(err) => return fail(err),
     };
-    match backup::verify(from, config, identities).await {
+    match backup::verify(from, &config.storage, &ring, identities).await {
         Ok((header, manifest)) => {
             let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
             println!(
@@ -82,6 +86,7 @@ pub async fn restore(state: &AppState, from: &Location, identity: &Path) -> Exit
         state.store(),
         state.storage(),
         &state.config().storage,
+        state.keys(),
         from,
         identities,
         &shredded,

@@ -440,6 +440,61 @@ async fn the_archive_writer_follows_no_planted_link_and_the_reader_caps_lines() 
     assert!(!ok && text.contains("a line longer than any Bulwark writes"), "{text}");
 }
 
+/// Someone who can write to the backups and knows the recipient's public key can make a
+/// well-encrypted, self-consistent archive (rows changed, hashes recomputed); without the
+/// deployment's master key they cannot sign its manifest, and verify and restore refuse it.
+#[tokio::test]
+async fn a_forged_archive_with_consistent_hashes_is_refused() {
+    use sha2::{Digest as _, Sha256};
+    let app = TestApp::spawn().await;
+    app.signup("Acme Forgeable").await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = keys(work.path());
+    let env = env_for(&app, &app.db, &keys);
+    let archive = work.path().join("real.age");
+    let archive = archive.to_str().expect("utf-8");
+    assert!(cli(work.path(), &env, &["backup", "create", "--to", archive]).await.0);
+    let plain = std::process::Command::new("age")
+        .args(["-d", "-i"])
+        .arg(&keys.identity)
+        .arg(archive)
+        .output()
+        .expect("age");
+    let plain = String::from_utf8(plain.stdout).expect("utf-8");
+    // The tenant renamed, the tenants table's hash recomputed wherever it is recorded.
+    let mut lines: Vec<String> = plain.lines().map(|l| format!("{l}\n")).collect();
+    let start =
+        lines.iter().position(|l| l.contains("{\"table\":{\"name\":\"tenants\"")).expect("tenants");
+    let end = start + lines[start..].iter().position(|l| l.starts_with("{\"end\"")).expect("end");
+    let old = Sha256::digest(lines[start + 1..end].concat().as_bytes());
+    for line in &mut lines[start + 1..end] {
+        *line = line.replace("Acme Forgeable", "Evil Forgery!!");
+    }
+    let new = Sha256::digest(lines[start + 1..end].concat().as_bytes());
+    let (old, new) = (bulwark::crypto::hex(&old), bulwark::crypto::hex(&new));
+    assert_ne!(old, new);
+    let forged_plain = lines.concat().replace(&old, &new);
+    let plain_path = work.path().join("forged.jsonl");
+    std::fs::write(&plain_path, forged_plain).expect("write");
+    let forged = work.path().join("forged.age");
+    let made = std::process::Command::new("age")
+        .args(["-r", &keys.recipient, "-o"])
+        .arg(&forged)
+        .arg(&plain_path)
+        .output()
+        .expect("age");
+    assert!(made.status.success());
+    let forged = forged.to_str().expect("utf-8");
+    let (ok, text) = verify(work.path(), &env, forged, &keys).await;
+    assert!(!ok && text.contains("signature does not verify"), "{text}");
+    let target = TestDb::create().await;
+    let (ok, text) =
+        restore(target.dir.path(), &env_for(&app, &target, &keys), forged, &keys).await;
+    assert!(!ok && text.contains("signature does not verify"), "{text}");
+    // The genuine archive still verifies.
+    assert!(verify(work.path(), &env, archive, &keys).await.0);
+}
+
 #[tokio::test]
 async fn a_restore_refuses_a_full_database_a_wrong_key_and_a_damaged_archive_and_writes_nothing() {
     let app = TestApp::spawn().await;
