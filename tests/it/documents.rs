@@ -47,6 +47,12 @@ async fn upload_ok(
     body
 }
 
+/// The first page of a contact's documents, as `by` sees it.
+async fn documents_of(app: &TestApp, by: &Account, contact: &str) -> Value {
+    let response = app.get_as(&by.token, &format!("/api/v1/documents?contact_id={contact}")).await;
+    response.json().await.expect("json")
+}
+
 /// Text content of `len` bytes with the marker at the start and end of each chunk.
 fn content(len: usize) -> Vec<u8> {
     let mut bytes: Vec<u8> = (0..len).map(|i| b'a' + (i % 23) as u8).collect();
@@ -471,12 +477,7 @@ async fn a_contact_erased_during_an_upload_gets_no_document() {
     drop(more);
     let response = upload.await.expect("join").expect("response");
     assert_eq!(expect_problem(response, 422).await["code"], "validation_failed");
-    let listed: Value = app
-        .get_as(&owner.token, &format!("/api/v1/documents?contact_id={ada}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = documents_of(&app, &owner, &ada).await;
     assert_eq!(listed["items"], json!([]), "no document of an erased contact");
 }
 
@@ -697,12 +698,7 @@ async fn the_virus_scanner_decides_before_anything_is_stored() {
         upload(&app, &owner, &ada, "eicar.txt", b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR".to_vec())
             .await;
     assert_eq!(expect_problem(refused, 422).await["code"], "infected");
-    let listed: Value = app
-        .get_as(&owner.token, &format!("/api/v1/documents?contact_id={ada}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = documents_of(&app, &owner, &ada).await;
     assert_eq!(listed["items"], json!([]), "nothing stored");
     let events = app.audit_events(&owner).await;
     assert!(
