@@ -32,7 +32,8 @@ pub(super) async fn gate(
                 && request.headers().contains_key(crate::idempotency::HEADER)
             {
                 let scope = idempotency_scope(&request);
-                super::idempotency::run(&app, &policy, scope, request, next).await
+                // Boxed: the replay machinery is large and most requests never enter it.
+                Box::pin(super::idempotency::run(&app, &policy, scope, request, next)).await
             } else {
                 next.run(request).await
             };

@@ -23,7 +23,8 @@ pub async fn authenticate(
 ) -> Result<Principal, DomainError> {
     let token = bearer(authorization)?;
     if token.starts_with(api_keys::API_KEY_PREFIX) {
-        return api_keys::authenticate(app, token).await;
+        // Boxed, like a session cache miss: a session request's future stays small.
+        return Box::pin(api_keys::authenticate(app, token)).await;
     }
     let identity = app.identity();
     let claims = identity

@@ -76,6 +76,18 @@ impl SessionCache {
         if let Some(entry) = self.entries.get(&sid) {
             return Ok(entry.live);
         }
+        // Boxed: the database read's future is kilobytes, and every request's future would
+        // otherwise carry (and copy) it even when the cache answers.
+        Box::pin(self.load(store, sid, idle, now)).await
+    }
+
+    async fn load(
+        &self,
+        store: &Store,
+        sid: SessionId,
+        idle: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Arc<LiveSession>>, StoreError> {
         let mut conn = store.system_conn().await?;
         let state = db::session_state(&mut conn, sid).await?;
         drop(conn);
