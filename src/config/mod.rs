@@ -101,6 +101,17 @@ pub struct DatabaseConfig {
     /// PostgreSQL: the owner role's URL, used only to migrate.
     pub migrate_url: Option<Secret<String>>,
     pub max_connections: u32,
+    pub pooler: Pooler,
+}
+
+/// What stands between Bulwark and PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooler {
+    /// Connections are Bulwark's own: session-level settings stay with a connection.
+    None,
+    /// A transaction-pooling PgBouncer: a server connection serves another client after every
+    /// transaction, so a session-level setting would leak to whoever gets it next.
+    Transaction,
 }
 
 #[derive(Debug)]
@@ -195,7 +206,11 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         url: p.database_url(&data_dir),
         migrate_url: p.secret_text("BULWARK_DATABASE_MIGRATE_URL"),
         max_connections: p.parse("BULWARK_DATABASE_MAX_CONNECTIONS", parse_pool_size),
+        pooler: p.parse("BULWARK_DATABASE_POOLER", parse_pooler),
     };
+    if let (DatabaseUrl::Sqlite(_), Pooler::Transaction) = (&database.url, database.pooler) {
+        p.problem("BULWARK_DATABASE_POOLER applies to PostgreSQL only; unset it for SQLite");
+    }
     if let (DatabaseUrl::Sqlite(_), Some(_)) = (&database.url, &database.migrate_url) {
         p.problem("BULWARK_DATABASE_MIGRATE_URL applies to PostgreSQL only; unset it for SQLite");
     }

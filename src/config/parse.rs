@@ -84,6 +84,14 @@ pub(super) fn parse_pool_size(value: &str) -> Result<u32, String> {
     }
 }
 
+pub(super) fn parse_pooler(value: &str) -> Result<super::Pooler, String> {
+    match value {
+        "none" => Ok(super::Pooler::None),
+        "transaction" => Ok(super::Pooler::Transaction),
+        _ => Err("must be `none` or `transaction`".into()),
+    }
+}
+
 pub(super) fn parse_body_limit(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if (1024..=(1 << 30)).contains(&n) => Ok(n),

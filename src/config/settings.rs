@@ -71,6 +71,12 @@ pub const SETTINGS: &[Setting] = &[
         "PostgreSQL only: the owner role that runs migrations; default: `BULWARK_DATABASE_URL`",
     ),
     s(
+        "BULWARK_DATABASE_POOLER",
+        "database.pooler",
+        Some("none"),
+        "PostgreSQL only: `transaction` when BULWARK_DATABASE_URL reaches PostgreSQL through a transaction-pooling PgBouncer (1.21 or later, `max_prepared_statements` above 0): no state is kept on a connection between transactions",
+    ),
+    s(
         "BULWARK_DATABASE_MAX_CONNECTIONS",
         "database.max_connections",
         Some("16"),
@@ -328,6 +334,12 @@ pub const SETTINGS: &[Setting] = &[
         "storage.s3_endpoint",
         None,
         "an S3-compatible endpoint (MinIO, …); unset: AWS. Must be https:// outside development",
+    ),
+    s(
+        "BULWARK_S3_CA_FILE",
+        "storage.s3_ca_file",
+        None,
+        "PEM file of certificate authorities trusted for BULWARK_S3_ENDPOINT besides the system's (a private server such as MinIO with its own CA)",
     ),
     s("BULWARK_S3_REGION", "storage.s3_region", Some("us-east-1"), "the S3 region"),
     s(

@@ -60,6 +60,8 @@ pub struct StorageConfig {
     pub s3_force_path_style: bool,
     /// Plain `http://` endpoints (development only).
     pub allow_http: bool,
+    /// Extra trusted roots for the endpoint (`BULWARK_S3_CA_FILE`), PEM.
+    pub s3_ca_pem: Option<Vec<u8>>,
 }
 
 pub(super) fn storage(p: &mut Parser<'_>, env: Profile, data_dir: &Path) -> StorageConfig {
@@ -82,6 +84,7 @@ pub(super) fn storage(p: &mut Parser<'_>, env: Profile, data_dir: &Path) -> Stor
         s3_secret_access_key: p.secret_text("BULWARK_S3_SECRET_ACCESS_KEY"),
         s3_force_path_style: p.parse("BULWARK_S3_FORCE_PATH_STYLE", parse_switch),
         allow_http: env.is_development(),
+        s3_ca_pem: p.optional("BULWARK_S3_CA_FILE", read_pem_certificates),
         s3_endpoint,
         url,
     };
@@ -91,6 +94,16 @@ pub(super) fn storage(p: &mut Parser<'_>, env: Profile, data_dir: &Path) -> Stor
         p.problem("BULWARK_S3_ACCESS_KEY_ID and BULWARK_S3_SECRET_ACCESS_KEY must be set together");
     }
     config
+}
+
+/// The file's bytes, when it holds at least one PEM certificate (parsed in full where the
+/// client is built: a bad one stops the start).
+fn read_pem_certificates(path: &str) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{path} cannot be read ({})", e.kind()))?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{path} holds no PEM certificate"));
+    }
+    Ok(pem)
 }
 
 fn parse_storage_url(value: &str) -> Result<StorageUrl, String> {

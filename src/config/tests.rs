@@ -248,3 +248,46 @@ fn outside_development_the_idle_timeout_lies_between_the_token_and_the_session_l
     // Tests in development may shorten it freely.
     assert!(problems(&[("BULWARK_SESSION_IDLE_TIMEOUT", "2s")]).is_empty());
 }
+
+#[test]
+fn the_pooler_setting_is_read_checked_and_postgres_only() {
+    let pg = production(&[
+        ("BULWARK_DATABASE_URL", "postgres://app:pw@127.0.0.1:6432/bulwark"),
+        ("BULWARK_DATABASE_POOLER", "transaction"),
+    ]);
+    let loaded = load_pairs(&pg).expect("a pooled PostgreSQL configuration loads");
+    assert_eq!(loaded.config.database.pooler, Pooler::Transaction);
+    let plain = load_pairs(&production(&[])).expect("loads");
+    assert_eq!(plain.config.database.pooler, Pooler::None, "no pooler unless one is named");
+    let session = problems(&production(&[("BULWARK_DATABASE_POOLER", "session")]));
+    assert!(session.iter().any(|p| p.contains("BULWARK_DATABASE_POOLER")), "{session:?}");
+    let sqlite = problems(&production(&[("BULWARK_DATABASE_POOLER", "transaction")]));
+    assert!(sqlite.iter().any(|p| p.contains("PostgreSQL only")), "{sqlite:?}");
+}
+
+#[test]
+fn an_s3_authority_file_must_hold_a_pem_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (good, bad) = (dir.path().join("ca.pem"), dir.path().join("ca.txt"));
+    std::fs::write(&good, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+        .expect("write");
+    std::fs::write(&bad, "not a certificate").expect("write");
+    let with = |path: &std::path::Path| {
+        let path = path.to_str().expect("utf-8").to_owned();
+        load(
+            &ConfigInput::from_pairs([
+                ("BULWARK_DATA_DIR", dir.path().to_str().expect("utf-8")),
+                ("BULWARK_S3_CA_FILE", path.as_str()),
+            ]),
+            DevSecrets::Generate,
+        )
+    };
+    let loaded = with(&good).expect("a PEM file loads");
+    assert!(loaded.config.storage.s3_ca_pem.is_some());
+    let Err(ConfigProblems(problems)) = with(&bad) else { panic!("a non-PEM file loaded") };
+    assert!(problems.iter().any(|p| p.contains("BULWARK_S3_CA_FILE")), "{problems:?}");
+    let Err(ConfigProblems(problems)) = with(&dir.path().join("missing.pem")) else {
+        panic!("a missing file loaded")
+    };
+    assert!(problems.iter().any(|p| p.contains("cannot be read")), "{problems:?}");
+}

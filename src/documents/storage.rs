@@ -72,6 +72,13 @@ impl Storage {
         if let Some(endpoint) = &config.s3_endpoint {
             builder = builder.with_endpoint(endpoint);
         }
+        if let Some(pem) = &config.s3_ca_pem {
+            let mut options = object_store::ClientOptions::new();
+            for root in object_store::Certificate::from_pem_bundle(pem)? {
+                options = options.with_root_certificate(root);
+            }
+            builder = builder.with_client_options(options);
+        }
         if let (Some(id), Some(secret)) = (&config.s3_access_key_id, &config.s3_secret_access_key) {
             builder = builder.with_access_key_id(id).with_secret_access_key(secret.expose());
         }

@@ -24,7 +24,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::config::{DatabaseConfig, DatabaseUrl};
+use crate::config::{DatabaseConfig, DatabaseUrl, Pooler};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, RoleReport};
 pub use sql::{Bind, Query, Row, Value, query};
 pub(crate) use tx::Conn;
@@ -92,7 +92,8 @@ pub struct Store {
     sqlite_writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// PostgreSQL: a few connections of the application role in system mode for their whole
     /// life, lent only as `SystemConn` (single platform reads on the hot path). Business
-    /// tables admit no system mode, so these connections can read no tenant's data.
+    /// tables admit no system mode, so these connections can read no tenant's data. `None`
+    /// behind a transaction pooler (`BULWARK_DATABASE_POOLER=transaction`).
     system_pool: Option<sqlx::PgPool>,
 }
 
@@ -135,23 +136,28 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options.clone())
                     .await?;
-                let system_pool = PgPoolOptions::new()
-                    .max_connections((config.max_connections / 4).max(2))
-                    .acquire_timeout(Duration::from_secs(10))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::query("SELECT set_config('bulwark.system', 'on', false)")
-                                .execute(conn)
-                                .await
-                                .map(|_| ())
+                // Behind a transaction pooler a connection's session setting would outlive our
+                // use of it and reach another client (another instance's tenant work): there
+                // is no system pool, and a `SystemConn` is a transaction with a local setting.
+                let system_pool = (config.pooler == Pooler::None).then(|| {
+                    PgPoolOptions::new()
+                        .max_connections((config.max_connections / 4).max(2))
+                        .acquire_timeout(Duration::from_secs(10))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                sqlx::query("SELECT set_config('bulwark.system', 'on', false)")
+                                    .execute(conn)
+                                    .await
+                                    .map(|_| ())
+                            })
                         })
-                    })
-                    .connect_lazy_with(options);
+                        .connect_lazy_with(options)
+                });
                 Ok(Store {
                     pool: Pool::Postgres(pool),
                     sqlite_file: None,
                     sqlite_writer: None,
-                    system_pool: Some(system_pool),
+                    system_pool,
                 })
             }
         }

@@ -88,7 +88,9 @@ pub struct SystemTx {
 /// Platform reads of single statements outside any transaction, for the request path's hot
 /// reads (the session check, the API-key lookup): one hand-off or round trip each, where a
 /// `SystemTx` costs three. On PostgreSQL it comes from a small pool whose connections are in
-/// system mode for their whole life (`Store::system_pool`), so no `set_config` is needed.
+/// system mode for their whole life (`Store::system_pool`), so no `set_config` is needed;
+/// behind a transaction pooler it is a read transaction in system mode instead (no state may
+/// outlive a transaction there).
 /// Nothing that must read a consistent snapshot of several statements belongs here.
 pub struct SystemConn {
     raw: RawTx,
@@ -207,9 +209,9 @@ impl Store {
         let raw = match (&self.pool, &self.system_pool) {
             (Pool::Sqlite(pool), _) => RawTx::SqliteConn(pool.acquire().await?),
             (Pool::Postgres(_), Some(system)) => RawTx::PostgresConn(system.acquire().await?),
-            (Pool::Postgres(_), None) => {
-                return Err(StoreError::Setup("the PostgreSQL system pool is missing".into()));
-            }
+            // Behind a transaction pooler: a transaction whose system mode ends with it (it
+            // only reads; dropping it rolls back).
+            (Pool::Postgres(_), None) => self.begin(Mode::Read, None).await?,
         };
         Ok(SystemConn { raw })
     }

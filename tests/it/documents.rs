@@ -815,3 +815,72 @@ async fn a_200_mib_document_streams_both_ways_in_bounded_memory() {
     assert!(growth_mib < 64, "the server's resident memory grew by {growth_mib} MiB");
     drop(server);
 }
+
+/// A TLS front for the plain-HTTP S3 server of the test run, with a certificate of its own
+/// authority; returns its port.
+async fn tls_front(cert: &rcgen::CertifiedKey<rcgen::KeyPair>, backend: String) -> u16 {
+    use tokio_rustls::rustls;
+    let chain = vec![cert.cert.der().clone()];
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+        .expect("the key");
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("a server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+/// A private S3-compatible server (MinIO with its own authority) is trusted through
+/// BULWARK_S3_CA_FILE, and only through it: without the file the same server is refused.
+#[tokio::test]
+async fn a_private_s3_authority_is_trusted_only_when_configured_postgres_only() {
+    let Ok(endpoint) = std::env::var("BULWARK_TEST_S3_ENDPOINT") else {
+        eprintln!("needs the S3-compatible server of the PostgreSQL pass");
+        return;
+    };
+    if crate::support::backend() != crate::support::Backend::Postgres {
+        return;
+    }
+    crate::support::tls_provider();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("s3-ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).expect("write the CA");
+    let port = tls_front(&cert, endpoint.trim_start_matches("http://").to_owned()).await;
+    let https = format!("https://localhost:{port}");
+    let ca = ca.to_str().expect("utf-8");
+
+    let trusting =
+        TestApp::spawn_with(&[("BULWARK_S3_ENDPOINT", &https), ("BULWARK_S3_CA_FILE", ca)]).await;
+    let owner = trusting.signup("S3 TLS").await;
+    let person = contact(&trusting, &owner).await;
+    let bytes = content(100_000);
+    let created = upload_ok(&trusting, &owner, &person, "report.pdf", bytes.clone()).await;
+    let id = created["id"].as_str().expect("id");
+    let (_, got) = download(&trusting, &owner, id).await.expect("downloads over TLS");
+    assert_eq!(got, bytes);
+
+    let untrusting = TestApp::spawn_with(&[("BULWARK_S3_ENDPOINT", &https)]).await;
+    let owner = untrusting.signup("S3 TLS refused").await;
+    let person = contact(&untrusting, &owner).await;
+    let refused = upload(&untrusting, &owner, &person, "report.pdf", bytes).await;
+    assert!(refused.status().is_server_error(), "an unknown authority was trusted");
+    assert!(
+        documents_of(&untrusting, &owner, &person).await["items"]
+            .as_array()
+            .is_some_and(|items| items.is_empty())
+    );
+}

@@ -1027,6 +1027,63 @@ async fn row_level_security_confines_every_tenant_table_to_its_tenant_postgres_o
     assert_eq!(true_counts(&mut owner, &a.tenant_id).await, a_rows);
 }
 
+/// Behind a transaction-pooling PgBouncer a server connection serves whoever comes next, so
+/// nothing may set state that outlives a transaction. With `BULWARK_DATABASE_POOLER=transaction`
+/// and a one-connection pool (what a pooler does to us, made certain), the platform hot-path
+/// read's system mode is gone when the next tenant transaction runs on that same connection;
+/// and the whole product (sign-in, a cold session check, an API key) works that way.
+#[tokio::test]
+async fn transaction_pooler_mode_leaves_no_session_state_on_a_connection_postgres_only() {
+    use bulwark::config::{DatabaseConfig, DatabaseUrl, Pooler};
+    use bulwark::crypto::Secret;
+    use bulwark::store::{Store, query};
+    if backend() != Backend::Postgres {
+        eprintln!("PostgreSQL only: SQLite has no pooler");
+        return;
+    }
+    let pooled =
+        [("BULWARK_DATABASE_POOLER", "transaction"), ("BULWARK_DATABASE_MAX_CONNECTIONS", "1")];
+    let app = TestApp::spawn_with(&pooled).await;
+    let owner = app.signup("Pooled").await;
+    assert_eq!(app.get_as(&owner.token, "/api/v1/me").await.status(), 200);
+    let (_, key) = app.api_key(&owner, &["contacts:read"]).await;
+    assert_eq!(app.get_as(&key, "/api/v1/contacts").await.status(), 200);
+
+    let db = app.stop().await;
+    let config = DatabaseConfig {
+        url: DatabaseUrl::Postgres(Secret::new(db.app_url())),
+        migrate_url: None,
+        max_connections: 1,
+        pooler: Pooler::Transaction,
+    };
+    let store = Store::open(&config).await.expect("open the pooled store");
+    const SYSTEM: &str = "SELECT coalesce(current_setting('bulwark.system', true), '')";
+    let mut conn = store.system_conn().await.expect("system read");
+    let inside: String = query(SYSTEM).scalar(&mut conn).await.expect("read the setting");
+    assert_eq!(inside, "on", "a platform read runs in system mode");
+    drop(conn);
+    let scope = bulwark::tenancy::TenantScope::system(
+        bulwark::ids::TenantId::from_uuid(owner.tenant_id.parse().expect("a tenant id")),
+        "pooler test",
+    );
+    let mut tx = store.tenant_read(&scope).await.expect("tenant read on the same connection");
+    let after: String = query(SYSTEM).scalar(&mut tx).await.expect("read the setting");
+    assert_eq!(after, "", "system mode outlived its transaction on a pooled connection");
+    drop(tx);
+    // One connection in all: a second pool would be a second client of the pooler, whose
+    // server connections are everyone's.
+    let RawDb::Postgres(mut owner_conn) = db.raw(true).await else { unreachable!("postgres") };
+    let opened: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name = 'bulwark'",
+    )
+    .fetch_one(&mut owner_conn)
+    .await
+    .expect("count connections");
+    assert_eq!(opened, 1, "the pooled store opened more than its one connection");
+    store.close().await;
+}
+
 // --- 6. Races on single-use secrets ---------------------------------------------------------
 
 /// Both answers, lowest status first.
