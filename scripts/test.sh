@@ -67,6 +67,9 @@ PY
 step "building the tests"
 cargo nextest run --locked --workspace --no-run
 
+step "compose stack: its rules, and Bulwark's production checks on the configuration it gets"
+target/deploy-venv/bin/python scripts/compose-check.py target/debug/bulwark
+
 # --- services -------------------------------------------------------------------------
 step "starting PostgreSQL, Redis and an S3-compatible server (moto) on loopback"
 start_postgres
