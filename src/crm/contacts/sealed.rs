@@ -87,8 +87,9 @@ pub fn open(keys: &KeySet, tenant: TenantId, row: &ContactRow) -> DomainResult<C
         stored
             .as_ref()
             .map(|s| {
+                // Moved out rather than copied: the view owns the one plaintext buffer.
                 keys.decrypt_text(&place(tenant, column, row.id), s)
-                    .map(|t| t.to_string())
+                    .map(|mut t| std::mem::take(&mut *t))
                     .map_err(corrupt)
             })
             .transpose()
