@@ -96,11 +96,18 @@ pub(super) fn storage(p: &mut Parser<'_>, env: Profile, data_dir: &Path) -> Stor
     config
 }
 
-/// The file's bytes, when it holds at least one PEM certificate (parsed in full where the
-/// client is built: a bad one stops the start).
+/// The file's bytes, when they hold one or more PEM certificates that parse as trust anchors
+/// (the client's own PEM reader only decodes the base64: a damaged file would pass it).
 fn read_pem_certificates(path: &str) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
     let pem = std::fs::read(path).map_err(|e| format!("{path} cannot be read ({})", e.kind()))?;
-    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        let certificate = certificate.map_err(|_| format!("{path} is not valid PEM"))?;
+        roots.add(certificate).map_err(|_| format!("{path} holds a damaged certificate"))?;
+    }
+    if roots.is_empty() {
         return Err(format!("{path} holds no PEM certificate"));
     }
     Ok(pem)

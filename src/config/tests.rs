@@ -269,9 +269,11 @@ fn the_pooler_setting_is_read_checked_and_postgres_only() {
 fn an_s3_authority_file_must_hold_a_pem_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (good, bad) = (dir.path().join("ca.pem"), dir.path().join("ca.txt"));
-    std::fs::write(&good, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    let cert = rcgen::generate_simple_self_signed(vec!["minio".to_owned()]).expect("a certificate");
+    std::fs::write(&good, cert.cert.pem()).expect("write");
+    // The marker without a certificate inside it is refused too.
+    std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
         .expect("write");
-    std::fs::write(&bad, "not a certificate").expect("write");
     let with = |path: &std::path::Path| {
         let path = path.to_str().expect("utf-8").to_owned();
         load(

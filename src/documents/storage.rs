@@ -73,7 +73,8 @@ impl Storage {
             builder = builder.with_endpoint(endpoint);
         }
         if let Some(pem) = &config.s3_ca_pem {
-            let mut options = object_store::ClientOptions::new();
+            // The client options replace the builder's: allow_http goes in again.
+            let mut options = object_store::ClientOptions::new().with_allow_http(config.allow_http);
             for root in object_store::Certificate::from_pem_bundle(pem)? {
                 options = options.with_root_certificate(root);
             }

@@ -102,6 +102,46 @@ pub(super) async fn run_postgres(owner_url: &str, app_url: &str) -> Result<(), S
     result
 }
 
+/// Checks, without migrating and in one transaction (a pooler may stand in between), that the
+/// database holds exactly this binary's migrations, each as it was written.
+pub(super) async fn verify_postgres(app_url: &str) -> Result<(), StoreError> {
+    let options = PgConnectOptions::from_str(app_url)
+        .map_err(|_| StoreError::Setup("BULWARK_DATABASE_URL is not valid".into()))?;
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await?;
+    let applied = async {
+        let mut tx = pool.begin().await?;
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(rows)
+    }
+    .await;
+    pool.close().await;
+    let applied = applied.map_err(|_| not_migrated("it has no migration table"))?;
+    let expected: Vec<(i64, Vec<u8>)> =
+        migrator(MIGRATIONS_POSTGRES).iter().map(|m| (m.version, m.checksum.to_vec())).collect();
+    if applied == expected {
+        return Ok(());
+    }
+    let newest = applied.last().map_or(0, |(version, _)| *version);
+    Err(not_migrated(&format!(
+        "it holds {} migration(s) up to {newest}, this binary has {}",
+        applied.len(),
+        expected.len()
+    )))
+}
+
+fn not_migrated(why: &str) -> StoreError {
+    StoreError::Setup(format!(
+        "the database is not migrated for this version of Bulwark ({why}): run `bulwark migrate` \
+         with BULWARK_DATABASE_MIGRATE_URL (straight to PostgreSQL, not through the pooler); \
+         behind a transaction pooler `serve` does not migrate"
+    ))
+}
+
 /// Grants run after every migration, so a table added later is covered too.
 async fn grant_application_role(pool: &PgPool, app_role: &str) -> Result<(), StoreError> {
     let owner: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(pool).await?;

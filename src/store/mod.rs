@@ -164,7 +164,8 @@ impl Store {
     }
 
     /// Applies pending migrations as the owner role and grants the application role what it
-    /// needs. Refuses a database migrated by a newer Bulwark.
+    /// needs. Refuses a database migrated by a newer Bulwark. Behind a transaction pooler with
+    /// no owner URL it only checks that the database is migrated to this version.
     pub async fn migrate(config: &DatabaseConfig) -> Result<(), StoreError> {
         match &config.url {
             DatabaseUrl::Sqlite(path) => {
@@ -174,6 +175,15 @@ impl Store {
                 let result = migrate::run_sqlite(&pool).await;
                 pool.close().await;
                 result
+            }
+            // Behind a transaction pooler without an owner URL, `serve` does not migrate:
+            // sqlx's migrator holds a session-level advisory lock, which a pooler would leave
+            // on a server connection for the next client. It checks that `bulwark migrate`
+            // (with BULWARK_DATABASE_MIGRATE_URL, straight to PostgreSQL) did.
+            DatabaseUrl::Postgres(app_url)
+                if config.pooler == Pooler::Transaction && config.migrate_url.is_none() =>
+            {
+                migrate::verify_postgres(app_url.expose()).await
             }
             DatabaseUrl::Postgres(app_url) => {
                 let owner_url = config.migrate_url.as_ref().unwrap_or(app_url);

@@ -209,9 +209,9 @@ impl Store {
         let raw = match (&self.pool, &self.system_pool) {
             (Pool::Sqlite(pool), _) => RawTx::SqliteConn(pool.acquire().await?),
             (Pool::Postgres(_), Some(system)) => RawTx::PostgresConn(system.acquire().await?),
-            // Behind a transaction pooler: a transaction whose system mode ends with it (it
-            // only reads; dropping it rolls back).
-            (Pool::Postgres(_), None) => self.begin(Mode::Read, None).await?,
+            // Behind a transaction pooler: a read-only transaction whose system mode ends with
+            // it (a write through it fails loudly instead of vanishing at the rollback).
+            (Pool::Postgres(_), None) => self.begin(Mode::Snapshot, None).await?,
         };
         Ok(SystemConn { raw })
     }

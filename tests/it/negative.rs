@@ -1084,6 +1084,37 @@ async fn transaction_pooler_mode_leaves_no_session_state_on_a_connection_postgre
     store.close().await;
 }
 
+/// Behind a transaction pooler `serve` never migrates (sqlx's migrator holds a session-level
+/// advisory lock, which a pooler would leave on a server connection): with no owner URL it
+/// refuses an unmigrated database, creating nothing, and serves one `bulwark migrate` prepared.
+#[tokio::test]
+async fn behind_a_transaction_pooler_serve_only_checks_the_migrations_postgres_only() {
+    if backend() != Backend::Postgres {
+        eprintln!("PostgreSQL only: SQLite has no pooler");
+        return;
+    }
+    let pooled = [("BULWARK_DATABASE_POOLER", "transaction"), ("BULWARK_DATABASE_MIGRATE_URL", "")];
+    let db = crate::support::TestDb::create().await;
+    let refused =
+        TestApp::build_on(&db, &pooled).await.err().expect("an unmigrated database is refused");
+    assert!(refused.contains("not migrated"), "{refused}");
+    let RawDb::Postgres(mut owner) = db.raw(true).await else { unreachable!("postgres") };
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&mut owner)
+            .await
+            .expect("count tables");
+    assert_eq!(tables, 0, "serve created tables behind the pooler");
+    drop(owner);
+
+    // Migrated as the owner (the harness's default), then served without the owner's URL.
+    let db = TestApp::spawn_on(db, &[]).await.stop().await;
+    let app = TestApp::spawn_on(db, &pooled).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let owner = app.signup("Pooled, migrated").await;
+    assert_eq!(app.get_as(&owner.token, "/api/v1/me").await.status(), 200);
+}
+
 // --- 6. Races on single-use secrets ---------------------------------------------------------
 
 /// Both answers, lowest status first.

@@ -183,8 +183,28 @@ impl TestApp {
         Self::spawn_on(db, extra).await
     }
 
+    /// Builds an application on `db` without starting it: the error text if it refuses.
+    pub async fn build_on(db: &TestDb, extra: &[(&str, &str)]) -> Result<Application, String> {
+        Self::build(&Self::settings_on(db, extra)).await
+    }
+
+    async fn build(settings: &[(String, String)]) -> Result<Application, String> {
+        let input = ConfigInput::from_pairs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let loaded = config::load(&input, DevSecrets::Generate)
+            .unwrap_or_else(|problems| panic!("test configuration: {problems}"));
+        Application::build(loaded.config).await.map_err(|err| format!("{err:#}"))
+    }
+
     /// Starts an application on an existing database (e.g. a restart).
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+        let settings = Self::settings_on(&db, extra);
+        let application = Self::build(&settings).await.expect("application builds");
+        Self::start(db, settings, application).await
+    }
+
+    /// The settings of an application on `db`: the harness's, then `extra` (an empty value
+    /// unsets a harness default, so the product's own default applies).
+    fn settings_on(db: &TestDb, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let data_dir = db.dir.path().to_str().expect("utf-8 path").to_owned();
         let mut settings: Vec<(String, String)> = vec![
             // Fast hashing for the suite; one test checks the OWASP defaults separately.
@@ -224,10 +244,14 @@ impl TestApp {
                 settings.push(((*key).to_owned(), (*value).to_owned()));
             }
         }
-        let input = ConfigInput::from_pairs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let loaded = config::load(&input, DevSecrets::Generate)
-            .unwrap_or_else(|problems| panic!("test configuration: {problems}"));
-        let application = Application::build(loaded.config).await.expect("application builds");
+        settings
+    }
+
+    async fn start(
+        db: TestDb,
+        settings: Vec<(String, String)>,
+        application: Application,
+    ) -> TestApp {
         let addr = application.local_addr().expect("bound");
         let metrics_addr = application.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
@@ -258,31 +282,14 @@ impl TestApp {
             settings.retain(|(k, _)| k != key);
             settings.push(((*key).to_owned(), (*value).to_owned()));
         }
-        let input = ConfigInput::from_pairs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let loaded = config::load(&input, DevSecrets::Generate)
-            .unwrap_or_else(|problems| panic!("test configuration: {problems}"));
-        let application = Application::build(loaded.config).await.expect("application builds");
-        let addr = application.local_addr().expect("bound");
-        let metrics_addr = application.metrics_addr();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(application.run(async move {
-            let _ = rx.await;
-        }));
+        let application = Self::build(&settings).await.expect("application builds");
+        // The database stays with `self`; this instance only borrows it.
         let placeholder = TestDb {
             backend: self.db.backend,
             dir: tempfile::tempdir().expect("tempdir"),
             name: None,
         };
-        TestApp {
-            mfa: Default::default(),
-            addr,
-            metrics_addr,
-            client: self.client.clone(),
-            db: placeholder,
-            settings,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        Self::start(placeholder, settings, application).await
     }
 
     /// Stops the server and hands back its database, for restart tests.
