@@ -6,7 +6,8 @@
 #
 # start_postgres exports BULWARK_TEST_PG_{OWNER,APP,SUPERUSER}_URL and BULWARK_TEST_PG_BIN
 # (roles bulwark_owner, which may create databases, and bulwark_app); start_redis exports
-# BULWARK_TEST_REDIS_URL and BULWARK_TEST_REDIS_SERVER; start_s3 BULWARK_TEST_S3_ENDPOINT.
+# BULWARK_TEST_REDIS_URL and BULWARK_TEST_REDIS_SERVER; start_s3 BULWARK_TEST_S3_ENDPOINT;
+# start_pgbouncer BULWARK_TEST_PGBOUNCER_APP_URL.
 # All listen on free ports.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -85,6 +86,42 @@ start_s3() {
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$S3_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
     curl -sf -X PUT "http://127.0.0.1:$S3_PORT/bulwark-test" >/dev/null
     export BULWARK_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+}
+
+# start_pgbouncer: Debian's PgBouncer in transaction pooling mode in front of the test cluster
+# (every database, the application role only); exports BULWARK_TEST_PGBOUNCER_APP_URL (no
+# database name, like BULWARK_TEST_PG_APP_URL).
+start_pgbouncer() {
+    PGB_PORT=$(free_port)
+    printf '"bulwark_app" "app-ci-password"\n' > "$WORK/pgbouncer-users.txt"
+    cat > "$WORK/pgbouncer.ini" <<EOF
+[databases]
+* = host=127.0.0.1 port=$PG_PORT
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+pool_mode = transaction
+auth_type = scram-sha-256
+auth_file = $WORK/pgbouncer-users.txt
+max_client_conn = 1000
+; Every test has its own database, hence its own pool: a few connections each, closed when
+; idle, and a cap across them all that leaves PostgreSQL room for direct connections.
+default_pool_size = 4
+server_idle_timeout = 1
+max_user_connections = 120
+ignore_startup_parameters = extra_float_digits,options
+logfile = $WORK/pgbouncer.log
+EOF
+    chmod 0644 "$WORK/pgbouncer.ini" "$WORK/pgbouncer-users.txt"
+    as_service "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" "$WORK/pgbouncer.ini" &
+    PIDS+=($!)
+    for _ in $(seq 50); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $PGB_PORT), 1)" 2>/dev/null && break
+        sleep 0.1
+    done
+    export BULWARK_TEST_PGBOUNCER_APP_URL="postgres://bulwark_app:app-ci-password@127.0.0.1:$PGB_PORT"
 }
 
 stop_services() {

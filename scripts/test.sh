@@ -24,7 +24,7 @@ trap cleanup EXIT INT TERM
 
 # --- packages -------------------------------------------------------------------------
 step "packages (PostgreSQL 15, Redis, python3-venv, promtool when missing)"
-services_install promtool:prometheus age
+services_install promtool:prometheus age pgbouncer
 
 # --- static checks --------------------------------------------------------------------
 step "cargo fmt --check"
@@ -71,8 +71,9 @@ step "compose stack: its rules, and Bulwark's production checks on the configura
 target/deploy-venv/bin/python scripts/compose-check.py target/debug/bulwark
 
 # --- services -------------------------------------------------------------------------
-step "starting PostgreSQL, Redis and an S3-compatible server (moto) on loopback"
+step "starting PostgreSQL, PgBouncer (transaction pooling), Redis and an S3-compatible server (moto) on loopback"
 start_postgres
+start_pgbouncer
 start_redis
 start_s3
 
@@ -82,6 +83,9 @@ BULWARK_TEST_DB=sqlite cargo nextest run --locked --workspace --no-fail-fast
 
 step "integration tests on PostgreSQL (documents in S3)"
 BULWARK_TEST_DB=postgres cargo nextest run --locked --test it --no-fail-fast
+
+step "integration tests on PostgreSQL through PgBouncer in transaction pooling mode (Debian's 1.18)"
+BULWARK_TEST_VIA_PGBOUNCER=1 BULWARK_TEST_DB=postgres cargo nextest run --locked --test it --no-fail-fast
 
 step "API fuzzing with schemathesis (user token, then a scoped API key)"
 scripts/api-fuzz.sh target/debug/bulwark

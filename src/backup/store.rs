@@ -73,7 +73,9 @@ pub async fn dump_rows(
     let filter = if tenant.is_some() { " WHERE tenant_id = $1" } else { "" };
     let sql = AssertSqlSafe(format!("SELECT * FROM {table}{filter} ORDER BY {order}"));
     let mut rows = 0;
-    match tx.raw().conn() {
+    let raw = tx.raw();
+    let named = raw.named_statements();
+    match raw.conn() {
         Conn::Sqlite(c) => {
             let mut q = sqlx::query(sql);
             if let Some(t) = tenant {
@@ -87,7 +89,7 @@ pub async fn dump_rows(
             }
         }
         Conn::Postgres(c) => {
-            let mut q = sqlx::query(sql);
+            let mut q = sqlx::query(sql).persistent(named);
             if let Some(t) = tenant {
                 q = q.bind(t);
             }

@@ -74,7 +74,7 @@ pub const SETTINGS: &[Setting] = &[
         "BULWARK_DATABASE_POOLER",
         "database.pooler",
         Some("none"),
-        "PostgreSQL only: `transaction` when BULWARK_DATABASE_URL reaches PostgreSQL through a transaction-pooling PgBouncer (1.21 or later, `max_prepared_statements` above 0): no state is kept on a connection between transactions",
+        "PostgreSQL only: `transaction` when BULWARK_DATABASE_URL reaches PostgreSQL through a transaction-pooling PgBouncer: no state outlives a transaction, statements are unnamed (any PgBouncer version), and without BULWARK_DATABASE_MIGRATE_URL (which must reach PostgreSQL itself) `serve` only checks the migrations",
     ),
     s(
         "BULWARK_DATABASE_MAX_CONNECTIONS",

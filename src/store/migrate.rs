@@ -113,6 +113,7 @@ pub(super) async fn verify_postgres(app_url: &str) -> Result<(), StoreError> {
         let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
         )
+        .persistent(false)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -218,15 +219,20 @@ impl RoleReport {
 }
 
 pub(super) async fn role_report(pool: &PgPool) -> Result<RoleReport, StoreError> {
+    // One transaction of unnamed statements: it holds behind a transaction pooler too.
+    let mut tx = pool.begin().await?;
     let (superuser, bypass_rls): (bool, bool) =
         sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(pool)
+            .persistent(false)
+            .fetch_one(&mut *tx)
             .await?;
     let owned: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user",
     )
-    .fetch_one(pool)
+    .persistent(false)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(RoleReport { superuser, bypass_rls, owns_tables: owned > 0 })
 }
 

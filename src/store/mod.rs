@@ -95,6 +95,8 @@ pub struct Store {
     /// tables admit no system mode, so these connections can read no tenant's data. `None`
     /// behind a transaction pooler (`BULWARK_DATABASE_POOLER=transaction`).
     system_pool: Option<sqlx::PgPool>,
+    /// What stands between us and PostgreSQL (`BULWARK_DATABASE_POOLER`).
+    pub(super) pooler: Pooler,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +127,7 @@ impl Store {
                     sqlite_file: Some(Arc::new((path.clone(), id))),
                     sqlite_writer: Some(Arc::new(tokio::sync::Mutex::new(()))),
                     system_pool: None,
+                    pooler: Pooler::None,
                 })
             }
             DatabaseUrl::Postgres(url) => {
@@ -158,6 +161,7 @@ impl Store {
                     sqlite_file: None,
                     sqlite_writer: None,
                     system_pool,
+                    pooler: config.pooler,
                 })
             }
         }
@@ -225,7 +229,16 @@ impl Store {
         let probe = async {
             match &self.pool {
                 Pool::Sqlite(pool) => sqlx::query_scalar::<_, i64>(PROBE).fetch_one(pool).await,
-                Pool::Postgres(pool) => sqlx::query_scalar::<_, i64>(PROBE).fetch_one(pool).await,
+                // In a transaction and unnamed behind a pooler, like every statement there.
+                Pool::Postgres(pool) => {
+                    let mut tx = pool.begin().await?;
+                    let count = sqlx::query_scalar::<_, i64>(PROBE)
+                        .persistent(self.pooler == Pooler::None)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(count)
+                }
             }
         };
         match tokio::time::timeout(READINESS_TIMEOUT, probe).await {

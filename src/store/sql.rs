@@ -175,13 +175,16 @@ impl Query {
         let Query { sql, binds } = self;
         let sql = AssertSqlSafe(sql);
         count_statement();
+        let named = tx.named_statements();
         Ok(match tx.conn() {
             Conn::Sqlite(c) => {
                 sqlx::query_with(sql, sqlite_args(binds)?).execute(c).await?.rows_affected()
             }
-            Conn::Postgres(c) => {
-                sqlx::query_with(sql, pg_args(binds)?).execute(c).await?.rows_affected()
-            }
+            Conn::Postgres(c) => sqlx::query_with(sql, pg_args(binds)?)
+                .persistent(named)
+                .execute(c)
+                .await?
+                .rows_affected(),
         })
     }
 
@@ -195,9 +198,13 @@ impl Query {
         let Query { sql, binds } = self;
         let sql = AssertSqlSafe(sql);
         count_statement();
-        Ok(match tx.raw().conn() {
+        let raw = tx.raw();
+        let named = raw.named_statements();
+        Ok(match raw.conn() {
             Conn::Sqlite(c) => sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_all(c).await,
-            Conn::Postgres(c) => sqlx::query_as_with(sql, pg_args(binds)?).fetch_all(c).await,
+            Conn::Postgres(c) => {
+                sqlx::query_as_with(sql, pg_args(binds)?).persistent(named).fetch_all(c).await
+            }
         }?)
     }
 
@@ -208,11 +215,15 @@ impl Query {
         let Query { sql, binds } = self;
         let sql = AssertSqlSafe(sql);
         count_statement();
-        Ok(match tx.raw().conn() {
+        let raw = tx.raw();
+        let named = raw.named_statements();
+        Ok(match raw.conn() {
             Conn::Sqlite(c) => {
                 sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_optional(c).await
             }
-            Conn::Postgres(c) => sqlx::query_as_with(sql, pg_args(binds)?).fetch_optional(c).await,
+            Conn::Postgres(c) => {
+                sqlx::query_as_with(sql, pg_args(binds)?).persistent(named).fetch_optional(c).await
+            }
         }?)
     }
 

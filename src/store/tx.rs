@@ -24,6 +24,9 @@ use crate::tenancy::TenantScope;
 pub enum RawTx {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
+    /// Behind a transaction pooler: statements are unnamed (a named prepared statement lives
+    /// on one server connection, and the next transaction may get another).
+    PostgresPooled(Transaction<'static, Postgres>),
     /// No transaction: one pooled connection, each statement its own (`SystemConn`).
     SqliteConn(PoolConnection<Sqlite>),
     PostgresConn(PoolConnection<Postgres>),
@@ -36,10 +39,16 @@ pub enum Conn<'a> {
 }
 
 impl RawTx {
+    /// Whether statements may be prepared once and kept on the connection (sqlx's
+    /// `persistent`): not behind a transaction pooler.
+    pub fn named_statements(&self) -> bool {
+        !matches!(self, RawTx::PostgresPooled(_))
+    }
+
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
             RawTx::Sqlite(tx) => Conn::Sqlite(tx),
-            RawTx::Postgres(tx) => Conn::Postgres(tx),
+            RawTx::Postgres(tx) | RawTx::PostgresPooled(tx) => Conn::Postgres(tx),
             RawTx::SqliteConn(c) => Conn::Sqlite(c),
             RawTx::PostgresConn(c) => Conn::Postgres(c),
         }
@@ -126,7 +135,9 @@ impl AsRawTx for SystemTx {
 fn backend_of(raw: &RawTx) -> super::Backend {
     match raw {
         RawTx::Sqlite(_) | RawTx::SqliteConn(_) => super::Backend::Sqlite,
-        RawTx::Postgres(_) | RawTx::PostgresConn(_) => super::Backend::Postgres,
+        RawTx::Postgres(_) | RawTx::PostgresPooled(_) | RawTx::PostgresConn(_) => {
+            super::Backend::Postgres
+        }
     }
 }
 
@@ -161,7 +172,7 @@ async fn commit(raw: RawTx) -> Result<(), StoreError> {
     count_statement();
     match raw {
         RawTx::Sqlite(tx) => tx.commit().await?,
-        RawTx::Postgres(tx) => tx.commit().await?,
+        RawTx::Postgres(tx) | RawTx::PostgresPooled(tx) => tx.commit().await?,
         // Statements outside a transaction took effect one by one.
         RawTx::SqliteConn(_) | RawTx::PostgresConn(_) => {}
     }
@@ -249,20 +260,23 @@ impl Store {
                     Mode::Read | Mode::Write => pool.begin().await?,
                 };
                 count_statement();
+                let named = self.pooler == crate::config::Pooler::None;
                 match tenant {
                     Some(tenant) => {
                         sqlx::query("SELECT set_config('bulwark.tenant_id', $1, true)")
                             .bind(tenant.to_string())
+                            .persistent(named)
                             .execute(&mut *tx)
                             .await?;
                     }
                     None => {
                         sqlx::query("SELECT set_config('bulwark.system', 'on', true)")
+                            .persistent(named)
                             .execute(&mut *tx)
                             .await?;
                     }
                 }
-                Ok(RawTx::Postgres(tx))
+                Ok(if named { RawTx::Postgres(tx) } else { RawTx::PostgresPooled(tx) })
             }
         }
     }

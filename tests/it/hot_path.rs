@@ -32,13 +32,16 @@ async fn authentication_costs_one_statement_cold_and_none_warm() {
         })
         .await;
         assert_eq!(warm, 0, "20 warm requests sent {warm} statements");
-        // Cold (the entry outlived its 500 ms): one statement reads it all again.
+        // Cold (the entry outlived its 500 ms): one statement reads it all again; behind a
+        // transaction pooler that statement needs a transaction of its own (begin with the
+        // system setting, the read, the rollback of a read-only transaction is not counted).
         tokio::time::sleep(Duration::from_millis(600)).await;
         let cold = cost(async {
             assert_eq!(app.get_as(credential, "/api/v1/me").await.status(), 200);
         })
         .await;
-        assert_eq!(cold, 1, "a cold request sent {cold} statements");
+        let expected = if crate::support::via_pgbouncer() { 3 } else { 1 };
+        assert_eq!(cold, expected, "a cold request sent {cold} statements");
     }
     // A step-up route checks the step-up from the same state: when warm it sends exactly the
     // statements of its own write — begin (with PostgreSQL's tenant setting), the key's

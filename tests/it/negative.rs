@@ -1050,6 +1050,12 @@ async fn transaction_pooler_mode_leaves_no_session_state_on_a_connection_postgre
     assert_eq!(app.get_as(&key, "/api/v1/contacts").await.status(), 200);
 
     let db = app.stop().await;
+    // Connections opened from here on (a pooler may still hold the stopped app's).
+    let RawDb::Postgres(mut owner_conn) = db.raw(true).await else { unreachable!("postgres") };
+    let since: String = sqlx::query_scalar("SELECT clock_timestamp()::text")
+        .fetch_one(&mut owner_conn)
+        .await
+        .expect("the time");
     let config = DatabaseConfig {
         url: DatabaseUrl::Postgres(Secret::new(db.app_url())),
         migrate_url: None,
@@ -1072,11 +1078,11 @@ async fn transaction_pooler_mode_leaves_no_session_state_on_a_connection_postgre
     drop(tx);
     // One connection in all: a second pool would be a second client of the pooler, whose
     // server connections are everyone's.
-    let RawDb::Postgres(mut owner_conn) = db.raw(true).await else { unreachable!("postgres") };
     let opened: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND application_name = 'bulwark'",
+         AND application_name = 'bulwark' AND backend_start >= $1::timestamptz",
     )
+    .bind(&since)
     .fetch_one(&mut owner_conn)
     .await
     .expect("count connections");

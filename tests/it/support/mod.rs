@@ -52,6 +52,12 @@ fn env(name: &str) -> String {
     })
 }
 
+/// The PgBouncer pass of scripts/test.sh: PostgreSQL through PgBouncer in transaction mode.
+pub fn via_pgbouncer() -> bool {
+    backend() == Backend::Postgres
+        && std::env::var("BULWARK_TEST_VIA_PGBOUNCER").is_ok_and(|v| v == "1")
+}
+
 /// A fresh database for one test.
 pub struct TestDb {
     pub backend: Backend,
@@ -102,8 +108,20 @@ impl TestDb {
         })
     }
 
-    /// The settings that point Bulwark at this database.
+    /// The settings that point Bulwark at this database: on the PgBouncer pass of
+    /// scripts/test.sh (`BULWARK_TEST_VIA_PGBOUNCER=1`) through PgBouncer in transaction
+    /// pooling mode, migrations still straight to PostgreSQL as the owner.
     pub fn settings(&self) -> Vec<(String, String)> {
+        if let (true, Some(name)) = (via_pgbouncer(), &self.name) {
+            return vec![
+                (
+                    "BULWARK_DATABASE_URL".to_owned(),
+                    format!("{}/{name}", env("BULWARK_TEST_PGBOUNCER_APP_URL")),
+                ),
+                ("BULWARK_DATABASE_POOLER".to_owned(), "transaction".to_owned()),
+                ("BULWARK_DATABASE_MIGRATE_URL".to_owned(), self.owner_url().unwrap_or_default()),
+            ];
+        }
         let mut pairs = vec![("BULWARK_DATABASE_URL".to_owned(), self.app_url())];
         if let Some(owner) = self.owner_url() {
             pairs.push(("BULWARK_DATABASE_MIGRATE_URL".to_owned(), owner));
