@@ -113,9 +113,11 @@ server_idle_timeout = 1
 max_user_connections = 120
 ignore_startup_parameters = extra_float_digits,options
 logfile = $WORK/pgbouncer.log
+stats_period = 3600
 EOF
     chmod 0644 "$WORK/pgbouncer.ini" "$WORK/pgbouncer-users.txt"
-    as_service "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" "$WORK/pgbouncer.ini" &
+    as_service "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" "$WORK/pgbouncer.ini" \
+        > /dev/null 2>&1 &
     PIDS+=($!)
     for _ in $(seq 50); do
         python3 -c "import socket; socket.create_connection(('127.0.0.1', $PGB_PORT), 1)" 2>/dev/null && break

@@ -37,6 +37,7 @@ struct Inner {
     storage: crate::documents::storage::Storage,
     readiness: telemetry::health::ReadinessCache,
     openapi_json: axum::body::Bytes,
+    blocklist: Arc<crate::containment::BlockList>,
 }
 
 impl AppState {
@@ -88,6 +89,7 @@ impl AppState {
                 storage,
                 readiness: telemetry::health::ReadinessCache::default(),
                 openapi_json,
+                blocklist: Arc::default(),
             }),
         })
     }
@@ -98,6 +100,11 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The client networks blocked on this instance (see `containment`).
+    pub fn blocklist(&self) -> &Arc<crate::containment::BlockList> {
+        &self.inner.blocklist
     }
 
     pub fn redis(&self) -> Option<&RedisLink> {
@@ -184,6 +191,10 @@ impl Application {
         if !redeleted.is_empty() {
             tracing::warn!(tenants = ?redeleted, "tenants of the shred ledger deleted again");
         }
+        // The blocks in force before the first request is served.
+        crate::containment::reload(&state)
+            .await
+            .map_err(|err| anyhow::anyhow!("reading the blocked addresses: {err}"))?;
         let router = http::router(state.clone(), endpoints);
 
         let config = state.config();
@@ -242,6 +253,7 @@ impl Application {
             tracing::warn!(error = %err, "the last backup's time could not be read");
         }
         let backups = tokio::spawn(crate::backup::schedule::scheduler(self.state.clone()));
+        let blocks = tokio::spawn(crate::containment::reloader(self.state.clone()));
         let checkpointer = match self.checkpointer() {
             Ok(checkpointer) => {
                 metrics::gauge!("audit_checkpoints_enabled").set(1.0);
@@ -304,6 +316,7 @@ impl Application {
         upkeep.abort();
         sweeper.abort();
         backups.abort();
+        blocks.abort();
         if let (Some(task), Some(checkpointer)) = (checkpoints, checkpointer) {
             task.abort();
             // The last word: every chain that moved since its checkpoint gets one now.

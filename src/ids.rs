@@ -126,6 +126,8 @@ id_type!(/// A task.
     TaskId, now_v7);
 id_type!(/// A document (contents encrypted in the object store).
     DocumentId, now_v7);
+id_type!(/// A blocked client network (containment).
+    BlockId, now_v7);
 
 impl TenantId {
     /// The chain id of platform audit events, which belong to no tenant.

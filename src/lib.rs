@@ -15,6 +15,7 @@ pub mod audit;
 pub mod backup;
 pub mod clock;
 pub mod config;
+pub mod containment;
 pub mod crm;
 pub mod crypto;
 pub mod documents;

@@ -49,6 +49,7 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("login_throttle", "1", Reach::System),
     ("idempotency_keys", "1", Reach::System),
     ("tenant_keys", "1", Reach::System),
+    ("blocked_ips", "id", Reach::System),
     ("companies", "id", Reach::PerTenant),
     ("contacts", "id", Reach::PerTenant),
     ("pipelines", "id", Reach::PerTenant),

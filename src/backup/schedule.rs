@@ -126,8 +126,7 @@ pub async fn run(
         Ok(created) => {
             let size = created.size;
             metrics::counter!("backups_total", "outcome" => "success").increment(1);
-            metrics::gauge!("backup_last_success_timestamp_seconds")
-                .set(Timestamp::now().secs() as f64);
+            publish_last_success(Timestamp::now());
             metrics::gauge!("backup_last_duration_seconds").set(seconds);
             metrics::gauge!("backup_last_size_bytes").set(size as f64);
             let rows: u64 = created.manifest.tables.iter().map(|t| t.rows).sum();
@@ -165,9 +164,17 @@ pub async fn publish_state(app: &AppState) -> Result<(), BackupError> {
     let mut tx = app.store().system_read().await?;
     let last = super::store::last_success(&mut tx).await?;
     tx.commit().await?;
-    metrics::gauge!("backup_last_success_timestamp_seconds")
-        .set(last.map_or(0.0, |t| t.secs() as f64));
+    publish_last_success(last.unwrap_or(Timestamp::from_millis(0)));
     Ok(())
+}
+
+/// The newest success this process has seen, exported: it never moves back (a start-up read
+/// that raced a backup's audit event, as a second instance in one process can, cannot hide
+/// the backup that just succeeded).
+fn publish_last_success(at: Timestamp) {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let newest = LAST.fetch_max(at.secs(), std::sync::atomic::Ordering::Relaxed).max(at.secs());
+    metrics::gauge!("backup_last_success_timestamp_seconds").set(newest as f64);
 }
 
 /// The scheduler task of `serve`: checks every 10 s whether the current slot has its backup.

@@ -50,6 +50,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(crate::identity::mfa::routes::endpoints());
     all.extend(crate::tenancy::routes::endpoints());
     all.extend(crate::platform::routes::endpoints());
+    all.extend(crate::containment::routes::endpoints());
     all.extend(crate::audit::routes::endpoints());
     all.extend(crate::crm::routes::endpoints());
     all.extend(crate::documents::routes::endpoints());
@@ -80,6 +81,7 @@ const UPLOAD_ENVELOPE: usize = 1024 * 1024;
 
 pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
     let config = state.config().clone();
+    let blocklist = state.blocklist().clone();
     let mut router = Router::new();
     for endpoint in endpoints {
         let policy = Arc::new(endpoint.policy);
@@ -121,6 +123,7 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
                 trusted: config.http.trusted_proxies.clone(),
                 ipv6_prefix: config.http.ipv6_prefix,
                 headers: headers::SecurityHeaders::from_config(&config),
+                blocklist,
             }),
             request_id::track_requests,
         ))

@@ -78,24 +78,17 @@ impl SessionCache {
         }
         // Boxed: the database read's future is kilobytes, and every request's future would
         // otherwise carry (and copy) it even when the cache answers.
-        Box::pin(self.load(store, sid, idle, now)).await
-    }
-
-    async fn load(
-        &self,
-        store: &Store,
-        sid: SessionId,
-        idle: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Arc<LiveSession>>, StoreError> {
-        let mut conn = store.system_conn().await?;
-        let state = db::session_state(&mut conn, sid).await?;
-        drop(conn);
-        let (user, tenant) =
-            (state.as_ref().map(|s| s.user_id), state.as_ref().and_then(|s| s.tenant_id));
-        let live = state.filter(|s| s.usable(idle, now)).map(|s| Arc::new(s.into_live()));
-        self.entries.put(sid, Entry { live: live.clone(), user, tenant });
-        Ok(live)
+        Box::pin(async move {
+            let mut conn = store.system_conn().await?;
+            let state = db::session_state(&mut conn, sid).await?;
+            drop(conn);
+            let (user, tenant) =
+                (state.as_ref().map(|s| s.user_id), state.as_ref().and_then(|s| s.tenant_id));
+            let live = state.filter(|s| s.usable(idle, now)).map(|s| Arc::new(s.into_live()));
+            self.entries.put(sid, Entry { live: live.clone(), user, tenant });
+            Ok(live)
+        })
+        .await
     }
 
     /// Whether the session may still be used by `owner` (see [`owner`]).

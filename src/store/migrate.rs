@@ -50,6 +50,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 7, "0007", "hardening"),
     migration!("sqlite", 8, "0008", "audit_head_trigger"),
     migration!("sqlite", 9, "0009", "documents"),
+    migration!("sqlite", 10, "0010", "containment"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -61,6 +62,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 7, "0007", "hardening"),
     migration!("postgres", 8, "0008", "audit_head_trigger"),
     migration!("postgres", 9, "0009", "documents"),
+    migration!("postgres", 10, "0010", "containment"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -10,6 +10,7 @@ mod abuse;
 mod access;
 mod audit;
 mod backup;
+mod containment;
 mod controls;
 mod crm;
 mod documents;

@@ -777,8 +777,12 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
 ];
 
 /// Tables of no tenant, platform code only; `true` when this test puts a row in them.
-const PLATFORM_TABLES: &[(&str, bool)] =
-    &[("idempotency_keys", true), ("login_throttle", true), ("audit_anchors", false)];
+const PLATFORM_TABLES: &[(&str, bool)] = &[
+    ("idempotency_keys", true),
+    ("login_throttle", true),
+    ("audit_anchors", false),
+    ("blocked_ips", false),
+];
 
 /// Business tables: even platform code (a system transaction) sees none of their rows.
 const BUSINESS_TABLES: &[&str] = &[

@@ -668,6 +668,66 @@ impl TestApp {
         state.backup_codes.pop().expect("a backup code left")
     }
 
+    /// A platform super-admin, signed in and stepped up (see `new_superadmin`).
+    pub async fn superadmin(&self) -> Account {
+        let root = self.new_superadmin().await;
+        self.step_up(&root).await;
+        root
+    }
+
+    /// A platform super-admin made by the `create-superadmin` command (off the runtime
+    /// thread: this in-process server keeps running), signed in, no second factor yet.
+    pub async fn new_superadmin(&self) -> Account {
+        let dir = self.db.dir.path().to_str().expect("utf-8").to_owned();
+        let mut env: Vec<(&str, &str)> =
+            self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.retain(|(k, _)| !k.contains("LISTEN"));
+        let email = unique_email("root");
+        let mut command = binary::command(
+            std::path::Path::new(&dir),
+            &env,
+            &["create-superadmin", "--email", &email],
+        );
+        let output = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut child = command
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{PASSWORD}\n").as_bytes())
+                .expect("write");
+            child.wait_with_output().expect("run")
+        })
+        .await
+        .expect("join");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let (token, refresh) = self.login_ok(&email, PASSWORD).await;
+        Account {
+            tenant_id: String::new(),
+            user_id: String::new(),
+            email,
+            password: PASSWORD.into(),
+            token,
+            refresh,
+        }
+    }
+
+    /// The actions of the platform audit chain, oldest first (read from the database).
+    pub async fn platform_audit_actions(&self) -> Vec<String> {
+        const SQL: &str = "SELECT action FROM audit_events WHERE tenant_id IS NULL ORDER BY seq";
+        match self.db.raw(true).await {
+            RawDb::Sqlite(mut c) => sqlx::query_scalar(SQL).fetch_all(&mut c).await,
+            RawDb::Postgres(mut c) => sqlx::query_scalar(SQL).fetch_all(&mut c).await,
+        }
+        .expect("the platform chain")
+    }
+
     /// Creates an API key with the given scopes as `by`; returns (id, key).
     pub async fn api_key(&self, by: &Account, scopes: &[&str]) -> (String, String) {
         self.step_up(by).await;

@@ -1,0 +1,136 @@
+//! Containment: addresses blocked by the platform super-admin, before anything else runs,
+//! on every instance within a second.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, expect_problem};
+
+const BEHIND_PROXY: (&str, &str) = ("BULWARK_TRUSTED_PROXIES", "127.0.0.1/32");
+
+/// A request as the proxy reports it for `client`.
+async fn from(app: &TestApp, client: &str, path: &str) -> reqwest::Response {
+    app.client.get(app.url(path)).header("x-forwarded-for", client).send().await.expect("request")
+}
+
+/// Waits (at most two seconds) until `client`'s requests to `app` get `status`; how long.
+async fn until_status(app: &TestApp, client: &str, status: u16) -> Duration {
+    let started = Instant::now();
+    while from(app, client, "/healthz").await.status() != status {
+        assert!(started.elapsed() < Duration::from_secs(2), "{client} never got {status}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_blocked_network_is_refused_first_on_every_instance_within_a_second() {
+    let app = TestApp::spawn_with(&[BEHIND_PROXY]).await;
+    let other = app.sibling(&[]).await;
+    let root = app.superadmin().await;
+    let owner = app.signup("Acme").await;
+
+    let created = app
+        .post_as(
+            &root.token,
+            "/api/v1/platform/blocked-ips",
+            &json!({"cidr": "203.0.113.77/24", "reason": "credential stuffing from this range"}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    assert_eq!(created["cidr"], "203.0.113.0/24", "host bits cleared");
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    // At once where it was made; within a second on the other instance.
+    assert_eq!(from(&app, "203.0.113.5", "/healthz").await.status(), 403);
+    assert!(until_status(&other, "203.0.113.5", 403).await < Duration::from_secs(1));
+    // First in the stack: before authentication (a valid token does not help) and routing.
+    for target in [&app, &other] {
+        let refused = target
+            .client
+            .get(target.url("/api/v1/me"))
+            .header("x-forwarded-for", "203.0.113.200")
+            .bearer_auth(&owner.token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(expect_problem(refused, 403).await["code"], "blocked");
+        let unknown = from(target, "203.0.113.9", "/no/such/route").await;
+        assert_eq!(expect_problem(unknown, 403).await["code"], "blocked");
+        // Its neighbours and everyone else are served.
+        assert_eq!(from(target, "203.0.114.5", "/healthz").await.status(), 200);
+    }
+    let listed: Value =
+        app.get_as(&root.token, "/api/v1/platform/blocked-ips").await.json().await.expect("json");
+    assert_eq!(listed["items"][0]["reason"], "credential stuffing from this range");
+
+    // Lifted: served again everywhere within a second.
+    let lifted = app.delete_as(&root.token, &format!("/api/v1/platform/blocked-ips/{id}")).await;
+    assert_eq!(lifted.status(), 204);
+    assert_eq!(from(&app, "203.0.113.5", "/healthz").await.status(), 200);
+    assert!(until_status(&other, "203.0.113.5", 200).await < Duration::from_secs(1));
+
+    // Both changes are in the platform chain, with who made them.
+    let events = app.platform_audit_actions().await;
+    for action in ["platform.ip_block", "platform.ip_unblock"] {
+        assert!(events.iter().any(|a| a == action), "{action} missing from {events:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_block_ends_by_itself_when_it_expires() {
+    let app = TestApp::spawn_with(&[BEHIND_PROXY]).await;
+    let root = app.superadmin().await;
+    let soon = bulwark::clock::Timestamp::now().plus(Duration::from_millis(700)).rfc3339();
+    let created = app
+        .post_as(
+            &root.token,
+            "/api/v1/platform/blocked-ips",
+            &json!({"cidr": "198.51.100.7", "reason": "a short cool-down", "expires_at": soon}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(from(&app, "198.51.100.7", "/healthz").await.status(), 403);
+    until_status(&app, "198.51.100.7", 200).await;
+}
+
+#[tokio::test]
+async fn only_a_stepped_up_super_admin_blocks_and_nonsense_changes_nothing() {
+    let app = TestApp::spawn_with(&[BEHIND_PROXY]).await;
+    let owner = app.signup("Acme").await;
+    app.step_up(&owner).await;
+    let body = json!({"cidr": "192.0.2.0/24", "reason": "probe"});
+    // A tenant's owner, stepped up, is not the platform: 403 on every route.
+    let denied = app.post_as(&owner.token, "/api/v1/platform/blocked-ips", &body).await;
+    assert_eq!(expect_problem(denied, 403).await["code"], "forbidden");
+    assert_eq!(app.get_as(&owner.token, "/api/v1/platform/blocked-ips").await.status(), 403);
+    let someone = uuid::Uuid::now_v7();
+    let path = format!("/api/v1/platform/blocked-ips/{someone}");
+    assert_eq!(app.delete_as(&owner.token, &path).await.status(), 403);
+    // Without a token: 401.
+    assert_eq!(app.post_json("/api/v1/platform/blocked-ips", &body).await.status(), 401);
+
+    let root = app.superadmin().await;
+    for (bad, field) in [
+        (json!({"cidr": "not an address", "reason": "x"}), "cidr"),
+        (json!({"cidr": "0.0.0.0/0", "reason": "x"}), "cidr"),
+        // The request itself comes from 127.0.0.1: a super-admin cannot lock themselves out.
+        (json!({"cidr": "127.0.0.0/8", "reason": "x"}), "cidr"),
+        (json!({"cidr": "192.0.2.0/24", "reason": "  "}), "reason"),
+        (
+            json!({"cidr": "192.0.2.0/24", "reason": "x", "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+    ] {
+        let refused = app.post_as(&root.token, "/api/v1/platform/blocked-ips", &bad).await;
+        let problem = expect_problem(refused, 422).await;
+        assert!(problem.to_string().contains(field), "{bad}: {problem}");
+    }
+    let listed: Value =
+        app.get_as(&root.token, "/api/v1/platform/blocked-ips").await.json().await.expect("json");
+    assert_eq!(listed["items"], json!([]), "a refused block was stored");
+    let missing = app.delete_as(&root.token, &path).await;
+    assert_eq!(missing.status(), 404);
+}
