@@ -84,7 +84,7 @@ pub async fn reloader(app: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(err) = reload(&app).await {
+        if let Err(err) = crate::store::background(reload(&app)).await {
             // The last list stays in force; the next tick tries again.
             tracing::warn!(error = %err, "blocked addresses could not be reloaded");
         }

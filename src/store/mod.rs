@@ -28,7 +28,7 @@ use crate::config::{DatabaseConfig, DatabaseUrl, Pooler};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, RoleReport};
 pub use sql::{Bind, Query, Row, Value, query};
 pub(crate) use tx::Conn;
-pub use tx::{AsRawTx, RawTx, SystemConn, SystemTx, TenantTx, statements_sent};
+pub use tx::{AsRawTx, RawTx, SystemConn, SystemTx, TenantTx, background, statements_sent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -60,12 +60,26 @@ impl RawTx {
 /// `db_statements_total`; tests read it to show what a request costs.
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 
+tokio::task_local! {
+    /// Set for a periodic background task (`background`): its statements are no request's.
+    static BACKGROUND: ();
+}
+
 pub(super) fn count_statement() {
-    STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    if BACKGROUND.try_with(|_| ()).is_err() {
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    }
     metrics::counter!("db_statements_total").increment(1);
 }
 
-/// The statements sent so far by this process (see `STATEMENTS`).
+/// Runs a periodic background task's database work outside `statements_sent` (the metric
+/// still counts it): what a request costs stays countable while the task polls.
+pub async fn background<F: Future>(work: F) -> F::Output {
+    BACKGROUND.scope((), work).await
+}
+
+/// The statements sent so far by this process for requests and request-path work (see
+/// `STATEMENTS` and `background`).
 pub fn statements_sent() -> u64 {
     STATEMENTS.load(Ordering::Relaxed)
 }

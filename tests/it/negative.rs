@@ -351,6 +351,8 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
     let owner = app.signup("Acme").await;
     let member = app.add_member(&owner, "agent").await;
     app.step_up(&owner).await;
+    // The platform's routes are the super-admin's: their bodies are judged for them.
+    let root = app.superadmin().await;
     let token = owner.token.as_str();
     let company = created(&app, token, "/api/v1/companies", json!({"name": "Body Corp"})).await;
     let contact = created(&app, token, "/api/v1/contacts", json!({"first_name": "Body"})).await;
@@ -403,6 +405,11 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
             continue;
         }
         let what = format!("{method_name} {}", policy.path);
+        let token = if policy.access == bulwark::http::Access::SuperAdmin {
+            root.token.as_str()
+        } else {
+            token
+        };
         let path = if policy.path.contains("{id}") {
             let id = ids
                 .get(&*policy.path)
