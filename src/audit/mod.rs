@@ -63,6 +63,7 @@ actions! {
     PlatformIpBlock = "platform.ip_block",
     PlatformIpUnblock = "platform.ip_unblock",
     PlatformIpBlockList = "platform.ip_block_list",
+    PlatformSessionsRevoke = "platform.sessions_revoke",
     ContactCreate = "contact.create",
     ContactUpdate = "contact.update",
     ContactDelete = "contact.delete",

@@ -1,5 +1,6 @@
 //! Containment at the push of a button (docs/RUNBOOK.md, "Containment"): client addresses
-//! blocked before anything else of the stack runs — rate limits, authentication, routing.
+//! blocked before anything else of the stack runs — rate limits, authentication, routing —
+//! and sessions revoked by tenant, by user or all at once.
 //!
 //! Blocks live in the database. Every instance keeps the ones in force in memory and reloads
 //! them every `RELOAD` (one small read), so a change made on one instance applies on all of
@@ -23,7 +24,8 @@ use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::error::{DomainError, DomainResult};
 use crate::identity::Principal;
-use crate::ids::BlockId;
+use crate::identity::store as sessions_db;
+use crate::ids::{BlockId, TenantId, UserId};
 use store::BlockedRow;
 
 /// How often an instance rereads the blocks: a change reaches every instance within this.
@@ -178,6 +180,52 @@ pub async fn unblock(
     tx.commit().await?;
     reload(app).await?;
     Ok(())
+}
+
+/// Which sessions a containment revocation ends: a tenant's, a user's, both, or (neither)
+/// everyone's. The caller's own session always survives.
+pub struct SessionsToRevoke {
+    pub tenant_id: Option<TenantId>,
+    pub user_id: Option<UserId>,
+}
+
+/// Revokes sessions for containment; audited in the platform chain and in the chain of every
+/// tenant that lost a session. Refused on every instance within a second (the session cache's
+/// lifetime, or at once through Redis).
+pub async fn revoke_sessions(
+    app: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    which: SessionsToRevoke,
+) -> DomainResult<usize> {
+    let now = Timestamp::now();
+    let keep = principal.session_id();
+    let mut tx = app.store().system_tx().await?;
+    let revoked =
+        sessions_db::revoke_sessions_where(&mut tx, which.tenant_id, which.user_id, keep, now)
+            .await?;
+    let event = || {
+        let mut event = Event::new(Action::PlatformSessionsRevoke)
+            .by_user(principal.user_id())
+            .detail("count", revoked.len());
+        if let Some(tenant) = which.tenant_id {
+            event = event.detail("tenant_id", tenant.to_string());
+        }
+        if let Some(user) = which.user_id {
+            event = event.detail("user_id", user.to_string());
+        }
+        event
+    };
+    audit::record_platform(&mut tx, None, ctx, event()).await?;
+    let tenants: std::collections::BTreeSet<TenantId> =
+        revoked.iter().filter_map(|(_, tenant)| *tenant).collect();
+    for tenant in tenants {
+        audit::record_platform(&mut tx, Some(tenant), ctx, event()).await?;
+    }
+    tx.commit().await?;
+    let sids: Vec<_> = revoked.iter().map(|(sid, _)| *sid).collect();
+    app.identity().sessions.revoked(&sids).await;
+    Ok(sids.len())
 }
 
 /// `203.0.113.0/24`, `2001:db8::/32` or one address; host bits are cleared.

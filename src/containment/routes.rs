@@ -17,7 +17,7 @@ use crate::http::path::Id;
 use crate::http::problem::Problem;
 use crate::http::{Access, Endpoint};
 use crate::identity::Principal;
-use crate::ids::{BlockId, UserId};
+use crate::ids::{BlockId, TenantId, UserId};
 use crate::ratelimit::{RateCategory, RouteFamily};
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -30,7 +30,41 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(routes!(unblock), Access::SuperAdmin, RateCategory::Sensitive)
             .family(RouteFamily::Admin)
             .step_up(),
+        Endpoint::new(routes!(revoke_sessions), Access::SuperAdmin, RateCategory::Sensitive)
+            .family(RouteFamily::Admin)
+            .step_up(),
     ]
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeSessionsBody {
+    /// Only this tenant's sessions.
+    tenant_id: Option<TenantId>,
+    /// Only this user's sessions.
+    user_id: Option<UserId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RevokedSessions {
+    /// How many sessions were revoked.
+    revoked: usize,
+}
+
+/// Revoke sessions for containment: a tenant's, a user's, both, or (neither) everyone's but
+/// the caller's; refused on every instance within a second. Needs a recent step-up; audited
+/// in the platform chain and in each affected tenant's.
+#[utoipa::path(post, path = "/api/v1/platform/sessions/revoke", tag = "platform",
+    request_body = RevokeSessionsBody, responses((status = 200, body = RevokedSessions)))]
+async fn revoke_sessions(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    Json(body): Json<RevokeSessionsBody>,
+) -> Result<Json<RevokedSessions>, Problem> {
+    let which = super::SessionsToRevoke { tenant_id: body.tenant_id, user_id: body.user_id };
+    let revoked = super::revoke_sessions(&app, &ctx, &principal, which).await?;
+    Ok(Json(RevokedSessions { revoked }))
 }
 
 #[derive(Deserialize, ToSchema)]

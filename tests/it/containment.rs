@@ -134,3 +134,75 @@ async fn only_a_stepped_up_super_admin_blocks_and_nonsense_changes_nothing() {
     let missing = app.delete_as(&root.token, &path).await;
     assert_eq!(missing.status(), 404);
 }
+
+/// Waits (at most two seconds) until `token` is refused by `app`; how long it took.
+async fn until_refused(app: &TestApp, token: &str) -> Duration {
+    let started = Instant::now();
+    while app.get_as(token, "/api/v1/me").await.status() != 401 {
+        assert!(started.elapsed() < Duration::from_secs(2), "the session still works");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn sessions_are_revoked_by_user_by_tenant_or_all_on_every_instance_within_a_second() {
+    let app = TestApp::spawn().await;
+    let other = app.sibling(&[]).await;
+    let root = app.superadmin().await;
+    let a_owner = app.signup("Tenant A").await;
+    let a_agent = app.add_member(&a_owner, "agent").await;
+    let b_owner = app.signup("Tenant B").await;
+    // Every session is warm on the other instance first: its cache must let go.
+    for who in [&a_owner, &a_agent, &b_owner] {
+        assert_eq!(other.get_as(&who.token, "/api/v1/me").await.status(), 200);
+    }
+    let revoke = |body: Value| {
+        let (app, token) = (&app, root.token.clone());
+        async move {
+            let response = app.post_as(&token, "/api/v1/platform/sessions/revoke", &body).await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.expect("json")["revoked"].as_u64().expect("count")
+        }
+    };
+
+    // One user: their session only.
+    assert_eq!(revoke(json!({"user_id": a_agent.user_id})).await, 1);
+    assert_eq!(app.get_as(&a_agent.token, "/api/v1/me").await.status(), 401, "at once here");
+    assert!(until_refused(&other, &a_agent.token).await < Duration::from_secs(1));
+    assert_eq!(other.get_as(&a_owner.token, "/api/v1/me").await.status(), 200);
+
+    // One tenant: all of A, none of B; audited in A's chain as well as the platform's.
+    assert_eq!(revoke(json!({"tenant_id": a_owner.tenant_id})).await, 1);
+    assert!(until_refused(&other, &a_owner.token).await < Duration::from_secs(1));
+    assert_eq!(other.get_as(&b_owner.token, "/api/v1/me").await.status(), 200);
+    let (a_again, _) = app.login_ok(&a_owner.email, crate::support::PASSWORD).await;
+    let events = app.get_as(&a_again, "/api/v1/audit-events?limit=200").await;
+    let events: Value = events.json().await.expect("json");
+    let in_a = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|e| e["action"] == "platform.sessions_revoke");
+    assert!(in_a, "the tenant's own chain shows the revocation");
+
+    // Everyone but the caller.
+    let revoked = revoke(json!({})).await;
+    assert!(revoked >= 2, "{revoked}");
+    assert!(until_refused(&other, &b_owner.token).await < Duration::from_secs(1));
+    assert_eq!(app.get_as(&a_again, "/api/v1/me").await.status(), 401);
+    assert_eq!(other.get_as(&root.token, "/api/v1/me").await.status(), 200, "the caller stays");
+    let platform = app.platform_audit_actions().await;
+    assert_eq!(platform.iter().filter(|a| *a == "platform.sessions_revoke").count(), 3);
+
+    // Not the platform: 403, and nothing revoked.
+    let (b_again, _) = app.login_ok(&b_owner.email, crate::support::PASSWORD).await;
+    app.step_up(&crate::support::Account { token: b_again.clone(), ..b_owner.clone() }).await;
+    let denied = app.post_as(&b_again, "/api/v1/platform/sessions/revoke", &json!({})).await;
+    assert_eq!(expect_problem(denied, 403).await["code"], "forbidden");
+    assert_eq!(other.get_as(&root.token, "/api/v1/me").await.status(), 200);
+    let malformed = app
+        .post_as(&root.token, "/api/v1/platform/sessions/revoke", &json!({"user_id": "x"}))
+        .await;
+    expect_problem(malformed, 422).await;
+}

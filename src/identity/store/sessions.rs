@@ -190,6 +190,25 @@ pub async fn revoke_user_sessions(
     .await
 }
 
+/// Containment: revokes every live session in a tenant, of a user, or both (neither: every
+/// session) but `keep`; returns each revoked session with its tenant.
+pub async fn revoke_sessions_where(
+    tx: &mut SystemTx,
+    tenant: Option<TenantId>,
+    user: Option<UserId>,
+    keep: Option<SessionId>,
+    now: Timestamp,
+) -> Result<Vec<(SessionId, Option<TenantId>)>, StoreError> {
+    query(
+        "UPDATE sessions SET revoked_at = $4, revoked_reason = 'containment' \
+         WHERE revoked_at IS NULL AND ($1 IS NULL OR tenant_id = $1) \
+         AND ($2 IS NULL OR user_id = $2) AND ($3 IS NULL OR id <> $3) RETURNING id, tenant_id",
+    )
+    .binds((tenant, user, keep, now))
+    .fetch_all(tx)
+    .await
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshRow {
     pub session_id: SessionId,
