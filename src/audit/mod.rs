@@ -64,6 +64,7 @@ actions! {
     PlatformIpUnblock = "platform.ip_unblock",
     PlatformIpBlockList = "platform.ip_block_list",
     PlatformSessionsRevoke = "platform.sessions_revoke",
+    PlatformApiKeysRevoke = "platform.api_keys_revoke",
     ContactCreate = "contact.create",
     ContactUpdate = "contact.update",
     ContactDelete = "contact.delete",

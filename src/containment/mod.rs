@@ -24,7 +24,7 @@ use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::error::{DomainError, DomainResult};
 use crate::identity::Principal;
-use crate::identity::store as sessions_db;
+use crate::identity::store as identity_db;
 use crate::ids::{BlockId, TenantId, UserId};
 use store::BlockedRow;
 
@@ -202,7 +202,7 @@ pub async fn revoke_sessions(
     let keep = principal.session_id();
     let mut tx = app.store().system_tx().await?;
     let revoked =
-        sessions_db::revoke_sessions_where(&mut tx, which.tenant_id, which.user_id, keep, now)
+        identity_db::revoke_sessions_where(&mut tx, which.tenant_id, which.user_id, keep, now)
             .await?;
     let event = || {
         let mut event = Event::new(Action::PlatformSessionsRevoke)
@@ -226,6 +226,30 @@ pub async fn revoke_sessions(
     let sids: Vec<_> = revoked.iter().map(|(sid, _)| *sid).collect();
     app.identity().sessions.revoked(&sids).await;
     Ok(sids.len())
+}
+
+/// Revokes every API key of a tenant for containment; audited in the platform chain and the
+/// tenant's. Refused on every instance within a second (the key cache's lifetime, or at once
+/// through Redis).
+pub async fn revoke_api_keys(
+    app: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    tenant: TenantId,
+) -> DomainResult<u64> {
+    let mut tx = app.store().system_tx().await?;
+    let revoked = identity_db::revoke_tenant_api_keys(&mut tx, tenant, Timestamp::now()).await?;
+    let event = || {
+        Event::new(Action::PlatformApiKeysRevoke)
+            .by_user(principal.user_id())
+            .detail("tenant_id", tenant.to_string())
+            .detail("count", revoked)
+    };
+    audit::record_platform(&mut tx, None, ctx, event()).await?;
+    audit::record_platform(&mut tx, Some(tenant), ctx, event()).await?;
+    tx.commit().await?;
+    app.identity().api_keys.changed().await;
+    Ok(revoked)
 }
 
 /// `203.0.113.0/24`, `2001:db8::/32` or one address; host bits are cleared.

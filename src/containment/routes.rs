@@ -33,7 +33,37 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(routes!(revoke_sessions), Access::SuperAdmin, RateCategory::Sensitive)
             .family(RouteFamily::Admin)
             .step_up(),
+        Endpoint::new(routes!(revoke_api_keys), Access::SuperAdmin, RateCategory::Sensitive)
+            .family(RouteFamily::Admin)
+            .step_up(),
     ]
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeApiKeysBody {
+    /// The tenant whose keys all stop working.
+    tenant_id: TenantId,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RevokedApiKeys {
+    /// How many keys were revoked.
+    revoked: u64,
+}
+
+/// Revoke every API key of a tenant: refused on every instance within a second. Needs a
+/// recent step-up; audited in the platform chain and the tenant's.
+#[utoipa::path(post, path = "/api/v1/platform/api-keys/revoke", tag = "platform",
+    request_body = RevokeApiKeysBody, responses((status = 200, body = RevokedApiKeys)))]
+async fn revoke_api_keys(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    Json(body): Json<RevokeApiKeysBody>,
+) -> Result<Json<RevokedApiKeys>, Problem> {
+    let revoked = super::revoke_api_keys(&app, &ctx, &principal, body.tenant_id).await?;
+    Ok(Json(RevokedApiKeys { revoked }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -153,8 +153,9 @@ async fn sessions_are_revoked_by_user_by_tenant_or_all_on_every_instance_within_
     let a_owner = app.signup("Tenant A").await;
     let a_agent = app.add_member(&a_owner, "agent").await;
     let b_owner = app.signup("Tenant B").await;
-    // Every session is warm on the other instance first: its cache must let go.
+    // Every session is warm on both instances first: their caches must let go.
     for who in [&a_owner, &a_agent, &b_owner] {
+        assert_eq!(app.get_as(&who.token, "/api/v1/me").await.status(), 200);
         assert_eq!(other.get_as(&who.token, "/api/v1/me").await.status(), 200);
     }
     let revoke = |body: Value| {
@@ -205,4 +206,44 @@ async fn sessions_are_revoked_by_user_by_tenant_or_all_on_every_instance_within_
         .post_as(&root.token, "/api/v1/platform/sessions/revoke", &json!({"user_id": "x"}))
         .await;
     expect_problem(malformed, 422).await;
+}
+
+#[tokio::test]
+async fn a_tenants_api_keys_are_revoked_on_every_instance_within_a_second() {
+    let app = TestApp::spawn().await;
+    let other = app.sibling(&[]).await;
+    let root = app.superadmin().await;
+    let a = app.signup("Tenant A").await;
+    let b = app.signup("Tenant B").await;
+    let (_, a_key) = app.api_key(&a, &["contacts:read"]).await;
+    let (_, b_key) = app.api_key(&b, &["contacts:read"]).await;
+    // Every key is warm on both instances: their caches must let go.
+    for (instance, key) in [(&app, &a_key), (&app, &b_key), (&other, &a_key), (&other, &b_key)] {
+        assert_eq!(instance.get_as(key, "/api/v1/contacts").await.status(), 200, "warm");
+    }
+    let body = json!({"tenant_id": a.tenant_id});
+    let response = app.post_as(&root.token, "/api/v1/platform/api-keys/revoke", &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.expect("json")["revoked"], 1);
+    assert_eq!(app.get_as(&a_key, "/api/v1/contacts").await.status(), 401, "at once here");
+    let started = Instant::now();
+    while other.get_as(&a_key, "/api/v1/contacts").await.status() != 401 {
+        assert!(started.elapsed() < Duration::from_secs(1), "the key still works elsewhere");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(other.get_as(&b_key, "/api/v1/contacts").await.status(), 200, "B's key");
+    let actions = app.platform_audit_actions().await;
+    assert!(actions.iter().any(|a| a == "platform.api_keys_revoke"), "{actions:?}");
+    let (a_token, _) = app.login_ok(&a.email, crate::support::PASSWORD).await;
+    let events: Value =
+        app.get_as(&a_token, "/api/v1/audit-events?limit=200").await.json().await.expect("json");
+    let items = events["items"].as_array().expect("items");
+    assert!(items.iter().any(|e| e["action"] == "platform.api_keys_revoke"), "A's chain");
+
+    // Not the platform: 403; a body without the tenant: 422.
+    let denied = app.post_as(&b.token, "/api/v1/platform/api-keys/revoke", &body).await;
+    assert_eq!(expect_problem(denied, 403).await["code"], "forbidden");
+    let missing = app.post_as(&root.token, "/api/v1/platform/api-keys/revoke", &json!({})).await;
+    expect_problem(missing, 422).await;
+    assert_eq!(other.get_as(&b_key, "/api/v1/contacts").await.status(), 200);
 }

@@ -158,3 +158,15 @@ pub async fn touch_api_key(
         .await?;
     Ok(())
 }
+
+/// Containment: revokes every live key of a tenant; how many.
+pub async fn revoke_tenant_api_keys(
+    tx: &mut SystemTx,
+    tenant: TenantId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    query("UPDATE api_keys SET revoked_at = $2 WHERE tenant_id = $1 AND revoked_at IS NULL")
+        .binds((tenant, now))
+        .execute(tx)
+        .await
+}
