@@ -46,24 +46,25 @@ pub struct RevokeApiKeysBody {
     tenant_id: TenantId,
 }
 
+/// What a revocation ended.
 #[derive(Serialize, ToSchema)]
-pub struct RevokedApiKeys {
-    /// How many keys were revoked.
+pub struct Revoked {
+    /// How many sessions or keys were revoked.
     revoked: u64,
 }
 
 /// Revoke every API key of a tenant: refused on every instance within a second. Needs a
 /// recent step-up; audited in the platform chain and the tenant's.
 #[utoipa::path(post, path = "/api/v1/platform/api-keys/revoke", tag = "platform",
-    request_body = RevokeApiKeysBody, responses((status = 200, body = RevokedApiKeys)))]
+    request_body = RevokeApiKeysBody, responses((status = 200, body = Revoked)))]
 async fn revoke_api_keys(
     State(app): State<AppState>,
     ctx: RequestContext,
     principal: Principal,
     Json(body): Json<RevokeApiKeysBody>,
-) -> Result<Json<RevokedApiKeys>, Problem> {
+) -> Result<Json<Revoked>, Problem> {
     let revoked = super::revoke_api_keys(&app, &ctx, &principal, body.tenant_id).await?;
-    Ok(Json(RevokedApiKeys { revoked }))
+    Ok(Json(Revoked { revoked }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -75,26 +76,20 @@ pub struct RevokeSessionsBody {
     user_id: Option<UserId>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct RevokedSessions {
-    /// How many sessions were revoked.
-    revoked: usize,
-}
-
 /// Revoke sessions for containment: a tenant's, a user's, both, or (neither) everyone's but
 /// the caller's; refused on every instance within a second. Needs a recent step-up; audited
 /// in the platform chain and in each affected tenant's.
 #[utoipa::path(post, path = "/api/v1/platform/sessions/revoke", tag = "platform",
-    request_body = RevokeSessionsBody, responses((status = 200, body = RevokedSessions)))]
+    request_body = RevokeSessionsBody, responses((status = 200, body = Revoked)))]
 async fn revoke_sessions(
     State(app): State<AppState>,
     ctx: RequestContext,
     principal: Principal,
     Json(body): Json<RevokeSessionsBody>,
-) -> Result<Json<RevokedSessions>, Problem> {
+) -> Result<Json<Revoked>, Problem> {
     let which = super::SessionsToRevoke { tenant_id: body.tenant_id, user_id: body.user_id };
     let revoked = super::revoke_sessions(&app, &ctx, &principal, which).await?;
-    Ok(Json(RevokedSessions { revoked }))
+    Ok(Json(Revoked { revoked: revoked as u64 }))
 }
 
 #[derive(Deserialize, ToSchema)]
