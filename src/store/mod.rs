@@ -118,7 +118,9 @@ impl Store {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(sqlite_options(path)?)
+                    // The file exists (migrate created it); a connection opened while it is
+                    // missing must fail, not start an empty database at its path.
+                    .connect_with(sqlite_options(path)?.create_if_missing(false))
                     .await?;
                 let id = file_id(path)
                     .ok_or_else(|| StoreError::Setup(format!("{} vanished", path.display())))?;
