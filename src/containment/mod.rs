@@ -46,10 +46,12 @@ pub struct BlockList {
 impl BlockList {
     /// Whether `ip` is blocked now (a block that expired since the last reload no longer is).
     pub fn blocks(&self, ip: IpAddr) -> bool {
+        // Checked under the read guard: every request passes here, and an Arc clone (two
+        // atomic operations) would buy nothing.
         let blocks = match self.blocks.read() {
-            Ok(blocks) => blocks.clone(),
+            Ok(blocks) => blocks,
             // A writer panicked mid-swap; the list it left is still a whole list.
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Err(poisoned) => poisoned.into_inner(),
         };
         if blocks.is_empty() {
             return false;
@@ -197,7 +199,7 @@ pub async fn revoke_sessions(
     ctx: &RequestContext,
     principal: &Principal,
     which: SessionsToRevoke,
-) -> DomainResult<usize> {
+) -> DomainResult<u64> {
     let now = Timestamp::now();
     let keep = principal.session_id();
     let mut tx = app.store().system_tx().await?;
@@ -225,7 +227,7 @@ pub async fn revoke_sessions(
     tx.commit().await?;
     let sids: Vec<_> = revoked.iter().map(|(sid, _)| *sid).collect();
     app.identity().sessions.revoked(&sids).await;
-    Ok(sids.len())
+    Ok(u64::try_from(sids.len()).unwrap_or(u64::MAX))
 }
 
 /// Revokes every API key of a tenant for containment; audited in the platform chain and the

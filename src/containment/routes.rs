@@ -89,7 +89,7 @@ async fn revoke_sessions(
 ) -> Result<Json<Revoked>, Problem> {
     let which = super::SessionsToRevoke { tenant_id: body.tenant_id, user_id: body.user_id };
     let revoked = super::revoke_sessions(&app, &ctx, &principal, which).await?;
-    Ok(Json(Revoked { revoked: revoked as u64 }))
+    Ok(Json(Revoked { revoked }))
 }
 
 #[derive(Deserialize, ToSchema)]
