@@ -37,7 +37,7 @@ struct Inner {
     storage: crate::documents::storage::Storage,
     readiness: telemetry::health::ReadinessCache,
     openapi_json: axum::body::Bytes,
-    blocklist: Arc<crate::containment::BlockList>,
+    containment: Arc<crate::containment::Containment>,
 }
 
 impl AppState {
@@ -89,7 +89,7 @@ impl AppState {
                 storage,
                 readiness: telemetry::health::ReadinessCache::default(),
                 openapi_json,
-                blocklist: Arc::default(),
+                containment: Arc::default(),
             }),
         })
     }
@@ -103,8 +103,9 @@ impl AppState {
     }
 
     /// The client networks blocked on this instance (see `containment`).
-    pub fn blocklist(&self) -> &Arc<crate::containment::BlockList> {
-        &self.inner.blocklist
+    /// Blocked addresses and kill switches as this instance last read them.
+    pub fn containment(&self) -> &Arc<crate::containment::Containment> {
+        &self.inner.containment
     }
 
     pub fn redis(&self) -> Option<&RedisLink> {
@@ -144,6 +145,7 @@ impl AppState {
                 self.identity().api_keys.clear();
             }
             ClusterEvent::ApiKeysChanged => self.identity().api_keys.clear(),
+            ClusterEvent::ContainmentChanged => self.containment().on_changed(),
             ClusterEvent::SessionsChanged { .. }
             | ClusterEvent::UserChanged { .. }
             | ClusterEvent::TenantChanged { .. } => {}
@@ -341,11 +343,17 @@ async fn maintain(state: AppState) {
         state.limiter().sweep();
         state.tenant_keys().sweep();
         // Objects of deleted documents go within seconds (their content is already
-        // unreadable: the key went with the row).
-        match crate::documents::purge_deleted(&state).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "objects of deleted documents removed"),
-            Err(err) => tracing::warn!(error = %err, "removing deleted documents' objects failed"),
+        // unreadable: the key went with the row); the documents kill switch pauses this, and
+        // the queue waits for it.
+        let documents = crate::containment::features::Feature::Documents;
+        if state.containment().switches.enabled(documents) {
+            match crate::documents::purge_deleted(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "objects of deleted documents removed"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "removing deleted documents' objects failed");
+                }
+            }
         }
         // First a minute after start (not while the instance warms up), then hourly.
         if ticks % 360 == 6 {

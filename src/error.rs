@@ -40,6 +40,9 @@ pub enum DomainError {
     /// A shared dependency (Redis) is down and this operation fails closed.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
+    /// A kill switch is off for this feature (its name, safe to show).
+    #[error("feature {0} is switched off")]
+    FeatureDisabled(&'static str),
     /// An upload over the size cap (bytes).
     #[error("too large")]
     TooLarge { limit: u64 },

@@ -19,6 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands {
     pub mod audit;
     pub mod backup;
+    pub mod contain;
     pub mod keys;
 }
 
@@ -69,6 +70,16 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Containment: end sessions at once, on every instance.
+    Sessions {
+        #[command(subcommand)]
+        command: commands::contain::SessionsCommand,
+    },
+    /// Containment: revoke API keys at once, on every instance.
+    ApiKeys {
+        #[command(subcommand)]
+        command: commands::contain::ApiKeysCommand,
     },
     /// Tenants.
     Tenants {
@@ -181,6 +192,14 @@ fn main() -> ExitCode {
                 }
             };
             report(outcome)
+        }),
+        Command::Sessions { command } => runtime.block_on(async {
+            let Some(state) = open_state(&input).await else { return ExitCode::FAILURE };
+            report(commands::contain::sessions(&state, command).await)
+        }),
+        Command::ApiKeys { command } => runtime.block_on(async {
+            let Some(state) = open_state(&input).await else { return ExitCode::FAILURE };
+            report(commands::contain::api_keys(&state, command).await)
         }),
         Command::Tenants { command: TenantsCommand::Delete { tenant } } => {
             runtime.block_on(delete_tenant(&input, tenant))

@@ -45,6 +45,8 @@ pub enum ClusterEvent {
     TenantChanged { tenant: crate::ids::TenantId },
     /// API keys were revoked (or their owners changed): look keys up again.
     ApiKeysChanged,
+    /// Blocked addresses or kill switches changed: reread them now.
+    ContainmentChanged,
 }
 
 /// The channel every instance listens on.

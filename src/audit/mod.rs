@@ -65,6 +65,8 @@ actions! {
     PlatformIpBlockList = "platform.ip_block_list",
     PlatformSessionsRevoke = "platform.sessions_revoke",
     PlatformApiKeysRevoke = "platform.api_keys_revoke",
+    PlatformFeaturesChange = "platform.features_change",
+    PlatformAccessGrant = "platform.access_grant",
     ContactCreate = "contact.create",
     ContactUpdate = "contact.update",
     ContactDelete = "contact.delete",

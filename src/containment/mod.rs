@@ -1,14 +1,18 @@
 //! Containment at the push of a button (docs/RUNBOOK.md, "Containment"): client addresses
 //! blocked before anything else of the stack runs — rate limits, authentication, routing —
-//! and sessions revoked by tenant, by user or all at once.
+//! sessions and API keys revoked by tenant, by user or all at once, features switched off
+//! (`features`), and the super-admin's break-glass access to a tenant (`grants`).
 //!
-//! Blocks live in the database. Every instance keeps the ones in force in memory and reloads
-//! them every `RELOAD` (one small read), so a change made on one instance applies on all of
-//! them within a second, with or without Redis; the instance that made it applies it at once.
-//! When the database is unreachable the last list stays in force. The enforcement is in the
-//! edge middleware (`http::request_id`), on the client address as the trusted-proxy rules
-//! compute it.
+//! Blocks and switches live in the database. Every instance keeps them in memory and
+//! rereads them every `RELOAD` (two small reads), and at once when another instance
+//! announces a change through Redis; so a change made on one instance applies on all of them
+//! within a second, with or without Redis, and at once on the instance that made it. When the
+//! database is unreachable the last state stays in force. Blocks are enforced in the edge
+//! middleware (`http::request_id`) on the client address as the trusted-proxy rules compute
+//! it; switches in the endpoint gate (`http::gate`) and in the workers they pause.
 
+pub mod features;
+pub mod grants;
 pub mod routes;
 pub mod store;
 
@@ -18,6 +22,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use tokio::sync::Notify;
 
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
@@ -25,14 +30,32 @@ use crate::clock::Timestamp;
 use crate::error::{DomainError, DomainResult};
 use crate::identity::Principal;
 use crate::identity::store as identity_db;
-use crate::ids::{BlockId, TenantId, UserId};
+use crate::ids::{BlockId, SessionId, TenantId, UserId};
+use crate::redis_link::ClusterEvent;
 use store::BlockedRow;
 
-/// How often an instance rereads the blocks: a change reaches every instance within this.
+/// How often an instance rereads blocks and switches: a change reaches every instance
+/// within this, even when Redis does not carry the news.
 pub const RELOAD: Duration = Duration::from_millis(500);
 
 /// The longest reason kept with a block.
 const MAX_REASON: usize = 500;
+
+/// This instance's copy of the containment state.
+#[derive(Default)]
+pub struct Containment {
+    pub blocks: BlockList,
+    pub switches: features::Switches,
+    /// Wakes the reloader when another instance announced a change.
+    wake: Notify,
+}
+
+impl Containment {
+    /// Another instance changed blocks or switches: reread them now.
+    pub fn on_changed(&self) {
+        self.wake.notify_one();
+    }
+}
 
 /// A blocked network and when its block ends (never: `None`).
 type Block = (IpNet, Option<Timestamp>);
@@ -73,24 +96,38 @@ impl BlockList {
     }
 }
 
-/// Rereads the blocks in force into this instance's list.
+/// Rereads the blocks in force and the switches into this instance's copy.
 pub async fn reload(app: &AppState) -> DomainResult<()> {
     let mut conn = app.store().system_conn().await?;
     let rows = store::active(&mut conn, Timestamp::now()).await?;
+    let switches = store::switches(&mut conn).await?;
     drop(conn);
-    app.blocklist().replace(&rows);
+    app.containment().blocks.replace(&rows);
+    app.containment().switches.replace(&switches);
     Ok(())
 }
 
-/// Runs for the life of `serve`: keeps this instance's list current.
+/// After a change: applies it here at once and tells the other instances.
+async fn changed(app: &AppState) -> DomainResult<()> {
+    reload(app).await?;
+    if let Some(redis) = app.redis() {
+        redis.publish(&ClusterEvent::ContainmentChanged).await;
+    }
+    Ok(())
+}
+
+/// Runs for the life of `serve`: keeps this instance's copy current.
 pub async fn reloader(app: AppState) {
     let mut tick = tokio::time::interval(RELOAD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = app.containment().wake.notified() => {}
+        }
         if let Err(err) = crate::store::background(reload(&app)).await {
-            // The last list stays in force; the next tick tries again.
-            tracing::warn!(error = %err, "blocked addresses could not be reloaded");
+            // The last state stays in force; the next tick tries again.
+            tracing::warn!(error = %err, "blocked addresses and switches could not be reloaded");
         }
     }
 }
@@ -145,7 +182,7 @@ pub async fn block(
         .detail("cidr", row.cidr.as_str());
     audit::record_platform(&mut tx, None, ctx, event).await?;
     tx.commit().await?;
-    reload(app).await?;
+    changed(app).await?;
     Ok(row)
 }
 
@@ -180,8 +217,33 @@ pub async fn unblock(
         Event::new(Action::PlatformIpUnblock).by_user(principal.user_id()).target("blocked_ip", id);
     audit::record_platform(&mut tx, None, ctx, event).await?;
     tx.commit().await?;
-    reload(app).await?;
+    changed(app).await?;
     Ok(())
+}
+
+/// Who contains: the super-admin through the API, or the operator at the command line
+/// (`bulwark sessions revoke`, `bulwark api-keys revoke`), recorded as the system actor `cli`.
+#[derive(Clone, Copy)]
+pub enum Operator<'a> {
+    SuperAdmin(&'a Principal),
+    Cli,
+}
+
+impl Operator<'_> {
+    fn sign(self, event: Event) -> Event {
+        match self {
+            Operator::SuperAdmin(principal) => event.by_user(principal.user_id()),
+            Operator::Cli => event.by_system("cli"),
+        }
+    }
+
+    /// The session that survives a revocation of everyone's: the caller's own.
+    fn own_session(self) -> Option<SessionId> {
+        match self {
+            Operator::SuperAdmin(principal) => principal.session_id(),
+            Operator::Cli => None,
+        }
+    }
 }
 
 /// Which sessions a containment revocation ends: a tenant's, a user's, both, or (neither)
@@ -197,19 +259,18 @@ pub struct SessionsToRevoke {
 pub async fn revoke_sessions(
     app: &AppState,
     ctx: &RequestContext,
-    principal: &Principal,
+    by: Operator<'_>,
     which: SessionsToRevoke,
 ) -> DomainResult<u64> {
     let now = Timestamp::now();
-    let keep = principal.session_id();
+    let keep = by.own_session();
     let mut tx = app.store().system_tx().await?;
     let revoked =
         identity_db::revoke_sessions_where(&mut tx, which.tenant_id, which.user_id, keep, now)
             .await?;
     let event = || {
-        let mut event = Event::new(Action::PlatformSessionsRevoke)
-            .by_user(principal.user_id())
-            .detail("count", revoked.len());
+        let mut event =
+            by.sign(Event::new(Action::PlatformSessionsRevoke)).detail("count", revoked.len());
         if let Some(tenant) = which.tenant_id {
             event = event.detail("tenant_id", tenant.to_string());
         }
@@ -236,14 +297,13 @@ pub async fn revoke_sessions(
 pub async fn revoke_api_keys(
     app: &AppState,
     ctx: &RequestContext,
-    principal: &Principal,
+    by: Operator<'_>,
     tenant: TenantId,
 ) -> DomainResult<u64> {
     let mut tx = app.store().system_tx().await?;
     let revoked = identity_db::revoke_tenant_api_keys(&mut tx, tenant, Timestamp::now()).await?;
     let event = || {
-        Event::new(Action::PlatformApiKeysRevoke)
-            .by_user(principal.user_id())
+        by.sign(Event::new(Action::PlatformApiKeysRevoke))
             .detail("tenant_id", tenant.to_string())
             .detail("count", revoked)
     };

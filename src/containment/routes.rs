@@ -1,5 +1,6 @@
-//! `/api/v1/platform/blocked-ips`: the super-admin blocks and unblocks client addresses; each
-//! change needs a recent step-up and is audited in the platform chain.
+//! `/api/v1/platform/...`: the super-admin's containment switches — blocked addresses,
+//! revocations, kill switches, break-glass grants. Every change needs a recent step-up and
+//! is audited in the platform chain (and in each affected tenant's).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,6 +9,8 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use super::BlockRequest;
+use super::features::{FeatureChange, FeatureState};
+use super::grants::GrantRequest;
 use super::store::BlockedRow;
 use crate::app::AppState;
 use crate::audit::RequestContext;
@@ -17,7 +20,7 @@ use crate::http::path::Id;
 use crate::http::problem::Problem;
 use crate::http::{Access, Endpoint};
 use crate::identity::Principal;
-use crate::ids::{BlockId, TenantId, UserId};
+use crate::ids::{BlockId, GrantId, TenantId, UserId};
 use crate::ratelimit::{RateCategory, RouteFamily};
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -34,6 +37,14 @@ pub fn endpoints() -> Vec<Endpoint> {
             .family(RouteFamily::Admin)
             .step_up(),
         Endpoint::new(routes!(revoke_api_keys), Access::SuperAdmin, RateCategory::Sensitive)
+            .family(RouteFamily::Admin)
+            .step_up(),
+        Endpoint::new(routes!(list_features), Access::SuperAdmin, RateCategory::Read)
+            .family(RouteFamily::Admin),
+        Endpoint::new(routes!(change_features), Access::SuperAdmin, RateCategory::Sensitive)
+            .family(RouteFamily::Admin)
+            .step_up(),
+        Endpoint::new(routes!(grant_access), Access::SuperAdmin, RateCategory::Sensitive)
             .family(RouteFamily::Admin)
             .step_up(),
     ]
@@ -63,7 +74,8 @@ async fn revoke_api_keys(
     principal: Principal,
     Json(body): Json<RevokeApiKeysBody>,
 ) -> Result<Json<Revoked>, Problem> {
-    let revoked = super::revoke_api_keys(&app, &ctx, &principal, body.tenant_id).await?;
+    let by = super::Operator::SuperAdmin(&principal);
+    let revoked = super::revoke_api_keys(&app, &ctx, by, body.tenant_id).await?;
     Ok(Json(Revoked { revoked }))
 }
 
@@ -88,7 +100,8 @@ async fn revoke_sessions(
     Json(body): Json<RevokeSessionsBody>,
 ) -> Result<Json<Revoked>, Problem> {
     let which = super::SessionsToRevoke { tenant_id: body.tenant_id, user_id: body.user_id };
-    let revoked = super::revoke_sessions(&app, &ctx, &principal, which).await?;
+    let by = super::Operator::SuperAdmin(&principal);
+    let revoked = super::revoke_sessions(&app, &ctx, by, which).await?;
     Ok(Json(Revoked { revoked }))
 }
 
@@ -173,4 +186,75 @@ async fn unblock(
 ) -> Result<StatusCode, Problem> {
     super::unblock(&app, &ctx, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every kill switch (`true`: on). `/readyz` lists the ones that are off.
+#[utoipa::path(get, path = "/api/v1/platform/features", tag = "platform",
+    responses((status = 200, body = FeatureState)))]
+async fn list_features(State(app): State<AppState>) -> Json<FeatureState> {
+    Json(app.containment().switches.state())
+}
+
+/// Switch features on or off on every instance within a second: a feature that is off
+/// answers 503 `feature_disabled` on its routes and pauses its workers (nothing queued is
+/// lost). Needs a recent step-up; audited.
+#[utoipa::path(patch, path = "/api/v1/platform/features", tag = "platform",
+    request_body = FeatureChange, responses((status = 200, body = FeatureState)))]
+async fn change_features(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    Json(body): Json<FeatureChange>,
+) -> Result<Json<FeatureState>, Problem> {
+    Ok(Json(super::features::change(&app, &ctx, &principal, body).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    /// Why (kept with the grant, and shown in the tenant's audit log).
+    #[schema(min_length = 1, max_length = 500)]
+    reason: String,
+    /// How long the grant lasts: 1 to 60 minutes.
+    #[schema(minimum = 1, maximum = 60)]
+    minutes: u32,
+    /// Whether the grant allows changes; read-only (GET) when absent.
+    #[serde(default)]
+    write: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GrantView {
+    id: GrantId,
+    tenant_id: TenantId,
+    reason: String,
+    write: bool,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+/// Open a break-glass grant on a tenant: for its minutes, this super-admin may call the
+/// tenant's routes with `X-Bulwark-Tenant: {id}` (read-only unless `write`). Needs a recent
+/// step-up; audited in the platform chain and in the tenant's.
+#[utoipa::path(post, path = "/api/v1/platform/tenants/{id}/access", tag = "platform",
+    params(("id" = TenantId, Path, description = "Tenant id")), request_body = GrantBody,
+    responses((status = 201, body = GrantView)))]
+async fn grant_access(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    Id(tenant): Id<TenantId>,
+    Json(body): Json<GrantBody>,
+) -> Result<(StatusCode, Json<GrantView>), Problem> {
+    let request = GrantRequest { reason: body.reason, minutes: body.minutes, write: body.write };
+    let row = super::grants::grant(&app, &ctx, &principal, tenant, request).await?;
+    let view = GrantView {
+        id: row.id,
+        tenant_id: row.tenant_id,
+        reason: row.reason,
+        write: row.can_write,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+    };
+    Ok((StatusCode::CREATED, Json(view)))
 }

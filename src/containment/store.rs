@@ -1,7 +1,7 @@
 //! SQL of containment.
 
 use crate::clock::Timestamp;
-use crate::ids::{BlockId, UserId};
+use crate::ids::{BlockId, GrantId, TenantId, UserId};
 use crate::store::{AsRawTx, StoreError, SystemTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -45,4 +45,83 @@ pub async fn active(tx: &mut impl AsRawTx, now: Timestamp) -> Result<Vec<Blocked
 
 pub async fn delete(tx: &mut SystemTx, id: BlockId) -> Result<bool, StoreError> {
     query("DELETE FROM blocked_ips WHERE id = $1").bind(id).execute_one(tx).await
+}
+
+/// Every stored switch: (feature, enabled).
+pub async fn switches(tx: &mut impl AsRawTx) -> Result<Vec<(String, bool)>, StoreError> {
+    query("SELECT feature, enabled FROM feature_switches ORDER BY feature").fetch_all(tx).await
+}
+
+pub async fn set_switch(
+    tx: &mut SystemTx,
+    feature: &str,
+    enabled: bool,
+    by: UserId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    query(
+        "INSERT INTO feature_switches (feature, enabled, changed_by, changed_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (feature) DO UPDATE SET \
+         enabled = excluded.enabled, changed_by = excluded.changed_by, \
+         changed_at = excluded.changed_at",
+    )
+    .binds((feature, enabled, by, now))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GrantRow {
+    pub id: GrantId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub reason: String,
+    pub can_write: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+pub async fn insert_grant(tx: &mut SystemTx, row: &GrantRow) -> Result<(), StoreError> {
+    query(
+        "INSERT INTO access_grants \
+         (id, tenant_id, user_id, reason, can_write, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .binds((
+        row.id,
+        row.tenant_id,
+        row.user_id,
+        row.reason.as_str(),
+        row.can_write,
+        row.created_at,
+        row.expires_at,
+    ))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The grant `user` holds on `tenant` at `now` (the one that ends last, if several).
+pub async fn active_grant(
+    tx: &mut impl AsRawTx,
+    user: UserId,
+    tenant: TenantId,
+    now: Timestamp,
+) -> Result<Option<GrantRow>, StoreError> {
+    query(
+        "SELECT id, tenant_id, user_id, reason, can_write, created_at, expires_at \
+         FROM access_grants WHERE user_id = $1 AND tenant_id = $2 AND expires_at > $3 \
+         ORDER BY can_write DESC, expires_at DESC LIMIT 1",
+    )
+    .binds((user, tenant, now))
+    .fetch_optional(tx)
+    .await
+}
+
+/// Whether `tenant` exists and is neither suspended nor deleted.
+pub async fn tenant_is_active(tx: &mut SystemTx, tenant: TenantId) -> Result<bool, StoreError> {
+    let status: Option<String> =
+        query("SELECT status FROM tenants WHERE id = $1").bind(tenant).scalar_optional(tx).await?;
+    Ok(status.as_deref() == Some("active"))
 }

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use super::{DocumentView, Link, NewDocument};
 use crate::app::AppState;
 use crate::audit::RequestContext;
+use crate::containment::features::Feature;
 use crate::error::DomainError;
 use crate::http::Endpoint;
 use crate::http::json::{Json, Query};
@@ -26,7 +27,7 @@ use crate::tenancy::TenantScope;
 
 pub fn endpoints() -> Vec<Endpoint> {
     use RateCategory::*;
-    vec![
+    [
         Endpoint::permission(routes!(upload), DocumentsWrite, Write)
             .family(RouteFamily::Uploads)
             .upload(),
@@ -35,6 +36,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::permission(routes!(content), DocumentsRead, Read),
         Endpoint::permission(routes!(delete_document), DocumentsWrite, Write),
     ]
+    .into_iter()
+    .map(|endpoint| endpoint.feature(Feature::Documents))
+    .collect()
 }
 
 /// The form of an upload: the fields first, then the one file.

@@ -14,6 +14,7 @@ use utoipa::openapi::{RefOr, schema::Schema};
 use utoipa_axum::router::UtoipaMethodRouter;
 
 use crate::app::AppState;
+use crate::containment::features::Feature;
 use crate::ratelimit::{RateCategory, RouteFamily};
 use crate::tenancy::Permission;
 
@@ -54,6 +55,8 @@ pub struct RoutePolicy {
     pub body_limit: Option<usize>,
     /// A document upload: the body may be as large as `BULWARK_DOCUMENT_MAX_BYTES`.
     pub upload: bool,
+    /// The kill switch that closes this route (503 `feature_disabled` while it is off).
+    pub feature: Option<Feature>,
 }
 
 pub struct Endpoint {
@@ -90,6 +93,7 @@ impl Endpoint {
                 idempotent: false,
                 body_limit: None,
                 upload: false,
+                feature: None,
             },
             router,
             paths,
@@ -139,6 +143,12 @@ impl Endpoint {
 
     pub fn upload(mut self) -> Self {
         self.policy.upload = true;
+        self
+    }
+
+    /// The route belongs to `feature`: its kill switch closes it.
+    pub fn feature(mut self, feature: Feature) -> Self {
+        self.policy.feature = Some(feature);
         self
     }
 

@@ -54,6 +54,13 @@ impl From<DomainError> for Problem {
                 "Signup closed",
                 "Open signup is disabled; ask an administrator for an invitation.",
             ),
+            DomainError::FeatureDisabled(feature) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "feature_disabled",
+                "Feature disabled",
+                format!("The operator switched off `{feature}` for now; retry later."),
+            )
+            .with_retry_after(crate::containment::features::RETRY_AFTER_SECS),
             DomainError::TooLarge { limit } => Problem::new(
                 S::PAYLOAD_TOO_LARGE,
                 "too_large",

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
@@ -15,8 +15,10 @@ use super::endpoint::{Access, RoutePolicy};
 use super::problem::Problem;
 use super::request_id::RouteTemplate;
 use crate::app::AppState;
+use crate::containment::grants;
 use crate::error::DomainError;
 use crate::identity::{self, Credential, Principal};
+use crate::ids::TenantId;
 use crate::ratelimit::{ClientAddress, ClientNet};
 use crate::ratelimit::{ClientKey, Headline, RateCategory, Verdict};
 use crate::tenancy::TenantScope;
@@ -53,6 +55,10 @@ async fn authorize(
     policy: &RoutePolicy,
     request: &mut Request,
 ) -> Result<Option<Headline>, Response> {
+    // A switched-off feature's routes are closed to everyone, before any of its code runs.
+    if let Some(feature) = policy.feature {
+        app.containment().switches.require(feature).map_err(refusal(None))?;
+    }
     let net = request.extensions().get::<ClientAddress>().map_or(ClientNet::UNKNOWN, |a| a.net);
     if policy.access == Access::Public {
         if policy.category == RateCategory::Refresh {
@@ -70,20 +76,30 @@ async fn authorize(
         }
     };
     let headline = limit(app, policy, &client_key(net, &principal)).await?;
+    let break_glass = match break_glass_tenant(policy, &principal, request.headers()) {
+        Some(tenant) => {
+            let writes = !matches!(policy.method, Method::GET | Method::HEAD);
+            let scope = match tenant {
+                Some(tenant) => grants::scope_for(app, &principal, tenant, writes).await,
+                None => Err(DomainError::NotFound("resource")),
+            };
+            Some(scope.map_err(refusal(headline))?)
+        }
+        None => None,
+    };
     let allowed = match policy.access {
         Access::Public | Access::Authenticated => true,
         Access::Session => principal.session_id().is_some(),
-        Access::Permission(permission) => principal.may(permission),
+        Access::Permission(permission) => match &break_glass {
+            Some(scope) => scope.may(permission),
+            None => principal.may(permission),
+        },
         Access::SuperAdmin => principal.is_superadmin(),
     };
     if !allowed {
-        let mut response =
-            Problem::from(DomainError::Forbidden("you lack the permission this needs"))
-                .into_response();
-        if let Some(headline) = headline {
-            rate_limit_headers(response.headers_mut(), headline);
-        }
-        return Err(response);
+        return Err(refusal(headline)(DomainError::Forbidden(
+            "you lack the permission this needs",
+        )));
     }
     // Second factors: enrolment first when the policy asks for it, then step-up where the
     // route declares it.
@@ -96,18 +112,37 @@ async fn authorize(
         }
         Ok(())
     };
-    if let Err(err) = mfa.await {
-        let mut response = Problem::from(err).into_response();
-        if let Some(headline) = headline {
-            rate_limit_headers(response.headers_mut(), headline);
-        }
-        return Err(response);
-    }
-    if let Some(scope) = TenantScope::from_principal(&principal) {
+    mfa.await.map_err(refusal(headline))?;
+    if let Some(scope) = break_glass.or_else(|| TenantScope::from_principal(&principal)) {
         request.extensions_mut().insert(scope);
     }
     request.extensions_mut().insert(principal);
     Ok(headline)
+}
+
+/// A refusal as a response, with the rate-limit headers when the route is limited.
+fn refusal(headline: Option<Headline>) -> impl FnOnce(DomainError) -> Response {
+    move |err| {
+        let mut response = Problem::from(err).into_response();
+        if let Some(headline) = headline {
+            rate_limit_headers(response.headers_mut(), headline);
+        }
+        response
+    }
+}
+
+/// The tenant a super-admin names with `X-Bulwark-Tenant` on a tenant route: `None` when the
+/// request is no break-glass request; `Some(None)` when the header does not name a tenant.
+fn break_glass_tenant(
+    policy: &RoutePolicy,
+    principal: &Principal,
+    headers: &HeaderMap,
+) -> Option<Option<TenantId>> {
+    if !principal.is_superadmin() || !matches!(policy.access, Access::Permission(_)) {
+        return None;
+    }
+    let value = headers.get(grants::HEADER)?;
+    Some(value.to_str().ok().and_then(|text| text.trim().parse().ok()))
 }
 
 /// Idempotency keys belong to the caller: the user, or the API key, within its tenant.

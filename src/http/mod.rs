@@ -81,7 +81,7 @@ const UPLOAD_ENVELOPE: usize = 1024 * 1024;
 
 pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
     let config = state.config().clone();
-    let blocklist = state.blocklist().clone();
+    let containment = state.containment().clone();
     let mut router = Router::new();
     for endpoint in endpoints {
         let policy = Arc::new(endpoint.policy);
@@ -123,7 +123,7 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
                 trusted: config.http.trusted_proxies.clone(),
                 ipv6_prefix: config.http.ipv6_prefix,
                 headers: headers::SecurityHeaders::from_config(&config),
-                blocklist,
+                containment,
             }),
             request_id::track_requests,
         ))

@@ -25,7 +25,7 @@ pub struct Edge {
     pub ipv6_prefix: u8,
     pub headers: super::headers::SecurityHeaders,
     /// Addresses the platform super-admin blocked (`containment`): refused here, first.
-    pub blocklist: Arc<crate::containment::BlockList>,
+    pub containment: Arc<crate::containment::Containment>,
 }
 
 pub const HEADER: &str = "x-request-id";
@@ -82,7 +82,7 @@ pub async fn track_requests(
         request.extensions_mut().insert(ClientAddress { ip, net });
     }
     // Before rate limits, authentication and routing: nothing of a blocked client is run.
-    let blocked = client_ip.is_some_and(|ip| rules.blocklist.blocks(ip));
+    let blocked = client_ip.is_some_and(|ip| rules.containment.blocks.blocks(ip));
     let fields = Arc::new(crate::telemetry::logs::RequestFields {
         request_id: id.clone(),
         method: method.as_str().to_owned(),

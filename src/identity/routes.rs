@@ -15,6 +15,7 @@ use super::{Principal, store as db};
 use crate::app::AppState;
 use crate::audit::{Action, RequestContext};
 use crate::clock::Timestamp;
+use crate::containment::features::Feature;
 use crate::crypto::Secret;
 use crate::error::DomainError;
 use crate::http::Endpoint;
@@ -29,7 +30,7 @@ use crate::tenancy::{Permission, TenantScope};
 pub fn endpoints() -> Vec<Endpoint> {
     use RateCategory::*;
     vec![
-        Endpoint::public(routes!(signup), Auth).idempotent(),
+        Endpoint::public(routes!(signup), Auth).idempotent().feature(Feature::Signup),
         Endpoint::public(routes!(login), Auth),
         Endpoint::public(routes!(refresh), Refresh),
         Endpoint::session(routes!(logout), Write).mfa_exempt(),

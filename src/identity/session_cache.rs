@@ -143,7 +143,7 @@ impl SessionCache {
             ClusterEvent::TenantChanged { tenant } | ClusterEvent::TenantDeleted { tenant } => {
                 self.evict(|_, e| e.tenant == Some(*tenant));
             }
-            ClusterEvent::ApiKeysChanged => {}
+            ClusterEvent::ApiKeysChanged | ClusterEvent::ContainmentChanged => {}
         }
     }
 

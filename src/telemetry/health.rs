@@ -25,6 +25,9 @@ pub struct Readiness {
     pub profile: &'static str,
     /// Each dependency and its state (`ok` or `unavailable`).
     pub checks: BTreeMap<&'static str, &'static str>,
+    /// The features the operator switched off (`/api/v1/platform/features`); empty when
+    /// everything is on.
+    pub features_disabled: Vec<&'static str>,
     #[serde(skip)]
     pub ready: bool,
 }
@@ -41,10 +44,12 @@ pub struct ReadinessCache(Mutex<Option<(Instant, Readiness)>>);
 /// shares one Redis, and an unready fleet is an outage.
 pub async fn readiness(app: &AppState) -> Readiness {
     let cache = app.readiness_cache();
+    // The switches are this instance's own memory: always current, never cached here.
+    let features_disabled = app.containment().switches.disabled();
     if let Some((at, answer)) = cache.0.lock().ok().and_then(|c| c.clone())
         && at.elapsed() < PROBE_TTL
     {
-        return answer;
+        return Readiness { features_disabled, ..answer };
     }
     let mut checks = BTreeMap::new();
     let mut ready = true;
@@ -67,7 +72,8 @@ pub async fn readiness(app: &AppState) -> Readiness {
             status = "degraded";
         }
     }
-    let answer = Readiness { status, profile: app.config().env.as_str(), checks, ready };
+    let profile = app.config().env.as_str();
+    let answer = Readiness { status, profile, checks, features_disabled, ready };
     if let Ok(mut cached) = cache.0.lock() {
         *cached = Some((Instant::now(), answer.clone()));
     }

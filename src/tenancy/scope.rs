@@ -65,6 +65,18 @@ impl TenantScope {
         Some(TenantScope { tenant_id, actor, role, scopes })
     }
 
+    /// The scope of a super-admin acting in a tenant under a break-glass grant
+    /// (`containment::grants`), which checked the grant; the audit log records the
+    /// super-admin's user and session as the actor.
+    pub(crate) fn break_glass(
+        tenant_id: TenantId,
+        user_id: UserId,
+        session_id: SessionId,
+        role: Role,
+    ) -> TenantScope {
+        TenantScope { tenant_id, actor: Actor::User { user_id, session_id }, role, scopes: None }
+    }
+
     /// A scope for platform work inside one tenant (retention purge, key rotation). Every
     /// call site names why; the audit log records the system as the actor.
     pub fn system(tenant_id: TenantId, reason: &'static str) -> TenantScope {

@@ -9,6 +9,7 @@ use super::ExportRequest;
 use crate::app::AppState;
 use crate::audit::RequestContext;
 use crate::clock::Timestamp;
+use crate::containment::features::Feature;
 use crate::http::Endpoint;
 use crate::http::json::OptionalJson;
 use crate::http::problem::Problem;
@@ -22,7 +23,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             Permission::ExportRun,
             RateCategory::Sensitive,
         )
-        .step_up(),
+        .step_up()
+        .feature(Feature::Exports),
     ]
 }
 

@@ -7,6 +7,7 @@ use utoipa_axum::routes;
 use super::ContactExport;
 use crate::app::AppState;
 use crate::audit::RequestContext;
+use crate::containment::features::Feature;
 use crate::crm::contacts::ContactView;
 use crate::http::Endpoint;
 use crate::http::json::Json;
@@ -21,7 +22,9 @@ pub fn endpoints() -> Vec<Endpoint> {
     use Permission::*;
     use RateCategory::*;
     vec![
-        Endpoint::permission(routes!(export_contact), ContactsReadSensitive, Sensitive).step_up(),
+        Endpoint::permission(routes!(export_contact), ContactsReadSensitive, Sensitive)
+            .step_up()
+            .feature(Feature::Exports),
         Endpoint::permission(routes!(erase_contact), DataPurge, Sensitive).step_up(),
         Endpoint::permission(routes!(purge_now), DataPurge, Sensitive).step_up(),
     ]
