@@ -50,6 +50,8 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("idempotency_keys", "1", Reach::System),
     ("tenant_keys", "1", Reach::System),
     ("blocked_ips", "id", Reach::System),
+    ("feature_switches", "feature", Reach::System),
+    ("access_grants", "id", Reach::System),
     ("companies", "id", Reach::PerTenant),
     ("contacts", "id", Reach::PerTenant),
     ("pipelines", "id", Reach::PerTenant),

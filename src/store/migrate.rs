@@ -51,6 +51,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 8, "0008", "audit_head_trigger"),
     migration!("sqlite", 9, "0009", "documents"),
     migration!("sqlite", 10, "0010", "containment"),
+    migration!("sqlite", 11, "0011", "switches_and_grants"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -63,6 +64,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 8, "0008", "audit_head_trigger"),
     migration!("postgres", 9, "0009", "documents"),
     migration!("postgres", 10, "0010", "containment"),
+    migration!("postgres", 11, "0011", "switches_and_grants"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

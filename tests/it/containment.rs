@@ -247,3 +247,248 @@ async fn a_tenants_api_keys_are_revoked_on_every_instance_within_a_second() {
     expect_problem(missing, 422).await;
     assert_eq!(other.get_as(&b_key, "/api/v1/contacts").await.status(), 200);
 }
+
+/// Waits (at most two seconds) until `check` holds; how long it took.
+async fn until<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < Duration::from_secs(2), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    started.elapsed()
+}
+
+async fn readyz_disabled(app: &TestApp) -> Vec<String> {
+    let body: Value = app.get("/readyz").await.json().await.expect("json");
+    serde_json::from_value(body["features_disabled"].clone()).expect("a list")
+}
+
+#[tokio::test]
+async fn a_switched_off_feature_answers_503_on_every_instance_within_a_second() {
+    let app = TestApp::spawn().await;
+    let other = app.sibling(&[]).await;
+    let root = app.superadmin().await;
+    let owner = app.signup("Acme").await;
+    let body = json!({"first_name": "Ada"});
+    let contact: Value =
+        app.post_as(&owner.token, "/api/v1/contacts", &body).await.json().await.expect("json");
+    let documents = format!("/api/v1/documents?contact_id={}", contact["id"].as_str().expect("id"));
+    let documents = documents.as_str();
+    assert!(readyz_disabled(&other).await.is_empty(), "everything starts on");
+    assert_eq!(other.get_as(&owner.token, documents).await.status(), 200);
+
+    let off = json!({"documents": false, "signup": false});
+    let changed = app.patch_as(&root.token, "/api/v1/platform/features", &off).await;
+    assert_eq!(changed.status(), 200);
+    let state: Value = changed.json().await.expect("json");
+    assert_eq!(state["documents"], false);
+    assert_eq!(state["signup"], false);
+    assert_eq!(state["exports"], true, "a feature not named stays as it was");
+
+    // At once here; within a second on the other instance, with Retry-After.
+    let refused = app.get_as(&owner.token, documents).await;
+    assert_eq!(refused.headers()["retry-after"], "60");
+    assert_eq!(expect_problem(refused, 503).await["code"], "feature_disabled");
+    let took = until("documents off on the other instance", || async {
+        other.get_as(&owner.token, documents).await.status() == 503
+    })
+    .await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // Before authentication: an anonymous signup is refused too, without its code running.
+    let signup = json!({"tenant_name": "X", "email": crate::support::unique_email("x"),
+        "password": crate::support::PASSWORD, "display_name": "X"});
+    let refused = other.post_json("/api/v1/auth/signup", &signup).await;
+    assert_eq!(expect_problem(refused, 503).await["code"], "feature_disabled");
+    assert_eq!(readyz_disabled(&other).await, ["signup", "documents"]);
+    assert_eq!(other.get("/readyz").await.status(), 200, "a switch is no outage");
+    // Everything else is served.
+    assert_eq!(other.get_as(&owner.token, "/api/v1/contacts").await.status(), 200);
+    let listed: Value =
+        other.get_as(&root.token, "/api/v1/platform/features").await.json().await.expect("json");
+    assert_eq!(listed["documents"], false);
+
+    // Back on: served again everywhere within a second.
+    let on = json!({"documents": true});
+    assert_eq!(app.patch_as(&root.token, "/api/v1/platform/features", &on).await.status(), 200);
+    let took = until("documents on again", || async {
+        other.get_as(&owner.token, documents).await.status() == 200
+    })
+    .await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(readyz_disabled(&other).await, ["signup"]);
+    let actions = app.platform_audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "platform.features_change").count(), 2);
+
+    // Not the platform: 403 for both routes; nonsense: 422; neither changes anything.
+    app.step_up(&owner).await;
+    let denied = app.patch_as(&owner.token, "/api/v1/platform/features", &off).await;
+    assert_eq!(expect_problem(denied, 403).await["code"], "forbidden");
+    assert_eq!(app.get_as(&owner.token, "/api/v1/platform/features").await.status(), 403);
+    for bad in [json!({}), json!({"teleport": false}), json!({"documents": "no"})] {
+        let refused = app.patch_as(&root.token, "/api/v1/platform/features", &bad).await;
+        expect_problem(refused, 422).await;
+    }
+    assert_eq!(readyz_disabled(&app).await, ["signup"]);
+}
+
+#[tokio::test]
+async fn break_glass_is_a_time_boxed_audited_grant_and_nothing_without_one() {
+    let app = TestApp::spawn().await;
+    let root = app.superadmin().await;
+    let a = app.signup("Tenant A").await;
+    let b = app.signup("Tenant B").await;
+    let body = json!({"first_name": "Ada", "email": crate::support::unique_email("ada")});
+    let contact: Value =
+        app.post_as(&a.token, "/api/v1/contacts", &body).await.json().await.expect("json");
+    let contact_path = format!("/api/v1/contacts/{}", contact["id"].as_str().expect("id"));
+    let as_root_in = |tenant: &str, method: reqwest::Method, path: &str| {
+        let request = app.client.request(method, app.url(path)).bearer_auth(&root.token);
+        request.header("x-bulwark-tenant", tenant.to_owned())
+    };
+
+    // No grant: the super-admin is outside every tenant (403 without the header, 404 with).
+    assert_eq!(app.get_as(&root.token, "/api/v1/contacts").await.status(), 403);
+    let refused = as_root_in(&a.tenant_id, reqwest::Method::GET, &contact_path).send().await;
+    assert_eq!(expect_problem(refused.expect("request"), 404).await["code"], "not_found");
+    let refused = as_root_in("not-a-tenant", reqwest::Method::GET, "/api/v1/contacts").send().await;
+    assert_eq!(refused.expect("request").status(), 404);
+
+    // A read-only grant on A: A's data reads, writes are refused, B stays closed.
+    let grant_path = format!("/api/v1/platform/tenants/{}/access", a.tenant_id);
+    let grant = json!({"reason": "ticket 4711: customer reports missing contacts", "minutes": 15});
+    let granted = app.post_as(&root.token, &grant_path, &grant).await;
+    assert_eq!(granted.status(), 201);
+    let granted: Value = granted.json().await.expect("json");
+    assert_eq!(granted["write"], false);
+    let read = as_root_in(&a.tenant_id, reqwest::Method::GET, &contact_path).send().await;
+    let read: Value = read.expect("request").json().await.expect("json");
+    assert_eq!(read["first_name"], "Ada");
+    let write = as_root_in(&a.tenant_id, reqwest::Method::POST, "/api/v1/contacts")
+        .json(&json!({"first_name": "Mallory"}))
+        .send()
+        .await;
+    assert_eq!(expect_problem(write.expect("request"), 403).await["code"], "forbidden");
+    let other = as_root_in(&b.tenant_id, reqwest::Method::GET, "/api/v1/contacts").send().await;
+    assert_eq!(other.expect("request").status(), 404, "a grant on A opens nothing of B");
+
+    // A write grant: the change is A's, by the super-admin, in A's own audit log.
+    let grant = json!({"reason": "ticket 4711: restore the contact", "minutes": 5, "write": true});
+    assert_eq!(app.post_as(&root.token, &grant_path, &grant).await.status(), 201);
+    let write = as_root_in(&a.tenant_id, reqwest::Method::POST, "/api/v1/contacts")
+        .json(&json!({"first_name": "Restored"}))
+        .send()
+        .await;
+    assert_eq!(write.expect("request").status(), 201);
+    let events = app.audit_events(&a).await;
+    let grants = events.iter().filter(|e| e["action"] == "platform.access_grant").count();
+    assert_eq!(grants, 2, "both grants show in the tenant's log");
+    let me: Value = app.get_as(&root.token, "/api/v1/me").await.json().await.expect("json");
+    let created =
+        events.iter().find(|e| e["action"] == "contact.create" && e["actor_id"] == me["user_id"]);
+    assert!(created.is_some(), "the super-admin's write is in A's log: {events:?}");
+    let platform = app.platform_audit_actions().await;
+    assert_eq!(platform.iter().filter(|a| *a == "platform.access_grant").count(), 2);
+
+    // It ends by itself: once expired, 404 again.
+    let ended = crate::support::raw_execute(
+        &app.db,
+        &format!(
+            "UPDATE access_grants SET expires_at = created_at + 1 WHERE tenant_id = {}",
+            crate::support::id_literal(&a.tenant_id)
+        ),
+    )
+    .await;
+    assert_eq!(ended, 2);
+    let after = as_root_in(&a.tenant_id, reqwest::Method::GET, &contact_path).send().await;
+    assert_eq!(after.expect("request").status(), 404);
+
+    // Limits, and only the platform grants.
+    for bad in [
+        json!({"reason": "x", "minutes": 61}),
+        json!({"reason": "x", "minutes": 0}),
+        json!({"reason": " ", "minutes": 5}),
+        json!({"minutes": 5}),
+    ] {
+        expect_problem(app.post_as(&root.token, &grant_path, &bad).await, 422).await;
+    }
+    let missing = format!("/api/v1/platform/tenants/{}/access", uuid::Uuid::now_v7());
+    let body = json!({"reason": "x", "minutes": 5});
+    assert_eq!(app.post_as(&root.token, &missing, &body).await.status(), 404);
+    app.step_up(&b).await;
+    let denied = app.post_as(&b.token, &grant_path, &body).await;
+    assert_eq!(expect_problem(denied, 403).await["code"], "forbidden");
+    // A tenant user naming another tenant gets their own tenant's data, never A's.
+    let listed = app
+        .client
+        .get(app.url("/api/v1/contacts"))
+        .bearer_auth(&b.token)
+        .header("x-bulwark-tenant", a.tenant_id.clone())
+        .send()
+        .await
+        .expect("request");
+    let listed: Value = listed.json().await.expect("json");
+    assert_eq!(listed["items"], json!([]), "B sees B's (empty) contacts: {listed}");
+    let platform = app.platform_audit_actions().await;
+    assert_eq!(platform.iter().filter(|a| *a == "platform.access_grant").count(), 2);
+}
+
+#[tokio::test]
+async fn the_cli_revokes_sessions_and_api_keys_on_a_running_instance() {
+    let app = TestApp::spawn().await;
+    let a = app.signup("Tenant A").await;
+    let b = app.signup("Tenant B").await;
+    let (_, a_key) = app.api_key(&a, &["contacts:read"]).await;
+    for (who, path) in
+        [(&a.token, "/api/v1/me"), (&b.token, "/api/v1/me"), (&a_key, "/api/v1/contacts")]
+    {
+        assert_eq!(app.get_as(who, path).await.status(), 200, "warm");
+    }
+
+    let output = app.cli(&["api-keys", "revoke", "--tenant", &a.tenant_id]).await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 API key(s) revoked"));
+    until("A's key refused", || async {
+        app.get_as(&a_key, "/api/v1/contacts").await.status() == 401
+    })
+    .await;
+
+    let output = app.cli(&["sessions", "revoke", "--tenant", &a.tenant_id]).await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let took = until("A's session refused", || async {
+        app.get_as(&a.token, "/api/v1/me").await.status() == 401
+    })
+    .await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(app.get_as(&b.token, "/api/v1/me").await.status(), 200, "B untouched");
+
+    // Both are in A's chain, by the command line.
+    let (a_again, _) = app.login_ok(&a.email, crate::support::PASSWORD).await;
+    let events = app.get_as(&a_again, "/api/v1/audit-events?limit=200").await;
+    let events: Value = events.json().await.expect("json");
+    for action in ["platform.api_keys_revoke", "platform.sessions_revoke"] {
+        let event =
+            events["items"].as_array().expect("items").iter().find(|e| e["action"] == action);
+        let event = event.unwrap_or_else(|| panic!("{action} missing from A's chain"));
+        assert_eq!(event["actor_type"], "system", "{event}");
+        assert_eq!(event["actor_id"], "cli", "{event}");
+    }
+
+    // Exactly one of --all, --tenant, --user; a bad id changes nothing.
+    for args in [
+        &["sessions", "revoke"][..],
+        &["sessions", "revoke", "--all", "--tenant", &b.tenant_id],
+        &["sessions", "revoke", "--user", "nobody"],
+    ] {
+        let output = app.cli(args).await;
+        assert!(!output.status.success(), "{args:?} was accepted");
+    }
+    assert_eq!(app.get_as(&b.token, "/api/v1/me").await.status(), 200);
+
+    let output = app.cli(&["sessions", "revoke", "--all"]).await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    until("everyone refused", || async {
+        app.get_as(&b.token, "/api/v1/me").await.status() == 401
+    })
+    .await;
+    assert_eq!(app.get_as(&a_again, "/api/v1/me").await.status(), 401);
+}

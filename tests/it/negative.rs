@@ -789,6 +789,8 @@ const PLATFORM_TABLES: &[(&str, bool)] = &[
     ("login_throttle", true),
     ("audit_anchors", false),
     ("blocked_ips", false),
+    ("feature_switches", false),
+    ("access_grants", false),
 ];
 
 /// Business tables: even platform code (a system transaction) sees none of their rows.

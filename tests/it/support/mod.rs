@@ -718,6 +718,15 @@ impl TestApp {
         }
     }
 
+    /// Runs a `bulwark` command on this app's database and settings (off the runtime thread:
+    /// the in-process server keeps running).
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut env: Vec<(&str, &str)> =
+            self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.retain(|(k, _)| !k.contains("LISTEN"));
+        binary::run_async(self.db.dir.path(), &env, args).await
+    }
+
     /// The actions of the platform audit chain, oldest first (read from the database).
     pub async fn platform_audit_actions(&self) -> Vec<String> {
         const SQL: &str = "SELECT action FROM audit_events WHERE tenant_id IS NULL ORDER BY seq";
