@@ -388,10 +388,15 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
         ("/api/v1/notes/{id}", note.clone()),
         ("/api/v1/activities/{id}", activity.clone()),
         ("/api/v1/tasks/{id}", task.clone()),
+        ("/api/v1/platform/tenants/{id}/access", owner.tenant_id.clone()),
     ]);
     let records: Vec<String> = ids
         .iter()
-        .filter(|(path, _)| !path.ends_with("/erase") && !path.starts_with("/api/v1/users"))
+        .filter(|(path, _)| {
+            !path.ends_with("/erase")
+                && !path.starts_with("/api/v1/users")
+                && !path.starts_with("/api/v1/platform")
+        })
         .map(|(path, id)| concrete(path, id))
         .collect();
     let doc: Value = app.get("/api/openapi.json").await.json().await.expect("json");
@@ -781,6 +786,7 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("mfa_backup_codes", "tenant_id", Rls::SystemOnly),
     ("webauthn_credentials", "tenant_id", Rls::SystemOnly),
     ("auth_challenges", "tenant_id", Rls::SystemOnly),
+    ("access_grants", "tenant_id", Rls::SystemOnly),
 ];
 
 /// Tables of no tenant, platform code only; `true` when this test puts a row in them.
@@ -790,7 +796,6 @@ const PLATFORM_TABLES: &[(&str, bool)] = &[
     ("audit_anchors", false),
     ("blocked_ips", false),
     ("feature_switches", false),
-    ("access_grants", false),
 ];
 
 /// Business tables: even platform code (a system transaction) sees none of their rows.
@@ -807,10 +812,15 @@ const BUSINESS_TABLES: &[&str] = &[
     "documents",
 ];
 
-/// A tenant with a row in every table: second factors, a passkey, a key, an invitation, a
+/// A tenant with a row in every table: second factors, a passkey, a key, a break-glass grant, an invitation, a
 /// pending MFA ticket, an idempotency key, a failed login and one record of each CRM kind.
 async fn populate(app: &TestApp, who: &Account) {
     app.api_key(who, &["contacts:read"]).await;
+    // A break-glass grant on the tenant.
+    let root = app.superadmin().await;
+    let grant = json!({"reason": "row-level security test", "minutes": 5});
+    let path = format!("/api/v1/platform/tenants/{}/access", who.tenant_id);
+    assert_eq!(app.post_as(&root.token, &path, &grant).await.status(), 201, "grant");
     crate::support::passkey::Passkey::new().register(app, who).await;
     created(
         app,
