@@ -20,4 +20,5 @@ mod identity;
 mod mfa;
 mod negative;
 mod platform;
+mod scale_out;
 mod support;

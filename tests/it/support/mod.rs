@@ -4,6 +4,7 @@
 
 #![allow(dead_code, reason = "each test module uses a different part of the harness")]
 
+pub mod balancer;
 pub mod binary;
 pub mod passkey;
 pub mod proxy;
@@ -308,6 +309,32 @@ impl TestApp {
             name: None,
         };
         Self::start(placeholder, settings, application).await
+    }
+
+    /// This app's view through a load balancer at `addr`: the same settings and helpers,
+    /// but every request opens a new connection (no pooling), so a round-robin balancer
+    /// hands consecutive requests to different instances.
+    pub fn behind(&self, addr: SocketAddr) -> TestApp {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+        TestApp {
+            mfa: Default::default(),
+            addr,
+            metrics_addr: None,
+            client,
+            // The database stays with `self`.
+            db: TestDb {
+                backend: self.db.backend,
+                dir: tempfile::tempdir().expect("tempdir"),
+                name: None,
+            },
+            settings: self.settings.clone(),
+            shutdown: None,
+            task: None,
+        }
     }
 
     /// Stops the server and hands back its database, for restart tests.
