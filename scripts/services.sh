@@ -108,7 +108,7 @@ auth_file = $WORK/pgbouncer-users.txt
 max_client_conn = 1000
 ; Every test has its own database, hence its own pool: a few connections each, closed when
 ; idle, and a cap across them all that leaves PostgreSQL room for direct connections.
-default_pool_size = 4
+default_pool_size = ${PGB_POOL_SIZE:-4}
 server_idle_timeout = 1
 max_user_connections = 120
 ignore_startup_parameters = extra_float_digits,options

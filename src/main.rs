@@ -17,9 +17,11 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod commands {
+    pub mod accounts;
     pub mod audit;
     pub mod backup;
     pub mod contain;
+    pub mod health;
     pub mod keys;
 }
 
@@ -169,14 +171,14 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::CheckConfig => check_config(&input),
-        Command::Healthcheck => runtime.block_on(healthcheck(&input)),
+        Command::Healthcheck => runtime.block_on(commands::health::healthcheck(&input)),
         Command::Serve => runtime.block_on(serve(&input)),
         Command::Migrate => runtime.block_on(migrate(&input)),
         Command::CreateSuperadmin { email, name } => {
-            runtime.block_on(create_superadmin(&input, &email, &name))
+            runtime.block_on(commands::accounts::create_superadmin(&input, &email, &name))
         }
         Command::ImportUsers { tenant, file } => {
-            runtime.block_on(import_users(&input, tenant, &file))
+            runtime.block_on(commands::accounts::import_users(&input, tenant, &file))
         }
         Command::Audit { command: AuditCommand::Verify { tenant, checkpoints } } => runtime
             .block_on(async {
@@ -202,7 +204,7 @@ fn main() -> ExitCode {
             report(commands::contain::api_keys(&state, command).await)
         }),
         Command::Tenants { command: TenantsCommand::Delete { tenant } } => {
-            runtime.block_on(delete_tenant(&input, tenant))
+            runtime.block_on(commands::accounts::delete_tenant(&input, tenant))
         }
         Command::Backup { command: BackupCommand::Verify { from, identity } } => {
             // The deployment's configuration: its master keys check the manifest's signature
@@ -232,92 +234,6 @@ async fn open_state(input: &ConfigInput) -> Option<bulwark::AppState> {
         Err(err) => {
             eprintln!("error: {err:#}");
             None
-        }
-    }
-}
-
-fn read_password() -> std::io::Result<bulwark::crypto::Secret<String>> {
-    use std::io::{BufRead as _, IsTerminal as _};
-    if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ")?;
-        let second = rpassword::prompt_password("Repeat it: ")?;
-        if first != second {
-            return Err(std::io::Error::other("the passwords differ"));
-        }
-        Ok(bulwark::crypto::Secret::new(first))
-    } else {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        Ok(bulwark::crypto::Secret::new(line.trim_end_matches(['\n', '\r']).to_owned()))
-    }
-}
-
-async fn create_superadmin(input: &ConfigInput, email: &str, name: &str) -> ExitCode {
-    let password = match read_password() {
-        Ok(password) => password,
-        Err(err) => {
-            eprintln!("error: reading the password: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
-    match bulwark::identity::account::create_superadmin(&state, email, name, &password).await {
-        Ok(id) => {
-            println!("super-admin {id} created");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("error: {}", describe(&err));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn import_users(
-    input: &ConfigInput,
-    tenant: bulwark::ids::TenantId,
-    file: &std::path::Path,
-) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(err) => {
-            eprintln!("error: {}: {err}", file.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut users = vec![];
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match serde_json::from_str(line) {
-            Ok(user) => users.push(user),
-            Err(_) => {
-                eprintln!("error: line {} is not a user record", n + 1);
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
-    match bulwark::identity::account::import_users(&state, tenant, users).await {
-        Ok(count) => {
-            println!("{count} users imported");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("error: {}", describe(&err));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn delete_tenant(input: &ConfigInput, tenant: bulwark::ids::TenantId) -> ExitCode {
-    let Some(state) = open_state(input).await else { return ExitCode::FAILURE };
-    match bulwark::maintenance::tenant_deletion::delete_tenant(&state, tenant).await {
-        Ok(records) => {
-            println!("tenant {tenant} deleted: keys destroyed, {records} record(s) deleted");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("error: {}", describe(&err));
-            ExitCode::FAILURE
         }
     }
 }
@@ -368,52 +284,6 @@ fn check_config(input: &ConfigInput) -> ExitCode {
         }
         Err(problems) => {
             print!("{problems}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn healthcheck(input: &ConfigInput) -> ExitCode {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let config = match config::load(input, DevSecrets::Inspect) {
-        Ok(loaded) => loaded.config,
-        Err(problems) => {
-            print!("{problems}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut addr = config.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    let tls = config.http.tls.is_some();
-    let probe = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        if tls {
-            return Ok::<_, std::io::Error>(true);
-        }
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await?;
-        Ok(&head == b"HTTP/1.1 200")
-    };
-    match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
-        Ok(Ok(true)) => ExitCode::SUCCESS,
-        Ok(Ok(false)) => {
-            eprintln!("unhealthy: /healthz on {addr} did not answer 200");
-            ExitCode::FAILURE
-        }
-        Ok(Err(err)) => {
-            eprintln!("unhealthy: {addr}: {err}");
-            ExitCode::FAILURE
-        }
-        Err(_) => {
-            eprintln!("unhealthy: {addr} did not answer within 3 s");
             ExitCode::FAILURE
         }
     }

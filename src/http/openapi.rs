@@ -106,7 +106,14 @@ fn decorate(operation: &mut Operation, endpoint: &Endpoint) {
     }
     statuses.push(("408", "The request took too long"));
     statuses.push(("500", "Internal error"));
-    statuses.push(("503", "Temporarily unavailable; see Retry-After"));
+    statuses.push(match policy.feature {
+        Some(_) => (
+            "503",
+            "Temporarily unavailable, or the operator switched this feature off \
+             (`feature_disabled`); see Retry-After",
+        ),
+        None => ("503", "Temporarily unavailable; see Retry-After"),
+    });
     for (status, description) in statuses {
         operation
             .responses
