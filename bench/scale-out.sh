@@ -55,7 +55,11 @@ bulwark() { # bulwark PORT ARGS...: the deployment's configuration, one instance
         BULWARK_MASTER_KEYS=bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= "$@"
 }
 mkdir -p "$WORK/data"
-bulwark 0 BULWARK_DATABASE_URL="$OWNER_URL" BULWARK_DATABASE_POOLER=none "$BIN" migrate
+# Migrations go straight to PostgreSQL as the owner (sqlx's migrator holds a session lock),
+# granting the application role what it needs; the instances then only check them.
+DIRECT_APP_URL="postgres://bulwark_app:app-ci-password@127.0.0.1:$PG_PORT/scale"
+bulwark 0 BULWARK_DATABASE_URL="$DIRECT_APP_URL" BULWARK_DATABASE_MIGRATE_URL="$OWNER_URL" \
+    BULWARK_DATABASE_POOLER=none "$BIN" migrate
 
 PORTS=()
 for n in 1 2 3; do
@@ -63,7 +67,9 @@ for n in 1 2 3; do
     bulwark "$port" "$BIN" serve > "$WORK/instance-$n.log" 2>&1 &
     INSTANCES+=($!)
     PORTS+=("$port")
-    for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+    ready=""
+    for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && { ready=1; break; }; sleep 0.05; done
+    [ -n "$ready" ] || { tail -5 "$WORK/instance-$n.log"; exit 1; }
 done
 
 LB_PORT=$(free_port)
@@ -78,7 +84,7 @@ balance() { # balance N: HAProxy round robin over the first N instances
     } > "$WORK/haproxy.cfg"
     haproxy -f "$WORK/haproxy.cfg" -db > "$WORK/haproxy.log" 2>&1 &
     LB_PID=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$LB_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+    for _ in $(seq 100); do curl -sf -m 1 "http://127.0.0.1:$LB_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 }
 balance 3
 LB=http://127.0.0.1:$LB_PORT

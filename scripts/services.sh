@@ -7,7 +7,8 @@
 # start_postgres exports BULWARK_TEST_PG_{OWNER,APP,SUPERUSER}_URL and BULWARK_TEST_PG_BIN
 # (roles bulwark_owner, which may create databases, and bulwark_app); start_redis exports
 # BULWARK_TEST_REDIS_URL and BULWARK_TEST_REDIS_SERVER; start_s3 BULWARK_TEST_S3_ENDPOINT;
-# start_pgbouncer BULWARK_TEST_PGBOUNCER_APP_URL.
+# start_pgbouncer BULWARK_TEST_PGBOUNCER_APP_URL; start_mail (an SMTP server with STARTTLS
+# and a DNS server, real processes) BULWARK_TEST_SMTP_*, BULWARK_TEST_DNS_*.
 # All listen on free ports.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -124,6 +125,46 @@ EOF
         sleep 0.1
     done
     export BULWARK_TEST_PGBOUNCER_APP_URL="postgres://bulwark_app:app-ci-password@127.0.0.1:$PGB_PORT"
+}
+
+# start_mail: the mail tests' servers, from PyPI (pinned, tests/email/requirements.txt) in
+# their own venv under target/: aiosmtpd on loopback with STARTTLS required, its certificate
+# issued by a throwaway CA (BULWARK_TEST_SMTP_PORT, _CA, _DIR: one JSON file per message
+# received), and a DNS server answering from the files tests write (BULWARK_TEST_DNS,
+# BULWARK_TEST_DNS_DIR). BULWARK_TEST_MAIL_PYTHON runs tests/email/dkim_verify.py.
+start_mail() {
+    local venv=${ROOT:-$PWD}/target/email-venv
+    local want=${ROOT:-$PWD}/tests/email/requirements.txt
+    if ! cmp -s "$want" "$venv/requirements.txt" 2>/dev/null; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$want"
+        cp "$want" "$venv/requirements.txt"
+    fi
+    mkdir -p "$WORK/mail/inbox" "$WORK/mail/dns"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Bulwark test CA" \
+        -keyout "$WORK/mail/ca.key" -out "$WORK/mail/ca.pem" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$WORK/mail/smtp.key" -out "$WORK/mail/smtp.csr" >/dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$WORK/mail/ext.cnf"
+    openssl x509 -req -in "$WORK/mail/smtp.csr" -CA "$WORK/mail/ca.pem" -CAkey "$WORK/mail/ca.key" \
+        -CAcreateserial -days 2 -extfile "$WORK/mail/ext.cnf" -out "$WORK/mail/smtp.pem" >/dev/null 2>&1
+    SMTP_PORT=$(free_port)
+    "$venv/bin/python" "${ROOT:-$PWD}/tests/email/smtp_sink.py" "$SMTP_PORT" "$WORK/mail/smtp.pem" \
+        "$WORK/mail/smtp.key" "$WORK/mail/inbox" > "$WORK/smtp.log" 2>&1 &
+    PIDS+=($!)
+    DNS_PORT=$(free_port)
+    "$venv/bin/python" "${ROOT:-$PWD}/tests/email/dns_server.py" "$DNS_PORT" "$WORK/mail/dns" \
+        > "$WORK/dns.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1)" 2>/dev/null && break
+        sleep 0.1
+    done
+    export BULWARK_TEST_SMTP_PORT=$SMTP_PORT BULWARK_TEST_SMTP_CA="$WORK/mail/ca.pem"
+    export BULWARK_TEST_SMTP_DIR="$WORK/mail/inbox"
+    export BULWARK_TEST_DNS="127.0.0.1:$DNS_PORT" BULWARK_TEST_DNS_DIR="$WORK/mail/dns"
+    export BULWARK_TEST_MAIL_PYTHON="$venv/bin/python"
 }
 
 stop_services() {

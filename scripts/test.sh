@@ -24,7 +24,7 @@ trap cleanup EXIT INT TERM
 
 # --- packages -------------------------------------------------------------------------
 step "packages (PostgreSQL 15, Redis, python3-venv, promtool when missing)"
-services_install promtool:prometheus age pgbouncer
+services_install promtool:prometheus age pgbouncer openssl
 
 # --- static checks --------------------------------------------------------------------
 step "cargo fmt --check"
@@ -76,6 +76,7 @@ start_postgres
 start_pgbouncer
 start_redis
 start_s3
+start_mail
 
 # --- tests ----------------------------------------------------------------------------
 step "unit tests and integration tests on SQLite"

@@ -19,6 +19,7 @@ pub mod containment;
 pub mod crm;
 pub mod crypto;
 pub mod documents;
+pub mod email;
 pub mod error;
 pub mod http;
 pub mod idempotency;

@@ -62,6 +62,7 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("activities", "id", Reach::PerTenant),
     ("tasks", "id", Reach::PerTenant),
     ("documents", "id", Reach::PerTenant),
+    ("email_domains", "id", Reach::PerTenant),
     ("document_deletions", "1", Reach::System),
     ("mfa_totp", "1", Reach::System),
     ("mfa_backup_codes", "1", Reach::System),

@@ -6,13 +6,13 @@
 //! refuses to start while it is not empty. Nothing else in the code reads the environment.
 
 mod dev_secrets;
+mod email;
 mod parse;
 mod profile;
 mod settings;
 mod sources;
 mod storage;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,8 +20,9 @@ use std::time::Duration;
 use url::Url;
 
 use crate::crypto::Secret;
+pub use email::{EmailConfig, SmtpConfig, SmtpSecurity};
 use parse::*;
-pub use parse::{parse_duration, parse_master_keys, parse_switch};
+pub use parse::{ConfigProblems, parse_duration, parse_master_keys, parse_switch};
 use profile::profile_problems;
 pub use profile::{DEVELOPMENT_BANNER, MIN_SECRET_BYTES, MIN_SECRET_ENTROPY_BITS, Profile};
 pub use settings::{SETTINGS, Setting};
@@ -49,6 +50,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub storage: StorageConfig,
     pub documents: DocumentConfig,
+    pub email: EmailConfig,
     pub secrets: SecretsConfig,
 }
 
@@ -158,22 +160,6 @@ pub struct MasterKey {
     pub key: Secret<[u8; 32]>,
 }
 
-/// Every reason the configuration cannot be used, in one list.
-#[derive(Debug)]
-pub struct ConfigProblems(pub Vec<String>);
-
-impl fmt::Display for ConfigProblems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "the configuration has {} problem(s):", self.0.len())?;
-        for problem in &self.0 {
-            writeln!(f, "  - {problem}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigProblems {}
-
 /// What to do about secrets that are missing in development.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DevSecrets {
@@ -281,6 +267,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
     let backup = storage::backup(&mut p, &data_dir);
     let storage = storage::storage(&mut p, env, &data_dir);
     let documents = storage::documents(&mut p);
+    let email = email::email(&mut p, env);
     let redis_url = p.secret_text("BULWARK_REDIS_URL");
     if let Some(url) = &redis_url
         && let Err(reason) = parse_redis_url(url.expose())
@@ -337,6 +324,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         backup,
         storage,
         documents,
+        email,
         secrets,
     };
     let mut problems = p.problems;

@@ -243,3 +243,19 @@ pub(super) fn remote_redis_is_tls(url: &str) -> Result<(), String> {
         Err("a server on another machine needs TLS: use rediss://".into())
     }
 }
+
+/// Every reason the configuration cannot be used, in one list.
+#[derive(Debug)]
+pub struct ConfigProblems(pub Vec<String>);
+
+impl std::fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "the configuration has {} problem(s):", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigProblems {}

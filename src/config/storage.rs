@@ -98,7 +98,7 @@ pub(super) fn storage(p: &mut Parser<'_>, env: Profile, data_dir: &Path) -> Stor
 
 /// The file's bytes, when they hold one or more PEM certificates that parse as trust anchors
 /// (the client's own PEM reader only decodes the base64: a damaged file would pass it).
-fn read_pem_certificates(path: &str) -> Result<Vec<u8>, String> {
+pub(super) fn read_pem_certificates(path: &str) -> Result<Vec<u8>, String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject as _;
     let pem = std::fs::read(path).map_err(|e| format!("{path} cannot be read ({})", e.kind()))?;

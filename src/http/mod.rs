@@ -54,6 +54,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(crate::audit::routes::endpoints());
     all.extend(crate::crm::routes::endpoints());
     all.extend(crate::documents::routes::endpoints());
+    all.extend(crate::email::routes::endpoints());
     all
 }
 

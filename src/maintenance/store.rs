@@ -111,6 +111,7 @@ pub async fn delete_business_records(tx: &mut TenantTx) -> Result<u64, StoreErro
         "DELETE FROM pipelines WHERE tenant_id = $1",
         "DELETE FROM contacts WHERE tenant_id = $1",
         "DELETE FROM companies WHERE tenant_id = $1",
+        "DELETE FROM email_domains WHERE tenant_id = $1",
     ] {
         deleted += query(sql).bind(tenant).execute(tx).await?;
     }
@@ -172,7 +173,8 @@ pub async fn rows_under_older_keys(tx: &mut TenantTx, version: i32) -> Result<i6
         "SELECT (SELECT count(*) FROM contacts WHERE tenant_id = $1 AND key_version < $2) \
          + (SELECT count(*) FROM notes WHERE tenant_id = $1 AND key_version < $2) \
          + (SELECT count(*) FROM activities WHERE tenant_id = $1 AND key_version < $2) \
-         + (SELECT count(*) FROM documents WHERE tenant_id = $1 AND key_version < $2)",
+         + (SELECT count(*) FROM documents WHERE tenant_id = $1 AND key_version < $2) \
+         + (SELECT count(*) FROM email_domains WHERE tenant_id = $1 AND key_version < $2)",
     )
     .binds((tenant, version))
     .scalar(tx)

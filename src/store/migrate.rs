@@ -52,6 +52,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 9, "0009", "documents"),
     migration!("sqlite", 10, "0010", "containment"),
     migration!("sqlite", 11, "0011", "switches_and_grants"),
+    migration!("sqlite", 12, "0012", "email_domains"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -65,6 +66,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 9, "0009", "documents"),
     migration!("postgres", 10, "0010", "containment"),
     migration!("postgres", 11, "0011", "switches_and_grants"),
+    migration!("postgres", 12, "0012", "email_domains"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

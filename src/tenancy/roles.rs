@@ -89,6 +89,8 @@ permissions! {
     UsersManage = "users:manage",
     ApiKeysManage = "api_keys:manage",
     IntegrationsManage = "integrations:manage",
+    EmailSend = "email:send",
+    EmailManage = "email:manage",
     AuditRead = "audit:read",
     BillingManage = "billing:manage",
     CreditManage = "credit:manage",
@@ -103,11 +105,12 @@ impl Permission {
             ContactsRead | CompaniesRead | LeadsRead | DealsRead | NotesRead | ActivitiesRead
             | TasksRead | DocumentsRead | UsersRead => Role::Readonly,
             ContactsWrite | CompaniesWrite | LeadsWrite | DealsWrite | NotesWrite
-            | ActivitiesWrite | TasksWrite | DocumentsWrite => Role::Agent,
+            | ActivitiesWrite | TasksWrite | DocumentsWrite | EmailSend => Role::Agent,
             PipelinesManage | ExportRun | ApiKeysManage | CreditManage => Role::Manager,
             ContactsReadSensitive
             | UsersManage
             | IntegrationsManage
+            | EmailManage
             | AuditRead
             | DataPurge
             | TenantManage => Role::Admin,
@@ -162,12 +165,18 @@ mod tests {
     fn the_table_grants_each_role_what_spec_2_says() {
         let held = |role: Role| role.permissions().map(Permission::as_str).collect::<Vec<_>>();
         assert_eq!(held(Role::Readonly).len(), 9);
-        assert_eq!(held(Role::Agent).len(), 17);
-        assert!(held(Role::Agent).iter().all(|p| p.ends_with(":read") || p.ends_with(":write")));
-        assert_eq!(held(Role::Manager).len(), 21);
+        assert_eq!(held(Role::Agent).len(), 18);
+        assert!(
+            held(Role::Agent)
+                .iter()
+                .all(|p| { p.ends_with(":read") || p.ends_with(":write") || *p == "email:send" })
+        );
+        assert_eq!(held(Role::Manager).len(), 22);
         assert!(held(Role::Manager).contains(&"export:run"));
         assert!(!held(Role::Manager).contains(&"users:manage"));
-        assert_eq!(held(Role::Admin).len(), 27);
+        assert!(!held(Role::Manager).contains(&"email:manage"), "sending domains: admins");
+        assert_eq!(held(Role::Admin).len(), 29);
+        assert!(held(Role::Admin).contains(&"email:manage"));
         assert!(!held(Role::Admin).contains(&"billing:manage"));
         assert_eq!(held(Role::Owner).len(), Permission::ALL.len());
     }

@@ -7,6 +7,7 @@ use bulwark::http::{Access, endpoints};
 use bulwark::tenancy::{Permission, Role};
 use serde_json::{Value, json};
 
+use crate::support::mail::unique_domain;
 use crate::support::{Account, PASSWORD, TestApp, expect_problem, unique_email};
 
 fn concrete(path: &str, id: &str) -> String {
@@ -193,6 +194,7 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         assert_eq!(response.status(), 201, "upload a document");
         response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned()
     };
+    let domain = created("/api/v1/email/domains", json!({"domain": unique_domain("a")})).await;
     let none = json!({});
     BTreeMap::from([
         ("/api/v1/users/{id}", (a.user_id.clone(), json!({"role": "readonly"}))),
@@ -216,6 +218,8 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         ("/api/v1/auth/webauthn/credentials/{id}", (passkey, none.clone())),
         ("/api/v1/documents/{id}", (document.clone(), none.clone())),
         ("/api/v1/documents/{id}/content", (document, none.clone())),
+        ("/api/v1/email/domains/{id}", (domain.clone(), none.clone())),
+        ("/api/v1/email/domains/{id}/verify", (domain, none.clone())),
     ])
 }
 
@@ -265,6 +269,7 @@ async fn another_tenant_gets_404_for_every_id_of_this_one() {
         "/api/v1/notes",
         "/api/v1/activities",
         "/api/v1/tasks",
+        "/api/v1/email/domains",
     ] {
         let text = app.get_as(&b.token, path).await.text().await.expect("text");
         assert!(!text.contains(&a.user_id) && !text.contains(&a.email), "{path} leaks A");
@@ -286,6 +291,7 @@ async fn snapshot(
             || path.starts_with("/api/v1/users")
             || path.ends_with("/erase")
             || path.ends_with("/content")
+            || path.ends_with("/verify")
             || path.contains("api-keys")
             || path.contains("invitations")
         {

@@ -14,6 +14,7 @@ mod containment;
 mod controls;
 mod crm;
 mod documents;
+mod email;
 mod hardening;
 mod hot_path;
 mod identity;

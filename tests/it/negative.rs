@@ -377,6 +377,13 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
     )
     .await;
     let task = created(&app, token, "/api/v1/tasks", json!({"title": "T"})).await;
+    let domain = created(
+        &app,
+        token,
+        "/api/v1/email/domains",
+        json!({"domain": crate::support::mail::unique_domain("body")}),
+    )
+    .await;
     let ids = BTreeMap::from([
         ("/api/v1/users/{id}", member.user_id.clone()),
         ("/api/v1/companies/{id}", company.clone()),
@@ -389,6 +396,7 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
         ("/api/v1/activities/{id}", activity.clone()),
         ("/api/v1/tasks/{id}", task.clone()),
         ("/api/v1/platform/tenants/{id}/access", owner.tenant_id.clone()),
+        ("/api/v1/email/domains/{id}/verify", domain.clone()),
     ]);
     let records: Vec<String> = ids
         .iter()
@@ -396,6 +404,7 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
             !path.ends_with("/erase")
                 && !path.starts_with("/api/v1/users")
                 && !path.starts_with("/api/v1/platform")
+                && !path.starts_with("/api/v1/email")
         })
         .map(|(path, id)| concrete(path, id))
         .collect();
@@ -781,6 +790,7 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("activities", "tenant_id", Rls::Tenant),
     ("tasks", "tenant_id", Rls::Tenant),
     ("documents", "tenant_id", Rls::Tenant),
+    ("email_domains", "tenant_id", Rls::Tenant),
     ("document_deletions", "tenant_id", Rls::Tenant),
     ("mfa_totp", "tenant_id", Rls::SystemOnly),
     ("mfa_backup_codes", "tenant_id", Rls::SystemOnly),
@@ -800,6 +810,7 @@ const PLATFORM_TABLES: &[(&str, bool)] = &[
 
 /// Business tables: even platform code (a system transaction) sees none of their rows.
 const BUSINESS_TABLES: &[&str] = &[
+    "email_domains",
     "companies",
     "contacts",
     "pipelines",
@@ -830,6 +841,8 @@ async fn populate(app: &TestApp, who: &Account) {
     )
     .await;
     let records = crm_records(app, who).await;
+    let domain = json!({"domain": crate::support::mail::unique_domain("rls")});
+    created(app, &who.token, "/api/v1/email/domains", domain).await;
     // A document, and a deleted one whose object waits in the removal queue. The worker
     // empties the queue every 10 s from start; this test reads it within a few seconds.
     for name in ["kept.txt", "deleted.txt"] {

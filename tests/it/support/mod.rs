@@ -6,6 +6,7 @@
 
 pub mod balancer;
 pub mod binary;
+pub mod mail;
 pub mod passkey;
 pub mod proxy;
 pub mod redis_server;
@@ -239,6 +240,7 @@ impl TestApp {
             ("BULWARK_MASTER_KEYS".into(), MASTER_KEYS.into()),
         ];
         settings.extend(db.settings());
+        settings.extend(mail::settings());
         // Documents: on the local disk of the data directory, but in the S3-compatible
         // server of scripts/test.sh on the PostgreSQL pass (a prefix per test). That server
         // speaks plain HTTP, which only the development profile accepts.

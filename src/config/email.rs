@@ -1,0 +1,134 @@
+//! Settings of the mail side: the SMTP relay, the platform's sender, the resolver that checks
+//! sending domains, and how the outbox delivers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::storage::read_pem_certificates;
+use super::{Parser, Profile, parse_duration, parse_range};
+use crate::crypto::Secret;
+
+/// How the relay is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+    /// `smtp://`: STARTTLS, required (outside development, or whenever the relay offers it).
+    StartTls,
+    /// `smtp://` to a loopback relay that offers no STARTTLS, development only.
+    Opportunistic,
+}
+
+#[derive(Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub user: Option<String>,
+    pub password: Option<Secret<String>>,
+    /// Extra trusted roots for the relay (`BULWARK_SMTP_CA_FILE`), PEM.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+pub struct EmailConfig {
+    /// Unset: messages stay queued and `/readyz` says `"smtp": "unconfigured"`.
+    pub smtp: Option<SmtpConfig>,
+    /// The sender of the platform's own mail.
+    pub from: Option<String>,
+    /// The resolver that checks sending domains; `None`: the system's.
+    pub dns_resolver: Option<SocketAddr>,
+    pub workers: usize,
+    /// Delays before each retry; past the last one a message is `failed`.
+    pub retry_schedule: Vec<Duration>,
+    /// How long a claimed message stays claimed (a crashed worker's are retried after it).
+    pub lease: Duration,
+}
+
+pub(super) fn email(p: &mut Parser<'_>, env: Profile) -> EmailConfig {
+    let url = p.secret_text("BULWARK_SMTP_URL");
+    let password = p.secret_text("BULWARK_SMTP_PASSWORD");
+    let ca_pem = p.optional("BULWARK_SMTP_CA_FILE", read_pem_certificates);
+    let smtp = url.and_then(|url| match parse_smtp_url(url.expose(), env) {
+        Ok((host, port, security, user)) => {
+            Some(SmtpConfig { host, port, security, user, password, ca_pem })
+        }
+        Err(reason) => {
+            p.problem(&format!("BULWARK_SMTP_URL: {reason}"));
+            None
+        }
+    });
+    EmailConfig {
+        smtp,
+        from: p.optional("BULWARK_EMAIL_FROM", |v| {
+            crate::email::address::parse(v).map(|_| v.trim().to_owned())
+        }),
+        dns_resolver: p.optional("BULWARK_DNS_RESOLVER", |v| {
+            v.parse().map_err(|_| "must be ip:port".to_owned())
+        }),
+        workers: p.parse("BULWARK_EMAIL_WORKERS", |v| parse_range(v, 1, 64).map(|n| n as usize)),
+        retry_schedule: p.parse("BULWARK_EMAIL_RETRY_SCHEDULE", |v| {
+            v.split(',').map(|d| parse_duration(d.trim())).collect()
+        }),
+        lease: p.parse("BULWARK_EMAIL_LEASE", parse_duration),
+    }
+}
+
+/// `smtp://[user@]host:port` or `smtps://[user@]host:port` (the password has its own
+/// setting, so it never sits in a URL that might be logged).
+fn parse_smtp_url(
+    text: &str,
+    env: Profile,
+) -> Result<(String, u16, SmtpSecurity, Option<String>), String> {
+    let url = url::Url::parse(text).map_err(|_| "not a URL".to_owned())?;
+    if url.password().is_some() {
+        return Err("put the password in BULWARK_SMTP_PASSWORD, not in the URL".into());
+    }
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or("names no host")?.to_owned();
+    let user = Some(url.username()).filter(|u| !u.is_empty()).map(str::to_owned);
+    let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]");
+    let security = match url.scheme() {
+        "smtps" => SmtpSecurity::Implicit,
+        "smtp" if env.is_development() && loopback => SmtpSecurity::Opportunistic,
+        "smtp" => SmtpSecurity::StartTls,
+        _ => return Err("must be smtp:// or smtps://".into()),
+    };
+    let port = url.port().unwrap_or(if security == SmtpSecurity::Implicit { 465 } else { 587 });
+    Ok((host, port, security, user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_say_how_the_relay_is_reached() {
+        let prod = Profile::Production;
+        let dev = Profile::Development;
+        let parsed = parse_smtp_url("smtp://mailer@relay.example:2525", prod).expect("parses");
+        assert_eq!(
+            parsed,
+            ("relay.example".into(), 2525, SmtpSecurity::StartTls, Some("mailer".into()))
+        );
+        let parsed = parse_smtp_url("smtps://relay.example", prod).expect("parses");
+        assert_eq!((parsed.1, parsed.2), (465, SmtpSecurity::Implicit));
+        // Plain SMTP only to a loopback relay in development; STARTTLS everywhere else.
+        assert_eq!(
+            parse_smtp_url("smtp://127.0.0.1:25", dev).expect("ok").2,
+            SmtpSecurity::Opportunistic
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://127.0.0.1:25", prod).expect("ok").2,
+            SmtpSecurity::StartTls
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://relay.example", dev).expect("ok").2,
+            SmtpSecurity::StartTls
+        );
+        for bad in
+            ["http://relay.example", "smtp://u:secret@relay.example", "relay.example", "smtp://"]
+        {
+            assert!(parse_smtp_url(bad, prod).is_err(), "{bad}");
+        }
+    }
+}

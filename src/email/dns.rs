@@ -1,0 +1,58 @@
+//! TXT lookups for domain verification, through the configured resolver
+//! (`BULWARK_DNS_RESOLVER`) or the system's.
+
+use std::net::SocketAddr;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+
+pub struct Resolver(Option<TokioResolver>);
+
+impl Resolver {
+    pub fn new(server: Option<SocketAddr>) -> Resolver {
+        let built = match server {
+            Some(addr) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                let config = ResolverConfig::from_name_servers(vec![server]);
+                TokioResolver::builder_with_config(config, TokioRuntimeProvider::default()).build()
+            }
+            None => TokioResolver::builder_tokio().and_then(|builder| builder.build()),
+        };
+        match built {
+            Ok(resolver) => Resolver(Some(resolver)),
+            Err(err) => {
+                tracing::warn!(error = %err, "no DNS resolver: domain checks will find nothing");
+                Resolver(None)
+            }
+        }
+    }
+
+    /// The TXT values at `name` (each record's strings joined); none when the name does not
+    /// resolve or the resolver fails (a check then reads as not yet published).
+    pub async fn txt(&self, name: &str) -> Vec<String> {
+        let Some(resolver) = &self.0 else { return vec![] };
+        // A fully qualified name: no search domains appended.
+        match resolver.txt_lookup(format!("{name}.")).await {
+            Ok(lookup) => lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data.iter().map(|part| String::from_utf8_lossy(part)).collect(),
+                    ),
+                    _ => None,
+                })
+                .collect(),
+            Err(err) => {
+                tracing::debug!(error = %err, "TXT lookup found nothing");
+                vec![]
+            }
+        }
+    }
+}

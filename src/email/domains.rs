@@ -1,0 +1,242 @@
+//! Sending domains: a tenant names a domain, Bulwark generates its DKIM key (RSA-2048,
+//! sealed under the tenant's key, never returned) and lists the DNS records to publish;
+//! `verify` looks them up through the configured resolver. Only a verified domain sends.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::store::{self, DomainRow};
+use super::{address, dkim, dns};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event, RequestContext};
+use crate::clock::Timestamp;
+use crate::crypto::field::Place;
+use crate::error::{DomainError, DomainResult};
+use crate::ids::EmailDomainId;
+use crate::tenancy::{Permission, TenantScope};
+
+/// A record the tenant publishes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DnsRecord {
+    /// `TXT` or `CNAME`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub name: String,
+    pub value: String,
+    /// `dkim`, `spf`, `dmarc` or `return_path`.
+    pub purpose: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DomainView {
+    pub id: EmailDomainId,
+    pub domain: String,
+    /// `pending` until `verify` finds every record, then `verified`.
+    pub status: String,
+    pub dns_records: Vec<DnsRecord>,
+    pub created_at: Timestamp,
+    pub verified_at: Option<Timestamp>,
+}
+
+/// What `verify` found, record by record.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Checks {
+    pub dkim: bool,
+    pub spf: bool,
+    pub dmarc: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Verification {
+    /// `verified` or `pending`.
+    pub status: String,
+    pub checks: Checks,
+}
+
+pub(super) fn place(scope: &TenantScope, id: EmailDomainId) -> Place<'static> {
+    Place {
+        tenant: scope.tenant_id(),
+        table: "email_domains",
+        column: "dkim_private",
+        row: id.as_uuid(),
+    }
+}
+
+fn view(app: &AppState, row: DomainRow) -> DomainView {
+    let return_path = app.config().public_url.host_str().unwrap_or("localhost").to_owned();
+    let dns_records = vec![
+        DnsRecord {
+            kind: "TXT",
+            name: format!("{}._domainkey.{}", row.selector, row.domain),
+            value: dkim::record(&row.dkim_public),
+            purpose: "dkim",
+        },
+        DnsRecord {
+            kind: "TXT",
+            name: row.domain.clone(),
+            value: "v=spf1 a mx ~all".into(),
+            purpose: "spf",
+        },
+        DnsRecord {
+            kind: "TXT",
+            name: format!("_dmarc.{}", row.domain),
+            value: "v=DMARC1; p=quarantine; adkim=s; aspf=r".into(),
+            purpose: "dmarc",
+        },
+        DnsRecord {
+            kind: "CNAME",
+            name: format!("bounces.{}", row.domain),
+            value: return_path,
+            purpose: "return_path",
+        },
+    ];
+    DomainView {
+        id: row.id,
+        domain: row.domain,
+        status: row.status,
+        dns_records,
+        created_at: row.created_at,
+        verified_at: row.verified_at,
+    }
+}
+
+/// Adds a sending domain with a new DKIM key; audited.
+pub async fn create(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    domain: &str,
+) -> DomainResult<DomainView> {
+    scope.require(Permission::EmailManage)?;
+    let domain = domain.trim().to_ascii_lowercase();
+    if !address::is_domain(&domain) {
+        return Err(DomainError::Invalid(vec![("domain".into(), "must be a domain name".into())]));
+    }
+    let key = dkim::generate().await?;
+    let id = EmailDomainId::new();
+    let mut tx = app.store().tenant_tx(scope).await?;
+    if store::domain_by_name(&mut tx, &domain).await?.is_some() {
+        return Err(DomainError::Conflict("this domain is already added"));
+    }
+    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let row = DomainRow {
+        id,
+        domain,
+        selector: dkim::new_selector(),
+        key_version: i32::try_from(keys.current_version()).unwrap_or(i32::MAX),
+        dkim_private: keys.encrypt(&place(scope, id), key.private_pem.as_bytes()),
+        dkim_public: key.public_base64,
+        status: "pending".into(),
+        created_at: Timestamp::now(),
+        verified_at: None,
+    };
+    store::insert_domain(&mut tx, &row).await?;
+    let event = Event::new(Action::EmailDomainCreate)
+        .by_scope(scope)
+        .target("email_domain", id)
+        .detail("domain", row.domain.as_str());
+    audit::record(&mut tx, ctx, event).await?;
+    tx.commit().await?;
+    Ok(view(app, row))
+}
+
+pub async fn list(app: &AppState, scope: &TenantScope) -> DomainResult<Vec<DomainView>> {
+    scope.require(Permission::EmailManage)?;
+    let mut tx = app.store().tenant_read(scope).await?;
+    let rows = store::domains(&mut tx).await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|row| view(app, row)).collect())
+}
+
+pub async fn get(
+    app: &AppState,
+    scope: &TenantScope,
+    id: EmailDomainId,
+) -> DomainResult<DomainView> {
+    scope.require(Permission::EmailManage)?;
+    let mut tx = app.store().tenant_read(scope).await?;
+    let row = store::domain(&mut tx, id).await?.ok_or(DomainError::NotFound("email domain"))?;
+    tx.commit().await?;
+    Ok(view(app, row))
+}
+
+/// Removes a domain and its key; its messages keep their history. Audited.
+pub async fn delete(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    id: EmailDomainId,
+) -> DomainResult<()> {
+    scope.require(Permission::EmailManage)?;
+    let mut tx = app.store().tenant_tx(scope).await?;
+    if !store::delete_domain(&mut tx, id).await? {
+        return Err(DomainError::NotFound("email domain"));
+    }
+    let event = Event::new(Action::EmailDomainDelete).by_scope(scope).target("email_domain", id);
+    audit::record(&mut tx, ctx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Looks the domain's records up; marks it verified when DKIM, SPF and DMARC are published.
+pub async fn verify(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    id: EmailDomainId,
+) -> DomainResult<Verification> {
+    scope.require(Permission::EmailManage)?;
+    let mut tx = app.store().tenant_read(scope).await?;
+    let row = store::domain(&mut tx, id).await?.ok_or(DomainError::NotFound("email domain"))?;
+    tx.commit().await?;
+    let resolver = dns::Resolver::new(app.config().email.dns_resolver);
+    let dkim_name = format!("{}._domainkey.{}", row.selector, row.domain);
+    let dmarc_name = format!("_dmarc.{}", row.domain);
+    let (dkim_txt, spf_txt, dmarc_txt) = tokio::join!(
+        resolver.txt(&dkim_name),
+        resolver.txt(&row.domain),
+        resolver.txt(&dmarc_name),
+    );
+    let checks = Checks {
+        dkim: dkim_txt.iter().any(|value| dkim::record_matches(value, &row.dkim_public)),
+        spf: spf_txt.iter().any(|value| value.trim_start().starts_with("v=spf1")),
+        dmarc: dmarc_txt.iter().any(|value| value.trim_start().starts_with("v=DMARC1")),
+    };
+    let verified = checks.dkim && checks.spf && checks.dmarc;
+    if verified && row.status != "verified" {
+        let mut tx = app.store().tenant_tx(scope).await?;
+        store::mark_verified(&mut tx, id, Timestamp::now()).await?;
+        let event =
+            Event::new(Action::EmailDomainVerify).by_scope(scope).target("email_domain", id);
+        audit::record(&mut tx, ctx, event).await?;
+        tx.commit().await?;
+    }
+    let status = if verified { "verified" } else { "pending" };
+    Ok(Verification { status: status.into(), checks })
+}
+
+/// Re-seals every domain key under the tenant's current data key (key rotation); how many.
+pub async fn reseal_keys(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
+    let mut moved = 0;
+    loop {
+        let mut tx = app.store().tenant_tx(scope).await?;
+        let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+        let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
+        let rows = store::older_than(&mut tx, version).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(moved);
+        }
+        for row in rows {
+            let place = place(scope, row.id);
+            let plain = keys
+                .decrypt(&place, &row.dkim_private)
+                .map_err(|err| DomainError::Internal(format!("email domain {}: {err}", row.id)))?;
+            let sealed = keys.encrypt(&place, &plain);
+            if store::reseal(&mut tx, row.id, row.key_version, version, &sealed).await? {
+                moved += 1;
+            }
+        }
+        tx.commit().await?;
+    }
+}

@@ -1,0 +1,105 @@
+//! `/api/v1/email/domains`: a tenant's sending domains.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
+
+use super::domains::{self, DomainView, Verification};
+use crate::app::AppState;
+use crate::audit::RequestContext;
+use crate::http::Endpoint;
+use crate::http::json::Json;
+use crate::http::path::Id;
+use crate::http::problem::Problem;
+use crate::ids::EmailDomainId;
+use crate::ratelimit::RateCategory;
+use crate::tenancy::{Permission, TenantScope};
+
+pub fn endpoints() -> Vec<Endpoint> {
+    use Permission::EmailManage;
+    use RateCategory::*;
+    vec![
+        Endpoint::permission(routes!(create_domain), EmailManage, Write).idempotent(),
+        Endpoint::permission(routes!(list_domains), EmailManage, Read),
+        Endpoint::permission(routes!(get_domain), EmailManage, Read),
+        Endpoint::permission(routes!(delete_domain), EmailManage, Write),
+        Endpoint::permission(routes!(verify_domain), EmailManage, Write),
+    ]
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDomain {
+    /// The domain mail will come from, e.g. `mail.example.com`.
+    #[schema(min_length = 3, max_length = 253, example = "mail.example.com")]
+    domain: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainList {
+    items: Vec<DomainView>,
+}
+
+/// Add a sending domain: its DKIM key is generated and kept sealed; the answer lists the DNS
+/// records to publish, then `verify`.
+#[utoipa::path(post, path = "/api/v1/email/domains", tag = "email", request_body = NewDomain,
+    responses((status = 201, body = DomainView)))]
+async fn create_domain(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Json(body): Json<NewDomain>,
+) -> Result<(StatusCode, Json<DomainView>), Problem> {
+    let view = domains::create(&app, &scope, &ctx, &body.domain).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The tenant's sending domains.
+#[utoipa::path(get, path = "/api/v1/email/domains", tag = "email",
+    responses((status = 200, body = DomainList)))]
+async fn list_domains(
+    State(app): State<AppState>,
+    scope: TenantScope,
+) -> Result<Json<DomainList>, Problem> {
+    Ok(Json(DomainList { items: domains::list(&app, &scope).await? }))
+}
+
+/// One sending domain and its records.
+#[utoipa::path(get, path = "/api/v1/email/domains/{id}", tag = "email",
+    params(("id" = EmailDomainId, Path, description = "Domain id")),
+    responses((status = 200, body = DomainView)))]
+async fn get_domain(
+    State(app): State<AppState>,
+    scope: TenantScope,
+    Id(id): Id<EmailDomainId>,
+) -> Result<Json<DomainView>, Problem> {
+    Ok(Json(domains::get(&app, &scope, id).await?))
+}
+
+/// Remove a sending domain and its key.
+#[utoipa::path(delete, path = "/api/v1/email/domains/{id}", tag = "email",
+    params(("id" = EmailDomainId, Path, description = "Domain id")), responses((status = 204)))]
+async fn delete_domain(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Id(id): Id<EmailDomainId>,
+) -> Result<StatusCode, Problem> {
+    domains::delete(&app, &scope, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Look the domain's DKIM, SPF and DMARC records up; `verified` once all three are there.
+#[utoipa::path(post, path = "/api/v1/email/domains/{id}/verify", tag = "email",
+    params(("id" = EmailDomainId, Path, description = "Domain id")),
+    responses((status = 200, body = Verification)))]
+async fn verify_domain(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Id(id): Id<EmailDomainId>,
+) -> Result<Json<Verification>, Problem> {
+    Ok(Json(domains::verify(&app, &scope, &ctx, id).await?))
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""A real DNS server for the test suite (dnslib): answers TXT and CNAME questions from files
+in DIR that tests write, so every test publishes its own records while one server runs.
+A file `<name>.TXT` holds one TXT value per line; `<name>.CNAME` one target. Anything else
+is NXDOMAIN.
+
+    dns_server.py PORT DIR
+"""
+import os
+import sys
+import time
+
+from dnslib import CNAME, QTYPE, RCODE, RR, TXT
+from dnslib.server import BaseResolver, DNSServer
+
+PORT, DIR = int(sys.argv[1]), sys.argv[2]
+
+
+class Files(BaseResolver):
+    def resolve(self, request, handler):
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".").lower()
+        kind = QTYPE[request.q.qtype]
+        path = os.path.join(DIR, f"{name}.{kind}")
+        if kind in ("TXT", "CNAME") and os.path.exists(path):
+            with open(path) as f:
+                lines = [line.rstrip("\n") for line in f if line.strip()]
+            for line in lines:
+                if kind == "TXT":
+                    # Long values travel as several character-strings of at most 255 bytes.
+                    chunks = [line[i:i + 255] for i in range(0, len(line), 255)]
+                    reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=TXT(chunks), ttl=1))
+                else:
+                    reply.add_answer(RR(request.q.qname, QTYPE.CNAME, rdata=CNAME(line), ttl=1))
+        else:
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+
+server = DNSServer(Files(), port=PORT, address="127.0.0.1")
+server.start_thread()
+print(f"listening on {PORT}", flush=True)
+while True:
+    time.sleep(3600)
