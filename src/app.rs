@@ -38,6 +38,8 @@ struct Inner {
     readiness: telemetry::health::ReadinessCache,
     openapi_json: axum::body::Bytes,
     containment: Arc<crate::containment::Containment>,
+    /// Wakes the email workers when a message is queued.
+    email_wake: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -90,6 +92,7 @@ impl AppState {
                 readiness: telemetry::health::ReadinessCache::default(),
                 openapi_json,
                 containment: Arc::default(),
+                email_wake: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -103,6 +106,11 @@ impl AppState {
     }
 
     /// The client networks blocked on this instance (see `containment`).
+    /// Wakes this instance's email workers (a message was queued).
+    pub fn email_wake(&self) -> &tokio::sync::Notify {
+        &self.inner.email_wake
+    }
+
     /// Blocked addresses and kill switches as this instance last read them.
     pub fn containment(&self) -> &Arc<crate::containment::Containment> {
         &self.inner.containment
@@ -256,6 +264,19 @@ impl Application {
         }
         let backups = tokio::spawn(crate::backup::schedule::scheduler(self.state.clone()));
         let blocks = tokio::spawn(crate::containment::reloader(self.state.clone()));
+        // Without a relay, messages stay queued (and `/readyz` says so).
+        let mailer = config.email.smtp.as_ref().and_then(|smtp| {
+            match crate::email::delivery::transport(smtp) {
+                Ok(transport) => Some(tokio::spawn(crate::email::delivery::worker(
+                    self.state.clone(),
+                    Arc::new(transport),
+                ))),
+                Err(err) => {
+                    tracing::error!(error = %err, "email delivery is off");
+                    None
+                }
+            }
+        });
         let checkpointer = match self.checkpointer() {
             Ok(checkpointer) => {
                 metrics::gauge!("audit_checkpoints_enabled").set(1.0);
@@ -319,6 +340,11 @@ impl Application {
         sweeper.abort();
         backups.abort();
         blocks.abort();
+        // A message mid-delivery keeps its lease; another instance (or the next start)
+        // retries it with the same Message-ID after the lease.
+        if let Some(task) = mailer {
+            task.abort();
+        }
         if let (Some(task), Some(checkpointer)) = (checkpoints, checkpointer) {
             task.abort();
             // The last word: every chain that moved since its checkpoint gets one now.

@@ -70,6 +70,7 @@ actions! {
     EmailDomainCreate = "email.domain_create",
     EmailDomainVerify = "email.domain_verify",
     EmailDomainDelete = "email.domain_delete",
+    EmailSend = "email.send",
     ContactCreate = "contact.create",
     ContactUpdate = "contact.update",
     ContactDelete = "contact.delete",

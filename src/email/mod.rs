@@ -1,9 +1,13 @@
 //! The mail side (spec §8): sending domains with DKIM keys (`domains`, `dkim`), checked
-//! through DNS (`dns`); addresses and header values as they are accepted (`address`).
+//! through DNS (`dns`); messages queued in a transactional outbox (`messages`) and delivered
+//! by workers over SMTP (`delivery`); addresses and header values as they are accepted
+//! (`address`).
 
 pub mod address;
+pub mod delivery;
 mod dkim;
 mod dns;
 pub mod domains;
+pub mod messages;
 pub mod routes;
 mod store;

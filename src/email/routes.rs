@@ -1,4 +1,4 @@
-//! `/api/v1/email/domains`: a tenant's sending domains.
+//! `/api/v1/email/domains` (a tenant's sending domains) and `/api/v1/emails` (its messages).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,13 +7,16 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use super::domains::{self, DomainView, Verification};
+use super::messages::{self, Accepted, MessageView, NewMessage};
 use crate::app::AppState;
 use crate::audit::RequestContext;
+use crate::containment::features::Feature;
 use crate::http::Endpoint;
-use crate::http::json::Json;
+use crate::http::json::{Json, Query};
 use crate::http::path::Id;
 use crate::http::problem::Problem;
-use crate::ids::EmailDomainId;
+use crate::ids::{EmailDomainId, EmailMessageId};
+use crate::pagination::Page;
 use crate::ratelimit::RateCategory;
 use crate::tenancy::{Permission, TenantScope};
 
@@ -26,6 +29,12 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::permission(routes!(get_domain), EmailManage, Read),
         Endpoint::permission(routes!(delete_domain), EmailManage, Write),
         Endpoint::permission(routes!(verify_domain), EmailManage, Write),
+        Endpoint::permission(routes!(send_email), Permission::EmailSend, Write)
+            .idempotent()
+            .feature(Feature::EmailSending)
+            .body_limit(messages::MAX_BODY + 256 * 1024),
+        Endpoint::permission(routes!(list_emails), Permission::EmailSend, Read),
+        Endpoint::permission(routes!(get_email), Permission::EmailSend, Read),
     ]
 }
 
@@ -102,4 +111,63 @@ async fn verify_domain(
     Id(id): Id<EmailDomainId>,
 ) -> Result<Json<Verification>, Problem> {
     Ok(Json(domains::verify(&app, &scope, &ctx, id).await?))
+}
+
+/// The message list's filter and page.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MessageFilter {
+    /// Only messages in this status.
+    #[param(pattern = "^(queued|sent|deferred|failed|bounced)$")]
+    status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Send a message: checked, sealed and queued (202); delivered by the workers, DKIM-signed.
+/// `from` must be on a verified sending domain. With `Idempotency-Key`, a retry is sent once.
+#[utoipa::path(post, path = "/api/v1/emails", tag = "email", request_body = NewMessage,
+    responses((status = 202, body = Accepted)))]
+async fn send_email(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Json(body): Json<NewMessage>,
+) -> Result<(StatusCode, Json<Accepted>), Problem> {
+    let accepted = messages::send(&app, &scope, &ctx, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// The tenant's messages, newest first.
+#[utoipa::path(get, path = "/api/v1/emails", tag = "email", params(MessageFilter),
+    responses((status = 200, body = Page<MessageView>)))]
+async fn list_emails(
+    State(app): State<AppState>,
+    scope: TenantScope,
+    Query(filter): Query<MessageFilter>,
+) -> Result<Json<Page<MessageView>>, Problem> {
+    let page = messages::list(
+        &app,
+        &scope,
+        filter.status.as_deref(),
+        filter.limit,
+        filter.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+/// One message and what happened to it.
+#[utoipa::path(get, path = "/api/v1/emails/{id}", tag = "email",
+    params(("id" = EmailMessageId, Path, description = "Message id")),
+    responses((status = 200, body = MessageView)))]
+async fn get_email(
+    State(app): State<AppState>,
+    scope: TenantScope,
+    Id(id): Id<EmailMessageId>,
+) -> Result<Json<MessageView>, Problem> {
+    Ok(Json(messages::get(&app, &scope, id).await?))
 }

@@ -1,8 +1,8 @@
 //! SQL of the mail side.
 
 use crate::clock::Timestamp;
-use crate::ids::EmailDomainId;
-use crate::store::{StoreError, TenantTx, query};
+use crate::ids::{EmailDomainId, EmailMessageId, TenantId};
+use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DomainRow {
@@ -115,4 +115,195 @@ pub async fn reseal(
     .binds((tenant, id, was, version, sealed))
     .execute_one(tx)
     .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: EmailMessageId,
+    /// The `Message-ID` header, the same on every attempt.
+    pub message_id: String,
+    pub domain_id: EmailDomainId,
+    pub stream: String,
+    pub key_version: i32,
+    /// Addresses, subject, bodies and headers, sealed under the tenant's key.
+    pub payload: Vec<u8>,
+    pub recipients: i32,
+    pub status: String,
+    pub attempts: i32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The messages of the transaction's tenant (`$1`), narrowed by `$rest`.
+macro_rules! messages_where {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, message_id, domain_id, stream, key_version, payload, recipients, status, \
+             attempts, created_at, updated_at FROM email_messages WHERE tenant_id = $1 ",
+            $rest
+        )
+    };
+}
+
+pub async fn insert_message(tx: &mut TenantTx, row: &MessageRow) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "INSERT INTO email_messages (id, tenant_id, message_id, domain_id, stream, key_version, \
+         payload, recipients, status, attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .binds((
+        row.id,
+        tenant,
+        row.message_id.as_str(),
+        row.domain_id,
+        row.stream.as_str(),
+        row.key_version,
+        row.payload.as_slice(),
+        row.recipients,
+        row.status.as_str(),
+        row.attempts,
+        row.created_at,
+        row.updated_at,
+    ))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_event(
+    tx: &mut TenantTx,
+    message: EmailMessageId,
+    kind: &str,
+    at: Timestamp,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "INSERT INTO email_events (id, tenant_id, message_id, kind, at, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .binds((uuid::Uuid::now_v7(), tenant, message, kind, at, detail))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Puts a message in the delivery queue, due at once.
+pub async fn enqueue(
+    tx: &mut TenantTx,
+    message: EmailMessageId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "INSERT INTO email_outbox (message_id, tenant_id, due_at, attempts) VALUES ($1, $2, $3, 0)",
+    )
+    .binds((message, tenant, now))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Newest first; `before` is the last id of the previous page (ids grow with time).
+pub async fn messages(
+    tx: &mut TenantTx,
+    status: Option<&str>,
+    before: Option<EmailMessageId>,
+    limit: i64,
+) -> Result<Vec<MessageRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(messages_where!(
+        "AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+    ))
+    .binds((tenant, status, before, limit))
+    .fetch_all(tx)
+    .await
+}
+
+pub async fn message(
+    tx: &mut TenantTx,
+    id: EmailMessageId,
+) -> Result<Option<MessageRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(messages_where!("AND id = $2")).binds((tenant, id)).fetch_optional(tx).await
+}
+
+/// A message's events, oldest first: (kind, at, detail).
+pub async fn events(
+    tx: &mut TenantTx,
+    id: EmailMessageId,
+) -> Result<Vec<(String, Timestamp, Option<String>)>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT kind, at, detail FROM email_events WHERE tenant_id = $1 AND message_id = $2 \
+         ORDER BY at, id",
+    )
+    .binds((tenant, id))
+    .fetch_all(tx)
+    .await
+}
+
+/// After an attempt: the message's new status.
+pub async fn set_status(
+    tx: &mut TenantTx,
+    id: EmailMessageId,
+    status: &str,
+    attempts: i32,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE email_messages SET status = $3, attempts = $4, updated_at = $5 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .binds((tenant, id, status, attempts, now))
+    .execute_one(tx)
+    .await
+}
+
+/// A claimed queue entry: (message, tenant, attempts so far).
+pub type Claimed = (EmailMessageId, TenantId, i32);
+
+/// Claims up to `limit` due messages until `lease_until`; a claim another worker holds is
+/// skipped. Per backend: PostgreSQL skips rows other transactions have locked (`SKIP
+/// LOCKED`), SQLite has one writer, so its UPDATE alone is atomic.
+pub async fn claim(
+    tx: &mut SystemTx,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    let sql = match tx.backend() {
+        Backend::Postgres => {
+            "UPDATE email_outbox SET lease_until = $2, attempts = attempts + 1 WHERE message_id IN \
+             (SELECT message_id FROM email_outbox WHERE due_at <= $1 \
+              AND (lease_until IS NULL OR lease_until <= $1) ORDER BY due_at LIMIT $3 \
+              FOR UPDATE SKIP LOCKED) RETURNING message_id, tenant_id, attempts"
+        }
+        Backend::Sqlite => {
+            "UPDATE email_outbox SET lease_until = $2, attempts = attempts + 1 WHERE message_id IN \
+             (SELECT message_id FROM email_outbox WHERE due_at <= $1 \
+              AND (lease_until IS NULL OR lease_until <= $1) ORDER BY due_at LIMIT $3) \
+             RETURNING message_id, tenant_id, attempts"
+        }
+    };
+    query(sql).binds((now, lease_until, limit)).fetch_all(tx).await
+}
+
+/// Done with a message: out of the queue.
+pub async fn dequeue(tx: &mut SystemTx, message: EmailMessageId) -> Result<bool, StoreError> {
+    query("DELETE FROM email_outbox WHERE message_id = $1").bind(message).execute_one(tx).await
+}
+
+/// Deferred: due again at `due_at`, unclaimed.
+pub async fn reschedule(
+    tx: &mut SystemTx,
+    message: EmailMessageId,
+    due_at: Timestamp,
+) -> Result<bool, StoreError> {
+    query("UPDATE email_outbox SET due_at = $2, lease_until = NULL WHERE message_id = $1")
+        .binds((message, due_at))
+        .execute_one(tx)
+        .await
 }

@@ -53,6 +53,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 10, "0010", "containment"),
     migration!("sqlite", 11, "0011", "switches_and_grants"),
     migration!("sqlite", 12, "0012", "email_domains"),
+    migration!("sqlite", 13, "0013", "email_messages"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -67,6 +68,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 10, "0010", "containment"),
     migration!("postgres", 11, "0011", "switches_and_grants"),
     migration!("postgres", 12, "0012", "email_domains"),
+    migration!("postgres", 13, "0013", "email_messages"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -195,6 +195,14 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned()
     };
     let domain = created("/api/v1/email/domains", json!({"domain": unique_domain("a")})).await;
+    let sending = crate::support::mail::verified_domain(app, &a.token).await;
+    let message = {
+        let body = json!({"from": format!("a@{sending}"), "to": ["b@example.com"],
+            "subject": "A's", "text": "private"});
+        let response = app.post_as(&a.token, "/api/v1/emails", &body).await;
+        assert_eq!(response.status(), 202, "send");
+        response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned()
+    };
     let none = json!({});
     BTreeMap::from([
         ("/api/v1/users/{id}", (a.user_id.clone(), json!({"role": "readonly"}))),
@@ -220,6 +228,7 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         ("/api/v1/documents/{id}/content", (document, none.clone())),
         ("/api/v1/email/domains/{id}", (domain.clone(), none.clone())),
         ("/api/v1/email/domains/{id}/verify", (domain, none.clone())),
+        ("/api/v1/emails/{id}", (message, none.clone())),
     ])
 }
 
@@ -270,6 +279,7 @@ async fn another_tenant_gets_404_for_every_id_of_this_one() {
         "/api/v1/activities",
         "/api/v1/tasks",
         "/api/v1/email/domains",
+        "/api/v1/emails",
     ] {
         let text = app.get_as(&b.token, path).await.text().await.expect("text");
         assert!(!text.contains(&a.user_id) && !text.contains(&a.email), "{path} leaks A");

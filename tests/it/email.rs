@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::mail::{publish, unique_domain};
+use crate::support::mail::{dkim_verifies, publish, unique_domain, verified_domain, wait_for};
 use crate::support::{TestApp, database_bytes, expect_problem};
 
 fn record<'a>(domain: &'a Value, purpose: &str) -> (&'a str, &'a str) {
@@ -124,7 +124,7 @@ async fn a_sending_domain_gets_a_sealed_dkim_key_and_verifies_once_its_records_a
     let finished = events
         .iter()
         .find(|e| e["action"] == "keys.rotate_tenant" && e["details"]["phase"] == "finished")
-        .expect("the rotation finished");
+        .unwrap_or_else(|| panic!("the rotation finished: {events:?}"));
     assert_eq!(finished["details"]["email_domains"], 2, "{finished}");
 
     // Deleted: gone, and audited.
@@ -139,4 +139,210 @@ async fn a_sending_domain_gets_a_sealed_dkim_key_and_verifies_once_its_records_a
     for action in ["email.domain_create", "email.domain_verify", "email.domain_delete"] {
         assert!(actions.iter().any(|a| a == action), "{action} missing: {actions:?}");
     }
+}
+
+/// An app whose relay is the test SMTP server.
+async fn mailing_app() -> TestApp {
+    let settings = crate::support::mail::smtp_settings();
+    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    TestApp::spawn_with(&refs).await
+}
+
+/// Waits (at most ten seconds) until the message has `status`; the message.
+async fn until_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let message: Value =
+            app.get_as(token, &format!("/api/v1/emails/{id}")).await.json().await.expect("json");
+        if message["status"] == status {
+            return message;
+        }
+        assert!(started.elapsed().as_secs() < 10, "still {} (wanted {status})", message["status"]);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn kinds(message: &Value) -> Vec<String> {
+    message["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_message_is_queued_dkim_signed_and_delivered_once_over_starttls() {
+    let app = mailing_app().await;
+    let owner = app.signup("Acme").await;
+    let domain = verified_domain(&app, &owner.token).await;
+    let body = json!({
+        "from": format!("Acme <hello@{domain}>"),
+        "to": ["ada@example.com"], "cc": ["bob@example.com"], "bcc": ["carol@example.com"],
+        "subject": "Welcome aboard", "text": "Hello Ada", "html": "<p>Hello <b>Ada</b></p>",
+        "headers": {"X-Campaign": "spring"},
+    });
+    let accepted = app.post_as(&owner.token, "/api/v1/emails", &body).await;
+    assert_eq!(accepted.status(), 202);
+    let accepted: Value = accepted.json().await.expect("json");
+    assert_eq!(accepted["status"], "queued");
+    assert_eq!(accepted["recipients"].as_array().expect("recipients").len(), 3);
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    let message_id = format!("<{id}@{domain}>");
+
+    let received = wait_for(&message_id, 10).await;
+    let mut envelope = received.rcpt_tos.clone();
+    envelope.sort();
+    assert_eq!(envelope, ["ada@example.com", "bob@example.com", "carol@example.com"]);
+    assert!(!received.data.contains("carol"), "Bcc stays out of the message");
+    assert!(received.data.contains("X-Campaign: spring"));
+    // DKIM, checked by dkimpy against the published record; an altered body fails it.
+    assert!(dkim_verifies(&received.data), "the signature verifies");
+    assert!(!dkim_verifies(&received.data.replace("Hello Ada", "Hello Eve")), "tampering shows");
+
+    let sent = until_status(&app, &owner.token, &id, "sent").await;
+    assert_eq!(kinds(&sent), ["queued", "sent"]);
+    assert!(sent["events"][1]["detail"].as_str().expect("detail").starts_with("250"), "{sent}");
+    assert_eq!(sent["subject"], "Welcome aboard");
+    let listed: Value =
+        app.get_as(&owner.token, "/api/v1/emails").await.json().await.expect("json");
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+
+    // An Idempotency-Key: the retry answers the same message, delivered once.
+    let send = || {
+        app.client
+            .post(app.url("/api/v1/emails"))
+            .bearer_auth(&owner.token)
+            .header("idempotency-key", "welcome-ada-1")
+            .json(&body)
+            .send()
+    };
+    let first: Value = send().await.expect("send").json().await.expect("json");
+    let second: Value = send().await.expect("send").json().await.expect("json");
+    assert_eq!(first["id"], second["id"]);
+    let once = format!("<{}@{domain}>", first["id"].as_str().expect("id"));
+    wait_for(&once, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(received_count(&once), 1, "delivered once");
+
+    // Nothing personal in the clear at rest.
+    let bytes = database_bytes(&app.db).await;
+    let text = String::from_utf8_lossy(&bytes);
+    for secret in ["ada@example.com", "carol@example.com", "Welcome aboard", "Hello Ada"] {
+        assert!(!text.contains(secret), "{secret} stored in the clear");
+    }
+}
+
+fn received_count(message_id: &str) -> usize {
+    crate::support::mail::received(message_id).len()
+}
+
+#[tokio::test]
+async fn a_421_is_retried_with_the_same_message_id_and_a_550_bounces() {
+    let app = mailing_app().await;
+    let owner = app.signup("Acme").await;
+    let domain = verified_domain(&app, &owner.token).await;
+    let send = |to: &str| {
+        let body =
+            json!({"from": format!("hello@{domain}"), "to": [to], "subject": "Hi", "text": "x"});
+        let (app, token) = (&app, owner.token.clone());
+        async move {
+            let response = app.post_as(&token, "/api/v1/emails", &body).await;
+            assert_eq!(response.status(), 202);
+            response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let deferred = send("defer-once-ada@example.com").await;
+    let message = until_status(&app, &owner.token, &deferred, "sent").await;
+    assert_eq!(kinds(&message), ["queued", "deferred", "sent"]);
+    assert!(message["events"][1]["detail"].as_str().expect("detail").contains("421"));
+    assert_eq!(received_count(&format!("<{deferred}@{domain}>")), 1);
+
+    let rejected = send("reject-bob@example.com").await;
+    let message = until_status(&app, &owner.token, &rejected, "bounced").await;
+    assert_eq!(kinds(&message), ["queued", "bounced"]);
+    let detail = message["events"][1]["detail"].as_str().expect("detail");
+    assert!(detail.contains("550") && !detail.contains("reject-bob"), "{detail}");
+    assert_eq!(received_count(&format!("<{rejected}@{domain}>")), 0);
+}
+
+#[tokio::test]
+async fn bad_sends_change_nothing_and_mail_stays_within_its_tenant() {
+    let app = mailing_app().await;
+    let owner = app.signup("Acme").await;
+    let domain = verified_domain(&app, &owner.token).await;
+    let good = json!({"from": format!("hello@{domain}"), "to": ["ada@example.com"], "subject": "Hi", "text": "x"});
+    let stranger = app.signup("Other").await;
+    let theirs = verified_domain(&app, &stranger.token).await;
+    let unverified = unique_domain("pending");
+    app.post_as(&owner.token, "/api/v1/email/domains", &json!({"domain": unverified})).await;
+    let mut bad = vec![];
+    for (field, value) in [
+        ("from", json!(format!("hello@{unverified}"))),
+        ("from", json!(format!("hello@{theirs}"))),
+        ("subject", json!("Hi\r\nBcc: victim@example.com")),
+        ("to", json!(["ada@example.com\r\nBcc: victim@example.com"])),
+        ("headers", json!({"Bcc": "victim@example.com"})),
+        ("headers", json!({"X-Note": "a\nBcc: victim@example.com"})),
+        ("to", json!([])),
+        ("text", Value::Null),
+    ] {
+        let mut body = good.clone();
+        body[field] = value;
+        bad.push(body);
+    }
+    for body in bad {
+        let refused = app.post_as(&owner.token, "/api/v1/emails", &body).await;
+        expect_problem(refused, 422).await;
+    }
+    let listed: Value =
+        app.get_as(&owner.token, "/api/v1/emails").await.json().await.expect("json");
+    assert_eq!(listed["items"], json!([]), "nothing was queued");
+
+    // email:send: an agent sends, a read-only member does not.
+    let agent = app.add_member(&owner, "agent").await;
+    assert_eq!(app.post_as(&agent.token, "/api/v1/emails", &good).await.status(), 202);
+    let readonly = app.add_member(&owner, "readonly").await;
+    let denied = app.post_as(&readonly.token, "/api/v1/emails", &good).await;
+    assert_eq!(expect_problem(denied, 403).await["code"], "forbidden");
+
+    // Another tenant: 404 for the message, an empty list.
+    let listed: Value =
+        app.get_as(&owner.token, "/api/v1/emails").await.json().await.expect("json");
+    let id = listed["items"][0]["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/emails/{id}");
+    assert_eq!(app.get_as(&stranger.token, &path).await.status(), 404);
+    let theirs: Value =
+        app.get_as(&stranger.token, "/api/v1/emails").await.json().await.expect("json");
+    assert_eq!(theirs["items"], json!([]));
+}
+
+#[tokio::test]
+async fn the_email_kill_switch_refuses_sends_and_pauses_delivery_without_losing_mail() {
+    let app = mailing_app().await;
+    let root = app.superadmin().await;
+    let owner = app.signup("Acme").await;
+    let domain = verified_domain(&app, &owner.token).await;
+    // The first attempt is deferred (421): the message waits in the queue for its retry.
+    let body = json!({"from": format!("hello@{domain}"), "to": ["defer-once-ada@example.com"], "subject": "Hi", "text": "x"});
+    let accepted: Value =
+        app.post_as(&owner.token, "/api/v1/emails", &body).await.json().await.expect("json");
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    until_status(&app, &owner.token, &id, "deferred").await;
+    let off = json!({"email_sending": false});
+    assert_eq!(app.patch_as(&root.token, "/api/v1/platform/features", &off).await.status(), 200);
+
+    let refused = app.post_as(&owner.token, "/api/v1/emails", &body).await;
+    assert_eq!(expect_problem(refused, 503).await["code"], "feature_disabled");
+    // Paused: the retry falls due after a second and nothing goes out.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let message: Value =
+        app.get_as(&owner.token, &format!("/api/v1/emails/{id}")).await.json().await.expect("json");
+    assert_eq!(message["status"], "deferred");
+    assert_eq!(received_count(&format!("<{id}@{domain}>")), 0);
+
+    let on = json!({"email_sending": true});
+    assert_eq!(app.patch_as(&root.token, "/api/v1/platform/features", &on).await.status(), 200);
+    until_status(&app, &owner.token, &id, "sent").await;
+    assert_eq!(received_count(&format!("<{id}@{domain}>")), 1);
 }

@@ -791,6 +791,9 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("tasks", "tenant_id", Rls::Tenant),
     ("documents", "tenant_id", Rls::Tenant),
     ("email_domains", "tenant_id", Rls::Tenant),
+    ("email_messages", "tenant_id", Rls::Tenant),
+    ("email_events", "tenant_id", Rls::Tenant),
+    ("email_outbox", "tenant_id", Rls::SystemOnly),
     ("document_deletions", "tenant_id", Rls::Tenant),
     ("mfa_totp", "tenant_id", Rls::SystemOnly),
     ("mfa_backup_codes", "tenant_id", Rls::SystemOnly),
@@ -811,6 +814,8 @@ const PLATFORM_TABLES: &[(&str, bool)] = &[
 /// Business tables: even platform code (a system transaction) sees none of their rows.
 const BUSINESS_TABLES: &[&str] = &[
     "email_domains",
+    "email_messages",
+    "email_events",
     "companies",
     "contacts",
     "pipelines",
@@ -841,8 +846,11 @@ async fn populate(app: &TestApp, who: &Account) {
     )
     .await;
     let records = crm_records(app, who).await;
-    let domain = json!({"domain": crate::support::mail::unique_domain("rls")});
-    created(app, &who.token, "/api/v1/email/domains", domain).await;
+    // A verified domain and a message queued from it (no relay here: it stays queued).
+    let domain = crate::support::mail::verified_domain(app, &who.token).await;
+    let message = json!({"from": format!("a@{domain}"), "to": ["b@example.com"],
+        "subject": "RLS", "text": "x"});
+    assert_eq!(app.post_as(&who.token, "/api/v1/emails", &message).await.status(), 202);
     // A document, and a deleted one whose object waits in the removal queue. The worker
     // empties the queue every 10 s from start; this test reads it within a few seconds.
     for name in ["kept.txt", "deleted.txt"] {

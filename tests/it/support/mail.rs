@@ -28,3 +28,93 @@ pub fn publish(name: &str, kind: &str, values: &[&str]) {
     let path = PathBuf::from(env("BULWARK_TEST_DNS_DIR")).join(format!("{name}.{kind}"));
     std::fs::write(&path, values.join("\n") + "\n").expect("write a DNS record");
 }
+
+/// A relay for the app: the test SMTP server over STARTTLS, trusted through its CA; deferred
+/// messages retried after a second.
+pub fn smtp_settings() -> Vec<(String, String)> {
+    vec![
+        ("BULWARK_SMTP_URL".into(), format!("smtp://localhost:{}", env("BULWARK_TEST_SMTP_PORT"))),
+        ("BULWARK_SMTP_CA_FILE".into(), env("BULWARK_TEST_SMTP_CA")),
+        ("BULWARK_EMAIL_RETRY_SCHEDULE".into(), "1s,1s".into()),
+    ]
+}
+
+/// Adds a sending domain as `token`, publishes its records and verifies it; its name.
+pub async fn verified_domain(app: &super::TestApp, token: &str) -> String {
+    use serde_json::{Value, json};
+    let name = unique_domain("send");
+    let created = app.post_as(token, "/api/v1/email/domains", &json!({"domain": name})).await;
+    assert_eq!(created.status(), 201, "domain");
+    let domain: Value = created.json().await.expect("json");
+    for record in domain["dns_records"].as_array().expect("records") {
+        let kind = record["type"].as_str().expect("type");
+        publish(
+            record["name"].as_str().expect("name"),
+            kind,
+            &[record["value"].as_str().expect("value")],
+        );
+    }
+    let path = format!("/api/v1/email/domains/{}/verify", domain["id"].as_str().expect("id"));
+    let verified: Value = app.post_as(token, &path, &json!({})).await.json().await.expect("json");
+    assert_eq!(verified["status"], "verified", "{verified}");
+    name
+}
+
+/// A message the SMTP server accepted: its envelope and raw text, and where it is kept.
+pub struct Received {
+    pub rcpt_tos: Vec<String>,
+    pub data: String,
+    pub path: PathBuf,
+}
+
+/// Every message the SMTP server accepted with this `Message-ID`.
+pub fn received(message_id: &str) -> Vec<Received> {
+    let header = format!("Message-ID: {message_id}");
+    let mut found = vec![];
+    let dir = PathBuf::from(env("BULWARK_TEST_SMTP_DIR"));
+    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("inbox").flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let data = record["data"].as_str().unwrap_or_default().to_owned();
+        if data.lines().any(|line| line.eq_ignore_ascii_case(&header)) {
+            let rcpt_tos = record["rcpt_tos"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            found.push(Received { rcpt_tos, data, path });
+        }
+    }
+    found
+}
+
+/// Waits (at most `seconds`) until the SMTP server has a message with this `Message-ID`.
+pub async fn wait_for(message_id: &str, seconds: u64) -> Received {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(found) = received(message_id).into_iter().next() {
+            return found;
+        }
+        assert!(started.elapsed().as_secs() < seconds, "{message_id} never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether `data` carries a valid DKIM signature, as dkimpy checks it against the records
+/// the test published.
+pub fn dkim_verifies(data: &str) -> bool {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), data.replace("\r\n", "\n").replace('\n', "\r\n")).expect("write");
+    let output = std::process::Command::new(env("BULWARK_TEST_MAIL_PYTHON"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/email/dkim_verify.py"))
+        .arg(file.path())
+        .arg(env("BULWARK_TEST_DNS_DIR"))
+        .output()
+        .expect("dkim_verify.py runs");
+    String::from_utf8_lossy(&output.stdout).trim() == "pass"
+}

@@ -1,0 +1,295 @@
+//! Delivery: workers claim due messages from the outbox with a lease (so several instances
+//! deliver each message once, and a crashed worker's messages are retried after the lease),
+//! open them inside their tenant, sign them with the domain's DKIM key and hand them to the
+//! relay over a pooled, TLS-verified SMTP connection.
+//!
+//! A relay's 2xx makes the message `sent`; a 4xx or a connection failure defers it along
+//! `BULWARK_EMAIL_RETRY_SCHEDULE` (with jitter), then `failed`; a 5xx is final, `bounced`.
+//! The `Message-ID` is fixed when the message is queued, so a retry carries the same one. A
+//! crash after the relay accepted a message and before its status is written sends it again
+//! after the lease: at least once, never lost. The `email_sending` kill switch pauses the
+//! workers; what is queued waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+    DkimSigningKey,
+};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+
+use super::messages::{self, Payload};
+use super::{address, domains, store};
+use crate::app::AppState;
+use crate::clock::Timestamp;
+use crate::config::{EmailConfig, SmtpConfig, SmtpSecurity};
+use crate::containment::features::Feature;
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{EmailMessageId, TenantId};
+use crate::tenancy::TenantScope;
+
+/// How often an idle worker looks for due messages (a send wakes it at once).
+const POLL: Duration = Duration::from_secs(1);
+
+pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// The relay transport, built once: lettre pools its connections.
+pub fn transport(smtp: &SmtpConfig) -> Result<Transport, String> {
+    let mut tls = TlsParameters::builder(smtp.host.clone());
+    if let Some(pem) = &smtp.ca_pem {
+        let certificate = Certificate::from_pem(pem).map_err(|err| format!("SMTP CA: {err}"))?;
+        tls = tls.add_root_certificate(certificate);
+    }
+    let tls = tls.build_rustls().map_err(|err| format!("SMTP TLS: {err}"))?;
+    let tls = match smtp.security {
+        SmtpSecurity::Implicit => Tls::Wrapper(tls),
+        SmtpSecurity::StartTls => Tls::Required(tls),
+        SmtpSecurity::Opportunistic => Tls::Opportunistic(tls),
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
+        .port(smtp.port)
+        .tls(tls)
+        .timeout(Some(Duration::from_secs(30)));
+    if let Some(user) = &smtp.user {
+        let password = smtp.password.as_ref().map(|p| p.expose().clone()).unwrap_or_default();
+        builder = builder.credentials(Credentials::new(user.clone(), password));
+    }
+    Ok(builder.build())
+}
+
+/// Runs for the life of `serve` when a relay is configured.
+pub async fn worker(app: AppState, transport: Arc<Transport>) {
+    let config = &app.config().email;
+    loop {
+        if app.containment().switches.enabled(Feature::EmailSending) {
+            match crate::store::background(round(&app, &transport, config)).await {
+                // A full round: there may be more due right now.
+                Ok(n) if n == config.workers => continue,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "email delivery round failed"),
+            }
+        }
+        let _ = tokio::time::timeout(POLL, app.email_wake().notified()).await;
+    }
+}
+
+/// Claims and delivers up to `workers` due messages at once; how many were claimed.
+async fn round(app: &AppState, transport: &Transport, config: &EmailConfig) -> DomainResult<usize> {
+    let now = Timestamp::now();
+    let limit = i64::try_from(config.workers).unwrap_or(1);
+    let mut tx = app.store().system_tx().await?;
+    let claimed = store::claim(&mut tx, now, now.plus(config.lease), limit).await?;
+    tx.commit().await?;
+    let n = claimed.len();
+    futures_util::stream::iter(claimed)
+        .for_each_concurrent(config.workers, |(message, tenant, attempts)| async move {
+            if let Err(err) = deliver(app, transport, config, tenant, message, attempts).await {
+                // The lease runs out and another round retries it.
+                tracing::warn!(error = %err, message = %message, "email delivery failed");
+            }
+        })
+        .await;
+    Ok(n)
+}
+
+/// What an attempt came to.
+enum Outcome {
+    Sent(String),
+    Deferred(String),
+    Bounced(String),
+}
+
+async fn deliver(
+    app: &AppState,
+    transport: &Transport,
+    config: &EmailConfig,
+    tenant: TenantId,
+    id: EmailMessageId,
+    attempts: i32,
+) -> DomainResult<()> {
+    let scope = TenantScope::system(tenant, "email delivery");
+    let mut tx = app.store().tenant_read(&scope).await?;
+    let Some(row) = store::message(&mut tx, id).await? else {
+        // Deleted with its tenant: nothing to send.
+        tx.commit().await?;
+        let mut tx = app.store().system_tx().await?;
+        store::dequeue(&mut tx, id).await?;
+        return Ok(tx.commit().await?);
+    };
+    let domain = store::domain(&mut tx, row.domain_id).await?;
+    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
+    tx.commit().await?;
+    let payload = messages::open(&keys, tenant, &row)?;
+    let outcome = match domain {
+        None => Outcome::Bounced("the sending domain was removed".into()),
+        Some(domain) => {
+            let pem = keys
+                .decrypt(&domains::place(&scope, domain.id), &domain.dkim_private)
+                .map_err(|err| DomainError::Internal(format!("DKIM key: {err}")))?;
+            let pem = String::from_utf8(pem.to_vec())
+                .map_err(|_| DomainError::Internal("DKIM key is not PEM".into()))?;
+            let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
+                .map_err(|err| DomainError::Internal(format!("DKIM key: {err:?}")))?;
+            let dkim = dkim_config(domain.selector, domain.domain, key);
+            let message = build(&payload, &row.message_id, &dkim)?;
+            match transport.send(message).await {
+                Ok(response) => {
+                    Outcome::Sent(reply(&response.code().to_string(), response.message()))
+                }
+                Err(err) if err.is_permanent() => Outcome::Bounced(scrub(&err.to_string())),
+                Err(err) => Outcome::Deferred(scrub(&err.to_string())),
+            }
+        }
+    };
+    record(app, &scope, config, &row, attempts, outcome).await
+}
+
+/// Writes what an attempt came to: the message's status and event, then the queue.
+async fn record(
+    app: &AppState,
+    scope: &TenantScope,
+    config: &EmailConfig,
+    row: &store::MessageRow,
+    attempts: i32,
+    outcome: Outcome,
+) -> DomainResult<()> {
+    let now = Timestamp::now();
+    let retry = usize::try_from(attempts - 1).ok().and_then(|n| config.retry_schedule.get(n));
+    let (status, kind, detail, due) = match outcome {
+        Outcome::Sent(detail) => ("sent", "sent", detail, None),
+        Outcome::Bounced(detail) => ("bounced", "bounced", detail, None),
+        Outcome::Deferred(detail) => match retry {
+            Some(delay) => ("deferred", "deferred", detail, Some(now.plus(jitter(*delay)))),
+            None => ("failed", "failed", detail, None),
+        },
+    };
+    let mut tx = app.store().tenant_tx(scope).await?;
+    store::set_status(&mut tx, row.id, status, attempts, now).await?;
+    store::insert_event(&mut tx, row.id, kind, now, Some(&detail)).await?;
+    tx.commit().await?;
+    let mut tx = app.store().system_tx().await?;
+    match due {
+        Some(due) => store::reschedule(&mut tx, row.id, due).await?,
+        None => store::dequeue(&mut tx, row.id).await?,
+    };
+    tx.commit().await?;
+    metrics::counter!("email_attempts_total", "outcome" => kind).increment(1);
+    tracing::info!(message = %row.id, outcome = kind, attempt = attempts, "email delivery");
+    Ok(())
+}
+
+/// ±10 %, so retries of many messages deferred at once do not arrive together.
+fn jitter(delay: Duration) -> Duration {
+    let spread: [u8; 1] = crate::crypto::random_bytes();
+    let factor = 0.9 + f64::from(spread[0]) / 255.0 * 0.2;
+    delay.mul_f64(factor)
+}
+
+/// The relay's reply as one line.
+fn reply<'a>(code: &str, lines: impl Iterator<Item = &'a str>) -> String {
+    let text: Vec<&str> = lines.collect();
+    scrub(&format!("{code} {}", text.join(" ")))
+}
+
+/// A relay's reply without anything that looks like an address (replies often echo the
+/// recipient; events keep no address in the clear), at most 300 characters.
+fn scrub(text: &str) -> String {
+    text.split_whitespace()
+        .map(|word| if word.contains('@') { "[address]" } else { word })
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(300)
+        .collect()
+}
+
+/// relaxed/relaxed canonicalization (whitespace a relay refolds does not break the
+/// signature), over the headers a reader sees and trusts. Not `Content-Type`: lettre keeps
+/// it with the body part, where its signer does not look, so a verifier would hash a header
+/// the signer never saw (an absent header listed in `h=` is fine: both sides hash nothing).
+fn dkim_config(selector: String, domain: String, key: DkimSigningKey) -> DkimConfig {
+    let headers = [
+        "From",
+        "To",
+        "Cc",
+        "Reply-To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "MIME-Version",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    ]
+    .into_iter()
+    .map(HeaderName::new_from_ascii_str)
+    .collect();
+    let relaxed = DkimCanonicalization {
+        header: DkimCanonicalizationType::Relaxed,
+        body: DkimCanonicalizationType::Relaxed,
+    };
+    DkimConfig::new(selector, domain, key, headers, relaxed)
+}
+
+fn mailbox(text: &str) -> DomainResult<Mailbox> {
+    address::parse(text).map_err(|why| DomainError::Internal(format!("a stored address {why}")))
+}
+
+/// The message as it goes out, DKIM-signed.
+fn build(payload: &Payload, message_id: &str, dkim: &DkimConfig) -> DomainResult<Message> {
+    let mut builder = Message::builder()
+        .from(mailbox(&payload.from)?)
+        .subject(payload.subject.clone())
+        .message_id(Some(message_id.to_owned()));
+    for to in &payload.to {
+        builder = builder.to(mailbox(to)?);
+    }
+    for cc in &payload.cc {
+        builder = builder.cc(mailbox(cc)?);
+    }
+    for bcc in &payload.bcc {
+        builder = builder.bcc(mailbox(bcc)?);
+    }
+    if let Some(reply_to) = &payload.reply_to {
+        builder = builder.reply_to(mailbox(reply_to)?);
+    }
+    for (name, value) in &payload.headers {
+        let name = HeaderName::new_from_ascii(name.clone())
+            .map_err(|_| DomainError::Internal("a stored header name".into()))?;
+        builder = builder.raw_header(HeaderValue::new(name, value.clone()));
+    }
+    let built = match (&payload.text, &payload.html) {
+        (Some(text), Some(html)) => {
+            builder.multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
+        }
+        (None, Some(html)) => builder.singlepart(SinglePart::html(html.clone())),
+        (Some(text), None) => builder.singlepart(SinglePart::plain(text.clone())),
+        (None, None) => builder.singlepart(SinglePart::plain(String::new())),
+    };
+    let mut message = built.map_err(|err| DomainError::Internal(format!("message: {err}")))?;
+    message.sign(dkim);
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_lose_their_addresses_and_length() {
+        assert_eq!(
+            scrub("550 5.1.1 <ada@example.com>: no such user"),
+            "550 5.1.1 [address] no such user"
+        );
+        assert_eq!(scrub(&"x".repeat(400)).len(), 300);
+        let spread = (0..50).map(|_| jitter(Duration::from_secs(100))).collect::<Vec<_>>();
+        assert!(
+            spread.iter().all(|d| *d >= Duration::from_secs(90) && *d <= Duration::from_secs(110))
+        );
+    }
+}
