@@ -270,6 +270,7 @@ impl Application {
                 Ok(transport) => Some(tokio::spawn(crate::email::delivery::worker(
                     self.state.clone(),
                     Arc::new(transport),
+                    stop_rx.clone(),
                 ))),
                 Err(err) => {
                     tracing::error!(error = %err, "email delivery is off");
@@ -340,9 +341,12 @@ impl Application {
         sweeper.abort();
         backups.abort();
         blocks.abort();
-        // A message mid-delivery keeps its lease; another instance (or the next start)
-        // retries it with the same Message-ID after the lease.
-        if let Some(task) = mailer {
+        // The delivery round in flight finishes (bounded): what the relay accepted is
+        // recorded. Past the bound, a message keeps its lease and is retried after it, with
+        // the same Message-ID.
+        if let Some(mut task) = mailer
+            && tokio::time::timeout(std::time::Duration::from_secs(30), &mut task).await.is_err()
+        {
             task.abort();
         }
         if let (Some(task), Some(checkpointer)) = (checkpoints, checkpointer) {

@@ -23,6 +23,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+use tokio::sync::watch;
 
 use super::messages::{self, Payload};
 use super::{address, domains, store};
@@ -63,10 +64,12 @@ pub fn transport(smtp: &SmtpConfig) -> Result<Transport, String> {
     Ok(builder.build())
 }
 
-/// Runs for the life of `serve` when a relay is configured.
-pub async fn worker(app: AppState, transport: Arc<Transport>) {
+/// Runs for the life of `serve` when a relay is configured. At shutdown (`stop` turns true)
+/// the round in flight finishes first: a message handed to the relay gets its status written,
+/// so a restart does not send it again.
+pub async fn worker(app: AppState, transport: Arc<Transport>, mut stop: watch::Receiver<bool>) {
     let config = &app.config().email;
-    loop {
+    while !*stop.borrow() {
         if app.containment().switches.enabled(Feature::EmailSending) {
             match crate::store::background(round(&app, &transport, config)).await {
                 // A full round: there may be more due right now.
@@ -75,7 +78,11 @@ pub async fn worker(app: AppState, transport: Arc<Transport>) {
                 Err(err) => tracing::warn!(error = %err, "email delivery round failed"),
             }
         }
-        let _ = tokio::time::timeout(POLL, app.email_wake().notified()).await;
+        tokio::select! {
+            () = app.email_wake().notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+            _ = stop.changed() => {}
+        }
     }
 }
 

@@ -5,6 +5,7 @@ required before MAIL; every accepted message is written to DIR as one JSON file
 
     defer-once-*@…   421 on the first attempt of a Message-ID, 250 after
     reject-*@…       550 (a hard bounce)
+    slow-*@…         250 after 200 ms (deliveries in flight long enough to interrupt)
 
     smtp_sink.py PORT CERT KEY DIR
 """
@@ -33,6 +34,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(r.split("@")[0].startswith("slow-") for r in envelope.rcpt_tos):
+            await asyncio.sleep(0.2)
         message = email.message_from_bytes(envelope.content)
         message_id = message.get("Message-ID", "")
         if any(r.split("@")[0].startswith("defer-once-") for r in envelope.rcpt_tos):

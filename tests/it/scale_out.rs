@@ -297,3 +297,67 @@ async fn a_database_outage_fails_readiness_everywhere_and_loses_no_acknowledged_
         assert_eq!(response.status(), 200, "an acknowledged write was lost: {id}");
     }
 }
+
+/// Stops instance `n` and starts a new one in its place (the one holding the database is
+/// restarted on it; the others are replaced by new siblings).
+async fn bounce(fleet: &mut Fleet, n: usize, extra: &[(&str, &str)]) {
+    let old = fleet.instances.remove(n);
+    let new = if n == 0 {
+        old.restart(extra).await
+    } else {
+        drop(old.stop().await);
+        fleet.instances[0].sibling(&[]).await
+    };
+    fleet.balancer.replace(n, new.addr);
+    fleet.instances.insert(n, new);
+}
+
+#[tokio::test]
+async fn the_email_outbox_delivers_each_message_once_while_instances_restart() {
+    let smtp = crate::support::mail::smtp_settings();
+    let extra: Vec<(&str, &str)> = smtp.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut fleet = fleet(None, &extra).await;
+    let owner = fleet.lb.signup("Acme").await;
+    let domain = crate::support::mail::verified_domain(&fleet.lb, &owner.token).await;
+    // Slow recipients keep deliveries in flight long enough to be interrupted.
+    let mut ids = vec![];
+    for n in 0..90 {
+        let body = json!({"from": format!("news@{domain}"), "to": [format!("slow-{n}@example.com")],
+            "subject": format!("Issue {n}"), "text": "x"});
+        let response = fleet.lb.post_as(&owner.token, "/api/v1/emails", &body).await;
+        assert_eq!(response.status(), 202);
+        let accepted: Value = response.json().await.expect("json");
+        ids.push(accepted["id"].as_str().expect("id").to_owned());
+    }
+    // Instances stop and start again at random while the queue drains.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let n = usize::from(uuid::Uuid::new_v4().as_bytes()[0]) % fleet.instances.len();
+        bounce(&mut fleet, n, &extra).await;
+    }
+    let started = Instant::now();
+    loop {
+        let sent: Value = fleet
+            .lb
+            .get_as(&owner.token, "/api/v1/emails?status=sent&limit=200")
+            .await
+            .json()
+            .await
+            .expect("json");
+        let count = sent["items"].as_array().expect("items").len();
+        if count == ids.len() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{count} of {} sent", ids.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "scale-out: {} messages delivered across restarts in {:?}",
+        ids.len(),
+        started.elapsed()
+    );
+    for id in &ids {
+        let received = crate::support::mail::received(&format!("<{id}@{domain}>"));
+        assert_eq!(received.len(), 1, "message {id} arrived {} times", received.len());
+    }
+}

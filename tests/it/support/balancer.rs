@@ -4,13 +4,14 @@
 //! spreads its requests over every instance in turn.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 
 pub struct Balancer {
     pub addr: SocketAddr,
+    backends: Arc<Mutex<Vec<SocketAddr>>>,
     /// Connections each backend was given.
     served: Arc<Vec<AtomicUsize>>,
 }
@@ -22,13 +23,18 @@ impl Balancer {
         let served: Arc<Vec<AtomicUsize>> =
             Arc::new(backends.iter().map(|_| AtomicUsize::new(0)).collect());
         let counts = served.clone();
+        let backends = Arc::new(Mutex::new(backends));
+        let table = backends.clone();
         tokio::spawn(async move {
             let mut next = 0usize;
             while let Ok((mut inbound, _)) = listener.accept().await {
-                let n = next % backends.len();
+                let (n, target) = {
+                    let table = table.lock().expect("lock");
+                    let n = next % table.len();
+                    (n, table[n])
+                };
                 next += 1;
                 counts[n].fetch_add(1, Ordering::Relaxed);
-                let target = backends[n];
                 tokio::spawn(async move {
                     // A backend that is down drops the connection, as a balancer without
                     // health checks would: the client sees a connection error.
@@ -38,7 +44,12 @@ impl Balancer {
                 });
             }
         });
-        Balancer { addr, served }
+        Balancer { addr, backends, served }
+    }
+
+    /// Points backend `n` at a restarted instance.
+    pub fn replace(&self, n: usize, addr: SocketAddr) {
+        self.backends.lock().expect("lock")[n] = addr;
     }
 
     /// Connections each backend was given so far.
