@@ -1,10 +1,11 @@
--- Messages a tenant sends: everything personal (addresses, subject, bodies, headers) sealed
+-- Messages a tenant sends (and the platform's own notices to its users: no sending domain,
+-- from BULWARK_EMAIL_FROM): everything personal (addresses, subject, bodies, headers) sealed
 -- under the tenant's key in `payload`; status and counts in the clear.
 CREATE TABLE email_messages (
     id           uuid PRIMARY KEY,
     tenant_id    uuid NOT NULL REFERENCES tenants (id),
     message_id   text NOT NULL,
-    domain_id    uuid NOT NULL,
+    domain_id    uuid,
     stream       text NOT NULL CHECK (stream IN ('transactional', 'broadcast')),
     key_version  integer NOT NULL,
     payload      bytea NOT NULL,

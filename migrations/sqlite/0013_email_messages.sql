@@ -3,7 +3,7 @@ CREATE TABLE email_messages (
     id           BLOB PRIMARY KEY NOT NULL,
     tenant_id    BLOB NOT NULL REFERENCES tenants (id),
     message_id   TEXT NOT NULL,
-    domain_id    BLOB NOT NULL,
+    domain_id    BLOB,
     stream       TEXT NOT NULL CHECK (stream IN ('transactional', 'broadcast')),
     key_version  INTEGER NOT NULL,
     payload      BLOB NOT NULL,

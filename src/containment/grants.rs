@@ -9,8 +9,9 @@
 //! as the actor of every audit event, and refuses every method but GET and HEAD unless the
 //! grant allows writes. Without a grant the answer is 404, as for anyone outside the tenant.
 //!
-//! The tenant's owners are not mailed yet: the product has no outgoing mail until the email
-//! issue lands; the tenant's audit log is where they see the grant today.
+//! When mail is configured (`BULWARK_SMTP_URL`, `BULWARK_EMAIL_FROM`) the tenant's owners are
+//! mailed about each grant, through the tenant's outbox; the tenant's audit log shows it
+//! either way.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use super::store::{self, GrantRow};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
+use crate::email::notices::{self, Notice};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::{Credential, Principal};
 use crate::ids::{GrantId, TenantId};
@@ -86,7 +88,32 @@ pub async fn grant(
     audit::record_platform(&mut tx, None, ctx, event()).await?;
     audit::record_platform(&mut tx, Some(tenant), ctx, event()).await?;
     tx.commit().await?;
+    notify_owners(app, &row).await?;
     Ok(row)
+}
+
+/// Mails the tenant's owners about a grant (when mail is configured).
+async fn notify_owners(app: &AppState, grant: &GrantRow) -> DomainResult<()> {
+    let scope = TenantScope::system(grant.tenant_id, "break-glass notice");
+    let mut tx = app.store().tenant_tx(&scope).await?;
+    let owners = crate::tenancy::store::owner_emails(&mut tx).await?;
+    let access = if grant.can_write { "read and change" } else { "read" };
+    let text = format!(
+        "A platform administrator of Bulwark opened time-boxed access to your workspace.\n\n\
+         Access: {access}\nUntil: {until}\nReason: {reason}\nGrant: {id}\n\n\
+         Every action taken under it is in your audit log. If you did not expect this, \
+         contact the platform's security team.\n",
+        until = grant.expires_at.rfc3339(),
+        reason = grant.reason,
+        id = grant.id,
+    );
+    let notice = Notice { to: owners, subject: "Platform access to your workspace", text };
+    let queued = notices::queue(app, &mut tx, notice).await?;
+    tx.commit().await?;
+    if queued {
+        notices::wake(app);
+    }
+    Ok(())
 }
 
 /// The tenant scope a super-admin's request gets under a grant on `tenant`: `NotFound`

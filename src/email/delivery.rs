@@ -129,13 +129,18 @@ async fn deliver(
         store::dequeue(&mut tx, id).await?;
         return Ok(tx.commit().await?);
     };
-    let domain = store::domain(&mut tx, row.domain_id).await?;
+    let domain = match row.domain_id {
+        Some(id) => Some(store::domain(&mut tx, id).await?),
+        None => None,
+    };
     let keys = crate::crm::tenant_keys(app, &mut tx).await?;
     tx.commit().await?;
     let payload = messages::open(&keys, tenant, &row)?;
     let outcome = match domain {
-        None => Outcome::Bounced("the sending domain was removed".into()),
-        Some(domain) => {
+        Some(None) => Outcome::Bounced("the sending domain was removed".into()),
+        // The platform's own notice: from BULWARK_EMAIL_FROM, signed by the relay if at all.
+        None => attempt(transport, build(&payload, &row.message_id, None)?).await,
+        Some(Some(domain)) => {
             let pem = keys
                 .decrypt(&domains::place(&scope, domain.id), &domain.dkim_private)
                 .map_err(|err| DomainError::Internal(format!("DKIM key: {err}")))?;
@@ -144,17 +149,19 @@ async fn deliver(
             let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
                 .map_err(|err| DomainError::Internal(format!("DKIM key: {err:?}")))?;
             let dkim = dkim_config(domain.selector, domain.domain, key);
-            let message = build(&payload, &row.message_id, &dkim)?;
-            match transport.send(message).await {
-                Ok(response) => {
-                    Outcome::Sent(reply(&response.code().to_string(), response.message()))
-                }
-                Err(err) if err.is_permanent() => Outcome::Bounced(scrub(&err.to_string())),
-                Err(err) => Outcome::Deferred(scrub(&err.to_string())),
-            }
+            attempt(transport, build(&payload, &row.message_id, Some(&dkim))?).await
         }
     };
     record(app, &scope, config, &row, attempts, outcome).await
+}
+
+/// Hands a message to the relay.
+async fn attempt(transport: &Transport, message: Message) -> Outcome {
+    match transport.send(message).await {
+        Ok(response) => Outcome::Sent(reply(&response.code().to_string(), response.message())),
+        Err(err) if err.is_permanent() => Outcome::Bounced(scrub(&err.to_string())),
+        Err(err) => Outcome::Deferred(scrub(&err.to_string())),
+    }
 }
 
 /// Writes what an attempt came to: the message's status and event, then the queue.
@@ -247,8 +254,8 @@ fn mailbox(text: &str) -> DomainResult<Mailbox> {
     address::parse(text).map_err(|why| DomainError::Internal(format!("a stored address {why}")))
 }
 
-/// The message as it goes out, DKIM-signed.
-fn build(payload: &Payload, message_id: &str, dkim: &DkimConfig) -> DomainResult<Message> {
+/// The message as it goes out, DKIM-signed when it comes from a tenant's domain.
+fn build(payload: &Payload, message_id: &str, dkim: Option<&DkimConfig>) -> DomainResult<Message> {
     let mut builder = Message::builder()
         .from(mailbox(&payload.from)?)
         .subject(payload.subject.clone())
@@ -279,7 +286,9 @@ fn build(payload: &Payload, message_id: &str, dkim: &DkimConfig) -> DomainResult
         (None, None) => builder.singlepart(SinglePart::plain(String::new())),
     };
     let mut message = built.map_err(|err| DomainError::Internal(format!("message: {err}")))?;
-    message.sign(dkim);
+    if let Some(dkim) = dkim {
+        message.sign(dkim);
+    }
     Ok(message)
 }
 

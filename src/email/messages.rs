@@ -238,7 +238,7 @@ pub async fn send(
     let row = MessageRow {
         id,
         message_id: format!("<{}@{}>", id, domain.domain),
-        domain_id: domain.id,
+        domain_id: Some(domain.id),
         stream: message.stream.as_str().to_owned(),
         key_version: i32::try_from(keys.current_version()).unwrap_or(i32::MAX),
         payload: keys.encrypt(&place(scope.tenant_id(), id), &plain),

@@ -9,5 +9,6 @@ mod dkim;
 mod dns;
 pub mod domains;
 pub mod messages;
+pub mod notices;
 pub mod routes;
 mod store;

@@ -122,7 +122,8 @@ pub struct MessageRow {
     pub id: EmailMessageId,
     /// The `Message-ID` header, the same on every attempt.
     pub message_id: String,
-    pub domain_id: EmailDomainId,
+    /// The sending domain whose key signs it; none for the platform's own notices.
+    pub domain_id: Option<EmailDomainId>,
     pub stream: String,
     pub key_version: i32,
     /// Addresses, subject, bodies and headers, sealed under the tenant's key.

@@ -85,6 +85,18 @@ pub async fn lock_active_owners(tx: &mut TenantTx) -> Result<usize, StoreError> 
     Ok(owners.len())
 }
 
+/// The addresses of the tenant's active owners.
+pub async fn owner_emails(tx: &mut TenantTx) -> Result<Vec<String>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT email FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = 'active' \
+         ORDER BY email",
+    )
+    .bind(tenant)
+    .scalars(tx)
+    .await
+}
+
 /// A member's pending invitations: (id, role).
 pub async fn pending_invitations_by(
     tx: &mut TenantTx,

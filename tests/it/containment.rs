@@ -333,7 +333,11 @@ async fn a_switched_off_feature_answers_503_on_every_instance_within_a_second() 
 
 #[tokio::test]
 async fn break_glass_is_a_time_boxed_audited_grant_and_nothing_without_one() {
-    let app = TestApp::spawn().await;
+    // With a relay and a platform sender: the tenant's owners are mailed about each grant.
+    let mut settings = crate::support::mail::smtp_settings();
+    settings.push(("BULWARK_EMAIL_FROM".into(), "Bulwark <security@platform.bulwark.test>".into()));
+    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::spawn_with(&refs).await;
     let root = app.superadmin().await;
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
@@ -360,6 +364,18 @@ async fn break_glass_is_a_time_boxed_audited_grant_and_nothing_without_one() {
     assert_eq!(granted.status(), 201);
     let granted: Value = granted.json().await.expect("json");
     assert_eq!(granted["write"], false);
+    // A's owner is told, by mail, who may read what and why; B's owner is not.
+    let started = Instant::now();
+    let notice = loop {
+        if let Some(notice) = crate::support::mail::received_by(&a.email).into_iter().next() {
+            break notice;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no notice reached A's owner");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(notice.data.contains("ticket 4711"), "{}", notice.data);
+    assert!(notice.data.contains("From: Bulwark <security@platform.bulwark.test>"));
+    assert!(crate::support::mail::received_by(&b.email).is_empty());
     let read = as_root_in(&a.tenant_id, reqwest::Method::GET, &contact_path).send().await;
     let read: Value = read.expect("request").json().await.expect("json");
     assert_eq!(read["first_name"], "Ada");

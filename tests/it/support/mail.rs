@@ -118,3 +118,23 @@ pub fn dkim_verifies(data: &str) -> bool {
         .expect("dkim_verify.py runs");
     String::from_utf8_lossy(&output.stdout).trim() == "pass"
 }
+
+/// Every message the SMTP server accepted for `recipient` (in its envelope).
+pub fn received_by(recipient: &str) -> Vec<Received> {
+    let dir = PathBuf::from(env("BULWARK_TEST_SMTP_DIR"));
+    let mut found = vec![];
+    for entry in std::fs::read_dir(&dir).expect("inbox").flatten() {
+        let path = entry.path();
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let rcpt_tos: Vec<String> = record["rcpt_tos"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        if rcpt_tos.iter().any(|r| r.eq_ignore_ascii_case(recipient)) {
+            let data = record["data"].as_str().unwrap_or_default().to_owned();
+            found.push(Received { rcpt_tos, data, path });
+        }
+    }
+    found
+}
