@@ -37,7 +37,8 @@ CREATE TABLE email_outbox (
     tenant_id    uuid NOT NULL,
     due_at       bigint NOT NULL,
     lease_until  bigint,
-    attempts     integer NOT NULL DEFAULT 0
+    attempts     integer NOT NULL DEFAULT 0,
+    FOREIGN KEY (tenant_id, message_id) REFERENCES email_messages (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX email_outbox_due ON email_outbox (due_at);
 

@@ -33,6 +33,7 @@ CREATE TABLE email_outbox (
     tenant_id    BLOB NOT NULL,
     due_at       INTEGER NOT NULL,
     lease_until  INTEGER,
-    attempts     INTEGER NOT NULL DEFAULT 0
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    FOREIGN KEY (tenant_id, message_id) REFERENCES email_messages (tenant_id, id) ON DELETE CASCADE
 ) STRICT;
 CREATE INDEX email_outbox_due ON email_outbox (due_at);

@@ -23,7 +23,7 @@ use crate::email::notices::{self, Notice};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::{Credential, Principal};
 use crate::ids::{GrantId, TenantId};
-use crate::tenancy::{Role, TenantScope};
+use crate::tenancy::{Permission, Role, TenantScope};
 
 /// The header naming the tenant a super-admin acts in under a grant.
 pub const HEADER: &str = "x-bulwark-tenant";
@@ -114,6 +114,14 @@ async fn notify_owners(app: &AppState, grant: &GrantRow) -> DomainResult<()> {
         notices::wake(app);
     }
     Ok(())
+}
+
+/// What a break-glass scope may do at all: never manage who gets in (members, invitations,
+/// API keys, the tenant's security settings) or the tenant's money — access created under a
+/// grant would outlive it.
+pub fn grantable(permission: Permission) -> bool {
+    use Permission::*;
+    !matches!(permission, UsersManage | ApiKeysManage | TenantManage | BillingManage | CreditManage)
 }
 
 /// The tenant scope a super-admin's request gets under a grant on `tenant`: `NotFound`

@@ -24,6 +24,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 use super::messages::{self, Payload};
 use super::{address, domains, store};
@@ -95,8 +96,9 @@ async fn round(app: &AppState, transport: &Transport, config: &EmailConfig) -> D
     tx.commit().await?;
     let n = claimed.len();
     futures_util::stream::iter(claimed)
-        .for_each_concurrent(config.workers, |(message, tenant, attempts)| async move {
-            if let Err(err) = deliver(app, transport, config, tenant, message, attempts).await {
+        .for_each_concurrent(config.workers, |(message, tenant, attempts, lease)| async move {
+            let claim = Claim { tenant, id: message, attempts, lease };
+            if let Err(err) = deliver(app, transport, config, &claim).await {
                 // The lease runs out and another round retries it.
                 tracing::warn!(error = %err, message = %message, "email delivery failed");
             }
@@ -105,54 +107,91 @@ async fn round(app: &AppState, transport: &Transport, config: &EmailConfig) -> D
     Ok(n)
 }
 
+/// A message this worker holds the lease of.
+struct Claim {
+    tenant: TenantId,
+    id: EmailMessageId,
+    attempts: i32,
+    lease: Timestamp,
+}
+
 /// What an attempt came to.
 enum Outcome {
     Sent(String),
     Deferred(String),
     Bounced(String),
+    /// The message cannot be prepared (a key or a stored value that does not open): no
+    /// retry would help.
+    Failed(String),
+}
+
+/// The message, opened and signed, ready for the relay; `None` when it needs no attempt.
+enum Prepared {
+    Message(Box<Message>),
+    Done(Outcome),
 }
 
 async fn deliver(
     app: &AppState,
     transport: &Transport,
     config: &EmailConfig,
-    tenant: TenantId,
-    id: EmailMessageId,
-    attempts: i32,
+    claim: &Claim,
 ) -> DomainResult<()> {
-    let scope = TenantScope::system(tenant, "email delivery");
+    let scope = TenantScope::system(claim.tenant, "email delivery");
     let mut tx = app.store().tenant_read(&scope).await?;
-    let Some(row) = store::message(&mut tx, id).await? else {
-        // Deleted with its tenant: nothing to send.
+    let row = store::message(&mut tx, claim.id).await?;
+    let Some(row) = row.filter(|row| matches!(row.status.as_str(), "queued" | "deferred")) else {
+        // Gone with its tenant, or finished by a worker that stopped before it could take
+        // the message out of the queue: nothing to send again.
         tx.commit().await?;
         let mut tx = app.store().system_tx().await?;
-        store::dequeue(&mut tx, id).await?;
+        store::dequeue(&mut tx, claim.id, claim.lease).await?;
         return Ok(tx.commit().await?);
     };
-    let domain = match row.domain_id {
-        Some(id) => Some(store::domain(&mut tx, id).await?),
-        None => None,
-    };
-    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
-    tx.commit().await?;
-    let payload = messages::open(&keys, tenant, &row)?;
-    let outcome = match domain {
-        Some(None) => Outcome::Bounced("the sending domain was removed".into()),
-        // The platform's own notice: from BULWARK_EMAIL_FROM, signed by the relay if at all.
-        None => attempt(transport, build(&payload, &row.message_id, None)?).await,
-        Some(Some(domain)) => {
-            let pem = keys
-                .decrypt(&domains::place(&scope, domain.id), &domain.dkim_private)
-                .map_err(|err| DomainError::Internal(format!("DKIM key: {err}")))?;
-            let pem = String::from_utf8(pem.to_vec())
-                .map_err(|_| DomainError::Internal("DKIM key is not PEM".into()))?;
-            let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
-                .map_err(|err| DomainError::Internal(format!("DKIM key: {err:?}")))?;
-            let dkim = dkim_config(domain.selector, domain.domain, key);
-            attempt(transport, build(&payload, &row.message_id, Some(&dkim))?).await
+    let prepared = match prepare(app, &scope, &mut tx, &row).await {
+        Ok(prepared) => prepared,
+        // The database: transient, the lease runs out and the message is tried again.
+        Err(err @ DomainError::Store(_)) => return Err(err),
+        Err(err) => {
+            tracing::error!(error = %err, message = %row.id, "an email cannot be prepared");
+            Prepared::Done(Outcome::Failed("the message could not be prepared".into()))
         }
     };
-    record(app, &scope, config, &row, attempts, outcome).await
+    tx.commit().await?;
+    let outcome = match prepared {
+        Prepared::Message(message) => attempt(transport, *message).await,
+        Prepared::Done(outcome) => outcome,
+    };
+    record(app, &scope, config, &row, claim, outcome).await
+}
+
+/// Opens the message and, for a tenant's domain, signs it with the domain's DKIM key.
+async fn prepare(
+    app: &AppState,
+    scope: &TenantScope,
+    tx: &mut crate::store::TenantTx,
+    row: &store::MessageRow,
+) -> DomainResult<Prepared> {
+    let keys = crate::crm::tenant_keys(app, tx).await?;
+    let payload = messages::open(&keys, scope.tenant_id(), row)?;
+    let Some(domain_id) = row.domain_id else {
+        // The platform's own notice: from BULWARK_EMAIL_FROM, signed by the relay if at all.
+        return Ok(Prepared::Message(Box::new(build(&payload, &row.message_id, None)?)));
+    };
+    let Some(domain) = store::domain(tx, domain_id).await? else {
+        return Ok(Prepared::Done(Outcome::Bounced("the sending domain was removed".into())));
+    };
+    let pem = keys
+        .decrypt(&domains::place(scope, domain.id), &domain.dkim_private)
+        .map_err(|err| DomainError::Internal(format!("DKIM key: {err}")))?;
+    let pem = Zeroizing::new(
+        String::from_utf8(pem.to_vec())
+            .map_err(|_| DomainError::Internal("DKIM key is not PEM".into()))?,
+    );
+    let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
+        .map_err(|err| DomainError::Internal(format!("DKIM key: {err:?}")))?;
+    let dkim = dkim_config(domain.selector, domain.domain, key);
+    Ok(Prepared::Message(Box::new(build(&payload, &row.message_id, Some(&dkim))?)))
 }
 
 /// Hands a message to the relay.
@@ -170,14 +209,16 @@ async fn record(
     scope: &TenantScope,
     config: &EmailConfig,
     row: &store::MessageRow,
-    attempts: i32,
+    claim: &Claim,
     outcome: Outcome,
 ) -> DomainResult<()> {
     let now = Timestamp::now();
+    let attempts = claim.attempts;
     let retry = usize::try_from(attempts - 1).ok().and_then(|n| config.retry_schedule.get(n));
     let (status, kind, detail, due) = match outcome {
         Outcome::Sent(detail) => ("sent", "sent", detail, None),
         Outcome::Bounced(detail) => ("bounced", "bounced", detail, None),
+        Outcome::Failed(detail) => ("failed", "failed", detail, None),
         Outcome::Deferred(detail) => match retry {
             Some(delay) => ("deferred", "deferred", detail, Some(now.plus(jitter(*delay)))),
             None => ("failed", "failed", detail, None),
@@ -189,8 +230,8 @@ async fn record(
     tx.commit().await?;
     let mut tx = app.store().system_tx().await?;
     match due {
-        Some(due) => store::reschedule(&mut tx, row.id, due).await?,
-        None => store::dequeue(&mut tx, row.id).await?,
+        Some(due) => store::reschedule(&mut tx, row.id, claim.lease, due).await?,
+        None => store::dequeue(&mut tx, row.id, claim.lease).await?,
     };
     tx.commit().await?;
     metrics::counter!("email_attempts_total", "outcome" => kind).increment(1);

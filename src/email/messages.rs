@@ -173,8 +173,8 @@ fn check(message: &NewMessage) -> Result<(), DomainError> {
         let allowed = name.len() <= 64
             && (name.eq_ignore_ascii_case("List-Id")
                 || (name.len() > 2
-                    && name[..2].eq_ignore_ascii_case("X-")
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')));
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("X-"))));
         if !allowed {
             problems.push(invalid("headers", "names must be `X-…` or `List-Id`"));
         } else if address::check_header_value(value).is_err() || value.len() > 998 {
@@ -359,6 +359,9 @@ mod tests {
         }));
         assert!(refused(&|m| {
             m.headers.insert("X-Bad Name".into(), "v".into());
+        }));
+        assert!(refused(&|m| {
+            m.headers.insert("€abc".into(), "v".into());
         }));
         assert!(refused(&|m| m.to = vec![]));
         assert!(refused(&|m| m.to = vec!["a@example.com".into(); 51]));

@@ -25,7 +25,11 @@ pub struct Notice<'a> {
 pub async fn queue(app: &AppState, tx: &mut TenantTx, notice: Notice<'_>) -> DomainResult<bool> {
     let email = &app.config().email;
     let (Some(from), Some(_)) = (&email.from, &email.smtp) else { return Ok(false) };
-    if notice.to.is_empty() {
+    // An address the mail side cannot use (an IDN not in its xn-- form) is left out rather
+    // than blocking the notice for everyone else.
+    let to: Vec<String> =
+        notice.to.into_iter().filter(|a| super::address::parse(a).is_ok()).collect();
+    if to.is_empty() {
         return Ok(false);
     }
     let id = EmailMessageId::new();
@@ -34,7 +38,7 @@ pub async fn queue(app: &AppState, tx: &mut TenantTx, notice: Notice<'_>) -> Dom
     let keys = crate::crm::sealing_keys(app, tx).await?;
     let payload = Payload {
         from: from.clone(),
-        to: notice.to,
+        to,
         cc: vec![],
         bcc: vec![],
         reply_to: None,

@@ -116,6 +116,7 @@ async fn verify_domain(
 /// The message list's filter and page.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MessageFilter {
     /// Only messages in this status.
     #[param(pattern = "^(queued|sent|deferred|failed|bounced)$")]

@@ -91,7 +91,7 @@ async fn authorize(
         Access::Public | Access::Authenticated => true,
         Access::Session => principal.session_id().is_some(),
         Access::Permission(permission) => match &break_glass {
-            Some(scope) => scope.may(permission),
+            Some(scope) => scope.may(permission) && grants::grantable(permission),
             None => principal.may(permission),
         },
         Access::SuperAdmin => principal.is_superadmin(),

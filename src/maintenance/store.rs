@@ -111,6 +111,8 @@ pub async fn delete_business_records(tx: &mut TenantTx) -> Result<u64, StoreErro
         "DELETE FROM pipelines WHERE tenant_id = $1",
         "DELETE FROM contacts WHERE tenant_id = $1",
         "DELETE FROM companies WHERE tenant_id = $1",
+        "DELETE FROM email_events WHERE tenant_id = $1",
+        "DELETE FROM email_messages WHERE tenant_id = $1",
         "DELETE FROM email_domains WHERE tenant_id = $1",
     ] {
         deleted += query(sql).bind(tenant).execute(tx).await?;

@@ -395,6 +395,12 @@ async fn break_glass_is_a_time_boxed_audited_grant_and_nothing_without_one() {
         .send()
         .await;
     assert_eq!(write.expect("request").status(), 201);
+    // Never who gets in: an invitation would outlive the grant.
+    let invite = as_root_in(&a.tenant_id, reqwest::Method::POST, "/api/v1/invitations")
+        .json(&json!({"email": crate::support::unique_email("mole"), "role": "admin"}))
+        .send()
+        .await;
+    assert_eq!(expect_problem(invite.expect("request"), 403).await["code"], "forbidden");
     let events = app.audit_events(&a).await;
     let grants = events.iter().filter(|e| e["action"] == "platform.access_grant").count();
     assert_eq!(grants, 2, "both grants show in the tenant's log");
