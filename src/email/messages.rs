@@ -44,6 +44,29 @@ impl Stream {
     }
 }
 
+/// Where a message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Queued,
+    Sent,
+    Deferred,
+    Failed,
+    Bounced,
+}
+
+impl MessageStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Deferred => "deferred",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Bounced => "bounced",
+        }
+    }
+}
+
 /// What a tenant asks to send.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -287,7 +310,7 @@ fn view(keys: &KeySet, tenant: TenantId, row: MessageRow) -> DomainResult<Messag
 pub async fn list(
     app: &AppState,
     scope: &TenantScope,
-    status: Option<&str>,
+    status: Option<MessageStatus>,
     limit: Option<i64>,
     cursor: Option<&str>,
 ) -> DomainResult<Page<MessageView>> {
@@ -295,6 +318,7 @@ pub async fn list(
     let limit = check_limit(limit)?;
     let before = decode_cursor::<uuid::Uuid>(cursor)?.map(EmailMessageId::from_uuid);
     let mut tx = app.store().tenant_read(scope).await?;
+    let status = status.map(MessageStatus::as_str);
     let rows = store::messages(&mut tx, status, before, limit + 1).await?;
     let keys = crate::crm::tenant_keys(app, &mut tx).await?;
     tx.commit().await?;

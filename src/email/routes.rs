@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use super::domains::{self, DomainView, Verification};
-use super::messages::{self, Accepted, MessageView, NewMessage};
+use super::messages::{self, Accepted, MessageStatus, MessageView, NewMessage};
 use crate::app::AppState;
 use crate::audit::RequestContext;
 use crate::containment::features::Feature;
@@ -119,8 +119,7 @@ async fn verify_domain(
 #[into_params(parameter_in = Query)]
 pub struct MessageFilter {
     /// Only messages in this status.
-    #[param(pattern = "^(queued|sent|deferred|failed|bounced)$")]
-    status: Option<String>,
+    status: Option<MessageStatus>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
@@ -150,14 +149,8 @@ async fn list_emails(
     scope: TenantScope,
     Query(filter): Query<MessageFilter>,
 ) -> Result<Json<Page<MessageView>>, Problem> {
-    let page = messages::list(
-        &app,
-        &scope,
-        filter.status.as_deref(),
-        filter.limit,
-        filter.cursor.as_deref(),
-    )
-    .await?;
+    let page =
+        messages::list(&app, &scope, filter.status, filter.limit, filter.cursor.as_deref()).await?;
     Ok(Json(page))
 }
 
