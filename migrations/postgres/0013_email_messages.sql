@@ -10,7 +10,7 @@ CREATE TABLE email_messages (
     key_version  integer NOT NULL,
     payload      bytea NOT NULL,
     recipients   integer NOT NULL,
-    status       text NOT NULL CHECK (status IN ('queued', 'sent', 'deferred', 'failed', 'bounced')),
+    status       text NOT NULL CHECK (status IN ('queued', 'sent', 'deferred', 'failed', 'bounced', 'suppressed')),
     attempts     integer NOT NULL DEFAULT 0,
     created_at   bigint NOT NULL,
     updated_at   bigint NOT NULL,

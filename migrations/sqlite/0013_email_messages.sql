@@ -8,7 +8,7 @@ CREATE TABLE email_messages (
     key_version  INTEGER NOT NULL,
     payload      BLOB NOT NULL,
     recipients   INTEGER NOT NULL,
-    status       TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'deferred', 'failed', 'bounced')),
+    status       TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'deferred', 'failed', 'bounced', 'suppressed')),
     attempts     INTEGER NOT NULL DEFAULT 0,
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL,

@@ -71,6 +71,8 @@ actions! {
     EmailDomainVerify = "email.domain_verify",
     EmailDomainDelete = "email.domain_delete",
     EmailSend = "email.send",
+    EmailSuppressionCreate = "email.suppression_create",
+    EmailSuppressionDelete = "email.suppression_delete",
     ContactCreate = "contact.create",
     ContactUpdate = "contact.update",
     ContactDelete = "contact.delete",

@@ -66,6 +66,7 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("email_messages", "id", Reach::PerTenant),
     ("email_events", "id", Reach::PerTenant),
     ("email_outbox", "message_id", Reach::System),
+    ("email_suppressions", "id", Reach::PerTenant),
     ("document_deletions", "1", Reach::System),
     ("mfa_totp", "1", Reach::System),
     ("mfa_backup_codes", "1", Reach::System),

@@ -16,7 +16,8 @@ pub fn parse(text: &str) -> Result<Mailbox, String> {
     if AsRef::<str>::as_ref(&mailbox.email).len() > MAX_ADDRESS {
         return Err(format!("is longer than {MAX_ADDRESS} characters"));
     }
-    if !is_domain(mailbox.email.domain()) {
+    // Domains compare without case: `Ada@Example.COM` is a fine address.
+    if !is_domain(&mailbox.email.domain().to_ascii_lowercase()) {
         return Err("does not end in a domain name".into());
     }
     Ok(mailbox)
@@ -57,6 +58,7 @@ mod tests {
             parse(" ada@example.com ").expect("parses").email.to_string(),
             "ada@example.com"
         );
+        assert!(parse("Ada@Example.COM").is_ok(), "a domain in capitals");
         let named = parse("Ada Lovelace <ada@example.com>").expect("parses");
         assert_eq!(named.name.as_deref(), Some("Ada Lovelace"));
         for bad in [

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use super::messages::{self, Payload};
-use super::{address, domains, store};
+use super::{address, domains, store, suppressions};
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::config::{EmailConfig, SmtpConfig, SmtpSecurity};
@@ -125,9 +125,10 @@ enum Outcome {
     Failed(String),
 }
 
-/// The message, opened and signed, ready for the relay; `None` when it needs no attempt.
+/// The message, opened and signed, ready for the relay, with its only recipient (a hard
+/// bounce suppresses it); or what it came to without an attempt.
 enum Prepared {
-    Message(Box<Message>),
+    Message(Box<Message>, Option<String>),
     Done(Outcome),
 }
 
@@ -158,11 +159,15 @@ async fn deliver(
         }
     };
     tx.commit().await?;
-    let outcome = match prepared {
-        Prepared::Message(message) => attempt(transport, *message).await,
-        Prepared::Done(outcome) => outcome,
+    let (outcome, only) = match prepared {
+        Prepared::Message(message, only) => (attempt(transport, *message).await, only),
+        Prepared::Done(outcome) => (outcome, None),
     };
-    record(app, &scope, config, &row, claim, outcome).await
+    let bounced = match (&outcome, only) {
+        (Outcome::Bounced(_), Some(only)) => Some(only),
+        _ => None,
+    };
+    record(app, &scope, config, &row, claim, outcome, bounced).await
 }
 
 /// Opens the message and, for a tenant's domain, signs it with the domain's DKIM key.
@@ -174,9 +179,14 @@ async fn prepare(
 ) -> DomainResult<Prepared> {
     let keys = crate::crm::tenant_keys(app, tx).await?;
     let payload = messages::open(&keys, scope.tenant_id(), row)?;
+    let mut everyone = payload.to.iter().chain(&payload.cc).chain(&payload.bcc);
+    let only = match (everyone.next(), everyone.next()) {
+        (Some(one), None) => address::parse(one).ok().map(|m| m.email.to_string()),
+        _ => None,
+    };
     let Some(domain_id) = row.domain_id else {
         // The platform's own notice: from BULWARK_EMAIL_FROM, signed by the relay if at all.
-        return Ok(Prepared::Message(Box::new(build(&payload, &row.message_id, None)?)));
+        return Ok(Prepared::Message(Box::new(build(&payload, &row.message_id, None)?), only));
     };
     let Some(domain) = store::domain(tx, domain_id).await? else {
         return Ok(Prepared::Done(Outcome::Bounced("the sending domain was removed".into())));
@@ -191,7 +201,7 @@ async fn prepare(
     let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
         .map_err(|err| DomainError::Internal(format!("DKIM key: {err:?}")))?;
     let dkim = dkim_config(domain.selector, domain.domain, key);
-    Ok(Prepared::Message(Box::new(build(&payload, &row.message_id, Some(&dkim))?)))
+    Ok(Prepared::Message(Box::new(build(&payload, &row.message_id, Some(&dkim))?), only))
 }
 
 /// Hands a message to the relay.
@@ -211,6 +221,7 @@ async fn record(
     row: &store::MessageRow,
     claim: &Claim,
     outcome: Outcome,
+    bounced: Option<String>,
 ) -> DomainResult<()> {
     let now = Timestamp::now();
     let attempts = claim.attempts;
@@ -227,6 +238,11 @@ async fn record(
     let mut tx = app.store().tenant_tx(scope).await?;
     store::set_status(&mut tx, row.id, status, attempts, now).await?;
     store::insert_event(&mut tx, row.id, kind, now, Some(&detail)).await?;
+    // The relay refused the one recipient for good: it gets no more mail from this tenant.
+    if let Some(address) = bounced {
+        let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+        suppressions::add(&mut tx, &keys, &address, suppressions::Reason::HardBounce, None).await?;
+    }
     tx.commit().await?;
     let mut tx = app.store().system_tx().await?;
     match due {

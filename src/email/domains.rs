@@ -214,29 +214,3 @@ pub async fn verify(
     let status = if verified { "verified" } else { "pending" };
     Ok(Verification { status: status.into(), checks })
 }
-
-/// Re-seals every domain key under the tenant's current data key (key rotation); how many.
-pub async fn reseal_keys(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
-    let mut moved = 0;
-    loop {
-        let mut tx = app.store().tenant_tx(scope).await?;
-        let keys = crate::crm::sealing_keys(app, &mut tx).await?;
-        let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
-        let rows = store::older_than(&mut tx, version).await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(moved);
-        }
-        for row in rows {
-            let place = place(scope, row.id);
-            let plain = keys
-                .decrypt(&place, &row.dkim_private)
-                .map_err(|err| DomainError::Internal(format!("email domain {}: {err}", row.id)))?;
-            let sealed = keys.encrypt(&place, &plain);
-            if store::reseal(&mut tx, row.id, row.key_version, version, &sealed).await? {
-                moved += 1;
-            }
-        }
-        tx.commit().await?;
-    }
-}

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use super::address;
 use super::store::{self, MessageRow};
+use super::{address, suppressions};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
@@ -53,6 +53,8 @@ pub enum MessageStatus {
     Deferred,
     Failed,
     Bounced,
+    /// Every recipient was on the suppression list: nothing to send.
+    Suppressed,
 }
 
 impl MessageStatus {
@@ -63,6 +65,7 @@ impl MessageStatus {
             MessageStatus::Deferred => "deferred",
             MessageStatus::Failed => "failed",
             MessageStatus::Bounced => "bounced",
+            MessageStatus::Suppressed => "suppressed",
         }
     }
 }
@@ -116,14 +119,14 @@ pub struct Payload {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecipientStatus {
     pub email: String,
-    /// `queued`.
+    /// `queued`, or `suppressed` (on the tenant's suppression list: not sent).
     pub status: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub id: EmailMessageId,
-    /// `queued`.
+    /// `queued`, or `suppressed` when every recipient is.
     pub status: &'static str,
     pub recipients: Vec<RecipientStatus>,
 }
@@ -237,18 +240,29 @@ pub async fn send(
             DomainError::Invalid(vec![invalid("from", "must be on a verified sending domain")])
         })?;
     let keys = crate::crm::sealing_keys(app, &mut tx).await?;
-    let recipients: Vec<RecipientStatus> = message
-        .to
-        .iter()
-        .chain(&message.cc)
-        .chain(&message.bcc)
-        .map(|email| RecipientStatus { email: email.trim().to_owned(), status: "queued" })
-        .collect();
+    // Suppressed recipients are answered as such and left out of the message.
+    let mut recipients = vec![];
+    let mut deliverable = [vec![], vec![], vec![]];
+    for (list, out) in [&message.to, &message.cc, &message.bcc].into_iter().zip(&mut deliverable) {
+        for email in list {
+            let email = email.trim().to_owned();
+            // Checked above: every recipient parses.
+            let bare = address::parse(&email).map(|m| m.email.to_string()).unwrap_or_default();
+            if suppressions::is_suppressed(&mut tx, &keys, &bare).await? {
+                recipients.push(RecipientStatus { email, status: "suppressed" });
+            } else {
+                recipients.push(RecipientStatus { email: email.clone(), status: "queued" });
+                out.push(email);
+            }
+        }
+    }
+    let [to, cc, bcc] = deliverable;
+    let anyone = !(to.is_empty() && cc.is_empty() && bcc.is_empty());
     let payload = Payload {
         from: message.from.trim().to_owned(),
-        to: message.to.iter().map(|a| a.trim().to_owned()).collect(),
-        cc: message.cc.iter().map(|a| a.trim().to_owned()).collect(),
-        bcc: message.bcc.iter().map(|a| a.trim().to_owned()).collect(),
+        to,
+        cc,
+        bcc,
         reply_to: message.reply_to.map(|a| a.trim().to_owned()),
         subject: message.subject.trim().to_owned(),
         text: message.text,
@@ -266,14 +280,18 @@ pub async fn send(
         key_version: i32::try_from(keys.current_version()).unwrap_or(i32::MAX),
         payload: keys.encrypt(&place(scope.tenant_id(), id), &plain),
         recipients: i32::try_from(recipients.len()).unwrap_or(i32::MAX),
-        status: "queued".into(),
+        status: if anyone { "queued" } else { "suppressed" }.into(),
         attempts: 0,
         created_at: now,
         updated_at: now,
     };
     store::insert_message(&mut tx, &row).await?;
-    store::insert_event(&mut tx, id, "queued", now, None).await?;
-    store::enqueue(&mut tx, id, now).await?;
+    if anyone {
+        store::insert_event(&mut tx, id, "queued", now, None).await?;
+        store::enqueue(&mut tx, id, now).await?;
+    } else {
+        store::insert_event(&mut tx, id, "suppressed", now, None).await?;
+    }
     let event = Event::new(Action::EmailSend)
         .by_scope(scope)
         .target("email_message", id)
@@ -282,7 +300,8 @@ pub async fn send(
     audit::record(&mut tx, ctx, event).await?;
     tx.commit().await?;
     app.email_wake().notify_one();
-    Ok(Accepted { id, status: "queued", recipients })
+    let status = if anyone { "queued" } else { "suppressed" };
+    Ok(Accepted { id, status, recipients })
 }
 
 pub(super) fn open(keys: &KeySet, tenant: TenantId, row: &MessageRow) -> DomainResult<Payload> {

@@ -10,5 +10,7 @@ mod dns;
 pub mod domains;
 pub mod messages;
 pub mod notices;
+pub mod rotation;
 pub mod routes;
 mod store;
+pub mod suppressions;

@@ -1,4 +1,5 @@
-//! `/api/v1/email/domains` (a tenant's sending domains) and `/api/v1/emails` (its messages).
+//! `/api/v1/email/domains` (a tenant's sending domains), `/api/v1/emails` (its messages) and
+//! `/api/v1/email/suppressions` (addresses that get no mail).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,14 +9,16 @@ use utoipa_axum::routes;
 
 use super::domains::{self, DomainView, Verification};
 use super::messages::{self, Accepted, MessageStatus, MessageView, NewMessage};
+use super::suppressions::{self, NewSuppression, SuppressionView};
 use crate::app::AppState;
 use crate::audit::RequestContext;
+use crate::clock::Timestamp;
 use crate::containment::features::Feature;
 use crate::http::Endpoint;
 use crate::http::json::{Json, Query};
 use crate::http::path::Id;
 use crate::http::problem::Problem;
-use crate::ids::{EmailDomainId, EmailMessageId};
+use crate::ids::{EmailDomainId, EmailMessageId, SuppressionId};
 use crate::pagination::Page;
 use crate::ratelimit::RateCategory;
 use crate::tenancy::{Permission, TenantScope};
@@ -35,6 +38,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             .body_limit(messages::MAX_BODY + 256 * 1024),
         Endpoint::permission(routes!(list_emails), Permission::EmailSend, Read),
         Endpoint::permission(routes!(get_email), Permission::EmailSend, Read),
+        Endpoint::permission(routes!(list_suppressions), EmailManage, Read),
+        Endpoint::permission(routes!(create_suppression), EmailManage, Write),
+        Endpoint::permission(routes!(delete_suppression), EmailManage, Write),
     ]
 }
 
@@ -164,4 +170,82 @@ async fn get_email(
     Id(id): Id<EmailMessageId>,
 ) -> Result<Json<MessageView>, Problem> {
     Ok(Json(messages::get(&app, &scope, id).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SuppressionFilter {
+    /// Only this address.
+    #[param(max_length = 320)]
+    email: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSuppressionBody {
+    #[schema(max_length = 320)]
+    email: String,
+    /// Always `manual` (bounces, complaints and unsubscribes add themselves).
+    reason: ManualReason,
+    /// When the suppression ends by itself; never, if absent.
+    expires_at: Option<Timestamp>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ManualReason {
+    Manual,
+}
+
+/// The tenant's suppression list: addresses that get no mail.
+#[utoipa::path(get, path = "/api/v1/email/suppressions", tag = "email", params(SuppressionFilter),
+    responses((status = 200, body = Page<SuppressionView>)))]
+async fn list_suppressions(
+    State(app): State<AppState>,
+    scope: TenantScope,
+    Query(filter): Query<SuppressionFilter>,
+) -> Result<Json<Page<SuppressionView>>, Problem> {
+    let page = suppressions::list(
+        &app,
+        &scope,
+        filter.email.as_deref(),
+        filter.limit,
+        filter.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+/// Suppress an address: it gets no mail from this tenant until the entry is removed (or ends).
+#[utoipa::path(post, path = "/api/v1/email/suppressions", tag = "email",
+    request_body = NewSuppressionBody, responses((status = 201, body = SuppressionView)))]
+async fn create_suppression(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Json(body): Json<NewSuppressionBody>,
+) -> Result<(StatusCode, Json<SuppressionView>), Problem> {
+    let ManualReason::Manual = body.reason;
+    let new = NewSuppression { email: body.email, expires_at: body.expires_at };
+    let view = suppressions::create(&app, &scope, &ctx, new).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Take an address off the suppression list.
+#[utoipa::path(delete, path = "/api/v1/email/suppressions/{id}", tag = "email",
+    params(("id" = SuppressionId, Path, description = "Suppression id")), responses((status = 204)))]
+async fn delete_suppression(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Id(id): Id<SuppressionId>,
+) -> Result<StatusCode, Problem> {
+    suppressions::delete(&app, &scope, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

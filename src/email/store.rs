@@ -1,7 +1,7 @@
 //! SQL of the mail side.
 
 use crate::clock::Timestamp;
-use crate::ids::{EmailDomainId, EmailMessageId, TenantId};
+use crate::ids::{EmailDomainId, EmailMessageId, SuppressionId, TenantId};
 use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -88,33 +88,6 @@ pub async fn mark_verified(
         .binds((tenant, id, now))
         .execute_one(tx)
         .await
-}
-
-/// Domains whose key is sealed under a data key older than `version` (rotation).
-pub async fn older_than(tx: &mut TenantTx, version: i32) -> Result<Vec<DomainRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(domains_where!("AND key_version < $2 ORDER BY id LIMIT 100"))
-        .binds((tenant, version))
-        .fetch_all(tx)
-        .await
-}
-
-/// Rewrites a domain's sealed key, unless it changed since it was read.
-pub async fn reseal(
-    tx: &mut TenantTx,
-    id: EmailDomainId,
-    was: i32,
-    version: i32,
-    sealed: &[u8],
-) -> Result<bool, StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "UPDATE email_domains SET key_version = $4, dkim_private = $5 \
-         WHERE tenant_id = $1 AND id = $2 AND key_version = $3",
-    )
-    .binds((tenant, id, was, version, sealed))
-    .execute_one(tx)
-    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -320,4 +293,159 @@ pub async fn reschedule(
     .binds((message, lease, due_at))
     .execute_one(tx)
     .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SuppressionRow {
+    pub id: SuppressionId,
+    /// Keyed blind index of the normalised address (lookups).
+    pub email_index: Vec<u8>,
+    pub key_version: i32,
+    /// The normalised address, sealed under the tenant's key.
+    pub email_enc: Vec<u8>,
+    pub reason: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The suppressions of the transaction's tenant (`$1`), narrowed by `$rest`.
+macro_rules! suppressions_where {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, email_index, key_version, email_enc, reason, created_at, expires_at \
+             FROM email_suppressions WHERE tenant_id = $1 ",
+            $rest
+        )
+    };
+}
+
+/// Adds a suppression; `false` when the address is already on the list.
+pub async fn insert_suppression(
+    tx: &mut TenantTx,
+    row: &SuppressionRow,
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let inserted = query(
+        "INSERT INTO email_suppressions (id, tenant_id, email_index, key_version, email_enc, \
+         reason, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (tenant_id, email_index) DO NOTHING",
+    )
+    .binds((
+        row.id,
+        tenant,
+        row.email_index.as_slice(),
+        row.key_version,
+        row.email_enc.as_slice(),
+        row.reason.as_str(),
+        row.created_at,
+        row.expires_at,
+    ))
+    .execute(tx)
+    .await?;
+    Ok(inserted == 1)
+}
+
+/// The suppressions in force at `now` whose index is one of `indexes`.
+pub async fn suppressed(
+    tx: &mut TenantTx,
+    index: &[u8],
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let n: i64 = query(
+        "SELECT count(*) FROM email_suppressions WHERE tenant_id = $1 AND email_index = $2 \
+         AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .binds((tenant, index, now))
+    .scalar(tx)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Newest first, optionally one address (by its index); `before`: the previous page's last id.
+pub async fn suppressions(
+    tx: &mut TenantTx,
+    index: Option<&[u8]>,
+    before: Option<SuppressionId>,
+    limit: i64,
+) -> Result<Vec<SuppressionRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(suppressions_where!(
+        "AND ($2 IS NULL OR email_index = $2) AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+    ))
+    .binds((tenant, index, before, limit))
+    .fetch_all(tx)
+    .await
+}
+
+pub async fn delete_suppression(tx: &mut TenantTx, id: SuppressionId) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query("DELETE FROM email_suppressions WHERE tenant_id = $1 AND id = $2")
+        .binds((tenant, id))
+        .execute_one(tx)
+        .await
+}
+
+/// The mail tables with values sealed under a tenant data key.
+#[derive(Debug, Clone, Copy)]
+pub enum Sealed {
+    Domains,
+    Messages,
+    Suppressions,
+}
+
+impl Sealed {
+    pub const ALL: [Sealed; 3] = [Sealed::Domains, Sealed::Messages, Sealed::Suppressions];
+}
+
+/// Up to 200 rows of `table` sealed under a data key older than `version`: (id, its key
+/// version, the sealed value).
+pub async fn sealed_older_than(
+    tx: &mut TenantTx,
+    table: Sealed,
+    version: i32,
+) -> Result<Vec<(uuid::Uuid, i32, Vec<u8>)>, StoreError> {
+    let tenant = tx.tenant_id();
+    let sql = match table {
+        Sealed::Domains => {
+            "SELECT id, key_version, dkim_private FROM email_domains \
+             WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT 200"
+        }
+        Sealed::Messages => {
+            "SELECT id, key_version, payload FROM email_messages \
+             WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT 200"
+        }
+        Sealed::Suppressions => {
+            "SELECT id, key_version, email_enc FROM email_suppressions \
+             WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT 200"
+        }
+    };
+    query(sql).binds((tenant, version)).fetch_all(tx).await
+}
+
+/// Rewrites one sealed value, unless its row changed since it was read.
+pub async fn reseal(
+    tx: &mut TenantTx,
+    table: Sealed,
+    id: uuid::Uuid,
+    was: i32,
+    version: i32,
+    sealed: &[u8],
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let sql = match table {
+        Sealed::Domains => {
+            "UPDATE email_domains SET key_version = $4, dkim_private = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND key_version = $3"
+        }
+        Sealed::Messages => {
+            "UPDATE email_messages SET key_version = $4, payload = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND key_version = $3"
+        }
+        Sealed::Suppressions => {
+            "UPDATE email_suppressions SET key_version = $4, email_enc = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND key_version = $3"
+        }
+    };
+    query(sql).binds((tenant, id, was, version, sealed)).execute_one(tx).await
 }

@@ -88,7 +88,8 @@ pub struct RotationReport {
     pub notes: u64,
     pub activities: u64,
     pub documents: u64,
-    pub email_domains: u64,
+    /// Mail values: domain keys, message payloads, suppressed addresses.
+    pub email: u64,
     pub resumed: bool,
 }
 
@@ -163,7 +164,7 @@ pub async fn finish_rotation(
         reencrypt(app, &scope, tenant, target, &mut report).await?;
         // Documents: their keys, titles and names are re-sealed; contents stay as they are.
         report.documents += crate::documents::reseal_keys(app, &scope).await?;
-        report.email_domains += crate::email::domains::reseal_keys(app, &scope).await?;
+        report.email += crate::email::rotation::reseal(app, &scope).await?;
         let mut tx = app.store().tenant_tx(&scope).await?;
         // Writers hold the current key row FOR SHARE until they commit (PostgreSQL; SQLite has
         // one writer anyway): after this lock every write that sealed under an old key is
@@ -185,7 +186,7 @@ pub async fn finish_rotation(
                 .detail("notes", report.notes)
                 .detail("activities", report.activities)
                 .detail("documents", report.documents)
-                .detail("email_domains", report.email_domains)
+                .detail("email", report.email)
                 .detail("keys_destroyed", destroyed),
         )
         .await?;

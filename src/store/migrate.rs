@@ -54,6 +54,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 11, "0011", "switches_and_grants"),
     migration!("sqlite", 12, "0012", "email_domains"),
     migration!("sqlite", 13, "0013", "email_messages"),
+    migration!("sqlite", 14, "0014", "email_suppressions"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -69,6 +70,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 11, "0011", "switches_and_grants"),
     migration!("postgres", 12, "0012", "email_domains"),
     migration!("postgres", 13, "0013", "email_messages"),
+    migration!("postgres", 14, "0014", "email_suppressions"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

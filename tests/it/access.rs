@@ -196,6 +196,11 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
     };
     let domain = created("/api/v1/email/domains", json!({"domain": unique_domain("a")})).await;
     let sending = crate::support::mail::verified_domain(app, &a.token).await;
+    let suppression = created(
+        "/api/v1/email/suppressions",
+        json!({"email": unique_email("gone"), "reason": "manual"}),
+    )
+    .await;
     let message = {
         let body = json!({"from": format!("a@{sending}"), "to": ["b@example.com"],
             "subject": "A's", "text": "private"});
@@ -229,6 +234,7 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         ("/api/v1/email/domains/{id}", (domain.clone(), none.clone())),
         ("/api/v1/email/domains/{id}/verify", (domain, none.clone())),
         ("/api/v1/emails/{id}", (message, none.clone())),
+        ("/api/v1/email/suppressions/{id}", (suppression, none.clone())),
     ])
 }
 
@@ -280,6 +286,7 @@ async fn another_tenant_gets_404_for_every_id_of_this_one() {
         "/api/v1/tasks",
         "/api/v1/email/domains",
         "/api/v1/emails",
+        "/api/v1/email/suppressions",
     ] {
         let text = app.get_as(&b.token, path).await.text().await.expect("text");
         assert!(!text.contains(&a.user_id) && !text.contains(&a.email), "{path} leaks A");
@@ -302,6 +309,7 @@ async fn snapshot(
             || path.ends_with("/erase")
             || path.ends_with("/content")
             || path.ends_with("/verify")
+            || path.contains("suppressions")
             || path.contains("api-keys")
             || path.contains("invitations")
         {

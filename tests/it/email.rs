@@ -125,7 +125,7 @@ async fn a_sending_domain_gets_a_sealed_dkim_key_and_verifies_once_its_records_a
         .iter()
         .find(|e| e["action"] == "keys.rotate_tenant" && e["details"]["phase"] == "finished")
         .unwrap_or_else(|| panic!("the rotation finished: {events:?}"));
-    assert_eq!(finished["details"]["email_domains"], 2, "{finished}");
+    assert_eq!(finished["details"]["email"], 2, "both domain keys re-sealed: {finished}");
 
     // Deleted: gone, and audited.
     assert_eq!(app.delete_as(&owner.token, &path).await.status(), 204);
@@ -224,6 +224,13 @@ async fn a_message_is_queued_dkim_signed_and_delivered_once_over_starttls() {
     wait_for(&once, 10).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(received_count(&once), 1, "delivered once");
+
+    // A data-key rotation re-seals the messages; they read back whole.
+    let rotated = app.cli(&["keys", "rotate-tenant", "--tenant", &owner.tenant_id]).await;
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    let after: Value =
+        app.get_as(&owner.token, &format!("/api/v1/emails/{id}")).await.json().await.expect("json");
+    assert_eq!(after["subject"], "Welcome aboard", "{after}");
 
     // Nothing personal in the clear at rest.
     let bytes = database_bytes(&app.db).await;
@@ -345,4 +352,87 @@ async fn the_email_kill_switch_refuses_sends_and_pauses_delivery_without_losing_
     assert_eq!(app.patch_as(&root.token, "/api/v1/platform/features", &on).await.status(), 200);
     until_status(&app, &owner.token, &id, "sent").await;
     assert_eq!(received_count(&format!("<{id}@{domain}>")), 1);
+}
+
+#[tokio::test]
+async fn suppressed_addresses_get_no_mail_and_a_hard_bounce_suppresses_its_address() {
+    let app = mailing_app().await;
+    let owner = app.signup("Acme").await;
+    let domain = verified_domain(&app, &owner.token).await;
+    let suppress = json!({"email": "Ada.Suppressed@Example.com", "reason": "manual"});
+    let created = app.post_as(&owner.token, "/api/v1/email/suppressions", &suppress).await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    assert_eq!(created["email"], "ada.suppressed@example.com");
+    assert_eq!(created["reason"], "manual");
+    let again = app.post_as(&owner.token, "/api/v1/email/suppressions", &suppress).await;
+    assert_eq!(expect_problem(again, 409).await["code"], "conflict");
+    for bad in [
+        json!({"email": "nobody", "reason": "manual"}),
+        json!({"email": "a@example.com", "reason": "complaint"}),
+        json!({"email": "a@example.com", "reason": "manual", "expires_at": "2001-01-01T00:00:00Z"}),
+    ] {
+        expect_problem(app.post_as(&owner.token, "/api/v1/email/suppressions", &bad).await, 422)
+            .await;
+    }
+
+    let send = |to: Vec<&str>| {
+        let body =
+            json!({"from": format!("hello@{domain}"), "to": to, "subject": "Hi", "text": "x"});
+        let (app, token) = (&app, owner.token.clone());
+        async move {
+            let response = app.post_as(&token, "/api/v1/emails", &body).await;
+            assert_eq!(response.status(), 202);
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    // One suppressed, one not: only the other is sent.
+    let mixed = send(vec!["ada.suppressed@example.com", "bob@example.com"]).await;
+    let statuses: Vec<&str> = mixed["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["suppressed", "queued"]);
+    let id = mixed["id"].as_str().expect("id");
+    let received = wait_for(&format!("<{id}@{domain}>"), 10).await;
+    assert_eq!(received.rcpt_tos, ["bob@example.com"]);
+    // Everyone suppressed (whatever the case): nothing is queued.
+    let none = send(vec!["ADA.SUPPRESSED@example.com"]).await;
+    assert_eq!(none["status"], "suppressed");
+    let id = none["id"].as_str().expect("id");
+    let message: Value =
+        app.get_as(&owner.token, &format!("/api/v1/emails/{id}")).await.json().await.expect("json");
+    assert_eq!(message["status"], "suppressed");
+    assert_eq!(kinds(&message), ["suppressed"]);
+
+    // A 550 for the one recipient puts the address on the list.
+    let bounced = send(vec!["reject-carol@example.com"]).await;
+    until_status(&app, &owner.token, bounced["id"].as_str().expect("id"), "bounced").await;
+    let listed: Value = app
+        .get_as(&owner.token, "/api/v1/email/suppressions?email=reject-carol@example.com")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"][0]["reason"], "hard_bounce", "{listed}");
+    assert_eq!(send(vec!["reject-carol@example.com"]).await["status"], "suppressed");
+
+    // Another tenant can neither see nor lift the entry; the owner can.
+    let path = format!("/api/v1/email/suppressions/{}", created["id"].as_str().expect("id"));
+    let stranger = app.signup("Other").await;
+    assert_eq!(app.delete_as(&stranger.token, &path).await.status(), 404);
+    let theirs: Value =
+        app.get_as(&stranger.token, "/api/v1/email/suppressions").await.json().await.expect("json");
+    assert_eq!(theirs["items"], json!([]));
+    assert_eq!(app.delete_as(&owner.token, &path).await.status(), 204);
+    let lifted = send(vec!["ada.suppressed@example.com"]).await;
+    assert_eq!(lifted["status"], "queued");
+    let id = lifted["id"].as_str().expect("id");
+    wait_for(&format!("<{id}@{domain}>"), 10).await;
+
+    // At rest the list holds no address in the clear.
+    let bytes = database_bytes(&app.db).await;
+    assert!(!String::from_utf8_lossy(&bytes).contains("reject-carol@example.com"));
 }

@@ -794,6 +794,7 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("email_messages", "tenant_id", Rls::Tenant),
     ("email_events", "tenant_id", Rls::Tenant),
     ("email_outbox", "tenant_id", Rls::SystemOnly),
+    ("email_suppressions", "tenant_id", Rls::Tenant),
     ("document_deletions", "tenant_id", Rls::Tenant),
     ("mfa_totp", "tenant_id", Rls::SystemOnly),
     ("mfa_backup_codes", "tenant_id", Rls::SystemOnly),
@@ -816,6 +817,7 @@ const BUSINESS_TABLES: &[&str] = &[
     "email_domains",
     "email_messages",
     "email_events",
+    "email_suppressions",
     "companies",
     "contacts",
     "pipelines",
@@ -851,6 +853,8 @@ async fn populate(app: &TestApp, who: &Account) {
     let message = json!({"from": format!("a@{domain}"), "to": ["b@example.com"],
         "subject": "RLS", "text": "x"});
     assert_eq!(app.post_as(&who.token, "/api/v1/emails", &message).await.status(), 202);
+    let suppression = json!({"email": unique_email("gone"), "reason": "manual"});
+    created(app, &who.token, "/api/v1/email/suppressions", suppression).await;
     // A document, and a deleted one whose object waits in the removal queue. The worker
     // empties the queue every 10 s from start; this test reads it within a few seconds.
     for name in ["kept.txt", "deleted.txt"] {
