@@ -34,6 +34,9 @@ pub enum DomainError {
     /// Too many failed attempts from this client; retry after the given seconds.
     #[error("too many attempts")]
     TooManyAttempts { retry_after: u64 },
+    /// A tenant's sending quota is spent until the window moves (seconds).
+    #[error("quota exceeded")]
+    QuotaExceeded { retry_after: u64 },
     /// A bounded resource (the password-hashing queue) is full.
     #[error("busy")]
     Busy { retry_after: u64 },

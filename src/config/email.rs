@@ -43,6 +43,9 @@ pub struct EmailConfig {
     pub retry_schedule: Vec<Duration>,
     /// How long a claimed message stays claimed (a crashed worker's are retried after it).
     pub lease: Duration,
+    /// Recipients per tenant per rolling hour and per rolling day.
+    pub hourly_limit: i64,
+    pub daily_limit: i64,
 }
 
 pub(super) fn email(p: &mut Parser<'_>, env: Profile) -> EmailConfig {
@@ -71,6 +74,11 @@ pub(super) fn email(p: &mut Parser<'_>, env: Profile) -> EmailConfig {
             v.split(',').map(|d| parse_duration(d.trim())).collect()
         }),
         lease: p.parse("BULWARK_EMAIL_LEASE", parse_duration),
+        hourly_limit: p
+            .parse("BULWARK_EMAIL_HOURLY_LIMIT", |v| parse_range(v, 1, 100_000_000).map(i64::from)),
+        daily_limit: p.parse("BULWARK_EMAIL_DAILY_LIMIT", |v| {
+            parse_range(v, 1, 1_000_000_000).map(i64::from)
+        }),
     }
 }
 

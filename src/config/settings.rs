@@ -444,6 +444,18 @@ pub const SETTINGS: &[Setting] = &[
         Some("60s"),
         "how long a claimed message stays claimed; a crashed worker's messages are retried after it",
     ),
+    s(
+        "BULWARK_EMAIL_HOURLY_LIMIT",
+        "email.hourly_limit",
+        Some("1000"),
+        "recipients a tenant may send to per rolling hour; past it, 429 `quota_exceeded`",
+    ),
+    s(
+        "BULWARK_EMAIL_DAILY_LIMIT",
+        "email.daily_limit",
+        Some("10000"),
+        "recipients a tenant may send to per rolling day",
+    ),
     secret(
         "BULWARK_S3_SECRET_ACCESS_KEY",
         "secrets.s3_secret_access_key",

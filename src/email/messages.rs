@@ -257,7 +257,9 @@ pub async fn send(
         }
     }
     let [to, cc, bcc] = deliverable;
-    let anyone = !(to.is_empty() && cc.is_empty() && bcc.is_empty());
+    let count = to.len() + cc.len() + bcc.len();
+    let anyone = count > 0;
+    within_quota(app, &mut tx, i64::try_from(count).unwrap_or(i64::MAX), now).await?;
     let payload = Payload {
         from: message.from.trim().to_owned(),
         to,
@@ -279,7 +281,7 @@ pub async fn send(
         stream: message.stream.as_str().to_owned(),
         key_version: i32::try_from(keys.current_version()).unwrap_or(i32::MAX),
         payload: keys.encrypt(&place(scope.tenant_id(), id), &plain),
-        recipients: i32::try_from(recipients.len()).unwrap_or(i32::MAX),
+        recipients: i32::try_from(count).unwrap_or(i32::MAX),
         status: if anyone { "queued" } else { "suppressed" }.into(),
         attempts: 0,
         created_at: now,
@@ -302,6 +304,30 @@ pub async fn send(
     app.email_wake().notify_one();
     let status = if anyone { "queued" } else { "suppressed" };
     Ok(Accepted { id, status, recipients })
+}
+
+/// Refuses a send that would take the tenant past its hourly or daily recipients (429 with
+/// the seconds until enough of the window has moved on). Counted from the messages queued,
+/// so every instance sees the same count; two sends racing may overshoot by one message.
+async fn within_quota(
+    app: &AppState,
+    tx: &mut crate::store::TenantTx,
+    count: i64,
+    now: Timestamp,
+) -> DomainResult<()> {
+    let config = &app.config().email;
+    for (window, limit) in [(3_600u64, config.hourly_limit), (86_400, config.daily_limit)] {
+        let window = std::time::Duration::from_secs(window);
+        let (used, oldest) = store::recipients_since(tx, now.minus(window)).await?;
+        if used + count > limit {
+            let until = oldest.map_or(now, |t| t.plus(window));
+            let wait = until.millis().saturating_sub(now.millis()) / 1000 + 1;
+            return Err(DomainError::QuotaExceeded {
+                retry_after: u64::try_from(wait).unwrap_or(1),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn open(keys: &KeySet, tenant: TenantId, row: &MessageRow) -> DomainResult<Payload> {

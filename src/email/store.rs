@@ -449,3 +449,19 @@ pub async fn reseal(
     };
     query(sql).binds((tenant, id, was, version, sealed)).execute_one(tx).await
 }
+
+/// Recipients the transaction's tenant sent to since `since`, and when the oldest of those
+/// messages was queued.
+pub async fn recipients_since(
+    tx: &mut TenantTx,
+    since: Timestamp,
+) -> Result<(i64, Option<Timestamp>), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT coalesce(sum(recipients), 0), min(created_at) FROM email_messages \
+         WHERE tenant_id = $1 AND created_at > $2",
+    )
+    .binds((tenant, since))
+    .fetch_one(tx)
+    .await
+}

@@ -92,6 +92,13 @@ impl From<DomainError> for Problem {
                 "Too many failed attempts from this client; see Retry-After.",
             )
             .with_retry_after(retry_after),
+            DomainError::QuotaExceeded { retry_after } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                "Quota exceeded",
+                "This tenant's sending quota is spent for now; see Retry-After.",
+            )
+            .with_retry_after(retry_after),
             DomainError::Busy { retry_after } => Problem::new(
                 S::SERVICE_UNAVAILABLE,
                 "busy",

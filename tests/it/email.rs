@@ -436,3 +436,33 @@ async fn suppressed_addresses_get_no_mail_and_a_hard_bounce_suppresses_its_addre
     let bytes = database_bytes(&app.db).await;
     assert!(!String::from_utf8_lossy(&bytes).contains("reject-carol@example.com"));
 }
+
+#[tokio::test]
+async fn a_tenant_past_its_hourly_quota_gets_429_and_another_tenant_does_not() {
+    let mut settings = crate::support::mail::smtp_settings();
+    settings.push(("BULWARK_EMAIL_HOURLY_LIMIT".into(), "3".into()));
+    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::spawn_with(&refs).await;
+    let owner = app.signup("Acme").await;
+    let domain = verified_domain(&app, &owner.token).await;
+    let body = |to: Vec<&str>| json!({"from": format!("hello@{domain}"), "to": to, "subject": "Hi", "text": "x"});
+    let two = body(vec!["a@example.com", "b@example.com"]);
+    assert_eq!(app.post_as(&owner.token, "/api/v1/emails", &two).await.status(), 202);
+    // The 4th recipient of the hour is refused, with when to come back; nothing is queued.
+    let refused = app.post_as(&owner.token, "/api/v1/emails", &two).await;
+    let retry: u64 =
+        refused.headers()["retry-after"].to_str().expect("ascii").parse().expect("secs");
+    assert!((1..=3_600).contains(&retry), "{retry}");
+    assert_eq!(expect_problem(refused, 429).await["code"], "quota_exceeded");
+    let one = body(vec!["c@example.com"]);
+    assert_eq!(app.post_as(&owner.token, "/api/v1/emails", &one).await.status(), 202, "the 3rd");
+    let listed: Value =
+        app.get_as(&owner.token, "/api/v1/emails").await.json().await.expect("json");
+    assert_eq!(listed["items"].as_array().expect("items").len(), 2);
+    // Another tenant has its own quota.
+    let other = app.signup("Other").await;
+    let theirs = verified_domain(&app, &other.token).await;
+    let body = json!({"from": format!("hi@{theirs}"), "to": ["a@example.com", "b@example.com"],
+        "subject": "Hi", "text": "x"});
+    assert_eq!(app.post_as(&other.token, "/api/v1/emails", &body).await.status(), 202);
+}
