@@ -67,6 +67,7 @@ actions! {
     PlatformApiKeysRevoke = "platform.api_keys_revoke",
     PlatformFeaturesChange = "platform.features_change",
     PlatformAccessGrant = "platform.access_grant",
+    PlatformAccessEnd = "platform.access_end",
     EmailDomainCreate = "email.domain_create",
     EmailDomainVerify = "email.domain_verify",
     EmailDomainDelete = "email.domain_delete",

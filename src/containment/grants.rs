@@ -92,6 +92,32 @@ pub async fn grant(
     Ok(row)
 }
 
+/// Ends the caller's running grants on `tenant` now (the work is done early); audited in both
+/// chains. 404 when none is running.
+pub async fn end(
+    app: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    tenant: TenantId,
+) -> DomainResult<()> {
+    let mut tx = app.store().system_tx().await?;
+    let now = Timestamp::now();
+    let ended = store::end_grants(&mut tx, principal.user_id(), tenant, now).await?;
+    if ended == 0 {
+        return Err(DomainError::NotFound("access grant"));
+    }
+    let event = || {
+        Event::new(Action::PlatformAccessEnd)
+            .by_user(principal.user_id())
+            .detail("tenant_id", tenant.to_string())
+            .detail("grants", ended)
+    };
+    audit::record_platform(&mut tx, None, ctx, event()).await?;
+    audit::record_platform(&mut tx, Some(tenant), ctx, event()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Mails the tenant's owners about a grant (when mail is configured).
 async fn notify_owners(app: &AppState, grant: &GrantRow) -> DomainResult<()> {
     let scope = TenantScope::system(grant.tenant_id, "break-glass notice");

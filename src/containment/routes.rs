@@ -44,6 +44,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(routes!(change_features), Access::SuperAdmin, RateCategory::Sensitive)
             .family(RouteFamily::Admin)
             .step_up(),
+        Endpoint::new(routes!(end_access), Access::SuperAdmin, RateCategory::Sensitive)
+            .family(RouteFamily::Admin),
         Endpoint::new(routes!(grant_access), Access::SuperAdmin, RateCategory::Sensitive)
             .family(RouteFamily::Admin)
             .step_up(),
@@ -257,4 +259,18 @@ async fn grant_access(
         expires_at: row.expires_at,
     };
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// End this super-admin's break-glass access to a tenant now, before its time runs out.
+/// Audited in the platform chain and the tenant's.
+#[utoipa::path(delete, path = "/api/v1/platform/tenants/{id}/access", tag = "platform",
+    params(("id" = TenantId, Path, description = "Tenant id")), responses((status = 204)))]
+async fn end_access(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    Id(tenant): Id<TenantId>,
+) -> Result<StatusCode, Problem> {
+    super::grants::end(&app, &ctx, &principal, tenant).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

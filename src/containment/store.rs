@@ -125,3 +125,22 @@ pub async fn tenant_is_active(tx: &mut SystemTx, tenant: TenantId) -> Result<boo
         query("SELECT status FROM tenants WHERE id = $1").bind(tenant).scalar_optional(tx).await?;
     Ok(status.as_deref() == Some("active"))
 }
+
+/// Ends `user`'s grants on `tenant` that are still running at `now`; how many. A grant
+/// opened in this very millisecond ends a millisecond after it began (a grant always ends
+/// after it starts).
+pub async fn end_grants(
+    tx: &mut SystemTx,
+    user: UserId,
+    tenant: TenantId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    query(
+        "UPDATE access_grants \
+         SET expires_at = CASE WHEN created_at < $3 THEN $3 ELSE created_at + 1 END \
+         WHERE user_id = $1 AND tenant_id = $2 AND expires_at > $3",
+    )
+    .binds((user, tenant, now))
+    .execute(tx)
+    .await
+}

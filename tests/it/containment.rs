@@ -411,6 +411,19 @@ async fn break_glass_is_a_time_boxed_audited_grant_and_nothing_without_one() {
     let platform = app.platform_audit_actions().await;
     assert_eq!(platform.iter().filter(|a| *a == "platform.access_grant").count(), 2);
 
+    // Ended early by the super-admin: 404 at once; ending again finds nothing; a tenant's
+    // owner cannot end (or see) grants.
+    let end = app.delete_as(&b.token, &grant_path).await;
+    assert_eq!(expect_problem(end, 403).await["code"], "forbidden");
+    assert_eq!(app.delete_as(&root.token, &grant_path).await.status(), 204);
+    let after = as_root_in(&a.tenant_id, reqwest::Method::GET, &contact_path).send().await;
+    assert_eq!(after.expect("request").status(), 404, "ended early");
+    assert_eq!(app.delete_as(&root.token, &grant_path).await.status(), 404);
+    let platform = app.platform_audit_actions().await;
+    assert!(platform.iter().any(|a| a == "platform.access_end"), "{platform:?}");
+    let grant = json!({"reason": "ticket 4711: one more look", "minutes": 5});
+    assert_eq!(app.post_as(&root.token, &grant_path, &grant).await.status(), 201);
+
     // It ends by itself: once expired, 404 again.
     let ended = crate::support::raw_execute(
         &app.db,
@@ -420,7 +433,7 @@ async fn break_glass_is_a_time_boxed_audited_grant_and_nothing_without_one() {
         ),
     )
     .await;
-    assert_eq!(ended, 2);
+    assert_eq!(ended, 3);
     let after = as_root_in(&a.tenant_id, reqwest::Method::GET, &contact_path).send().await;
     assert_eq!(after.expect("request").status(), 404);
 
@@ -451,7 +464,7 @@ async fn break_glass_is_a_time_boxed_audited_grant_and_nothing_without_one() {
     let listed: Value = listed.json().await.expect("json");
     assert_eq!(listed["items"], json!([]), "B sees B's (empty) contacts: {listed}");
     let platform = app.platform_audit_actions().await;
-    assert_eq!(platform.iter().filter(|a| *a == "platform.access_grant").count(), 2);
+    assert_eq!(platform.iter().filter(|a| *a == "platform.access_grant").count(), 3);
 }
 
 #[tokio::test]
