@@ -155,6 +155,12 @@ pub async fn list(
     scope.require(Permission::EmailManage)?;
     let limit = check_limit(limit)?;
     let before = decode_cursor::<uuid::Uuid>(cursor)?.map(SuppressionId::from_uuid);
+    // A filter that is no address would find nothing: say so instead.
+    let email = email
+        .map(|e| address::parse(e).map(|m| m.email.to_string()))
+        .transpose()
+        .map_err(|why| DomainError::Invalid(vec![("email".into(), why)]))?;
+    let email = email.as_deref();
     let mut tx = app.store().tenant_read(scope).await?;
     let keys = crate::crm::tenant_keys(app, &mut tx).await?;
     let index = email.map(|e| index(&keys, e));

@@ -417,6 +417,8 @@ async fn suppressed_addresses_get_no_mail_and_a_hard_bounce_suppresses_its_addre
         .await
         .expect("json");
     assert_eq!(listed["items"][0]["reason"], "hard_bounce", "{listed}");
+    let nonsense = app.get_as(&owner.token, "/api/v1/email/suppressions?email=nobody").await;
+    expect_problem(nonsense, 422).await;
     assert_eq!(send(vec!["reject-carol@example.com"]).await["status"], "suppressed");
 
     // Another tenant can neither see nor lift the entry; the owner can.

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Email figures of issue 15: POST /api/v1/emails accepted per second (one recipient, 8
+# connections, SQLite), then delivered per second through the real SMTP server of the tests
+# (aiosmtpd with STARTTLS, on loopback) with DKIM signing, and the server's CPU per message.
+# The SMTP server is a Python process on the same two cores: it is part of what is measured.
+#
+#   bench/email.sh            # appends to bench/results/<date>.md
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${BENCH_DURATION:-10s}
+WORK=$(mktemp -d /tmp/bulwark-email-bench.XXXXXX)
+PIDS=()
+source scripts/services.sh
+cleanup() { stop_services; rm -rf "$WORK"; }
+trap cleanup EXIT INT TERM
+services_install wrk openssl
+cargo build --release --locked --quiet
+BIN=$ROOT/target/release/bulwark
+start_mail
+
+HIGH=$WORK/high-limits.toml
+for category in read write sensitive auth refresh; do
+    printf '[[rule]]\nname = "%s-high"\nmatch = { category = "%s" }\nlimit = 1000000000\nwindow = "1m"\nkey = "ip+user"\n\n' \
+        "$category" "$category" >> "$HIGH"
+done
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT
+mkdir -p "$WORK/data"
+env -i PATH="$PATH" HOME="$WORK" BULWARK_DATA_DIR="$WORK/data" BULWARK_LOG=warn \
+    BULWARK_LISTEN="127.0.0.1:$PORT" BULWARK_METRICS_LISTEN="127.0.0.1:0" \
+    BULWARK_RATE_LIMITS_FILE="$HIGH" BULWARK_EMAIL_HOURLY_LIMIT=100000000 \
+    BULWARK_EMAIL_DAILY_LIMIT=1000000000 BULWARK_DNS_RESOLVER="$BULWARK_TEST_DNS" \
+    BULWARK_SMTP_URL="smtp://localhost:$BULWARK_TEST_SMTP_PORT" BULWARK_SMTP_CA_FILE="$BULWARK_TEST_SMTP_CA" \
+    BULWARK_EMAIL_WORKERS=${BENCH_EMAIL_WORKERS:-8} \
+    "$BIN" serve > "$WORK/server.log" 2>&1 &
+SERVER=$!
+PIDS+=("$SERVER")
+for _ in $(seq 200); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+
+EMAIL=owner@email-bench.example PASSWORD="correct horse battery staple 7"
+curl -sf "$URL/api/v1/auth/signup" -H 'content-type: application/json' \
+    -d "{\"tenant_name\":\"Mail\",\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\",\"display_name\":\"Owner\"}" >/dev/null
+TOKEN=$(curl -sf "$URL/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+DOMAIN=mail.email-bench.example
+DOMAIN_JSON=$(curl -sf "$URL/api/v1/email/domains" -H "authorization: Bearer $TOKEN" \
+    -H 'content-type: application/json' -d "{\"domain\":\"$DOMAIN\"}")
+python3 - "$DOMAIN_JSON" "$BULWARK_TEST_DNS_DIR" <<'PY'
+import json, os, sys
+for record in json.loads(sys.argv[1])["dns_records"]:
+    with open(os.path.join(sys.argv[2], f"{record['name']}.{record['type']}"), "w") as f:
+        f.write(record["value"] + "\n")
+PY
+DOMAIN_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$DOMAIN_JSON")
+curl -sf -X POST "$URL/api/v1/email/domains/$DOMAIN_ID/verify" -H "authorization: Bearer $TOKEN" | grep -q verified
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+delivered() { find "$BULWARK_TEST_SMTP_DIR" -name '*.json' | wc -l; }
+start=$(date +%s.%N); ticks0=$(cpu_ticks)
+ACCEPT=$(BENCH_TOKEN=$TOKEN BENCH_DOMAIN=$DOMAIN wrk -t1 -c8 -d"$DURATION" -s bench/lua/email_send.lua \
+    "$URL/api/v1/emails" | grep RESULT | sed 's/RESULT //')
+accepted=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<< "$ACCEPT")
+while [ "$(delivered)" -lt "$accepted" ]; do sleep 0.2; done
+end=$(date +%s.%N); ticks1=$(cpu_ticks)
+hz=$(getconf CLK_TCK)
+FIGURES=$(python3 - "$start" "$end" "$accepted" "$ticks0" "$ticks1" "$hz" <<'PY'
+import sys
+start, end, n, t0, t1, hz = map(float, sys.argv[1:])
+print(f"delivered_per_s={n / (end - start):.0f} messages={int(n)} seconds={end - start:.1f} "
+      f"server_cpu_ms_per_message={(t1 - t0) / hz * 1000 / n:.2f}")
+PY
+)
+{
+    echo "# Email $(date -u +%Y-%m-%d)"
+    echo
+    echo "\`bench/email.sh\` on $(nproc) CPUs, Bulwark $(git rev-parse --short HEAD), SQLite, ${BENCH_EMAIL_WORKERS:-8} delivery workers; the SMTP server is the tests' aiosmtpd (STARTTLS) on the same machine; every message DKIM-signed (RSA-2048)."
+    echo
+    echo '```'
+    echo "POST /api/v1/emails, 1 recipient, 8 connections: $ACCEPT"
+    echo "accepted and delivered (from the first send to the last delivery): $FIGURES"
+    echo '```'
+} | tee -a "bench/results/$(date -u +%Y-%m-%d).md"
