@@ -31,6 +31,11 @@ pub struct DnsRecord {
 pub struct DomainView {
     pub id: EmailDomainId,
     pub domain: String,
+    /// The selector of the key that signs.
+    pub dkim_selector: String,
+    /// A rotation's next key (`rotate-dkim`): its record is listed too, and it takes over
+    /// signing once `verify` finds it published.
+    pub next_dkim_selector: Option<String>,
     /// `pending` until `verify` finds every record, then `verified`.
     pub status: String,
     pub dns_records: Vec<DnsRecord>,
@@ -62,9 +67,14 @@ pub(super) fn place(scope: &TenantScope, id: EmailDomainId) -> Place<'static> {
     }
 }
 
+/// Where a rotation's next key is sealed.
+pub(super) fn next_place(scope: &TenantScope, id: EmailDomainId) -> Place<'static> {
+    Place { column: "next_dkim_private", ..place(scope, id) }
+}
+
 fn view(app: &AppState, row: DomainRow) -> DomainView {
     let return_path = app.config().public_url.host_str().unwrap_or("localhost").to_owned();
-    let dns_records = vec![
+    let mut dns_records = vec![
         DnsRecord {
             kind: "TXT",
             name: format!("{}._domainkey.{}", row.selector, row.domain),
@@ -90,8 +100,22 @@ fn view(app: &AppState, row: DomainRow) -> DomainView {
             purpose: "return_path",
         },
     ];
+    // A rotation in progress: the next key's record, to publish beside the current one.
+    if let (Some(selector), Some(public)) = (&row.next_selector, &row.next_dkim_public) {
+        dns_records.insert(
+            1,
+            DnsRecord {
+                kind: "TXT",
+                name: format!("{selector}._domainkey.{}", row.domain),
+                value: dkim::record(public),
+                purpose: "dkim",
+            },
+        );
+    }
     DomainView {
         id: row.id,
+        dkim_selector: row.selector,
+        next_dkim_selector: row.next_selector,
         domain: row.domain,
         status: row.status,
         dns_records,
@@ -129,6 +153,9 @@ pub async fn create(
         status: "pending".into(),
         created_at: Timestamp::now(),
         verified_at: None,
+        next_selector: None,
+        next_dkim_private: None,
+        next_dkim_public: None,
     };
     store::insert_domain(&mut tx, &row).await?;
     let event = Event::new(Action::EmailDomainCreate)
@@ -197,6 +224,31 @@ pub async fn verify(
         resolver.txt(&row.domain),
         resolver.txt(&dmarc_name),
     );
+    // A rotation's next key takes over once its record is out: the current one may then go.
+    if let (Some(selector), Some(public)) = (&row.next_selector, &row.next_dkim_public) {
+        let name = format!("{selector}._domainkey.{}", row.domain);
+        let published = resolver.txt(&name).await;
+        if published.iter().any(|value| dkim::record_matches(value, public)) {
+            let mut tx = app.store().tenant_tx(scope).await?;
+            let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+            let sealed = row.next_dkim_private.as_deref().unwrap_or_default();
+            let pem = keys
+                .decrypt(&next_place(scope, id), sealed)
+                .map_err(|err| DomainError::Internal(format!("DKIM key: {err}")))?;
+            let resealed = keys.encrypt(&place(scope, id), &pem);
+            let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
+            if store::promote_next_key(&mut tx, id, selector, version, &resealed).await? {
+                let event = Event::new(Action::EmailDomainRotateDkim)
+                    .by_scope(scope)
+                    .target("email_domain", id)
+                    .detail("selector", selector.as_str())
+                    .detail("step", "promoted");
+                audit::record(&mut tx, ctx, event).await?;
+            }
+            tx.commit().await?;
+            return Box::pin(verify(app, scope, ctx, id)).await;
+        }
+    }
     let checks = Checks {
         dkim: dkim_txt.iter().any(|value| dkim::record_matches(value, &row.dkim_public)),
         spf: spf_txt.iter().any(|value| value.trim_start().starts_with("v=spf1")),
@@ -213,4 +265,33 @@ pub async fn verify(
     }
     let status = if verified { "verified" } else { "pending" };
     Ok(Verification { status: status.into(), checks })
+}
+
+/// Starts a key rotation: a new key under a new selector, published beside the current one,
+/// which keeps signing until `verify` finds the new record. Audited.
+pub async fn rotate_dkim(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    id: EmailDomainId,
+) -> DomainResult<DomainView> {
+    scope.require(Permission::EmailManage)?;
+    let key = dkim::generate().await?;
+    let selector = dkim::new_selector();
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
+    let sealed = keys.encrypt(&next_place(scope, id), key.private_pem.as_bytes());
+    if !store::set_next_key(&mut tx, id, &selector, version, &sealed, &key.public_base64).await? {
+        return Err(DomainError::NotFound("email domain"));
+    }
+    let row = store::domain(&mut tx, id).await?.ok_or(DomainError::NotFound("email domain"))?;
+    let event = Event::new(Action::EmailDomainRotateDkim)
+        .by_scope(scope)
+        .target("email_domain", id)
+        .detail("selector", selector.as_str())
+        .detail("step", "started");
+    audit::record(&mut tx, ctx, event).await?;
+    tx.commit().await?;
+    Ok(view(app, row))
 }

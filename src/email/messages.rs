@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::store::{self, MessageRow};
+use super::templates::{self, Variables};
 use super::{address, suppressions};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
@@ -16,7 +17,7 @@ use crate::clock::Timestamp;
 use crate::crypto::KeySet;
 use crate::crypto::field::Place;
 use crate::error::{DomainError, DomainResult};
-use crate::ids::{EmailMessageId, TenantId};
+use crate::ids::{EmailMessageId, EmailTemplateId, TenantId};
 use crate::pagination::{Page, check_limit, decode_cursor};
 use crate::tenancy::{Permission, TenantScope};
 
@@ -88,13 +89,21 @@ pub struct NewMessage {
     pub bcc: Vec<String>,
     #[schema(nullable = false)]
     pub reply_to: Option<String>,
-    #[schema(min_length = 1, max_length = 998)]
-    pub subject: String,
-    /// The plain-text part (at least one of `text` and `html`).
+    /// Required unless `template_id` gives it.
+    #[schema(min_length = 1, max_length = 998, nullable = false)]
+    pub subject: Option<String>,
+    /// The plain-text part (at least one of `text` and `html`, or a `template_id`).
     #[schema(nullable = false)]
     pub text: Option<String>,
     #[schema(nullable = false)]
     pub html: Option<String>,
+    /// Subject and bodies from this template, rendered with `variables` (then `subject`,
+    /// `text` and `html` must be absent).
+    #[schema(nullable = false)]
+    pub template_id: Option<EmailTemplateId>,
+    /// The template's values; escaped in its HTML part.
+    #[schema(value_type = Option<Object>, nullable = false)]
+    pub variables: Option<Variables>,
     #[serde(default)]
     pub stream: Stream,
     /// Extra headers: names `X-…` or `List-Id`, one-line values.
@@ -186,7 +195,7 @@ fn check(message: &NewMessage) -> Result<(), DomainError> {
     {
         problems.push(invalid("reply_to", why));
     }
-    let subject = message.subject.trim();
+    let subject = message.subject.as_deref().unwrap_or_default().trim();
     if subject.is_empty() || subject.chars().count() > MAX_SUBJECT {
         problems.push(invalid("subject", format!("must be 1 to {MAX_SUBJECT} characters")));
     } else if let Err(why) = address::check_header_value(subject) {
@@ -220,6 +229,7 @@ pub async fn send(
 ) -> DomainResult<Accepted> {
     scope.require(Permission::EmailSend)?;
     app.containment().switches.require(crate::containment::features::Feature::EmailSending)?;
+    let message = with_template(app, scope, message).await?;
     let body =
         message.text.as_ref().map_or(0, String::len) + message.html.as_ref().map_or(0, String::len);
     if body > MAX_BODY {
@@ -266,7 +276,7 @@ pub async fn send(
         cc,
         bcc,
         reply_to: message.reply_to.map(|a| a.trim().to_owned()),
-        subject: message.subject.trim().to_owned(),
+        subject: message.subject.unwrap_or_default().trim().to_owned(),
         text: message.text,
         html: message.html,
         headers: message.headers,
@@ -304,6 +314,37 @@ pub async fn send(
     app.email_wake().notify_one();
     let status = if anyone { "queued" } else { "suppressed" };
     Ok(Accepted { id, status, recipients })
+}
+
+/// Fills subject and bodies in from the message's template, rendered with its variables.
+async fn with_template(
+    app: &AppState,
+    scope: &TenantScope,
+    mut message: NewMessage,
+) -> DomainResult<NewMessage> {
+    let Some(id) = message.template_id else {
+        if message.variables.is_some() {
+            return Err(DomainError::invalid("variables", "only with `template_id`"));
+        }
+        return Ok(message);
+    };
+    if message.subject.is_some() || message.text.is_some() || message.html.is_some() {
+        return Err(DomainError::invalid(
+            "template_id",
+            "a template gives subject and bodies: leave `subject`, `text` and `html` out",
+        ));
+    }
+    let mut tx = app.store().tenant_read(scope).await?;
+    let template = templates::load(app, &mut tx, id).await?;
+    tx.commit().await?;
+    // Another tenant's template is as unknown as a made-up id.
+    let template =
+        template.ok_or_else(|| DomainError::invalid("template_id", "no such template"))?;
+    let rendered = templates::render(&template, &message.variables.take().unwrap_or_default())?;
+    message.subject = Some(rendered.subject);
+    message.text = rendered.text;
+    message.html = rendered.html;
+    Ok(message)
 }
 
 /// Refuses a send that would take the tenant past its hourly or daily recipients (429 with
@@ -402,9 +443,11 @@ mod tests {
             cc: vec![],
             bcc: vec![],
             reply_to: None,
-            subject: "Hello".into(),
+            subject: Some("Hello".into()),
             text: Some("Hi".into()),
             html: None,
+            template_id: None,
+            variables: None,
             stream: Stream::Transactional,
             headers: BTreeMap::from([("X-Campaign".into(), "spring".into())]),
         }
@@ -418,7 +461,7 @@ mod tests {
             change(&mut m);
             check(&m).is_err()
         };
-        assert!(refused(&|m| m.subject = "Hi\r\nBcc: victim@example.com".into()));
+        assert!(refused(&|m| m.subject = Some("Hi\r\nBcc: victim@example.com".into())));
         assert!(refused(&|m| m.to = vec!["ada@example.com\nBcc: x@example.com".into()]));
         assert!(refused(&|m| {
             m.headers.insert("Bcc".into(), "victim@example.com".into());

@@ -14,3 +14,4 @@ pub mod rotation;
 pub mod routes;
 mod store;
 pub mod suppressions;
+pub mod templates;

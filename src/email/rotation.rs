@@ -3,7 +3,7 @@
 //! addresses — in batches, each row only if it did not change meanwhile.
 
 use super::store::{self, Sealed};
-use super::{domains, messages, suppressions};
+use super::{domains, messages, suppressions, templates};
 use crate::app::AppState;
 use crate::crypto::field::Place;
 use crate::error::{DomainError, DomainResult};
@@ -27,6 +27,12 @@ pub async fn reseal(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
                 let place: Place<'_> = match table {
                     Sealed::Domains => {
                         domains::place(scope, crate::ids::EmailDomainId::from_uuid(id))
+                    }
+                    Sealed::NextDkim => {
+                        domains::next_place(scope, crate::ids::EmailDomainId::from_uuid(id))
+                    }
+                    Sealed::Templates => {
+                        templates::place(tenant, crate::ids::EmailTemplateId::from_uuid(id))
                     }
                     Sealed::Messages => {
                         messages::place(tenant, crate::ids::EmailMessageId::from_uuid(id))

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use super::domains::{self, DomainView, Verification};
 use super::messages::{self, Accepted, MessageStatus, MessageView, NewMessage};
 use super::suppressions::{self, NewSuppression, SuppressionView};
+use super::templates::{self, Content, NewTemplate, TemplateChange, TemplateView, Variables};
 use crate::app::AppState;
 use crate::audit::RequestContext;
 use crate::clock::Timestamp;
@@ -18,7 +19,7 @@ use crate::http::Endpoint;
 use crate::http::json::{Json, Query};
 use crate::http::path::Id;
 use crate::http::problem::Problem;
-use crate::ids::{EmailDomainId, EmailMessageId, SuppressionId};
+use crate::ids::{EmailDomainId, EmailMessageId, EmailTemplateId, SuppressionId};
 use crate::pagination::Page;
 use crate::ratelimit::RateCategory;
 use crate::tenancy::{Permission, TenantScope};
@@ -32,6 +33,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::permission(routes!(get_domain), EmailManage, Read),
         Endpoint::permission(routes!(delete_domain), EmailManage, Write),
         Endpoint::permission(routes!(verify_domain), EmailManage, Write),
+        Endpoint::permission(routes!(rotate_dkim), EmailManage, Write),
         Endpoint::permission(routes!(send_email), Permission::EmailSend, Write)
             .idempotent()
             .feature(Feature::EmailSending)
@@ -41,6 +43,12 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::permission(routes!(list_suppressions), EmailManage, Read),
         Endpoint::permission(routes!(create_suppression), EmailManage, Write),
         Endpoint::permission(routes!(delete_suppression), EmailManage, Write),
+        Endpoint::permission(routes!(create_template), EmailManage, Write).idempotent(),
+        Endpoint::permission(routes!(list_templates), Permission::EmailSend, Read),
+        Endpoint::permission(routes!(get_template), Permission::EmailSend, Read),
+        Endpoint::permission(routes!(update_template), EmailManage, Write),
+        Endpoint::permission(routes!(delete_template), EmailManage, Write),
+        Endpoint::permission(routes!(render_template), Permission::EmailSend, Read),
     ]
 }
 
@@ -117,6 +125,20 @@ async fn verify_domain(
     Id(id): Id<EmailDomainId>,
 ) -> Result<Json<Verification>, Problem> {
     Ok(Json(domains::verify(&app, &scope, &ctx, id).await?))
+}
+
+/// Start a DKIM key rotation: a new key under a new selector; publish its record, then
+/// `verify` — the current key signs until the new record is found.
+#[utoipa::path(post, path = "/api/v1/email/domains/{id}/rotate-dkim", tag = "email",
+    params(("id" = EmailDomainId, Path, description = "Domain id")),
+    responses((status = 200, body = DomainView)))]
+async fn rotate_dkim(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Id(id): Id<EmailDomainId>,
+) -> Result<Json<DomainView>, Problem> {
+    Ok(Json(domains::rotate_dkim(&app, &scope, &ctx, id).await?))
 }
 
 /// The message list's filter and page.
@@ -248,4 +270,101 @@ async fn delete_suppression(
 ) -> Result<StatusCode, Problem> {
     suppressions::delete(&app, &scope, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The template list's page.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TemplateFilter {
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderBody {
+    /// The values the template's `{{ … }}` read; escaped in the HTML part.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    variables: Variables,
+}
+
+/// Add a template: subject, text and HTML in a sandboxed Jinja dialect (HTML auto-escaped).
+#[utoipa::path(post, path = "/api/v1/email/templates", tag = "email", request_body = NewTemplate,
+    responses((status = 201, body = TemplateView)))]
+async fn create_template(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Json(body): Json<NewTemplate>,
+) -> Result<(StatusCode, Json<TemplateView>), Problem> {
+    let view = templates::create(&app, &scope, &ctx, body).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The tenant's templates, by name.
+#[utoipa::path(get, path = "/api/v1/email/templates", tag = "email", params(TemplateFilter),
+    responses((status = 200, body = Page<TemplateView>)))]
+async fn list_templates(
+    State(app): State<AppState>,
+    scope: TenantScope,
+    Query(filter): Query<TemplateFilter>,
+) -> Result<Json<Page<TemplateView>>, Problem> {
+    Ok(Json(templates::list(&app, &scope, filter.limit, filter.cursor.as_deref()).await?))
+}
+
+/// One template.
+#[utoipa::path(get, path = "/api/v1/email/templates/{id}", tag = "email",
+    params(("id" = EmailTemplateId, Path, description = "Template id")),
+    responses((status = 200, body = TemplateView)))]
+async fn get_template(
+    State(app): State<AppState>,
+    scope: TenantScope,
+    Id(id): Id<EmailTemplateId>,
+) -> Result<Json<TemplateView>, Problem> {
+    Ok(Json(templates::get(&app, &scope, id).await?))
+}
+
+/// Change a template's name, subject or bodies (`null` removes a body).
+#[utoipa::path(patch, path = "/api/v1/email/templates/{id}", tag = "email",
+    params(("id" = EmailTemplateId, Path, description = "Template id")),
+    request_body = TemplateChange, responses((status = 200, body = TemplateView)))]
+async fn update_template(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Id(id): Id<EmailTemplateId>,
+    Json(body): Json<TemplateChange>,
+) -> Result<Json<TemplateView>, Problem> {
+    Ok(Json(templates::update(&app, &scope, &ctx, id, body).await?))
+}
+
+/// Remove a template.
+#[utoipa::path(delete, path = "/api/v1/email/templates/{id}", tag = "email",
+    params(("id" = EmailTemplateId, Path, description = "Template id")), responses((status = 204)))]
+async fn delete_template(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    scope: TenantScope,
+    Id(id): Id<EmailTemplateId>,
+) -> Result<StatusCode, Problem> {
+    templates::delete(&app, &scope, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Render a template with variables, as a send with `template_id` would.
+#[utoipa::path(post, path = "/api/v1/email/templates/{id}/render", tag = "email",
+    params(("id" = EmailTemplateId, Path, description = "Template id")),
+    request_body = RenderBody, responses((status = 200, body = Content)))]
+async fn render_template(
+    State(app): State<AppState>,
+    scope: TenantScope,
+    Id(id): Id<EmailTemplateId>,
+    Json(body): Json<RenderBody>,
+) -> Result<Json<Content>, Problem> {
+    Ok(Json(templates::preview(&app, &scope, id, &body.variables).await?))
 }

@@ -115,6 +115,7 @@ pub async fn delete_business_records(tx: &mut TenantTx) -> Result<u64, StoreErro
         "DELETE FROM email_messages WHERE tenant_id = $1",
         "DELETE FROM email_domains WHERE tenant_id = $1",
         "DELETE FROM email_suppressions WHERE tenant_id = $1",
+        "DELETE FROM email_templates WHERE tenant_id = $1",
     ] {
         deleted += query(sql).bind(tenant).execute(tx).await?;
     }
@@ -133,6 +134,7 @@ pub async fn close_accounts(
         "DELETE FROM mfa_totp WHERE tenant_id = $1",
         "DELETE FROM webauthn_credentials WHERE tenant_id = $1",
         "DELETE FROM auth_challenges WHERE tenant_id = $1",
+        "DELETE FROM account_tokens WHERE tenant_id = $1",
     ] {
         query(sql).bind(tenant).execute(tx).await?;
     }
@@ -179,7 +181,9 @@ pub async fn rows_under_older_keys(tx: &mut TenantTx, version: i32) -> Result<i6
          + (SELECT count(*) FROM documents WHERE tenant_id = $1 AND key_version < $2) \
          + (SELECT count(*) FROM email_domains WHERE tenant_id = $1 AND key_version < $2) \
          + (SELECT count(*) FROM email_messages WHERE tenant_id = $1 AND key_version < $2) \
-         + (SELECT count(*) FROM email_suppressions WHERE tenant_id = $1 AND key_version < $2)",
+         + (SELECT count(*) FROM email_suppressions WHERE tenant_id = $1 AND key_version < $2) \
+         + (SELECT count(*) FROM email_domains WHERE tenant_id = $1 AND next_key_version < $2) \
+         + (SELECT count(*) FROM email_templates WHERE tenant_id = $1 AND key_version < $2)",
     )
     .binds((tenant, version))
     .scalar(tx)

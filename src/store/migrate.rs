@@ -55,6 +55,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 12, "0012", "email_domains"),
     migration!("sqlite", 13, "0013", "email_messages"),
     migration!("sqlite", 14, "0014", "email_suppressions"),
+    migration!("sqlite", 15, "0015", "email_templates_and_accounts"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -71,6 +72,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 12, "0012", "email_domains"),
     migration!("postgres", 13, "0013", "email_messages"),
     migration!("postgres", 14, "0014", "email_suppressions"),
+    migration!("postgres", 15, "0015", "email_templates_and_accounts"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -795,6 +795,8 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("email_events", "tenant_id", Rls::Tenant),
     ("email_outbox", "tenant_id", Rls::SystemOnly),
     ("email_suppressions", "tenant_id", Rls::Tenant),
+    ("email_templates", "tenant_id", Rls::Tenant),
+    ("account_tokens", "tenant_id", Rls::SystemOnly),
     ("document_deletions", "tenant_id", Rls::Tenant),
     ("mfa_totp", "tenant_id", Rls::SystemOnly),
     ("mfa_backup_codes", "tenant_id", Rls::SystemOnly),
@@ -810,6 +812,7 @@ const PLATFORM_TABLES: &[(&str, bool)] = &[
     ("audit_anchors", false),
     ("blocked_ips", false),
     ("feature_switches", false),
+    ("webhook_receipts", false),
 ];
 
 /// Business tables: even platform code (a system transaction) sees none of their rows.
@@ -818,6 +821,7 @@ const BUSINESS_TABLES: &[&str] = &[
     "email_messages",
     "email_events",
     "email_suppressions",
+    "email_templates",
     "companies",
     "contacts",
     "pipelines",

@@ -4,6 +4,9 @@ use crate::clock::Timestamp;
 use crate::ids::{EmailDomainId, EmailMessageId, SuppressionId, TenantId};
 use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, TenantTx, query};
 
+mod templates;
+pub use templates::*;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DomainRow {
     pub id: EmailDomainId,
@@ -17,6 +20,10 @@ pub struct DomainRow {
     pub status: String,
     pub created_at: Timestamp,
     pub verified_at: Option<Timestamp>,
+    /// A rotation's next key: published beside the current one, signing once it verifies.
+    pub next_selector: Option<String>,
+    pub next_dkim_private: Option<Vec<u8>>,
+    pub next_dkim_public: Option<String>,
 }
 
 /// The domains of the transaction's tenant (`$1`), narrowed by `$rest`.
@@ -24,7 +31,7 @@ macro_rules! domains_where {
     ($rest:literal) => {
         concat!(
             "SELECT id, domain, selector, key_version, dkim_private, dkim_public, status, \
-             created_at, verified_at FROM email_domains WHERE tenant_id = $1 ",
+             created_at, verified_at, next_selector, next_dkim_private, next_dkim_public FROM email_domains WHERE tenant_id = $1 ",
             $rest
         )
     };
@@ -88,6 +95,46 @@ pub async fn mark_verified(
         .binds((tenant, id, now))
         .execute_one(tx)
         .await
+}
+
+/// Keeps a new key beside the current one (replacing an earlier rotation still pending).
+pub async fn set_next_key(
+    tx: &mut TenantTx,
+    id: EmailDomainId,
+    selector: &str,
+    key_version: i32,
+    private: &[u8],
+    public: &str,
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE email_domains SET next_selector = $3, next_key_version = $4, \
+         next_dkim_private = $5, next_dkim_public = $6 WHERE tenant_id = $1 AND id = $2",
+    )
+    .binds((tenant, id, selector, key_version, private, public))
+    .execute_one(tx)
+    .await
+}
+
+/// The next key becomes the signing key (`private`: it, sealed for its new place), if it is
+/// still the one `selector` names.
+pub async fn promote_next_key(
+    tx: &mut TenantTx,
+    id: EmailDomainId,
+    selector: &str,
+    key_version: i32,
+    private: &[u8],
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE email_domains SET selector = next_selector, key_version = $4, \
+         dkim_private = $5, dkim_public = next_dkim_public, \
+         next_selector = NULL, next_key_version = NULL, next_dkim_private = NULL, \
+         next_dkim_public = NULL WHERE tenant_id = $1 AND id = $2 AND next_selector = $3",
+    )
+    .binds((tenant, id, selector, key_version, private))
+    .execute_one(tx)
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -390,12 +437,16 @@ pub async fn delete_suppression(tx: &mut TenantTx, id: SuppressionId) -> Result<
 #[derive(Debug, Clone, Copy)]
 pub enum Sealed {
     Domains,
+    /// A domain's next DKIM key, while a rotation waits for its record.
+    NextDkim,
     Messages,
     Suppressions,
+    Templates,
 }
 
 impl Sealed {
-    pub const ALL: [Sealed; 3] = [Sealed::Domains, Sealed::Messages, Sealed::Suppressions];
+    pub const ALL: [Sealed; 5] =
+        [Sealed::Domains, Sealed::NextDkim, Sealed::Messages, Sealed::Suppressions, Sealed::Templates];
 }
 
 /// Up to 200 rows of `table` sealed under a data key older than `version`: (id, its key
@@ -409,6 +460,14 @@ pub async fn sealed_older_than(
     let sql = match table {
         Sealed::Domains => {
             "SELECT id, key_version, dkim_private FROM email_domains \
+             WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT 200"
+        }
+        Sealed::NextDkim => {
+            "SELECT id, next_key_version, next_dkim_private FROM email_domains \
+             WHERE tenant_id = $1 AND next_key_version < $2 ORDER BY id LIMIT 200"
+        }
+        Sealed::Templates => {
+            "SELECT id, key_version, content FROM email_templates \
              WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT 200"
         }
         Sealed::Messages => {
@@ -436,6 +495,14 @@ pub async fn reseal(
     let sql = match table {
         Sealed::Domains => {
             "UPDATE email_domains SET key_version = $4, dkim_private = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND key_version = $3"
+        }
+        Sealed::NextDkim => {
+            "UPDATE email_domains SET next_key_version = $4, next_dkim_private = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND next_key_version = $3"
+        }
+        Sealed::Templates => {
+            "UPDATE email_templates SET key_version = $4, content = $5 \
              WHERE tenant_id = $1 AND id = $2 AND key_version = $3"
         }
         Sealed::Messages => {

@@ -1,0 +1,42 @@
+-- Templates: a tenant's reusable messages; subject and bodies sealed, the name in the clear.
+CREATE TABLE email_templates (
+    id           BLOB PRIMARY KEY NOT NULL,
+    tenant_id    BLOB NOT NULL REFERENCES tenants (id),
+    name         TEXT NOT NULL,
+    key_version  INTEGER NOT NULL,
+    content      BLOB NOT NULL,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    UNIQUE (tenant_id, id),
+    UNIQUE (tenant_id, name)
+) STRICT;
+
+-- A tenant's own recipient limits, set by the platform super-admin (NULL: the defaults).
+ALTER TABLE tenants ADD COLUMN email_hourly_limit INTEGER;
+ALTER TABLE tenants ADD COLUMN email_daily_limit INTEGER;
+
+-- DKIM rotation: the next key, published beside the current one until it verifies.
+ALTER TABLE email_domains ADD COLUMN next_selector TEXT;
+ALTER TABLE email_domains ADD COLUMN next_key_version INTEGER;
+ALTER TABLE email_domains ADD COLUMN next_dkim_private BLOB;
+ALTER TABLE email_domains ADD COLUMN next_dkim_public TEXT;
+
+-- Signed webhooks already processed: each delivery id once.
+CREATE TABLE webhook_receipts (
+    source       TEXT NOT NULL,
+    webhook_id   TEXT NOT NULL,
+    received_at  INTEGER NOT NULL,
+    PRIMARY KEY (source, webhook_id)
+) STRICT;
+
+-- Single-use account tokens mailed to a user (email verification, password reset), hashed.
+CREATE TABLE account_tokens (
+    token_hash  BLOB PRIMARY KEY NOT NULL,
+    purpose     TEXT NOT NULL CHECK (purpose IN ('verify_email', 'password_reset')),
+    user_id     BLOB NOT NULL REFERENCES users (id),
+    tenant_id   BLOB REFERENCES tenants (id),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+) STRICT;
+CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose);
