@@ -53,3 +53,19 @@ CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose);
 ALTER TABLE account_tokens ENABLE ROW LEVEL SECURITY;
 ALTER TABLE account_tokens FORCE ROW LEVEL SECURITY;
 CREATE POLICY system_only ON account_tokens USING (bulwark_system()) WITH CHECK (bulwark_system());
+
+-- Which tenant a message belongs to, for events that name only the message (a relay's late
+-- bounce): the messages themselves are invisible outside their tenant. A tenant adds its own
+-- rows and reads none; platform code reads them.
+CREATE TABLE email_message_directory (
+    message_id  uuid PRIMARY KEY,
+    tenant_id   uuid NOT NULL,
+    FOREIGN KEY (tenant_id, message_id) REFERENCES email_messages (tenant_id, id) ON DELETE CASCADE
+);
+ALTER TABLE email_message_directory ENABLE ROW LEVEL SECURITY;
+ALTER TABLE email_message_directory FORCE ROW LEVEL SECURITY;
+CREATE POLICY directory ON email_message_directory
+    USING (bulwark_system()) WITH CHECK (tenant_id = bulwark_tenant() OR bulwark_system());
+
+-- Content retention: bodies purged after BULWARK_RETENTION_EMAIL_CONTENT, metadata kept.
+ALTER TABLE email_messages ADD COLUMN content_purged_at bigint;

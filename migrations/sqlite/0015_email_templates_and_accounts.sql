@@ -40,3 +40,13 @@ CREATE TABLE account_tokens (
     used_at     INTEGER
 ) STRICT;
 CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose);
+
+-- Which tenant a message belongs to, for events that name only the message.
+CREATE TABLE email_message_directory (
+    message_id  BLOB PRIMARY KEY NOT NULL,
+    tenant_id   BLOB NOT NULL,
+    FOREIGN KEY (tenant_id, message_id) REFERENCES email_messages (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+
+-- Content retention: bodies purged after BULWARK_RETENTION_EMAIL_CONTENT, metadata kept.
+ALTER TABLE email_messages ADD COLUMN content_purged_at INTEGER;

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::parse::parse_retention;
 use super::storage::read_pem_certificates;
 use super::{Parser, Profile, parse_duration, parse_range};
 use crate::crypto::Secret;
@@ -46,6 +47,11 @@ pub struct EmailConfig {
     /// Recipients per tenant per rolling hour and per rolling day.
     pub hourly_limit: i64,
     pub daily_limit: i64,
+    /// The key of signed bounce and complaint events (`POST /hooks/email/events`); unset,
+    /// the route refuses every delivery.
+    pub events_secret: Option<Secret<Vec<u8>>>,
+    /// Bodies of finished messages older than this are purged (metadata kept); `None`: kept.
+    pub content_retention: Option<Duration>,
 }
 
 pub(super) fn email(p: &mut Parser<'_>, env: Profile) -> EmailConfig {
@@ -79,6 +85,11 @@ pub(super) fn email(p: &mut Parser<'_>, env: Profile) -> EmailConfig {
         daily_limit: p.parse("BULWARK_EMAIL_DAILY_LIMIT", |v| {
             parse_range(v, 1, 1_000_000_000).map(i64::from)
         }),
+        events_secret: p.optional(
+            "BULWARK_EMAIL_EVENTS_SECRET",
+            crate::crypto::standard_webhooks::parse_secret,
+        ),
+        content_retention: p.parse("BULWARK_RETENTION_EMAIL_CONTENT", parse_retention),
     }
 }
 

@@ -420,6 +420,17 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "sender of the platform's own mail (verification, resets, invitations, notices)",
     ),
+    secret(
+        "BULWARK_EMAIL_EVENTS_SECRET",
+        "email.events_secret",
+        "`whsec_<base64>` key of signed bounce and complaint events (`POST /hooks/email/events`, Standard Webhooks); unset: that route refuses everything",
+    ),
+    s(
+        "BULWARK_RETENTION_EMAIL_CONTENT",
+        "retention.email_content",
+        Some("30d"),
+        "bodies of finished messages older than this are purged, metadata kept (`off`: kept)",
+    ),
     s(
         "BULWARK_DNS_RESOLVER",
         "email.dns_resolver",

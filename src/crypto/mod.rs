@@ -6,6 +6,7 @@ pub mod aead;
 pub mod field;
 pub mod keyring;
 mod secret;
+pub mod standard_webhooks;
 pub mod store;
 pub mod stream;
 pub mod tenant_keys;

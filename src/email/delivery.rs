@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use super::messages::{self, Payload};
-use super::{address, domains, store, suppressions};
+use super::{address, domains, store, suppressions, unsubscribe};
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::config::{EmailConfig, SmtpConfig, SmtpSecurity};
@@ -186,7 +186,7 @@ async fn prepare(
     };
     let Some(domain_id) = row.domain_id else {
         // The platform's own notice: from BULWARK_EMAIL_FROM, signed by the relay if at all.
-        return Ok(Prepared::Message(Box::new(build(&payload, &row.message_id, None)?), only));
+        return Ok(Prepared::Message(Box::new(build(&payload, &row.message_id, &[], None)?), only));
     };
     let Some(domain) = store::domain(tx, domain_id).await? else {
         return Ok(Prepared::Done(Outcome::Bounced("the sending domain was removed".into())));
@@ -201,7 +201,13 @@ async fn prepare(
     let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
         .map_err(|err| DomainError::Internal(format!("DKIM key: {err:?}")))?;
     let dkim = dkim_config(domain.selector, domain.domain, key);
-    Ok(Prepared::Message(Box::new(build(&payload, &row.message_id, Some(&dkim))?), only))
+    // Broadcast mail carries its recipient's one-click unsubscribe link (RFC 8058).
+    let extra = match row.stream.as_str() {
+        "broadcast" => unsubscribe::headers(app, &keys, scope.tenant_id(), row.id).to_vec(),
+        _ => vec![],
+    };
+    let message = build(&payload, &row.message_id, &extra, Some(&dkim))?;
+    Ok(Prepared::Message(Box::new(message), only))
 }
 
 /// Hands a message to the relay.
@@ -270,7 +276,7 @@ fn reply<'a>(code: &str, lines: impl Iterator<Item = &'a str>) -> String {
 
 /// A relay's reply without anything that looks like an address (replies often echo the
 /// recipient; events keep no address in the clear), at most 300 characters.
-fn scrub(text: &str) -> String {
+pub(super) fn scrub(text: &str) -> String {
     text.split_whitespace()
         .map(|word| if word.contains('@') { "[address]" } else { word })
         .collect::<Vec<_>>()
@@ -312,7 +318,12 @@ fn mailbox(text: &str) -> DomainResult<Mailbox> {
 }
 
 /// The message as it goes out, DKIM-signed when it comes from a tenant's domain.
-fn build(payload: &Payload, message_id: &str, dkim: Option<&DkimConfig>) -> DomainResult<Message> {
+fn build(
+    payload: &Payload,
+    message_id: &str,
+    extra: &[(&'static str, String)],
+    dkim: Option<&DkimConfig>,
+) -> DomainResult<Message> {
     let mut builder = Message::builder()
         .from(mailbox(&payload.from)?)
         .subject(payload.subject.clone())
@@ -333,6 +344,10 @@ fn build(payload: &Payload, message_id: &str, dkim: Option<&DkimConfig>) -> Doma
         let name = HeaderName::new_from_ascii(name.clone())
             .map_err(|_| DomainError::Internal("a stored header name".into()))?;
         builder = builder.raw_header(HeaderValue::new(name, value.clone()));
+    }
+    for (name, value) in extra {
+        builder = builder
+            .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value.clone()));
     }
     let built = match (&payload.text, &payload.html) {
         (Some(text), Some(html)) => {

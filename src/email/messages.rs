@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::store::{self, MessageRow};
 use super::templates::{self, Variables};
-use super::{address, suppressions};
+use super::{address, quotas, suppressions};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
@@ -201,6 +201,12 @@ fn check(message: &NewMessage) -> Result<(), DomainError> {
     } else if let Err(why) = address::check_header_value(subject) {
         problems.push(invalid("subject", why));
     }
+    if message.stream == Stream::Broadcast && (message.to.len() != 1 || count != 1) {
+        problems.push(invalid(
+            "to",
+            "a broadcast message goes to one recipient (its unsubscribe link is theirs)",
+        ));
+    }
     if message.text.is_none() && message.html.is_none() {
         problems.push(invalid("text", "give `text`, `html` or both"));
     }
@@ -269,7 +275,7 @@ pub async fn send(
     let [to, cc, bcc] = deliverable;
     let count = to.len() + cc.len() + bcc.len();
     let anyone = count > 0;
-    within_quota(app, &mut tx, i64::try_from(count).unwrap_or(i64::MAX), now).await?;
+    quotas::within(app, &mut tx, ctx, i64::try_from(count).unwrap_or(i64::MAX), now).await?;
     let payload = Payload {
         from: message.from.trim().to_owned(),
         to,
@@ -345,30 +351,6 @@ async fn with_template(
     message.text = rendered.text;
     message.html = rendered.html;
     Ok(message)
-}
-
-/// Refuses a send that would take the tenant past its hourly or daily recipients (429 with
-/// the seconds until enough of the window has moved on). Counted from the messages queued,
-/// so every instance sees the same count; two sends racing may overshoot by one message.
-async fn within_quota(
-    app: &AppState,
-    tx: &mut crate::store::TenantTx,
-    count: i64,
-    now: Timestamp,
-) -> DomainResult<()> {
-    let config = &app.config().email;
-    for (window, limit) in [(3_600u64, config.hourly_limit), (86_400, config.daily_limit)] {
-        let window = std::time::Duration::from_secs(window);
-        let (used, oldest) = store::recipients_since(tx, now.minus(window)).await?;
-        if used + count > limit {
-            let until = oldest.map_or(now, |t| t.plus(window));
-            let wait = until.millis().saturating_sub(now.millis()) / 1000 + 1;
-            return Err(DomainError::QuotaExceeded {
-                retry_after: u64::try_from(wait).unwrap_or(1),
-            });
-        }
-    }
-    Ok(())
 }
 
 pub(super) fn open(keys: &KeySet, tenant: TenantId, row: &MessageRow) -> DomainResult<Payload> {

@@ -55,6 +55,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(crate::crm::routes::endpoints());
     all.extend(crate::documents::routes::endpoints());
     all.extend(crate::email::routes::endpoints());
+    all.extend(crate::email::public_routes::endpoints());
     all
 }
 

@@ -24,6 +24,8 @@ pub struct PurgeReport {
     pub notes: u64,
     pub documents: u64,
     pub audit_events: u64,
+    /// Messages whose bodies were purged (metadata kept).
+    pub email_bodies: u64,
 }
 
 fn cutoff(window: Option<std::time::Duration>, now: Timestamp) -> Option<Timestamp> {
@@ -43,6 +45,9 @@ pub async fn purge_tenant(
         let mut tx = app.store().system_tx().await?;
         report.audit_events = store::purge_audit_chain(&mut tx, scope.tenant_id(), before).await?;
         tx.commit().await?;
+    }
+    if let Some(before) = cutoff(app.config().email.content_retention, now) {
+        report.email_bodies = crate::email::retention::purge_content(app, scope, before).await?;
     }
     let mut tx = app.store().tenant_tx(scope).await?;
     if let Some(before) = cutoff(windows.activities, now) {
@@ -66,7 +71,8 @@ pub async fn purge_tenant(
                 .detail("activities", report.activities)
                 .detail("notes", report.notes)
                 .detail("documents", report.documents)
-                .detail("audit_events", report.audit_events),
+                .detail("audit_events", report.audit_events)
+                .detail("email_bodies", report.email_bodies),
         )
         .await?;
     }
@@ -84,7 +90,11 @@ pub async fn purge_all(app: &AppState) -> DomainResult<u64> {
     for tenant in tenants {
         let scope = TenantScope::system(tenant, "retention");
         let report = purge_tenant(app, &scope, &RequestContext::system()).await?;
-        removed += report.activities + report.notes + report.documents + report.audit_events;
+        removed += report.activities
+            + report.notes
+            + report.documents
+            + report.audit_events
+            + report.email_bodies;
     }
     let mut tx = app.store().system_tx().await?;
     // Spent and expired MFA tickets and WebAuthn ceremonies: anyone can create the latter.
@@ -92,6 +102,12 @@ pub async fn purge_all(app: &AppState) -> DomainResult<u64> {
     if let Some(before) = cutoff(app.config().retention.audit, now) {
         removed += store::purge_audit_chain(&mut tx, TenantId::PLATFORM, before).await?;
     }
+    // Webhook ids are remembered well past the 5-minute signature tolerance, then forgotten;
+    // account tokens go once expired.
+    removed +=
+        store::purge_webhook_receipts(&mut tx, now.minus(std::time::Duration::from_secs(86_400)))
+            .await?;
+    removed += store::purge_account_tokens(&mut tx, now).await?;
     if let Some(before) = cutoff(app.config().retention.sessions, now) {
         removed += store::purge_ended_sessions(&mut tx, before).await?;
     }

@@ -189,3 +189,16 @@ pub async fn rows_under_older_keys(tx: &mut TenantTx, version: i32) -> Result<i6
     .scalar(tx)
     .await
 }
+
+/// Forgets signed webhook deliveries received before `before`.
+pub async fn purge_webhook_receipts(
+    tx: &mut SystemTx,
+    before: Timestamp,
+) -> Result<u64, StoreError> {
+    query("DELETE FROM webhook_receipts WHERE received_at < $1").bind(before).execute(tx).await
+}
+
+/// Removes account tokens (email verification, password reset) that have expired.
+pub async fn purge_account_tokens(tx: &mut SystemTx, now: Timestamp) -> Result<u64, StoreError> {
+    query("DELETE FROM account_tokens WHERE expires_at < $1").bind(now).execute(tx).await
+}

@@ -8,7 +8,9 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::audit::RequestContext;
 use crate::clock::Timestamp;
+use crate::email::quotas::{self, Limits, LimitsChange};
 use crate::http::json::{Json, Query};
+use crate::http::path::Id;
 use crate::http::problem::Problem;
 use crate::http::{Access, Endpoint};
 use crate::identity::Principal;
@@ -20,6 +22,11 @@ pub fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::new(routes!(list_tenants), Access::SuperAdmin, RateCategory::Read)
             .family(RouteFamily::Admin),
+        Endpoint::new(routes!(email_limits), Access::SuperAdmin, RateCategory::Read)
+            .family(RouteFamily::Admin),
+        Endpoint::new(routes!(set_email_limits), Access::SuperAdmin, RateCategory::Sensitive)
+            .family(RouteFamily::Admin)
+            .step_up(),
     ]
 }
 
@@ -56,4 +63,30 @@ async fn list_tenants(
             users: r.users,
         },
     )))
+}
+
+/// A tenant's sending limits (recipients per hour and per day) in force.
+#[utoipa::path(get, path = "/api/v1/platform/tenants/{id}/email-limits", tag = "platform",
+    params(("id" = TenantId, Path, description = "Tenant id")),
+    responses((status = 200, body = Limits)))]
+async fn email_limits(
+    State(app): State<AppState>,
+    Id(id): Id<TenantId>,
+) -> Result<Json<Limits>, Problem> {
+    Ok(Json(quotas::limits(&app, id).await?))
+}
+
+/// Set a tenant's own sending limits (`null`: the platform's default). Needs step-up; audited
+/// in the platform chain and the tenant's.
+#[utoipa::path(put, path = "/api/v1/platform/tenants/{id}/email-limits", tag = "platform",
+    params(("id" = TenantId, Path, description = "Tenant id")),
+    request_body = LimitsChange, responses((status = 200, body = Limits)))]
+async fn set_email_limits(
+    State(app): State<AppState>,
+    ctx: RequestContext,
+    principal: Principal,
+    Id(id): Id<TenantId>,
+    Json(body): Json<LimitsChange>,
+) -> Result<Json<Limits>, Problem> {
+    Ok(Json(quotas::set_limits(&app, &ctx, &principal, id, body).await?))
 }

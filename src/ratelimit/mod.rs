@@ -58,6 +58,8 @@ pub enum RouteFamily {
     Admin,
     Uploads,
     PaymentWebhooks,
+    /// Signed bounce and complaint events from the relay.
+    EmailEvents,
 }
 
 impl RouteFamily {
@@ -67,6 +69,7 @@ impl RouteFamily {
             RouteFamily::Admin => "admin",
             RouteFamily::Uploads => "uploads",
             RouteFamily::PaymentWebhooks => "payment_webhooks",
+            RouteFamily::EmailEvents => "email_events",
         }
     }
 }

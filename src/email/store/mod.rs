@@ -189,7 +189,51 @@ pub async fn insert_message(tx: &mut TenantTx, row: &MessageRow) -> Result<(), S
     ))
     .execute(tx)
     .await?;
+    // The platform's way from a message id to its tenant (late bounce events).
+    query("INSERT INTO email_message_directory (message_id, tenant_id) VALUES ($1, $2)")
+        .binds((row.id, tenant))
+        .execute(tx)
+        .await?;
     Ok(())
+}
+
+/// The tenant a message belongs to (platform code: the message itself stays invisible).
+pub async fn tenant_of_message(
+    tx: &mut SystemTx,
+    id: EmailMessageId,
+) -> Result<Option<TenantId>, StoreError> {
+    query("SELECT tenant_id FROM email_message_directory WHERE message_id = $1")
+        .bind(id)
+        .scalar_optional(tx)
+        .await
+}
+
+/// Records a signed webhook delivery; `false` when its id was seen before.
+pub async fn claim_receipt(
+    tx: &mut SystemTx,
+    source: &str,
+    webhook_id: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    query(
+        "INSERT INTO webhook_receipts (source, webhook_id, received_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (source, webhook_id) DO NOTHING",
+    )
+    .binds((source, webhook_id, now))
+    .execute_one(tx)
+    .await
+}
+
+/// Forgets a delivery whose processing failed, so the sender's retry is processed.
+pub async fn release_receipt(
+    tx: &mut SystemTx,
+    source: &str,
+    webhook_id: &str,
+) -> Result<bool, StoreError> {
+    query("DELETE FROM webhook_receipts WHERE source = $1 AND webhook_id = $2")
+        .binds((source, webhook_id))
+        .execute_one(tx)
+        .await
 }
 
 pub async fn insert_event(
@@ -445,8 +489,13 @@ pub enum Sealed {
 }
 
 impl Sealed {
-    pub const ALL: [Sealed; 5] =
-        [Sealed::Domains, Sealed::NextDkim, Sealed::Messages, Sealed::Suppressions, Sealed::Templates];
+    pub const ALL: [Sealed; 5] = [
+        Sealed::Domains,
+        Sealed::NextDkim,
+        Sealed::Messages,
+        Sealed::Suppressions,
+        Sealed::Templates,
+    ];
 }
 
 /// Up to 200 rows of `table` sealed under a data key older than `version`: (id, its key
@@ -530,5 +579,62 @@ pub async fn recipients_since(
     )
     .binds((tenant, since))
     .fetch_one(tx)
+    .await
+}
+
+/// The transaction's tenant's own recipient limits (hourly, daily), where the platform set them.
+pub async fn tenant_limits(tx: &mut TenantTx) -> Result<(Option<i64>, Option<i64>), StoreError> {
+    let tenant = tx.tenant_id();
+    query("SELECT email_hourly_limit, email_daily_limit FROM tenants WHERE id = $1")
+        .bind(tenant)
+        .fetch_one(tx)
+        .await
+}
+
+/// Sets a tenant's own limits (`None`: the platform's defaults); `false` when no such tenant.
+pub async fn set_tenant_limits(
+    tx: &mut SystemTx,
+    tenant: TenantId,
+    hourly: Option<i64>,
+    daily: Option<i64>,
+) -> Result<bool, StoreError> {
+    query("UPDATE tenants SET email_hourly_limit = $2, email_daily_limit = $3 WHERE id = $1")
+        .binds((tenant, hourly, daily))
+        .execute_one(tx)
+        .await
+}
+
+/// Finished messages created before `before` whose bodies are still kept.
+pub async fn bodies_to_purge(
+    tx: &mut TenantTx,
+    before: Timestamp,
+    limit: i64,
+) -> Result<Vec<MessageRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(messages_where!(
+        "AND created_at < $2 AND content_purged_at IS NULL \
+         AND status IN ('sent', 'bounced', 'failed', 'suppressed') ORDER BY id LIMIT $3"
+    ))
+    .binds((tenant, before, limit))
+    .fetch_all(tx)
+    .await
+}
+
+/// Replaces a message's payload with its body-less form, unless it changed meanwhile.
+pub async fn purge_body(
+    tx: &mut TenantTx,
+    id: EmailMessageId,
+    was: i32,
+    version: i32,
+    sealed: &[u8],
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE email_messages SET payload = $5, key_version = $4, content_purged_at = $6 \
+         WHERE tenant_id = $1 AND id = $2 AND key_version = $3 AND content_purged_at IS NULL",
+    )
+    .binds((tenant, id, was, version, sealed, now))
+    .execute_one(tx)
     .await
 }

@@ -1,0 +1,149 @@
+//! Bounces and complaints that arrive after the relay accepted a message: a signed webhook
+//! (`POST /hooks/email/events`, Standard Webhooks with `BULWARK_EMAIL_EVENTS_SECRET`). Each
+//! `webhook-id` is processed once — a replay is acknowledged and changes nothing. A hard
+//! bounce or a complaint suppresses the recipient for the message's tenant.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{address, messages, store, suppressions};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event, RequestContext};
+use crate::clock::Timestamp;
+use crate::crypto::standard_webhooks;
+use crate::error::{DomainError, DomainResult};
+use crate::ids::EmailMessageId;
+use crate::tenancy::TenantScope;
+
+const SOURCE: &str = "email_events";
+
+/// What the relay (or the mailbox provider behind it) reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    HardBounce,
+    SoftBounce,
+    Complaint,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryEvent {
+    /// The API's message `id`.
+    pub message_id: EmailMessageId,
+    #[schema(max_length = 320)]
+    pub recipient: String,
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    #[schema(max_length = 1000)]
+    pub detail: Option<String>,
+}
+
+/// The signature headers of a delivery.
+pub struct Signature<'a> {
+    pub id: &'a str,
+    pub timestamp: &'a str,
+    pub signatures: &'a str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Receipt {
+    /// `processed`; `duplicate` (this `webhook-id` was processed before: nothing changed);
+    /// `ignored` (no such message, or the address is not one of its recipients).
+    pub status: &'static str,
+}
+
+/// Verifies, then processes a delivery once.
+pub async fn receive(
+    app: &AppState,
+    ctx: &RequestContext,
+    signature: Signature<'_>,
+    body: &[u8],
+) -> DomainResult<Receipt> {
+    let Some(key) = &app.config().email.events_secret else {
+        return Err(DomainError::Unauthenticated("email events are not configured"));
+    };
+    let now = Timestamp::now();
+    if let Err(why) = standard_webhooks::verify(
+        key.expose(),
+        signature.id,
+        signature.timestamp,
+        signature.signatures,
+        body,
+        now.millis() / 1000,
+    ) {
+        metrics::counter!("webhooks_refused_total", "source" => SOURCE).increment(1);
+        tracing::warn!(reason = %why, "an email event was refused");
+        return Err(DomainError::Unauthenticated("webhook signature"));
+    }
+    let event: DeliveryEvent = serde_json::from_slice(body)
+        .map_err(|_| DomainError::invalid("body", "is not an email event"))?;
+    if address::parse(&event.recipient).is_err() {
+        return Err(DomainError::invalid("recipient", "must be an email address"));
+    }
+    let mut tx = app.store().system_tx().await?;
+    let first = store::claim_receipt(&mut tx, SOURCE, signature.id, now).await?;
+    tx.commit().await?;
+    if !first {
+        return Ok(Receipt { status: "duplicate" });
+    }
+    match apply(app, ctx, &event, now).await {
+        Ok(status) => Ok(Receipt { status }),
+        Err(err) => {
+            // Not processed: the sender's retry must be, so the id is forgotten again.
+            let mut tx = app.store().system_tx().await?;
+            store::release_receipt(&mut tx, SOURCE, signature.id).await?;
+            tx.commit().await?;
+            Err(err)
+        }
+    }
+}
+
+async fn apply(
+    app: &AppState,
+    ctx: &RequestContext,
+    event: &DeliveryEvent,
+    now: Timestamp,
+) -> DomainResult<&'static str> {
+    let mut tx = app.store().system_read().await?;
+    let tenant = store::tenant_of_message(&mut tx, event.message_id).await?;
+    tx.commit().await?;
+    let Some(tenant) = tenant else { return Ok("ignored") };
+    let scope = TenantScope::system(tenant, "email event");
+    let mut tx = app.store().tenant_tx(&scope).await?;
+    let Some(row) = store::message(&mut tx, event.message_id).await? else {
+        return Ok("ignored");
+    };
+    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let payload = messages::open(&keys, tenant, &row)?;
+    let wanted = crate::crypto::field::normalise_email(&event.recipient);
+    let recipient = payload
+        .to
+        .iter()
+        .chain(&payload.cc)
+        .chain(&payload.bcc)
+        .filter_map(|a| address::parse(a).ok())
+        .map(|m| m.email.to_string())
+        .find(|a| crate::crypto::field::normalise_email(a) == wanted);
+    let Some(recipient) = recipient else { return Ok("ignored") };
+    let detail = event.detail.as_deref().map(super::delivery::scrub);
+    let (kind, reason) = match event.kind {
+        Kind::HardBounce => ("bounced", Some(suppressions::Reason::HardBounce)),
+        Kind::Complaint => ("complained", Some(suppressions::Reason::Complaint)),
+        Kind::SoftBounce => ("deferred", None),
+    };
+    store::insert_event(&mut tx, row.id, kind, now, detail.as_deref()).await?;
+    if event.kind == Kind::HardBounce && row.recipients == 1 {
+        store::set_status(&mut tx, row.id, "bounced", row.attempts, now).await?;
+    }
+    if let Some(reason) = reason {
+        suppressions::add(&mut tx, &keys, &recipient, reason, None).await?;
+    }
+    let audit = Event::new(Action::EmailBounceReceived)
+        .by_scope(&scope)
+        .target("email_message", row.id)
+        .detail("type", kind);
+    audit::record(&mut tx, ctx, audit).await?;
+    tx.commit().await?;
+    Ok("processed")
+}

@@ -1,0 +1,49 @@
+//! Content retention (`BULWARK_RETENTION_EMAIL_CONTENT`): the bodies of finished messages
+//! older than the window are purged — the sealed payload is rewritten without text, HTML and
+//! custom headers — while the metadata (addresses, subject, status, events) stays for the
+//! tenant's records. Messages still queued or deferred keep everything they need.
+
+use zeroize::Zeroizing;
+
+use super::messages::{self, place};
+use super::store;
+use crate::app::AppState;
+use crate::clock::Timestamp;
+use crate::error::{DomainError, DomainResult};
+use crate::tenancy::TenantScope;
+
+/// Purges the bodies of the tenant's finished messages created before `before`; how many.
+pub async fn purge_content(
+    app: &AppState,
+    scope: &TenantScope,
+    before: Timestamp,
+) -> DomainResult<u64> {
+    let tenant = scope.tenant_id();
+    let mut purged = 0;
+    loop {
+        let mut tx = app.store().tenant_tx(scope).await?;
+        let rows = store::bodies_to_purge(&mut tx, before, 200).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(purged);
+        }
+        let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+        let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
+        let now = Timestamp::now();
+        for row in rows {
+            let mut payload = messages::open(&keys, tenant, &row)?;
+            payload.text = None;
+            payload.html = None;
+            payload.headers.clear();
+            let plain = Zeroizing::new(
+                serde_json::to_vec(&payload)
+                    .map_err(|err| DomainError::Internal(err.to_string()))?,
+            );
+            let sealed = keys.encrypt(&place(tenant, row.id), &plain);
+            if store::purge_body(&mut tx, row.id, row.key_version, version, &sealed, now).await? {
+                purged += 1;
+            }
+        }
+        tx.commit().await?;
+    }
+}
