@@ -48,6 +48,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(openapi_endpoints());
     all.extend(crate::identity::routes::endpoints());
     all.extend(crate::identity::mfa::routes::endpoints());
+    all.extend(crate::identity::recovery::routes::endpoints());
     all.extend(crate::tenancy::routes::endpoints());
     all.extend(crate::platform::routes::endpoints());
     all.extend(crate::containment::routes::endpoints());

@@ -113,9 +113,18 @@ pub async fn signup(app: &AppState, ctx: &RequestContext, input: SignupInput) ->
     // Two signups for one new address at once: the second meets the unique email, and is
     // answered like any other attempt on a taken address.
     match tx.commit().await {
-        Err(StoreError::Conflict(_)) => Ok(()),
-        other => Ok(other?),
+        Err(StoreError::Conflict(_)) => return Ok(()),
+        other => other?,
     }
+    // The new owner proves the address by the mailed link (in the background: the answer
+    // must not take longer for a new account than for a taken address).
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Err(err) = super::recovery::send_verification(&app, user_id).await {
+            tracing::warn!(error = %err, "a verification mail could not be queued");
+        }
+    });
+    Ok(())
 }
 
 /// Inserts a user, turning a taken email into a 409.
@@ -188,6 +197,7 @@ pub async fn change_password(
     if keys_revoked > 0 {
         identity.api_keys.changed().await;
     }
+    super::mail::security_notice(app, user.id, super::mail::SecurityNotice::PasswordChanged);
     Ok(())
 }
 

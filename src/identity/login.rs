@@ -142,7 +142,7 @@ async fn record_login_failure(
     }
     audit::record_platform(&mut tx, tenant, ctx, event).await?;
     if let (Some(user), Some(Attempt { locked_until: Some(until) })) = (user, attempt) {
-        record_lockout(&mut tx, ctx, tenant, user.id, until, "password").await?;
+        record_lockout(app, &mut tx, ctx, tenant, user.id, until, "password").await?;
     }
     tx.commit().await?;
     Ok(())
@@ -199,7 +199,7 @@ pub(crate) async fn check_password_of(
     )
     .await?;
     if let Some(until) = attempt.locked_until {
-        record_lockout(&mut tx, ctx, user.tenant_id, user.id, until, field).await?;
+        record_lockout(app, &mut tx, ctx, user.tenant_id, user.id, until, field).await?;
     }
     tx.commit().await?;
     Err(DomainError::invalid(field, "is incorrect"))
@@ -207,6 +207,7 @@ pub(crate) async fn check_password_of(
 
 /// The audit event and metric of an account lock, in the caller's transaction.
 pub(crate) async fn record_lockout(
+    app: &AppState,
     tx: &mut SystemTx,
     ctx: &RequestContext,
     tenant: Option<TenantId>,
@@ -215,6 +216,8 @@ pub(crate) async fn record_lockout(
     after: &'static str,
 ) -> DomainResult<()> {
     metrics::counter!("auth_lockouts_total").increment(1);
+    // Queued once this transaction is done (the task waits for it on SQLite's one writer).
+    super::mail::security_notice(app, user, super::mail::SecurityNotice::Locked);
     audit::record_platform(
         tx,
         tenant,

@@ -264,13 +264,27 @@ pub async fn invite(
             .detail("role", role.as_str()),
     )
     .await?;
-    tx.commit().await?;
     // The token travels in the fragment, which browsers never send to a server or a log.
     let accept_url = format!(
         "{}/invitations/accept#token={}",
         app.identity().settings.public_url,
         token.expose()
     );
+    // Mailed with the invitation, in its transaction (the inviter still gets the token).
+    let notice = crate::email::notices::Notice {
+        to: vec![email.clone()],
+        subject: "You are invited to join a team on Bulwark",
+        text: format!(
+            "You are invited to join as {}. Accept within 7 days:\n\n{accept_url}\n\n\
+             If you did not expect this, ignore this message.\n",
+            role.as_str()
+        ),
+    };
+    let mailed = crate::email::notices::queue(app, &mut tx, notice).await?;
+    tx.commit().await?;
+    if mailed {
+        crate::email::notices::wake(app);
+    }
     Ok(InvitationCreated {
         row: InvitationRow {
             id,

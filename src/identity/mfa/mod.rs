@@ -25,6 +25,7 @@ pub use step_up::{
 pub use ticket::{TICKET_LIFETIME, finish_login, issue_ticket, methods, ticket_user, verify_login};
 pub use totp::{confirm_totp, remove_totp, setup_totp};
 
+use crate::identity::mail::SecurityNotice;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -77,6 +78,11 @@ pub(crate) async fn factor_changed(
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
     app.identity().sessions.user_changed(user).await;
+    let notice = match change {
+        FactorChange::Enrolled => SecurityNotice::FactorAdded,
+        FactorChange::Removed => SecurityNotice::FactorRemoved,
+    };
+    crate::identity::mail::security_notice(app, user, notice);
     Ok(())
 }
 
@@ -170,7 +176,8 @@ pub(crate) async fn record_failure(
     }
     audit::record_platform(&mut tx, tenant, ctx, event).await?;
     if let (Some(user), Some(until)) = (user, locked_until) {
-        super::login::record_lockout(&mut tx, ctx, tenant, user, until, "second_factor").await?;
+        super::login::record_lockout(app, &mut tx, ctx, tenant, user, until, "second_factor")
+            .await?;
     }
     tx.commit().await?;
     Ok(())

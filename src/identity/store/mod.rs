@@ -4,10 +4,12 @@
 //! Lookups by email, token hash or key prefix happen before any tenant is known, so they take
 //! a `SystemTx`; changes inside a tenant take its `TenantTx` and filter by its tenant too.
 
+mod account_tokens;
 mod api_keys;
 mod sessions;
 mod throttle;
 
+pub use account_tokens::*;
 pub use api_keys::*;
 pub use sessions::*;
 pub use throttle::*;
