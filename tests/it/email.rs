@@ -142,14 +142,14 @@ async fn a_sending_domain_gets_a_sealed_dkim_key_and_verifies_once_its_records_a
 }
 
 /// An app whose relay is the test SMTP server.
-async fn mailing_app() -> TestApp {
+pub(crate) async fn mailing_app() -> TestApp {
     let settings = crate::support::mail::smtp_settings();
     let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     TestApp::spawn_with(&refs).await
 }
 
 /// Waits (at most ten seconds) until the message has `status`; the message.
-async fn until_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
+pub(crate) async fn until_status(app: &TestApp, token: &str, id: &str, status: &str) -> Value {
     let started = std::time::Instant::now();
     loop {
         let message: Value =
@@ -162,7 +162,7 @@ async fn until_status(app: &TestApp, token: &str, id: &str, status: &str) -> Val
     }
 }
 
-fn kinds(message: &Value) -> Vec<String> {
+pub(crate) fn kinds(message: &Value) -> Vec<String> {
     message["events"]
         .as_array()
         .expect("events")

@@ -8,6 +8,7 @@
 
 mod abuse;
 mod access;
+mod account_mail;
 mod audit;
 mod backup;
 mod containment;
@@ -15,6 +16,7 @@ mod controls;
 mod crm;
 mod documents;
 mod email;
+mod email_platform;
 mod hardening;
 mod hot_path;
 mod identity;

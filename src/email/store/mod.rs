@@ -575,7 +575,7 @@ pub async fn recipients_since(
     let tenant = tx.tenant_id();
     query(
         "SELECT coalesce(sum(recipients), 0), min(created_at) FROM email_messages \
-         WHERE tenant_id = $1 AND created_at > $2",
+         WHERE tenant_id = $1 AND created_at > $2 AND domain_id IS NOT NULL",
     )
     .binds((tenant, since))
     .fetch_one(tx)
