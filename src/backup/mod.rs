@@ -66,6 +66,7 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("email_messages", "id", Reach::PerTenant),
     ("email_events", "id", Reach::PerTenant),
     ("email_outbox", "message_id", Reach::System),
+    ("email_message_directory", "message_id", Reach::System),
     ("email_suppressions", "id", Reach::PerTenant),
     ("email_templates", "id", Reach::PerTenant),
     ("webhook_receipts", "source, webhook_id", Reach::System),

@@ -53,12 +53,15 @@ pub struct Receipt {
     pub status: &'static str,
 }
 
-/// Verifies, then processes a delivery once.
+/// Verifies, then processes a delivery once. `event` is `body` parsed (its shape was checked
+/// first, so a malformed body is a 400/422 like anywhere else; nothing happens before the
+/// signature holds).
 pub async fn receive(
     app: &AppState,
     ctx: &RequestContext,
     signature: Signature<'_>,
     body: &[u8],
+    event: DeliveryEvent,
 ) -> DomainResult<Receipt> {
     let Some(key) = &app.config().email.events_secret else {
         return Err(DomainError::Unauthenticated("email events are not configured"));
@@ -76,8 +79,6 @@ pub async fn receive(
         tracing::warn!(reason = %why, "an email event was refused");
         return Err(DomainError::Unauthenticated("webhook signature"));
     }
-    let event: DeliveryEvent = serde_json::from_slice(body)
-        .map_err(|_| DomainError::invalid("body", "is not an email event"))?;
     if address::parse(&event.recipient).is_err() {
         return Err(DomainError::invalid("recipient", "must be an email address"));
     }

@@ -2,7 +2,6 @@
 //! (`/hooks/email/events`) and one-click unsubscribe links (`/u/{token}`). Neither takes a
 //! credential: the signature and the token's MAC are the authentication.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Html;
@@ -13,7 +12,7 @@ use super::unsubscribe;
 use crate::app::AppState;
 use crate::audit::RequestContext;
 use crate::http::Endpoint;
-use crate::http::json::Json;
+use crate::http::json::{Json, SignedJson};
 use crate::http::problem::Problem;
 use crate::ratelimit::{RateCategory, RouteFamily};
 
@@ -46,14 +45,14 @@ async fn email_events(
     State(app): State<AppState>,
     ctx: RequestContext,
     headers: HeaderMap,
-    body: Bytes,
+    SignedJson(event, body): SignedJson<events::DeliveryEvent>,
 ) -> Result<Json<Receipt>, Problem> {
     let signature = Signature {
         id: header(&headers, "webhook-id"),
         timestamp: header(&headers, "webhook-timestamp"),
         signatures: header(&headers, "webhook-signature"),
     };
-    Ok(Json(events::receive(&app, &ctx, signature, &body).await?))
+    Ok(Json(events::receive(&app, &ctx, signature, &body, event).await?))
 }
 
 const PAGE: &str = r#"<!doctype html>

@@ -37,6 +37,28 @@ where
     }
 }
 
+/// A JSON body parsed strictly like [`Json`], kept with its exact bytes: signed webhooks
+/// verify the bytes as sent and use the value.
+#[derive(Debug, Clone)]
+pub struct SignedJson<T>(pub T, pub Bytes);
+
+impl<T, S> FromRequest<S> for SignedJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(Problem::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_problem)?;
+        let value = parse_json(&bytes)?;
+        Ok(SignedJson(value, bytes))
+    }
+}
+
 /// An optional JSON body: none at all reads as `T::default()`; anything else must be JSON,
 /// exactly as for [`Json`].
 #[derive(Debug, Clone, Copy, Default)]

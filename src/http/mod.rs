@@ -195,13 +195,19 @@ mod tests {
                 "GET /api/openapi.json",
                 "GET /healthz",
                 "GET /readyz",
+                "GET /u/{token}",
                 "POST /api/v1/auth/login",
                 "POST /api/v1/auth/mfa/verify",
+                "POST /api/v1/auth/password-reset",
+                "POST /api/v1/auth/password-reset/confirm",
                 "POST /api/v1/auth/refresh",
                 "POST /api/v1/auth/signup",
+                "POST /api/v1/auth/verify-email",
                 "POST /api/v1/auth/webauthn/login/finish",
                 "POST /api/v1/auth/webauthn/login/start",
                 "POST /api/v1/invitations/accept",
+                "POST /hooks/email/events",
+                "POST /u/{token}",
             ]
         );
     }

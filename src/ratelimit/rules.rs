@@ -162,6 +162,7 @@ mod tests {
                 ("auth-per-minute".to_owned(), 20, 60),
                 ("refresh-per-minute".to_owned(), 10, 60),
                 ("payment-webhooks-per-hour".to_owned(), 100, 3600),
+                ("email-events-per-hour".to_owned(), 3600, 3600),
                 ("uploads-per-hour".to_owned(), 50, 3600),
                 ("auth-per-hour".to_owned(), 20, 3600),
                 ("admin-per-hour".to_owned(), 30, 3600),

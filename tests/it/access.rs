@@ -208,6 +208,11 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         assert_eq!(response.status(), 202, "send");
         response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned()
     };
+    let template = created(
+        "/api/v1/email/templates",
+        json!({"name": "A's", "subject": "Hi {{ name }}", "text": "private"}),
+    )
+    .await;
     let none = json!({});
     BTreeMap::from([
         ("/api/v1/users/{id}", (a.user_id.clone(), json!({"role": "readonly"}))),
@@ -232,7 +237,10 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         ("/api/v1/documents/{id}", (document.clone(), none.clone())),
         ("/api/v1/documents/{id}/content", (document, none.clone())),
         ("/api/v1/email/domains/{id}", (domain.clone(), none.clone())),
-        ("/api/v1/email/domains/{id}/verify", (domain, none.clone())),
+        ("/api/v1/email/domains/{id}/verify", (domain.clone(), none.clone())),
+        ("/api/v1/email/domains/{id}/rotate-dkim", (domain, none.clone())),
+        ("/api/v1/email/templates/{id}", (template.clone(), json!({"subject": "renamed"}))),
+        ("/api/v1/email/templates/{id}/render", (template, json!({"variables": {}}))),
         ("/api/v1/emails/{id}", (message, none.clone())),
         ("/api/v1/email/suppressions/{id}", (suppression, none.clone())),
     ])
@@ -287,6 +295,7 @@ async fn another_tenant_gets_404_for_every_id_of_this_one() {
         "/api/v1/email/domains",
         "/api/v1/emails",
         "/api/v1/email/suppressions",
+        "/api/v1/email/templates",
     ] {
         let text = app.get_as(&b.token, path).await.text().await.expect("text");
         assert!(!text.contains(&a.user_id) && !text.contains(&a.email), "{path} leaks A");
@@ -309,6 +318,8 @@ async fn snapshot(
             || path.ends_with("/erase")
             || path.ends_with("/content")
             || path.ends_with("/verify")
+            || path.ends_with("/rotate-dkim")
+            || path.ends_with("/render")
             || path.contains("suppressions")
             || path.contains("api-keys")
             || path.contains("invitations")

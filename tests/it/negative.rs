@@ -384,6 +384,13 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
         json!({"domain": crate::support::mail::unique_domain("body")}),
     )
     .await;
+    let template = created(
+        &app,
+        token,
+        "/api/v1/email/templates",
+        json!({"name": "body", "subject": "S", "text": "T"}),
+    )
+    .await;
     let ids = BTreeMap::from([
         ("/api/v1/users/{id}", member.user_id.clone()),
         ("/api/v1/companies/{id}", company.clone()),
@@ -397,6 +404,10 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
         ("/api/v1/tasks/{id}", task.clone()),
         ("/api/v1/platform/tenants/{id}/access", owner.tenant_id.clone()),
         ("/api/v1/email/domains/{id}/verify", domain.clone()),
+        ("/api/v1/email/domains/{id}/rotate-dkim", domain.clone()),
+        ("/api/v1/email/templates/{id}", template.clone()),
+        ("/api/v1/email/templates/{id}/render", template.clone()),
+        ("/api/v1/platform/tenants/{id}/email-limits", owner.tenant_id.clone()),
     ]);
     let records: Vec<String> = ids
         .iter()
@@ -794,6 +805,7 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("email_messages", "tenant_id", Rls::Tenant),
     ("email_events", "tenant_id", Rls::Tenant),
     ("email_outbox", "tenant_id", Rls::SystemOnly),
+    ("email_message_directory", "tenant_id", Rls::SystemOnly),
     ("email_suppressions", "tenant_id", Rls::Tenant),
     ("email_templates", "tenant_id", Rls::Tenant),
     ("account_tokens", "tenant_id", Rls::SystemOnly),
