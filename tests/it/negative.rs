@@ -871,6 +871,8 @@ async fn populate(app: &TestApp, who: &Account) {
     assert_eq!(app.post_as(&who.token, "/api/v1/emails", &message).await.status(), 202);
     let suppression = json!({"email": unique_email("gone"), "reason": "manual"});
     created(app, &who.token, "/api/v1/email/suppressions", suppression).await;
+    let template = json!({"name": "rls", "subject": "S", "text": "T"});
+    created(app, &who.token, "/api/v1/email/templates", template).await;
     // A document, and a deleted one whose object waits in the removal queue. The worker
     // empties the queue every 10 s from start; this test reads it within a few seconds.
     for name in ["kept.txt", "deleted.txt"] {
