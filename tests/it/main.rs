@@ -16,6 +16,7 @@ mod controls;
 mod crm;
 mod documents;
 mod email;
+mod email_durability;
 mod email_platform;
 mod hardening;
 mod hot_path;

@@ -138,3 +138,28 @@ pub fn received_by(recipient: &str) -> Vec<Received> {
     }
     found
 }
+
+/// How many times the SMTP server accepted each `Message-ID`, and when it first did (one
+/// pass over the inbox: for tests with many messages).
+pub fn message_id_counts() -> std::collections::HashMap<String, (usize, std::time::SystemTime)> {
+    let mut counts = std::collections::HashMap::new();
+    let dir = PathBuf::from(env("BULWARK_TEST_SMTP_DIR"));
+    for entry in std::fs::read_dir(&dir).expect("inbox").flatten() {
+        let path = entry.path();
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let data = record["data"].as_str().unwrap_or_default();
+        let Some(id) = data.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("Message-ID").then(|| value.trim().to_owned())
+        }) else {
+            continue;
+        };
+        let at =
+            entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::SystemTime::now());
+        let slot = counts.entry(id).or_insert((0, at));
+        slot.0 += 1;
+        slot.1 = slot.1.min(at);
+    }
+    counts
+}
