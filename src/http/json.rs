@@ -29,11 +29,8 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
-            return Err(Problem::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_problem)?;
-        parse_json(&bytes).map(Json)
+        let SignedJson(value, _) = SignedJson::from_request(req, state).await?;
+        Ok(Json(value))
     }
 }
 
