@@ -45,9 +45,7 @@ pub struct NewTemplate {
     pub name: String,
     #[schema(min_length = 1, max_length = 998)]
     pub subject: String,
-    #[schema(nullable = false)]
     pub text: Option<String>,
-    #[schema(nullable = false)]
     pub html: Option<String>,
 }
 

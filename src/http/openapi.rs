@@ -15,7 +15,7 @@ use utoipa::openapi::{
 
 use super::endpoint::{Access, Endpoint, operation_mut};
 use super::problem::{FieldError, PROBLEM_JSON, ProblemBody};
-use crate::ratelimit::RateCategory;
+use crate::ratelimit::{RateCategory, RouteFamily};
 
 pub const BEARER: &str = "bearer";
 
@@ -91,6 +91,9 @@ fn decorate(operation: &mut Operation, endpoint: &Endpoint) {
         statuses.push(("403", "The caller may not do this"));
     } else if matches!(policy.category, RateCategory::Auth | RateCategory::Refresh) {
         statuses.push(("401", "The credentials were not accepted"));
+    } else if matches!(policy.family, Some(RouteFamily::EmailEvents | RouteFamily::PaymentWebhooks))
+    {
+        statuses.push(("401", "The signature was not accepted"));
     }
     if policy.path.contains('{') || policy.method == Method::DELETE {
         statuses.push(("404", "No such object (another tenant's objects do not exist either)"));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::store::{self as db, NewAccountToken};
 use super::tokens::{opaque_token, token_hash};
-use super::{Principal, mail, normalize_email, password};
+use super::{Principal, check_email, mail, normalize_email, password};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
@@ -100,14 +100,17 @@ pub async fn verify_email(app: &AppState, ctx: &RequestContext, token: &str) -> 
 }
 
 /// `POST /auth/password-reset`: 202 whatever the address; the work happens elsewhere.
-pub fn request_reset(app: &AppState, ctx: &RequestContext, email: &str) {
+pub fn request_reset(app: &AppState, ctx: &RequestContext, email: &str) -> DomainResult<()> {
     let email = normalize_email(email);
+    // The address's form only: the same answer for every well-formed address.
+    check_email(&email).map_err(|message| DomainError::invalid("email", message))?;
     let (app, ctx) = (app.clone(), ctx.clone());
     tokio::spawn(async move {
         if let Err(err) = mail_reset(&app, &ctx, &email).await {
             tracing::warn!(error = %err, "a password reset could not be prepared");
         }
     });
+    Ok(())
 }
 
 async fn mail_reset(app: &AppState, ctx: &RequestContext, email: &str) -> DomainResult<()> {

@@ -36,7 +36,7 @@ pub struct TokenBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
-    #[schema(max_length = 254)]
+    #[schema(format = Email, max_length = 254)]
     email: String,
 }
 
@@ -50,7 +50,7 @@ pub struct ResetConfirm {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Accepted {
+pub struct RequestAccepted {
     /// Always `accepted`.
     status: &'static str,
 }
@@ -69,26 +69,26 @@ async fn verify_email(
 
 /// Mail the caller another verification link (at most one a minute; none once verified).
 #[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "auth",
-    responses((status = 202, body = Accepted)))]
+    responses((status = 202, body = RequestAccepted)))]
 async fn resend_verification(
     State(app): State<AppState>,
     principal: Principal,
-) -> Result<(StatusCode, Json<Accepted>), Problem> {
+) -> Result<(StatusCode, Json<RequestAccepted>), Problem> {
     super::resend_verification(&app, &principal).await?;
-    Ok((StatusCode::ACCEPTED, Json(Accepted { status: "accepted" })))
+    Ok((StatusCode::ACCEPTED, Json(RequestAccepted { status: "accepted" })))
 }
 
 /// Ask for a password-reset link. 202 whatever the address: nobody learns from it who has
 /// an account.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth",
-    request_body = ResetRequest, responses((status = 202, body = Accepted)))]
+    request_body = ResetRequest, responses((status = 202, body = RequestAccepted)))]
 async fn request_reset(
     State(app): State<AppState>,
     ctx: RequestContext,
     Json(body): Json<ResetRequest>,
-) -> (StatusCode, Json<Accepted>) {
-    super::request_reset(&app, &ctx, &body.email);
-    (StatusCode::ACCEPTED, Json(Accepted { status: "accepted" }))
+) -> Result<(StatusCode, Json<RequestAccepted>), Problem> {
+    super::request_reset(&app, &ctx, &body.email)?;
+    Ok((StatusCode::ACCEPTED, Json(RequestAccepted { status: "accepted" })))
 }
 
 /// Choose a new password with the mailed link's token (single use, 30 minutes). Every
