@@ -47,6 +47,12 @@ CREATE TABLE email_message_directory (
     tenant_id   BLOB NOT NULL,
     FOREIGN KEY (tenant_id, message_id) REFERENCES email_messages (tenant_id, id) ON DELETE CASCADE
 ) STRICT;
+-- The messages sent before this migration, listed too.
+INSERT INTO email_message_directory (message_id, tenant_id) SELECT id, tenant_id FROM email_messages;
 
 -- Content retention: bodies purged after BULWARK_RETENTION_EMAIL_CONTENT, metadata kept.
 ALTER TABLE email_messages ADD COLUMN content_purged_at INTEGER;
+
+-- Whom an event concerns (a bounce, a complaint, an unsubscribe): the recipient's position in
+-- the message's sealed to, cc and bcc, so no address is kept in the clear.
+ALTER TABLE email_events ADD COLUMN recipient_index INTEGER;

@@ -133,7 +133,12 @@ async fn notify_owners(app: &AppState, grant: &GrantRow) -> DomainResult<()> {
         reason = grant.reason,
         id = grant.id,
     );
-    let notice = Notice { to: owners, subject: "Platform access to your workspace", text };
+    let notice = Notice {
+        to: owners,
+        subject: "Platform access to your workspace",
+        text,
+        suppressible: false,
+    };
     let queued = notices::queue(app, &mut tx, notice).await?;
     tx.commit().await?;
     if queued {

@@ -8,11 +8,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{KeyInit as _, Mac as _};
 use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
 
 use super::Secret;
 
 /// How far a timestamp may be from now, either way.
 pub const TOLERANCE_SECS: i64 = 5 * 60;
+/// The most `v1` signatures a delivery may offer.
+const MAX_SIGNATURES: usize = 8;
 
 /// Why a delivery is refused (for the log; the sender sees one answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -66,13 +69,19 @@ pub fn verify(
         return Err(Refused::Malformed);
     }
     let sent: i64 = timestamp.trim().parse().map_err(|_| Refused::Malformed)?;
-    if (now - sent).abs() > TOLERANCE_SECS {
+    if now.abs_diff(sent) > TOLERANCE_SECS.unsigned_abs() {
         return Err(Refused::Stale);
     }
-    let matches = signatures.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).any(|b64| {
-        STANDARD
-            .decode(b64)
-            .is_ok_and(|tag| mac(key, id, timestamp, body).verify_slice(&tag).is_ok())
+    // The tag is computed once and compared in constant time with each offered signature
+    // (a rotation offers a few; more than MAX_SIGNATURES is refused, not hashed).
+    let expected = mac(key, id, timestamp, body).finalize().into_bytes();
+    let offered: Vec<&str> =
+        signatures.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).collect();
+    if offered.len() > MAX_SIGNATURES {
+        return Err(Refused::Malformed);
+    }
+    let matches = offered.iter().any(|b64| {
+        STANDARD.decode(b64).is_ok_and(|tag| bool::from(tag.as_slice().ct_eq(expected.as_slice())))
     });
     if matches { Ok(()) } else { Err(Refused::BadSignature) }
 }
@@ -107,6 +116,9 @@ mod tests {
         );
         assert!(refused(id, "1614265330", "", body, 1_614_265_330));
         assert!(refused(id, "soon", expected, body, 1_614_265_330));
+        assert!(refused(id, &i64::MIN.to_string(), expected, body, 1_614_265_330));
+        let many = format!("{} {expected}", "v1,AAAA ".repeat(8));
+        assert!(refused(id, "1614265330", &many, body, 1_614_265_330), "too many signatures");
         assert!(parse_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
     }
 }

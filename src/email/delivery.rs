@@ -243,7 +243,8 @@ async fn record(
     };
     let mut tx = app.store().tenant_tx(scope).await?;
     store::set_status(&mut tx, row.id, status, attempts, now).await?;
-    store::insert_event(&mut tx, row.id, kind, now, Some(&detail)).await?;
+    store::insert_event(&mut tx, row.id, kind, now, Some(&detail), bounced.as_ref().map(|_| 0))
+        .await?;
     // The relay refused the one recipient for good: it gets no more mail from this tenant.
     if let Some(address) = bounced {
         let keys = crate::crm::sealing_keys(app, &mut tx).await?;

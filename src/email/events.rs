@@ -13,6 +13,7 @@ use crate::clock::Timestamp;
 use crate::crypto::standard_webhooks;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::EmailMessageId;
+use crate::store::TenantTx;
 use crate::tenancy::TenantScope;
 
 const SOURCE: &str = "email_events";
@@ -82,40 +83,41 @@ pub async fn receive(
     if address::parse(&event.recipient).is_err() {
         return Err(DomainError::invalid("recipient", "must be an email address"));
     }
-    let mut tx = app.store().system_tx().await?;
-    let first = store::claim_receipt(&mut tx, SOURCE, signature.id, now).await?;
-    tx.commit().await?;
-    if !first {
-        return Ok(Receipt { status: "duplicate" });
-    }
-    match apply(app, ctx, &event, now).await {
-        Ok(status) => Ok(Receipt { status }),
-        Err(err) => {
-            // Not processed: the sender's retry must be, so the id is forgotten again.
-            let mut tx = app.store().system_tx().await?;
-            store::release_receipt(&mut tx, SOURCE, signature.id).await?;
-            tx.commit().await?;
-            Err(err)
-        }
-    }
-}
-
-async fn apply(
-    app: &AppState,
-    ctx: &RequestContext,
-    event: &DeliveryEvent,
-    now: Timestamp,
-) -> DomainResult<&'static str> {
+    // The delivery id is claimed in the transaction that acts on it: a crash or a failure
+    // leaves it unclaimed for the relay's retry, and a concurrent retry waits for the first.
     let mut tx = app.store().system_read().await?;
     let tenant = store::tenant_of_message(&mut tx, event.message_id).await?;
     tx.commit().await?;
-    let Some(tenant) = tenant else { return Ok("ignored") };
+    let Some(tenant) = tenant else {
+        let mut tx = app.store().system_tx().await?;
+        let first = store::claim_receipt(&mut tx, SOURCE, signature.id, now).await?;
+        tx.commit().await?;
+        return Ok(Receipt { status: if first { "ignored" } else { "duplicate" } });
+    };
     let scope = TenantScope::system(tenant, "email event");
     let mut tx = app.store().tenant_tx(&scope).await?;
-    let Some(row) = store::message(&mut tx, event.message_id).await? else {
+    if !store::claim_receipt(&mut tx, SOURCE, signature.id, now).await? {
+        return Ok(Receipt { status: "duplicate" });
+    }
+    let status = apply(app, ctx, &scope, &mut tx, &event, now).await?;
+    tx.commit().await?;
+    Ok(Receipt { status })
+}
+
+/// Acts on an event in the message's tenant; what it came to.
+async fn apply(
+    app: &AppState,
+    ctx: &RequestContext,
+    scope: &TenantScope,
+    tx: &mut TenantTx,
+    event: &DeliveryEvent,
+    now: Timestamp,
+) -> DomainResult<&'static str> {
+    let tenant = scope.tenant_id();
+    let Some(row) = store::message(tx, event.message_id).await? else {
         return Ok("ignored");
     };
-    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let keys = crate::crm::sealing_keys(app, tx).await?;
     let payload = messages::open(&keys, tenant, &row)?;
     let wanted = crate::crypto::field::normalise_email(&event.recipient);
     let recipient = payload
@@ -123,28 +125,28 @@ async fn apply(
         .iter()
         .chain(&payload.cc)
         .chain(&payload.bcc)
-        .filter_map(|a| address::parse(a).ok())
-        .map(|m| m.email.to_string())
-        .find(|a| crate::crypto::field::normalise_email(a) == wanted);
-    let Some(recipient) = recipient else { return Ok("ignored") };
+        .map(|a| address::parse(a).map(|m| m.email.to_string()).unwrap_or_default())
+        .enumerate()
+        .find(|(_, a)| crate::crypto::field::normalise_email(a) == wanted);
+    let Some((position, recipient)) = recipient else { return Ok("ignored") };
     let detail = event.detail.as_deref().map(super::delivery::scrub);
     let (kind, reason) = match event.kind {
         Kind::HardBounce => ("bounced", Some(suppressions::Reason::HardBounce)),
         Kind::Complaint => ("complained", Some(suppressions::Reason::Complaint)),
         Kind::SoftBounce => ("deferred", None),
     };
-    store::insert_event(&mut tx, row.id, kind, now, detail.as_deref()).await?;
+    let position = i32::try_from(position).ok();
+    store::insert_event(tx, row.id, kind, now, detail.as_deref(), position).await?;
     if event.kind == Kind::HardBounce && row.recipients == 1 {
-        store::set_status(&mut tx, row.id, "bounced", row.attempts, now).await?;
+        store::set_status(tx, row.id, "bounced", row.attempts, now).await?;
     }
     if let Some(reason) = reason {
-        suppressions::add(&mut tx, &keys, &recipient, reason, None).await?;
+        suppressions::add(tx, &keys, &recipient, reason, None).await?;
     }
     let audit = Event::new(Action::EmailBounceReceived)
-        .by_scope(&scope)
+        .by_scope(scope)
         .target("email_message", row.id)
         .detail("type", kind);
-    audit::record(&mut tx, ctx, audit).await?;
-    tx.commit().await?;
+    audit::record(tx, ctx, audit).await?;
     Ok("processed")
 }

@@ -142,10 +142,14 @@ pub struct Accepted {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
-    /// `queued`, `sent`, `deferred`, `failed` or `bounced`.
+    /// `queued`, `sent`, `deferred`, `failed`, `bounced`, `complained`, `suppressed` or
+    /// `unsubscribed`.
     #[serde(rename = "type")]
     pub kind: String,
     pub at: Timestamp,
+    /// The recipient it concerns, when it concerns one (a bounce, a complaint, an
+    /// unsubscribe); none for what happened to the whole message.
+    pub recipient: Option<String>,
     /// The relay's reply, when there was one.
     pub detail: Option<String>,
 }
@@ -305,10 +309,10 @@ pub async fn send(
     };
     store::insert_message(&mut tx, &row).await?;
     if anyone {
-        store::insert_event(&mut tx, id, "queued", now, None).await?;
+        store::insert_event(&mut tx, id, "queued", now, None, None).await?;
         store::enqueue(&mut tx, id, now).await?;
     } else {
-        store::insert_event(&mut tx, id, "suppressed", now, None).await?;
+        store::insert_event(&mut tx, id, "suppressed", now, None, None).await?;
     }
     let event = Event::new(Action::EmailSend)
         .by_scope(scope)
@@ -362,7 +366,11 @@ pub(super) fn open(keys: &KeySet, tenant: TenantId, row: &MessageRow) -> DomainR
 
 fn view(keys: &KeySet, tenant: TenantId, row: MessageRow) -> DomainResult<MessageView> {
     let payload = open(keys, tenant, &row)?;
-    Ok(MessageView {
+    Ok(view_of(row, payload))
+}
+
+fn view_of(row: MessageRow, payload: Payload) -> MessageView {
+    MessageView {
         id: row.id,
         status: row.status,
         from: payload.from,
@@ -371,7 +379,7 @@ fn view(keys: &KeySet, tenant: TenantId, row: MessageRow) -> DomainResult<Messag
         stream: row.stream,
         created_at: row.created_at,
         events: None,
-    })
+    }
 }
 
 /// The tenant's messages, newest first, optionally of one status.
@@ -408,9 +416,19 @@ pub async fn get(
     let events = store::events(&mut tx, id).await?;
     let keys = crate::crm::tenant_keys(app, &mut tx).await?;
     tx.commit().await?;
-    let mut view = view(&keys, scope.tenant_id(), row)?;
-    view.events =
-        Some(events.into_iter().map(|(kind, at, detail)| EventView { kind, at, detail }).collect());
+    let payload = open(&keys, scope.tenant_id(), &row)?;
+    // Events name their recipient by position in to, cc and bcc (no address in the clear).
+    let everyone: Vec<String> =
+        payload.to.iter().chain(&payload.cc).chain(&payload.bcc).cloned().collect();
+    let recipient = |n: Option<i32>| {
+        n.and_then(|n| usize::try_from(n).ok()).and_then(|n| everyone.get(n)).cloned()
+    };
+    let events = events
+        .into_iter()
+        .map(|(kind, at, detail, n)| EventView { kind, at, recipient: recipient(n), detail })
+        .collect();
+    let mut view = view_of(row, payload);
+    view.events = Some(events);
     Ok(view)
 }
 

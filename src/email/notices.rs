@@ -19,6 +19,9 @@ pub struct Notice<'a> {
     pub to: Vec<String>,
     pub subject: &'a str,
     pub text: String,
+    /// Whether the tenant's suppression list applies: yes for mail a tenant's member causes
+    /// to a stranger (an invitation); no for notices about an account's own security.
+    pub suppressible: bool,
 }
 
 /// Queues `notice` in the transaction's tenant; `false` when mail is not configured.
@@ -27,15 +30,22 @@ pub async fn queue(app: &AppState, tx: &mut TenantTx, notice: Notice<'_>) -> Dom
     let (Some(from), Some(_)) = (&email.from, &email.smtp) else { return Ok(false) };
     // An address the mail side cannot use (an IDN not in its xn-- form) is left out rather
     // than blocking the notice for everyone else.
-    let to: Vec<String> =
-        notice.to.into_iter().filter(|a| super::address::parse(a).is_ok()).collect();
+    let keys = crate::crm::sealing_keys(app, tx).await?;
+    let mut to = vec![];
+    for address in notice.to {
+        let Ok(parsed) = super::address::parse(&address) else { continue };
+        let bare = parsed.email.to_string();
+        if notice.suppressible && super::suppressions::is_suppressed(tx, &keys, &bare).await? {
+            continue;
+        }
+        to.push(address);
+    }
     if to.is_empty() {
         return Ok(false);
     }
     let id = EmailMessageId::new();
     let now = Timestamp::now();
     let host = from.rsplit('@').next().unwrap_or("localhost").trim_end_matches('>');
-    let keys = crate::crm::sealing_keys(app, tx).await?;
     let payload = Payload {
         from: from.clone(),
         to,
@@ -64,7 +74,7 @@ pub async fn queue(app: &AppState, tx: &mut TenantTx, notice: Notice<'_>) -> Dom
         updated_at: now,
     };
     store::insert_message(tx, &row).await?;
-    store::insert_event(tx, id, "queued", now, None).await?;
+    store::insert_event(tx, id, "queued", now, None, None).await?;
     store::enqueue(tx, id, now).await?;
     Ok(true)
 }

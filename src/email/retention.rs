@@ -31,7 +31,17 @@ pub async fn purge_content(
         let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
         let now = Timestamp::now();
         for row in rows {
-            let mut payload = messages::open(&keys, tenant, &row)?;
+            let mut payload = match messages::open(&keys, tenant, &row) {
+                Ok(payload) => payload,
+                // A value that does not open cannot be trimmed; it is marked done (left as
+                // it is) so one bad row never stops the purge of the rest.
+                Err(err) => {
+                    tracing::error!(error = %err, message = %row.id, "an email body cannot be purged");
+                    let (was, now) = (row.key_version, Timestamp::now());
+                    store::purge_body(&mut tx, row.id, was, was, &row.payload, now).await?;
+                    continue;
+                }
+            };
             payload.text = None;
             payload.html = None;
             payload.headers.clear();

@@ -93,7 +93,8 @@ pub async fn confirm(app: &AppState, ctx: &RequestContext, token: &str) -> Domai
         suppressions::add(&mut tx, &keys, &recipient, suppressions::Reason::Unsubscribe, None)
             .await?;
     if added.is_some() {
-        store::insert_event(&mut tx, message, "unsubscribed", Timestamp::now(), None).await?;
+        store::insert_event(&mut tx, message, "unsubscribed", Timestamp::now(), None, Some(0))
+            .await?;
         let event =
             Event::new(Action::EmailUnsubscribe).by_scope(&scope).target("email_message", message);
         audit::record(&mut tx, ctx, event).await?;

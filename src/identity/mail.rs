@@ -101,7 +101,12 @@ async fn queue(app: &AppState, user: UserId, subject: &str, text: String) -> Dom
     };
     let scope = TenantScope::system(tenant, "account mail");
     let mut tx = app.store().tenant_tx(&scope).await?;
-    let queued = notices::queue(app, &mut tx, Notice { to: vec![email], subject, text }).await?;
+    let queued = notices::queue(
+        app,
+        &mut tx,
+        Notice { to: vec![email], subject, text, suppressible: false },
+    )
+    .await?;
     tx.commit().await?;
     if queued {
         notices::wake(app);

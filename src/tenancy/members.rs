@@ -279,6 +279,7 @@ pub async fn invite(
              If you did not expect this, ignore this message.\n",
             role.as_str()
         ),
+        suppressible: true,
     };
     let mailed = crate::email::notices::queue(app, &mut tx, notice).await?;
     tx.commit().await?;

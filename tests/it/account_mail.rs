@@ -87,6 +87,9 @@ async fn a_password_reset_is_mailed_single_use_and_ends_every_session() {
     let app = app().await;
     let owner = app.signup("Acme").await;
     mail_to(&owner.email, "Confirm your email address").await;
+    // A key made before the reset (by whoever held the account then) ends with it.
+    let (_, key) = app.api_key(&owner, &["contacts:read"]).await;
+    assert_eq!(app.get_as(&key, "/api/v1/contacts").await.status(), 200);
     // An address without an account: the same 202, and no mail.
     let nobody = unique_email("nobody");
     let unknown = app.post_json("/api/v1/auth/password-reset", &json!({"email": nobody})).await;
@@ -122,6 +125,7 @@ async fn a_password_reset_is_mailed_single_use_and_ends_every_session() {
     assert_eq!(reset.status(), 204);
     // Every session ended; the old password is gone, the new one works; the link is spent.
     assert_eq!(app.get_as(&owner.token, "/api/v1/me").await.status(), 401);
+    assert_eq!(app.get_as(&key, "/api/v1/contacts").await.status(), 401, "the key ended");
     let refreshed =
         app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": owner.refresh})).await;
     assert_eq!(refreshed.status(), 401);

@@ -126,12 +126,16 @@ async fn download(
     by: &Account,
     id: &str,
 ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), u16> {
-    let response = fresh_client()
+    // A damaged second chunk ends the stream right after the first: the server may abort the
+    // connection before its head is flushed, so a dropped connection is a failed download too.
+    let Ok(response) = fresh_client()
         .get(app.url(&format!("/api/v1/documents/{id}/content")))
         .bearer_auth(&by.token)
         .send()
         .await
-        .expect("request");
+    else {
+        return Err(0);
+    };
     let status = response.status().as_u16();
     if status != 200 {
         return Err(status);

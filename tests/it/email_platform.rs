@@ -193,6 +193,9 @@ async fn a_signed_late_bounce_suppresses_once_and_forged_stale_or_replayed_event
         app.get_as(&owner.token, &format!("/api/v1/emails/{id}")).await.json().await.expect("json");
     assert_eq!(message["status"], "bounced");
     assert_eq!(kinds(&message).iter().filter(|k| *k == "bounced").count(), 1, "{message}");
+    let bounced =
+        message["events"].as_array().expect("events").iter().find(|e| e["type"] == "bounced");
+    assert_eq!(bounced.map(|e| e["recipient"].clone()), Some(json!(ada)), "{message}");
     assert!(!message.to_string().contains(&format!("<{ada}>")), "no address in event details");
     // The next send to the address is suppressed.
     let again = app

@@ -3,7 +3,7 @@
 
 use crate::clock::Timestamp;
 use crate::ids::{EmailDomainId, EmailMessageId, TenantId};
-use crate::store::{StoreError, SystemTx, TenantTx, query};
+use crate::store::{AsRawTx, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -77,31 +77,27 @@ pub async fn tenant_of_message(
 }
 
 /// Records a signed webhook delivery; `false` when its id was seen before.
+/// Any transaction may record one (a tenant's, where the delivery acts); only platform code
+/// reads them.
 pub async fn claim_receipt(
-    tx: &mut SystemTx,
+    tx: &mut impl AsRawTx,
     source: &str,
     webhook_id: &str,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    query(
-        "INSERT INTO webhook_receipts (source, webhook_id, received_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (source, webhook_id) DO NOTHING",
-    )
-    .binds((source, webhook_id, now))
-    .execute_one(tx)
-    .await
-}
-
-/// Forgets a delivery whose processing failed, so the sender's retry is processed.
-pub async fn release_receipt(
-    tx: &mut SystemTx,
-    source: &str,
-    webhook_id: &str,
-) -> Result<bool, StoreError> {
-    query("DELETE FROM webhook_receipts WHERE source = $1 AND webhook_id = $2")
-        .binds((source, webhook_id))
-        .execute_one(tx)
-        .await
+    // A plain INSERT: `ON CONFLICT` would need the rows to be visible to the transaction,
+    // which a tenant's is not. A second delivery of the id waits for the first to end, then
+    // meets the key (and its transaction ends unused).
+    let inserted =
+        query("INSERT INTO webhook_receipts (source, webhook_id, received_at) VALUES ($1, $2, $3)")
+            .binds((source, webhook_id, now))
+            .execute(tx)
+            .await;
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 pub async fn insert_event(
@@ -110,13 +106,14 @@ pub async fn insert_event(
     kind: &str,
     at: Timestamp,
     detail: Option<&str>,
+    recipient: Option<i32>,
 ) -> Result<(), StoreError> {
     let tenant = tx.tenant_id();
     query(
-        "INSERT INTO email_events (id, tenant_id, message_id, kind, at, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO email_events (id, tenant_id, message_id, kind, at, detail, recipient_index) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .binds((uuid::Uuid::now_v7(), tenant, message, kind, at, detail))
+    .binds((uuid::Uuid::now_v7(), tenant, message, kind, at, detail, recipient))
     .execute(tx)
     .await?;
     Ok(())
@@ -162,14 +159,15 @@ pub async fn message(
     query(messages_where!("AND id = $2")).binds((tenant, id)).fetch_optional(tx).await
 }
 
-/// A message's events, oldest first: (kind, at, detail).
+/// A message's events, oldest first: (kind, at, detail, the recipient's position in the
+/// message's to, cc and bcc).
 pub async fn events(
     tx: &mut TenantTx,
     id: EmailMessageId,
-) -> Result<Vec<(String, Timestamp, Option<String>)>, StoreError> {
+) -> Result<Vec<(String, Timestamp, Option<String>, Option<i32>)>, StoreError> {
     let tenant = tx.tenant_id();
     query(
-        "SELECT kind, at, detail FROM email_events WHERE tenant_id = $1 AND message_id = $2 \
+        "SELECT kind, at, detail, recipient_index FROM email_events WHERE tenant_id = $1 AND message_id = $2 \
          ORDER BY at, id",
     )
     .binds((tenant, id))

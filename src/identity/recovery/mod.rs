@@ -4,7 +4,8 @@
 //! A reset request answers 202 at once whatever the address: the lookup, the token and the
 //! mail happen in a task of their own, so neither the answer nor its timing tells whether
 //! the address has an account. A reset spends every reset token of the user, sets the new
-//! password, proves the address, ends every session and is audited.
+//! password, proves the address, ends every session and API key and is audited; it leaves
+//! the lockout counters alone (a mailbox is no second factor).
 
 pub mod routes;
 
@@ -168,17 +169,21 @@ pub async fn confirm_reset(
     // The link reached the mailbox: the address is proven.
     db::mark_email_verified(&mut tx, user.id, now).await?;
     let revoked = db::revoke_user_sessions(&mut tx, user.id, None, "password_reset", now).await?;
+    // Whoever held the account before the reset may have made keys: they end with it.
+    let keys_revoked = db::revoke_user_api_keys_system(&mut tx, user.id, now).await?;
     let event = Event::new(Action::AuthPasswordReset)
         .by_user(user.id)
-        .detail("sessions_revoked", revoked.len());
+        .detail("sessions_revoked", revoked.len())
+        .detail("api_keys_revoked", keys_revoked);
     audit::record_platform(&mut tx, user.tenant_id, ctx, event).await?;
     tx.commit().await?;
     identity.sessions.revoked(&revoked).await;
     identity.sessions.user_changed(user.id).await;
-    // A reset is how a locked-out owner gets back in.
-    if let Err(err) = identity.lockout.succeeded(&super::lockout::account_key(user.id)).await {
-        tracing::warn!(error = %err, "the lockout of a reset account could not be cleared");
+    if keys_revoked > 0 {
+        identity.api_keys.changed().await;
     }
+    // The lockout stays as it is: a reset proves the mailbox, not the second factor, and
+    // must not refill the budget of guesses at it (a lock ends by itself).
     mail::security_notice(app, user.id, mail::SecurityNotice::PasswordReset);
     Ok(())
 }

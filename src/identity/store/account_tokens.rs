@@ -60,7 +60,7 @@ pub async fn spend_user_tokens(
     .await
 }
 
-/// When the user was last sent a token of `purpose`, if one is still current.
+/// When the user was last sent a token of `purpose` (spent or not), if one is still unexpired.
 pub async fn latest_account_token(
     tx: &mut SystemTx,
     user: UserId,
@@ -69,7 +69,7 @@ pub async fn latest_account_token(
 ) -> Result<Option<Timestamp>, StoreError> {
     query(
         "SELECT max(created_at) FROM account_tokens WHERE user_id = $1 AND purpose = $2 \
-         AND used_at IS NULL AND expires_at > $3",
+         AND expires_at > $3",
     )
     .binds((user, purpose, now))
     .scalar(tx)
