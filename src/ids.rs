@@ -136,6 +136,8 @@ id_type!(/// An address on a tenant's suppression list.
     SuppressionId, now_v7);
 id_type!(/// A tenant's email template.
     EmailTemplateId, now_v7);
+id_type!(/// A tenant's outbound webhook subscription.
+    WebhookId, now_v7);
 id_type!(/// A break-glass grant: a super-admin's time-boxed access to one tenant.
     GrantId, now_v7);
 

@@ -36,5 +36,6 @@ pub mod store;
 pub mod telemetry;
 pub mod tenancy;
 pub mod ttl_cache;
+pub mod webhooks;
 
 pub use app::{AppState, Application};

@@ -51,7 +51,15 @@ pub struct Config {
     pub storage: StorageConfig,
     pub documents: DocumentConfig,
     pub email: EmailConfig,
+    pub webhooks: WebhooksConfig,
     pub secrets: SecretsConfig,
+}
+
+/// Outbound webhooks.
+#[derive(Debug, Clone, Default)]
+pub struct WebhooksConfig {
+    /// Ranges a webhook may reach although they are private (`BULWARK_WEBHOOK_ALLOW_PRIVATE`).
+    pub allow_private: crate::webhooks::target::AllowPrivate,
 }
 
 /// Signed checkpoints of the audit chains (see `audit::checkpoint`).
@@ -268,6 +276,9 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
     let storage = storage::storage(&mut p, env, &data_dir);
     let documents = storage::documents(&mut p);
     let email = email::email(&mut p, env);
+    let webhooks = WebhooksConfig {
+        allow_private: p.optional("BULWARK_WEBHOOK_ALLOW_PRIVATE", str::parse).unwrap_or_default(),
+    };
     let redis_url = p.secret_text("BULWARK_REDIS_URL");
     if let Some(url) = &redis_url
         && let Err(reason) = parse_redis_url(url.expose())
@@ -325,6 +336,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         storage,
         documents,
         email,
+        webhooks,
         secrets,
     };
     let mut problems = p.problems;

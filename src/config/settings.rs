@@ -420,6 +420,12 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "sender of the platform's own mail (verification, resets, invitations, notices)",
     ),
+    s(
+        "BULWARK_WEBHOOK_ALLOW_PRIVATE",
+        "webhooks.allow_private",
+        None,
+        "comma-separated CIDRs outbound webhooks may reach although private (e.g. `127.0.0.0/8` in tests); empty: none",
+    ),
     secret(
         "BULWARK_EMAIL_EVENTS_SECRET",
         "email.events_secret",

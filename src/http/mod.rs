@@ -57,6 +57,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(crate::documents::routes::endpoints());
     all.extend(crate::email::routes::endpoints());
     all.extend(crate::email::public_routes::endpoints());
+    all.extend(crate::webhooks::routes::endpoints());
     all
 }
 

@@ -88,8 +88,10 @@ pub struct RotationReport {
     pub notes: u64,
     pub activities: u64,
     pub documents: u64,
-    /// Mail values: domain keys, message payloads, suppressed addresses.
+    /// Mail values: domain keys, message payloads, suppressed addresses, templates.
     pub email: u64,
+    /// Webhook subscriptions (URL and signing secret).
+    pub webhooks: u64,
     pub resumed: bool,
 }
 
@@ -165,6 +167,7 @@ pub async fn finish_rotation(
         // Documents: their keys, titles and names are re-sealed; contents stay as they are.
         report.documents += crate::documents::reseal_keys(app, &scope).await?;
         report.email += crate::email::rotation::reseal(app, &scope).await?;
+        report.webhooks += crate::webhooks::reseal(app, &scope).await?;
         let mut tx = app.store().tenant_tx(&scope).await?;
         // Writers hold the current key row FOR SHARE until they commit (PostgreSQL; SQLite has
         // one writer anyway): after this lock every write that sealed under an old key is

@@ -56,6 +56,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 13, "0013", "email_messages"),
     migration!("sqlite", 14, "0014", "email_suppressions"),
     migration!("sqlite", 15, "0015", "email_templates_and_accounts"),
+    migration!("sqlite", 16, "0016", "webhooks"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -73,6 +74,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 13, "0013", "email_messages"),
     migration!("postgres", 14, "0014", "email_suppressions"),
     migration!("postgres", 15, "0015", "email_templates_and_accounts"),
+    migration!("postgres", 16, "0016", "webhooks"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -213,6 +213,11 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         json!({"name": "A's", "subject": "Hi {{ name }}", "text": "private"}),
     )
     .await;
+    let webhook = created(
+        "/api/v1/webhooks",
+        json!({"url": "https://hooks.example.com/a", "events": ["contact.created"]}),
+    )
+    .await;
     let none = json!({});
     BTreeMap::from([
         ("/api/v1/users/{id}", (a.user_id.clone(), json!({"role": "readonly"}))),
@@ -241,6 +246,7 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         ("/api/v1/email/domains/{id}/rotate-dkim", (domain, none.clone())),
         ("/api/v1/email/templates/{id}", (template.clone(), json!({"subject": "renamed"}))),
         ("/api/v1/email/templates/{id}/render", (template, json!({"variables": {}}))),
+        ("/api/v1/webhooks/{id}", (webhook, json!({"status": "disabled"}))),
         ("/api/v1/emails/{id}", (message, none.clone())),
         ("/api/v1/email/suppressions/{id}", (suppression, none.clone())),
     ])
@@ -296,6 +302,7 @@ async fn another_tenant_gets_404_for_every_id_of_this_one() {
         "/api/v1/emails",
         "/api/v1/email/suppressions",
         "/api/v1/email/templates",
+        "/api/v1/webhooks",
     ] {
         let text = app.get_as(&b.token, path).await.text().await.expect("text");
         assert!(!text.contains(&a.user_id) && !text.contains(&a.email), "{path} leaks A");

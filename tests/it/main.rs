@@ -26,3 +26,4 @@ mod negative;
 mod platform;
 mod scale_out;
 mod support;
+mod webhooks;

@@ -391,6 +391,13 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
         json!({"name": "body", "subject": "S", "text": "T"}),
     )
     .await;
+    let webhook = created(
+        &app,
+        token,
+        "/api/v1/webhooks",
+        json!({"url": "https://hooks.example.com/body", "events": ["contact.created"]}),
+    )
+    .await;
     let ids = BTreeMap::from([
         ("/api/v1/users/{id}", member.user_id.clone()),
         ("/api/v1/companies/{id}", company.clone()),
@@ -408,6 +415,7 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
         ("/api/v1/email/templates/{id}", template.clone()),
         ("/api/v1/email/templates/{id}/render", template.clone()),
         ("/api/v1/platform/tenants/{id}/email-limits", owner.tenant_id.clone()),
+        ("/api/v1/webhooks/{id}", webhook.clone()),
     ]);
     let records: Vec<String> = ids
         .iter()
@@ -808,6 +816,7 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("email_message_directory", "tenant_id", Rls::SystemOnly),
     ("email_suppressions", "tenant_id", Rls::Tenant),
     ("email_templates", "tenant_id", Rls::Tenant),
+    ("webhook_subscriptions", "tenant_id", Rls::Tenant),
     ("account_tokens", "tenant_id", Rls::SystemOnly),
     ("document_deletions", "tenant_id", Rls::Tenant),
     ("mfa_totp", "tenant_id", Rls::SystemOnly),
@@ -834,6 +843,7 @@ const BUSINESS_TABLES: &[&str] = &[
     "email_events",
     "email_suppressions",
     "email_templates",
+    "webhook_subscriptions",
     "companies",
     "contacts",
     "pipelines",
@@ -873,6 +883,8 @@ async fn populate(app: &TestApp, who: &Account) {
     created(app, &who.token, "/api/v1/email/suppressions", suppression).await;
     let template = json!({"name": "rls", "subject": "S", "text": "T"});
     created(app, &who.token, "/api/v1/email/templates", template).await;
+    let webhook = json!({"url": "https://hooks.example.com/rls", "events": ["contact.created"]});
+    created(app, &who.token, "/api/v1/webhooks", webhook).await;
     // A document, and a deleted one whose object waits in the removal queue. The worker
     // empties the queue every 10 s from start; this test reads it within a few seconds.
     for name in ["kept.txt", "deleted.txt"] {

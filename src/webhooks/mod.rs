@@ -1,0 +1,360 @@
+//! Outbound webhooks (spec §9): a tenant subscribes a URL to events and gets a signing secret
+//! once (Standard Webhooks, `whsec_<base64>` of 32 random bytes). The URL passes the SSRF
+//! guard (`target`) when it is written; URL and secret are sealed together under the tenant's
+//! key. Managing subscriptions needs `integrations:manage` (admins and owners), the
+//! permission of the spec's integrations section, and the `webhooks` kill switch stops it.
+//!
+//! Delivery through the outbox (signed, retried, disabled after repeated failure) is the
+//! part still to come; this module owns the subscriptions it will read.
+
+pub mod routes;
+mod store;
+pub mod target;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use self::store::SubscriptionRow;
+use crate::app::AppState;
+use crate::audit::{self, Action, Event, RequestContext};
+use crate::clock::Timestamp;
+use crate::crypto::KeySet;
+use crate::crypto::field::Place;
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{TenantId, WebhookId};
+use crate::pagination::{Page, check_limit, decode_cursor};
+use crate::tenancy::{Actor, Permission, TenantScope};
+
+/// The events a subscription can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+pub enum EventKind {
+    #[serde(rename = "contact.created")]
+    ContactCreated,
+    #[serde(rename = "contact.updated")]
+    ContactUpdated,
+    #[serde(rename = "contact.deleted")]
+    ContactDeleted,
+    #[serde(rename = "deal.stage_changed")]
+    DealStageChanged,
+    #[serde(rename = "email.sent")]
+    EmailSent,
+    #[serde(rename = "email.bounced")]
+    EmailBounced,
+    #[serde(rename = "integration.disconnected")]
+    IntegrationDisconnected,
+}
+
+impl EventKind {
+    #[cfg(test)]
+    const ALL: [EventKind; 7] = [
+        EventKind::ContactCreated,
+        EventKind::ContactUpdated,
+        EventKind::ContactDeleted,
+        EventKind::DealStageChanged,
+        EventKind::EmailSent,
+        EventKind::EmailBounced,
+        EventKind::IntegrationDisconnected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ContactCreated => "contact.created",
+            EventKind::ContactUpdated => "contact.updated",
+            EventKind::ContactDeleted => "contact.deleted",
+            EventKind::DealStageChanged => "deal.stage_changed",
+            EventKind::EmailSent => "email.sent",
+            EventKind::EmailBounced => "email.bounced",
+            EventKind::IntegrationDisconnected => "integration.disconnected",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscription {
+    /// Where deliveries go: `https://` (plain `http://` in development only); never a
+    /// private, loopback or link-local address unless the operator allows its range.
+    #[schema(max_length = 2048, example = "https://hooks.example.com/bulwark")]
+    pub url: String,
+    #[schema(min_items = 1, max_items = 7)]
+    pub events: Vec<EventKind>,
+}
+
+/// A change; absent fields stay as they are. `status: "active"` re-enables a subscription
+/// that was disabled after failing.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionChange {
+    #[schema(max_length = 2048, nullable = false)]
+    pub url: Option<String>,
+    #[schema(min_items = 1, max_items = 7, nullable = false)]
+    pub events: Option<Vec<EventKind>>,
+    #[schema(nullable = false)]
+    pub status: Option<Status>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Active,
+    Disabled,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    pub id: WebhookId,
+    pub url: String,
+    pub events: Vec<String>,
+    /// `active`, or `disabled` (by the tenant, or after repeated failed deliveries).
+    pub status: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The answer to a creation: the view and, this once, the signing secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSubscription {
+    #[serde(flatten)]
+    pub subscription: SubscriptionView,
+    /// `whsec_<base64>`: verify each delivery's `webhook-signature` with it. Shown once.
+    pub secret: String,
+}
+
+/// What is sealed: the URL and the signing secret.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    url: String,
+    secret: String,
+}
+
+fn place(tenant: TenantId, id: WebhookId) -> Place<'static> {
+    Place { tenant, table: "webhook_subscriptions", column: "sealed", row: id.as_uuid() }
+}
+
+fn seal(keys: &KeySet, tenant: TenantId, id: WebhookId, sealed: &Sealed) -> DomainResult<Vec<u8>> {
+    let plain = Zeroizing::new(
+        serde_json::to_vec(sealed).map_err(|err| DomainError::Internal(err.to_string()))?,
+    );
+    Ok(keys.encrypt(&place(tenant, id), &plain))
+}
+
+fn open(keys: &KeySet, tenant: TenantId, row: &SubscriptionRow) -> DomainResult<Sealed> {
+    let plain = keys
+        .decrypt(&place(tenant, row.id), &row.sealed)
+        .map_err(|err| DomainError::Internal(format!("webhook {}: {err}", row.id)))?;
+    serde_json::from_slice(&plain).map_err(|err| DomainError::Internal(err.to_string()))
+}
+
+fn view(keys: &KeySet, tenant: TenantId, row: SubscriptionRow) -> DomainResult<SubscriptionView> {
+    let sealed = open(keys, tenant, &row)?;
+    Ok(SubscriptionView {
+        id: row.id,
+        url: sealed.url,
+        events: row.events.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect(),
+        status: row.status,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// The URL as it may be stored; 422 naming `url` otherwise.
+fn checked_url(app: &AppState, url: &str) -> DomainResult<String> {
+    let config = app.config();
+    let https_only = !config.env.is_development();
+    target::check_url(url, https_only, &config.webhooks.allow_private)
+        .map(|url| url.to_string())
+        .map_err(|why| DomainError::invalid("url", why))
+}
+
+/// The events as stored: each once, in a fixed order; 422 for none.
+fn events_text(events: &[EventKind]) -> DomainResult<String> {
+    let mut events = events.to_vec();
+    events.sort();
+    events.dedup();
+    if events.is_empty() {
+        return Err(DomainError::invalid("events", "name at least one event"));
+    }
+    Ok(events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(","))
+}
+
+fn new_secret() -> String {
+    let bytes = Zeroizing::new(crate::crypto::random_bytes::<32>());
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()))
+}
+
+pub async fn create(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    new: NewSubscription,
+) -> DomainResult<CreatedSubscription> {
+    scope.require(Permission::IntegrationsManage)?;
+    let url = checked_url(app, &new.url)?;
+    let events = events_text(&new.events)?;
+    let (id, now) = (WebhookId::new(), Timestamp::now());
+    let secret = new_secret();
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let created_by = match scope.actor() {
+        Actor::User { user_id, .. } => Some(*user_id),
+        _ => None,
+    };
+    let row = SubscriptionRow {
+        id,
+        key_version: i32::try_from(keys.current_version()).unwrap_or(i32::MAX),
+        sealed: seal(&keys, scope.tenant_id(), id, &Sealed { url, secret: secret.clone() })?,
+        events,
+        status: "active".into(),
+        failures: 0,
+        created_by,
+        created_at: now,
+        updated_at: now,
+    };
+    store::insert(&mut tx, &row).await?;
+    let event = Event::new(Action::WebhookCreate).by_scope(scope).target("webhook", id);
+    audit::record(&mut tx, ctx, event).await?;
+    tx.commit().await?;
+    Ok(CreatedSubscription { subscription: view(&keys, scope.tenant_id(), row)?, secret })
+}
+
+pub async fn list(
+    app: &AppState,
+    scope: &TenantScope,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> DomainResult<Page<SubscriptionView>> {
+    scope.require(Permission::IntegrationsManage)?;
+    let limit = check_limit(limit)?;
+    let after = decode_cursor::<uuid::Uuid>(cursor)?.map(WebhookId::from_uuid);
+    let mut tx = app.store().tenant_read(scope).await?;
+    let rows = store::list(&mut tx, after, limit + 1).await?;
+    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
+    tx.commit().await?;
+    let tenant = scope.tenant_id();
+    let views =
+        rows.into_iter().map(|row| view(&keys, tenant, row)).collect::<DomainResult<Vec<_>>>()?;
+    Ok(Page::from_rows(views, limit, |v| v.id.to_string(), |v| v))
+}
+
+pub async fn get(
+    app: &AppState,
+    scope: &TenantScope,
+    id: WebhookId,
+) -> DomainResult<SubscriptionView> {
+    scope.require(Permission::IntegrationsManage)?;
+    let mut tx = app.store().tenant_read(scope).await?;
+    let row = store::get(&mut tx, id).await?.ok_or(DomainError::NotFound("webhook"))?;
+    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
+    tx.commit().await?;
+    view(&keys, scope.tenant_id(), row)
+}
+
+pub async fn update(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    id: WebhookId,
+    change: SubscriptionChange,
+) -> DomainResult<SubscriptionView> {
+    scope.require(Permission::IntegrationsManage)?;
+    let url = change.url.as_deref().map(|url| checked_url(app, url)).transpose()?;
+    let events = change.events.as_deref().map(events_text).transpose()?;
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let mut row = store::get(&mut tx, id).await?.ok_or(DomainError::NotFound("webhook"))?;
+    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let tenant = scope.tenant_id();
+    let mut sealed = open(&keys, tenant, &row)?;
+    if let Some(url) = url {
+        sealed.url = url;
+    }
+    if let Some(events) = events {
+        row.events = events;
+    }
+    if let Some(status) = change.status {
+        row.status = status.as_str().to_owned();
+        row.failures = 0;
+    }
+    row.key_version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
+    row.sealed = seal(&keys, tenant, id, &sealed)?;
+    row.updated_at = Timestamp::now();
+    if !store::update(&mut tx, &row).await? {
+        return Err(DomainError::NotFound("webhook"));
+    }
+    let event = Event::new(Action::WebhookUpdate)
+        .by_scope(scope)
+        .target("webhook", id)
+        .detail("status", row.status.as_str());
+    audit::record(&mut tx, ctx, event).await?;
+    tx.commit().await?;
+    view(&keys, tenant, row)
+}
+
+pub async fn delete(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    id: WebhookId,
+) -> DomainResult<()> {
+    scope.require(Permission::IntegrationsManage)?;
+    let mut tx = app.store().tenant_tx(scope).await?;
+    if !store::delete(&mut tx, id).await? {
+        return Err(DomainError::NotFound("webhook"));
+    }
+    let event = Event::new(Action::WebhookDelete).by_scope(scope).target("webhook", id);
+    audit::record(&mut tx, ctx, event).await?;
+    Ok(tx.commit().await?)
+}
+
+/// Tenant key rotation: re-seals every subscription under the current data key; how many.
+pub async fn reseal(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
+    let tenant = scope.tenant_id();
+    let mut moved = 0;
+    loop {
+        let mut tx = app.store().tenant_tx(scope).await?;
+        let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+        let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
+        let rows = store::sealed_older_than(&mut tx, version).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(moved);
+        }
+        for row in rows {
+            let sealed = seal(&keys, tenant, row.id, &open(&keys, tenant, &row)?)?;
+            if store::reseal(&mut tx, row.id, row.key_version, version, &sealed).await? {
+                moved += 1;
+            }
+        }
+        tx.commit().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_stored_once_each_in_one_order_and_secrets_are_long() {
+        let text =
+            events_text(&[EventKind::EmailSent, EventKind::ContactCreated, EventKind::EmailSent]);
+        assert_eq!(text.ok().as_deref(), Some("contact.created,email.sent"));
+        assert!(events_text(&[]).is_err());
+        for kind in EventKind::ALL {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::json!(kind.as_str())));
+        }
+        let secret = new_secret();
+        let key = crate::crypto::standard_webhooks::parse_secret(&secret);
+        assert_eq!(key.map(|k| k.expose().len()).ok(), Some(32));
+        assert_ne!(new_secret(), secret);
+    }
+}

@@ -1,0 +1,131 @@
+//! SQL of webhook subscriptions.
+
+use crate::clock::Timestamp;
+use crate::ids::{UserId, WebhookId};
+use crate::store::{StoreError, TenantTx, query};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubscriptionRow {
+    pub id: WebhookId,
+    pub key_version: i32,
+    /// URL and signing secret, sealed under the tenant's key.
+    pub sealed: Vec<u8>,
+    /// Comma-separated event names.
+    pub events: String,
+    pub status: String,
+    pub failures: i32,
+    pub created_by: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The subscriptions of the transaction's tenant (`$1`), narrowed by `$rest`.
+macro_rules! subscriptions_where {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, key_version, sealed, events, status, failures, created_by, created_at, \
+             updated_at FROM webhook_subscriptions WHERE tenant_id = $1 ",
+            $rest
+        )
+    };
+}
+
+pub async fn insert(tx: &mut TenantTx, row: &SubscriptionRow) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "INSERT INTO webhook_subscriptions (id, tenant_id, key_version, sealed, events, status, \
+         failures, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .binds((
+        row.id,
+        tenant,
+        row.key_version,
+        row.sealed.as_slice(),
+        row.events.as_str(),
+        row.status.as_str(),
+        row.failures,
+        row.created_by,
+        row.created_at,
+        row.updated_at,
+    ))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Oldest first; `after` is the last id of the previous page.
+pub async fn list(
+    tx: &mut TenantTx,
+    after: Option<WebhookId>,
+    limit: i64,
+) -> Result<Vec<SubscriptionRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(subscriptions_where!("AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"))
+        .binds((tenant, after, limit))
+        .fetch_all(tx)
+        .await
+}
+
+pub async fn get(tx: &mut TenantTx, id: WebhookId) -> Result<Option<SubscriptionRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(subscriptions_where!("AND id = $2")).binds((tenant, id)).fetch_optional(tx).await
+}
+
+pub async fn update(tx: &mut TenantTx, row: &SubscriptionRow) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE webhook_subscriptions SET key_version = $3, sealed = $4, events = $5, \
+         status = $6, failures = $7, updated_at = $8 WHERE tenant_id = $1 AND id = $2",
+    )
+    .binds((
+        tenant,
+        row.id,
+        row.key_version,
+        row.sealed.as_slice(),
+        row.events.as_str(),
+        row.status.as_str(),
+        row.failures,
+        row.updated_at,
+    ))
+    .execute_one(tx)
+    .await
+}
+
+pub async fn delete(tx: &mut TenantTx, id: WebhookId) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query("DELETE FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2")
+        .binds((tenant, id))
+        .execute_one(tx)
+        .await
+}
+
+/// Up to 200 subscriptions sealed under a data key older than `version`.
+pub async fn sealed_older_than(
+    tx: &mut TenantTx,
+    version: i32,
+) -> Result<Vec<SubscriptionRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(subscriptions_where!("AND key_version < $2 ORDER BY id LIMIT 200"))
+        .binds((tenant, version))
+        .fetch_all(tx)
+        .await
+}
+
+/// Rewrites a subscription's sealed values, unless its row changed since it was read.
+pub async fn reseal(
+    tx: &mut TenantTx,
+    id: WebhookId,
+    was: i32,
+    version: i32,
+    sealed: &[u8],
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE webhook_subscriptions SET key_version = $4, sealed = $5 \
+         WHERE tenant_id = $1 AND id = $2 AND key_version = $3",
+    )
+    .binds((tenant, id, was, version, sealed))
+    .execute_one(tx)
+    .await
+}
