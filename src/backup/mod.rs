@@ -70,6 +70,7 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("email_suppressions", "id", Reach::PerTenant),
     ("email_templates", "id", Reach::PerTenant),
     ("webhook_subscriptions", "id", Reach::PerTenant),
+    ("email_usage", "tenant_id, span, start", Reach::PerTenant),
     ("webhook_receipts", "source, webhook_id", Reach::System),
     ("account_tokens", "token_hash", Reach::System),
     ("document_deletions", "1", Reach::System),

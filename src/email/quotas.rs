@@ -3,6 +3,8 @@
 //! super-admin. Counted from the messages queued, so every instance sees the same count.
 //! Passing 90 % of a window writes one `email.quota_warning` audit event and a metric.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -45,9 +47,21 @@ fn effective(app: &AppState, (hourly, daily): (Option<i64>, Option<i64>)) -> Lim
     }
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The start of the `span`-long bucket holding `at`.
+fn bucket(at: Timestamp, span: Duration) -> Timestamp {
+    let span = i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_millis(at.millis() - at.millis().rem_euclid(span))
+}
+
 /// Refuses a send of `count` recipients that would take the tenant past a window's limit
-/// (429 with the seconds until enough of the window has moved on). Two sends racing may
-/// overshoot by one message.
+/// (429 with the seconds until enough of the window has moved on), else counts them.
+/// Counted in minute buckets for the hour and hour buckets for the day, so the check reads
+/// at most 84 rows; a window includes its oldest, partly elapsed bucket whole (it refuses a
+/// little early rather than late). Two sends racing may overshoot by one message.
 pub(super) async fn within(
     app: &AppState,
     tx: &mut TenantTx,
@@ -55,14 +69,19 @@ pub(super) async fn within(
     count: i64,
     now: Timestamp,
 ) -> DomainResult<()> {
-    let limits = effective(app, store::tenant_limits(tx).await?);
-    let windows = [("hour", 3_600u64, limits.hourly_limit), ("day", 86_400, limits.daily_limit)];
-    for (name, window, limit) in windows {
-        let window = std::time::Duration::from_secs(window);
-        let (used, oldest) = store::recipients_since(tx, now.minus(window)).await?;
+    let usage = store::usage(tx, now.minus(HOUR + MINUTE), now.minus(DAY + HOUR)).await?;
+    let limits = effective(app, (usage.hourly_limit, usage.daily_limit));
+    let windows = [
+        ("hour", usage.hour, usage.hour_oldest, MINUTE, HOUR, limits.hourly_limit),
+        ("day", usage.day, usage.day_oldest, HOUR, DAY, limits.daily_limit),
+    ];
+    for (name, used, oldest, span, window, limit) in windows {
         if used + count > limit {
-            let until = oldest.map_or(now, |t| t.plus(window));
-            let wait = until.millis().saturating_sub(now.millis()) / 1000 + 1;
+            let until = oldest.map_or(now, |t| t.plus(span + window));
+            // The oldest bucket's last message leaves the window by its end plus the window;
+            // never longer than the window itself.
+            let wait = (until.millis().saturating_sub(now.millis()) / 1000 + 1)
+                .min(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
             metrics::counter!("email_quota_refusals_total", "window" => name).increment(1);
             return Err(DomainError::QuotaExceeded {
                 retry_after: u64::try_from(wait).unwrap_or(1),
@@ -80,6 +99,9 @@ pub(super) async fn within(
                 .detail("limit", limit);
             audit::record(tx, ctx, event).await?;
         }
+    }
+    if count > 0 {
+        store::count_usage(tx, bucket(now, MINUTE), bucket(now, HOUR), count).await?;
     }
     Ok(())
 }

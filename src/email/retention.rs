@@ -57,3 +57,9 @@ pub async fn purge_content(
         tx.commit().await?;
     }
 }
+
+/// Forgets the tenant's quota counters once no window reads them (two days on).
+pub async fn purge_counters(tx: &mut crate::store::TenantTx, now: Timestamp) -> DomainResult<u64> {
+    let before = now.minus(std::time::Duration::from_secs(2 * 86_400));
+    Ok(store::purge_usage(tx, before).await?)
+}

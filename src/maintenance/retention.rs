@@ -50,6 +50,7 @@ pub async fn purge_tenant(
         report.email_bodies = crate::email::retention::purge_content(app, scope, before).await?;
     }
     let mut tx = app.store().tenant_tx(scope).await?;
+    crate::email::retention::purge_counters(&mut tx, now).await?;
     if let Some(before) = cutoff(windows.activities, now) {
         report.activities = store::purge_activities(&mut tx, before).await?;
     }

@@ -117,6 +117,7 @@ pub async fn delete_business_records(tx: &mut TenantTx) -> Result<u64, StoreErro
         "DELETE FROM email_suppressions WHERE tenant_id = $1",
         "DELETE FROM email_templates WHERE tenant_id = $1",
         "DELETE FROM webhook_subscriptions WHERE tenant_id = $1",
+        "DELETE FROM email_usage WHERE tenant_id = $1",
     ] {
         deleted += query(sql).bind(tenant).execute(tx).await?;
     }

@@ -57,6 +57,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 14, "0014", "email_suppressions"),
     migration!("sqlite", 15, "0015", "email_templates_and_accounts"),
     migration!("sqlite", 16, "0016", "webhooks"),
+    migration!("sqlite", 17, "0017", "email_usage"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -75,6 +76,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 14, "0014", "email_suppressions"),
     migration!("postgres", 15, "0015", "email_templates_and_accounts"),
     migration!("postgres", 16, "0016", "webhooks"),
+    migration!("postgres", 17, "0017", "email_usage"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

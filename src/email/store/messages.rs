@@ -193,20 +193,70 @@ pub async fn set_status(
     .await
 }
 
-/// Recipients the transaction's tenant sent to since `since`, and when the oldest of those
-/// messages was queued.
-pub async fn recipients_since(
+/// What the quota check reads, in one statement: recipients counted in the minute buckets
+/// after `hour_since` and the hour buckets after `day_since` (with each window's oldest
+/// bucket), and the tenant's own limits.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Usage {
+    pub hour: i64,
+    pub hour_oldest: Option<Timestamp>,
+    pub day: i64,
+    pub day_oldest: Option<Timestamp>,
+    pub hourly_limit: Option<i64>,
+    pub daily_limit: Option<i64>,
+}
+
+pub async fn usage(
     tx: &mut TenantTx,
-    since: Timestamp,
-) -> Result<(i64, Option<Timestamp>), StoreError> {
+    hour_since: Timestamp,
+    day_since: Timestamp,
+) -> Result<Usage, StoreError> {
     let tenant = tx.tenant_id();
     query(
-        "SELECT coalesce(sum(recipients), 0), min(created_at) FROM email_messages \
-         WHERE tenant_id = $1 AND created_at > $2 AND domain_id IS NOT NULL",
+        "SELECT CAST(coalesce((SELECT sum(recipients) FROM email_usage WHERE tenant_id = $1 \
+         AND span = 'minute' AND start > $2), 0) AS BIGINT) AS hour, \
+         (SELECT min(start) FROM email_usage WHERE tenant_id = $1 AND span = 'minute' \
+         AND start > $2) AS hour_oldest, \
+         CAST(coalesce((SELECT sum(recipients) FROM email_usage WHERE tenant_id = $1 \
+         AND span = 'hour' AND start > $3), 0) AS BIGINT) AS day, \
+         (SELECT min(start) FROM email_usage WHERE tenant_id = $1 AND span = 'hour' \
+         AND start > $3) AS day_oldest, \
+         email_hourly_limit AS hourly_limit, email_daily_limit AS daily_limit \
+         FROM tenants WHERE id = $1",
     )
-    .binds((tenant, since))
+    .binds((tenant, hour_since, day_since))
     .fetch_one(tx)
     .await
+}
+
+/// Counts `recipients` in the minute and hour buckets that hold `minute` and `hour`.
+pub async fn count_usage(
+    tx: &mut TenantTx,
+    minute: Timestamp,
+    hour: Timestamp,
+    recipients: i64,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    for (span, start) in [("minute", minute), ("hour", hour)] {
+        query(
+            "INSERT INTO email_usage (tenant_id, span, start, recipients) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, span, start) \
+             DO UPDATE SET recipients = email_usage.recipients + excluded.recipients",
+        )
+        .binds((tenant, span, start, recipients))
+        .execute(tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Forgets the transaction's tenant's counters that started before `before`.
+pub async fn purge_usage(tx: &mut TenantTx, before: Timestamp) -> Result<u64, StoreError> {
+    let tenant = tx.tenant_id();
+    query("DELETE FROM email_usage WHERE tenant_id = $1 AND start < $2")
+        .binds((tenant, before))
+        .execute(tx)
+        .await
 }
 
 /// The transaction's tenant's own recipient limits (hourly, daily), where the platform set them.
