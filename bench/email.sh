@@ -40,7 +40,7 @@ serve() {
         BULWARK_LISTEN="127.0.0.1:$PORT" BULWARK_METRICS_LISTEN="127.0.0.1:0" \
         BULWARK_RATE_LIMITS_FILE="$HIGH" BULWARK_EMAIL_HOURLY_LIMIT=100000000 \
         BULWARK_EMAIL_DAILY_LIMIT=1000000000 BULWARK_DNS_RESOLVER="$BULWARK_TEST_DNS" \
-        BULWARK_EMAIL_WORKERS=${BENCH_EMAIL_WORKERS:-8} "$@" \
+        BULWARK_EMAIL_WORKERS=${BENCH_EMAIL_WORKERS:-32} "$@" \
         "$BIN" serve >> "$WORK/server.log" 2>&1 &
     SERVER=$!
     PIDS+=("$SERVER")
@@ -104,7 +104,7 @@ PY
 {
     echo "# Email $(date -u +%Y-%m-%d)"
     echo
-    echo "\`bench/email.sh\` on $(nproc) CPUs, Bulwark $(git rev-parse --short HEAD), SQLite, ${BENCH_EMAIL_WORKERS:-8} delivery workers; the SMTP server is the tests' aiosmtpd (STARTTLS) on the same machine; every message DKIM-signed (RSA-2048)."
+    echo "\`bench/email.sh\` on $(nproc) CPUs, Bulwark $(git rev-parse --short HEAD), SQLite, ${BENCH_EMAIL_WORKERS:-32} delivery workers; the SMTP server is the tests' aiosmtpd (STARTTLS) on the same machine; every message DKIM-signed (RSA-2048)."
     echo
     echo '```'
     echo "POST /api/v1/emails, 1 recipient, 8 connections, no relay: $ACCEPT"

@@ -266,7 +266,7 @@ impl Application {
         let blocks = tokio::spawn(crate::containment::reloader(self.state.clone()));
         // Without a relay, messages stay queued (and `/readyz` says so).
         let mailer = config.email.smtp.as_ref().and_then(|smtp| {
-            match crate::email::delivery::transport(smtp) {
+            match crate::email::delivery::transport(smtp, config.email.workers) {
                 Ok(transport) => Some(tokio::spawn(crate::email::delivery::worker(
                     self.state.clone(),
                     Arc::new(transport),

@@ -446,8 +446,8 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "BULWARK_EMAIL_WORKERS",
         "email.workers",
-        Some("4"),
-        "messages delivered at once per instance",
+        Some("16"),
+        "messages delivered at once per instance (each on its own pooled relay connection)",
     ),
     s(
         "BULWARK_EMAIL_RETRY_SCHEDULE",
