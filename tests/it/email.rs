@@ -124,7 +124,10 @@ async fn a_sending_domain_gets_a_sealed_dkim_key_and_verifies_once_its_records_a
     let finished = events
         .iter()
         .find(|e| e["action"] == "keys.rotate_tenant" && e["details"]["phase"] == "finished")
-        .unwrap_or_else(|| panic!("the rotation finished: {events:?}"));
+        .unwrap_or_else(|| {
+            let said = String::from_utf8_lossy(&rotated.stdout);
+            panic!("the rotation finished ({said}): {events:?}")
+        });
     assert_eq!(finished["details"]["email"], 2, "both domain keys re-sealed: {finished}");
 
     // Deleted: gone, and audited.
