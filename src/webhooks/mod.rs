@@ -82,16 +82,15 @@ pub struct NewSubscription {
     pub events: Vec<EventKind>,
 }
 
-/// A change; absent fields stay as they are. `status: "active"` re-enables a subscription
-/// that was disabled after failing.
+/// A change; absent (or `null`) fields stay as they are. `status: "active"` re-enables a
+/// subscription that was disabled after failing.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionChange {
-    #[schema(max_length = 2048, nullable = false)]
+    #[schema(max_length = 2048)]
     pub url: Option<String>,
-    #[schema(min_items = 1, max_items = 7, nullable = false)]
+    #[schema(min_items = 1, max_items = 7)]
     pub events: Option<Vec<EventKind>>,
-    #[schema(nullable = false)]
     pub status: Option<Status>,
 }
 
@@ -179,6 +178,9 @@ fn checked_url(app: &AppState, url: &str) -> DomainResult<String> {
 
 /// The events as stored: each once, in a fixed order; 422 for none.
 fn events_text(events: &[EventKind]) -> DomainResult<String> {
+    if events.len() > 7 {
+        return Err(DomainError::invalid("events", "at most 7"));
+    }
     let mut events = events.to_vec();
     events.sort();
     events.dedup();

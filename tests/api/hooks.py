@@ -17,6 +17,7 @@ ISSUERS = {
     ("POST", "/api/v1/auth/mfa/backup-codes"): {"backup_codes"},
     ("POST", "/api/v1/api-keys"): {"key"},
     ("POST", "/api/v1/invitations"): {"token"},
+    ("POST", "/api/v1/webhooks"): {"secret"},
 }
 
 
