@@ -213,10 +213,19 @@ pub async fn verify(
     id: EmailDomainId,
 ) -> DomainResult<Verification> {
     scope.require(Permission::EmailManage)?;
-    let mut tx = app.store().tenant_read(scope).await?;
-    let row = store::domain(&mut tx, id).await?.ok_or(DomainError::NotFound("email domain"))?;
-    tx.commit().await?;
+    let read = async || -> DomainResult<DomainRow> {
+        let mut tx = app.store().tenant_read(scope).await?;
+        let row = store::domain(&mut tx, id).await?.ok_or(DomainError::NotFound("email domain"))?;
+        tx.commit().await?;
+        Ok(row)
+    };
+    let mut row = read().await?;
     let resolver = dns::Resolver::new(app.config().email.dns_resolver);
+    // A rotation's next key takes over once its record is out; the checks below then look
+    // for the new key's record.
+    if promote_if_published(app, scope, ctx, &resolver, &row).await? {
+        row = read().await?;
+    }
     let dkim_name = format!("{}._domainkey.{}", row.selector, row.domain);
     let dmarc_name = format!("_dmarc.{}", row.domain);
     let (dkim_txt, spf_txt, dmarc_txt) = tokio::join!(
@@ -224,31 +233,6 @@ pub async fn verify(
         resolver.txt(&row.domain),
         resolver.txt(&dmarc_name),
     );
-    // A rotation's next key takes over once its record is out: the current one may then go.
-    if let (Some(selector), Some(public)) = (&row.next_selector, &row.next_dkim_public) {
-        let name = format!("{selector}._domainkey.{}", row.domain);
-        let published = resolver.txt(&name).await;
-        if published.iter().any(|value| dkim::record_matches(value, public)) {
-            let mut tx = app.store().tenant_tx(scope).await?;
-            let keys = crate::crm::sealing_keys(app, &mut tx).await?;
-            let sealed = row.next_dkim_private.as_deref().unwrap_or_default();
-            let pem = keys
-                .decrypt(&next_place(scope, id), sealed)
-                .map_err(|err| DomainError::Internal(format!("DKIM key: {err}")))?;
-            let resealed = keys.encrypt(&place(scope, id), &pem);
-            let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
-            if store::promote_next_key(&mut tx, id, selector, version, &resealed).await? {
-                let event = Event::new(Action::EmailDomainRotateDkim)
-                    .by_scope(scope)
-                    .target("email_domain", id)
-                    .detail("selector", selector.as_str())
-                    .detail("step", "promoted");
-                audit::record(&mut tx, ctx, event).await?;
-            }
-            tx.commit().await?;
-            return Box::pin(verify(app, scope, ctx, id)).await;
-        }
-    }
     let checks = Checks {
         dkim: dkim_txt.iter().any(|value| dkim::record_matches(value, &row.dkim_public)),
         spf: spf_txt.iter().any(|value| value.trim_start().starts_with("v=spf1")),
@@ -265,6 +249,44 @@ pub async fn verify(
     }
     let status = if verified { "verified" } else { "pending" };
     Ok(Verification { status: status.into(), checks })
+}
+
+/// Makes a rotation's next key the signing key when its record is published (re-sealed for
+/// its new column); whether it did. Audited.
+async fn promote_if_published(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    resolver: &dns::Resolver,
+    row: &DomainRow,
+) -> DomainResult<bool> {
+    let (Some(selector), Some(public), Some(sealed)) =
+        (&row.next_selector, &row.next_dkim_public, &row.next_dkim_private)
+    else {
+        return Ok(false);
+    };
+    let published = resolver.txt(&format!("{selector}._domainkey.{}", row.domain)).await;
+    if !published.iter().any(|value| dkim::record_matches(value, public)) {
+        return Ok(false);
+    }
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let pem = keys
+        .decrypt(&next_place(scope, row.id), sealed)
+        .map_err(|err| DomainError::Internal(format!("DKIM key: {err}")))?;
+    let resealed = keys.encrypt(&place(scope, row.id), &pem);
+    let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
+    let promoted = store::promote_next_key(&mut tx, row.id, selector, version, &resealed).await?;
+    if promoted {
+        let event = Event::new(Action::EmailDomainRotateDkim)
+            .by_scope(scope)
+            .target("email_domain", row.id)
+            .detail("selector", selector.as_str())
+            .detail("step", "promoted");
+        audit::record(&mut tx, ctx, event).await?;
+    }
+    tx.commit().await?;
+    Ok(promoted)
 }
 
 /// Starts a key rotation: a new key under a new selector, published beside the current one,

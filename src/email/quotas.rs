@@ -110,15 +110,9 @@ pub(super) async fn within(
 pub async fn limits(app: &AppState, tenant: TenantId) -> DomainResult<Limits> {
     let scope = crate::tenancy::TenantScope::system(tenant, "email limits");
     let mut tx = app.store().tenant_read(&scope).await?;
-    let own = store::tenant_limits(&mut tx).await;
+    let own = store::tenant_limits(&mut tx).await?;
     tx.commit().await?;
-    match own {
-        Ok(own) => Ok(effective(app, own)),
-        Err(crate::store::StoreError::Database(sqlx::Error::RowNotFound)) => {
-            Err(DomainError::NotFound("tenant"))
-        }
-        Err(err) => Err(err.into()),
-    }
+    own.map(|own| effective(app, own)).ok_or(DomainError::NotFound("tenant"))
 }
 
 /// Sets a tenant's own limits (super-admin); audited in the platform chain and the tenant's.

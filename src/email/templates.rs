@@ -93,11 +93,27 @@ fn environment() -> Environment<'static> {
     env
 }
 
-/// Why a template does not compile or render, without its variables' values.
-fn template_error(field: &str, err: &minijinja::Error) -> DomainError {
+/// Why a part does not compile or render (field, message), without its variables' values.
+fn problem(field: &str, err: &minijinja::Error) -> (String, String) {
     let line = err.line().map(|n| format!(" (line {n})")).unwrap_or_default();
     let detail = err.detail().unwrap_or("cannot be rendered");
-    DomainError::invalid(field, format!("{}{line}: {detail}", err.kind()))
+    (field.to_owned(), format!("{}{line}: {detail}", err.kind()))
+}
+
+/// The parts: their field, and the name the engine knows them by (only `*.html` escapes).
+const SUBJECT: (&str, &str) = ("subject", "subject.txt");
+const TEXT: (&str, &str) = ("text", "body.txt");
+const HTML: (&str, &str) = ("html", "body.html");
+
+/// Each part present, with its source.
+fn parts(content: &Content) -> impl Iterator<Item = ((&'static str, &'static str), &str)> {
+    [
+        (SUBJECT, Some(&content.subject)),
+        (TEXT, content.text.as_ref()),
+        (HTML, content.html.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(part, source)| source.map(|s| (part, s.as_str())))
 }
 
 /// Checks that every part compiles; every problem at once.
@@ -120,46 +136,27 @@ fn check(name: &str, content: &Content) -> DomainResult<()> {
         problems.push(("text".to_owned(), "give `text`, `html` or both".to_owned()));
     }
     let env = environment();
-    for (field, source) in parts(content) {
-        if let Err(err) = env.template_from_named_str(part_name(field), source) {
-            let DomainError::Invalid(mut found) = template_error(field, &err) else { continue };
-            problems.append(&mut found);
+    for ((field, name), source) in parts(content) {
+        if let Err(err) = env.template_from_named_str(name, source) {
+            problems.push(problem(field, &err));
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(DomainError::Invalid(problems)) }
-}
-
-fn parts(content: &Content) -> impl Iterator<Item = (&'static str, &str)> {
-    [
-        ("subject", Some(&content.subject)),
-        ("text", content.text.as_ref()),
-        ("html", content.html.as_ref()),
-    ]
-    .into_iter()
-    .filter_map(|(field, source)| source.map(|s| (field, s.as_str())))
-}
-
-fn part_name(field: &str) -> &'static str {
-    match field {
-        "html" => "body.html",
-        "text" => "body.txt",
-        _ => "subject.txt",
-    }
 }
 
 /// Renders a template's parts with `variables`.
 pub fn render(content: &Content, variables: &Variables) -> DomainResult<Content> {
     let env = environment();
     let context = minijinja::Value::from(minijinja::value::Serde(variables));
-    let one = |field: &'static str, source: &str| -> DomainResult<String> {
-        env.template_from_named_str(part_name(field), source)
+    let one = |(field, name): (&str, &'static str), source: &str| -> DomainResult<String> {
+        env.template_from_named_str(name, source)
             .and_then(|template| template.render(&context))
-            .map_err(|err| template_error(field, &err))
+            .map_err(|err| DomainError::Invalid(vec![problem(field, &err)]))
     };
     Ok(Content {
-        subject: one("subject", &content.subject)?.trim().to_owned(),
-        text: content.text.as_deref().map(|t| one("text", t)).transpose()?,
-        html: content.html.as_deref().map(|h| one("html", h)).transpose()?,
+        subject: one(SUBJECT, &content.subject)?.trim().to_owned(),
+        text: content.text.as_deref().map(|t| one(TEXT, t)).transpose()?,
+        html: content.html.as_deref().map(|h| one(HTML, h)).transpose()?,
     })
 }
 

@@ -259,12 +259,15 @@ pub async fn purge_usage(tx: &mut TenantTx, before: Timestamp) -> Result<u64, St
         .await
 }
 
-/// The transaction's tenant's own recipient limits (hourly, daily), where the platform set them.
-pub async fn tenant_limits(tx: &mut TenantTx) -> Result<(Option<i64>, Option<i64>), StoreError> {
+/// The transaction's tenant's own recipient limits (hourly, daily), where the platform set
+/// them; `None` when there is no such tenant.
+pub async fn tenant_limits(
+    tx: &mut TenantTx,
+) -> Result<Option<(Option<i64>, Option<i64>)>, StoreError> {
     let tenant = tx.tenant_id();
     query("SELECT email_hourly_limit, email_daily_limit FROM tenants WHERE id = $1")
         .bind(tenant)
-        .fetch_one(tx)
+        .fetch_optional(tx)
         .await
 }
 
