@@ -79,9 +79,15 @@ pub fn account_link(
     spawn(app, user, subject, text);
 }
 
-fn spawn(app: &AppState, user: UserId, subject: &'static str, text: String) {
+/// Whether the platform can mail at all (a relay and `BULWARK_EMAIL_FROM`): without it no
+/// account token is issued either, since nobody could receive it.
+pub fn configured(app: &AppState) -> bool {
     let email = &app.config().email;
-    if email.smtp.is_none() || email.from.is_none() {
+    email.smtp.is_some() && email.from.is_some()
+}
+
+fn spawn(app: &AppState, user: UserId, subject: &'static str, text: String) {
+    if !configured(app) {
         return;
     }
     let app = app.clone();

@@ -862,6 +862,9 @@ const BUSINESS_TABLES: &[&str] = &[
 /// pending MFA ticket, an idempotency key, a failed login and one record of each CRM kind.
 async fn populate(app: &TestApp, who: &Account) {
     app.api_key(who, &["contacts:read"]).await;
+    // A verification token: issued in the request (signup's own comes from a background task).
+    let resend = app.post_as(&who.token, "/api/v1/auth/verify-email/resend", &json!({})).await;
+    assert_eq!(resend.status(), 202, "verification token");
     // A break-glass grant on the tenant.
     let root = app.superadmin().await;
     let grant = json!({"reason": "row-level security test", "minutes": 5});
@@ -989,8 +992,14 @@ async fn row_level_security_confines_every_tenant_table_to_its_tenant_postgres_o
         eprintln!("PostgreSQL only: row-level security is the database's second wall");
         return;
     }
-    let app =
-        TestApp::spawn_with(&[("BULWARK_PUBLIC_URL", crate::support::passkey::PUBLIC_URL)]).await;
+    // A sender and a relay that is not there, so accounts get verification tokens
+    // (`account_tokens`) while queued mail stays in the outbox (deferred, retried in a minute).
+    let app = TestApp::spawn_with(&[
+        ("BULWARK_PUBLIC_URL", crate::support::passkey::PUBLIC_URL),
+        ("BULWARK_EMAIL_FROM", "Bulwark <no-reply@bulwark.test>"),
+        ("BULWARK_SMTP_URL", "smtp://127.0.0.1:9"),
+    ])
+    .await;
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
     populate(&app, &a).await;
