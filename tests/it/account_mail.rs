@@ -154,6 +154,15 @@ async fn a_password_reset_is_mailed_single_use_and_ends_every_session() {
 async fn invitations_and_security_notices_are_mailed() {
     let app = app().await;
     let owner = app.signup("Acme").await;
+    // An address on the tenant's suppression list is invited but not mailed.
+    let gone = unique_email("gone");
+    let suppression = json!({"email": gone, "reason": "manual"});
+    let suppressed = app.post_as(&owner.token, "/api/v1/email/suppressions", &suppression).await;
+    assert_eq!(suppressed.status(), 201);
+    let invited = app
+        .post_as(&owner.token, "/api/v1/invitations", &json!({"email": gone, "role": "agent"}))
+        .await;
+    assert_eq!(invited.status(), 201, "the invitation itself stands");
     // An invitation is mailed with the same link the inviter is given.
     let invitee = unique_email("agent");
     let invitation = app
@@ -163,6 +172,8 @@ async fn invitations_and_security_notices_are_mailed() {
     let invitation: Value = invitation.json().await.expect("json");
     let mail = mail_to(&invitee, "You are invited").await;
     assert_eq!(token_in(&mail), invitation["token"].as_str().expect("token"));
+    // Queued before it and delivered in order: by now the suppressed one would be there too.
+    assert!(received_by(&gone).is_empty(), "a suppressed address got an invitation");
     // A new second factor, and a password change: the owner is told each time.
     app.step_up(&owner).await;
     mail_to(&owner.email, "A sign-in factor was added").await;
@@ -176,4 +187,32 @@ async fn invitations_and_security_notices_are_mailed() {
     assert_eq!(changed.status(), 204, "{:?}", changed.text().await);
     let notice = mail_to(&owner.email, "Your password was changed").await;
     assert!(!notice.contains(NEW_PASSWORD) && !notice.contains(PASSWORD), "no secret mailed");
+}
+
+#[tokio::test]
+async fn a_reset_proves_the_mailbox_not_the_second_factor_so_a_lock_stays() {
+    let mut settings = crate::support::mail::smtp_settings();
+    settings.extend([
+        ("BULWARK_EMAIL_FROM".to_owned(), "Bulwark <no-reply@bulwark.test>".to_owned()),
+        ("BULWARK_LOCKOUT_THRESHOLD".to_owned(), "3".to_owned()),
+        ("BULWARK_LOCKOUT_SECONDS".to_owned(), "4".to_owned()),
+    ]);
+    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::spawn_with(&refs).await;
+    let owner = app.signup("Acme").await;
+    for _ in 0..3 {
+        assert_eq!(app.login(&owner.email, "not the password at all").await.status(), 401);
+    }
+    assert_eq!(app.login(&owner.email, PASSWORD).await.status(), 401, "locked");
+    mail_to(&owner.email, "Your account was locked").await;
+    // Whoever holds the mailbox resets the password: the lock still stands.
+    app.post_json("/api/v1/auth/password-reset", &json!({"email": owner.email})).await;
+    let token = token_in(&mail_to(&owner.email, "Reset your password").await);
+    let confirm = json!({"token": token, "new_password": NEW_PASSWORD});
+    let reset = app.post_json("/api/v1/auth/password-reset/confirm", &confirm).await;
+    assert_eq!(reset.status(), 204);
+    assert_eq!(app.login(&owner.email, NEW_PASSWORD).await.status(), 401, "still locked");
+    // It ends by itself, and then the new password works.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    app.login_ok(&owner.email, NEW_PASSWORD).await;
 }
