@@ -85,6 +85,19 @@ impl<T> Page<T> {
         };
         Page { items: rows.into_iter().map(view).collect(), next_cursor }
     }
+
+    /// `from_rows` for views that can fail (values opened with a key): only the rows of the
+    /// page are opened, not the extra one.
+    pub fn try_from_rows<R, E>(
+        rows: Vec<R>,
+        limit: i64,
+        key: impl Fn(&R) -> String,
+        view: impl Fn(R) -> Result<T, E>,
+    ) -> Result<Page<T>, E> {
+        let page = Page::from_rows(rows, limit, key, |row| row);
+        let items = page.items.into_iter().map(view).collect::<Result<_, _>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
 }
 
 #[cfg(test)]

@@ -153,6 +153,20 @@ pub async fn tenant_keys(
     }
 }
 
+/// Runs `read` in one read transaction of the scope's tenant and returns what it read with
+/// the tenant's keys, to open the sealed values in it.
+pub async fn read_sealed<T>(
+    app: &AppState,
+    scope: &crate::tenancy::TenantScope,
+    read: impl AsyncFnOnce(&mut TenantTx) -> Result<T, crate::store::StoreError>,
+) -> DomainResult<(T, std::sync::Arc<crate::crypto::KeySet>)> {
+    let mut tx = app.store().tenant_read(scope).await?;
+    let found = read(&mut tx).await?;
+    let keys = tenant_keys(app, &mut tx).await?;
+    tx.commit().await?;
+    Ok((found, keys))
+}
+
 /// Reads the tenant's keys and remembers them for the rest of the transaction.
 async fn load_keys(
     app: &AppState,

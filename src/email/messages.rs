@@ -393,15 +393,13 @@ pub async fn list(
     scope.require(Permission::EmailSend)?;
     let limit = check_limit(limit)?;
     let before = decode_cursor::<uuid::Uuid>(cursor)?.map(EmailMessageId::from_uuid);
-    let mut tx = app.store().tenant_read(scope).await?;
     let status = status.map(MessageStatus::as_str);
-    let rows = store::messages(&mut tx, status, before, limit + 1).await?;
-    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
-    tx.commit().await?;
+    let (rows, keys) = crate::crm::read_sealed(app, scope, async |tx| {
+        store::messages(tx, status, before, limit + 1).await
+    })
+    .await?;
     let tenant = scope.tenant_id();
-    let views =
-        rows.into_iter().map(|row| view(&keys, tenant, row)).collect::<DomainResult<Vec<_>>>()?;
-    Ok(Page::from_rows(views, limit, |v| v.id.to_string(), |v| v))
+    Page::try_from_rows(rows, limit, |r| r.id.to_string(), |r| view(&keys, tenant, r))
 }
 
 /// One message with its events.
@@ -411,11 +409,11 @@ pub async fn get(
     id: EmailMessageId,
 ) -> DomainResult<MessageView> {
     scope.require(Permission::EmailSend)?;
-    let mut tx = app.store().tenant_read(scope).await?;
-    let row = store::message(&mut tx, id).await?.ok_or(DomainError::NotFound("email message"))?;
-    let events = store::events(&mut tx, id).await?;
-    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
-    tx.commit().await?;
+    let ((row, events), keys) = crate::crm::read_sealed(app, scope, async |tx| {
+        Ok((store::message(tx, id).await?, store::events(tx, id).await?))
+    })
+    .await?;
+    let row = row.ok_or(DomainError::NotFound("email message"))?;
     let payload = open(&keys, scope.tenant_id(), &row)?;
     // Events name their recipient by position in to, cc and bcc (no address in the clear).
     let everyone: Vec<String> =

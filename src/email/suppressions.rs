@@ -167,9 +167,7 @@ pub async fn list(
     let rows = store::suppressions(&mut tx, index.as_deref(), before, limit + 1).await?;
     tx.commit().await?;
     let tenant = scope.tenant_id();
-    let views =
-        rows.into_iter().map(|row| view(&keys, tenant, row)).collect::<DomainResult<Vec<_>>>()?;
-    Ok(Page::from_rows(views, limit, |v| v.id.to_string(), |v| v))
+    Page::try_from_rows(rows, limit, |r| r.id.to_string(), |r| view(&keys, tenant, r))
 }
 
 /// Takes an address off the list; audited.

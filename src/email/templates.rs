@@ -247,14 +247,12 @@ pub async fn list(
     scope.require(Permission::EmailSend)?;
     let limit = check_limit(limit)?;
     let after = decode_cursor::<String>(cursor)?;
-    let mut tx = app.store().tenant_read(scope).await?;
-    let rows = store::templates(&mut tx, after.as_deref(), limit + 1).await?;
-    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
-    tx.commit().await?;
+    let (rows, keys) = crate::crm::read_sealed(app, scope, async |tx| {
+        store::templates(tx, after.as_deref(), limit + 1).await
+    })
+    .await?;
     let tenant = scope.tenant_id();
-    let views =
-        rows.into_iter().map(|row| view(&keys, tenant, row)).collect::<DomainResult<Vec<_>>>()?;
-    Ok(Page::from_rows(views, limit, |v| v.name.clone(), |v| v))
+    Page::try_from_rows(rows, limit, |r| r.name.clone(), |r| view(&keys, tenant, r))
 }
 
 pub async fn get(
@@ -263,11 +261,9 @@ pub async fn get(
     id: EmailTemplateId,
 ) -> DomainResult<TemplateView> {
     scope.require(Permission::EmailSend)?;
-    let mut tx = app.store().tenant_read(scope).await?;
-    let row = store::template(&mut tx, id).await?.ok_or(DomainError::NotFound("email template"))?;
-    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
-    tx.commit().await?;
-    view(&keys, scope.tenant_id(), row)
+    let (row, keys) =
+        crate::crm::read_sealed(app, scope, async |tx| store::template(tx, id).await).await?;
+    view(&keys, scope.tenant_id(), row.ok_or(DomainError::NotFound("email template"))?)
 }
 
 pub async fn update(

@@ -239,14 +239,11 @@ pub async fn list(
     scope.require(Permission::IntegrationsManage)?;
     let limit = check_limit(limit)?;
     let after = decode_cursor::<uuid::Uuid>(cursor)?.map(WebhookId::from_uuid);
-    let mut tx = app.store().tenant_read(scope).await?;
-    let rows = store::list(&mut tx, after, limit + 1).await?;
-    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
-    tx.commit().await?;
+    let (rows, keys) =
+        crate::crm::read_sealed(app, scope, async |tx| store::list(tx, after, limit + 1).await)
+            .await?;
     let tenant = scope.tenant_id();
-    let views =
-        rows.into_iter().map(|row| view(&keys, tenant, row)).collect::<DomainResult<Vec<_>>>()?;
-    Ok(Page::from_rows(views, limit, |v| v.id.to_string(), |v| v))
+    Page::try_from_rows(rows, limit, |r| r.id.to_string(), |r| view(&keys, tenant, r))
 }
 
 pub async fn get(
@@ -255,11 +252,9 @@ pub async fn get(
     id: WebhookId,
 ) -> DomainResult<SubscriptionView> {
     scope.require(Permission::IntegrationsManage)?;
-    let mut tx = app.store().tenant_read(scope).await?;
-    let row = store::get(&mut tx, id).await?.ok_or(DomainError::NotFound("webhook"))?;
-    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
-    tx.commit().await?;
-    view(&keys, scope.tenant_id(), row)
+    let (row, keys) =
+        crate::crm::read_sealed(app, scope, async |tx| store::get(tx, id).await).await?;
+    view(&keys, scope.tenant_id(), row.ok_or(DomainError::NotFound("webhook"))?)
 }
 
 pub async fn update(
