@@ -25,6 +25,38 @@ pub enum Sealed {
     Templates,
 }
 
+/// The two statements of re-sealing one table's column: read what an older key sealed,
+/// rewrite it unless the row changed meanwhile.
+macro_rules! sealed_sql {
+    ($table:literal, $version:literal, $value:literal) => {
+        (
+            concat!(
+                "SELECT id, ",
+                $version,
+                ", ",
+                $value,
+                " FROM ",
+                $table,
+                " WHERE tenant_id = $1 AND ",
+                $version,
+                " < $2 ORDER BY id LIMIT 200"
+            ),
+            concat!(
+                "UPDATE ",
+                $table,
+                " SET ",
+                $version,
+                " = $4, ",
+                $value,
+                " = $5",
+                " WHERE tenant_id = $1 AND id = $2 AND ",
+                $version,
+                " = $3"
+            ),
+        )
+    };
+}
+
 impl Sealed {
     pub const ALL: [Sealed; 5] = [
         Sealed::Domains,
@@ -33,6 +65,19 @@ impl Sealed {
         Sealed::Suppressions,
         Sealed::Templates,
     ];
+
+    /// (select, update) for this table's sealed column and its key version.
+    const fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Sealed::Domains => sealed_sql!("email_domains", "key_version", "dkim_private"),
+            Sealed::NextDkim => {
+                sealed_sql!("email_domains", "next_key_version", "next_dkim_private")
+            }
+            Sealed::Messages => sealed_sql!("email_messages", "key_version", "payload"),
+            Sealed::Suppressions => sealed_sql!("email_suppressions", "key_version", "email_enc"),
+            Sealed::Templates => sealed_sql!("email_templates", "key_version", "content"),
+        }
+    }
 }
 
 /// Up to 200 rows of `table` sealed under a data key older than `version`: (id, its key
@@ -43,29 +88,7 @@ pub async fn sealed_older_than(
     version: i32,
 ) -> Result<Vec<(uuid::Uuid, i32, Vec<u8>)>, StoreError> {
     let tenant = tx.tenant_id();
-    let sql = match table {
-        Sealed::Domains => {
-            "SELECT id, key_version, dkim_private FROM email_domains \
-             WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT 200"
-        }
-        Sealed::NextDkim => {
-            "SELECT id, next_key_version, next_dkim_private FROM email_domains \
-             WHERE tenant_id = $1 AND next_key_version < $2 ORDER BY id LIMIT 200"
-        }
-        Sealed::Templates => {
-            "SELECT id, key_version, content FROM email_templates \
-             WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT 200"
-        }
-        Sealed::Messages => {
-            "SELECT id, key_version, payload FROM email_messages \
-             WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT 200"
-        }
-        Sealed::Suppressions => {
-            "SELECT id, key_version, email_enc FROM email_suppressions \
-             WHERE tenant_id = $1 AND key_version < $2 ORDER BY id LIMIT 200"
-        }
-    };
-    query(sql).binds((tenant, version)).fetch_all(tx).await
+    query(table.sql().0).binds((tenant, version)).fetch_all(tx).await
 }
 
 /// Rewrites one sealed value, unless its row changed since it was read.
@@ -78,27 +101,5 @@ pub async fn reseal(
     sealed: &[u8],
 ) -> Result<bool, StoreError> {
     let tenant = tx.tenant_id();
-    let sql = match table {
-        Sealed::Domains => {
-            "UPDATE email_domains SET key_version = $4, dkim_private = $5 \
-             WHERE tenant_id = $1 AND id = $2 AND key_version = $3"
-        }
-        Sealed::NextDkim => {
-            "UPDATE email_domains SET next_key_version = $4, next_dkim_private = $5 \
-             WHERE tenant_id = $1 AND id = $2 AND next_key_version = $3"
-        }
-        Sealed::Templates => {
-            "UPDATE email_templates SET key_version = $4, content = $5 \
-             WHERE tenant_id = $1 AND id = $2 AND key_version = $3"
-        }
-        Sealed::Messages => {
-            "UPDATE email_messages SET key_version = $4, payload = $5 \
-             WHERE tenant_id = $1 AND id = $2 AND key_version = $3"
-        }
-        Sealed::Suppressions => {
-            "UPDATE email_suppressions SET key_version = $4, email_enc = $5 \
-             WHERE tenant_id = $1 AND id = $2 AND key_version = $3"
-        }
-    };
-    query(sql).binds((tenant, id, was, version, sealed)).execute_one(tx).await
+    query(table.sql().1).binds((tenant, id, was, version, sealed)).execute_one(tx).await
 }
