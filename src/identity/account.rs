@@ -119,10 +119,8 @@ pub async fn signup(app: &AppState, ctx: &RequestContext, input: SignupInput) ->
     // The new owner proves the address by the mailed link (in the background: the answer
     // must not take longer for a new account than for a taken address).
     let app = app.clone();
-    tokio::spawn(async move {
-        if let Err(err) = super::recovery::send_verification(&app, user_id).await {
-            tracing::warn!(error = %err, "a verification mail could not be queued");
-        }
+    super::mail::in_background("a verification mail", async move {
+        super::recovery::send_verification(&app, user_id).await
     });
     Ok(())
 }

@@ -91,9 +91,18 @@ fn spawn(app: &AppState, user: UserId, subject: &'static str, text: String) {
         return;
     }
     let app = app.clone();
+    in_background("an account mail", async move { queue(&app, user, subject, text).await });
+}
+
+/// Runs account-mail work in a task of its own, so no answer waits on it (or takes longer
+/// for one address than another); a failure is logged, never the mail or its token.
+pub fn in_background(
+    what: &'static str,
+    work: impl Future<Output = DomainResult<()>> + Send + 'static,
+) {
     tokio::spawn(async move {
-        if let Err(err) = queue(&app, user, subject, text).await {
-            tracing::warn!(error = %err, user = %user, "an account mail could not be queued");
+        if let Err(err) = work.await {
+            tracing::warn!(error = %err, what, "account mail could not be prepared");
         }
     });
 }

@@ -109,11 +109,7 @@ pub fn request_reset(app: &AppState, ctx: &RequestContext, email: &str) -> Domai
     // The address's form only: the same answer for every well-formed address.
     check_email(&email).map_err(|message| DomainError::invalid("email", message))?;
     let (app, ctx) = (app.clone(), ctx.clone());
-    tokio::spawn(async move {
-        if let Err(err) = mail_reset(&app, &ctx, &email).await {
-            tracing::warn!(error = %err, "a password reset could not be prepared");
-        }
-    });
+    mail::in_background("a password reset", async move { mail_reset(&app, &ctx, &email).await });
     Ok(())
 }
 
