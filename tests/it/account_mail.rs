@@ -9,12 +9,11 @@ use crate::support::{TestApp, expect_problem, unique_email};
 use crate::support::PASSWORD;
 const NEW_PASSWORD: &str = "an entirely new passphrase 2026";
 
+const FROM: (&str, &str) = ("BULWARK_EMAIL_FROM", "Bulwark <no-reply@bulwark.test>");
+
 /// An app that mails: the test relay and a platform sender.
 async fn app() -> TestApp {
-    let mut settings = crate::support::mail::smtp_settings();
-    settings.push(("BULWARK_EMAIL_FROM".into(), "Bulwark <no-reply@bulwark.test>".into()));
-    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    TestApp::spawn_with(&refs).await
+    crate::support::mail::mailing_app(&[FROM]).await
 }
 
 /// The decoded text of a received message (quoted-printable undone).
@@ -73,12 +72,7 @@ async fn signup_mails_a_verification_link_that_proves_the_address_once() {
     assert_eq!(resend.status(), 202);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(subjects_to(&owner.email), 1);
-    let actions: Vec<String> = app
-        .audit_events(&owner)
-        .await
-        .iter()
-        .filter_map(|e| e["action"].as_str().map(str::to_owned))
-        .collect();
+    let actions = app.audit_actions(&owner).await;
     assert!(actions.iter().any(|a| a == "auth.email_verify"), "{actions:?}");
 }
 
@@ -139,12 +133,7 @@ async fn a_password_reset_is_mailed_single_use_and_ends_every_session() {
     assert_eq!(me["email_verified"], true);
     mail_to(&owner.email, "Your password was reset").await;
     let fresh = crate::support::Account { token: token_after, ..owner.clone() };
-    let actions: Vec<String> = app
-        .audit_events(&fresh)
-        .await
-        .iter()
-        .filter_map(|e| e["action"].as_str().map(str::to_owned))
-        .collect();
+    let actions = app.audit_actions(&fresh).await;
     for action in ["auth.password_reset_request", "auth.password_reset"] {
         assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
     }
@@ -191,14 +180,8 @@ async fn invitations_and_security_notices_are_mailed() {
 
 #[tokio::test]
 async fn a_reset_proves_the_mailbox_not_the_second_factor_so_a_lock_stays() {
-    let mut settings = crate::support::mail::smtp_settings();
-    settings.extend([
-        ("BULWARK_EMAIL_FROM".to_owned(), "Bulwark <no-reply@bulwark.test>".to_owned()),
-        ("BULWARK_LOCKOUT_THRESHOLD".to_owned(), "3".to_owned()),
-        ("BULWARK_LOCKOUT_SECONDS".to_owned(), "4".to_owned()),
-    ]);
-    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = TestApp::spawn_with(&refs).await;
+    let lockout = [FROM, ("BULWARK_LOCKOUT_THRESHOLD", "3"), ("BULWARK_LOCKOUT_SECONDS", "4")];
+    let app = crate::support::mail::mailing_app(&lockout).await;
     let owner = app.signup("Acme").await;
     for _ in 0..3 {
         assert_eq!(app.login(&owner.email, "not the password at all").await.status(), 401);

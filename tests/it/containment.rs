@@ -334,10 +334,8 @@ async fn a_switched_off_feature_answers_503_on_every_instance_within_a_second() 
 #[tokio::test]
 async fn break_glass_is_a_time_boxed_audited_grant_and_nothing_without_one() {
     // With a relay and a platform sender: the tenant's owners are mailed about each grant.
-    let mut settings = crate::support::mail::smtp_settings();
-    settings.push(("BULWARK_EMAIL_FROM".into(), "Bulwark <security@platform.bulwark.test>".into()));
-    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = TestApp::spawn_with(&refs).await;
+    let from = ("BULWARK_EMAIL_FROM", "Bulwark <security@platform.bulwark.test>");
+    let app = crate::support::mail::mailing_app(&[from]).await;
     let root = app.superadmin().await;
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::email::{kinds, mailing_app, until_status};
-use crate::support::mail::{dkim_verifies, publish, verified_domain, wait_for};
+use crate::email::{kinds, until_status};
+use crate::support::mail::{dkim_verifies, mailing_app, publish, verified_domain, wait_for};
 use crate::support::{Account, TestApp, database_bytes, expect_problem, unique_email};
 
 /// Sends `body` as `who`; the accepted message's id.
@@ -23,7 +23,7 @@ fn unfolded(data: &str) -> String {
 
 #[tokio::test]
 async fn templates_render_in_a_sandbox_with_html_escaped_and_stay_in_their_tenant() {
-    let app = mailing_app().await;
+    let app = mailing_app(&[]).await;
     let owner = app.signup("Acme").await;
     let domain = verified_domain(&app, &owner.token).await;
     let template = json!({"name": "welcome", "subject": "Hi {{ name }}",
@@ -100,12 +100,7 @@ async fn templates_render_in_a_sandbox_with_html_escaped_and_stay_in_their_tenan
     assert!(!String::from_utf8_lossy(&bytes).contains("Welcome {{ name }}"));
     assert_eq!(app.delete_as(&owner.token, &path).await.status(), 204);
     expect_problem(app.get_as(&owner.token, &path).await, 404).await;
-    let actions: Vec<String> = app
-        .audit_events(&owner)
-        .await
-        .iter()
-        .filter_map(|e| e["action"].as_str().map(str::to_owned))
-        .collect();
+    let actions = app.audit_actions(&owner).await;
     for action in ["email.template_create", "email.template_update", "email.template_delete"] {
         assert!(actions.iter().any(|a| a == action), "{action}");
     }
@@ -149,10 +144,7 @@ async fn post_event(
 
 #[tokio::test]
 async fn a_signed_late_bounce_suppresses_once_and_forged_stale_or_replayed_events_change_nothing() {
-    let mut settings = crate::support::mail::smtp_settings();
-    settings.push(("BULWARK_EMAIL_EVENTS_SECRET".into(), EVENTS_SECRET.into()));
-    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = TestApp::spawn_with(&refs).await;
+    let app = mailing_app(&[("BULWARK_EMAIL_EVENTS_SECRET", EVENTS_SECRET)]).await;
     let key = bulwark::crypto::standard_webhooks::parse_secret(EVENTS_SECRET).expect("secret");
     let key = key.expose().clone();
     let owner = app.signup("Acme").await;
@@ -228,13 +220,13 @@ async fn a_signed_late_bounce_suppresses_once_and_forged_stale_or_replayed_event
     assert!(reasons.contains(&"complaint".to_owned()), "{reasons:?}");
 
     // Without a configured secret the route refuses everything.
-    let plain = mailing_app().await;
+    let plain = mailing_app(&[]).await;
     expect_problem(post_event(&plain, "evt-4", 0, &complaint, &key).await, 401).await;
 }
 
 #[tokio::test]
 async fn broadcast_mail_carries_a_signed_one_click_unsubscribe_that_only_post_uses() {
-    let app = mailing_app().await;
+    let app = mailing_app(&[]).await;
     let owner = app.signup("Acme").await;
     let domain = verified_domain(&app, &owner.token).await;
     let ada = unique_email("ada");
@@ -309,7 +301,7 @@ async fn broadcast_mail_carries_a_signed_one_click_unsubscribe_that_only_post_us
 
 #[tokio::test]
 async fn the_super_admin_sets_a_tenants_limits_and_passing_90_percent_warns_once() {
-    let app = mailing_app().await;
+    let app = mailing_app(&[]).await;
     let owner = app.signup("Acme").await;
     let other = app.signup("Other").await;
     let root = app.superadmin().await;
@@ -378,7 +370,7 @@ async fn the_super_admin_sets_a_tenants_limits_and_passing_90_percent_warns_once
 
 #[tokio::test]
 async fn a_dkim_rotation_keeps_the_old_key_signing_until_the_new_record_verifies() {
-    let app = mailing_app().await;
+    let app = mailing_app(&[]).await;
     let owner = app.signup("Acme").await;
     let domain = verified_domain(&app, &owner.token).await;
     let domains: Value =
@@ -458,10 +450,7 @@ async fn a_dkim_rotation_keeps_the_old_key_signing_until_the_new_record_verifies
 
 #[tokio::test]
 async fn content_retention_purges_bodies_and_keeps_the_record() {
-    let mut settings = crate::support::mail::smtp_settings();
-    settings.push(("BULWARK_RETENTION_EMAIL_CONTENT".into(), "1s".into()));
-    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = TestApp::spawn_with(&refs).await;
+    let app = mailing_app(&[("BULWARK_RETENTION_EMAIL_CONTENT", "1s")]).await;
     let owner = app.signup("Acme").await;
     let domain = verified_domain(&app, &owner.token).await;
     let id = send(

@@ -39,6 +39,15 @@ pub fn smtp_settings() -> Vec<(String, String)> {
     ]
 }
 
+/// An app whose relay is the test SMTP server, with `extra` settings besides.
+pub async fn mailing_app(extra: &[(&str, &str)]) -> super::TestApp {
+    let settings = smtp_settings();
+    let mut all: Vec<(&str, &str)> =
+        settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.extend_from_slice(extra);
+    super::TestApp::spawn_with(&all).await
+}
+
 /// Adds a sending domain as `token`, publishes its records and verifies it; its name.
 pub async fn verified_domain(app: &super::TestApp, token: &str) -> String {
     use serde_json::{Value, json};

@@ -782,6 +782,12 @@ impl TestApp {
         (body["id"].as_str().expect("id").to_owned(), body["key"].as_str().expect("key").to_owned())
     }
 
+    /// The actions of the tenant's audit events (as an owner or admin), newest first.
+    pub async fn audit_actions(&self, by: &Account) -> Vec<String> {
+        let events = self.audit_events(by).await;
+        events.iter().filter_map(|e| e["action"].as_str().map(str::to_owned)).collect()
+    }
+
     /// The tenant's audit events (as an owner or admin), newest first.
     pub async fn audit_events(&self, by: &Account) -> Vec<Value> {
         let response = self.get_as(&by.token, "/api/v1/audit-events?limit=200").await;
