@@ -167,6 +167,29 @@ pub async fn read_sealed<T>(
     Ok((found, keys))
 }
 
+/// Re-seals values under the tenant's current data key, a batch per write transaction, until
+/// none is left under an older one. `batch` gets the transaction, the sealing keys and the
+/// current version; it re-seals up to a batch of rows sealed under an older key and says how
+/// many it moved, or `None` when it found none. The total moved.
+pub async fn reseal_in_batches(
+    app: &AppState,
+    scope: &crate::tenancy::TenantScope,
+    mut batch: impl AsyncFnMut(&mut TenantTx, &crate::crypto::KeySet, i32) -> DomainResult<Option<u64>>,
+) -> DomainResult<u64> {
+    let mut moved = 0;
+    loop {
+        let mut tx = app.store().tenant_tx(scope).await?;
+        let keys = sealing_keys(app, &mut tx).await?;
+        let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
+        let done = batch(&mut tx, &keys, version).await?;
+        tx.commit().await?;
+        match done {
+            Some(n) => moved += n,
+            None => return Ok(moved),
+        }
+    }
+}
+
 /// Reads the tenant's keys and remembers them for the rest of the transaction.
 async fn load_keys(
     app: &AppState,

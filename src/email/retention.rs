@@ -37,7 +37,7 @@ pub async fn purge_content(
                 // it is) so one bad row never stops the purge of the rest.
                 Err(err) => {
                     tracing::error!(error = %err, message = %row.id, "an email body cannot be purged");
-                    let (was, now) = (row.key_version, Timestamp::now());
+                    let was = row.key_version;
                     store::purge_body(&mut tx, row.id, was, was, &row.payload, now).await?;
                     continue;
                 }

@@ -14,15 +14,12 @@ pub async fn reseal(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
     let tenant = scope.tenant_id();
     let mut moved = 0;
     for table in Sealed::ALL {
-        loop {
-            let mut tx = app.store().tenant_tx(scope).await?;
-            let keys = crate::crm::sealing_keys(app, &mut tx).await?;
-            let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
-            let rows = store::sealed_older_than(&mut tx, table, version).await?;
+        moved += crate::crm::reseal_in_batches(app, scope, async |tx, keys, version| {
+            let rows = store::sealed_older_than(tx, table, version).await?;
             if rows.is_empty() {
-                tx.commit().await?;
-                break;
+                return Ok(None);
             }
+            let mut done = 0;
             for (id, was, sealed) in rows {
                 let place: Place<'_> = match table {
                     Sealed::Domains => {
@@ -45,12 +42,13 @@ pub async fn reseal(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
                     .decrypt(&place, &sealed)
                     .map_err(|err| DomainError::Internal(format!("{table:?} {id}: {err}")))?;
                 let resealed = keys.encrypt(&place, &plain);
-                if store::reseal(&mut tx, table, id, was, version, &resealed).await? {
-                    moved += 1;
+                if store::reseal(tx, table, id, was, version, &resealed).await? {
+                    done += 1;
                 }
             }
-            tx.commit().await?;
-        }
+            Ok(Some(done))
+        })
+        .await?;
     }
     Ok(moved)
 }

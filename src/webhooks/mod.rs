@@ -316,24 +316,21 @@ pub async fn delete(
 /// Tenant key rotation: re-seals every subscription under the current data key; how many.
 pub async fn reseal(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
     let tenant = scope.tenant_id();
-    let mut moved = 0;
-    loop {
-        let mut tx = app.store().tenant_tx(scope).await?;
-        let keys = crate::crm::sealing_keys(app, &mut tx).await?;
-        let version = i32::try_from(keys.current_version()).unwrap_or(i32::MAX);
-        let rows = store::sealed_older_than(&mut tx, version).await?;
+    crate::crm::reseal_in_batches(app, scope, async |tx, keys, version| {
+        let rows = store::sealed_older_than(tx, version).await?;
         if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(moved);
+            return Ok(None);
         }
+        let mut moved = 0;
         for row in rows {
-            let sealed = seal(&keys, tenant, row.id, &open(&keys, tenant, &row)?)?;
-            if store::reseal(&mut tx, row.id, row.key_version, version, &sealed).await? {
+            let sealed = seal(keys, tenant, row.id, &open(keys, tenant, &row)?)?;
+            if store::reseal(tx, row.id, row.key_version, version, &sealed).await? {
                 moved += 1;
             }
         }
-        tx.commit().await?;
-    }
+        Ok(Some(moved))
+    })
+    .await
 }
 
 #[cfg(test)]
