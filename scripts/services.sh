@@ -167,6 +167,33 @@ start_mail() {
     export BULWARK_TEST_MAIL_PYTHON="$venv/bin/python"
 }
 
+# start_integrations: the integrations tests' server (tests/integrations/server.py; Flask and
+# authlib from PyPI, pinned in tests/integrations/requirements.txt, in their own venv under
+# target/): an OAuth authorization server and fake APIs for Google and Zoom, control endpoints,
+# and a Standard Webhooks receiver whose state is files under $BULWARK_TEST_INTEGRATIONS_DIR/hooks.
+# Exports BULWARK_TEST_INTEGRATIONS_URL and BULWARK_TEST_INTEGRATIONS_DIR.
+start_integrations() {
+    local venv=${ROOT:-$PWD}/target/integrations-venv
+    local want=${ROOT:-$PWD}/tests/integrations/requirements.txt
+    if ! cmp -s "$want" "$venv/requirements.txt" 2>/dev/null; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$want"
+        cp "$want" "$venv/requirements.txt"
+    fi
+    local dir=$WORK/integrations
+    mkdir -p "$dir/hooks"
+    INTEGRATIONS_PORT=$(free_port)
+    "$venv/bin/python" "${ROOT:-$PWD}/tests/integrations/server.py" "$INTEGRATIONS_PORT" "$dir" \
+        > "$WORK/integrations.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $INTEGRATIONS_PORT), 1)" 2>/dev/null && break
+        sleep 0.1
+    done
+    export BULWARK_TEST_INTEGRATIONS_URL="http://127.0.0.1:$INTEGRATIONS_PORT"
+    export BULWARK_TEST_INTEGRATIONS_DIR="$dir"
+}
+
 stop_services() {
     for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
     if [ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ]; then

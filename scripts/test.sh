@@ -77,6 +77,7 @@ start_pgbouncer
 start_redis
 start_s3
 start_mail
+start_integrations
 
 # --- tests ----------------------------------------------------------------------------
 step "unit tests and integration tests on SQLite"

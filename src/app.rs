@@ -278,6 +278,8 @@ impl Application {
                 }
             }
         });
+        let mut hooks =
+            tokio::spawn(crate::webhooks::delivery::worker(self.state.clone(), stop_rx.clone()));
         let checkpointer = match self.checkpointer() {
             Ok(checkpointer) => {
                 metrics::gauge!("audit_checkpoints_enabled").set(1.0);
@@ -348,6 +350,10 @@ impl Application {
             && tokio::time::timeout(std::time::Duration::from_secs(30), &mut task).await.is_err()
         {
             task.abort();
+        }
+        // Likewise the webhook round in flight (each attempt has its own deadline).
+        if tokio::time::timeout(std::time::Duration::from_secs(30), &mut hooks).await.is_err() {
+            hooks.abort();
         }
         if let (Some(task), Some(checkpointer)) = (checkpoints, checkpointer) {
             task.abort();

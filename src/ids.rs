@@ -138,6 +138,8 @@ id_type!(/// A tenant's email template.
     EmailTemplateId, now_v7);
 id_type!(/// A tenant's outbound webhook subscription.
     WebhookId, now_v7);
+id_type!(/// One event on its way to one subscription (its `webhook-id`, stable across retries).
+    WebhookDeliveryId, now_v7);
 id_type!(/// A break-glass grant: a super-admin's time-boxed access to one tenant.
     GrantId, now_v7);
 

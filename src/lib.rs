@@ -18,6 +18,7 @@ pub mod config;
 pub mod containment;
 pub mod crm;
 pub mod crypto;
+pub mod dns;
 pub mod documents;
 pub mod email;
 pub mod error;

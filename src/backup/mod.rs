@@ -70,6 +70,8 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("email_suppressions", "id", Reach::PerTenant),
     ("email_templates", "id", Reach::PerTenant),
     ("webhook_subscriptions", "id", Reach::PerTenant),
+    ("webhook_deliveries", "id", Reach::PerTenant),
+    ("webhook_outbox", "delivery_id", Reach::System),
     ("email_usage", "tenant_id, span, start", Reach::PerTenant),
     ("webhook_receipts", "source, webhook_id", Reach::System),
     ("account_tokens", "token_hash", Reach::System),

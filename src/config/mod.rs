@@ -7,6 +7,7 @@
 
 mod dev_secrets;
 mod email;
+mod integrations;
 mod parse;
 mod profile;
 mod settings;
@@ -21,11 +22,12 @@ use url::Url;
 
 use crate::crypto::Secret;
 pub use email::{EmailConfig, SmtpConfig, SmtpSecurity};
+pub use integrations::{IntegrationsConfig, OAuthProvider, WebhooksConfig};
 use parse::*;
 pub use parse::{ConfigProblems, parse_duration, parse_master_keys, parse_switch};
 use profile::profile_problems;
 pub use profile::{DEVELOPMENT_BANNER, MIN_SECRET_BYTES, MIN_SECRET_ENTROPY_BITS, Profile};
-pub use settings::{SETTINGS, Setting};
+pub use settings::{Setting, all as settings};
 pub use sources::ConfigInput;
 use sources::RawValues;
 pub use storage::{BackupConfig, DocumentConfig, DocumentType, StorageConfig, StorageUrl};
@@ -52,14 +54,8 @@ pub struct Config {
     pub documents: DocumentConfig,
     pub email: EmailConfig,
     pub webhooks: WebhooksConfig,
+    pub integrations: IntegrationsConfig,
     pub secrets: SecretsConfig,
-}
-
-/// Outbound webhooks.
-#[derive(Debug, Clone, Default)]
-pub struct WebhooksConfig {
-    /// Ranges a webhook may reach although they are private (`BULWARK_WEBHOOK_ALLOW_PRIVATE`).
-    pub allow_private: crate::webhooks::target::AllowPrivate,
 }
 
 /// Signed checkpoints of the audit chains (see `audit::checkpoint`).
@@ -276,9 +272,8 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
     let storage = storage::storage(&mut p, env, &data_dir);
     let documents = storage::documents(&mut p);
     let email = email::email(&mut p, env);
-    let webhooks = WebhooksConfig {
-        allow_private: p.optional("BULWARK_WEBHOOK_ALLOW_PRIVATE", str::parse).unwrap_or_default(),
-    };
+    let webhooks = integrations::webhooks(&mut p);
+    let integrations = integrations::integrations(&mut p, env);
     let redis_url = p.secret_text("BULWARK_REDIS_URL");
     if let Some(url) = &redis_url
         && let Err(reason) = parse_redis_url(url.expose())
@@ -337,6 +332,7 @@ pub fn load(input: &ConfigInput, dev_secrets: DevSecrets) -> Result<Loaded, Conf
         documents,
         email,
         webhooks,
+        integrations,
         secrets,
     };
     let mut problems = p.problems;
@@ -367,7 +363,7 @@ impl Parser<'_> {
         self.text(name).map(|v| Secret::new(v.to_owned()))
     }
 
-    /// Parses a setting that has a default. The default is the text in `SETTINGS` (stated
+    /// Parses a setting that has a default. The default is the text in the settings table (stated
     /// once, and documented from there), parsed by the same function as a configured value.
     /// A bad value records the problem (naming the variable, never echoing a secret) and
     /// falls back to the default, so parsing goes on and every problem is found.
@@ -376,11 +372,11 @@ impl Parser<'_> {
             return value;
         }
         let default = settings::default_of(name);
-        // Invariant: every setting read with `parse` has a default in SETTINGS that its own
+        // Invariant: every setting read with `parse` has a default in the table that its own
         // parser accepts; `config::tests::no_configuration_at_all_loads_without_problems`
         // parses them all.
-        f(default.expect("a setting read with `parse` has a default in SETTINGS"))
-            .expect("the SETTINGS default of a setting parses")
+        f(default.expect("a setting read with `parse` has a default in the table"))
+            .expect("the table default of a setting parses")
     }
 
     /// Parses a setting without a default: `None` when it is unset, empty or invalid (the

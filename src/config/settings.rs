@@ -17,7 +17,7 @@ pub struct Setting {
     pub help: &'static str,
 }
 
-const fn s(
+pub(super) const fn s(
     name: &'static str,
     key: &'static str,
     default: Option<&'static str>,
@@ -26,16 +26,17 @@ const fn s(
     Setting { name, key, default, secret: false, help }
 }
 
-const fn secret(name: &'static str, key: &'static str, help: &'static str) -> Setting {
+pub(super) const fn secret(name: &'static str, key: &'static str, help: &'static str) -> Setting {
     Setting { name, key, default: None, secret: true, help }
 }
 
 /// The default text of a setting, if it has one.
 pub fn default_of(name: &str) -> Option<&'static str> {
-    SETTINGS.iter().find(|s| s.name == name).and_then(|s| s.default)
+    find(name).and_then(|s| s.default)
 }
 
-pub const SETTINGS: &[Setting] = &[
+/// The core settings; [`all`] adds those of the integrations.
+const CORE: &[Setting] = &[
     s("BULWARK_ENV", "env", Some("development"), "`development`, `staging` or `production`"),
     s(
         "BULWARK_LISTEN",
@@ -420,12 +421,6 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "sender of the platform's own mail (verification, resets, invitations, notices)",
     ),
-    s(
-        "BULWARK_WEBHOOK_ALLOW_PRIVATE",
-        "webhooks.allow_private",
-        None,
-        "comma-separated CIDRs outbound webhooks may reach although private (e.g. `127.0.0.0/8` in tests); empty: none",
-    ),
     secret(
         "BULWARK_EMAIL_EVENTS_SECRET",
         "email.events_secret",
@@ -495,8 +490,13 @@ pub const SETTINGS: &[Setting] = &[
     ),
 ];
 
+/// Every setting Bulwark reads.
+pub fn all() -> impl Iterator<Item = &'static Setting> {
+    CORE.iter().chain(super::integrations::SETTINGS)
+}
+
 pub fn find(name: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|setting| setting.name == name)
+    all().find(|setting| setting.name == name)
 }
 
 #[cfg(test)]

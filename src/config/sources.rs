@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroize;
 
-use super::settings::{self, SETTINGS, Setting};
+use super::settings::{self, Setting};
 use crate::crypto::Secret;
 
 /// Everything configuration may be read from. `main` fills it from the process; tests build
@@ -94,7 +94,7 @@ impl RawValues {
 
     pub fn read(input: &ConfigInput) -> Self {
         let mut raw = RawValues { values: BTreeMap::new(), problems: vec![], warnings: vec![] };
-        for setting in SETTINGS {
+        for setting in settings::all() {
             if let Some(default) = setting.default {
                 raw.values.insert(
                     setting.name,
@@ -138,7 +138,7 @@ impl RawValues {
         let mut flat = Vec::new();
         flatten("", &toml::Value::Table(table), &mut flat);
         for (key, value) in flat {
-            let Some(setting) = SETTINGS.iter().find(|s| s.key == key) else {
+            let Some(setting) = settings::all().find(|s| s.key == key) else {
                 self.warnings.push(format!(
                     "configuration file {}: unknown key `{key}` ignored",
                     path.display()
@@ -201,8 +201,7 @@ impl RawValues {
 }
 
 fn unknown_name_warning(name: &str) -> String {
-    let suggestion = SETTINGS
-        .iter()
+    let suggestion = settings::all()
         .map(|s| (edit_distance(name, s.name), s.name))
         .min()
         .filter(|(distance, _)| *distance <= 3)

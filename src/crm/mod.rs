@@ -56,6 +56,8 @@ pub trait Record {
     const CREATED: Action;
     const UPDATED: Action;
     const DELETED: Action;
+    /// The webhook event a delete emits (payload: the id).
+    const DELETED_EVENT: Option<crate::webhooks::EventKind> = None;
     /// `SELECT … FROM …` of one record or a list (`store::get`, `of_contact`, `older_than`
     /// and lists narrow it); `ALIAS` prefixes the table's own columns when it joins.
     const SELECT: &'static str;
@@ -134,6 +136,10 @@ pub async fn delete<R: Record>(
         return Err(not_found::<R>());
     }
     audit::record(&mut tx, ctx, Event::new(R::DELETED).by_scope(scope).target(R::NAME, id)).await?;
+    if let Some(kind) = R::DELETED_EVENT {
+        let data = serde_json::json!({ "id": id.uuid() });
+        crate::webhooks::events::emit(&mut tx, kind, data).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::ids::ObjectId as _;
 use crate::pagination::Page;
 use crate::store::TenantTx;
 use crate::tenancy::TenantScope;
+use crate::webhooks::EventKind;
 
 /// A CRM resource with the usual five operations.
 pub trait Resource: Record + Sized + Send + Sync + 'static {
@@ -73,6 +74,16 @@ pub trait Resource: Record + Sized + Send + Sync + 'static {
         async move { Ok(super::store::list::<Self, Self::Sort>(tx, filter, page).await?) }
     }
 
+    /// The webhook event a create (`before` is `None`) or an update emits, with its thin
+    /// payload (`webhooks::events`); `row` is the record as written.
+    fn event(
+        _before: Option<&Self::Create>,
+        _after: &Self::Create,
+        _row: &Self::Row,
+    ) -> Option<(EventKind, serde_json::Value)> {
+        None
+    }
+
     /// A row as the API shows it; `keys` are the tenant's when `SEALED`.
     fn view(row: Self::Row, keys: Option<&Opened>) -> DomainResult<Self::View>;
 
@@ -118,7 +129,8 @@ pub async fn create<R: Resource>(
     let mut tx = app.store().tenant_tx(scope).await?;
     let id = R::Id::generate();
     R::write(app, scope, &mut tx, id, &body, true).await?;
-    audit_and_view::<R>(app, tx, scope, ctx, Event::new(R::CREATED), id).await
+    let event = Event::new(R::CREATED);
+    audit_and_view::<R>(app, tx, scope, ctx, event, id, |row| R::event(None, &body, row)).await
 }
 
 pub async fn update<R: Resource>(
@@ -136,7 +148,8 @@ pub async fn update<R: Resource>(
     R::write(app, scope, &mut tx, id, &after, false).await?;
     // Names of the fields that changed, never their values.
     let event = Event::new(R::UPDATED).detail("fields", changed_fields(&before, &after));
-    audit_and_view::<R>(app, tx, scope, ctx, event, id).await
+    let emits = |row: &R::Row| R::event(Some(&before), &after, row);
+    audit_and_view::<R>(app, tx, scope, ctx, event, id, emits).await
 }
 
 async fn audit_and_view<R: Resource>(
@@ -146,9 +159,13 @@ async fn audit_and_view<R: Resource>(
     ctx: &RequestContext,
     event: Event,
     id: R::Id,
+    emits: impl FnOnce(&R::Row) -> Option<(EventKind, serde_json::Value)>,
 ) -> DomainResult<R::View> {
     crate::audit::record(&mut tx, ctx, event.by_scope(scope).target(R::NAME, id)).await?;
     let row = fetch::<R>(&mut tx, id).await?;
+    if let Some((kind, data)) = emits(&row) {
+        crate::webhooks::events::emit(&mut tx, kind, data).await?;
+    }
     let view = one_view::<R>(app, &mut tx, row).await?;
     tx.commit().await?;
     Ok(view)

@@ -35,7 +35,9 @@ use crate::config::{EmailConfig, SmtpConfig, SmtpSecurity};
 use crate::containment::features::Feature;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{EmailMessageId, TenantId};
+use crate::store::queue::EMAIL;
 use crate::tenancy::TenantScope;
+use crate::webhooks::EventKind;
 
 /// How often an idle worker looks for due messages (a send wakes it at once).
 const POLL: Duration = Duration::from_secs(1);
@@ -97,7 +99,7 @@ async fn round(app: &AppState, transport: &Transport, config: &EmailConfig) -> D
     let now = Timestamp::now();
     let limit = i64::try_from(config.workers).unwrap_or(1);
     let mut tx = app.store().system_tx().await?;
-    let claimed = store::claim(&mut tx, now, now.plus(config.lease), limit).await?;
+    let claimed = EMAIL.claim(&mut tx, now, now.plus(config.lease), limit).await?;
     tx.commit().await?;
     let n = claimed.len();
     futures_util::stream::iter(claimed)
@@ -151,7 +153,7 @@ async fn deliver(
         // the message out of the queue: nothing to send again.
         tx.commit().await?;
         let mut tx = app.store().system_tx().await?;
-        store::dequeue(&mut tx, claim.id, claim.lease).await?;
+        EMAIL.dequeue(&mut tx, claim.id, claim.lease).await?;
         return Ok(tx.commit().await?);
     };
     let prepared = match prepare(app, &scope, &mut tx, &row).await {
@@ -236,13 +238,13 @@ async fn record(
 ) -> DomainResult<()> {
     let now = Timestamp::now();
     let attempts = claim.attempts;
-    let retry = usize::try_from(attempts - 1).ok().and_then(|n| config.retry_schedule.get(n));
+    let retry = crate::store::queue::retry_at(now, &config.retry_schedule, attempts);
     let (status, kind, detail, due) = match outcome {
         Outcome::Sent(detail) => ("sent", "sent", detail, None),
         Outcome::Bounced(detail) => ("bounced", "bounced", detail, None),
         Outcome::Failed(detail) => ("failed", "failed", detail, None),
         Outcome::Deferred(detail) => match retry {
-            Some(delay) => ("deferred", "deferred", detail, Some(now.plus(jitter(*delay)))),
+            Some(at) => ("deferred", "deferred", detail, Some(at)),
             None => ("failed", "failed", detail, None),
         },
     };
@@ -250,6 +252,15 @@ async fn record(
     store::set_status(&mut tx, row.id, status, attempts, now).await?;
     store::insert_event(&mut tx, row.id, kind, now, Some(&detail), bounced.as_ref().map(|_| 0))
         .await?;
+    let hook = match kind {
+        "sent" => Some(EventKind::EmailSent),
+        "bounced" => Some(EventKind::EmailBounced),
+        _ => None,
+    };
+    if let Some(hook) = hook {
+        let data = serde_json::json!({"id": row.id, "attempts": attempts});
+        crate::webhooks::events::emit(&mut tx, hook, data).await?;
+    }
     // The relay refused the one recipient for good: it gets no more mail from this tenant.
     if let Some(address) = bounced {
         let keys = crate::crm::sealing_keys(app, &mut tx).await?;
@@ -258,20 +269,13 @@ async fn record(
     tx.commit().await?;
     let mut tx = app.store().system_tx().await?;
     match due {
-        Some(due) => store::reschedule(&mut tx, row.id, claim.lease, due).await?,
-        None => store::dequeue(&mut tx, row.id, claim.lease).await?,
+        Some(due) => EMAIL.reschedule(&mut tx, row.id, claim.lease, due).await?,
+        None => EMAIL.dequeue(&mut tx, row.id, claim.lease).await?,
     };
     tx.commit().await?;
     metrics::counter!("email_attempts_total", "outcome" => kind).increment(1);
     tracing::info!(message = %row.id, outcome = kind, attempt = attempts, "email delivery");
     Ok(())
-}
-
-/// ±10 %, so retries of many messages deferred at once do not arrive together.
-fn jitter(delay: Duration) -> Duration {
-    let spread: [u8; 1] = crate::crypto::random_bytes();
-    let factor = 0.9 + f64::from(spread[0]) / 255.0 * 0.2;
-    delay.mul_f64(factor)
 }
 
 /// The relay's reply as one line.
@@ -381,9 +385,5 @@ mod tests {
             "550 5.1.1 [address] no such user"
         );
         assert_eq!(scrub(&"x".repeat(400)).len(), 300);
-        let spread = (0..50).map(|_| jitter(Duration::from_secs(100))).collect::<Vec<_>>();
-        assert!(
-            spread.iter().all(|d| *d >= Duration::from_secs(90) && *d <= Duration::from_secs(110))
-        );
     }
 }

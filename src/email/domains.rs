@@ -6,11 +6,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::store::{self, DomainRow};
-use super::{address, dkim, dns};
+use super::{address, dkim};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::crypto::field::Place;
+use crate::dns;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::EmailDomainId;
 use crate::tenancy::{Permission, TenantScope};

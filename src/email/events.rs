@@ -15,6 +15,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ids::EmailMessageId;
 use crate::store::TenantTx;
 use crate::tenancy::TenantScope;
+use crate::webhooks::EventKind;
 
 const SOURCE: &str = "email_events";
 
@@ -142,6 +143,10 @@ async fn apply(
     }
     if let Some(reason) = reason {
         suppressions::add(tx, &keys, &recipient, reason, None).await?;
+    }
+    if event.kind == Kind::HardBounce {
+        let data = serde_json::json!({"id": row.id, "type": "hard_bounce", "late": true});
+        crate::webhooks::events::emit(tx, EventKind::EmailBounced, data).await?;
     }
     let audit = Event::new(Action::EmailBounceReceived)
         .by_scope(scope)

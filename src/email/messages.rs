@@ -310,7 +310,7 @@ pub async fn send(
     store::insert_message(&mut tx, &row).await?;
     if anyone {
         store::insert_event(&mut tx, id, "queued", now, None, None).await?;
-        store::enqueue(&mut tx, id, now).await?;
+        crate::store::queue::EMAIL.enqueue(&mut tx, id, now).await?;
     } else {
         store::insert_event(&mut tx, id, "suppressed", now, None, None).await?;
     }

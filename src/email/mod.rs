@@ -6,7 +6,6 @@
 pub mod address;
 pub mod delivery;
 mod dkim;
-mod dns;
 pub mod domains;
 pub mod events;
 pub mod messages;

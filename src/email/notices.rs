@@ -75,7 +75,7 @@ pub async fn queue(app: &AppState, tx: &mut TenantTx, notice: Notice<'_>) -> Dom
     };
     store::insert_message(tx, &row).await?;
     store::insert_event(tx, id, "queued", now, None, None).await?;
-    store::enqueue(tx, id, now).await?;
+    crate::store::queue::EMAIL.enqueue(tx, id, now).await?;
     Ok(true)
 }
 

@@ -62,6 +62,12 @@ pub fn security_notice(app: &AppState, user: UserId, notice: SecurityNotice) {
     spawn(app, user, subject, text);
 }
 
+/// Queues a notice about something the user owns (a webhook disabled after failing, an
+/// integration that lost its access), in the background.
+pub fn owner_notice(app: &AppState, user: UserId, subject: &'static str, text: String) {
+    spawn(app, user, subject, text);
+}
+
 /// Queues a mail with an account link (`{public_url}/{path}#token=…`: the token travels in
 /// the fragment, which browsers never send to a server or a log), in the background.
 pub fn account_link(

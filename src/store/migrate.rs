@@ -58,6 +58,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 15, "0015", "email_templates_and_accounts"),
     migration!("sqlite", 16, "0016", "webhooks"),
     migration!("sqlite", 17, "0017", "email_usage"),
+    migration!("sqlite", 18, "0018", "webhook_deliveries"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -77,6 +78,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 15, "0015", "email_templates_and_accounts"),
     migration!("postgres", 16, "0016", "webhooks"),
     migration!("postgres", 17, "0017", "email_usage"),
+    migration!("postgres", 18, "0018", "webhook_deliveries"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -10,6 +10,7 @@
 #![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
 
 mod migrate;
+pub mod queue;
 pub mod sql;
 mod tx;
 

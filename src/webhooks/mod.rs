@@ -4,9 +4,11 @@
 //! key. Managing subscriptions needs `integrations:manage` (admins and owners), the
 //! permission of the spec's integrations section, and the `webhooks` kill switch stops it.
 //!
-//! Delivery through the outbox (signed, retried, disabled after repeated failure) is the
-//! part still to come; this module owns the subscriptions it will read.
+//! Changes emit events into an outbox (`events`); workers sign and post them (`delivery`);
+//! `GET /webhooks/{id}/deliveries` shows what each attempt came to.
 
+pub mod delivery;
+pub mod events;
 pub mod routes;
 mod store;
 pub mod target;
@@ -16,14 +18,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use self::store::SubscriptionRow;
+use self::store::{DeliveryRow, SubscriptionRow};
 use crate::app::AppState;
 use crate::audit::{self, Action, Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::crypto::KeySet;
 use crate::crypto::field::Place;
 use crate::error::{DomainError, DomainResult};
-use crate::ids::{TenantId, WebhookId};
+use crate::ids::{TenantId, WebhookDeliveryId, WebhookId};
 use crate::pagination::{Page, check_limit, decode_cursor};
 use crate::tenancy::{Actor, Permission, TenantScope};
 
@@ -311,6 +313,64 @@ pub async fn delete(
     let event = Event::new(Action::WebhookDelete).by_scope(scope).target("webhook", id);
     audit::record(&mut tx, ctx, event).await?;
     Ok(tx.commit().await?)
+}
+
+/// One delivery of an event to a subscription, as the last attempt left it (never the
+/// secret, the URL or what the receiver wrote back).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// Also the `webhook-id` header, `msg_` + this id without dashes.
+    pub id: WebhookDeliveryId,
+    pub event: String,
+    /// `pending` (queued or waiting for a retry), `delivered` (a 2xx) or `failed` (gave up).
+    pub status: String,
+    pub attempts: i32,
+    /// The receiver's HTTP status at the last attempt, if it answered.
+    pub response_status: Option<i32>,
+    pub last_error: Option<String>,
+    /// How long the last attempt took.
+    pub duration_ms: Option<i32>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(row: DeliveryRow) -> Self {
+        let pending = row.status == "pending";
+        DeliveryView {
+            id: row.id,
+            event: row.event,
+            status: row.status,
+            attempts: row.attempts,
+            response_status: row.response_status,
+            last_error: row.last_error,
+            duration_ms: row.duration_ms,
+            next_attempt_at: row.next_attempt_at.filter(|_| pending),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// A subscription's deliveries, newest first.
+pub async fn deliveries(
+    app: &AppState,
+    scope: &TenantScope,
+    id: WebhookId,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> DomainResult<Page<DeliveryView>> {
+    scope.require(Permission::IntegrationsManage)?;
+    let limit = check_limit(limit)?;
+    let before = decode_cursor::<uuid::Uuid>(cursor)?.map(WebhookDeliveryId::from_uuid);
+    let mut tx = app.store().tenant_read(scope).await?;
+    if store::get(&mut tx, id).await?.is_none() {
+        return Err(DomainError::NotFound("webhook"));
+    }
+    let rows = store::deliveries(&mut tx, id, before, limit + 1).await?;
+    tx.commit().await?;
+    Ok(Page::from_rows(rows, limit, |r| r.id.to_string(), DeliveryView::from))
 }
 
 /// Tenant key rotation: re-seals every subscription under the current data key; how many.

@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa_axum::routes;
 
-use super::{CreatedSubscription, NewSubscription, SubscriptionChange, SubscriptionView};
+use super::{
+    CreatedSubscription, DeliveryView, NewSubscription, SubscriptionChange, SubscriptionView,
+};
 use crate::app::AppState;
 use crate::audit::RequestContext;
 use crate::containment::features::Feature;
@@ -28,6 +30,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         each(Endpoint::permission(routes!(get), IntegrationsManage, Read)),
         each(Endpoint::permission(routes!(update), IntegrationsManage, Sensitive)),
         each(Endpoint::permission(routes!(delete), IntegrationsManage, Write)),
+        each(Endpoint::permission(routes!(deliveries), IntegrationsManage, Read)),
     ]
 }
 
@@ -104,4 +107,17 @@ async fn delete(
 ) -> Result<StatusCode, Problem> {
     super::delete(&app, &scope, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What became of the events sent to a subscription, newest first.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = WebhookId, Path, description = "Subscription id"), ListQuery),
+    responses((status = 200, body = Page<DeliveryView>)))]
+async fn deliveries(
+    State(app): State<AppState>,
+    scope: TenantScope,
+    Id(id): Id<WebhookId>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<DeliveryView>>, Problem> {
+    Ok(Json(super::deliveries(&app, &scope, id, query.limit, query.cursor.as_deref()).await?))
 }

@@ -123,6 +123,57 @@ pub fn check_url(text: &str, https_only: bool, allow: &AllowPrivate) -> Result<U
     Ok(url)
 }
 
+/// The resolver of the webhook client: resolves a host once and refuses it unless every
+/// address is one a webhook may reach. reqwest connects to exactly the addresses returned
+/// here (the port comes from the URL), so there is no second lookup a rebinding DNS server
+/// could answer differently. IP literals never reach a resolver: `deliverable` checks them.
+struct Guarded {
+    dns: crate::dns::Resolver,
+    allow: AllowPrivate,
+}
+
+impl reqwest::dns::Resolve for Guarded {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (dns, allow) = (self.dns.clone(), self.allow.clone());
+        Box::pin(async move {
+            let ips = dns.ips(name.as_str()).await?;
+            if ips.is_empty() {
+                return Err("the host has no address".into());
+            }
+            if ips.iter().any(|ip| !reachable(*ip, &allow)) {
+                return Err(Refused.into());
+            }
+            let addrs: reqwest::dns::Addrs =
+                Box::new(ips.into_iter().map(|ip| std::net::SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
+}
+
+/// A host resolved to an address a webhook may not reach.
+#[derive(Debug, thiserror::Error)]
+#[error("the host resolves to a private, loopback or link-local address")]
+pub struct Refused;
+
+/// The client every delivery goes through: the guarded resolver, no redirects followed, no
+/// proxy from the environment (a proxy would connect where the guard never looked), and one
+/// deadline for the whole attempt.
+pub fn client(
+    dns: crate::dns::Resolver,
+    allow: AllowPrivate,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(Guarded { dns, allow }))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("Bulwark-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| format!("webhook client: {err}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """A real DNS server for the test suite (dnslib): answers TXT and CNAME questions from files
 in DIR that tests write, so every test publishes its own records while one server runs.
-A file `<name>.TXT` holds one TXT value per line; `<name>.CNAME` one target. Anything else
-is NXDOMAIN.
+A file `<name>.TXT` holds one TXT value per line; `<name>.CNAME` one target. `<name>.A` and
+`<name>.AAAA` hold one answer per line, comma-separated addresses: the n-th question gets
+the n-th line (the last repeats), with TTL 0, so a test can make the answer change between
+two lookups (DNS rebinding); `<name>.<kind>.queries` counts the questions. Anything else is
+NXDOMAIN.
 
     dns_server.py PORT DIR
 """
@@ -10,10 +13,30 @@ import os
 import sys
 import time
 
-from dnslib import CNAME, QTYPE, RCODE, RR, TXT
+import ipaddress
+import threading
+
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, TXT, A
 from dnslib.server import BaseResolver, DNSServer
 
 PORT, DIR = int(sys.argv[1]), sys.argv[2]
+
+
+LOCK = threading.Lock()
+ASKED = {}
+
+
+def addresses(path, kind):
+    """The answer for this question of an address file, and counts it."""
+    with LOCK:
+        n = ASKED.get(path, 0)
+        ASKED[path] = n + 1
+        with open(path + ".queries", "w") as f:
+            f.write(str(n + 1))
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    line = lines[min(n, len(lines) - 1)] if lines else ""
+    return [a.strip() for a in line.split(",") if a.strip()]
 
 
 class Files(BaseResolver):
@@ -22,7 +45,12 @@ class Files(BaseResolver):
         name = str(request.q.qname).rstrip(".").lower()
         kind = QTYPE[request.q.qtype]
         path = os.path.join(DIR, f"{name}.{kind}")
-        if kind in ("TXT", "CNAME") and os.path.exists(path):
+        if kind in ("A", "AAAA") and os.path.exists(path):
+            for address in addresses(path, kind):
+                # dnslib reads only the plain hex form of IPv6 (not `::ffff:127.0.0.1`).
+                rdata = A(address) if kind == "A" else AAAA(ipaddress.IPv6Address(address).exploded)
+                reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=rdata, ttl=0))
+        elif kind in ("TXT", "CNAME") and os.path.exists(path):
             with open(path) as f:
                 lines = [line.rstrip("\n") for line in f if line.strip()]
             for line in lines:

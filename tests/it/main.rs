@@ -26,4 +26,5 @@ mod negative;
 mod platform;
 mod scale_out;
 mod support;
+mod webhook_delivery;
 mod webhooks;

@@ -817,6 +817,8 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("email_suppressions", "tenant_id", Rls::Tenant),
     ("email_templates", "tenant_id", Rls::Tenant),
     ("webhook_subscriptions", "tenant_id", Rls::Tenant),
+    ("webhook_deliveries", "tenant_id", Rls::Tenant),
+    ("webhook_outbox", "tenant_id", Rls::SystemOnly),
     ("email_usage", "tenant_id", Rls::Tenant),
     ("account_tokens", "tenant_id", Rls::SystemOnly),
     ("document_deletions", "tenant_id", Rls::Tenant),
@@ -845,6 +847,7 @@ const BUSINESS_TABLES: &[&str] = &[
     "email_suppressions",
     "email_templates",
     "webhook_subscriptions",
+    "webhook_deliveries",
     "email_usage",
     "companies",
     "contacts",
@@ -878,6 +881,9 @@ async fn populate(app: &TestApp, who: &Account) {
         json!({"email": unique_email("rls"), "role": "agent"}),
     )
     .await;
+    // A subscription first, so the contact below queues a delivery.
+    let webhook = json!({"url": "https://hooks.example.com/rls", "events": ["contact.created"]});
+    created(app, &who.token, "/api/v1/webhooks", webhook).await;
     let records = crm_records(app, who).await;
     // A verified domain and a message queued from it (no relay here: it stays queued).
     let domain = crate::support::mail::verified_domain(app, &who.token).await;
@@ -888,8 +894,6 @@ async fn populate(app: &TestApp, who: &Account) {
     created(app, &who.token, "/api/v1/email/suppressions", suppression).await;
     let template = json!({"name": "rls", "subject": "S", "text": "T"});
     created(app, &who.token, "/api/v1/email/templates", template).await;
-    let webhook = json!({"url": "https://hooks.example.com/rls", "events": ["contact.created"]});
-    created(app, &who.token, "/api/v1/webhooks", webhook).await;
     // A document, and a deleted one whose object waits in the removal queue. The worker
     // empties the queue every 10 s from start; this test reads it within a few seconds.
     for name in ["kept.txt", "deleted.txt"] {

@@ -28,6 +28,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ids::{CompanyId, ContactId, UserId};
 use crate::store::{StoreError, TenantTx};
 use crate::tenancy::{Actor, Permission, TenantScope};
+use crate::webhooks::EventKind;
 
 pub const TABLE: &str = "contacts";
 
@@ -344,6 +345,21 @@ impl Resource for Contacts {
         let mut check = Check::new();
         check.email("email", filter.email.as_deref());
         check.finish()
+    }
+
+    /// Created or updated, with the names of the fields that changed (never their values).
+    fn event(
+        before: Option<&ContactData>,
+        after: &ContactData,
+        row: &Self::Row,
+    ) -> Option<(EventKind, serde_json::Value)> {
+        Some(match before {
+            None => (EventKind::ContactCreated, serde_json::json!({ "id": row.id })),
+            Some(before) => {
+                let fields = super::resource::changed_fields(before, after);
+                (EventKind::ContactUpdated, serde_json::json!({ "id": row.id, "fields": fields }))
+            }
+        })
     }
 
     async fn write(

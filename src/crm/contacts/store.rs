@@ -8,6 +8,7 @@ use crate::crm::store::ListQuery;
 use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, UserId};
 use crate::store::{StoreError, TenantTx, query};
+use crate::webhooks::EventKind;
 
 pub struct Contacts;
 
@@ -24,6 +25,7 @@ impl Record for Contacts {
     const CREATED: Action = Action::ContactCreate;
     const UPDATED: Action = Action::ContactUpdate;
     const DELETED: Action = Action::ContactDelete;
+    const DELETED_EVENT: Option<EventKind> = Some(EventKind::ContactDeleted);
     type Id = ContactId;
     type Row = ContactRow;
     const SELECT: &'static str = "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, \

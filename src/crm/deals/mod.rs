@@ -19,6 +19,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ids::{CompanyId, ContactId, DealId, PipelineId, StageId, UserId};
 use crate::store::TenantTx;
 use crate::tenancy::TenantScope;
+use crate::webhooks::EventKind;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DealView {
@@ -244,6 +245,25 @@ impl Resource for Deals {
             company_id: patch.company_id.unwrap_or(body.company_id),
             owner_id: patch.owner_id.unwrap_or(body.owner_id),
         }
+    }
+
+    /// A move to another stage (a new deal starts somewhere; that is no move).
+    fn event(
+        before: Option<&DealCreate>,
+        _: &DealCreate,
+        row: &DealRow,
+    ) -> Option<(EventKind, serde_json::Value)> {
+        let from = before?.stage_id?;
+        (from != row.stage_id).then(|| {
+            let data = serde_json::json!({
+                "id": row.id,
+                "pipeline_id": row.pipeline_id,
+                "from_stage_id": from,
+                "to_stage_id": row.stage_id,
+                "status": row.stage_kind,
+            });
+            (EventKind::DealStageChanged, data)
+        })
     }
 
     fn view(row: DealRow, _: Option<&Opened>) -> DomainResult<DealView> {

@@ -119,22 +119,6 @@ pub async fn insert_event(
     Ok(())
 }
 
-/// Puts a message in the delivery queue, due at once.
-pub async fn enqueue(
-    tx: &mut TenantTx,
-    message: EmailMessageId,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "INSERT INTO email_outbox (message_id, tenant_id, due_at, attempts) VALUES ($1, $2, $3, 0)",
-    )
-    .binds((message, tenant, now))
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
 /// Newest first; `before` is the last id of the previous page (ids grow with time).
 pub async fn messages(
     tx: &mut TenantTx,

@@ -4,13 +4,11 @@ use crate::store::{StoreError, TenantTx, query};
 
 mod domains;
 mod messages;
-mod outbox;
 mod suppressions;
 mod templates;
 
 pub use domains::*;
 pub use messages::*;
-pub use outbox::*;
 pub use suppressions::*;
 pub use templates::*;
 

@@ -6,6 +6,7 @@
 
 pub mod balancer;
 pub mod binary;
+pub mod integrations;
 pub mod mail;
 pub mod passkey;
 pub mod proxy;
@@ -199,6 +200,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        // BULWARK_TEST_LOG=warn (say) shows the apps' logs when a test is run alone.
+        if let Ok(filter) = std::env::var("BULWARK_TEST_LOG") {
+            let _ = bulwark::telemetry::logs::init(&filter);
+        }
         let db = TestDb::create().await;
         Self::spawn_on(db, extra).await
     }

@@ -1,13 +1,15 @@
-//! TXT lookups for domain verification, through the configured resolver
-//! (`BULWARK_DNS_RESOLVER`) or the system's.
+//! DNS through the configured resolver (`BULWARK_DNS_RESOLVER`) or the system's: TXT
+//! lookups that verify sending domains, and the addresses of a webhook's host (which the SSRF
+//! guard checks before the connection goes to exactly those addresses).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
+#[derive(Clone)]
 pub struct Resolver(Option<TokioResolver>);
 
 impl Resolver {
@@ -53,6 +55,16 @@ impl Resolver {
                 tracing::debug!(error = %err, "TXT lookup found nothing");
                 vec![]
             }
+        }
+    }
+
+    /// Every address of `name` (A and AAAA), or why there is none.
+    pub async fn ips(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+        let Some(resolver) = &self.0 else { return Err("no DNS resolver".into()) };
+        let fqdn = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
+        match resolver.lookup_ip(fqdn).await {
+            Ok(lookup) => Ok(lookup.iter().collect()),
+            Err(err) => Err(format!("{name} does not resolve: {err}")),
         }
     }
 }

@@ -129,3 +129,49 @@ pub async fn reseal(
     .execute_one(tx)
     .await
 }
+
+/// The active subscriptions of the transaction's tenant: (id, comma-separated events).
+pub async fn active(tx: &mut TenantTx) -> Result<Vec<(WebhookId, String)>, StoreError> {
+    let tenant = tx.tenant_id();
+    query("SELECT id, events FROM webhook_subscriptions WHERE tenant_id = $1 AND status = 'active'")
+        .bind(tenant)
+        .fetch_all(tx)
+        .await
+}
+
+/// A delivery to the subscription failed for good: one more in a row; the new count.
+pub async fn count_failure(tx: &mut TenantTx, id: WebhookId) -> Result<i32, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE webhook_subscriptions SET failures = failures + 1 \
+         WHERE tenant_id = $1 AND id = $2 RETURNING failures",
+    )
+    .binds((tenant, id))
+    .scalar(tx)
+    .await
+}
+
+/// A delivery arrived: the count of failures in a row starts again.
+pub async fn reset_failures(tx: &mut TenantTx, id: WebhookId) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE webhook_subscriptions SET failures = 0 \
+         WHERE tenant_id = $1 AND id = $2 AND failures > 0",
+    )
+    .binds((tenant, id))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Disabled after failing; whether it was active.
+pub async fn disable(tx: &mut TenantTx, id: WebhookId, now: Timestamp) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE webhook_subscriptions SET status = 'disabled', updated_at = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
+    )
+    .binds((tenant, id, now))
+    .execute_one(tx)
+    .await
+}

@@ -1,0 +1,84 @@
+//! The integrations tests' server (tests/integrations/server.py, started by
+//! scripts/services.sh `start_integrations`): an OAuth authorization server for "google" and
+//! "zoom" that checks PKCE itself, fakes of their APIs, and a webhook receiver that verifies
+//! Standard Webhooks signatures with the `standardwebhooks` package (an implementation
+//! independent of Bulwark's).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is unset: run the suite through scripts/test.sh (start_integrations)")
+    })
+}
+
+/// The server's base URL.
+pub fn base() -> String {
+    env("BULWARK_TEST_INTEGRATIONS_URL")
+}
+
+/// The port the server listens on.
+pub fn port() -> u16 {
+    base().rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port")
+}
+
+/// A webhook receiver of its own: `POST /hooks/<name>`.
+pub struct Hook {
+    pub name: String,
+}
+
+impl Hook {
+    pub fn new(tag: &str) -> Hook {
+        Hook { name: format!("{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]) }
+    }
+
+    fn file(&self, suffix: &str) -> PathBuf {
+        PathBuf::from(env("BULWARK_TEST_INTEGRATIONS_DIR"))
+            .join("hooks")
+            .join(format!("{}{suffix}", self.name))
+    }
+
+    /// The URL of this receiver through `host` (an IP literal or a name the test DNS
+    /// server answers for).
+    pub fn url(&self, host: &str) -> String {
+        format!("http://{host}:{}/hooks/{}", port(), self.name)
+    }
+
+    /// The secret the receiver verifies with.
+    pub fn set_secret(&self, secret: &str) {
+        std::fs::write(self.file(".secret"), secret).expect("write the secret");
+    }
+
+    /// Its answers, one per request, the last repeating.
+    pub fn answer(&self, statuses: &[u16]) {
+        let text: Vec<String> = statuses.iter().map(u16::to_string).collect();
+        std::fs::write(self.file(".status"), text.join("\n") + "\n").expect("write statuses");
+    }
+
+    /// Every request it received: `{at, id, timestamp, signature, body, verified, status}`.
+    pub fn received(&self) -> Vec<Value> {
+        let Ok(text) = std::fs::read_to_string(self.file(".jsonl")) else { return vec![] };
+        text.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+    }
+
+    /// Waits until it received `n` requests (at most `seconds`), and returns them all.
+    pub async fn wait_for(&self, n: usize, seconds: u64) -> Vec<Value> {
+        for _ in 0..seconds * 10 {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{} received {} of {n} requests in {seconds} s", self.name, self.received().len());
+    }
+}
+
+/// How many questions the test DNS server answered for `name`'s `kind` records.
+pub fn dns_queries(name: &str, kind: &str) -> usize {
+    let path = PathBuf::from(env("BULWARK_TEST_DNS_DIR")).join(format!("{name}.{kind}.queries"));
+    std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+}
