@@ -140,6 +140,10 @@ id_type!(/// A tenant's outbound webhook subscription.
     WebhookId, now_v7);
 id_type!(/// One event on its way to one subscription (its `webhook-id`, stable across retries).
     WebhookDeliveryId, now_v7);
+id_type!(/// A payment recorded from a provider's event.
+    PaymentId, now_v7);
+id_type!(/// A connected integration (one provider account of a user or a tenant).
+    IntegrationId, now_v7);
 id_type!(/// A break-glass grant: a super-admin's time-boxed access to one tenant.
     GrantId, now_v7);
 

@@ -29,6 +29,7 @@ pub mod ids;
 mod layering;
 pub mod maintenance;
 pub mod pagination;
+pub mod payments;
 pub mod platform;
 pub mod ratelimit;
 pub mod redis_link;

@@ -54,6 +54,7 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("access_grants", "id", Reach::System),
     ("companies", "id", Reach::PerTenant),
     ("contacts", "id", Reach::PerTenant),
+    ("payments", "id", Reach::PerTenant),
     ("pipelines", "id", Reach::PerTenant),
     ("pipeline_stages", "id", Reach::PerTenant),
     ("leads", "id", Reach::PerTenant),

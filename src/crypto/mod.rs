@@ -5,6 +5,7 @@
 pub mod aead;
 pub mod field;
 pub mod keyring;
+pub mod provider_signatures;
 mod secret;
 pub mod standard_webhooks;
 pub mod store;

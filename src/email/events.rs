@@ -3,7 +3,7 @@
 //! `webhook-id` is processed once — a replay is acknowledged and changes nothing. A hard
 //! bounce or a complaint suppresses the recipient for the message's tenant.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{address, messages, store, suppressions};
@@ -16,6 +16,7 @@ use crate::ids::EmailMessageId;
 use crate::store::TenantTx;
 use crate::tenancy::TenantScope;
 use crate::webhooks::EventKind;
+pub use crate::webhooks::Receipt;
 
 const SOURCE: &str = "email_events";
 
@@ -46,13 +47,6 @@ pub struct Signature<'a> {
     pub id: &'a str,
     pub timestamp: &'a str,
     pub signatures: &'a str,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Receipt {
-    /// `processed`; `duplicate` (this `webhook-id` was processed before: nothing changed);
-    /// `ignored` (no such message, or the address is not one of its recipients).
-    pub status: &'static str,
 }
 
 /// Verifies, then processes a delivery once. `event` is `body` parsed (its shape was checked
@@ -91,13 +85,13 @@ pub async fn receive(
     tx.commit().await?;
     let Some(tenant) = tenant else {
         let mut tx = app.store().system_tx().await?;
-        let first = store::claim_receipt(&mut tx, SOURCE, signature.id, now).await?;
+        let first = crate::store::receipts::claim(&mut tx, SOURCE, signature.id, now).await?;
         tx.commit().await?;
         return Ok(Receipt { status: if first { "ignored" } else { "duplicate" } });
     };
     let scope = TenantScope::system(tenant, "email event");
     let mut tx = app.store().tenant_tx(&scope).await?;
-    if !store::claim_receipt(&mut tx, SOURCE, signature.id, now).await? {
+    if !crate::store::receipts::claim(&mut tx, SOURCE, signature.id, now).await? {
         return Ok(Receipt { status: "duplicate" });
     }
     let status = apply(app, ctx, &scope, &mut tx, &event, now).await?;

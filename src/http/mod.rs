@@ -58,6 +58,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(crate::email::routes::endpoints());
     all.extend(crate::email::public_routes::endpoints());
     all.extend(crate::webhooks::routes::endpoints());
+    all.extend(crate::payments::routes::endpoints());
     all
 }
 

@@ -59,6 +59,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 16, "0016", "webhooks"),
     migration!("sqlite", 17, "0017", "email_usage"),
     migration!("sqlite", 18, "0018", "webhook_deliveries"),
+    migration!("sqlite", 19, "0019", "payments"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -79,6 +80,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 16, "0016", "webhooks"),
     migration!("postgres", 17, "0017", "email_usage"),
     migration!("postgres", 18, "0018", "webhook_deliveries"),
+    migration!("postgres", 19, "0019", "payments"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -11,6 +11,7 @@
 
 mod migrate;
 pub mod queue;
+pub mod receipts;
 pub mod sql;
 mod tx;
 

@@ -94,6 +94,7 @@ permissions! {
     AuditRead = "audit:read",
     BillingManage = "billing:manage",
     CreditManage = "credit:manage",
+    PaymentsRead = "payments:read",
     TenantManage = "tenant:manage",
 }
 
@@ -106,7 +107,9 @@ impl Permission {
             | TasksRead | DocumentsRead | UsersRead => Role::Readonly,
             ContactsWrite | CompaniesWrite | LeadsWrite | DealsWrite | NotesWrite
             | ActivitiesWrite | TasksWrite | DocumentsWrite | EmailSend => Role::Agent,
-            PipelinesManage | ExportRun | ApiKeysManage | CreditManage => Role::Manager,
+            PipelinesManage | ExportRun | ApiKeysManage | CreditManage | PaymentsRead => {
+                Role::Manager
+            }
             ContactsReadSensitive
             | UsersManage
             | IntegrationsManage

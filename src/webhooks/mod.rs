@@ -29,6 +29,14 @@ use crate::ids::{TenantId, WebhookDeliveryId, WebhookId};
 use crate::pagination::{Page, check_limit, decode_cursor};
 use crate::tenancy::{Actor, Permission, TenantScope};
 
+/// The answer to a signed delivery from outside (the relay's events, Stripe's, Zoom's).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Receipt {
+    /// `processed`; `duplicate` (this delivery's id was processed before: nothing changed);
+    /// `ignored` (nothing here it applies to, or an event type Bulwark does not act on).
+    pub status: &'static str,
+}
+
 /// The events a subscription can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub enum EventKind {

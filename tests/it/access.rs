@@ -228,7 +228,11 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
             "/api/v1/auth/sessions/{id}",
             (sessions["items"][0]["id"].as_str().expect("id").to_owned(), none.clone()),
         ),
-        ("/api/v1/companies/{id}", (company, json!({"name": "renamed"}))),
+        ("/api/v1/companies/{id}", (company.clone(), json!({"name": "renamed"}))),
+        (
+            "/api/v1/companies/{id}/credit-limit",
+            (company, json!({"credit_limit": {"amount_minor": 1, "currency": "EUR"}})),
+        ),
         ("/api/v1/contacts/{id}", (contact.clone(), json!({"first_name": "renamed"}))),
         ("/api/v1/contacts/{id}/export", (contact.clone(), none.clone())),
         ("/api/v1/contacts/{id}/erase", (contact, none.clone())),
@@ -246,7 +250,8 @@ async fn tenant_a_ids(app: &TestApp, a: &Account) -> BTreeMap<&'static str, (Str
         ("/api/v1/email/domains/{id}/rotate-dkim", (domain, none.clone())),
         ("/api/v1/email/templates/{id}", (template.clone(), json!({"subject": "renamed"}))),
         ("/api/v1/email/templates/{id}/render", (template, json!({"variables": {}}))),
-        ("/api/v1/webhooks/{id}", (webhook, json!({"status": "disabled"}))),
+        ("/api/v1/webhooks/{id}", (webhook.clone(), json!({"status": "disabled"}))),
+        ("/api/v1/webhooks/{id}/deliveries", (webhook, none.clone())),
         ("/api/v1/emails/{id}", (message, none.clone())),
         ("/api/v1/email/suppressions/{id}", (suppression, none.clone())),
     ])
@@ -303,6 +308,7 @@ async fn another_tenant_gets_404_for_every_id_of_this_one() {
         "/api/v1/email/suppressions",
         "/api/v1/email/templates",
         "/api/v1/webhooks",
+        "/api/v1/payments",
     ] {
         let text = app.get_as(&b.token, path).await.text().await.expect("text");
         assert!(!text.contains(&a.user_id) && !text.contains(&a.email), "{path} leaks A");
@@ -327,6 +333,7 @@ async fn snapshot(
             || path.ends_with("/verify")
             || path.ends_with("/rotate-dkim")
             || path.ends_with("/render")
+            || path.ends_with("/credit-limit")
             || path.contains("suppressions")
             || path.contains("api-keys")
             || path.contains("invitations")

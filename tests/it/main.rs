@@ -23,6 +23,7 @@ mod hot_path;
 mod identity;
 mod mfa;
 mod negative;
+mod payments;
 mod platform;
 mod scale_out;
 mod support;

@@ -819,6 +819,7 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("webhook_subscriptions", "tenant_id", Rls::Tenant),
     ("webhook_deliveries", "tenant_id", Rls::Tenant),
     ("webhook_outbox", "tenant_id", Rls::SystemOnly),
+    ("payments", "tenant_id", Rls::Tenant),
     ("email_usage", "tenant_id", Rls::Tenant),
     ("account_tokens", "tenant_id", Rls::SystemOnly),
     ("document_deletions", "tenant_id", Rls::Tenant),
@@ -848,6 +849,7 @@ const BUSINESS_TABLES: &[&str] = &[
     "email_templates",
     "webhook_subscriptions",
     "webhook_deliveries",
+    "payments",
     "email_usage",
     "companies",
     "contacts",
@@ -885,6 +887,14 @@ async fn populate(app: &TestApp, who: &Account) {
     let webhook = json!({"url": "https://hooks.example.com/rls", "events": ["contact.created"]});
     created(app, &who.token, "/api/v1/webhooks", webhook).await;
     let records = crm_records(app, who).await;
+    // A payment from Stripe (apps without its secret refuse it, and the count check says so).
+    let event = crate::support::integrations::stripe_event(
+        &format!("evt_{}", uuid::Uuid::new_v4().simple()),
+        "payment_intent.succeeded",
+        &who.tenant_id,
+        &records.company,
+    );
+    crate::support::integrations::post_stripe(app, "whsec_rls", &event).await;
     // A verified domain and a message queued from it (no relay here: it stays queued).
     let domain = crate::support::mail::verified_domain(app, &who.token).await;
     let message = json!({"from": format!("a@{domain}"), "to": ["b@example.com"],
@@ -1002,6 +1012,7 @@ async fn row_level_security_confines_every_tenant_table_to_its_tenant_postgres_o
         ("BULWARK_PUBLIC_URL", crate::support::passkey::PUBLIC_URL),
         ("BULWARK_EMAIL_FROM", "Bulwark <no-reply@bulwark.test>"),
         ("BULWARK_SMTP_URL", "smtp://127.0.0.1:9"),
+        ("BULWARK_STRIPE_WEBHOOK_SECRETS", "whsec_rls"),
     ])
     .await;
     let a = app.signup("Tenant A").await;

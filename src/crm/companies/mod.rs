@@ -13,11 +13,12 @@ use super::list::{SortColumn, SortValue, sort_schema};
 use super::resource::{Opened, Resource};
 use super::{Check, Ref, check_refs, decode_custom, decode_tags, encode_custom, encode_tags};
 use crate::app::AppState;
+use crate::audit::{Action, Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::error::DomainResult;
 use crate::ids::{CompanyId, UserId};
 use crate::store::TenantTx;
-use crate::tenancy::TenantScope;
+use crate::tenancy::{Permission, TenantScope};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CompanyView {
@@ -29,8 +30,27 @@ pub struct CompanyView {
     tags: Vec<String>,
     #[schema(schema_with = crate::schema::custom_fields)]
     custom_fields: Map<String, Value>,
+    /// Changed only through `PUT /companies/{id}/credit-limit`.
+    credit_limit: Option<CreditLimit>,
     created_at: Timestamp,
     updated_at: Timestamp,
+}
+
+/// An amount a company may owe, in minor units of its currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditLimit {
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    pub amount_minor: i64,
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
+    pub currency: String,
+}
+
+/// The body of a credit-limit change: the new limit, or `null` to remove it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditLimitChange {
+    pub credit_limit: Option<CreditLimit>,
 }
 
 impl From<CompanyRow> for CompanyView {
@@ -43,10 +63,48 @@ impl From<CompanyRow> for CompanyView {
             owner_id: r.owner_id,
             tags: decode_tags(&r.tags),
             custom_fields: decode_custom(&r.custom_fields),
+            credit_limit: match (r.credit_limit_minor, r.credit_limit_currency) {
+                (Some(amount_minor), Some(currency)) => {
+                    Some(CreditLimit { amount_minor, currency })
+                }
+                _ => None,
+            },
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
     }
+}
+
+/// Sets or removes a company's credit limit (`credit:manage` and a recent step-up, checked at
+/// the route), audited with the old and the new value.
+pub async fn set_credit_limit(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    id: CompanyId,
+    change: CreditLimitChange,
+) -> DomainResult<CompanyView> {
+    scope.require(Permission::CreditManage)?;
+    if let Some(limit) = &change.credit_limit {
+        let mut check = Check::new();
+        check.currency("credit_limit.currency", &limit.currency);
+        if !(0..=1_000_000_000_000_000).contains(&limit.amount_minor) {
+            check.fail("credit_limit.amount_minor", "must be between 0 and 10^18");
+        }
+        check.finish()?;
+    }
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let before: CompanyView = super::fetch::<Companies>(&mut tx, id).await?.into();
+    let limit = change.credit_limit.as_ref().map(|l| (l.amount_minor, l.currency.as_str()));
+    if !store::set_credit_limit(&mut tx, id, limit, Timestamp::now()).await? {
+        return Err(super::not_found::<Companies>());
+    }
+    let as_value = |limit: &Option<CreditLimit>| serde_json::to_value(limit).unwrap_or(Value::Null);
+    let event = Event::new(Action::CompanyCreditLimitChange)
+        .detail("old", as_value(&before.credit_limit))
+        .detail("new", as_value(&change.credit_limit));
+    let row = super::finish_write::<Companies>(tx, scope, ctx, event, id).await?;
+    Ok(row.into())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -25,7 +25,7 @@ impl Record for Companies {
     type Id = CompanyId;
     type Row = CompanyRow;
     const SELECT: &'static str = "SELECT id, name, domain, industry, owner_id, tags, custom_fields, \
-    created_at, updated_at FROM companies";
+    credit_limit_minor, credit_limit_currency, created_at, updated_at FROM companies";
     type Filter = CompanyFilter;
 
     fn filter(query: &mut ListQuery, f: &CompanyFilter) {
@@ -45,6 +45,8 @@ pub struct CompanyRow {
     pub owner_id: Option<UserId>,
     pub tags: String,
     pub custom_fields: String,
+    pub credit_limit_minor: Option<i64>,
+    pub credit_limit_currency: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -96,4 +98,21 @@ pub async fn write(
         .execute(tx)
         .await?;
     Ok(())
+}
+
+/// Sets (or, with `None`, clears) a company's credit limit; whether the company exists.
+pub async fn set_credit_limit(
+    tx: &mut TenantTx,
+    id: CompanyId,
+    limit: Option<(i64, &str)>,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE companies SET credit_limit_minor = $3, credit_limit_currency = $4, \
+         updated_at = $5 WHERE id = $1 AND tenant_id = $2",
+    )
+    .binds((id, tenant, limit.map(|l| l.0), limit.map(|l| l.1), now))
+    .execute_one(tx)
+    .await
 }

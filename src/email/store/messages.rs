@@ -3,7 +3,7 @@
 
 use crate::clock::Timestamp;
 use crate::ids::{EmailDomainId, EmailMessageId, TenantId};
-use crate::store::{AsRawTx, StoreError, SystemTx, TenantTx, query};
+use crate::store::{StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -74,30 +74,6 @@ pub async fn tenant_of_message(
         .bind(id)
         .scalar_optional(tx)
         .await
-}
-
-/// Records a signed webhook delivery; `false` when its id was seen before.
-/// Any transaction may record one (a tenant's, where the delivery acts); only platform code
-/// reads them.
-pub async fn claim_receipt(
-    tx: &mut impl AsRawTx,
-    source: &str,
-    webhook_id: &str,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    // A plain INSERT: `ON CONFLICT` would need the rows to be visible to the transaction,
-    // which a tenant's is not. A second delivery of the id waits for the first to end, then
-    // meets the key (and its transaction ends unused).
-    let inserted =
-        query("INSERT INTO webhook_receipts (source, webhook_id, received_at) VALUES ($1, $2, $3)")
-            .binds((source, webhook_id, now))
-            .execute(tx)
-            .await;
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(StoreError::Conflict(_)) => Ok(false),
-        Err(err) => Err(err),
-    }
 }
 
 pub async fn insert_event(

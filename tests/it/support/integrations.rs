@@ -82,3 +82,53 @@ pub fn dns_queries(name: &str, kind: &str) -> usize {
     let path = PathBuf::from(env("BULWARK_TEST_DNS_DIR")).join(format!("{name}.{kind}.queries"));
     std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
 }
+
+/// The `Stripe-Signature` of `body` under `secret` at `timestamp`, computed here from
+/// Stripe's documentation (HMAC-SHA256 of `{t}.{body}`, hex), not with Bulwark's code.
+pub fn stripe_signature(secret: &str, timestamp: i64, body: &str) -> String {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={timestamp},v1={hex}")
+}
+
+/// A Stripe event of `kind` for `company` of `tenant` (amount 4200 EUR cents).
+pub fn stripe_event(id: &str, kind: &str, tenant: &str, company: &str) -> String {
+    let (object, amount) = match kind {
+        "charge.refunded" => ("charge", "amount_refunded"),
+        "invoice.paid" => ("invoice", "amount_paid"),
+        _ => ("payment_intent", "amount_received"),
+    };
+    serde_json::json!({
+        "id": id,
+        "object": "event",
+        "type": kind,
+        "created": 1_765_000_000,
+        "livemode": false,
+        "data": {"object": {
+            "id": format!("{}_{}", &object[..2], &id[4..]),
+            "object": object,
+            amount: 4200,
+            "currency": "eur",
+            "metadata": {"tenant_id": tenant, "company_id": company},
+        }},
+    })
+    .to_string()
+}
+
+/// Posts a Stripe event signed with `secret` now.
+pub async fn post_stripe(app: &super::TestApp, secret: &str, body: &str) -> reqwest::Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    app.client
+        .post(app.url("/hooks/stripe"))
+        .header("content-type", "application/json")
+        .header("stripe-signature", stripe_signature(secret, now, body))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request")
+}
