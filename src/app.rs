@@ -280,6 +280,9 @@ impl Application {
         });
         let mut hooks =
             tokio::spawn(crate::webhooks::delivery::worker(self.state.clone(), stop_rx.clone()));
+        let refresher = tokio::spawn(crate::integrations::refresher(self.state.clone()));
+        let compliance =
+            tokio::spawn(crate::integrations::zoom::compliance_worker(self.state.clone()));
         let checkpointer = match self.checkpointer() {
             Ok(checkpointer) => {
                 metrics::gauge!("audit_checkpoints_enabled").set(1.0);
@@ -343,6 +346,8 @@ impl Application {
         sweeper.abort();
         backups.abort();
         blocks.abort();
+        refresher.abort();
+        compliance.abort();
         // The delivery round in flight finishes (bounded): what the relay accepted is
         // recorded. Past the bound, a message keeps its lease and is retried after it, with
         // the same Message-ID.

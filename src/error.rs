@@ -58,6 +58,16 @@ pub enum DomainError {
     /// The virus scanner found something (its signature name).
     #[error("infected: {0}")]
     Infected(String),
+    /// The provider is not configured on this server (its name, safe to show).
+    #[error("integration {0} is not configured")]
+    IntegrationDisabled(&'static str),
+    /// An OAuth callback's `state` is missing, altered, expired, replayed or someone else's
+    /// (the reason is for the log and the audit event).
+    #[error("invalid OAuth state: {0}")]
+    InvalidState(&'static str),
+    /// A provider refused or failed a call on the tenant's behalf (for the log only).
+    #[error("provider error: {0}")]
+    Upstream(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]

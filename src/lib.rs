@@ -26,6 +26,7 @@ pub mod http;
 pub mod idempotency;
 pub mod identity;
 pub mod ids;
+pub mod integrations;
 mod layering;
 pub mod maintenance;
 pub mod pagination;

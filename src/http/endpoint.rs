@@ -57,6 +57,8 @@ pub struct RoutePolicy {
     pub upload: bool,
     /// The kill switch that closes this route (503 `feature_disabled` while it is off).
     pub feature: Option<Feature>,
+    /// Answers pass `secret_filter` (no-store, credential keys dropped).
+    pub secret_filter: bool,
 }
 
 pub struct Endpoint {
@@ -94,6 +96,7 @@ impl Endpoint {
                 body_limit: None,
                 upload: false,
                 feature: None,
+                secret_filter: false,
             },
             router,
             paths,
@@ -149,6 +152,12 @@ impl Endpoint {
     /// The route belongs to `feature`: its kill switch closes it.
     pub fn feature(mut self, feature: Feature) -> Self {
         self.policy.feature = Some(feature);
+        self
+    }
+
+    /// An integration route: its answers pass `http::secret_filter`.
+    pub fn secret_filter(mut self) -> Self {
+        self.policy.secret_filter = true;
         self
     }
 

@@ -79,6 +79,26 @@ impl From<DomainError> for Problem {
                 "Range not satisfiable",
                 format!("The content has {size} bytes; the requested range has none of them."),
             ),
+            DomainError::IntegrationDisabled(provider) => Problem::new(
+                S::NOT_FOUND,
+                "integration_disabled",
+                "Integration disabled",
+                format!("The {provider} integration is not configured on this server."),
+            ),
+            DomainError::InvalidState(_) => Problem::new(
+                S::BAD_REQUEST,
+                "invalid_state",
+                "Invalid state",
+                "The authorization's state is missing, altered, expired, already used or not \
+                 yours; start the connection again.",
+            ),
+            DomainError::Upstream(cause) => Problem::new(
+                S::BAD_GATEWAY,
+                "integration_error",
+                "Integration error",
+                "The provider refused or failed the call; reconnect the integration if it persists.",
+            )
+            .with_cause(cause),
             DomainError::Infected(_) => Problem::new(
                 S::UNPROCESSABLE_ENTITY,
                 "infected",

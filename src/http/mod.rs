@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod path;
 pub mod problem;
 pub mod request_id;
+pub mod secret_filter;
 pub mod server;
 
 use std::any::Any;
@@ -59,6 +60,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(crate::email::public_routes::endpoints());
     all.extend(crate::webhooks::routes::endpoints());
     all.extend(crate::payments::routes::endpoints());
+    all.extend(crate::integrations::routes::endpoints());
     all
 }
 
@@ -99,8 +101,13 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
         } else {
             policy.body_limit.unwrap_or(config.http.body_limit)
         };
-        let method_router: axum::routing::MethodRouter<AppState> = endpoint
-            .router
+        let mut inner = endpoint.router;
+        if policy.secret_filter {
+            inner = inner.layer::<_, std::convert::Infallible>(axum::middleware::from_fn(
+                secret_filter::filter,
+            ));
+        }
+        let method_router: axum::routing::MethodRouter<AppState> = inner
             .layer::<_, std::convert::Infallible>(from_fn_with_state(
                 (state.clone(), policy.clone()),
                 gate::gate,

@@ -92,6 +92,7 @@ pub struct RotationReport {
     pub email: u64,
     /// Webhook subscriptions (URL and signing secret).
     pub webhooks: u64,
+    pub integrations: u64,
     pub resumed: bool,
 }
 
@@ -168,6 +169,7 @@ pub async fn finish_rotation(
         report.documents += crate::documents::reseal_keys(app, &scope).await?;
         report.email += crate::email::rotation::reseal(app, &scope).await?;
         report.webhooks += crate::webhooks::reseal(app, &scope).await?;
+        report.integrations += crate::integrations::reseal(app, &scope).await?;
         let mut tx = app.store().tenant_tx(&scope).await?;
         // Writers hold the current key row FOR SHARE until they commit (PostgreSQL; SQLite has
         // one writer anyway): after this lock every write that sealed under an old key is

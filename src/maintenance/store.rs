@@ -118,6 +118,8 @@ pub async fn delete_business_records(tx: &mut TenantTx) -> Result<u64, StoreErro
         "DELETE FROM email_suppressions WHERE tenant_id = $1",
         "DELETE FROM email_templates WHERE tenant_id = $1",
         "DELETE FROM webhook_deliveries WHERE tenant_id = $1",
+        "DELETE FROM oauth_states WHERE tenant_id = $1",
+        "DELETE FROM integrations WHERE tenant_id = $1",
         "DELETE FROM webhook_subscriptions WHERE tenant_id = $1",
         "DELETE FROM email_usage WHERE tenant_id = $1",
     ] {
@@ -188,7 +190,8 @@ pub async fn rows_under_older_keys(tx: &mut TenantTx, version: i32) -> Result<i6
          + (SELECT count(*) FROM email_suppressions WHERE tenant_id = $1 AND key_version < $2) \
          + (SELECT count(*) FROM email_domains WHERE tenant_id = $1 AND next_key_version < $2) \
          + (SELECT count(*) FROM email_templates WHERE tenant_id = $1 AND key_version < $2) \
-         + (SELECT count(*) FROM webhook_subscriptions WHERE tenant_id = $1 AND key_version < $2)",
+         + (SELECT count(*) FROM webhook_subscriptions WHERE tenant_id = $1 AND key_version < $2) \
+         + (SELECT count(*) FROM integrations WHERE tenant_id = $1 AND key_version < $2)",
     )
     .binds((tenant, version))
     .scalar(tx)

@@ -60,6 +60,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 17, "0017", "email_usage"),
     migration!("sqlite", 18, "0018", "webhook_deliveries"),
     migration!("sqlite", 19, "0019", "payments"),
+    migration!("sqlite", 20, "0020", "integrations"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -81,6 +82,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 17, "0017", "email_usage"),
     migration!("postgres", 18, "0018", "webhook_deliveries"),
     migration!("postgres", 19, "0019", "payments"),
+    migration!("postgres", 20, "0020", "integrations"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -79,6 +79,9 @@ pub const EMAIL: Queue = queue!("email_outbox", "message_id");
 /// Webhook deliveries to post (`webhooks::delivery`).
 pub const WEBHOOKS: Queue = queue!("webhook_outbox", "delivery_id");
 
+/// Zoom's data-compliance confirmations (`integrations::zoom`).
+pub const ZOOM_COMPLIANCE: Queue = queue!("zoom_compliance", "id");
+
 /// A claimed entry: (its id, its tenant, attempts so far, the lease it holds). The lease's
 /// end is the claim's token: writing back needs it.
 pub type Claimed<I> = (I, TenantId, i32, Timestamp);

@@ -29,3 +29,17 @@ pub async fn claim(
         Err(err) => Err(err),
     }
 }
+
+/// Whether a delivery with this id was recorded (platform transactions only).
+pub async fn seen(
+    tx: &mut impl AsRawTx,
+    source: &str,
+    webhook_id: &str,
+) -> Result<bool, StoreError> {
+    let n: i64 =
+        query("SELECT count(*) FROM webhook_receipts WHERE source = $1 AND webhook_id = $2")
+            .binds((source, webhook_id))
+            .scalar(tx)
+            .await?;
+    Ok(n > 0)
+}

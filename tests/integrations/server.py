@@ -10,7 +10,8 @@ scripts/services.sh) that plays:
   POST /zoom/oauth/data/compliance records Zoom's data-compliance calls.
 * fake provider APIs (/zoom-api/v2/..., /google-api/...), Bearer tokens checked against the
   tokens issued above;
-* control endpoints for the tests (/control/log, /control/fail, /control/expires_in), all
+* control endpoints for the tests (/control/log, /control/tokens, /control/fail,
+  /control/expires_in), all
   keyed by user (login), since tests run in parallel against this one process;
 * a webhook receiver, POST /hooks/<name>, whose state lives in files under DIR/hooks
   (<name>.secret, <name>.status, <name>.delay read; <name>.jsonl appended).
@@ -111,7 +112,7 @@ class Client:
         self.client_secret = conf["client_secret"]
         self.scopes = conf["scopes"]
         self.redirect_re = re.compile(
-            r"^http://127\.0\.0\.1:[0-9]{1,5}/api/v1/integrations/%s/callback$" % provider
+            r"^http://(127\.0\.0\.1|localhost):[0-9]{1,5}/api/v1/integrations/%s/callback$" % provider
         )
 
     def get_client_id(self):
@@ -558,6 +559,21 @@ def control_log():
         out = {k: list(v) for k, v in logs.items()}
         out["compliance"] = list(COMPLIANCE.get(zoom_user_id(login), []))
     return jsonify(out)
+
+
+@app.get("/control/tokens")
+def control_tokens():
+    """Every access and refresh token issued to a user, so a test can look for them where
+    they must never appear (responses, logs, the database file)."""
+    login = request.args.get("user", "")
+    with LOCK:
+        found = set()
+        for rec in ACCESS.values():
+            if rec.grant.login == login:
+                found.add(rec.access_token)
+                if rec.refresh_token:
+                    found.add(rec.refresh_token)
+    return jsonify(sorted(found))
 
 
 @app.post("/control/fail")

@@ -21,6 +21,7 @@ mod email_platform;
 mod hardening;
 mod hot_path;
 mod identity;
+mod integrations;
 mod mfa;
 mod negative;
 mod payments;

@@ -820,6 +820,10 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("webhook_deliveries", "tenant_id", Rls::Tenant),
     ("webhook_outbox", "tenant_id", Rls::SystemOnly),
     ("payments", "tenant_id", Rls::Tenant),
+    ("integrations", "tenant_id", Rls::Tenant),
+    ("integration_directory", "tenant_id", Rls::SystemOnly),
+    ("oauth_states", "tenant_id", Rls::Tenant),
+    ("zoom_compliance", "tenant_id", Rls::SystemOnly),
     ("email_usage", "tenant_id", Rls::Tenant),
     ("account_tokens", "tenant_id", Rls::SystemOnly),
     ("document_deletions", "tenant_id", Rls::Tenant),
@@ -850,6 +854,8 @@ const BUSINESS_TABLES: &[&str] = &[
     "webhook_subscriptions",
     "webhook_deliveries",
     "payments",
+    "integrations",
+    "oauth_states",
     "email_usage",
     "companies",
     "contacts",
@@ -895,6 +901,7 @@ async fn populate(app: &TestApp, who: &Account) {
         &records.company,
     );
     crate::support::integrations::post_stripe(app, "whsec_rls", &event).await;
+    integrations(app, who).await;
     // A verified domain and a message queued from it (no relay here: it stays queued).
     let domain = crate::support::mail::verified_domain(app, &who.token).await;
     let message = json!({"from": format!("a@{domain}"), "to": ["b@example.com"],
@@ -929,6 +936,46 @@ async fn populate(app: &TestApp, who: &Account) {
     assert_eq!(keyed.status(), 201);
     mfa_ticket(app, who).await;
     assert_eq!(app.login(&who.email, "not the password at all").await.status(), 401);
+}
+
+/// A Zoom connection deauthorized (its compliance confirmation kept queued: Zoom refuses
+/// it), another connected, and a Google connect left half-way.
+async fn integrations(app: &TestApp, who: &Account) {
+    use crate::support::integrations::{ZOOM_SECRET, connect, control, unique_login};
+    let gone = unique_login("rls-gone");
+    connect(app, &who.token, "zoom", &gone).await;
+    control("/control/fail", json!({"user": gone, "what": "compliance", "count": 1000})).await;
+    let zoom_user: String =
+        gone.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let body = json!({"event": "app_deauthorized", "event_ts": now,
+        "payload": {"user_id": format!("zu-{zoom_user}"), "account_id": "za"}})
+    .to_string();
+    let signature = {
+        use hmac::{KeyInit as _, Mac as _};
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(ZOOM_SECRET.as_bytes()).expect("key");
+        mac.update(format!("v0:{now}:{body}").as_bytes());
+        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        format!("v0={hex}")
+    };
+    let deauth = app
+        .client
+        .post(app.url("/hooks/zoom"))
+        .header("content-type", "application/json")
+        .header("x-zm-signature", signature)
+        .header("x-zm-request-timestamp", now.to_string())
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(deauth.status(), 200, "deauthorization");
+    connect(app, &who.token, "zoom", &unique_login("rls-kept")).await;
+    let started = app.post_as(&who.token, "/api/v1/integrations/google/connect", &json!({})).await;
+    assert_eq!(started.status(), 200, "a connect in progress");
 }
 
 /// Runs one statement in a transaction of `tenant` (none: no setting at all), as the
@@ -1008,13 +1055,20 @@ async fn row_level_security_confines_every_tenant_table_to_its_tenant_postgres_o
     }
     // A sender and a relay that is not there, so accounts get verification tokens
     // (`account_tokens`) while queued mail stays in the outbox (deferred, retried in a minute).
-    let app = TestApp::spawn_with(&[
+    let mut settings = vec![
         ("BULWARK_PUBLIC_URL", crate::support::passkey::PUBLIC_URL),
         ("BULWARK_EMAIL_FROM", "Bulwark <no-reply@bulwark.test>"),
         ("BULWARK_SMTP_URL", "smtp://127.0.0.1:9"),
         ("BULWARK_STRIPE_WEBHOOK_SECRETS", "whsec_rls"),
-    ])
-    .await;
+    ];
+    let providers = crate::support::integrations::provider_settings();
+    settings.extend(
+        providers
+            .iter()
+            .filter(|(k, _)| k != "BULWARK_PUBLIC_URL")
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let app = TestApp::spawn_with(&settings).await;
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
     populate(&app, &a).await;

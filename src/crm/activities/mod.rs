@@ -264,3 +264,30 @@ impl Resource for Activities {
         view(&opened.keys, opened.tenant, row)
     }
 }
+
+/// Adds a line to an activity's details through the ordinary update (sealed, audited): a
+/// meeting or calendar event created for it through an integration.
+pub async fn append_details(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &crate::audit::RequestContext,
+    id: ActivityId,
+    line: &str,
+) -> DomainResult<()> {
+    let current = super::resource::get::<Activities>(app, scope, id).await?;
+    let details = match current.details.as_deref().filter(|d| !d.is_empty()) {
+        Some(details) => format!("{details}\n{line}"),
+        None => line.to_owned(),
+    };
+    let patch = ActivityPatch {
+        kind: None,
+        subject: None,
+        details: Some(Some(details.chars().take(10_000).collect())),
+        occurred_at: None,
+        contact_id: None,
+        deal_id: None,
+        owner_id: None,
+    };
+    super::resource::update::<Activities>(app, scope, ctx, id, patch).await?;
+    Ok(())
+}

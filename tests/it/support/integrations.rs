@@ -132,3 +132,93 @@ pub async fn post_stripe(app: &super::TestApp, secret: &str, body: &str) -> reqw
         .await
         .expect("request")
 }
+
+/// The settings that point both providers at the test server, with a Zoom webhook secret.
+pub fn provider_settings() -> Vec<(String, String)> {
+    let base = base();
+    let mut all = vec![
+        ("BULWARK_PUBLIC_URL".to_owned(), "http://127.0.0.1:8080".to_owned()),
+        ("BULWARK_ZOOM_WEBHOOK_SECRET".to_owned(), ZOOM_SECRET.to_owned()),
+        ("BULWARK_ZOOM_COMPLIANCE_URL".to_owned(), format!("{base}/zoom/oauth/data/compliance")),
+        ("BULWARK_WEBHOOK_RETRY_SCHEDULE".to_owned(), "1s".to_owned()),
+    ];
+    for (name, path) in [("GOOGLE", "google"), ("ZOOM", "zoom")] {
+        all.extend([
+            (format!("BULWARK_{name}_CLIENT_ID"), format!("{path}-test-client")),
+            (format!("BULWARK_{name}_CLIENT_SECRET"), format!("{path}-test-secret")),
+            (format!("BULWARK_{name}_AUTH_URL"), format!("{base}/{path}/authorize")),
+            (format!("BULWARK_{name}_TOKEN_URL"), format!("{base}/{path}/token")),
+            (format!("BULWARK_{name}_REVOKE_URL"), format!("{base}/{path}/revoke")),
+            (format!("BULWARK_{name}_API_URL"), format!("{base}/{path}-api")),
+        ]);
+    }
+    all
+}
+
+pub const ZOOM_SECRET: &str = "zoom-webhook-secret-token";
+
+/// A login at the provider no other test uses.
+pub fn unique_login(tag: &str) -> String {
+    format!("{tag}-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// The server's record of what `login` did: token requests, revocations, API calls,
+/// compliance confirmations.
+pub async fn log(login: &str) -> Value {
+    let url = format!("{}/control/log?user={}", base(), urlencode(login));
+    reqwest::get(url).await.expect("control").json().await.expect("json")
+}
+
+/// Every token the provider issued to `login`.
+pub async fn tokens(login: &str) -> Vec<String> {
+    let url = format!("{}/control/tokens?user={}", base(), urlencode(login));
+    reqwest::get(url).await.expect("control").json().await.expect("json")
+}
+
+pub async fn control(path: &str, body: Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", base()))
+        .json(&body)
+        .send()
+        .await
+        .expect("control");
+    assert!(response.status().is_success(), "{path}");
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Follows `authorize_url` as `login` (the provider consents at once) and returns the
+/// callback's `code` and `state`.
+pub async fn authorize(authorize_url: &str, login: &str) -> (String, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let url = format!("{authorize_url}&login_hint={}", urlencode(login));
+    let response = client.get(url).send().await.expect("authorize");
+    assert_eq!(response.status(), 302, "the provider redirects back");
+    let location = response.headers()["location"].to_str().expect("location").to_owned();
+    let location = url::Url::parse(&location).expect("a URL");
+    let get =
+        |key: &str| location.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned());
+    (get("code").unwrap_or_else(|| panic!("no code in {location}")), get("state").expect("state"))
+}
+
+/// Connects `provider` for `token`'s user as `login`: the connection's view.
+pub async fn connect(app: &super::TestApp, token: &str, provider: &str, login: &str) -> Value {
+    let path = format!("/api/v1/integrations/{provider}/connect");
+    let started = app.post_as(token, &path, &serde_json::json!({})).await;
+    assert_eq!(started.status(), 200, "connect");
+    let started: Value = started.json().await.expect("json");
+    let (code, state) = authorize(started["authorize_url"].as_str().expect("url"), login).await;
+    let callback = format!(
+        "/api/v1/integrations/{provider}/callback?code={}&state={}",
+        urlencode(&code),
+        urlencode(&state)
+    );
+    let connected = app.get_as(token, &callback).await;
+    assert_eq!(connected.status(), 200, "callback");
+    connected.json().await.expect("json")
+}

@@ -1,0 +1,583 @@
+//! Integrations with Google (Calendar) and Zoom (meetings) over OAuth 2.0 (spec §9).
+//!
+//! A member connects their own account; `integrations:manage` connects one for the whole
+//! tenant. `connect` starts an authorization-code flow with PKCE and a MACed, single-use
+//! `state` bound to the user's session; `callback` checks every part of it (refusals are
+//! 400 `invalid_state` and audited), exchanges the code with the verifier and keeps the
+//! tokens in the vault: sealed under the tenant's key, never in a response or a log (views
+//! carry none, and `http::secret_filter` drops token keys from every integration response
+//! as a second wall). Tokens are refreshed when used within 5 minutes of expiry and by a
+//! background task before they expire; a failed refresh marks the connection `error` and
+//! mails its user. Disconnecting revokes at the provider first (retried, audited when it
+//! fails) and deletes the tokens regardless.
+
+mod oauth;
+pub mod providers;
+pub mod routes;
+mod store;
+pub mod zoom;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use self::store::{IntegrationRow, StateRow};
+use crate::app::AppState;
+use crate::audit::{self, Action, Event, RequestContext};
+use crate::clock::Timestamp;
+use crate::config::OAuthProvider;
+use crate::crypto::KeySet;
+use crate::crypto::field::Place;
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{IntegrationId, TenantId, UserId};
+use crate::tenancy::{Actor, Permission, TenantScope};
+
+/// Refresh a token used this close to its expiry.
+const REFRESH_WINDOW: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Google,
+    Zoom,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Google => "google",
+            Provider::Zoom => "zoom",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Provider> {
+        match text {
+            "google" => Some(Provider::Google),
+            "zoom" => Some(Provider::Zoom),
+            _ => None,
+        }
+    }
+
+    /// The least scopes the features need (docs/INTEGRATIONS.md): Google, the account's
+    /// address and its calendar's events; Zoom, creating meetings and reading its own user.
+    pub fn scopes(self) -> &'static str {
+        match self {
+            Provider::Google => "openid email https://www.googleapis.com/auth/calendar.events",
+            Provider::Zoom => "meeting:write user:read",
+        }
+    }
+
+    /// Its operator settings; 404 `integration_disabled` when it is off.
+    pub fn settings(self, app: &AppState) -> DomainResult<&OAuthProvider> {
+        let integrations = &app.config().integrations;
+        let settings = match self {
+            Provider::Google => integrations.google.as_ref(),
+            Provider::Zoom => integrations.zoom.as_ref(),
+        };
+        settings.ok_or(DomainError::IntegrationDisabled(self.as_str()))
+    }
+}
+
+/// What is sealed: the tokens and who the account is at the provider.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct Vault {
+    access_token: String,
+    refresh_token: Option<String>,
+    account_email: Option<String>,
+    external_id: Option<String>,
+}
+
+fn place(tenant: TenantId, id: IntegrationId) -> Place<'static> {
+    Place { tenant, table: "integrations", column: "sealed", row: id.as_uuid() }
+}
+
+fn seal(
+    keys: &KeySet,
+    tenant: TenantId,
+    id: IntegrationId,
+    vault: &Vault,
+) -> DomainResult<Vec<u8>> {
+    let plain = Zeroizing::new(
+        serde_json::to_vec(vault).map_err(|err| DomainError::Internal(err.to_string()))?,
+    );
+    Ok(keys.encrypt(&place(tenant, id), &plain))
+}
+
+fn open(keys: &KeySet, tenant: TenantId, row: &IntegrationRow) -> DomainResult<Vault> {
+    let plain = keys
+        .decrypt(&place(tenant, row.id), &row.sealed)
+        .map_err(|err| DomainError::Internal(format!("integration {}: {err}", row.id)))?;
+    serde_json::from_slice(&plain).map_err(|err| DomainError::Internal(err.to_string()))
+}
+
+fn version(keys: &KeySet) -> i32 {
+    i32::try_from(keys.current_version()).unwrap_or(i32::MAX)
+}
+
+/// A connection as the API shows it: never a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationView {
+    pub id: IntegrationId,
+    pub provider: Provider,
+    /// `connected`, or `error` (a refresh failed: reconnect).
+    pub status: String,
+    /// `user` (the caller's own) or `tenant` (connected for everyone).
+    pub scope: String,
+    pub account_email: Option<String>,
+    pub scopes: Vec<String>,
+    pub connected_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationList {
+    pub items: Vec<IntegrationView>,
+}
+
+fn view(keys: &KeySet, tenant: TenantId, row: &IntegrationRow) -> DomainResult<IntegrationView> {
+    let vault = open(keys, tenant, row)?;
+    Ok(IntegrationView {
+        id: row.id,
+        provider: Provider::parse(&row.provider).unwrap_or(Provider::Google),
+        status: row.status.clone(),
+        scope: row.scope.clone(),
+        account_email: vault.account_email.clone(),
+        scopes: row.scopes.split_whitespace().map(str::to_owned).collect(),
+        connected_at: row.connected_at,
+        expires_at: row.expires_at,
+    })
+}
+
+/// The user acting (an API key acts for its owner).
+fn acting_user(scope: &TenantScope) -> DomainResult<UserId> {
+    match scope.actor() {
+        Actor::User { user_id, .. } => Ok(*user_id),
+        Actor::ApiKey { owner, .. } => Ok(*owner),
+        Actor::System { .. } => Err(DomainError::Forbidden("a user's action")),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    /// Connect an account for the whole tenant (needs `integrations:manage`); default: the
+    /// caller's own.
+    #[serde(default)]
+    pub tenant_wide: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectView {
+    /// Send the user's browser here; the provider sends it back to the callback.
+    pub authorize_url: String,
+}
+
+pub async fn connect(
+    app: &AppState,
+    scope: &TenantScope,
+    provider: Provider,
+    request: ConnectRequest,
+) -> DomainResult<ConnectView> {
+    let settings = provider.settings(app)?;
+    let Actor::User { user_id, session_id } = scope.actor() else {
+        return Err(DomainError::Forbidden("connecting needs a signed-in user"));
+    };
+    if request.tenant_wide {
+        scope.require(Permission::IntegrationsManage)?;
+    }
+    let now = Timestamp::now();
+    let nonce = oauth::random_token();
+    let claims = oauth::StateClaims {
+        user_id: *user_id,
+        provider: provider.as_str().to_owned(),
+        ts: now.secs(),
+        nonce: nonce.clone(),
+    };
+    let state = oauth::sign_state(app, &claims)?;
+    let (verifier, challenge) = oauth::pkce();
+    let hash = oauth::nonce_hash(&nonce);
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let row = StateRow {
+        user_id: *user_id,
+        session_id: session_id.to_string(),
+        provider: provider.as_str().to_owned(),
+        scope: if request.tenant_wide { "tenant" } else { "user" }.to_owned(),
+        verifier: app
+            .keys()
+            .seal(VERIFIER_PURPOSE, &hash, verifier.as_bytes())
+            .map_err(|err| DomainError::Internal(format!("PKCE verifier: {err}")))?,
+        expires_at: now.plus(oauth::STATE_LIFETIME),
+    };
+    store::purge_states(&mut tx, now).await?;
+    store::insert_state(&mut tx, &hash, &row).await?;
+    tx.commit().await?;
+    Ok(ConnectView {
+        authorize_url: oauth::authorize_url(app, provider, settings, &state, &challenge),
+    })
+}
+
+/// The PKCE verifier of a connect in progress is sealed under a purpose key of the master
+/// keys (bound to its nonce's hash), not a tenant key: a tenant key rotation during the 10
+/// minutes of a connect does not strand it.
+const VERIFIER_PURPOSE: &str = "oauth-pkce-verifier";
+
+/// Refuses a callback: audited (the reason in the event), one answer for every reason.
+async fn refuse(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    provider: Provider,
+    reason: &'static str,
+) -> DomainError {
+    let event = Event::new(Action::IntegrationStateRefused)
+        .by_scope(scope)
+        .failure()
+        .detail("provider", provider.as_str())
+        .detail("reason", reason);
+    if let Err(err) = audit::record_alone(app, scope, ctx, event).await {
+        tracing::error!(error = %err, "a refused OAuth state could not be audited");
+    }
+    DomainError::InvalidState(reason)
+}
+
+/// The provider sent the browser back: check the state, exchange the code, store the tokens.
+pub async fn callback(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    provider: Provider,
+    code: &str,
+    state: &str,
+) -> DomainResult<IntegrationView> {
+    let settings = provider.settings(app)?;
+    let Actor::User { user_id, session_id } = scope.actor() else {
+        return Err(DomainError::Forbidden("connecting needs a signed-in user"));
+    };
+    let claims = match oauth::open_state(app, state) {
+        Ok(claims) => claims,
+        Err(reason) => return Err(refuse(app, scope, ctx, provider, reason).await),
+    };
+    let now = Timestamp::now();
+    let reason = if claims.provider != provider.as_str() {
+        Some("another provider's")
+    } else if claims.user_id != *user_id {
+        Some("another user's")
+    } else if now.secs().saturating_sub(claims.ts) > 600 || claims.ts > now.secs() + 60 {
+        Some("expired")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        return Err(refuse(app, scope, ctx, provider, reason).await);
+    }
+    // Single use: taken (and committed) before anything else can fail.
+    let hash = oauth::nonce_hash(&claims.nonce);
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let taken = store::take_state(&mut tx, &hash).await?;
+    tx.commit().await?;
+    let Some(taken) = taken else {
+        return Err(refuse(app, scope, ctx, provider, "replayed or unknown").await);
+    };
+    let reason = if taken.session_id != session_id.to_string() {
+        Some("another session's")
+    } else if taken.expires_at < now {
+        Some("expired")
+    } else if taken.provider != provider.as_str() || taken.user_id != *user_id {
+        Some("another user's")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        return Err(refuse(app, scope, ctx, provider, reason).await);
+    }
+    let verifier = app
+        .keys()
+        .open(VERIFIER_PURPOSE, &hash, &taken.verifier)
+        .map_err(|err| DomainError::Internal(format!("PKCE verifier: {err}")))?;
+    let verifier = Zeroizing::new(String::from_utf8_lossy(&verifier).into_owned());
+    let tokens = oauth::exchange(app, provider, settings, code, &verifier).await?;
+    let account = providers::account(provider, settings, &tokens.access_token).await?;
+    let id = IntegrationId::new();
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let vault = Vault {
+        access_token: tokens.access_token.clone(),
+        refresh_token: tokens.refresh_token.clone(),
+        account_email: account.email.clone(),
+        external_id: Some(account.id.clone()),
+    };
+    let row = IntegrationRow {
+        id,
+        user_id: *user_id,
+        provider: provider.as_str().to_owned(),
+        scope: taken.scope.clone(),
+        status: "connected".into(),
+        scopes: tokens.scope.clone().unwrap_or_else(|| provider.scopes().to_owned()),
+        key_version: version(&keys),
+        sealed: seal(&keys, scope.tenant_id(), id, &vault)?,
+        expires_at: tokens.expires_at(now),
+        connected_at: now,
+        updated_at: now,
+    };
+    let external = (provider == Provider::Zoom).then_some(account.id.as_str());
+    store::replace(&mut tx, &row, external).await?;
+    let event = Event::new(Action::IntegrationConnect)
+        .by_scope(scope)
+        .target("integration", id)
+        .detail("provider", provider.as_str())
+        .detail("scope", taken.scope.as_str());
+    audit::record(&mut tx, ctx, event).await?;
+    tx.commit().await?;
+    view(&keys, scope.tenant_id(), &row)
+}
+
+pub async fn list(app: &AppState, scope: &TenantScope) -> DomainResult<IntegrationList> {
+    let user = acting_user(scope)?;
+    let (rows, keys) =
+        crate::crm::read_sealed(app, scope, async |tx| store::visible_to(tx, user).await).await?;
+    let tenant = scope.tenant_id();
+    let items = rows.iter().map(|row| view(&keys, tenant, row)).collect::<DomainResult<_>>()?;
+    Ok(IntegrationList { items })
+}
+
+/// Revokes at the provider (three tries), then deletes the tokens whatever came of it.
+pub async fn disconnect(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    provider: Provider,
+    tenant_wide: bool,
+) -> DomainResult<()> {
+    let settings = provider.settings(app)?;
+    let user = acting_user(scope)?;
+    if tenant_wide {
+        scope.require(Permission::IntegrationsManage)?;
+    }
+    let (rows, keys) =
+        crate::crm::read_sealed(app, scope, async |tx| store::visible_to(tx, user).await).await?;
+    let wanted = if tenant_wide { "tenant" } else { "user" };
+    let row = rows
+        .into_iter()
+        .find(|r| {
+            r.provider == provider.as_str()
+                && r.scope == wanted
+                && (tenant_wide || r.user_id == user)
+        })
+        .ok_or(DomainError::NotFound("integration"))?;
+    let vault = open(&keys, scope.tenant_id(), &row)?;
+    let token = vault.refresh_token.as_deref().unwrap_or(&vault.access_token);
+    let mut revoked = Err(DomainError::Upstream("revoke: not tried".into()));
+    for delay in [0, 250, 1000] {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        revoked = oauth::revoke(settings, token).await;
+        if revoked.is_ok() {
+            break;
+        }
+    }
+    let mut tx = app.store().tenant_tx(scope).await?;
+    if let Err(err) = revoked {
+        tracing::warn!(error = %err, provider = provider.as_str(), "revocation failed");
+        let event = Event::new(Action::IntegrationRevokeFailed)
+            .by_scope(scope)
+            .failure()
+            .target("integration", row.id)
+            .detail("provider", provider.as_str());
+        audit::record(&mut tx, ctx, event).await?;
+    }
+    store::delete(&mut tx, row.id).await?;
+    let event = Event::new(Action::IntegrationDisconnect)
+        .by_scope(scope)
+        .target("integration", row.id)
+        .detail("provider", provider.as_str());
+    audit::record(&mut tx, ctx, event).await?;
+    disconnected(&mut tx, provider, row.id, "disconnected").await?;
+    Ok(tx.commit().await?)
+}
+
+/// Tells the tenant's webhook subscribers a connection is gone.
+async fn disconnected(
+    tx: &mut crate::store::TenantTx,
+    provider: Provider,
+    id: IntegrationId,
+    reason: &str,
+) -> DomainResult<()> {
+    let data = serde_json::json!({"id": id, "provider": provider.as_str(), "reason": reason});
+    crate::webhooks::events::emit(tx, crate::webhooks::EventKind::IntegrationDisconnected, data)
+        .await?;
+    Ok(())
+}
+
+/// The access token of the connection `scope`'s user may use for `provider` (their own,
+/// else the tenant's), refreshed first when it expires within 5 minutes.
+async fn usable_token(
+    app: &AppState,
+    scope: &TenantScope,
+    provider: Provider,
+) -> DomainResult<(Zeroizing<String>, IntegrationId)> {
+    let user = acting_user(scope)?;
+    let (row, keys) = crate::crm::read_sealed(app, scope, async |tx| {
+        store::usable(tx, user, provider.as_str()).await
+    })
+    .await?;
+    let row = row.ok_or(DomainError::NotFound("integration"))?;
+    if row.status != "connected" {
+        return Err(DomainError::Upstream(format!("{} is in error: reconnect", provider.as_str())));
+    }
+    let due = row.expires_at.is_some_and(|at| Timestamp::now().plus(REFRESH_WINDOW) >= at);
+    if due {
+        let token =
+            refresh(app, &TenantScope::system(scope.tenant_id(), "token refresh"), row.id).await?;
+        return Ok((token, row.id));
+    }
+    let vault = open(&keys, scope.tenant_id(), &row)?;
+    Ok((Zeroizing::new(vault.access_token.clone()), row.id))
+}
+
+/// Refreshes one connection's tokens; the new access token. A failure marks it `error`,
+/// audits it and mails its user.
+pub async fn refresh(
+    app: &AppState,
+    scope: &TenantScope,
+    id: IntegrationId,
+) -> DomainResult<Zeroizing<String>> {
+    let (row, keys) =
+        crate::crm::read_sealed(app, scope, async |tx| store::by_id(tx, id).await).await?;
+    let row = row.ok_or(DomainError::NotFound("integration"))?;
+    let provider = Provider::parse(&row.provider).ok_or(DomainError::NotFound("integration"))?;
+    let settings = provider.settings(app)?;
+    let tenant = scope.tenant_id();
+    let vault = open(&keys, tenant, &row)?;
+    let Some(refresh_token) = vault.refresh_token.clone() else {
+        return Err(DomainError::Upstream("no refresh token: reconnect".into()));
+    };
+    let refreshed = oauth::refresh(settings, &refresh_token).await;
+    let now = Timestamp::now();
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let mut updated = row.clone();
+    updated.updated_at = now;
+    updated.key_version = version(&keys);
+    let result = match &refreshed {
+        Ok(tokens) => {
+            let next = Vault {
+                access_token: tokens.access_token.clone(),
+                // Google keeps the refresh token; Zoom rotates it.
+                refresh_token: tokens.refresh_token.clone().or(Some(refresh_token.clone())),
+                account_email: vault.account_email.clone(),
+                external_id: vault.external_id.clone(),
+            };
+            updated.sealed = seal(&keys, tenant, id, &next)?;
+            updated.expires_at = tokens.expires_at(now);
+            Ok(Zeroizing::new(tokens.access_token.clone()))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, integration = %id, "token refresh failed");
+            updated.status = "error".into();
+            let event = Event::new(Action::IntegrationRefreshFailed)
+                .by_scope(scope)
+                .failure()
+                .target("integration", id)
+                .detail("provider", provider.as_str());
+            audit::record(&mut tx, &RequestContext::system(), event).await?;
+            Err(DomainError::Upstream(format!("{} refresh failed: reconnect", provider.as_str())))
+        }
+    };
+    store::update_tokens(&mut tx, &updated).await?;
+    tx.commit().await?;
+    if result.is_err() {
+        let text = format!(
+            "Bulwark could not renew its access to your {} account, so the connection stopped \
+             working. Connect it again from your integrations.\n",
+            provider.as_str()
+        );
+        crate::identity::mail::owner_notice(
+            app,
+            row.user_id,
+            "An integration needs reconnecting",
+            text,
+        );
+    }
+    result
+}
+
+/// Refreshes, every 30 s, the connections that expire within 10 minutes (so a token is
+/// rarely refreshed on a request's path). Runs for the life of `serve`.
+pub async fn refresher(app: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        if !app.containment().switches.enabled(crate::containment::features::Feature::Integrations)
+        {
+            continue;
+        }
+        if let Err(err) = crate::store::background(refresh_due(&app)).await {
+            tracing::warn!(error = %err, "background token refresh failed");
+        }
+    }
+}
+
+async fn refresh_due(app: &AppState) -> DomainResult<usize> {
+    let soon = Timestamp::now().plus(Duration::from_secs(600));
+    let mut tx = app.store().system_read().await?;
+    let due = store::expiring(&mut tx, soon, 100).await?;
+    tx.commit().await?;
+    for (tenant, id) in &due {
+        let scope = TenantScope::system(*tenant, "token refresh");
+        if let Err(err) = refresh(app, &scope, *id).await {
+            tracing::warn!(error = %err, integration = %id, "background refresh failed");
+        }
+    }
+    Ok(due.len())
+}
+
+/// Zoom's deauthorization: deletes every connection of that Zoom user (and nothing fetched
+/// through them is kept elsewhere), audits it in each tenant, and tells subscribers; the
+/// tenants touched.
+pub async fn remove_external(
+    app: &AppState,
+    ctx: &RequestContext,
+    provider: Provider,
+    external_id: &str,
+) -> DomainResult<Vec<TenantId>> {
+    let mut tx = app.store().system_read().await?;
+    let found = store::by_external(&mut tx, provider.as_str(), external_id).await?;
+    tx.commit().await?;
+    let mut tenants = vec![];
+    for (tenant, id) in found {
+        let scope = TenantScope::system(tenant, "zoom deauthorization");
+        let mut tx = app.store().tenant_tx(&scope).await?;
+        if store::delete(&mut tx, id).await? {
+            let event = Event::new(Action::IntegrationDeauthorized)
+                .by_scope(&scope)
+                .target("integration", id)
+                .detail("provider", provider.as_str());
+            audit::record(&mut tx, ctx, event).await?;
+            disconnected(&mut tx, provider, id, "deauthorized").await?;
+            tenants.push(tenant);
+        }
+        tx.commit().await?;
+    }
+    Ok(tenants)
+}
+
+/// Tenant key rotation: re-seals every connection under the current data key; how many.
+pub async fn reseal(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
+    let tenant = scope.tenant_id();
+    crate::crm::reseal_in_batches(app, scope, async |tx, keys, version| {
+        let rows = store::sealed_older_than(tx, version).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut moved = 0;
+        for row in rows {
+            let sealed = seal(keys, tenant, row.id, &open(keys, tenant, &row)?)?;
+            if store::reseal(tx, row.id, row.key_version, version, &sealed).await? {
+                moved += 1;
+            }
+        }
+        Ok(Some(moved))
+    })
+    .await
+}
