@@ -293,3 +293,30 @@ fn an_s3_authority_file_must_hold_a_pem_certificate() {
     };
     assert!(problems.iter().any(|p| p.contains("cannot be read")), "{problems:?}");
 }
+
+#[test]
+fn a_provider_needs_its_secret_outside_development_and_is_off_without_a_client_id() {
+    let half = production(&[("BULWARK_ZOOM_CLIENT_ID", "zoom-client")]);
+    let found = problems(&half);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("BULWARK_ZOOM_CLIENT_SECRET") && !p.contains("zoom-client")),
+        "{found:?}"
+    );
+    let whole = production(&[
+        ("BULWARK_ZOOM_CLIENT_ID", "zoom-client"),
+        ("BULWARK_ZOOM_CLIENT_SECRET", "zoom-secret-value"),
+        ("BULWARK_ZOOM_API_URL", "ftp://nowhere"),
+    ]);
+    let found = problems(&whole);
+    assert!(found.iter().any(|p| p.starts_with("BULWARK_ZOOM_API_URL")), "{found:?}");
+    assert!(!found.iter().any(|p| p.contains("zoom-secret-value")), "{found:?}");
+    let loaded = load_pairs(&production(&[
+        ("BULWARK_GOOGLE_CLIENT_ID", "g"),
+        ("BULWARK_GOOGLE_CLIENT_SECRET", "g-secret"),
+    ]));
+    let config = loaded.map(|l| l.config).ok();
+    assert!(config.as_ref().is_some_and(|c| c.integrations.google.is_some()));
+    assert!(config.as_ref().is_some_and(|c| c.integrations.zoom.is_none()), "no client id: off");
+}

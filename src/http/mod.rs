@@ -216,6 +216,8 @@ mod tests {
                 "POST /api/v1/auth/webauthn/login/start",
                 "POST /api/v1/invitations/accept",
                 "POST /hooks/email/events",
+                "POST /hooks/stripe",
+                "POST /hooks/zoom",
                 "POST /u/{token}",
             ]
         );

@@ -15,7 +15,7 @@ use utoipa::openapi::{
 
 use super::endpoint::{Access, Endpoint, operation_mut};
 use super::problem::{FieldError, PROBLEM_JSON, ProblemBody};
-use crate::ratelimit::{RateCategory, RouteFamily};
+use crate::ratelimit::RateCategory;
 
 pub const BEARER: &str = "bearer";
 
@@ -91,9 +91,23 @@ fn decorate(operation: &mut Operation, endpoint: &Endpoint) {
         statuses.push(("403", "The caller may not do this"));
     } else if matches!(policy.category, RateCategory::Auth | RateCategory::Refresh) {
         statuses.push(("401", "The credentials were not accepted"));
-    } else if matches!(policy.family, Some(RouteFamily::EmailEvents | RouteFamily::PaymentWebhooks))
-    {
+    } else if policy.path.starts_with("/hooks/") {
         statuses.push(("401", "The signature was not accepted"));
+    }
+    if policy.secret_filter {
+        // Integration routes: a provider this server does not configure, a connection that
+        // is not there, a provider that refused, a state that does not hold.
+        statuses.push((
+            "404",
+            "No such connection, or the provider is not configured (`integration_disabled`)",
+        ));
+        statuses.push(("502", "The provider refused or failed the call (`integration_error`)"));
+        if policy.path.ends_with("/callback") {
+            statuses.push((
+                "400",
+                "The state is missing, altered, expired, used or not yours (`invalid_state`)",
+            ));
+        }
     }
     if policy.path.contains('{') || policy.method == Method::DELETE {
         statuses.push(("404", "No such object (another tenant's objects do not exist either)"));

@@ -174,11 +174,14 @@ mod tests {
                 .iter()
                 .all(|p| { p.ends_with(":read") || p.ends_with(":write") || *p == "email:send" })
         );
-        assert_eq!(held(Role::Manager).len(), 22);
+        assert_eq!(held(Role::Manager).len(), 23);
         assert!(held(Role::Manager).contains(&"export:run"));
+        // payments:read is Bulwark's addition (issue 16): whoever manages credit sees payments.
+        assert!(held(Role::Manager).contains(&"payments:read"));
+        assert!(!held(Role::Agent).contains(&"payments:read"));
         assert!(!held(Role::Manager).contains(&"users:manage"));
         assert!(!held(Role::Manager).contains(&"email:manage"), "sending domains: admins");
-        assert_eq!(held(Role::Admin).len(), 29);
+        assert_eq!(held(Role::Admin).len(), 30);
         assert!(held(Role::Admin).contains(&"email:manage"));
         assert!(!held(Role::Admin).contains(&"billing:manage"));
         assert_eq!(held(Role::Owner).len(), Permission::ALL.len());
