@@ -1,5 +1,5 @@
--- Connected provider accounts (Google, Zoom): one per user and provider; `scope` 'tenant'
--- marks an account connected for the whole tenant (integrations:manage). Tokens, the
+-- Connected provider accounts (Google, Zoom): one per user, provider and scope; `scope`
+-- 'tenant' marks an account connected for the whole tenant (integrations:manage). Tokens, the
 -- account's email and the provider's user id are sealed together under the tenant's key.
 CREATE TABLE integrations (
     id            uuid PRIMARY KEY,
@@ -15,7 +15,7 @@ CREATE TABLE integrations (
     connected_at  bigint NOT NULL,
     updated_at    bigint NOT NULL,
     UNIQUE (tenant_id, id),
-    UNIQUE (tenant_id, user_id, provider)
+    UNIQUE (tenant_id, user_id, provider, scope)
 );
 ALTER TABLE integrations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE integrations FORCE ROW LEVEL SECURITY;
@@ -36,8 +36,25 @@ CREATE INDEX integration_directory_external ON integration_directory (provider, 
 CREATE INDEX integration_directory_expiry ON integration_directory (expires_at);
 ALTER TABLE integration_directory ENABLE ROW LEVEL SECURITY;
 ALTER TABLE integration_directory FORCE ROW LEVEL SECURITY;
+-- A tenant keeps its own entries in step with its connections; platform code reads them all.
 CREATE POLICY directory ON integration_directory
-    USING (bulwark_system()) WITH CHECK (tenant_id = bulwark_tenant() OR bulwark_system());
+    USING (tenant_id = bulwark_tenant() OR bulwark_system())
+    WITH CHECK (tenant_id = bulwark_tenant() OR bulwark_system());
+
+-- What a connection wrote into the tenant's activities (a meeting's join link): the SHA-256
+-- of each line, so Zoom's deauthorization can take out the data fetched through it.
+CREATE TABLE integration_notes (
+    tenant_id       uuid NOT NULL REFERENCES tenants (id),
+    integration_id  uuid NOT NULL,
+    activity_id     uuid NOT NULL,
+    line_hash       bytea NOT NULL,
+    PRIMARY KEY (tenant_id, integration_id, activity_id, line_hash),
+    FOREIGN KEY (tenant_id, activity_id) REFERENCES activities (tenant_id, id) ON DELETE CASCADE
+);
+ALTER TABLE integration_notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE integration_notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON integration_notes
+    USING (tenant_id = bulwark_tenant()) WITH CHECK (tenant_id = bulwark_tenant());
 
 -- A connect in progress: the state's nonce (hashed), whose it is, and the PKCE verifier
 -- (sealed). Single use: the callback deletes it; it is void after 10 minutes.

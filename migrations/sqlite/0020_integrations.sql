@@ -13,7 +13,7 @@ CREATE TABLE integrations (
     connected_at  INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL,
     UNIQUE (tenant_id, id),
-    UNIQUE (tenant_id, user_id, provider)
+    UNIQUE (tenant_id, user_id, provider, scope)
 ) STRICT;
 
 CREATE TABLE integration_directory (
@@ -26,6 +26,15 @@ CREATE TABLE integration_directory (
 ) STRICT;
 CREATE INDEX integration_directory_external ON integration_directory (provider, external_id);
 CREATE INDEX integration_directory_expiry ON integration_directory (expires_at);
+
+CREATE TABLE integration_notes (
+    tenant_id       BLOB NOT NULL REFERENCES tenants (id),
+    integration_id  BLOB NOT NULL,
+    activity_id     BLOB NOT NULL,
+    line_hash       BLOB NOT NULL,
+    PRIMARY KEY (tenant_id, integration_id, activity_id, line_hash),
+    FOREIGN KEY (tenant_id, activity_id) REFERENCES activities (tenant_id, id) ON DELETE CASCADE
+) STRICT;
 
 CREATE TABLE oauth_states (
     nonce_hash  BLOB PRIMARY KEY NOT NULL,

@@ -76,6 +76,7 @@ pub const TABLES: &[(&str, &str, Reach)] = &[
     ("integrations", "id", Reach::PerTenant),
     ("integration_directory", "integration_id", Reach::System),
     ("oauth_states", "nonce_hash", Reach::PerTenant),
+    ("integration_notes", "tenant_id, integration_id, activity_id, line_hash", Reach::PerTenant),
     ("zoom_compliance", "id", Reach::System),
     ("email_usage", "tenant_id, span, start", Reach::PerTenant),
     ("webhook_receipts", "source, webhook_id", Reach::System),

@@ -196,6 +196,34 @@ pub async fn reseal_in_batches(
     }
 }
 
+/// Re-seals one sealed column under the current data key, in batches; `place` names where a
+/// row's value lives (its AEAD associated data). How many moved.
+pub async fn reseal_column(
+    app: &AppState,
+    scope: &crate::tenancy::TenantScope,
+    column: &crate::store::sealed::SealedColumn,
+    place: impl Fn(Uuid) -> crate::crypto::field::Place<'static>,
+) -> DomainResult<u64> {
+    reseal_in_batches(app, scope, async |tx, keys, version| {
+        let rows = column.older_than(tx, version).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut moved = 0;
+        for (id, was, sealed) in rows {
+            let at = place(id);
+            let plain = keys
+                .decrypt(&at, &sealed)
+                .map_err(|err| DomainError::Internal(format!("{} {id}: {err}", column.name)))?;
+            if column.reseal(tx, id, was, version, &keys.encrypt(&at, &plain)).await? {
+                moved += 1;
+            }
+        }
+        Ok(Some(moved))
+    })
+    .await
+}
+
 /// Reads the tenant's keys and remembers them for the rest of the transaction.
 async fn load_keys(
     app: &AppState,

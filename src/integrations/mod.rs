@@ -248,12 +248,16 @@ pub async fn callback(
     scope: &TenantScope,
     ctx: &RequestContext,
     provider: Provider,
-    code: &str,
-    state: &str,
+    code: Option<&str>,
+    state: Option<&str>,
 ) -> DomainResult<IntegrationView> {
     let settings = provider.settings(app)?;
     let Actor::User { user_id, session_id } = scope.actor() else {
         return Err(DomainError::Forbidden("connecting needs a signed-in user"));
+    };
+    let (Some(code), Some(state)) = (code, state) else {
+        // The user declined at the provider, or the redirect lost its parameters.
+        return Err(refuse(app, scope, ctx, provider, "no code or state").await);
     };
     let claims = match oauth::open_state(app, state) {
         Ok(claims) => claims,
@@ -322,7 +326,19 @@ pub async fn callback(
         updated_at: now,
     };
     let external = (provider == Provider::Zoom).then_some(account.id.as_str());
-    store::replace(&mut tx, &row, external).await?;
+    let replaced = store::replace(&mut tx, &row, external).await?;
+    let replaced = match replaced {
+        Some(old) => {
+            let event = Event::new(Action::IntegrationDisconnect)
+                .by_scope(scope)
+                .target("integration", old.id)
+                .detail("provider", provider.as_str())
+                .detail("reason", "replaced");
+            audit::record(&mut tx, ctx, event).await?;
+            open(&keys, scope.tenant_id(), &old).ok()
+        }
+        None => None,
+    };
     let event = Event::new(Action::IntegrationConnect)
         .by_scope(scope)
         .target("integration", id)
@@ -330,6 +346,20 @@ pub async fn callback(
         .detail("scope", taken.scope.as_str());
     audit::record(&mut tx, ctx, event).await?;
     tx.commit().await?;
+    // The replaced grant is still live at the provider: revoke it (its tokens are gone here).
+    if let Some(old) = replaced {
+        let settings = provider.settings(app)?;
+        let token = Zeroizing::new(old.refresh_token.clone().unwrap_or(old.access_token.clone()));
+        let client_settings = (settings.revoke_url.clone(), settings.client_id.clone());
+        let secret = Zeroizing::new(settings.client_secret.expose().clone());
+        tokio::spawn(async move {
+            if let Err(err) =
+                oauth::revoke_with(&client_settings.0, &client_settings.1, &secret, &token).await
+            {
+                tracing::warn!(error = %err, "revoking a replaced connection failed");
+            }
+        });
+    }
     view(&keys, scope.tenant_id(), &row)
 }
 
@@ -350,7 +380,8 @@ pub async fn disconnect(
     provider: Provider,
     tenant_wide: bool,
 ) -> DomainResult<()> {
-    let settings = provider.settings(app)?;
+    // A provider the operator turned off since: the tokens still go, unrevoked (audited).
+    let settings = provider.settings(app).ok();
     let user = acting_user(scope)?;
     if tenant_wide {
         scope.require(Permission::IntegrationsManage)?;
@@ -368,12 +399,14 @@ pub async fn disconnect(
         .ok_or(DomainError::NotFound("integration"))?;
     let vault = open(&keys, scope.tenant_id(), &row)?;
     let token = vault.refresh_token.as_deref().unwrap_or(&vault.access_token);
-    let mut revoked = Err(DomainError::Upstream("revoke: not tried".into()));
-    for delay in [0, 250, 1000] {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        revoked = oauth::revoke(settings, token).await;
-        if revoked.is_ok() {
-            break;
+    let mut revoked = Err(DomainError::Upstream("revoke: the provider is not configured".into()));
+    if let Some(settings) = settings {
+        for delay in [0, 250, 1000] {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            revoked = oauth::revoke(settings, token).await;
+            if revoked.is_ok() {
+                break;
+            }
         }
     }
     let mut tx = app.store().tenant_tx(scope).await?;
@@ -394,6 +427,48 @@ pub async fn disconnect(
     audit::record(&mut tx, ctx, event).await?;
     disconnected(&mut tx, provider, row.id, "disconnected").await?;
     Ok(tx.commit().await?)
+}
+
+/// Ends the connections `user` made (all the tenant's with `None`): a member deactivated, a
+/// tenant deleted. The tokens go at once (audited, subscribers told); then each grant is
+/// revoked at its provider, a failure logged. How many ended.
+pub async fn end_connections(
+    app: &AppState,
+    scope: &TenantScope,
+    user: Option<UserId>,
+    reason: &'static str,
+) -> DomainResult<usize> {
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let rows = store::made_by(&mut tx, user).await?;
+    if rows.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let keys = crate::crm::tenant_keys(app, &mut tx).await?;
+    let mut grants = vec![];
+    for row in &rows {
+        let provider = Provider::parse(&row.provider).unwrap_or(Provider::Google);
+        store::delete(&mut tx, row.id).await?;
+        let event = Event::new(Action::IntegrationDisconnect)
+            .by_scope(scope)
+            .target("integration", row.id)
+            .detail("provider", provider.as_str())
+            .detail("reason", reason);
+        audit::record(&mut tx, &RequestContext::system(), event).await?;
+        disconnected(&mut tx, provider, row.id, reason).await?;
+        if let Ok(vault) = open(&keys, scope.tenant_id(), row) {
+            grants.push((provider, vault));
+        }
+    }
+    tx.commit().await?;
+    for (provider, vault) in &grants {
+        let Ok(settings) = provider.settings(app) else { continue };
+        let token = vault.refresh_token.as_deref().unwrap_or(&vault.access_token);
+        if let Err(err) = oauth::revoke(settings, token).await {
+            tracing::warn!(error = %err, provider = provider.as_str(), reason, "revocation failed");
+        }
+    }
+    Ok(rows.len())
 }
 
 /// Tells the tenant's webhook subscribers a connection is gone.
@@ -423,7 +498,7 @@ async fn usable_token(
     .await?;
     let row = row.ok_or(DomainError::NotFound("integration"))?;
     if row.status != "connected" {
-        return Err(DomainError::Upstream(format!("{} is in error: reconnect", provider.as_str())));
+        return Err(in_error(provider));
     }
     let due = row.expires_at.is_some_and(|at| Timestamp::now().plus(REFRESH_WINDOW) >= at);
     if due {
@@ -435,8 +510,11 @@ async fn usable_token(
     Ok((Zeroizing::new(vault.access_token.clone()), row.id))
 }
 
-/// Refreshes one connection's tokens; the new access token. A failure marks it `error`,
-/// audits it and mails its user.
+/// Refreshes one connection's tokens; the new access token. Several instances (and a
+/// request) may try at once: each writes only if the row is as it read it, and the one that
+/// finds it changed uses what the winner stored (Zoom's refresh tokens are single-use, so a
+/// loser's `invalid_grant` is no failure of the connection). A real failure marks it
+/// `error`, audits it and mails its user.
 pub async fn refresh(
     app: &AppState,
     scope: &TenantScope,
@@ -446,6 +524,9 @@ pub async fn refresh(
         crate::crm::read_sealed(app, scope, async |tx| store::by_id(tx, id).await).await?;
     let row = row.ok_or(DomainError::NotFound("integration"))?;
     let provider = Provider::parse(&row.provider).ok_or(DomainError::NotFound("integration"))?;
+    if row.status != "connected" {
+        return Err(in_error(provider));
+    }
     let settings = provider.settings(app)?;
     let tenant = scope.tenant_id();
     let vault = open(&keys, tenant, &row)?;
@@ -453,53 +534,77 @@ pub async fn refresh(
         return Err(DomainError::Upstream("no refresh token: reconnect".into()));
     };
     let refreshed = oauth::refresh(settings, &refresh_token).await;
-    let now = Timestamp::now();
+    // Strictly later than what was read, so the next writer's check sees the change.
+    let now = Timestamp::now().max(row.updated_at.plus(Duration::from_millis(1)));
     let mut tx = app.store().tenant_tx(scope).await?;
-    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
-    let mut updated = row.clone();
-    updated.updated_at = now;
-    updated.key_version = version(&keys);
-    let result = match &refreshed {
-        Ok(tokens) => {
-            let next = Vault {
-                access_token: tokens.access_token.clone(),
-                // Google keeps the refresh token; Zoom rotates it.
-                refresh_token: tokens.refresh_token.clone().or(Some(refresh_token.clone())),
-                account_email: vault.account_email.clone(),
-                external_id: vault.external_id.clone(),
-            };
-            updated.sealed = seal(&keys, tenant, id, &next)?;
-            updated.expires_at = tokens.expires_at(now);
-            Ok(Zeroizing::new(tokens.access_token.clone()))
-        }
+    let tokens = match refreshed {
+        Ok(tokens) => tokens,
         Err(err) => {
+            if !store::mark_error(&mut tx, id, row.updated_at, now).await? {
+                tx.commit().await?;
+                return current_token(app, scope, id).await;
+            }
             tracing::warn!(error = %err, integration = %id, "token refresh failed");
-            updated.status = "error".into();
             let event = Event::new(Action::IntegrationRefreshFailed)
                 .by_scope(scope)
                 .failure()
                 .target("integration", id)
                 .detail("provider", provider.as_str());
             audit::record(&mut tx, &RequestContext::system(), event).await?;
-            Err(DomainError::Upstream(format!("{} refresh failed: reconnect", provider.as_str())))
+            tx.commit().await?;
+            let text = format!(
+                "Bulwark could not renew its access to your {} account, so the connection \
+                 stopped working. Connect it again from your integrations.\n",
+                provider.as_str()
+            );
+            crate::identity::mail::owner_notice(
+                app,
+                row.user_id,
+                "An integration needs reconnecting",
+                text,
+            );
+            return Err(in_error(provider));
         }
     };
-    store::update_tokens(&mut tx, &updated).await?;
+    let keys = crate::crm::sealing_keys(app, &mut tx).await?;
+    let next = Vault {
+        access_token: tokens.access_token.clone(),
+        // Google keeps the refresh token; Zoom rotates it.
+        refresh_token: tokens.refresh_token.clone().or(Some(refresh_token.clone())),
+        account_email: vault.account_email.clone(),
+        external_id: vault.external_id.clone(),
+    };
+    let mut updated = row.clone();
+    updated.key_version = version(&keys);
+    updated.sealed = seal(&keys, tenant, id, &next)?;
+    updated.expires_at = tokens.expires_at(now);
+    updated.updated_at = now;
+    let written = store::update_tokens(&mut tx, &updated, row.updated_at).await?;
     tx.commit().await?;
-    if result.is_err() {
-        let text = format!(
-            "Bulwark could not renew its access to your {} account, so the connection stopped \
-             working. Connect it again from your integrations.\n",
-            provider.as_str()
-        );
-        crate::identity::mail::owner_notice(
-            app,
-            row.user_id,
-            "An integration needs reconnecting",
-            text,
-        );
+    if written {
+        Ok(Zeroizing::new(tokens.access_token.clone()))
+    } else {
+        current_token(app, scope, id).await
     }
-    result
+}
+
+fn in_error(provider: Provider) -> DomainError {
+    DomainError::Upstream(format!("{} is in error: reconnect", provider.as_str()))
+}
+
+/// The access token a connection holds now (another refresh just wrote it).
+async fn current_token(
+    app: &AppState,
+    scope: &TenantScope,
+    id: IntegrationId,
+) -> DomainResult<Zeroizing<String>> {
+    let (row, keys) =
+        crate::crm::read_sealed(app, scope, async |tx| store::by_id(tx, id).await).await?;
+    let row = row.ok_or(DomainError::NotFound("integration"))?;
+    if row.status != "connected" {
+        return Err(in_error(Provider::parse(&row.provider).unwrap_or(Provider::Google)));
+    }
+    Ok(Zeroizing::new(open(&keys, scope.tenant_id(), &row)?.access_token.clone()))
 }
 
 /// Refreshes, every 30 s, the connections that expire within 10 minutes (so a token is
@@ -548,16 +653,25 @@ pub async fn remove_external(
     for (tenant, id) in found {
         let scope = TenantScope::system(tenant, "zoom deauthorization");
         let mut tx = app.store().tenant_tx(&scope).await?;
+        let notes = store::take_notes(&mut tx, id).await?;
         if store::delete(&mut tx, id).await? {
             let event = Event::new(Action::IntegrationDeauthorized)
                 .by_scope(&scope)
                 .target("integration", id)
-                .detail("provider", provider.as_str());
+                .detail("provider", provider.as_str())
+                .detail("notes_removed", notes.len());
             audit::record(&mut tx, ctx, event).await?;
             disconnected(&mut tx, provider, id, "deauthorized").await?;
             tenants.push(tenant);
         }
         tx.commit().await?;
+        // What was fetched through the connection and noted on activities goes too. A crash
+        // here leaves a line behind (its record is gone): the notes are taken first so a
+        // retry never edits twice, and the worst case is a stale link, not lost data.
+        for (activity, hash) in notes {
+            crate::crm::activities::remove_details_lines(app, &scope, ctx, activity, &[hash])
+                .await?;
+        }
     }
     Ok(tenants)
 }
@@ -565,19 +679,7 @@ pub async fn remove_external(
 /// Tenant key rotation: re-seals every connection under the current data key; how many.
 pub async fn reseal(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
     let tenant = scope.tenant_id();
-    crate::crm::reseal_in_batches(app, scope, async |tx, keys, version| {
-        let rows = store::sealed_older_than(tx, version).await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut moved = 0;
-        for row in rows {
-            let sealed = seal(keys, tenant, row.id, &open(keys, tenant, &row)?)?;
-            if store::reseal(tx, row.id, row.key_version, version, &sealed).await? {
-                moved += 1;
-            }
-        }
-        Ok(Some(moved))
-    })
-    .await
+    let column = crate::store::sealed::sealed_column!("integrations", "key_version", "sealed");
+    crate::crm::reseal_column(app, scope, &column, |id| place(tenant, IntegrationId::from_uuid(id)))
+        .await
 }

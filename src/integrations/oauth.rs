@@ -212,11 +212,22 @@ pub async fn refresh(settings: &OAuthProvider, refresh_token: &str) -> DomainRes
 /// RFC 7009 revocation of `token` (a refresh token revokes the whole grant at both
 /// providers).
 pub async fn revoke(settings: &OAuthProvider, token: &str) -> DomainResult<()> {
+    revoke_with(&settings.revoke_url, &settings.client_id, settings.client_secret.expose(), token)
+        .await
+}
+
+/// `revoke` with the settings copied out (for a task that outlives the request).
+pub async fn revoke_with(
+    url: &url::Url,
+    client_id: &str,
+    client_secret: &str,
+    token: &str,
+) -> DomainResult<()> {
     let body = serde_urlencoded::to_string([("token", token)])
         .map_err(|e| DomainError::Internal(e.to_string()))?;
     let response = client()
-        .post(settings.revoke_url.clone())
-        .basic_auth(&settings.client_id, Some(settings.client_secret.expose()))
+        .post(url.clone())
+        .basic_auth(client_id, Some(client_secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
         .send()

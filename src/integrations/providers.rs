@@ -140,7 +140,7 @@ pub async fn create_meeting(
     audit::record_alone(app, scope, ctx, event).await?;
     if let Some(activity) = new.activity_id {
         let line = format!("Zoom meeting: {}", meeting.join_url);
-        crate::crm::activities::append_details(app, scope, ctx, activity, &line).await?;
+        note(app, scope, ctx, integration, activity, &line).await?;
     }
     Ok(meeting)
 }
@@ -190,7 +190,25 @@ pub async fn create_event(
     audit::record_alone(app, scope, ctx, event).await?;
     if let Some(activity) = new.activity_id {
         let line = format!("Google Calendar event: {}", view.html_link);
-        crate::crm::activities::append_details(app, scope, ctx, activity, &line).await?;
+        note(app, scope, ctx, integration, activity, &line).await?;
     }
     Ok(view)
+}
+
+/// Notes what a connection created on an activity, and remembers the line (its hash) so a
+/// deauthorization can take it out again.
+async fn note(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    integration: crate::ids::IntegrationId,
+    activity: ActivityId,
+    line: &str,
+) -> DomainResult<()> {
+    use sha2::Digest as _;
+    crate::crm::activities::append_details(app, scope, ctx, activity, line).await?;
+    let mut tx = app.store().tenant_tx(scope).await?;
+    let hash = sha2::Sha256::digest(line.as_bytes()).to_vec();
+    super::store::insert_note(&mut tx, integration, activity, &hash).await?;
+    Ok(tx.commit().await?)
 }

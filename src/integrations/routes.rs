@@ -18,7 +18,7 @@ use crate::http::Endpoint;
 use crate::http::json::{Json, OptionalJson, Query, SignedJson};
 use crate::http::problem::Problem;
 use crate::ratelimit::RateCategory;
-use crate::tenancy::TenantScope;
+use crate::tenancy::{Permission, TenantScope};
 
 pub fn endpoints() -> Vec<Endpoint> {
     use RateCategory::*;
@@ -28,8 +28,10 @@ pub fn endpoints() -> Vec<Endpoint> {
         each(Endpoint::session(routes!(connect), Sensitive)),
         each(Endpoint::session(routes!(callback), Sensitive)),
         each(Endpoint::authenticated(routes!(disconnect), Sensitive)),
-        each(Endpoint::authenticated(routes!(create_meeting), Write)),
-        each(Endpoint::authenticated(routes!(create_event), Write)),
+        // Creating calendar items is activity work: agents and up (never read-only members,
+        // whatever connection they could reach).
+        each(Endpoint::permission(routes!(create_meeting), Permission::ActivitiesWrite, Write)),
+        each(Endpoint::permission(routes!(create_event), Permission::ActivitiesWrite, Write)),
         Endpoint::public(routes!(zoom_events), Write).body_limit(64 * 1024),
     ]
 }
@@ -65,6 +67,7 @@ async fn connect(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "the parameters a provider may add are accepted and ignored")]
 pub struct CallbackQuery {
     #[param(max_length = 2048)]
     code: Option<String>,
@@ -72,7 +75,13 @@ pub struct CallbackQuery {
     state: Option<String>,
     /// The provider's refusal (`access_denied`, …), when the user declined.
     error: Option<String>,
-    /// Google adds these; ignored.
+    #[param(max_length = 2048)]
+    error_description: Option<String>,
+    #[param(max_length = 2048)]
+    error_uri: Option<String>,
+    /// RFC 9207's issuer; these and Google's additions are ignored.
+    #[param(max_length = 2048)]
+    iss: Option<String>,
     scope: Option<String>,
     authuser: Option<String>,
     prompt: Option<String>,
@@ -93,11 +102,11 @@ async fn callback(
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, Problem> {
     let provider = provider(&name)?;
-    let (Some(code), Some(state)) = (query.code, query.state) else {
-        let _ = (query.error, query.scope, query.authuser, query.prompt, query.hd);
-        return Err(DomainError::InvalidState("no code or state").into());
-    };
-    let connected = super::callback(&app, &scope, &ctx, provider, &code, &state).await?;
+    let CallbackQuery { code, state, error, .. } = query;
+    // A provider's `error` (the user declined) comes without a code: refused and audited.
+    let code = code.filter(|_| error.is_none());
+    let connected =
+        super::callback(&app, &scope, &ctx, provider, code.as_deref(), state.as_deref()).await?;
     let browser = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

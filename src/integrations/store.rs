@@ -42,6 +42,18 @@ pub async fn visible_to(
         .await
 }
 
+/// Every connection `user` made (any scope), or every connection of the tenant.
+pub async fn made_by(
+    tx: &mut TenantTx,
+    user: Option<UserId>,
+) -> Result<Vec<IntegrationRow>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(integrations_where!("AND ($2 IS NULL OR user_id = $2) ORDER BY id"))
+        .binds((tenant, user))
+        .fetch_all(tx)
+        .await
+}
+
 /// `user`'s own connection to `provider`, else the tenant-wide one.
 pub async fn usable(
     tx: &mut TenantTx,
@@ -66,17 +78,22 @@ pub async fn by_id(
     query(integrations_where!("AND id = $2")).binds((tenant, id)).fetch_optional(tx).await
 }
 
-/// Replaces `user`'s connection to the row's provider with `row`.
+/// Replaces `user`'s connection to the row's provider in the row's scope with `row`; the
+/// connection it replaced, if any (its grant is still live at the provider).
 pub async fn replace(
     tx: &mut TenantTx,
     row: &IntegrationRow,
     external_id: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<Option<IntegrationRow>, StoreError> {
     let tenant = tx.tenant_id();
-    query("DELETE FROM integrations WHERE tenant_id = $1 AND user_id = $2 AND provider = $3")
-        .binds((tenant, row.user_id, row.provider.as_str()))
-        .execute(tx)
-        .await?;
+    let replaced = query(
+        "DELETE FROM integrations WHERE tenant_id = $1 AND user_id = $2 AND provider = $3 \
+         AND scope = $4 RETURNING id, user_id, provider, scope, status, scopes, key_version, \
+         sealed, expires_at, connected_at, updated_at",
+    )
+    .binds((tenant, row.user_id, row.provider.as_str(), row.scope.as_str()))
+    .fetch_optional(tx)
+    .await?;
     query(
         "INSERT INTO integrations (id, tenant_id, user_id, provider, scope, status, scopes, \
          key_version, sealed, expires_at, connected_at, updated_at) \
@@ -105,34 +122,74 @@ pub async fn replace(
     .binds((row.id, tenant, row.provider.as_str(), external_id, row.expires_at))
     .execute(tx)
     .await?;
-    Ok(())
+    Ok(replaced)
 }
 
-/// New tokens (a refresh) or a new status; the directory's expiry follows.
-pub async fn update_tokens(tx: &mut TenantTx, row: &IntegrationRow) -> Result<bool, StoreError> {
+/// New tokens from a refresh, unless the row changed since it was read (`read_at`, its
+/// `updated_at` then): another refresh got there first. Whether it was written.
+pub async fn update_tokens(
+    tx: &mut TenantTx,
+    row: &IntegrationRow,
+    read_at: Timestamp,
+) -> Result<bool, StoreError> {
     let tenant = tx.tenant_id();
     let changed = query(
-        "UPDATE integrations SET status = $3, key_version = $4, sealed = $5, expires_at = $6, \
-         updated_at = $7 WHERE tenant_id = $1 AND id = $2",
+        "UPDATE integrations SET status = 'connected', key_version = $3, sealed = $4, \
+         expires_at = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2 AND updated_at = $7",
     )
     .binds((
         tenant,
         row.id,
-        row.status.as_str(),
         row.key_version,
         row.sealed.as_slice(),
         row.expires_at,
         row.updated_at,
+        read_at,
     ))
     .execute_one(tx)
     .await?;
-    // A connection in error is not refreshed again in the background.
-    let expiry = row.expires_at.filter(|_| row.status == "connected");
-    query("UPDATE integration_directory SET expires_at = $2 WHERE integration_id = $1")
-        .binds((row.id, expiry))
-        .execute(tx)
-        .await?;
+    if changed {
+        set_directory_expiry(tx, row.id, row.expires_at).await?;
+    }
     Ok(changed)
+}
+
+/// A refresh failed: the connection is in error (and leaves the background refresh), unless
+/// the row changed since it was read. Whether it was marked.
+pub async fn mark_error(
+    tx: &mut TenantTx,
+    id: IntegrationId,
+    read_at: Timestamp,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let tenant = tx.tenant_id();
+    let changed = query(
+        "UPDATE integrations SET status = 'error', updated_at = $4 \
+         WHERE tenant_id = $1 AND id = $2 AND updated_at = $3",
+    )
+    .binds((tenant, id, read_at, now))
+    .execute_one(tx)
+    .await?;
+    if changed {
+        set_directory_expiry(tx, id, None).await?;
+    }
+    Ok(changed)
+}
+
+async fn set_directory_expiry(
+    tx: &mut TenantTx,
+    id: IntegrationId,
+    expires_at: Option<Timestamp>,
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "UPDATE integration_directory SET expires_at = $3 \
+         WHERE tenant_id = $1 AND integration_id = $2",
+    )
+    .binds((tenant, id, expires_at))
+    .execute_one(tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn delete(tx: &mut TenantTx, id: IntegrationId) -> Result<bool, StoreError> {
@@ -170,36 +227,6 @@ pub async fn by_external(
     )
     .binds((provider, external_id))
     .fetch_all(tx)
-    .await
-}
-
-/// Up to 200 connections sealed under a data key older than `version`.
-pub async fn sealed_older_than(
-    tx: &mut TenantTx,
-    version: i32,
-) -> Result<Vec<IntegrationRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(integrations_where!("AND key_version < $2 ORDER BY id LIMIT 200"))
-        .binds((tenant, version))
-        .fetch_all(tx)
-        .await
-}
-
-/// Rewrites a connection's sealed values, unless its row changed since it was read.
-pub async fn reseal(
-    tx: &mut TenantTx,
-    id: IntegrationId,
-    was: i32,
-    version: i32,
-    sealed: &[u8],
-) -> Result<bool, StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "UPDATE integrations SET key_version = $4, sealed = $5 \
-         WHERE tenant_id = $1 AND id = $2 AND key_version = $3",
-    )
-    .binds((tenant, id, was, version, sealed))
-    .execute_one(tx)
     .await
 }
 
@@ -286,4 +313,37 @@ pub async fn compliance_body(
     id: uuid::Uuid,
 ) -> Result<Option<String>, StoreError> {
     query("SELECT body FROM zoom_compliance WHERE id = $1").bind(id).scalar_optional(tx).await
+}
+
+/// Records a line a connection wrote into an activity (its SHA-256).
+pub async fn insert_note(
+    tx: &mut TenantTx,
+    integration: IntegrationId,
+    activity: crate::ids::ActivityId,
+    line_hash: &[u8],
+) -> Result<(), StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "INSERT INTO integration_notes (tenant_id, integration_id, activity_id, line_hash) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .binds((tenant, integration, activity, line_hash))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes the lines a connection wrote: (activity, line hash), now forgotten here.
+pub async fn take_notes(
+    tx: &mut TenantTx,
+    integration: IntegrationId,
+) -> Result<Vec<(crate::ids::ActivityId, Vec<u8>)>, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "DELETE FROM integration_notes WHERE tenant_id = $1 AND integration_id = $2 \
+         RETURNING activity_id, line_hash",
+    )
+    .binds((tenant, integration))
+    .fetch_all(tx)
+    .await
 }

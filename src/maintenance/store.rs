@@ -103,6 +103,7 @@ pub async fn delete_business_records(tx: &mut TenantTx) -> Result<u64, StoreErro
     for sql in [
         "DELETE FROM documents WHERE tenant_id = $1",
         "DELETE FROM notes WHERE tenant_id = $1",
+        "DELETE FROM integration_notes WHERE tenant_id = $1",
         "DELETE FROM activities WHERE tenant_id = $1",
         "DELETE FROM tasks WHERE tenant_id = $1",
         "DELETE FROM deals WHERE tenant_id = $1",

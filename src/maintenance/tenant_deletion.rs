@@ -46,6 +46,8 @@ pub async fn apply_ledger(app: &AppState) -> DomainResult<Vec<TenantId>> {
 
 async fn erase(app: &AppState, tenant: TenantId, actor: &'static str) -> DomainResult<u64> {
     let scope = TenantScope::system(tenant, "tenant deletion");
+    // Provider grants are revoked while the keys that open their tokens still exist.
+    crate::integrations::end_connections(app, &scope, None, "tenant deleted").await?;
     let mut tx = app.store().tenant_tx(&scope).await?;
     let deleted = store::delete_business_records(&mut tx).await?;
     tx.commit().await?;

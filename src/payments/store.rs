@@ -41,6 +41,18 @@ pub async fn insert(tx: &mut TenantTx, row: &PaymentRow) -> Result<(), StoreErro
     Ok(())
 }
 
+/// What was recorded as refunded of one Stripe charge so far (minor units).
+pub async fn refunded(tx: &mut TenantTx, charge: &str) -> Result<i64, StoreError> {
+    let tenant = tx.tenant_id();
+    query(
+        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM payments \
+         WHERE tenant_id = $1 AND kind = 'refund' AND stripe_object_id = $2",
+    )
+    .binds((tenant, charge))
+    .scalar(tx)
+    .await
+}
+
 /// Whether the transaction's tenant has this company.
 pub async fn company_exists(tx: &mut TenantTx, company: CompanyId) -> Result<bool, StoreError> {
     let tenant = tx.tenant_id();

@@ -57,6 +57,7 @@ struct Recorded {
 fn recorded(event: &StripeEvent) -> Option<Recorded> {
     let (kind, amount_field) = match event.kind.as_str() {
         "payment_intent.succeeded" => ("payment", "amount_received"),
+        // The charge's total refunded so far; `receive` records the difference.
         "charge.refunded" => ("refund", "amount_refunded"),
         "invoice.paid" => ("invoice", "amount_paid"),
         _ => return None,
@@ -111,6 +112,15 @@ pub async fn receive(
     }
     if !receipts::claim(&mut tx, SOURCE, &event.id, now).await? {
         return Ok(Receipt { status: "duplicate" });
+    }
+    // A charge's `amount_refunded` is its running total: each event records what it adds.
+    let mut recorded = recorded;
+    if recorded.kind == "refund" {
+        recorded.amount_minor -= store::refunded(&mut tx, &recorded.object_id).await?;
+        if recorded.amount_minor <= 0 {
+            tx.commit().await?;
+            return Ok(Receipt { status: "ignored" });
+        }
     }
     let occurred_at = event.created.map_or(now, |s| Timestamp::from_millis(s.saturating_mul(1000)));
     let row = PaymentRow {

@@ -12,6 +12,7 @@
 mod migrate;
 pub mod queue;
 pub mod receipts;
+pub mod sealed;
 pub mod sql;
 mod tx;
 

@@ -130,6 +130,12 @@ pub async fn deactivate(
     tx.commit().await?;
     app.identity().sessions.revoked(&revoked).await;
     app.identity().api_keys.changed().await;
+    // Their provider grants end too (a tenant-wide one they connected included).
+    if let Err(err) =
+        crate::integrations::end_connections(app, scope, Some(target), "deactivated").await
+    {
+        tracing::error!(error = %err, user = %target, "a deactivated member's integrations could not be ended");
+    }
     Ok(())
 }
 

@@ -384,21 +384,10 @@ pub async fn deliveries(
 /// Tenant key rotation: re-seals every subscription under the current data key; how many.
 pub async fn reseal(app: &AppState, scope: &TenantScope) -> DomainResult<u64> {
     let tenant = scope.tenant_id();
-    crate::crm::reseal_in_batches(app, scope, async |tx, keys, version| {
-        let rows = store::sealed_older_than(tx, version).await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut moved = 0;
-        for row in rows {
-            let sealed = seal(keys, tenant, row.id, &open(keys, tenant, &row)?)?;
-            if store::reseal(tx, row.id, row.key_version, version, &sealed).await? {
-                moved += 1;
-            }
-        }
-        Ok(Some(moved))
-    })
-    .await
+    let column =
+        crate::store::sealed::sealed_column!("webhook_subscriptions", "key_version", "sealed");
+    crate::crm::reseal_column(app, scope, &column, |id| place(tenant, WebhookId::from_uuid(id)))
+        .await
 }
 
 #[cfg(test)]

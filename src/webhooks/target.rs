@@ -61,10 +61,18 @@ fn refused_v6(ip: Ipv6Addr) -> bool {
         return refused_v4(v4);
     }
     let segments = ip.segments();
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [a, b] = segments[6].to_be_bytes();
-        let [c, d] = segments[7].to_be_bytes();
-        return refused_v4(Ipv4Addr::new(a, b, c, d));
+    let v4 = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    // NAT64, well-known (64:ff9b::/96) and local-use (64:ff9b:1::/48): the last 32 bits.
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..3] == [0x64, 0xff9b, 1] {
+        return refused_v4(v4(segments[6], segments[7]));
+    }
+    // 6to4 (2002::/16): the IPv4 address in bits 16-47.
+    if segments[0] == 0x2002 {
+        return refused_v4(v4(segments[1], segments[2]));
     }
     ip.is_loopback()
         || ip.is_unspecified()
@@ -196,6 +204,9 @@ mod tests {
             "https://[::ffff:127.0.0.1]/hook",
             "https://[::ffff:169.254.169.254]/hook",
             "https://[64:ff9b::a00:1]/hook",
+            "https://[64:ff9b:1::a00:1]/hook",
+            "https://[2002:7f00:1::1]/hook",
+            "https://[2002:a9fe:a9fe::1]/hook",
             "https://[fd00::1]/hook",
             "https://[fe80::1]/hook",
             "https://[::]/hook",

@@ -266,6 +266,18 @@ async fn disconnecting_revokes_at_the_provider_first_and_deletes_the_tokens_even
     assert_eq!(attempts, 3, "three tries");
     assert!(list(&app, &owner).await.is_empty());
     assert!(app.audit_actions(&owner).await.iter().any(|a| a == "integration.revoke_failed"));
+    // A member who is deactivated loses their connections, revoked at the provider.
+    let agent = app.add_member(&owner, "agent").await;
+    let login = unique_login("deactivated");
+    connect(&app, &agent.token, "zoom", &login).await;
+    app.step_up(&owner).await;
+    let path = format!("/api/v1/users/{}", agent.user_id);
+    assert_eq!(app.delete_as(&owner.token, &path).await.status(), 204, "deactivate");
+    let record = log(&login).await;
+    assert!(
+        record["revoke"].as_array().is_some_and(|r| r.iter().any(|e| e["ok"] == true)),
+        "{record}"
+    );
     // A Google event needs a connection now.
     let event =
         json!({"summary": "x", "start": "2026-12-10T10:00:00Z", "end": "2026-12-10T11:00:00Z"});
@@ -294,6 +306,13 @@ async fn a_google_event_is_created_through_the_vault_and_an_unconfigured_provide
     expect_problem(
         app.post_as(&owner.token, "/api/v1/integrations/google/events", &backwards).await,
         422,
+    )
+    .await;
+    // Read-only members create nothing through anyone's connection.
+    let readonly = app.add_member(&owner, "readonly").await;
+    expect_problem(
+        app.post_as(&readonly.token, "/api/v1/integrations/google/events", &event).await,
+        403,
     )
     .await;
     // Tenant-wide connections need integrations:manage.
@@ -356,6 +375,21 @@ async fn zoom_deauthorization_is_verified_deletes_the_tokens_once_and_confirms_c
         login.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect::<String>()
     );
 
+    // A meeting noted on an activity: data fetched through the connection.
+    let activity: Value = app
+        .post_as(&owner.token, "/api/v1/activities", &json!({"kind": "meeting", "subject": "Sync", "details": "Agenda", "occurred_at": "2026-12-10T10:00:00Z"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let activity_path = format!("/api/v1/activities/{}", activity["id"].as_str().expect("id"));
+    let body = json!({"topic": "Sync", "start_time": "2026-12-10T10:00:00Z", "duration_minutes": 15, "activity_id": activity["id"]});
+    assert_eq!(
+        app.post_as(&owner.token, "/api/v1/integrations/zoom/meetings", &body).await.status(),
+        201
+    );
+    let noted: Value = app.get_as(&owner.token, &activity_path).await.json().await.expect("json");
+    assert!(noted["details"].as_str().unwrap_or_default().contains("zoom.example/j/"), "{noted}");
     // URL validation: the HMAC of the plain token.
     let validation = json!({"event": "endpoint.url_validation", "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}, "event_ts": 1}).to_string();
     let answer: Value =
@@ -379,6 +413,12 @@ async fn zoom_deauthorization_is_verified_deletes_the_tokens_once_and_confirms_c
         zoom_post(&app, &deauth, ZOOM_SECRET, now()).await.json().await.expect("json");
     assert_eq!(again["status"], "duplicate", "each event once");
     assert!(list(&app, &owner).await.is_empty(), "the tokens are gone");
+    let noted: Value = app.get_as(&owner.token, &activity_path).await.json().await.expect("json");
+    assert_eq!(
+        noted["details"],
+        json!("Agenda"),
+        "the meeting's link went, the rest stayed: {noted}"
+    );
     assert!(app.audit_actions(&owner).await.iter().any(|a| a == "integration.deauthorized"));
     // The compliance confirmation, with the client credentials, retried until accepted.
     let mut confirmed = None;

@@ -401,6 +401,7 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
     let ids = BTreeMap::from([
         ("/api/v1/users/{id}", member.user_id.clone()),
         ("/api/v1/companies/{id}", company.clone()),
+        ("/api/v1/companies/{id}/credit-limit", company.clone()),
         ("/api/v1/contacts/{id}", contact.clone()),
         ("/api/v1/contacts/{id}/erase", contact.clone()),
         ("/api/v1/leads/{id}", lead.clone()),
@@ -421,6 +422,7 @@ async fn every_write_route_refuses_oversize_malformed_array_and_non_json_bodies(
         .iter()
         .filter(|(path, _)| {
             !path.ends_with("/erase")
+                && !path.ends_with("/credit-limit")
                 && !path.starts_with("/api/v1/users")
                 && !path.starts_with("/api/v1/platform")
                 && !path.starts_with("/api/v1/email")
@@ -821,8 +823,9 @@ const TENANT_TABLES: &[(&str, &str, Rls)] = &[
     ("webhook_outbox", "tenant_id", Rls::SystemOnly),
     ("payments", "tenant_id", Rls::Tenant),
     ("integrations", "tenant_id", Rls::Tenant),
-    ("integration_directory", "tenant_id", Rls::SystemOnly),
+    ("integration_directory", "tenant_id", Rls::Tenant),
     ("oauth_states", "tenant_id", Rls::Tenant),
+    ("integration_notes", "tenant_id", Rls::Tenant),
     ("zoom_compliance", "tenant_id", Rls::SystemOnly),
     ("email_usage", "tenant_id", Rls::Tenant),
     ("account_tokens", "tenant_id", Rls::SystemOnly),
@@ -856,6 +859,7 @@ const BUSINESS_TABLES: &[&str] = &[
     "payments",
     "integrations",
     "oauth_states",
+    "integration_notes",
     "email_usage",
     "companies",
     "contacts",
@@ -901,7 +905,7 @@ async fn populate(app: &TestApp, who: &Account) {
         &records.company,
     );
     crate::support::integrations::post_stripe(app, "whsec_rls", &event).await;
-    integrations(app, who).await;
+    integrations(app, who, &records.activity).await;
     // A verified domain and a message queued from it (no relay here: it stays queued).
     let domain = crate::support::mail::verified_domain(app, &who.token).await;
     let message = json!({"from": format!("a@{domain}"), "to": ["b@example.com"],
@@ -940,7 +944,7 @@ async fn populate(app: &TestApp, who: &Account) {
 
 /// A Zoom connection deauthorized (its compliance confirmation kept queued: Zoom refuses
 /// it), another connected, and a Google connect left half-way.
-async fn integrations(app: &TestApp, who: &Account) {
+async fn integrations(app: &TestApp, who: &Account, activity: &str) {
     use crate::support::integrations::{ZOOM_SECRET, connect, control, unique_login};
     let gone = unique_login("rls-gone");
     connect(app, &who.token, "zoom", &gone).await;
@@ -974,6 +978,10 @@ async fn integrations(app: &TestApp, who: &Account) {
         .expect("request");
     assert_eq!(deauth.status(), 200, "deauthorization");
     connect(app, &who.token, "zoom", &unique_login("rls-kept")).await;
+    let meeting = json!({"topic": "RLS", "start_time": "2026-12-10T10:00:00Z",
+        "duration_minutes": 15, "activity_id": activity});
+    let created = app.post_as(&who.token, "/api/v1/integrations/zoom/meetings", &meeting).await;
+    assert_eq!(created.status(), 201, "a meeting noted on an activity");
     let started = app.post_as(&who.token, "/api/v1/integrations/google/connect", &json!({})).await;
     assert_eq!(started.status(), 200, "a connect in progress");
 }

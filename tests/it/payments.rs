@@ -110,6 +110,21 @@ async fn stripe_events_are_verified_recorded_once_and_only_in_the_tenant_they_na
     assert!(payments(&app, &b, &b_company).await.is_empty());
     assert!(payments(&app, &b, &a_company).await.is_empty(), "B cannot list A's payments");
     assert_eq!(payments(&app, &a, &a_company).await.len(), 4);
+    // Partial refunds of one charge: Stripe sends the running total; each records its part.
+    for (total, id) in [(1000, event_id()), (3000, event_id()), (3000, event_id())] {
+        let refund = json!({"id": id, "object": "event", "type": "charge.refunded", "created": 1_765_000_000,
+            "data": {"object": {"id": "ch_partial", "object": "charge", "amount_refunded": total,
+                "currency": "eur", "metadata": {"tenant_id": a.tenant_id, "company_id": a_company}}}})
+        .to_string();
+        post_stripe(&app, "whsec_current_0123456789", &refund).await;
+    }
+    let refunds: Vec<i64> = payments(&app, &a, &a_company)
+        .await
+        .iter()
+        .filter(|p| p["stripe_object_id"] == "ch_partial")
+        .filter_map(|p| p["amount_minor"].as_i64())
+        .collect();
+    assert_eq!(refunds, vec![2000, 1000], "the running total is recorded as its parts");
     // Other event types are acknowledged and ignored.
     let other = stripe_event(&event_id(), "customer.created", &a.tenant_id, &a_company);
     assert_eq!(

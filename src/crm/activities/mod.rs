@@ -291,3 +291,43 @@ pub async fn append_details(
     super::resource::update::<Activities>(app, scope, ctx, id, patch).await?;
     Ok(())
 }
+
+/// Takes out of an activity's details the lines whose SHA-256 is in `hashes` (what an
+/// integration wrote there and must forget), through the ordinary update. An activity that
+/// is gone needs nothing.
+pub async fn remove_details_lines(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &crate::audit::RequestContext,
+    id: ActivityId,
+    hashes: &[Vec<u8>],
+) -> DomainResult<()> {
+    use sha2::Digest as _;
+    let current = match super::resource::get::<Activities>(app, scope, id).await {
+        Ok(current) => current,
+        Err(DomainError::NotFound(_)) => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let Some(details) = current.details else { return Ok(()) };
+    let kept: Vec<&str> = details
+        .lines()
+        .filter(|line| {
+            !hashes.iter().any(|h| h.as_slice() == sha2::Sha256::digest(line.as_bytes()).as_slice())
+        })
+        .collect();
+    if kept.len() == details.lines().count() {
+        return Ok(());
+    }
+    let details = Some(kept.join("\n")).filter(|d| !d.is_empty());
+    let patch = ActivityPatch {
+        kind: None,
+        subject: None,
+        details: Some(details),
+        occurred_at: None,
+        contact_id: None,
+        deal_id: None,
+        owner_id: None,
+    };
+    super::resource::update::<Activities>(app, scope, ctx, id, patch).await?;
+    Ok(())
+}

@@ -100,36 +100,6 @@ pub async fn delete(tx: &mut TenantTx, id: WebhookId) -> Result<bool, StoreError
         .await
 }
 
-/// Up to 200 subscriptions sealed under a data key older than `version`.
-pub async fn sealed_older_than(
-    tx: &mut TenantTx,
-    version: i32,
-) -> Result<Vec<SubscriptionRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(subscriptions_where!("AND key_version < $2 ORDER BY id LIMIT 200"))
-        .binds((tenant, version))
-        .fetch_all(tx)
-        .await
-}
-
-/// Rewrites a subscription's sealed values, unless its row changed since it was read.
-pub async fn reseal(
-    tx: &mut TenantTx,
-    id: WebhookId,
-    was: i32,
-    version: i32,
-    sealed: &[u8],
-) -> Result<bool, StoreError> {
-    let tenant = tx.tenant_id();
-    query(
-        "UPDATE webhook_subscriptions SET key_version = $4, sealed = $5 \
-         WHERE tenant_id = $1 AND id = $2 AND key_version = $3",
-    )
-    .binds((tenant, id, was, version, sealed))
-    .execute_one(tx)
-    .await
-}
-
 /// The active subscriptions of the transaction's tenant: (id, comma-separated events).
 pub async fn active(tx: &mut TenantTx) -> Result<Vec<(WebhookId, String)>, StoreError> {
     let tenant = tx.tenant_id();
