@@ -103,11 +103,11 @@ pub async fn purge_all(app: &AppState) -> DomainResult<u64> {
     if let Some(before) = cutoff(app.config().retention.audit, now) {
         removed += store::purge_audit_chain(&mut tx, TenantId::PLATFORM, before).await?;
     }
-    // Webhook ids are remembered well past the 5-minute signature tolerance, then forgotten;
-    // account tokens go once expired.
-    removed +=
-        store::purge_webhook_receipts(&mut tx, now.minus(std::time::Duration::from_secs(86_400)))
-            .await?;
+    // Delivery ids are remembered for a week: a sender re-signs each retry (so the 5-minute
+    // tolerance does not stop it), and Stripe retries an event for up to three days. Account
+    // tokens go once expired.
+    let week = std::time::Duration::from_secs(7 * 86_400);
+    removed += store::purge_webhook_receipts(&mut tx, now.minus(week)).await?;
     removed += store::purge_account_tokens(&mut tx, now).await?;
     if let Some(before) = cutoff(app.config().retention.sessions, now) {
         removed += store::purge_ended_sessions(&mut tx, before).await?;
