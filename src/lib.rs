@@ -6,7 +6,9 @@
 //! tokens and API keys; `tenancy` owns roles, permissions, members and the tenant scope;
 //! `audit` owns the hash-chained audit log; `crypto` owns key material; `telemetry` owns
 //! logs, metrics and health; `ttl_cache` is the one bounded cache of the request path's
-//! lookups (sessions, API keys, verified tokens).
+//! lookups (sessions, API keys, verified tokens); `webhooks` owns outbound subscriptions and
+//! their delivery, `integrations` the Google and Zoom connections and their token vault,
+//! `payments` Stripe's events and payments; `dns` is the one configurable resolver.
 
 #![forbid(unsafe_code)]
 
