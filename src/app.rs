@@ -205,7 +205,7 @@ impl Application {
         crate::containment::reload(&state)
             .await
             .map_err(|err| anyhow::anyhow!("reading the blocked addresses: {err}"))?;
-        let router = http::router(state.clone(), endpoints);
+        let router = http::router(state.clone(), endpoints, crate::console::router(state.clone()));
 
         let config = state.config();
         let listener = TcpListener::bind(config.listen)

@@ -8,7 +8,8 @@
 //! logs, metrics and health; `ttl_cache` is the one bounded cache of the request path's
 //! lookups (sessions, API keys, verified tokens); `webhooks` owns outbound subscriptions and
 //! their delivery, `integrations` the Google and Zoom connections and their token vault,
-//! `payments` Stripe's events and payments; `dns` is the one configurable resolver.
+//! `payments` Stripe's events and payments; `dns` is the one configurable resolver; `console`
+//! is the browser console, pages over the same domain functions as the API.
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,7 @@ pub mod audit;
 pub mod backup;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod containment;
 pub mod crm;
 pub mod crypto;

@@ -28,7 +28,7 @@ pub(super) async fn gate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let mut response = match authorize(&app, &policy, &mut request).await {
+    let mut response = match authorize(&app, &policy, &mut request, Credentials::Header).await {
         Ok(headline) => {
             let mut response = if policy.idempotent
                 && request.headers().contains_key(crate::idempotency::HEADER)
@@ -50,10 +50,22 @@ pub(super) async fn gate(
     response
 }
 
-async fn authorize(
+/// Where a request's principal comes from.
+pub(crate) enum Credentials {
+    /// The `Authorization` header (the API).
+    Header,
+    /// The console's cookie, already checked (`identity::cookie`); `None` when there is none.
+    Console(Option<Principal>),
+}
+
+/// The route's policy applied to one request: on success the `Principal` and `TenantScope`
+/// are in its extensions; a refusal is a problem response. The console's guard calls it too,
+/// so a page and its API route are admitted by the same code.
+pub(crate) async fn authorize(
     app: &AppState,
     policy: &RoutePolicy,
     request: &mut Request,
+    credentials: Credentials,
 ) -> Result<Option<Headline>, Response> {
     // A switched-off feature's routes are closed to everyone, before any of its code runs.
     if let Some(feature) = policy.feature {
@@ -67,7 +79,12 @@ async fn authorize(
         }
         return limit(app, policy, &ClientKey::anonymous(net)).await;
     }
-    let principal = match identity::authenticate(app, authorization(request.headers())).await {
+    let authenticated = match credentials {
+        Credentials::Header => identity::authenticate(app, authorization(request.headers())).await,
+        Credentials::Console(Some(principal)) => Ok(principal),
+        Credentials::Console(None) => Err(DomainError::Unauthenticated("sign in first")),
+    };
+    let principal = match authenticated {
         Ok(principal) => principal,
         Err(err) => {
             // Failed credentials are limited by address, so guessing keys is throttled too.

@@ -7,7 +7,7 @@
 pub mod endpoint;
 mod error;
 pub mod extract;
-mod gate;
+pub(crate) mod gate;
 pub mod headers;
 mod idempotency;
 pub mod json;
@@ -86,7 +86,9 @@ async fn serve_openapi(
 /// before this outer bound does.
 const UPLOAD_ENVELOPE: usize = 1024 * 1024;
 
-pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
+/// The API's endpoints and the console's `pages` (which bring their own guard), behind one
+/// edge.
+pub fn router(state: AppState, endpoints: Vec<Endpoint>, pages: Router<AppState>) -> Router {
     let config = state.config().clone();
     let containment = state.containment().clone();
     let mut router = Router::new();
@@ -118,6 +120,7 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>) -> Router {
         router = router.route(&policy.path, method_router);
     }
     router
+        .merge(pages)
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async {
             Problem::for_status(StatusCode::METHOD_NOT_ALLOWED)

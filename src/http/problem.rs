@@ -202,6 +202,14 @@ pub fn render(response: Response, request_id: &str) -> Response {
             tracing::info!(status = status.as_u16(), code = problem.code, cause = %cause, "request refused");
         }
     }
+    // A console page already shows the problem: logged above, its HTML kept.
+    let is_html = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_html {
+        return Response::from_parts(parts, body);
+    }
     let bytes = problem.body(request_id);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     if let Some(seconds) = problem.retry_after {

@@ -8,6 +8,7 @@
 pub mod account;
 mod api_keys;
 mod authenticate;
+pub mod cookie;
 pub mod lockout;
 pub mod login;
 pub mod mail;

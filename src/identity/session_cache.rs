@@ -44,6 +44,14 @@ pub struct LiveSession {
     pub step_up_at: Option<Timestamp>,
     /// When this session last proved the password (enrolment only).
     pub password_proof_at: Option<Timestamp>,
+    /// Whose session it is (the owner's parts, for a console cookie, which has no claims).
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub role: String,
+    /// SHA-256 of the console cookie's secret; `None` for an API session.
+    pub cookie_hash: Option<Vec<u8>>,
+    /// When the session was last used (a refresh, or a console request).
+    pub last_used_at: Timestamp,
 }
 
 #[derive(Clone)]
@@ -169,7 +177,8 @@ impl db::SessionState {
     }
 
     fn into_live(self) -> LiveSession {
-        let role = self.role.as_deref().unwrap_or("superadmin");
+        let role = self.role.as_deref().unwrap_or("superadmin").to_owned();
+        let tenant_id = self.tenant_id.unwrap_or(TenantId::PLATFORM);
         let enrolment_required = super::mfa::policy::requires_enrolment(
             self.mfa_policy.as_deref(),
             self.role.as_deref(),
@@ -177,7 +186,7 @@ impl db::SessionState {
             self.has_factor,
         );
         LiveSession {
-            owner: owner(self.user_id, self.tenant_id.unwrap_or(TenantId::PLATFORM), role),
+            owner: owner(self.user_id, tenant_id, &role),
             profile: Arc::new(super::Profile {
                 email: self.email,
                 display_name: self.display_name,
@@ -186,6 +195,11 @@ impl db::SessionState {
             enrolment_required,
             step_up_at: self.step_up_at,
             password_proof_at: self.password_proof_at,
+            user_id: self.user_id,
+            tenant_id,
+            role,
+            cookie_hash: self.cookie_hash,
+            last_used_at: self.last_used_at,
         }
     }
 }

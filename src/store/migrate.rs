@@ -61,6 +61,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 18, "0018", "webhook_deliveries"),
     migration!("sqlite", 19, "0019", "payments"),
     migration!("sqlite", 20, "0020", "integrations"),
+    migration!("sqlite", 21, "0021", "console_sessions"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -83,6 +84,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 18, "0018", "webhook_deliveries"),
     migration!("postgres", 19, "0019", "payments"),
     migration!("postgres", 20, "0020", "integrations"),
+    migration!("postgres", 21, "0021", "console_sessions"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -11,6 +11,7 @@ mod access;
 mod account_mail;
 mod audit;
 mod backup;
+mod console;
 mod containment;
 mod controls;
 mod crm;

@@ -99,6 +99,8 @@ pub struct SessionState {
     pub mfa_policy: Option<String>,
     /// A confirmed TOTP or a passkey.
     pub has_factor: bool,
+    /// SHA-256 of the console cookie's secret; `None` for an API session.
+    pub cookie_hash: Option<Vec<u8>>,
 }
 
 pub async fn session_state(
@@ -112,7 +114,7 @@ pub async fn session_state(
          (EXISTS (SELECT 1 FROM mfa_totp m WHERE m.user_id = s.user_id \
                   AND m.confirmed_at IS NOT NULL) \
           OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = s.user_id)) \
-         AS has_factor \
+         AS has_factor, s.cookie_hash \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          LEFT JOIN tenants t ON t.id = u.tenant_id WHERE s.id = $1",
     )
@@ -131,6 +133,21 @@ pub async fn touch_session(
         .execute(tx)
         .await?;
     Ok(())
+}
+
+/// Makes the session a console session with a new cookie (at sign-in and at each step-up):
+/// the hash of the cookie's secret replaces the last one, and the session's refresh tokens
+/// go, so the cookie is its only credential.
+pub async fn set_cookie_hash(
+    tx: &mut SystemTx,
+    id: SessionId,
+    hash: &[u8],
+) -> Result<bool, StoreError> {
+    query("DELETE FROM refresh_tokens WHERE session_id = $1").bind(id).execute(tx).await?;
+    query("UPDATE sessions SET cookie_hash = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .binds((id, hash))
+        .execute_one(tx)
+        .await
 }
 
 /// When the session last proved a second factor; `None` forgets it (a factor was removed).

@@ -1,0 +1,488 @@
+//! The browser console's controls over HTTP, on both backends: the cookie's attributes and
+//! lifecycle, the same-origin check and CSRF token on every write, the per-response CSP
+//! nonce, CSP reports, step-up rotation, revocation and tenant isolation. The browser walk
+//! itself (Chromium through WebDriver) is tests/browser/.
+
+use reqwest::header::{COOKIE, SET_COOKIE};
+use serde_json::{Value, json};
+
+use crate::support::{Account, TestApp};
+
+const COOKIE_NAME: &str = "__Host-bulwark_session";
+
+/// A browser-like client of the console: its cookie, and the CSRF token of its last page.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser { app, cookie: None }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let mut request = self.app.client.get(self.app.url(path));
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, format!("{COOKIE_NAME}={cookie}"));
+        }
+        request.send().await.expect("request")
+    }
+
+    /// A form post as a browser on this site sends it.
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_with(path, form, &[("sec-fetch-site", "same-origin")]).await
+    }
+
+    async fn post_with(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let body = serde_urlencoded::to_string(form).expect("a form");
+        let mut request = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, format!("{COOKIE_NAME}={cookie}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// The CSRF token the page at `path` gives its forms.
+    async fn csrf(&self, path: &str) -> String {
+        let page = self.get(path).await;
+        assert_eq!(page.status(), 200, "GET {path}");
+        let html = page.text().await.expect("html");
+        attribute_after(&html, "name=\"csrf_token\" value=\"").expect("a CSRF field")
+    }
+
+    /// Signs in with the password and, when asked, a backup code; keeps the cookie.
+    async fn sign_in(&mut self, who: &Account, second: Option<&str>) -> reqwest::Response {
+        let mut response =
+            self.post("/login", &[("email", &who.email), ("password", &who.password)]).await;
+        if let Some(code) = second {
+            assert_eq!(response.status(), 200, "the second-factor page");
+            let html = response.text().await.expect("html");
+            let ticket = attribute_after(&html, "name=\"mfa_token\" value=\"").expect("ticket");
+            response = self
+                .post("/login/mfa", &[("mfa_token", &ticket), ("code", code), ("next", "/")])
+                .await;
+        }
+        assert_eq!(response.status(), 303, "signed in");
+        self.cookie = Some(cookie_value(&response).expect("a session cookie"));
+        response
+    }
+}
+
+fn attribute_after(html: &str, marker: &str) -> Option<String> {
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+fn set_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(COOKIE_NAME))
+        .map(str::to_owned)
+}
+
+fn cookie_value(response: &reqwest::Response) -> Option<String> {
+    let header = set_cookie(response)?;
+    let value = header.split(';').next()?.split_once('=')?.1.to_owned();
+    (!value.is_empty()).then_some(value)
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+async fn contact_count(app: &TestApp, who: &Account) -> usize {
+    let list: Value =
+        app.get_as(&who.token, "/api/v1/contacts?limit=100").await.json().await.expect("json");
+    list["items"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_host_only_secure_strict_cookie_and_signing_out_ends_it() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let anonymous = Browser::new(&app);
+    let home = anonymous.get("/").await;
+    assert_eq!((home.status().as_u16(), location(&home)), (303, "/login?next=%2F".to_owned()));
+
+    let mut browser = Browser::new(&app);
+    let signed_in = browser.sign_in(&owner, None).await;
+    let header = set_cookie(&signed_in).expect("Set-Cookie");
+    let attributes: Vec<&str> = header.split(';').map(str::trim).collect();
+    for wanted in ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(attributes.contains(&wanted), "{wanted} in {header}");
+    }
+    assert!(!header.to_ascii_lowercase().contains("domain="), "host-only: {header}");
+
+    let dashboard = browser.get("/").await;
+    assert_eq!(dashboard.status(), 200);
+    let headers = dashboard.headers().clone();
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    let html = dashboard.text().await.expect("html");
+    assert_eq!(html.matches("<h1>").count(), 1);
+    assert!(html.contains("<h1>Dashboard</h1>"));
+
+    // Sign-out is a POST with the token; the cookie is cleared and the session ends.
+    let token = browser.csrf("/").await;
+    let out = browser.post("/logout", &[("csrf_token", &token)]).await;
+    assert_eq!((out.status().as_u16(), location(&out)), (303, "/login".to_owned()));
+    assert!(set_cookie(&out).is_some_and(|c| c.contains("Max-Age=0")));
+    let after = browser.get("/").await;
+    assert_eq!(after.status(), 303, "the old cookie is refused after sign-out");
+    assert!(app.audit_actions(&owner).await.iter().any(|a| a == "auth.logout"));
+}
+
+#[tokio::test]
+async fn cross_site_writes_are_refused_before_the_session_is_read() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let token = browser.csrf("/contacts/new").await;
+    let form = [("csrf_token", token.as_str()), ("first_name", "Mallory")];
+    for headers in [
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("sec-fetch-site", "same-site")],
+        vec![("origin", "null")],
+        vec![("origin", "https://evil.example")],
+        vec![],
+    ] {
+        let response = browser.post_with("/contacts", &form, &headers).await;
+        assert_eq!(response.status(), 403, "{headers:?}");
+        let html = response.text().await.expect("html");
+        assert!(html.contains("did not come from this site"), "{headers:?}");
+    }
+    assert_eq!(contact_count(&app, &owner).await, 0, "nothing was created");
+
+    // Without any cookie a cross-site post is a 403 too, not a redirect to the sign-in page.
+    let anonymous = Browser::new(&app);
+    let response = anonymous
+        .post_with(
+            "/login",
+            &[("email", &owner.email), ("password", &owner.password)],
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    assert!(set_cookie(&response).is_none());
+
+    // The same form from this site passes (the control refuses only what it should).
+    let response = browser.post("/contacts", &form).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(contact_count(&app, &owner).await, 1);
+}
+
+#[tokio::test]
+async fn a_write_without_the_sessions_csrf_token_is_refused() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let token = browser.csrf("/contacts/new").await;
+
+    let missing = browser.post("/contacts", &[("first_name", "Eve")]).await;
+    assert_eq!(missing.status(), 403);
+    let wrong = browser.post("/contacts", &[("csrf_token", "0000"), ("first_name", "Eve")]).await;
+    assert_eq!(wrong.status(), 403);
+    // Another session's token is no good either.
+    let mut other = Browser::new(&app);
+    other.sign_in(&owner, None).await;
+    let others = other.csrf("/contacts/new").await;
+    assert_ne!(others, token);
+    let foreign =
+        browser.post("/contacts", &[("csrf_token", &others), ("first_name", "Eve")]).await;
+    assert_eq!(foreign.status(), 403);
+    assert_eq!(contact_count(&app, &owner).await, 0, "nothing was created");
+
+    // The header works like the field (for scripts).
+    let by_header = browser
+        .post_with(
+            "/contacts",
+            &[("first_name", "Eve")],
+            &[("sec-fetch-site", "same-origin"), ("x-csrf-token", &token)],
+        )
+        .await;
+    assert_eq!(by_header.status(), 303);
+    let by_field =
+        browser.post("/contacts", &[("csrf_token", &token), ("first_name", "Eve")]).await;
+    assert_eq!(by_field.status(), 303);
+    assert_eq!(contact_count(&app, &owner).await, 2);
+}
+
+#[tokio::test]
+async fn every_page_gets_a_fresh_nonce_and_no_unsafe_inline() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new(&app);
+    let mut nonces = vec![];
+    for _ in 0..2 {
+        let page = browser.get("/login").await;
+        assert_eq!(page.status(), 200);
+        let csp = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+        for directive in [
+            "script-src 'nonce-",
+            "'strict-dynamic'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+            "connect-src 'self'",
+            "img-src 'self' data:",
+            "report-uri /csp-report",
+        ] {
+            assert!(csp.contains(directive), "{directive} in {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+        let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next());
+        let nonce = nonce.expect("a nonce").to_owned();
+        assert!(nonce.len() >= 22, "128 bits: {nonce}");
+        let html = page.text().await.expect("html");
+        assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the script carries the nonce");
+        assert!(html.contains("name=\"viewport\""));
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1]);
+
+    // The API keeps its own policy.
+    let api = app.get("/healthz").await;
+    assert_eq!(
+        api.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+
+    // Assets: hashed names, cached for a year, the right type; other names are 404.
+    let html = browser.get("/login").await.text().await.expect("html");
+    let css = attribute_after(&html, "rel=\"stylesheet\" href=\"").expect("stylesheet");
+    let asset = browser.get(&css).await;
+    assert_eq!(asset.status(), 200);
+    assert!(asset.headers()["cache-control"].to_str().expect("ascii").contains("immutable"));
+    assert!(asset.headers()["content-type"].to_str().expect("ascii").starts_with("text/css"));
+    assert_eq!(browser.get("/assets/console.0000000000000000.css").await.status(), 404);
+}
+
+#[tokio::test]
+async fn csp_reports_are_counted_and_oversized_ones_refused() {
+    let app = TestApp::spawn().await;
+    let report = json!({"csp-report": {"document-uri": "http://x/login", "violated-directive": "script-src-elem", "blocked-uri": "inline"}});
+    let response = app
+        .client
+        .post(app.url("/csp-report"))
+        .header("content-type", "application/csp-report")
+        .body(report.to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 204);
+    assert!(app.metrics().await.contains("csp_violations_total 1"));
+    let large = app
+        .client
+        .post(app.url("/csp-report"))
+        .header("content-type", "application/csp-report")
+        .body(vec![b' '; 65 * 1024 + 1])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(large.status(), 413);
+    assert!(app.metrics().await.contains("csp_violations_total 1"), "not counted");
+}
+
+#[tokio::test]
+async fn revealing_needs_a_step_up_which_replaces_the_cookie() {
+    let app = TestApp::spawn_with(&[("BULWARK_STEP_UP_SECONDS", "1")]).await;
+    let owner = app.signup("Console").await;
+    app.step_up(&owner).await; // enrols TOTP; the sign-in below needs a second factor
+    let contact: Value = app
+        .post_as(
+            &owner.token,
+            "/api/v1/contacts",
+            &json!({"first_name": "Ada", "ssn": "123-45-6789"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = contact["id"].as_str().expect("id").to_owned();
+    let mut browser = Browser::new(&app);
+    let code = app.take_backup_code(&owner.email);
+    browser.sign_in(&owner, Some(&code)).await;
+    let first = browser.cookie.clone().expect("cookie");
+
+    let detail = browser.get(&format!("/contacts/{id}")).await.text().await.expect("html");
+    assert!(!detail.contains("123-45-6789"), "masked on the detail page");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let reveal = format!("/contacts/{id}/reveal");
+    let refused = browser.get(&reveal).await;
+    assert_eq!(refused.status(), 303);
+    let to_step_up = location(&refused);
+    assert!(to_step_up.starts_with("/step-up?next="), "{to_step_up}");
+    assert!(!app.audit_actions(&owner).await.iter().any(|a| a == "contact.sensitive_read"));
+
+    // A wrong code changes nothing; a right one gives a new cookie and the old one dies.
+    let token = browser.csrf(&to_step_up).await;
+    let wrong = browser.post("/step-up", &[("csrf_token", &token), ("code", "000000")]).await;
+    assert_ne!(wrong.status(), 303);
+    let code = app.take_backup_code(&owner.email);
+    let stepped = browser
+        .post("/step-up", &[("csrf_token", &token), ("code", &code), ("next", &reveal)])
+        .await;
+    assert_eq!((stepped.status().as_u16(), location(&stepped)), (303, reveal.clone()));
+    let second = cookie_value(&stepped).expect("a new cookie");
+    assert_ne!(first, second);
+    browser.cookie = Some(first);
+    assert_eq!(browser.get("/").await.status(), 303, "the pre-step-up cookie is refused");
+    browser.cookie = Some(second);
+    let revealed = browser.get(&reveal).await;
+    assert_eq!(revealed.status(), 200);
+    assert!(revealed.text().await.expect("html").contains("123-45-6789"));
+    assert!(app.audit_actions(&owner).await.iter().any(|a| a == "contact.sensitive_read"));
+}
+
+#[tokio::test]
+async fn a_console_session_revoked_from_another_device_is_refused() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let sessions: Value =
+        app.get_as(&owner.token, "/api/v1/auth/sessions").await.json().await.expect("json");
+    let console = sessions["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|s| s["current"] == false)
+        .expect("the console session is listed")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let revoked = app.delete_as(&owner.token, &format!("/api/v1/auth/sessions/{console}")).await;
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(browser.get("/").await.status(), 303, "signed out at once on this instance");
+}
+
+#[tokio::test]
+async fn a_cookie_naming_an_api_session_or_a_forged_secret_is_refused() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let sid = crate::support::token_claims(&owner.token)["sid"].as_str().expect("sid").to_owned();
+    let mut browser = Browser::new(&app);
+    for forged in [format!("{sid}.{}", "A".repeat(43)), format!("{sid}."), "garbage".to_owned()] {
+        browser.cookie = Some(forged.clone());
+        assert_eq!(browser.get("/").await.status(), 303, "{forged}");
+    }
+    browser.sign_in(&owner, None).await;
+    let real = browser.cookie.clone().expect("cookie");
+    let (console_sid, _) = real.split_once('.').expect("sid.secret");
+    browser.cookie = Some(format!("{console_sid}.{}", "A".repeat(43)));
+    assert_eq!(browser.get("/").await.status(), 303, "another secret for the same session");
+    // A console session has no refresh token for an API client to find.
+    browser.cookie = Some(real);
+    assert_eq!(browser.get("/").await.status(), 200);
+}
+
+#[tokio::test]
+async fn another_tenants_records_are_not_found_on_any_console_route() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Ours").await;
+    let other = app.signup("Theirs").await;
+    let theirs: Value = app
+        .post_as(
+            &other.token,
+            "/api/v1/contacts",
+            &json!({"first_name": "Theirs", "ssn": "987-65-4321"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = theirs["id"].as_str().expect("id");
+    let their_sid =
+        crate::support::token_claims(&other.token)["sid"].as_str().expect("sid").to_owned();
+    // A sign-in with a second factor counts as a step-up, so even reveal reaches the lookup.
+    app.step_up(&owner).await;
+    let mut browser = Browser::new(&app);
+    let code = app.take_backup_code(&owner.email);
+    browser.sign_in(&owner, Some(&code)).await;
+    for path in [
+        format!("/contacts/{id}"),
+        format!("/contacts/{id}/edit"),
+        format!("/contacts/{id}/reveal"),
+    ] {
+        let response = browser.get(&path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(!response.text().await.expect("html").contains("Theirs"));
+    }
+    let token = browser.csrf("/contacts/new").await;
+    let update = browser
+        .post(&format!("/contacts/{id}"), &[("csrf_token", &token), ("first_name", "Owned")])
+        .await;
+    assert_eq!(update.status(), 404);
+    let revoke = browser
+        .post(&format!("/account/sessions/{their_sid}/revoke"), &[("csrf_token", &token)])
+        .await;
+    assert_eq!(revoke.status(), 404);
+    let still: Value = app
+        .get_as(&other.token, &format!("/api/v1/contacts/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(still["first_name"], "Theirs", "unchanged");
+    assert_eq!(app.get_as(&other.token, "/api/v1/me").await.status(), 200, "their session lives");
+}
+
+#[tokio::test]
+async fn contacts_are_created_found_by_email_and_edited_through_the_forms() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let token = browser.csrf("/contacts/new").await;
+    let bad = browser
+        .post(
+            "/contacts",
+            &[("csrf_token", &token), ("first_name", "Ada"), ("email", "not-an-email")],
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+    let html = bad.text().await.expect("html");
+    assert!(html.contains("field-error"), "the problem is shown next to its field");
+    assert_eq!(contact_count(&app, &owner).await, 0);
+
+    let created = browser
+        .post(
+            "/contacts",
+            &[("csrf_token", &token), ("first_name", "<b>Ada</b>"), ("email", "ada@example.com")],
+        )
+        .await;
+    assert_eq!(created.status(), 303);
+    let found = browser.get("/contacts?email=ADA%40example.com").await.text().await.expect("html");
+    assert!(found.contains("&lt;b&gt;Ada&lt;") && !found.contains("<b>Ada</b>"), "escaped");
+    let none = browser.get("/contacts?email=bob%40example.com").await.text().await.expect("html");
+    assert!(!none.contains("Ada"));
+    let detail = location(&created);
+    let edited = browser
+        .post(&detail, &[("csrf_token", &token), ("first_name", "Ada"), ("last_name", "Lovelace")])
+        .await;
+    assert_eq!(edited.status(), 303);
+    let page = browser.get(&detail).await.text().await.expect("html");
+    assert!(page.contains("Lovelace") && page.contains("ada@example.com"));
+}
