@@ -89,6 +89,10 @@ BULWARK_TEST_DB=postgres cargo nextest run --locked --test it --no-fail-fast
 step "integration tests on PostgreSQL through PgBouncer in transaction pooling mode (Debian's 1.18)"
 BULWARK_TEST_VIA_PGBOUNCER=1 BULWARK_TEST_DB=postgres cargo nextest run --locked --test it --no-fail-fast
 
+step "the console in headless Chromium through WebDriver, on SQLite and on PostgreSQL"
+scripts/browser-test.sh target/debug/bulwark sqlite
+scripts/browser-test.sh target/debug/bulwark postgres
+
 step "API fuzzing with schemathesis (user token, then a scoped API key)"
 scripts/api-fuzz.sh target/debug/bulwark
 

@@ -1,0 +1,382 @@
+"""The console in headless Chromium (scripts/browser-test.sh starts Bulwark and runs this).
+
+Each test drives the browser through WebDriver and checks what a user, or an attacker, would
+see: sign-in with password and TOTP, a contact's life from creation to reveal, sign-out;
+markup in a name shown as text with no script run; no CSP report across a walk of every
+page; an injected inline script blocked and reported; a session revoked elsewhere signed
+out. TOTP codes are computed here (RFC 6238, standard library), not by Bulwark.
+"""
+
+import base64
+import hashlib
+import hmac
+import http.client
+import http.server
+import json
+import os
+import re
+import struct
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+BASE = os.environ["BULWARK_URL"].rstrip("/")
+METRICS = os.environ["BULWARK_METRICS_URL"]
+PASSWORD = "correct horse battery staple 7"
+COOKIE = "__Host-bulwark_session"
+XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+
+# Records every CSP violation a page meets, before any of the page's own code runs.
+WATCH_CSP = (
+    "window.__csp = [];"
+    "document.addEventListener('securitypolicyviolation', function (e) {"
+    "  window.__csp.push(e.violatedDirective + ' ' + e.blockedURI); });"
+)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
+def call(method, path, body=None, token=None):
+    request = urllib.request.Request(
+        BASE + path, data=None if body is None else json.dumps(body).encode(), method=method)
+    request.add_header("content-type", "application/json")
+    if token:
+        request.add_header("authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+            return response.status, (json.loads(text) if text else None)
+    except urllib.error.HTTPError as error:
+        raise AssertionError(f"{method} {path}: {error.code} {error.read()[:300]!r}")
+
+
+def status_with_cookie(path, cookie):
+    """The status of a GET carrying only this session cookie, redirects not followed."""
+    request = urllib.request.Request(BASE + path)
+    request.add_header("cookie", f"{COOKIE}={cookie}")
+    try:
+        with OPENER.open(request, timeout=10) as response:
+            return response.status, response.headers.get("location")
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("location")
+
+
+def totp(secret_b32, at):
+    secret = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    digest = hmac.new(secret, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset: offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def metric(name):
+    with urllib.request.urlopen(METRICS, timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+class Owner:
+    """A tenant owner with TOTP enrolled, signed up through the API."""
+
+    def __init__(self):
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(BASE + "/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.email = f"owner-{os.getpid()}-{int(time.time() * 1000)}@example.com"
+        call("POST", "/api/v1/auth/signup", {"tenant_name": "Browser", "email": self.email,
+                                              "password": PASSWORD, "display_name": "Browser Owner"})
+        _, login = call("POST", "/api/v1/auth/login", {"email": self.email, "password": PASSWORD})
+        self.token = login["access_token"]
+        call("POST", "/api/v1/auth/step-up", {"password": PASSWORD}, self.token)
+        _, setup = call("POST", "/api/v1/auth/mfa/totp/setup", {}, self.token)
+        self.secret = setup["secret"]
+        self.last_totp_step = int(time.time()) // 30
+        _, confirmed = call("POST", "/api/v1/auth/mfa/totp/confirm",
+                            {"code": totp(self.secret, time.time())}, self.token)
+        self.backup_codes = list(confirmed["backup_codes"])
+
+    def fresh_totp(self):
+        """A code of a time step no earlier code used (each step is accepted once)."""
+        while int(time.time()) // 30 <= self.last_totp_step:
+            time.sleep(0.5)
+        self.last_totp_step = int(time.time()) // 30
+        return totp(self.secret, time.time())
+
+
+OWNER = None
+
+
+def setUpModule():
+    global OWNER
+    OWNER = Owner()
+
+
+def browser(width=1280, height=900):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_CSP})
+    if width < 500:
+        # Headless Chromium's windows are at least 500 px wide: emulate a phone's viewport.
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 2, "mobile": True})
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+class ConsoleTest(unittest.TestCase):
+    def setUp(self):
+        self.driver = browser()
+
+    def tearDown(self):
+        self.driver.quit()
+
+    # --- helpers ------------------------------------------------------------------------
+    def h1(self):
+        return self.driver.find_element(By.TAG_NAME, "h1").text
+
+    def fill(self, name, value):
+        field = self.driver.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+
+    def navigate(self, element):
+        """Clicks and waits for the next page (the old one's elements go stale)."""
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
+
+    def submit(self, label):
+        self.navigate(self.driver.find_element(By.XPATH, f"//main//button[normalize-space()='{label}']"))
+
+    def sign_out(self):
+        self.navigate(self.driver.find_element(By.XPATH, "//header//button[normalize-space()='Sign out']"))
+
+    def link(self, text):
+        self.navigate(self.driver.find_element(By.LINK_TEXT, text))
+
+    def no_csp_violations(self):
+        violations = self.driver.execute_script("return window.__csp || []")
+        self.assertEqual(violations, [], f"CSP violations on {self.driver.current_url}")
+
+    def no_dialog(self):
+        with self.assertRaises(NoAlertPresentException):
+            self.driver.switch_to.alert.text
+
+    def session_cookie(self):
+        return self.driver.get_cookie(COOKIE)
+
+    def sign_in(self, second_factor=None):
+        self.driver.get(BASE + "/")
+        self.assertTrue(self.driver.current_url.startswith(BASE + "/login"))
+        self.assertEqual(self.h1(), "Sign in")
+        self.fill("email", OWNER.email)
+        self.fill("password", PASSWORD)
+        self.submit("Sign in")
+        self.assertEqual(self.h1(), "Second factor")
+        self.fill("code", second_factor or OWNER.backup_codes.pop())
+        self.submit("Continue")
+        self.assertEqual(self.h1(), "Dashboard")
+
+    def create_contact(self, **fields):
+        self.driver.get(BASE + "/contacts")
+        self.link("New contact")
+        self.assertEqual(self.h1(), "New contact")
+        for name, value in fields.items():
+            self.fill(name, value)
+        self.submit("Save")
+
+    # --- tests --------------------------------------------------------------------------
+    def test_sign_in_create_find_edit_reveal_and_sign_out(self):
+        self.sign_in(OWNER.fresh_totp())
+        cookie = self.session_cookie()
+        self.assertIsNotNone(cookie, "the session cookie")
+        self.assertTrue(cookie["secure"] and cookie["httpOnly"], cookie)
+        self.assertEqual((cookie["sameSite"], cookie["path"]), ("Strict", "/"))
+        self.assertNotIn(COOKIE, self.driver.execute_script("return document.cookie"))
+
+        email = f"grace-{int(time.time() * 1000)}@example.com"
+        self.create_contact(first_name="Grace", last_name="Hopper", email=email, ssn="123-45-6789")
+        self.assertEqual(self.h1(), "Grace Hopper")
+        ssn = self.driver.find_element(By.ID, "ssn").text
+        self.assertNotIn("123-45", ssn, "masked on the detail page")
+        self.assertTrue(ssn.endswith("6789"), ssn)
+
+        self.driver.get(BASE + "/contacts")
+        self.fill("email", email.upper())
+        self.submit("Search")
+        self.link("Grace Hopper")
+        self.assertEqual(self.h1(), "Grace Hopper")
+
+        self.link("Edit")
+        self.fill("last_name", "Hopper-Murray")
+        self.submit("Save")
+        self.assertEqual(self.h1(), "Grace Hopper-Murray")
+
+        # The sign-in's second factor counted as a step-up for 5 s; wait it out, so the
+        # reveal must ask for a new one.
+        time.sleep(5.5)
+        self.link("Reveal sensitive fields")
+        self.assertEqual(self.h1(), "Confirm it is you")
+        self.assertNotIn("123-45-6789", self.driver.page_source)
+        before = self.session_cookie()["value"]
+        self.fill("code", OWNER.backup_codes.pop())
+        self.submit("Confirm")
+        self.assertEqual(self.driver.find_element(By.ID, "ssn").text, "123-45-6789")
+        after = self.session_cookie()["value"]
+        self.assertNotEqual(before, after, "a step-up issues a new session cookie")
+        self.assertEqual(status_with_cookie("/", before)[0], 303, "the old cookie is refused")
+
+        self.sign_out()
+        self.assertEqual(self.h1(), "Sign in")
+        self.assertIsNone(self.session_cookie())
+        status, location = status_with_cookie("/", after)
+        self.assertEqual((status, location), (303, "/login?next=%2F"), "refused after sign-out")
+        self.no_csp_violations()
+
+    def test_markup_in_a_name_is_text_and_runs_nothing(self):
+        self.sign_in()
+        self.create_contact(first_name=XSS, last_name="Mallory")
+        self.no_dialog()
+        detail = self.driver.current_url
+        for url in (detail, BASE + "/contacts", BASE + "/"):
+            self.driver.get(url)
+            self.no_dialog()
+            main = self.driver.find_element(By.TAG_NAME, "main")
+            self.assertIn(XSS, main.text, f"shown as text on {url}")
+            injected = self.driver.execute_script(
+                "return document.querySelectorAll('main img, main script').length")
+            self.assertEqual(injected, 0, f"no element was injected on {url}")
+            self.no_csp_violations()
+
+    def test_no_csp_report_across_every_page(self):
+        before = metric("csp_violations_total")
+        self.sign_in()
+        self.create_contact(first_name="Walk", last_name="Through")
+        detail = self.driver.current_url
+        pages = [BASE + "/", BASE + "/contacts", BASE + "/contacts/new", detail, detail + "/edit",
+                 BASE + "/account/sessions", BASE + "/step-up"]
+        nav = [a.get_attribute("href") for a in self.driver.find_elements(By.CSS_SELECTOR, "header nav a")]
+        self.assertGreaterEqual(len(nav), 3, "the navigation lists the pages")
+        for url in pages + nav:
+            self.driver.get(url)
+            self.assertEqual(len(self.driver.find_elements(By.TAG_NAME, "h1")), 1, url)
+            self.no_csp_violations()
+            self.assertEqual(self.driver.execute_script(
+                "return document.querySelectorAll('[style], [onclick], [onload], [onerror]').length"), 0, url)
+        self.sign_out()
+        self.no_csp_violations()
+        errors = [entry["message"] for entry in self.driver.get_log("browser")
+                  if "Content Security Policy" in entry["message"]]
+        self.assertEqual(errors, [])
+        time.sleep(1)
+        self.assertEqual(metric("csp_violations_total"), before, "no report reached the server")
+
+    def test_an_injected_inline_script_is_blocked_and_reported(self):
+        proxy = InjectingProxy(BASE)
+        try:
+            before = metric("csp_violations_total")
+            self.driver.get(proxy.url + "/login")
+            self.assertEqual(self.h1(), "Sign in")
+            self.assertIsNone(self.driver.execute_script("return window.__injected"),
+                              "the injected script did not run")
+            violations = self.driver.execute_script("return window.__csp")
+            self.assertTrue(any(v.startswith("script-src") for v in violations), violations)
+            deadline = time.time() + 10
+            while metric("csp_violations_total") <= before and time.time() < deadline:
+                time.sleep(0.2)
+            self.assertGreater(metric("csp_violations_total"), before, "the report reached the server")
+        finally:
+            proxy.close()
+
+    def test_a_session_revoked_elsewhere_is_signed_out(self):
+        self.sign_in()
+        _, sessions = call("GET", "/api/v1/auth/sessions", token=OWNER.token)
+        console = [s for s in sessions["items"] if not s["current"]]
+        self.assertTrue(console, "the console session is listed for the user's other devices")
+        for session in console:
+            call("DELETE", f"/api/v1/auth/sessions/{session['id']}", token=OWNER.token)
+        time.sleep(1)
+        self.driver.get(BASE + "/contacts")
+        self.assertEqual(self.h1(), "Sign in")
+
+    def test_pages_fit_a_narrow_screen(self):
+        self.driver.quit()
+        self.driver = browser(360, 740)
+        self.sign_in()
+        for path in ("/", "/contacts", "/contacts/new", "/account/sessions"):
+            self.driver.get(BASE + path)
+            width = self.driver.execute_script("return document.documentElement.scrollWidth")
+            self.assertLessEqual(width, 360, f"no sideways scrolling on {path}")
+
+
+class InjectingProxy:
+    """A man in the middle that adds an inline script without the nonce to every page, as a
+    template bug or a stored injection would: the policy must stop it and report it."""
+
+    SCRIPT = b"<script>window.__injected = true;</script>"
+
+    def __init__(self, upstream):
+        target = urllib.parse.urlsplit(upstream)
+        script = self.SCRIPT
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def forward(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+                if response.getheader("content-type", "").startswith("text/html"):
+                    payload = re.sub(rb"<main>", b"<main>" + script, payload, count=1)
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = forward
+            do_POST = forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+if __name__ == "__main__":
+    unittest.main()
