@@ -5,7 +5,9 @@
 //! - `page`: templates, the per-response CSP nonce, problems as pages.
 //! - `assets`: the stylesheet and the script under content-hashed names.
 //! - `report`: `POST /csp-report`.
-//! - `auth`, `contacts`, `account`, `dashboard`: the pages.
+//! - `records` (with `catalog`, `related`): the pages every CRM resource shares — list,
+//!   create, detail with its notes and activities, edit.
+//! - `auth`, `contacts` (reveal), `deals` (the board), `account`, `dashboard`: the rest.
 //!
 //! Each page declares its access rule, rate-limit category and step-up like an API
 //! endpoint, as a `RoutePolicy` the API's gate enforces.
@@ -13,10 +15,14 @@
 mod account;
 mod assets;
 mod auth;
+mod catalog;
 mod contacts;
 mod dashboard;
+mod deals;
 mod guard;
 mod page;
+mod records;
+mod related;
 mod report;
 
 use std::convert::Infallible;
@@ -32,18 +38,24 @@ use axum::routing::{MethodRouter, get, post};
 use serde_json::{Map, Value};
 
 use crate::app::AppState;
+use crate::crm::companies::Companies;
+use crate::crm::contacts::Contacts;
+use crate::crm::deals::Deals;
+use crate::crm::leads::Leads;
+use crate::crm::tasks::Tasks;
 use crate::http::problem::Problem;
 use crate::http::{Access, RoutePolicy};
 use crate::ratelimit::{RateCategory, RouteFamily};
 use crate::tenancy::Permission;
 pub use page::{Chrome, policy};
+use records::Listed;
 
 /// Every console route, each behind the guard with its own policy.
 pub fn router(state: AppState) -> Router<AppState> {
     use Access::{Authenticated, Permission as P, Public, Session};
-    use Permission::{ContactsRead, ContactsReadSensitive, ContactsWrite};
+    use Permission::{ContactsReadSensitive, DealsWrite, PipelinesManage};
     use RateCategory::{Auth, Read, Sensitive, Write};
-    let pages = [
+    let mut pages = vec![
         page(Method::GET, "/", Authenticated, Read, get(dashboard::show)),
         page(Method::GET, "/login", Public, Read, get(auth::login_page)).mfa_exempt(),
         page(Method::POST, "/login", Public, Auth, post(auth::login)).mfa_exempt(),
@@ -51,12 +63,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         page(Method::POST, "/logout", Session, Write, post(auth::logout)).mfa_exempt(),
         page(Method::GET, "/step-up", Session, Read, get(auth::step_up_page)),
         page(Method::POST, "/step-up", Session, Sensitive, post(auth::step_up)),
-        page(Method::GET, "/contacts", P(ContactsRead), Read, get(contacts::list)),
-        page(Method::GET, "/contacts/new", P(ContactsWrite), Read, get(contacts::new_form)),
-        page(Method::POST, "/contacts", P(ContactsWrite), Write, post(contacts::create)),
-        page(Method::GET, "/contacts/{id}", P(ContactsRead), Read, get(contacts::show)),
-        page(Method::GET, "/contacts/{id}/edit", P(ContactsWrite), Read, get(contacts::edit_form)),
-        page(Method::POST, "/contacts/{id}", P(ContactsWrite), Write, post(contacts::update)),
         page(
             Method::GET,
             "/contacts/{id}/reveal",
@@ -65,6 +71,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(contacts::reveal),
         )
         .step_up(),
+        page(Method::GET, "/deals/new", P(DealsWrite), Read, get(deals::new_form)),
+        page(Method::POST, "/deals/{id}/stage", P(DealsWrite), Write, post(deals::move_stage)),
+        page(Method::GET, "/pipelines/new", P(PipelinesManage), Read, get(deals::new_pipeline)),
+        page(Method::POST, "/pipelines", P(PipelinesManage), Write, post(deals::create_pipeline)),
         page(Method::GET, "/account/sessions", Session, Read, get(account::sessions)).mfa_exempt(),
         page(
             Method::POST,
@@ -75,6 +85,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .mfa_exempt(),
     ];
+    // Contacts' detail page is their own (reveal); deals' list is the board.
+    pages.extend(records::<Contacts>(Some(get(contacts::show)), None));
+    pages.extend(records::<Companies>(None, None));
+    pages.extend(records::<Leads>(None, None));
+    pages.extend(records::<Deals>(None, Some(get(deals::board))));
+    pages.extend(records::<Tasks>(None, None));
     let mut router = Router::new().route("/assets/{name}", get(assets::serve)).route(
         page::REPORT_PATH,
         post(report::receive).layer(axum::extract::DefaultBodyLimit::max(report::REPORT_LIMIT)),
@@ -95,6 +111,55 @@ pub fn router(state: AppState) -> Router<AppState> {
 struct Page {
     policy: RoutePolicy,
     handler: MethodRouter<AppState>,
+}
+
+/// The shared record pages of `R` (`records`), and the note and activity forms of its detail
+/// page; `show` and `list` replace the shared detail and list pages.
+fn records<R: Listed>(
+    show: Option<MethodRouter<AppState>>,
+    list: Option<MethodRouter<AppState>>,
+) -> Vec<Page>
+where
+    R::Id: std::str::FromStr,
+    R::Filter: serde::de::DeserializeOwned,
+{
+    use Access::Permission as P;
+    use RateCategory::{Read, Write};
+    let (path, read, write) = (R::PATH, R::READ, R::WRITE);
+    let one = format!("{path}/{{id}}");
+    let mut pages = vec![
+        page(Method::GET, path, P(read), Read, list.unwrap_or_else(|| get(records::list::<R>))),
+        page(Method::POST, path, P(write), Write, post(records::create::<R>)),
+        page(Method::GET, &one, P(read), Read, show.unwrap_or_else(|| get(records::show::<R>))),
+        page(Method::POST, &one, P(write), Write, post(records::update::<R>)),
+        page(Method::GET, &format!("{one}/edit"), P(write), Read, get(records::edit_form::<R>)),
+    ];
+    if path != "/deals" {
+        pages.push(page(
+            Method::GET,
+            &format!("{path}/new"),
+            P(write),
+            Read,
+            get(records::new_form::<R>),
+        ));
+    }
+    if R::LINK.is_some() {
+        pages.push(page(
+            Method::POST,
+            &format!("{one}/notes"),
+            P(Permission::NotesWrite),
+            Write,
+            post(related::add_note::<R>),
+        ));
+        pages.push(page(
+            Method::POST,
+            &format!("{one}/activities"),
+            P(Permission::ActivitiesWrite),
+            Write,
+            post(related::add_activity::<R>),
+        ));
+    }
+    pages
 }
 
 fn page(
@@ -153,21 +218,6 @@ pub struct Form(Vec<(String, String)>);
 impl Form {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
-    }
-
-    /// The fields as a JSON body for the API's types: an empty field is `null` (cleared).
-    pub fn to_json(&self, fields: &[&str]) -> Value {
-        let mut body = Map::new();
-        for name in fields {
-            if let Some(value) = self.get(name) {
-                let value = value.trim();
-                body.insert(
-                    (*name).to_owned(),
-                    if value.is_empty() { Value::Null } else { Value::String(value.to_owned()) },
-                );
-            }
-        }
-        Value::Object(body)
     }
 }
 

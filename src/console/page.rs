@@ -47,9 +47,10 @@ const SOURCES: &[(&str, &str)] = templates!(
     "login_mfa.html",
     "step_up.html",
     "dashboard.html",
-    "contacts.html",
-    "contact.html",
-    "contact_form.html",
+    "records.html",
+    "record.html",
+    "record_form.html",
+    "deals.html",
     "sessions.html",
 );
 
@@ -73,6 +74,10 @@ struct NavItem {
 const NAV: &[(&str, &str, Option<Permission>)] = &[
     ("Dashboard", "/", None),
     ("Contacts", "/contacts", Some(Permission::ContactsRead)),
+    ("Companies", "/companies", Some(Permission::CompaniesRead)),
+    ("Leads", "/leads", Some(Permission::LeadsRead)),
+    ("Deals", "/deals", Some(Permission::DealsRead)),
+    ("Tasks", "/tasks", Some(Permission::TasksRead)),
     ("Sessions", "/account/sessions", None),
 ];
 

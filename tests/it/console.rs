@@ -403,50 +403,261 @@ async fn another_tenants_records_are_not_found_on_any_console_route() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Ours").await;
     let other = app.signup("Theirs").await;
-    let theirs: Value = app
+    let create = |path: &'static str, body: Value| {
+        let (app, token) = (&app, other.token.clone());
+        async move {
+            let created: Value = app.post_as(&token, path, &body).await.json().await.expect("json");
+            created["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let contact =
+        create("/api/v1/contacts", json!({"first_name": "Theirs", "ssn": "987-65-4321"})).await;
+    let company = create("/api/v1/companies", json!({"name": "Theirs Inc"})).await;
+    let lead = create("/api/v1/leads", json!({"title": "Theirs lead"})).await;
+    let task = create("/api/v1/tasks", json!({"title": "Theirs task"})).await;
+    let pipeline: Value = app
         .post_as(
             &other.token,
-            "/api/v1/contacts",
-            &json!({"first_name": "Theirs", "ssn": "987-65-4321"}),
+            "/api/v1/pipelines",
+            &json!({"name": "P", "stages": [{"name": "A"}, {"name": "B"}]}),
         )
         .await
         .json()
         .await
         .expect("json");
-    let id = theirs["id"].as_str().expect("id");
+    let deal = create(
+        "/api/v1/deals",
+        json!({"title": "Theirs deal", "pipeline_id": pipeline["id"], "currency": "USD"}),
+    )
+    .await;
+    let their_stage = pipeline["stages"][1]["id"].as_str().expect("stage").to_owned();
     let their_sid =
         crate::support::token_claims(&other.token)["sid"].as_str().expect("sid").to_owned();
+
     // A sign-in with a second factor counts as a step-up, so even reveal reaches the lookup.
     app.step_up(&owner).await;
     let mut browser = Browser::new(&app);
     let code = app.take_backup_code(&owner.email);
     browser.sign_in(&owner, Some(&code)).await;
-    for path in [
-        format!("/contacts/{id}"),
-        format!("/contacts/{id}/edit"),
-        format!("/contacts/{id}/reveal"),
-    ] {
-        let response = browser.get(&path).await;
-        assert_eq!(response.status(), 404, "{path}");
-        assert!(!response.text().await.expect("html").contains("Theirs"));
+    let token = browser.csrf("/").await;
+    let records = [
+        ("contacts", &contact),
+        ("companies", &company),
+        ("leads", &lead),
+        ("deals", &deal),
+        ("tasks", &task),
+    ];
+    for (kind, id) in records {
+        for path in [format!("/{kind}/{id}"), format!("/{kind}/{id}/edit")] {
+            let response = browser.get(&path).await;
+            assert_eq!(response.status(), 404, "{path}");
+            assert!(!response.text().await.expect("html").contains("Theirs"), "{path}");
+        }
+        let update = browser
+            .post(
+                &format!("/{kind}/{id}"),
+                &[("csrf_token", &token), ("title", "Owned"), ("name", "Owned")],
+            )
+            .await;
+        assert_eq!(update.status(), 404, "POST /{kind}/{id}");
+        if kind != "tasks" {
+            let note = browser
+                .post(
+                    &format!("/{kind}/{id}/notes"),
+                    &[("csrf_token", &token), ("body", "mine now")],
+                )
+                .await;
+            assert!(
+                matches!(note.status().as_u16(), 404 | 422),
+                "notes of {kind}: {}",
+                note.status()
+            );
+        }
     }
-    let token = browser.csrf("/contacts/new").await;
-    let update = browser
-        .post(&format!("/contacts/{id}"), &[("csrf_token", &token), ("first_name", "Owned")])
+    assert_eq!(browser.get(&format!("/contacts/{contact}/reveal")).await.status(), 404);
+    for kind in ["contacts", "deals"] {
+        let id = if kind == "contacts" { &contact } else { &deal };
+        let activity = browser
+            .post(
+                &format!("/{kind}/{id}/activities"),
+                &[
+                    ("csrf_token", &token),
+                    ("kind", "call"),
+                    ("subject", "mine now"),
+                    ("occurred_at", "2026-01-01T10:00"),
+                ],
+            )
+            .await;
+        assert!(matches!(activity.status().as_u16(), 404 | 422), "activities of {kind}");
+    }
+    let moved = browser
+        .post(
+            &format!("/deals/{deal}/stage"),
+            &[("csrf_token", &token), ("stage_id", &their_stage)],
+        )
         .await;
-    assert_eq!(update.status(), 404);
+    assert_eq!(moved.status(), 404);
+    let board =
+        browser.get(&format!("/deals?pipeline={}", pipeline["id"].as_str().expect("id"))).await;
+    assert!(!board.text().await.expect("html").contains("Theirs deal"), "their board is not shown");
     let revoke = browser
         .post(&format!("/account/sessions/{their_sid}/revoke"), &[("csrf_token", &token)])
         .await;
     assert_eq!(revoke.status(), 404);
-    let still: Value = app
-        .get_as(&other.token, &format!("/api/v1/contacts/{id}"))
+
+    // Nothing of theirs changed.
+    for (kind, id) in records {
+        let still: Value = app
+            .get_as(&other.token, &format!("/api/v1/{kind}/{id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert!(!still.to_string().contains("Owned"), "{kind} unchanged");
+    }
+    let deal_now: Value = app
+        .get_as(&other.token, &format!("/api/v1/deals/{deal}"))
         .await
         .json()
         .await
         .expect("json");
-    assert_eq!(still["first_name"], "Theirs", "unchanged");
+    assert_ne!(deal_now["stage_id"], their_stage.as_str(), "not moved");
+    let notes: Value = app.get_as(&other.token, "/api/v1/notes").await.json().await.expect("json");
+    assert_eq!(notes["items"].as_array().map(Vec::len), Some(0), "no note was added");
     assert_eq!(app.get_as(&other.token, "/api/v1/me").await.status(), 200, "their session lives");
+}
+
+#[tokio::test]
+async fn companies_leads_tasks_and_deals_on_a_board_through_the_forms() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let token = browser.csrf("/companies/new").await;
+
+    let company = browser
+        .post(
+            "/companies",
+            &[("csrf_token", &token), ("name", "Initech"), ("domain", "initech.example")],
+        )
+        .await;
+    assert_eq!(company.status(), 303);
+    let company_page = location(&company);
+    let list = browser.get("/companies?q=Initech").await.text().await.expect("html");
+    // The escaper writes `/` as `&#x2f;` in attributes; a browser reads it back.
+    assert!(list.replace("&#x2f;", "/").contains(&company_page), "the list links the company");
+    let renamed =
+        browser.post(&company_page, &[("csrf_token", &token), ("name", "Initrode")]).await;
+    assert_eq!(renamed.status(), 303);
+    assert!(browser.get(&company_page).await.text().await.expect("html").contains("Initrode"));
+    let bad = browser
+        .post("/companies", &[("csrf_token", &token), ("name", ""), ("domain", "not a domain")])
+        .await;
+    assert_eq!(bad.status(), 422, "the API's rules, next to the fields");
+
+    // A note on the company's page.
+    let note = browser
+        .post(
+            &format!("{company_page}/notes"),
+            &[("csrf_token", &token), ("body", "Met at the fair")],
+        )
+        .await;
+    assert_eq!((note.status().as_u16(), location(&note)), (303, company_page.clone()));
+    assert!(
+        browser.get(&company_page).await.text().await.expect("html").contains("Met at the fair")
+    );
+
+    let lead = browser
+        .post("/leads", &[("csrf_token", &token), ("title", "Big one"), ("status", "qualified")])
+        .await;
+    assert_eq!(lead.status(), 303);
+    assert!(browser.get(&location(&lead)).await.text().await.expect("html").contains("qualified"));
+    let task = browser
+        .post(
+            "/tasks",
+            &[
+                ("csrf_token", &token),
+                ("title", "Call back"),
+                ("due_date", "2027-01-15"),
+                ("done", "false"),
+            ],
+        )
+        .await;
+    assert_eq!(task.status(), 303);
+    let done = browser.post(&location(&task), &[("csrf_token", &token), ("done", "true")]).await;
+    assert_eq!(done.status(), 303);
+    let tasks: Value = app.get_as(&owner.token, "/api/v1/tasks").await.json().await.expect("json");
+    assert_eq!(tasks["items"][0]["done"], true);
+
+    // A pipeline, a deal on its board, a move between stages.
+    let pipeline = browser
+        .post(
+            "/pipelines",
+            &[
+                ("csrf_token", &token),
+                ("name", "Sales"),
+                ("stages", "Lead\nProposal\nWon:won\nLost:lost"),
+            ],
+        )
+        .await;
+    assert_eq!(pipeline.status(), 303);
+    let board_path = location(&pipeline);
+    let pipeline_id = board_path.rsplit('=').next().expect("id").to_owned();
+    let deal = browser
+        .post(
+            "/deals",
+            &[
+                ("csrf_token", &token),
+                ("title", "Renewal"),
+                ("pipeline_id", &pipeline_id),
+                ("amount_minor", "125000"),
+                ("currency", "EUR"),
+            ],
+        )
+        .await;
+    assert_eq!(deal.status(), 303, "{}", deal.text().await.unwrap_or_default());
+    let deal_id = location(&deal).rsplit('/').next().expect("id").to_owned();
+    let pipelines: Value =
+        app.get_as(&owner.token, "/api/v1/pipelines").await.json().await.expect("json");
+    let proposal = pipelines["items"][0]["stages"][1]["id"].as_str().expect("stage").to_owned();
+    let board = browser.get(&board_path).await.text().await.expect("html");
+    assert!(board.contains("Renewal") && board.contains("Proposal"));
+    let moved = browser
+        .post(
+            &format!("/deals/{deal_id}/stage"),
+            &[("csrf_token", &token), ("stage_id", &proposal)],
+        )
+        .await;
+    assert_eq!(moved.status(), 303);
+    let now: Value = app
+        .get_as(&owner.token, &format!("/api/v1/deals/{deal_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(now["stage_id"], proposal.as_str());
+    let activity = browser
+        .post(
+            &format!("/deals/{deal_id}/activities"),
+            &[
+                ("csrf_token", &token),
+                ("kind", "meeting"),
+                ("subject", "Kick-off"),
+                ("occurred_at", "2026-11-30T09:30"),
+            ],
+        )
+        .await;
+    assert_eq!(activity.status(), 303);
+    assert!(
+        browser
+            .get(&format!("/deals/{deal_id}"))
+            .await
+            .text()
+            .await
+            .expect("html")
+            .contains("Kick-off")
+    );
+    assert!(app.audit_actions(&owner).await.iter().any(|a| a == "deal.update"));
 }
 
 #[tokio::test]
@@ -474,9 +685,9 @@ async fn contacts_are_created_found_by_email_and_edited_through_the_forms() {
         )
         .await;
     assert_eq!(created.status(), 303);
-    let found = browser.get("/contacts?email=ADA%40example.com").await.text().await.expect("html");
+    let found = browser.get("/contacts?q=ADA%40example.com").await.text().await.expect("html");
     assert!(found.contains("&lt;b&gt;Ada&lt;") && !found.contains("<b>Ada</b>"), "escaped");
-    let none = browser.get("/contacts?email=bob%40example.com").await.text().await.expect("html");
+    let none = browser.get("/contacts?q=bob%40example.com").await.text().await.expect("html");
     assert!(!none.contains("Ada"));
     let detail = location(&created);
     let edited = browser
