@@ -58,17 +58,17 @@ if [ "$BACKEND" = postgres ]; then
 fi
 # Development profile on loopback: fast Argon2, no rate limits (the console's pages pass
 # the API's gate, whose limits have their own tests), and step-ups that last 5 s so the
-# test can watch one expire.
+# test can watch one expire. WebAuthn needs a domain name: the browser uses localhost.
 env -i PATH="$PATH" HOME="$WORK" "${DB_SETTINGS[@]}" \
     BULWARK_LISTEN="127.0.0.1:$PORT" BULWARK_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" \
-    BULWARK_PUBLIC_URL="http://127.0.0.1:$PORT" \
+    BULWARK_PUBLIC_URL="http://localhost:$PORT" \
     BULWARK_DATA_DIR="$WORK" BULWARK_LOG=${BULWARK_BROWSER_LOG:-warn} BULWARK_RATE_LIMITS=off \
-    BULWARK_ARGON2_MEMORY_KIB=1024 BULWARK_ARGON2_ITERATIONS=1 BULWARK_STEP_UP_SECONDS=5 \
+    BULWARK_ARGON2_MEMORY_KIB=1024 BULWARK_ARGON2_ITERATIONS=1 BULWARK_STEP_UP_SECONDS=8 \
     BULWARK_JWT_SECRET="browser-test-jwt-secret-0123456789abcdef" \
     BULWARK_MASTER_KEYS="browser:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" \
     "$BIN" serve > "$WORK/server.out" 2> "$WORK/server.err" &
 SERVER=$!
 
 echo "--- the console in headless Chromium ($BACKEND)"
-BULWARK_URL="http://127.0.0.1:$PORT" BULWARK_METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics" \
+BULWARK_URL="http://localhost:$PORT" BULWARK_STEP_UP_SECONDS=8 BULWARK_METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics" \
     "$VENV/bin/python" -m unittest -v tests/browser/console_test.py

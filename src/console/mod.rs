@@ -13,6 +13,7 @@
 //! endpoint, as a `RoutePolicy` the API's gate enforces.
 
 mod account;
+mod admin;
 mod assets;
 mod auth;
 mod catalog;
@@ -24,6 +25,7 @@ mod page;
 mod records;
 mod related;
 mod report;
+mod security;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -85,6 +87,147 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .mfa_exempt(),
     ];
+    // Pages that stand for one API route each take that route's policy whole.
+    let api: Vec<RoutePolicy> = crate::http::endpoints().into_iter().map(|e| e.policy).collect();
+    let mirror = |method: Method, path: &str, (api_method, api_path): (Method, &str), handler| {
+        mirror(&api, method, path, api_method, api_path, handler)
+    };
+    let (get_, post_, patch_, delete_) = (Method::GET, Method::POST, Method::PATCH, Method::DELETE);
+    pages.extend([
+        mirror(
+            get_.clone(),
+            "/admin/audit",
+            (get_.clone(), "/api/v1/audit-events"),
+            get(admin::audit_log),
+        ),
+        mirror(
+            get_.clone(),
+            "/admin/members",
+            (get_.clone(), "/api/v1/users"),
+            get(admin::members_page),
+        ),
+        mirror(
+            post_.clone(),
+            "/admin/members/{id}/role",
+            (patch_.clone(), "/api/v1/users/{id}"),
+            post(admin::change_role),
+        ),
+        mirror(
+            post_.clone(),
+            "/admin/members/{id}/deactivate",
+            (delete_.clone(), "/api/v1/users/{id}"),
+            post(admin::deactivate),
+        ),
+        mirror(
+            post_.clone(),
+            "/admin/invitations",
+            (post_.clone(), "/api/v1/invitations"),
+            post(admin::invite),
+        ),
+        mirror(
+            post_.clone(),
+            "/admin/invitations/{id}/revoke",
+            (delete_.clone(), "/api/v1/invitations/{id}"),
+            post(admin::revoke_invitation),
+        ),
+        mirror(
+            get_.clone(),
+            "/admin/api-keys",
+            (get_.clone(), "/api/v1/api-keys"),
+            get(admin::api_keys_page),
+        ),
+        mirror(
+            post_.clone(),
+            "/admin/api-keys",
+            (post_.clone(), "/api/v1/api-keys"),
+            post(admin::create_api_key),
+        ),
+        mirror(
+            post_.clone(),
+            "/admin/api-keys/{id}/revoke",
+            (delete_.clone(), "/api/v1/api-keys/{id}"),
+            post(admin::revoke_api_key),
+        ),
+        mirror(
+            get_.clone(),
+            "/admin/security",
+            (get_.clone(), "/api/v1/tenant/security"),
+            get(admin::tenant_security),
+        ),
+        mirror(
+            post_.clone(),
+            "/admin/security",
+            (patch_.clone(), "/api/v1/tenant/security"),
+            post(admin::set_tenant_security),
+        ),
+        mirror(
+            get_.clone(),
+            "/account/security",
+            (get_.clone(), "/api/v1/auth/webauthn/credentials"),
+            get(security::show),
+        )
+        .mfa_exempt(),
+        mirror(
+            post_.clone(),
+            "/account/security/password",
+            (post_.clone(), "/api/v1/auth/step-up"),
+            post(security::prove_password),
+        ),
+        mirror(
+            post_.clone(),
+            "/account/security/totp/setup",
+            (post_.clone(), "/api/v1/auth/mfa/totp/setup"),
+            post(security::totp_setup),
+        ),
+        mirror(
+            post_.clone(),
+            "/account/security/totp/confirm",
+            (post_.clone(), "/api/v1/auth/mfa/totp/confirm"),
+            post(security::totp_confirm),
+        ),
+        mirror(
+            post_.clone(),
+            "/account/security/totp/remove",
+            (delete_.clone(), "/api/v1/auth/mfa/totp"),
+            post(security::totp_remove),
+        ),
+        mirror(
+            post_.clone(),
+            "/account/security/backup-codes",
+            (post_.clone(), "/api/v1/auth/mfa/backup-codes"),
+            post(security::backup_codes),
+        ),
+        mirror(
+            post_.clone(),
+            "/account/security/passkeys/{id}/remove",
+            (delete_.clone(), "/api/v1/auth/webauthn/credentials/{id}"),
+            post(security::passkey_remove),
+        ),
+        mirror(
+            post_.clone(),
+            "/account/security/passkeys/start",
+            (post_.clone(), "/api/v1/auth/webauthn/register/start"),
+            post(security::passkey_register_start),
+        ),
+        mirror(
+            post_.clone(),
+            "/account/security/passkeys/finish",
+            (post_.clone(), "/api/v1/auth/webauthn/register/finish"),
+            post(security::passkey_register_finish),
+        ),
+        mirror(
+            post_.clone(),
+            "/login/passkey/start",
+            (post_.clone(), "/api/v1/auth/webauthn/login/start"),
+            post(security::passkey_login_start),
+        ),
+        mirror(
+            post_,
+            "/login/passkey/finish",
+            (Method::POST, "/api/v1/auth/webauthn/login/finish"),
+            post(security::passkey_login_finish),
+        ),
+    ]);
     // Contacts' detail page is their own (reveal); deals' list is the board.
     pages.extend(records::<Contacts>(Some(get(contacts::show)), None));
     pages.extend(records::<Companies>(None, None));
@@ -111,6 +254,34 @@ pub fn router(state: AppState) -> Router<AppState> {
 struct Page {
     policy: RoutePolicy,
     handler: MethodRouter<AppState>,
+}
+
+/// A page that stands for the API route `api_method api_path`: the same access rule, rate
+/// limit category, step-up and MFA exemption, so a rule is stated once for both doors.
+fn mirror(
+    api: &[RoutePolicy],
+    method: Method,
+    path: &str,
+    api_method: Method,
+    api_path: &str,
+    handler: MethodRouter<AppState>,
+) -> Page {
+    let found = api.iter().find(|p| p.method == api_method && &*p.path == api_path);
+    // A console page naming an API route that does not exist is a wiring mistake: every
+    // test that starts the application fails on it at once, so it is never a request path.
+    let Some(api_policy) = found else { panic!("no API route {api_method} {api_path}") };
+    Page {
+        policy: RoutePolicy {
+            method,
+            path: path.into(),
+            body_limit: Some(guard::FORM_LIMIT),
+            idempotent: false,
+            secret_filter: false,
+            upload: false,
+            ..api_policy.clone()
+        },
+        handler,
+    }
 }
 
 /// The shared record pages of `R` (`records`), and the note and activity forms of its detail
@@ -218,6 +389,11 @@ pub struct Form(Vec<(String, String)>);
 impl Form {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of a field that repeats (checkboxes).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 }
 

@@ -52,6 +52,14 @@ const SOURCES: &[(&str, &str)] = templates!(
     "record_form.html",
     "deals.html",
     "sessions.html",
+    "security.html",
+    "totp.html",
+    "backup_codes.html",
+    "shown_once.html",
+    "audit.html",
+    "members.html",
+    "api_keys.html",
+    "tenant_security.html",
 );
 
 /// What every page knows about the request: who is signed in and the CSRF token their forms
@@ -78,6 +86,11 @@ const NAV: &[(&str, &str, Option<Permission>)] = &[
     ("Leads", "/leads", Some(Permission::LeadsRead)),
     ("Deals", "/deals", Some(Permission::DealsRead)),
     ("Tasks", "/tasks", Some(Permission::TasksRead)),
+    ("Audit log", "/admin/audit", Some(Permission::AuditRead)),
+    ("Members", "/admin/members", Some(Permission::UsersRead)),
+    ("API keys", "/admin/api-keys", Some(Permission::ApiKeysManage)),
+    ("Tenant security", "/admin/security", Some(Permission::TenantManage)),
+    ("My security", "/account/security", None),
     ("Sessions", "/account/sessions", None),
 ];
 

@@ -6,7 +6,7 @@
 //! revocation cache's lifetime (under a second).
 
 pub mod account;
-mod api_keys;
+pub mod api_keys;
 mod authenticate;
 pub mod cookie;
 pub mod lockout;

@@ -697,3 +697,157 @@ async fn contacts_are_created_found_by_email_and_edited_through_the_forms() {
     let page = browser.get(&detail).await.text().await.expect("html");
     assert!(page.contains("Lovelace") && page.contains("ada@example.com"));
 }
+
+#[tokio::test]
+async fn totp_is_enrolled_through_the_console_with_a_qr_code_and_backup_codes() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let token = browser.csrf("/account/security").await;
+
+    // The API's rule: a first factor needs a fresh password proof.
+    let early = browser.post("/account/security/totp/setup", &[("csrf_token", &token)]).await;
+    assert_eq!(early.status(), 403);
+    let wrong = browser
+        .post("/account/security/password", &[("csrf_token", &token), ("password", "wrong")])
+        .await;
+    assert_eq!(wrong.status(), 200);
+    assert!(wrong.text().await.expect("html").contains("role=\"alert\""));
+    let proof = browser
+        .post(
+            "/account/security/password",
+            &[("csrf_token", &token), ("password", &owner.password)],
+        )
+        .await;
+    assert_eq!(proof.status(), 303);
+    let setup = browser.post("/account/security/totp/setup", &[("csrf_token", &token)]).await;
+    assert_eq!(setup.status(), 200);
+    let html = setup.text().await.expect("html");
+    assert!(html.contains("<svg") && html.contains("<path"), "a QR code drawn on the server");
+    assert!(!html.contains("<?xml"));
+    let secret = html.split("<code class=\"secret\">").nth(1).and_then(|r| r.split('<').next());
+    let secret = crate::support::totp::base32_decode(secret.expect("the key as text"));
+    let code = crate::support::totp::code_at(&secret, crate::support::totp::now());
+    let confirmed = browser
+        .post("/account/security/totp/confirm", &[("csrf_token", &token), ("code", &code)])
+        .await;
+    assert_eq!(confirmed.status(), 200);
+    let codes = confirmed.text().await.expect("html").matches("<li><code>").count();
+    assert_eq!(codes, 10, "ten backup codes, shown once");
+
+    // The next sign-in asks for the second factor.
+    let again = Browser::new(&app);
+    let login =
+        again.post("/login", &[("email", &owner.email), ("password", &owner.password)]).await;
+    assert_eq!(login.status(), 200);
+    assert!(login.text().await.expect("html").contains("name=\"mfa_token\""));
+}
+
+#[tokio::test]
+async fn admin_pages_take_the_api_routes_policies() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let agent = app.add_member(&owner, "agent").await;
+    let mut as_agent = Browser::new(&app);
+    as_agent.sign_in(&agent, None).await;
+    for path in ["/admin/audit", "/admin/api-keys", "/admin/security"] {
+        let response = as_agent.get(path).await;
+        assert_eq!(response.status(), 403, "{path} for an agent");
+    }
+    let nav = as_agent.get("/").await.text().await.expect("html");
+    assert!(
+        !nav.contains("Audit log") && nav.contains("Contacts"),
+        "the navigation lists what the agent may open"
+    );
+
+    // Without a step-up (no factor to give one), the routes the API guards with one send
+    // the owner to the step-up page and change nothing.
+    let mut unproven = Browser::new(&app);
+    unproven.sign_in(&owner, None).await;
+    let token = unproven.csrf("/admin/security").await;
+    for (path, form) in [
+        ("/admin/security", vec![("csrf_token", token.as_str()), ("mfa_required", "all")]),
+        (
+            "/admin/api-keys",
+            vec![("csrf_token", token.as_str()), ("name", "x"), ("scopes", "contacts:read")],
+        ),
+    ] {
+        let refused = unproven.post(path, &form).await;
+        assert_eq!(refused.status(), 303, "{path}");
+        assert!(location(&refused).starts_with("/step-up"), "{path}: {}", location(&refused));
+    }
+    let security: Value =
+        app.get_as(&owner.token, "/api/v1/tenant/security").await.json().await.expect("json");
+    assert_eq!(security["mfa_required"], "none", "unchanged");
+    let keys: Value =
+        app.get_as(&owner.token, "/api/v1/api-keys").await.json().await.expect("json");
+    assert_eq!(keys["items"].as_array().map(Vec::len), Some(0), "no key");
+
+    // With a second factor at sign-in (a step-up), the same forms work.
+    app.step_up(&owner).await;
+    let mut browser = Browser::new(&app);
+    let code = app.take_backup_code(&owner.email);
+    browser.sign_in(&owner, Some(&code)).await;
+    let audit = browser.get("/admin/audit?action=auth.login").await;
+    assert_eq!(audit.status(), 200);
+    let html = audit.text().await.expect("html");
+    assert!(html.contains("auth.login") && !html.contains("contact.create"));
+
+    // An API key: shown once, works on the API, revoked from the console.
+    let token = browser.csrf("/admin/api-keys").await;
+    let created = browser
+        .post(
+            "/admin/api-keys",
+            &[
+                ("csrf_token", &token),
+                ("name", "ci"),
+                ("scopes", "contacts:read"),
+                ("scopes", "companies:read"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), 200);
+    let html = created.text().await.expect("html");
+    let key = html
+        .split("id=\"secret\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the key")
+        .to_owned();
+    assert!(key.starts_with("bwk_"));
+    assert_eq!(app.get_as(&key, "/api/v1/contacts").await.status(), 200);
+    assert_eq!(app.get_as(&key, "/api/v1/leads").await.status(), 403, "only its scopes");
+    let list = browser.get("/admin/api-keys").await.text().await.expect("html");
+    assert!(!list.contains(&key), "never shown again");
+    let keys: Value =
+        app.get_as(&owner.token, "/api/v1/api-keys").await.json().await.expect("json");
+    let id = keys["items"][0]["id"].as_str().expect("id");
+    let revoked =
+        browser.post(&format!("/admin/api-keys/{id}/revoke"), &[("csrf_token", &token)]).await;
+    assert_eq!(revoked.status(), 303);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(app.get_as(&key, "/api/v1/contacts").await.status(), 401);
+
+    let policy = browser
+        .post("/admin/security", &[("csrf_token", &token), ("mfa_required", "admins")])
+        .await;
+    assert_eq!(policy.status(), 303);
+    let security: Value =
+        app.get_as(&owner.token, "/api/v1/tenant/security").await.json().await.expect("json");
+    assert_eq!(security["mfa_required"], "admins");
+
+    // Members: an invitation, its link shown once.
+    let invited = browser
+        .post(
+            "/admin/invitations",
+            &[("csrf_token", &token), ("email", "new.person@example.com"), ("role", "agent")],
+        )
+        .await;
+    assert_eq!(invited.status(), 200);
+    let html = invited.text().await.expect("html");
+    let link = html.split("id=\"secret\">").nth(1).and_then(|r| r.split('<').next()).expect("link");
+    assert!(link.contains("#token="), "the accept link, shown once: {link}");
+    let members = browser.get("/admin/members").await.text().await.expect("html");
+    assert!(members.contains("new.person@example.com") && members.contains(&agent.email));
+}

@@ -11,9 +11,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-use super::{Factor, TotpSetup, store, webauthn};
+use super::{Factor, TotpSetup, webauthn};
 use crate::app::AppState;
-use crate::audit::{self, Action, Event, RequestContext};
+use crate::audit::RequestContext;
 use crate::clock::Timestamp;
 use crate::crypto::Secret;
 use crate::error::DomainError;
@@ -269,10 +269,8 @@ async fn list_passkeys(
     State(app): State<AppState>,
     principal: Principal,
 ) -> Result<Json<PasskeyList>, Problem> {
-    let mut tx = app.store().system_read().await?;
-    let rows = store::credentials(&mut tx, principal.user_id()).await?;
-    tx.commit().await?;
-    let items = rows
+    let items = webauthn::passkeys_of(&app, &principal)
+        .await?
         .into_iter()
         .map(|r| PasskeyView {
             id: r.id,
@@ -406,9 +404,7 @@ async fn get_security(
     State(app): State<AppState>,
     scope: TenantScope,
 ) -> Result<Json<TenantSecurity>, Problem> {
-    let mut tx = app.store().tenant_read(&scope).await?;
-    let policy = store::tenant_policy(&mut tx).await?;
-    tx.commit().await?;
+    let policy = super::policy::tenant_policy(&app, &scope).await?;
     Ok(Json(TenantSecurity { mfa_required: MfaPolicy::parse(&policy) }))
 }
 
@@ -421,19 +417,6 @@ async fn set_security(
     scope: TenantScope,
     Json(body): Json<TenantSecurity>,
 ) -> Result<Json<TenantSecurity>, Problem> {
-    let mut tx = app.store().tenant_tx(&scope).await?;
-    let before = store::tenant_policy(&mut tx).await?;
-    store::set_tenant_policy(&mut tx, body.mfa_required.as_str()).await?;
-    audit::record(
-        &mut tx,
-        &ctx,
-        Event::new(Action::TenantMfaPolicyChange)
-            .by_scope(&scope)
-            .detail("from", before)
-            .detail("to", body.mfa_required.as_str()),
-    )
-    .await?;
-    tx.commit().await?;
-    app.identity().sessions.tenant_changed(scope.tenant_id()).await;
+    super::policy::set_tenant_policy(&app, &scope, &ctx, body.mfa_required.as_str()).await?;
     Ok(Json(body))
 }

@@ -409,6 +409,17 @@ pub async fn step_up_finish(
     record_step_up(app, ctx, principal, sid, "webauthn").await
 }
 
+/// The user's passkeys.
+pub async fn passkeys_of(
+    app: &AppState,
+    principal: &Principal,
+) -> DomainResult<Vec<store::CredentialRow>> {
+    let mut tx = app.store().system_read().await?;
+    let rows = store::credentials(&mut tx, principal.user_id()).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
 pub async fn remove(
     app: &AppState,
     ctx: &RequestContext,
