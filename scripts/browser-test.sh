@@ -56,6 +56,17 @@ if [ "$BACKEND" = postgres ]; then
         "BULWARK_DATABASE_MIGRATE_URL=${BULWARK_TEST_PG_OWNER_URL%/*}/$DATABASE"
     )
 fi
+# Google through the test OAuth server of scripts/services.sh, when it runs.
+if [ -n "${BULWARK_TEST_INTEGRATIONS_URL:-}" ]; then
+    DB_SETTINGS+=(
+        "BULWARK_GOOGLE_CLIENT_ID=google-test-client"
+        "BULWARK_GOOGLE_CLIENT_SECRET=google-test-secret"
+        "BULWARK_GOOGLE_AUTH_URL=$BULWARK_TEST_INTEGRATIONS_URL/google/authorize"
+        "BULWARK_GOOGLE_TOKEN_URL=$BULWARK_TEST_INTEGRATIONS_URL/google/token"
+        "BULWARK_GOOGLE_REVOKE_URL=$BULWARK_TEST_INTEGRATIONS_URL/google/revoke"
+        "BULWARK_GOOGLE_API_URL=$BULWARK_TEST_INTEGRATIONS_URL/google-api"
+    )
+fi
 # Development profile on loopback: fast Argon2, no rate limits (the console's pages pass
 # the API's gate, whose limits have their own tests), and step-ups that last 5 s so the
 # test can watch one expire. WebAuthn needs a domain name: the browser uses localhost.
@@ -70,5 +81,6 @@ env -i PATH="$PATH" HOME="$WORK" "${DB_SETTINGS[@]}" \
 SERVER=$!
 
 echo "--- the console in headless Chromium ($BACKEND)"
-BULWARK_URL="http://localhost:$PORT" BULWARK_STEP_UP_SECONDS=8 BULWARK_METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics" \
+BULWARK_URL="http://localhost:$PORT" BULWARK_STEP_UP_SECONDS=8 \
+    BULWARK_TEST_INTEGRATIONS_URL="${BULWARK_TEST_INTEGRATIONS_URL:-}" BULWARK_METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics" \
     "$VENV/bin/python" -m unittest -v tests/browser/console_test.py

@@ -45,7 +45,7 @@ async fn page(
     revealed: bool,
 ) -> Result<Response, Problem> {
     let view = value_of(&contacts::get(app, scope, ctx, id, revealed).await?);
-    let related = super::related::of::<Contacts>(app, scope, &id.to_string()).await?;
+    let related = super::related::of::<Contacts>(app, scope, ctx, &id.to_string()).await?;
     let reveal = json!({
         "may": scope.may(Permission::ContactsReadSensitive),
         "done": revealed,

@@ -7,7 +7,8 @@
 //!    redirect to the sign-in page.
 //! 2. The cookie names a console session (`identity::cookie`) or nobody.
 //! 3. A state-changing request of a signed-in page carries the session's CSRF token, in the
-//!    form field `csrf_token` or the header `X-CSRF-Token`, compared in constant time.
+//!    form field `csrf_token` or the header `X-CSRF-Token` (a multipart upload, which
+//!    streams, in the query string), compared in constant time.
 //! 4. The route's policy, by the API's own gate (`http::gate::authorize`): rate limits, the
 //!    permission, the MFA enrolment policy, step-up.
 //!
@@ -130,11 +131,15 @@ async fn check_csrf(session: &CookieSession, request: Request) -> (Request, bool
         let ok = token.to_str().is_ok_and(|t| cookie::csrf_matches(session, t));
         return (request, ok);
     }
-    let is_form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
-    if !is_form {
+    let content_type = request.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    if content_type.is_some_and(|v| v.starts_with(b"multipart/form-data")) {
+        // An upload streams: its token is in the query string, not in the body.
+        let ok = form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+            .find(|(key, _)| key == CSRF_FIELD)
+            .is_some_and(|(_, value)| cookie::csrf_matches(session, &value));
+        return (request, ok);
+    }
+    if !content_type.is_some_and(|v| v.starts_with(b"application/x-www-form-urlencoded")) {
         return (request, false);
     }
     let (parts, body) = request.into_parts();

@@ -20,9 +20,13 @@ mod catalog;
 mod contacts;
 mod dashboard;
 mod deals;
+mod documents;
+mod email;
 mod guard;
+mod integrations;
 mod page;
 mod records;
+mod recovery;
 mod related;
 mod report;
 mod security;
@@ -79,6 +83,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         page(Method::POST, "/pipelines", P(PipelinesManage), Write, post(deals::create_pipeline)),
         page(Method::GET, "/account/sessions", Session, Read, get(account::sessions)).mfa_exempt(),
         page(
+            Method::GET,
+            "/integrations/{provider}/callback",
+            Public,
+            Read,
+            get(integrations::callback),
+        ),
+        page(Method::GET, "/forgot-password", Public, Read, get(recovery::forgot_page)),
+        page(Method::GET, "/reset-password", Public, Read, get(recovery::reset_page)),
+        page(Method::GET, "/verify-email", Public, Read, get(recovery::verify_page)),
+        page(Method::GET, "/invitations/accept", Public, Read, get(recovery::accept_page)),
+        page(
             Method::POST,
             "/account/sessions/{id}/revoke",
             Session,
@@ -89,145 +104,11 @@ pub fn router(state: AppState) -> Router<AppState> {
     ];
     // Pages that stand for one API route each take that route's policy whole.
     let api: Vec<RoutePolicy> = crate::http::endpoints().into_iter().map(|e| e.policy).collect();
-    let mirror = |method: Method, path: &str, (api_method, api_path): (Method, &str), handler| {
-        mirror(&api, method, path, api_method, api_path, handler)
-    };
-    let (get_, post_, patch_, delete_) = (Method::GET, Method::POST, Method::PATCH, Method::DELETE);
-    pages.extend([
-        mirror(
-            get_.clone(),
-            "/admin/audit",
-            (get_.clone(), "/api/v1/audit-events"),
-            get(admin::audit_log),
-        ),
-        mirror(
-            get_.clone(),
-            "/admin/members",
-            (get_.clone(), "/api/v1/users"),
-            get(admin::members_page),
-        ),
-        mirror(
-            post_.clone(),
-            "/admin/members/{id}/role",
-            (patch_.clone(), "/api/v1/users/{id}"),
-            post(admin::change_role),
-        ),
-        mirror(
-            post_.clone(),
-            "/admin/members/{id}/deactivate",
-            (delete_.clone(), "/api/v1/users/{id}"),
-            post(admin::deactivate),
-        ),
-        mirror(
-            post_.clone(),
-            "/admin/invitations",
-            (post_.clone(), "/api/v1/invitations"),
-            post(admin::invite),
-        ),
-        mirror(
-            post_.clone(),
-            "/admin/invitations/{id}/revoke",
-            (delete_.clone(), "/api/v1/invitations/{id}"),
-            post(admin::revoke_invitation),
-        ),
-        mirror(
-            get_.clone(),
-            "/admin/api-keys",
-            (get_.clone(), "/api/v1/api-keys"),
-            get(admin::api_keys_page),
-        ),
-        mirror(
-            post_.clone(),
-            "/admin/api-keys",
-            (post_.clone(), "/api/v1/api-keys"),
-            post(admin::create_api_key),
-        ),
-        mirror(
-            post_.clone(),
-            "/admin/api-keys/{id}/revoke",
-            (delete_.clone(), "/api/v1/api-keys/{id}"),
-            post(admin::revoke_api_key),
-        ),
-        mirror(
-            get_.clone(),
-            "/admin/security",
-            (get_.clone(), "/api/v1/tenant/security"),
-            get(admin::tenant_security),
-        ),
-        mirror(
-            post_.clone(),
-            "/admin/security",
-            (patch_.clone(), "/api/v1/tenant/security"),
-            post(admin::set_tenant_security),
-        ),
-        mirror(
-            get_.clone(),
-            "/account/security",
-            (get_.clone(), "/api/v1/auth/webauthn/credentials"),
-            get(security::show),
-        )
-        .mfa_exempt(),
-        mirror(
-            post_.clone(),
-            "/account/security/password",
-            (post_.clone(), "/api/v1/auth/step-up"),
-            post(security::prove_password),
-        ),
-        mirror(
-            post_.clone(),
-            "/account/security/totp/setup",
-            (post_.clone(), "/api/v1/auth/mfa/totp/setup"),
-            post(security::totp_setup),
-        ),
-        mirror(
-            post_.clone(),
-            "/account/security/totp/confirm",
-            (post_.clone(), "/api/v1/auth/mfa/totp/confirm"),
-            post(security::totp_confirm),
-        ),
-        mirror(
-            post_.clone(),
-            "/account/security/totp/remove",
-            (delete_.clone(), "/api/v1/auth/mfa/totp"),
-            post(security::totp_remove),
-        ),
-        mirror(
-            post_.clone(),
-            "/account/security/backup-codes",
-            (post_.clone(), "/api/v1/auth/mfa/backup-codes"),
-            post(security::backup_codes),
-        ),
-        mirror(
-            post_.clone(),
-            "/account/security/passkeys/{id}/remove",
-            (delete_.clone(), "/api/v1/auth/webauthn/credentials/{id}"),
-            post(security::passkey_remove),
-        ),
-        mirror(
-            post_.clone(),
-            "/account/security/passkeys/start",
-            (post_.clone(), "/api/v1/auth/webauthn/register/start"),
-            post(security::passkey_register_start),
-        ),
-        mirror(
-            post_.clone(),
-            "/account/security/passkeys/finish",
-            (post_.clone(), "/api/v1/auth/webauthn/register/finish"),
-            post(security::passkey_register_finish),
-        ),
-        mirror(
-            post_.clone(),
-            "/login/passkey/start",
-            (post_.clone(), "/api/v1/auth/webauthn/login/start"),
-            post(security::passkey_login_start),
-        ),
-        mirror(
-            post_,
-            "/login/passkey/finish",
-            (Method::POST, "/api/v1/auth/webauthn/login/finish"),
-            post(security::passkey_login_finish),
-        ),
-    ]);
+    for (method, path, api_method, api_path, handler) in mirrored() {
+        let page = mirror(&api, method, path, api_method, api_path, handler);
+        // My security stays open while the tenant's policy waits for this user's factor.
+        pages.push(if path == "/account/security" { page.mfa_exempt() } else { page });
+    }
     // Contacts' detail page is their own (reveal); deals' list is the board.
     pages.extend(records::<Contacts>(Some(get(contacts::show)), None));
     pages.extend(records::<Companies>(None, None));
@@ -238,14 +119,20 @@ pub fn router(state: AppState) -> Router<AppState> {
         page::REPORT_PATH,
         post(report::receive).layer(axum::extract::DefaultBodyLimit::max(report::REPORT_LIMIT)),
     );
+    let upload_limit = usize::try_from(state.config().documents.max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(guard::FORM_LIMIT);
     for Page { policy, handler } in pages {
         let policy = Arc::new(policy);
+        // An upload streams its file (its own cap is counted as it arrives); every other
+        // page reads a small form.
+        let limit = if policy.upload { upload_limit } else { guard::FORM_LIMIT };
         let guarded = handler
             .layer::<_, Infallible>(from_fn_with_state(
                 (state.clone(), policy.clone()),
                 guard::guard,
             ))
-            .layer::<_, Infallible>(axum::extract::DefaultBodyLimit::max(guard::FORM_LIMIT));
+            .layer::<_, Infallible>(axum::extract::DefaultBodyLimit::max(limit));
         router = router.route(&policy.path, guarded);
     }
     router
@@ -254,6 +141,61 @@ pub fn router(state: AppState) -> Router<AppState> {
 struct Page {
     policy: RoutePolicy,
     handler: MethodRouter<AppState>,
+}
+
+type Mirrored = (Method, &'static str, Method, &'static str, MethodRouter<AppState>);
+
+/// The pages that stand for one API route each: (method, path, the API's method and path,
+/// handler).
+#[rustfmt::skip]
+fn mirrored() -> Vec<Mirrored> {
+    use Method as M;
+    vec![
+        (M::GET, "/admin/audit", M::GET, "/api/v1/audit-events", get(admin::audit_log)),
+        (M::GET, "/admin/members", M::GET, "/api/v1/users", get(admin::members_page)),
+        (M::POST, "/admin/members/{id}/role", M::PATCH, "/api/v1/users/{id}", post(admin::change_role)),
+        (M::POST, "/admin/members/{id}/deactivate", M::DELETE, "/api/v1/users/{id}", post(admin::deactivate)),
+        (M::POST, "/admin/invitations", M::POST, "/api/v1/invitations", post(admin::invite)),
+        (M::POST, "/admin/invitations/{id}/revoke", M::DELETE, "/api/v1/invitations/{id}", post(admin::revoke_invitation)),
+        (M::GET, "/admin/api-keys", M::GET, "/api/v1/api-keys", get(admin::api_keys_page)),
+        (M::POST, "/admin/api-keys", M::POST, "/api/v1/api-keys", post(admin::create_api_key)),
+        (M::POST, "/admin/api-keys/{id}/revoke", M::DELETE, "/api/v1/api-keys/{id}", post(admin::revoke_api_key)),
+        (M::GET, "/admin/security", M::GET, "/api/v1/tenant/security", get(admin::tenant_security)),
+        (M::POST, "/admin/security", M::PATCH, "/api/v1/tenant/security", post(admin::set_tenant_security)),
+        (M::GET, "/account/security", M::GET, "/api/v1/auth/webauthn/credentials", get(security::show)),
+        (M::POST, "/account/security/password", M::POST, "/api/v1/auth/step-up", post(security::prove_password)),
+        (M::POST, "/account/security/totp/setup", M::POST, "/api/v1/auth/mfa/totp/setup", post(security::totp_setup)),
+        (M::POST, "/account/security/totp/confirm", M::POST, "/api/v1/auth/mfa/totp/confirm", post(security::totp_confirm)),
+        (M::POST, "/account/security/totp/remove", M::DELETE, "/api/v1/auth/mfa/totp", post(security::totp_remove)),
+        (M::POST, "/account/security/backup-codes", M::POST, "/api/v1/auth/mfa/backup-codes", post(security::backup_codes)),
+        (M::POST, "/account/security/passkeys/{id}/remove", M::DELETE, "/api/v1/auth/webauthn/credentials/{id}", post(security::passkey_remove)),
+        (M::POST, "/account/security/passkeys/start", M::POST, "/api/v1/auth/webauthn/register/start", post(security::passkey_register_start)),
+        (M::POST, "/account/security/passkeys/finish", M::POST, "/api/v1/auth/webauthn/register/finish", post(security::passkey_register_finish)),
+        (M::POST, "/login/passkey/start", M::POST, "/api/v1/auth/webauthn/login/start", post(security::passkey_login_start)),
+        (M::POST, "/login/passkey/finish", M::POST, "/api/v1/auth/webauthn/login/finish", post(security::passkey_login_finish)),
+        (M::GET, "/email/domains", M::GET, "/api/v1/email/domains", get(email::domains_page)),
+        (M::POST, "/email/domains", M::POST, "/api/v1/email/domains", post(email::add_domain)),
+        (M::GET, "/email/domains/{id}", M::GET, "/api/v1/email/domains/{id}", get(email::domain_page)),
+        (M::POST, "/email/domains/{id}/verify", M::POST, "/api/v1/email/domains/{id}/verify", post(email::verify_domain)),
+        (M::POST, "/email/domains/{id}/delete", M::DELETE, "/api/v1/email/domains/{id}", post(email::delete_domain)),
+        (M::GET, "/email/messages", M::GET, "/api/v1/emails", get(email::messages_page)),
+        (M::GET, "/email/messages/new", M::GET, "/api/v1/emails", get(email::compose)),
+        (M::POST, "/email/messages", M::POST, "/api/v1/emails", post(email::send)),
+        (M::GET, "/email/suppressions", M::GET, "/api/v1/email/suppressions", get(email::suppressions_page)),
+        (M::POST, "/email/suppressions", M::POST, "/api/v1/email/suppressions", post(email::suppress)),
+        (M::POST, "/email/suppressions/{id}/delete", M::DELETE, "/api/v1/email/suppressions/{id}", post(email::unsuppress)),
+        (M::POST, "/documents", M::POST, "/api/v1/documents", post(documents::upload)),
+        (M::GET, "/documents/{id}/content", M::GET, "/api/v1/documents/{id}/content", get(crate::documents::routes::content)),
+        (M::POST, "/documents/{id}/delete", M::DELETE, "/api/v1/documents/{id}", post(documents::delete)),
+        (M::GET, "/integrations", M::GET, "/api/v1/integrations", get(integrations::page)),
+        (M::POST, "/integrations/{provider}/connect", M::POST, "/api/v1/integrations/{provider}/connect", post(integrations::connect)),
+        (M::GET, "/integrations/{provider}/finish", M::GET, "/api/v1/integrations/{provider}/callback", get(integrations::finish)),
+        (M::POST, "/integrations/{provider}/disconnect", M::DELETE, "/api/v1/integrations/{provider}", post(integrations::disconnect)),
+        (M::POST, "/forgot-password", M::POST, "/api/v1/auth/password-reset", post(recovery::forgot)),
+        (M::POST, "/reset-password", M::POST, "/api/v1/auth/password-reset/confirm", post(recovery::reset)),
+        (M::POST, "/verify-email", M::POST, "/api/v1/auth/verify-email", post(recovery::verify)),
+        (M::POST, "/invitations/accept", M::POST, "/api/v1/invitations/accept", post(recovery::accept)),
+    ]
 }
 
 /// A page that stands for the API route `api_method api_path`: the same access rule, rate
@@ -277,7 +219,6 @@ fn mirror(
             body_limit: Some(guard::FORM_LIMIT),
             idempotent: false,
             secret_filter: false,
-            upload: false,
             ..api_policy.clone()
         },
         handler,

@@ -60,6 +60,16 @@ const SOURCES: &[(&str, &str)] = templates!(
     "members.html",
     "api_keys.html",
     "tenant_security.html",
+    "forward.html",
+    "integrations.html",
+    "email_domains.html",
+    "email_domain.html",
+    "email_messages.html",
+    "email_suppressions.html",
+    "forgot.html",
+    "reset.html",
+    "verify.html",
+    "accept.html",
 );
 
 /// What every page knows about the request: who is signed in and the CSRF token their forms
@@ -86,6 +96,10 @@ const NAV: &[(&str, &str, Option<Permission>)] = &[
     ("Leads", "/leads", Some(Permission::LeadsRead)),
     ("Deals", "/deals", Some(Permission::DealsRead)),
     ("Tasks", "/tasks", Some(Permission::TasksRead)),
+    ("Messages", "/email/messages", Some(Permission::EmailSend)),
+    ("Email domains", "/email/domains", Some(Permission::EmailManage)),
+    ("Suppressions", "/email/suppressions", Some(Permission::EmailManage)),
+    ("Integrations", "/integrations", None),
     ("Audit log", "/admin/audit", Some(Permission::AuditRead)),
     ("Members", "/admin/members", Some(Permission::UsersRead)),
     ("API keys", "/admin/api-keys", Some(Permission::ApiKeysManage)),

@@ -143,13 +143,14 @@ pub async fn show<R: Listed>(
     State(app): State<AppState>,
     chrome: Chrome,
     scope: TenantScope,
+    ctx: RequestContext,
     Id(id): Id<R::Id>,
 ) -> Result<Response, Problem>
 where
     R::Id: FromStr,
 {
     let view = value_of(&resource::get::<R>(&app, &scope, id).await?);
-    let related = super::related::of::<R>(&app, &scope, &id.to_string()).await?;
+    let related = super::related::of::<R>(&app, &scope, &ctx, &id.to_string()).await?;
     let may_write = scope.may(R::WRITE);
     Ok(detail(&chrome, R::PATH, R::FIELDS, &view, may_write, related, Value::Null))
 }

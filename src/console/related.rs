@@ -28,7 +28,12 @@ const ACTIVITY_LINKS: &[&str] = &["contact_id", "deal_id"];
 
 /// The notes and activities of the record `id` of kind `R`, as far as the caller may read
 /// them (`None` for a kind the caller may not read or that has none).
-pub async fn of<R: Listed>(app: &AppState, scope: &TenantScope, id: &str) -> DomainResult<Value> {
+pub async fn of<R: Listed>(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    id: &str,
+) -> DomainResult<Value> {
     let Some(link) = R::LINK else { return Ok(Value::Null) };
     let filter = json!({ link: id });
     let notes = if scope.may(Permission::NotesRead) {
@@ -46,8 +51,17 @@ pub async fn of<R: Listed>(app: &AppState, scope: &TenantScope, id: &str) -> Dom
     } else {
         None
     };
+    let documents = if scope.may(Permission::DocumentsRead) {
+        super::documents::of(app, scope, ctx, link, id).await?
+    } else {
+        None
+    };
     Ok(json!({
         "notes": notes,
+        "documents": documents,
+        "link": link,
+        "id": id,
+        "may_write_documents": scope.may(Permission::DocumentsWrite),
         "activities": activities,
         "may_write_notes": scope.may(Permission::NotesWrite),
         "may_write_activities": scope.may(Permission::ActivitiesWrite),

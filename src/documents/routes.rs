@@ -94,6 +94,18 @@ async fn upload(
     scope: TenantScope,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<DocumentView>), Problem> {
+    let view = receive(&app, &scope, &ctx, form).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Reads an upload's form (the fields, then `file`) and stores the file as it streams in.
+/// The console's upload form posts the same form.
+pub(crate) async fn receive(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &RequestContext,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<DocumentView, Problem> {
     let Ok(mut form) = form else {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -110,8 +122,7 @@ async fn upload(
             let filename = field.file_name().unwrap_or_default().to_owned();
             let new = NewDocument { link, title, filename };
             let body = field.map_err(multipart_error);
-            let view = super::upload(&app, &scope, &ctx, new, Box::pin(body)).await?;
-            return Ok((StatusCode::CREATED, Json(view)));
+            return Ok(super::upload(app, scope, ctx, new, Box::pin(body)).await?);
         }
         let value = small_text(field, &name).await?;
         let not_an_id = || DomainError::invalid(&name, "is not an id");
@@ -175,7 +186,7 @@ async fn get_document(
     responses((status = 200, description = "The content", content_type = "application/octet-stream"),
         (status = 206, description = "The requested range", content_type = "application/octet-stream"),
         (status = 416, description = "No byte of the range is in the content", body = crate::http::problem::ProblemBody, content_type = "application/problem+json")))]
-async fn content(
+pub(crate) async fn content(
     State(app): State<AppState>,
     ctx: RequestContext,
     scope: TenantScope,

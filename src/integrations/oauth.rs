@@ -88,10 +88,12 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(crate::crypto::random_bytes::<32>())
 }
 
-/// Where the provider sends the browser back.
+/// Where the provider sends the browser back: the console's page, which hands `code` and
+/// `state` on to the session that started the connect (`console::integrations`). API
+/// clients pass them to `GET /api/v1/integrations/{provider}/callback` themselves.
 pub fn redirect_uri(app: &AppState, provider: Provider) -> String {
     let base = app.config().public_url.as_str().trim_end_matches('/');
-    format!("{base}/api/v1/integrations/{}/callback", provider.as_str())
+    format!("{base}/integrations/{}/callback", provider.as_str())
 }
 
 /// The provider's authorization URL for one connect.

@@ -407,6 +407,21 @@ class ConsoleTest(unittest.TestCase):
         self.no_csp_violations()
 
 
+    @unittest.skipUnless(os.environ.get("BULWARK_TEST_INTEGRATIONS_URL"), "the test OAuth server is not running")
+    def test_connecting_google_survives_the_cross_site_return(self):
+        email = sign_up("oauth")
+        self.sign_in(email=email)
+        self.driver.get(BASE + "/integrations")
+        self.assertEqual(self.h1(), "Integrations")
+        # Connect → the provider (which consents at once) → back cross-site without the
+        # strict cookie → forwarded same-site → finished with the session.
+        self.driver.find_element(By.XPATH, "//main//button[normalize-space()='Connect google']").click()
+        WebDriverWait(self.driver, 20).until(lambda d: "connected=google" in d.current_url)
+        self.assertIn("google is connected", self.driver.find_element(By.TAG_NAME, "main").text)
+        self.assertIn("ada@example.com", self.driver.find_element(By.TAG_NAME, "main").text)
+        self.no_csp_violations()
+
+
 class InjectingProxy:
     """A man in the middle that adds an inline script without the nonce to every page, as a
     template bug or a stored injection would: the policy must stop it and report it."""

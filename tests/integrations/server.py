@@ -112,7 +112,7 @@ class Client:
         self.client_secret = conf["client_secret"]
         self.scopes = conf["scopes"]
         self.redirect_re = re.compile(
-            r"^http://(127\.0\.0\.1|localhost):[0-9]{1,5}/api/v1/integrations/%s/callback$" % provider
+            r"^http://(127\.0\.0\.1|localhost):[0-9]{1,5}/integrations/%s/callback$" % provider
         )
 
     def get_client_id(self):

@@ -851,3 +851,211 @@ async fn admin_pages_take_the_api_routes_policies() {
     let members = browser.get("/admin/members").await.text().await.expect("html");
     assert!(members.contains("new.person@example.com") && members.contains(&agent.email));
 }
+
+#[tokio::test]
+async fn documents_are_uploaded_downloaded_and_deleted_on_a_record_page() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let contact: Value = app
+        .post_as(&owner.token, "/api/v1/contacts", &json!({"first_name": "Ada"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = contact["id"].as_str().expect("id").to_owned();
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let token = browser.csrf(&format!("/contacts/{id}")).await;
+    let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n".to_vec();
+    let upload = |csrf: Option<String>| {
+        let part = reqwest::multipart::Part::bytes(pdf.clone()).file_name("notes.pdf");
+        let form =
+            reqwest::multipart::Form::new().text("contact_id", id.clone()).part("file", part);
+        let path = match csrf {
+            Some(token) => format!("/documents?csrf_token={token}"),
+            None => "/documents".to_owned(),
+        };
+        app.client
+            .post(app.url(&path))
+            .header(COOKIE, format!("{COOKIE_NAME}={}", browser.cookie.clone().unwrap_or_default()))
+            .header("sec-fetch-site", "same-origin")
+            .multipart(form)
+            .send()
+    };
+    assert_eq!(upload(None).await.expect("upload").status(), 403, "no token, no upload");
+    assert_eq!(upload(Some("0".repeat(64))).await.expect("upload").status(), 403);
+    let listed: Value = app
+        .get_as(&owner.token, &format!("/api/v1/documents?contact_id={id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(0));
+    let uploaded = upload(Some(token.clone())).await.expect("upload");
+    assert_eq!((uploaded.status().as_u16(), location(&uploaded)), (303, format!("/contacts/{id}")));
+    let page = browser.get(&format!("/contacts/{id}")).await.text().await.expect("html");
+    assert!(page.contains("notes.pdf"));
+    let listed: Value = app
+        .get_as(&owner.token, &format!("/api/v1/documents?contact_id={id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let doc = listed["items"][0]["id"].as_str().expect("a document").to_owned();
+    let download = browser.get(&format!("/documents/{doc}/content")).await;
+    assert_eq!(download.status(), 200);
+    assert!(
+        download.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment")
+    );
+    assert_eq!(download.bytes().await.expect("bytes").to_vec(), pdf);
+    let deleted =
+        browser.post(&format!("/documents/{doc}/delete"), &[("csrf_token", &token)]).await;
+    assert_eq!((deleted.status().as_u16(), location(&deleted)), (303, format!("/contacts/{id}")));
+    assert_eq!(browser.get(&format!("/documents/{doc}/content")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn email_domains_suppressions_and_messages_through_the_console() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Console").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let token = browser.csrf("/email/domains").await;
+    let added = browser
+        .post("/email/domains", &[("csrf_token", &token), ("domain", "mail.console.example")])
+        .await;
+    assert_eq!(added.status(), 303);
+    let page = browser.get(&location(&added)).await.text().await.expect("html");
+    assert!(
+        page.contains("DNS records to publish") && page.contains("_domainkey"),
+        "the DKIM record is listed"
+    );
+    let bad =
+        browser.post("/email/domains", &[("csrf_token", &token), ("domain", "not a domain")]).await;
+    assert_eq!(bad.status(), 422);
+
+    let suppressed = browser
+        .post("/email/suppressions", &[("csrf_token", &token), ("email", "gone@example.com")])
+        .await;
+    assert_eq!(suppressed.status(), 303);
+    let list = browser.get("/email/suppressions").await.text().await.expect("html");
+    assert!(list.contains("gone@example.com"));
+
+    // Sending needs a verified domain: the API's 422, shown on the form, nothing queued.
+    let sent = browser
+        .post(
+            "/email/messages",
+            &[
+                ("csrf_token", &token),
+                ("from", "me@mail.console.example"),
+                ("to", "you@example.com"),
+                ("subject", "Hello"),
+                ("text", "Hi"),
+            ],
+        )
+        .await;
+    assert!(matches!(sent.status().as_u16(), 403 | 422), "{}", sent.status());
+    let messages: Value =
+        app.get_as(&owner.token, "/api/v1/emails").await.json().await.expect("json");
+    assert_eq!(messages["items"].as_array().map(Vec::len), Some(0));
+    assert_eq!(browser.get("/email/messages").await.status(), 200);
+}
+
+#[tokio::test]
+async fn password_reset_and_invitation_pages_follow_the_api() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new(&app);
+    assert_eq!(browser.get("/forgot-password").await.status(), 200);
+    let asked = browser.post("/forgot-password", &[("email", "nobody@example.com")]).await;
+    assert_eq!(asked.status(), 200);
+    assert!(
+        asked.text().await.expect("html").contains("on its way"),
+        "the same answer for everyone"
+    );
+    let reset = browser
+        .post(
+            "/reset-password",
+            &[("token", "not-a-token"), ("new_password", "correct horse battery staple 9")],
+        )
+        .await;
+    assert_eq!(reset.status(), 422);
+    let accept = browser
+        .post(
+            "/invitations/accept",
+            &[
+                ("token", "nope"),
+                ("password", "correct horse battery staple 9"),
+                ("display_name", "X"),
+            ],
+        )
+        .await;
+    assert_eq!(accept.status(), 404);
+    for path in ["/reset-password", "/verify-email", "/invitations/accept"] {
+        let html = browser.get(path).await.text().await.expect("html");
+        assert!(
+            html.contains("class=\"from-link\""),
+            "{path}: the script fills the token from the link"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_integration_connects_through_the_console_round_trip() {
+    let app = TestApp::spawn_with(
+        &crate::support::integrations::provider_settings()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let owner = app.signup("Console").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let token = browser.csrf("/integrations").await;
+    let started = browser.post("/integrations/google/connect", &[("csrf_token", &token)]).await;
+    assert_eq!(started.status(), 200);
+    let html = started.text().await.expect("html");
+    // A page that moves on to the provider (form-action 'self' forbids a redirect).
+    let to = html
+        .split("http-equiv=\"refresh\" content=\"0;url=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a refresh")
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/");
+    assert!(to.contains("code_challenge=") && to.contains("state="), "{to}");
+    let login = crate::support::integrations::unique_login("console");
+    let (code, state) = crate::support::integrations::authorize(&to, &login).await;
+
+    // Back from the provider: a cross-site navigation carries no strict cookie, so the
+    // callback page only forwards, same-site, to the page that finishes with the session.
+    let query = format!("code={}&state={}", urlencode(&code), urlencode(&state));
+    let bounce = Browser::new(&app).get(&format!("/integrations/google/callback?{query}")).await;
+    assert_eq!(bounce.status(), 200);
+    let bounce = bounce.text().await.expect("html").replace("&amp;", "&").replace("&#x2f;", "/");
+    let finish = bounce
+        .split("content=\"0;url=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a refresh")
+        .to_owned();
+    assert!(finish.starts_with("/integrations/google/finish?"), "{finish}");
+    // Without the session the finish page is refused and nothing connects.
+    assert_eq!(Browser::new(&app).get(&finish).await.status(), 303);
+    let done = browser.get(&finish).await;
+    assert_eq!(
+        (done.status().as_u16(), location(&done)),
+        (303, "/integrations?connected=google".to_owned())
+    );
+    let page = browser.get("/integrations?connected=google").await.text().await.expect("html");
+    assert!(page.contains(&login) && page.contains("google is connected"));
+    // The state is single use.
+    assert_eq!(browser.get(&finish).await.status(), 400);
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

@@ -10,6 +10,15 @@
     }
   });
 
+  // Links from account mails carry their token in the fragment (never sent to a server):
+  // copied into the form, then dropped from the address bar.
+  var fromLink = document.querySelector("input.from-link");
+  var hash = new URLSearchParams(window.location.hash.slice(1));
+  if (fromLink && hash.get("token")) {
+    fromLink.value = hash.get("token");
+    history.replaceState(null, "", window.location.pathname);
+  }
+
   // --- passkeys: the API's WebAuthn ceremonies through navigator.credentials -------------
   if (!window.PublicKeyCredential) {
     return;

@@ -1,0 +1,110 @@
+//! The pages of the account mails and invitations: ask for a password reset, choose a new
+//! password, verify an address, accept an invitation. The mailed links carry their token in
+//! the URL fragment, which browsers never send to a server; the script copies it into the
+//! form (without a script the form asks for it).
+
+use axum::extract::State;
+use axum::response::Response;
+use minijinja::context;
+
+use super::page::see_other;
+use super::{Chrome, Form};
+use crate::app::AppState;
+use crate::audit::RequestContext;
+use crate::crypto::Secret;
+use crate::http::problem::Problem;
+use crate::identity::recovery;
+use crate::tenancy::members;
+
+pub async fn forgot_page(chrome: Chrome) -> Response {
+    chrome.render("forgot.html", "Reset your password", context! {})
+}
+
+/// The same answer for every well-formed address (the API's rule: nobody learns who has an
+/// account).
+pub async fn forgot(
+    State(app): State<AppState>,
+    chrome: Chrome,
+    ctx: RequestContext,
+    form: Form,
+) -> Response {
+    let email = form.get("email").unwrap_or_default();
+    match recovery::request_reset(&app, &ctx, email) {
+        Ok(()) => chrome.render("forgot.html", "Reset your password", context! { sent => true }),
+        Err(err) => token_form_error(&chrome, "forgot.html", "Reset your password", err),
+    }
+}
+
+pub async fn reset_page(chrome: Chrome) -> Response {
+    chrome.render("reset.html", "Choose a new password", context! {})
+}
+
+pub async fn reset(
+    State(app): State<AppState>,
+    chrome: Chrome,
+    ctx: RequestContext,
+    form: Form,
+) -> Response {
+    let token = form.get("token").unwrap_or_default();
+    let password = Secret::new(form.get("new_password").unwrap_or_default().to_owned());
+    match recovery::confirm_reset(&app, &ctx, token, &password).await {
+        Ok(()) => see_other("/login"),
+        Err(err) => token_form_error(&chrome, "reset.html", "Choose a new password", err),
+    }
+}
+
+pub async fn verify_page(chrome: Chrome) -> Response {
+    chrome.render("verify.html", "Verify your email", context! {})
+}
+
+pub async fn verify(
+    State(app): State<AppState>,
+    chrome: Chrome,
+    ctx: RequestContext,
+    form: Form,
+) -> Response {
+    let token = form.get("token").unwrap_or_default();
+    match recovery::verify_email(&app, &ctx, token).await {
+        Ok(()) => chrome.render("verify.html", "Verify your email", context! { done => true }),
+        Err(err) => token_form_error(&chrome, "verify.html", "Verify your email", err),
+    }
+}
+
+pub async fn accept_page(chrome: Chrome) -> Response {
+    chrome.render("accept.html", "Join your team", context! {})
+}
+
+pub async fn accept(
+    State(app): State<AppState>,
+    chrome: Chrome,
+    ctx: RequestContext,
+    form: Form,
+) -> Response {
+    let token = Secret::new(form.get("token").unwrap_or_default().to_owned());
+    let password = Secret::new(form.get("password").unwrap_or_default().to_owned());
+    let name = form.get("display_name").unwrap_or_default().trim().to_owned();
+    match members::accept(&app, &ctx, &token, &password, &name).await {
+        Ok(_) => see_other("/login"),
+        Err(err) => token_form_error(&chrome, "accept.html", "Join your team", err),
+    }
+}
+
+/// The form again with the API's problem (the token is not echoed: the script fills it
+/// again from the link).
+fn token_form_error(
+    chrome: &Chrome,
+    template: &str,
+    title: &str,
+    err: crate::error::DomainError,
+) -> Response {
+    let problem = Problem::from(err);
+    let detail = match &problem.errors {
+        Some(errors) if !errors.is_empty() => errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => problem.detail.to_string(),
+    };
+    chrome.render_status(problem.status, template, title, context! { error => detail })
+}
