@@ -199,6 +199,14 @@ pub async fn list<R: Resource>(
     Ok(Page { items, next_cursor })
 }
 
+/// How many records of kind `R` the tenant has.
+pub async fn count<R: Resource>(app: &AppState, scope: &TenantScope) -> DomainResult<i64> {
+    let mut tx = app.store().tenant_read(scope).await?;
+    let count = super::store::count::<R>(&mut tx).await?;
+    tx.commit().await?;
+    Ok(count)
+}
+
 /// The top-level fields whose values differ between two bodies.
 pub fn changed_fields(before: &impl Serialize, after: &impl Serialize) -> Vec<String> {
     let (Ok(serde_json::Value::Object(before)), Ok(serde_json::Value::Object(after))) =

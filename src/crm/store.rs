@@ -171,6 +171,13 @@ pub async fn fetch_page<R: Row>(tx: &mut TenantTx, query: Query) -> Result<Vec<R
     query.fetch_all(tx).await
 }
 
+/// How many records of this kind the tenant has (the console's dashboard).
+pub async fn count<R: Record>(tx: &mut TenantTx) -> Result<i64, StoreError> {
+    // The table's name is a constant of the record kind, never input.
+    let sql = format!("SELECT count(*) FROM {} WHERE tenant_id = $1", R::TABLE);
+    Query::assembled(sql, vec![]).bind(tx.tenant_id()).scalar(tx).await
+}
+
 /// One page of a record's list under its filters.
 pub async fn list<R: Record, C: SortColumn>(
     tx: &mut TenantTx,

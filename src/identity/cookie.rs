@@ -32,7 +32,8 @@ use crate::ids::{SessionId, TenantId};
 use crate::tenancy::Role;
 
 /// Console requests move `last_used_at` forward at most this often (one write a minute per
-/// session, not one per request); the idle timeout is counted from it.
+/// session, not one per request; more often under an idle timeout shorter than two
+/// minutes); the idle timeout is counted from it.
 const TOUCH_EVERY_SECS: i64 = 60;
 const CSRF_PURPOSE: &str = "console-csrf";
 
@@ -94,7 +95,11 @@ pub async fn authenticate(app: &AppState, value: &str) -> DomainResult<CookieSes
     if !matches {
         return Err(refused());
     }
-    if now.secs() - live.last_used_at.secs() >= TOUCH_EVERY_SECS {
+    // At most once a minute, and at least twice per idle period (so a short idle timeout
+    // does not end a session in use).
+    let idle_secs = i64::try_from(identity.settings.session_idle.as_secs()).unwrap_or(i64::MAX);
+    let every = (idle_secs / 2).clamp(1, TOUCH_EVERY_SECS);
+    if now.secs() - live.last_used_at.secs() >= every {
         let mut tx = app.store().system_tx().await?;
         db::touch_session(&mut tx, sid, now).await?;
         tx.commit().await?;

@@ -505,6 +505,67 @@ async fn another_tenants_records_are_not_found_on_any_console_route() {
         .await;
     assert_eq!(revoke.status(), 404);
 
+    // Their email domain, suppression, document, member, invitation and API key.
+    let domain = create("/api/v1/email/domains", json!({"domain": "mail.theirs.example"})).await;
+    let suppression = create(
+        "/api/v1/email/suppressions",
+        json!({"email": "x@theirs.example", "reason": "manual"}),
+    )
+    .await;
+    let upload = app
+        .upload_as(
+            &other.token,
+            &[("contact_id", contact.as_str())],
+            "t.pdf",
+            b"%PDF-1.4\n%%EOF\n".to_vec(),
+        )
+        .await;
+    let document: Value = upload.json().await.expect("json");
+    let document = document["id"].as_str().expect("document").to_owned();
+    app.step_up(&other).await;
+    let invitation =
+        create("/api/v1/invitations", json!({"email": "i@theirs.example", "role": "agent"})).await;
+    let key =
+        create("/api/v1/api-keys", json!({"name": "theirs", "scopes": ["contacts:read"]})).await;
+    let their_user = other.user_id.clone();
+    assert_eq!(browser.get(&format!("/email/domains/{domain}")).await.status(), 404);
+    assert_eq!(browser.get(&format!("/documents/{document}/content")).await.status(), 404);
+    for (path, form) in [
+        (format!("/email/domains/{domain}/verify"), vec![]),
+        (format!("/email/domains/{domain}/delete"), vec![]),
+        (format!("/email/suppressions/{suppression}/delete"), vec![]),
+        (format!("/documents/{document}/delete"), vec![]),
+        (format!("/admin/members/{their_user}/role"), vec![("role", "readonly")]),
+        (format!("/admin/members/{their_user}/deactivate"), vec![]),
+        (format!("/admin/invitations/{invitation}/revoke"), vec![]),
+        (format!("/admin/api-keys/{key}/revoke"), vec![]),
+    ] {
+        let mut fields = vec![("csrf_token", token.as_str())];
+        fields.extend(form);
+        let response = browser.post(&path, &fields).await;
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let theirs_left = |path: &'static str| {
+        let (app, token) = (&app, other.token.clone());
+        async move {
+            let list: Value = app.get_as(&token, path).await.json().await.expect("json");
+            list["items"].as_array().map_or(0, Vec::len)
+        }
+    };
+    assert_eq!(theirs_left("/api/v1/email/domains").await, 1);
+    assert_eq!(theirs_left("/api/v1/email/suppressions").await, 1);
+    assert_eq!(theirs_left("/api/v1/invitations").await, 1);
+    let keys: Value =
+        app.get_as(&other.token, "/api/v1/api-keys").await.json().await.expect("json");
+    assert!(keys["items"][0]["revoked_at"].is_null(), "their key lives");
+    let docs: Value = app
+        .get_as(&other.token, &format!("/api/v1/documents?contact_id={contact}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(docs["items"].as_array().map(Vec::len), Some(1), "their document stays");
+
     // Nothing of theirs changed.
     for (kind, id) in records {
         let still: Value = app
@@ -1058,4 +1119,45 @@ async fn an_integration_connects_through_the_console_round_trip() {
 
 fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn the_console_session_has_the_api_sessions_idle_timeout() {
+    let app = TestApp::spawn_with(&[("BULWARK_SESSION_IDLE_TIMEOUT", "4s")]).await;
+    let owner = app.signup("Console").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    // In use, it stays: each request moves the idle clock.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(browser.get("/").await.status(), 200, "used within the idle timeout");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(4600)).await;
+    assert_eq!(browser.get("/").await.status(), 303, "idle too long: signed out");
+}
+
+#[tokio::test]
+async fn without_secure_cookies_the_cookie_drops_the_host_prefix_and_secure() {
+    let app = TestApp::spawn_with(&[("BULWARK_COOKIE_SECURE", "off")]).await;
+    let owner = app.signup("Console").await;
+    let response = Browser::new(&app)
+        .post("/login", &[("email", &owner.email), ("password", &owner.password)])
+        .await;
+    assert_eq!(response.status(), 303);
+    let header = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("bulwark_session="))
+        .expect("a cookie without the __Host- prefix (which needs Secure)")
+        .to_owned();
+    assert!(
+        !header.contains("Secure")
+            && header.contains("HttpOnly")
+            && header.contains("SameSite=Strict")
+    );
+    let value = header.split(';').next().expect("pair").to_owned();
+    let home = app.client.get(app.url("/")).header(COOKIE, value).send().await.expect("request");
+    assert_eq!(home.status(), 200, "the bare name is read back");
 }
