@@ -66,6 +66,7 @@ const SOURCES: &[(&str, &str)] = templates!(
     "email_domain.html",
     "email_messages.html",
     "email_suppressions.html",
+    "signup.html",
     "forgot.html",
     "reset.html",
     "verify.html",

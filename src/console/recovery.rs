@@ -1,5 +1,6 @@
-//! The pages of the account mails and invitations: ask for a password reset, choose a new
-//! password, verify an address, accept an invitation. The mailed links carry their token in
+//! The pages before a session: create an account (a new tenant and its owner), and those
+//! of the account mails and invitations: ask for a password reset, choose a new password,
+//! verify an address, accept an invitation. The mailed links carry their token in
 //! the URL fragment, which browsers never send to a server; the script copies it into the
 //! form (without a script the form asks for it).
 
@@ -13,8 +14,33 @@ use crate::app::AppState;
 use crate::audit::RequestContext;
 use crate::crypto::Secret;
 use crate::http::problem::Problem;
+use crate::identity::account::{self, SignupInput};
 use crate::identity::recovery;
 use crate::tenancy::members;
+
+pub async fn signup_page(chrome: Chrome) -> Response {
+    chrome.render("signup.html", "Create an account", context! {})
+}
+
+/// The API's signup: the same answer whether or not the address has an account.
+pub async fn signup(
+    State(app): State<AppState>,
+    chrome: Chrome,
+    ctx: RequestContext,
+    form: Form,
+) -> Response {
+    let text = |name: &str| form.get(name).unwrap_or_default().trim().to_owned();
+    let input = SignupInput {
+        tenant_name: text("tenant_name"),
+        email: text("email"),
+        password: Secret::new(form.get("password").unwrap_or_default().to_owned()),
+        display_name: text("display_name"),
+    };
+    match account::signup(&app, &ctx, input).await {
+        Ok(()) => chrome.render("signup.html", "Create an account", context! { done => true }),
+        Err(err) => token_form_error(&chrome, "signup.html", "Create an account", err),
+    }
+}
 
 pub async fn forgot_page(chrome: Chrome) -> Response {
     chrome.render("forgot.html", "Reset your password", context! {})
@@ -89,8 +115,8 @@ pub async fn accept(
     }
 }
 
-/// The form again with the API's problem (the token is not echoed: the script fills it
-/// again from the link).
+/// The form again with the API's problem (nothing typed is echoed: a token comes again
+/// from the link, a password is typed again).
 fn token_form_error(
     chrome: &Chrome,
     template: &str,

@@ -1161,3 +1161,28 @@ async fn without_secure_cookies_the_cookie_drops_the_host_prefix_and_secure() {
     let home = app.client.get(app.url("/")).header(COOKIE, value).send().await.expect("request");
     assert_eq!(home.status(), 200, "the bare name is read back");
 }
+
+#[tokio::test]
+async fn an_account_is_created_from_the_sign_up_page_under_the_apis_rules() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new(&app);
+    let email = crate::support::unique_email("signup");
+    let form = |password: &'static str| {
+        vec![("tenant_name", "Acme"), ("display_name", "Ada"), ("password", password)]
+    };
+    let mut weak = form("password");
+    weak.push(("email", &email));
+    let refused = browser.post("/signup", &weak).await;
+    assert_eq!(refused.status(), 422, "the API's password policy");
+    let mut good = form("correct horse battery staple 7");
+    good.push(("email", &email));
+    let created = browser.post("/signup", &good).await;
+    assert_eq!(created.status(), 200);
+    assert_eq!(app.login(&email, "correct horse battery staple 7").await.status(), 200);
+    // A second signup with the address answers the same and changes nothing.
+    let again = browser.post("/signup", &good).await;
+    assert_eq!(again.status(), 200);
+    let cross_site =
+        browser.post_with("/signup", &good, &[("origin", "https://evil.example")]).await;
+    assert_eq!(cross_site.status(), 403);
+}
