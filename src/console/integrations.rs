@@ -65,7 +65,11 @@ pub async fn connect(
     Ok(chrome.render(
         "forward.html",
         "Connecting",
-        context! { to => started.authorize_url, what => format!("Continue to {}", provider.as_str()) },
+        context! {
+            to => started.authorize_url.clone(),
+            refresh => started.authorize_url,
+            what => format!("Continue to {}", provider.as_str()),
+        },
     ))
 }
 
@@ -90,10 +94,11 @@ pub async fn callback(
         }
     }
     let to = format!("/integrations/{}/finish?{}", provider.as_str(), query.finish());
+    let to = safe_next(Some(&to));
     Ok(chrome.render(
         "forward.html",
         "Connecting",
-        context! { to => safe_next(Some(&to)), what => "Continue" },
+        context! { to => to, refresh => to, what => "Continue" },
     ))
 }
 

@@ -150,8 +150,14 @@ impl Chrome {
                 js => Value::from_safe_string(assets::JS.href().to_owned()),
             },
         };
+        // The page first, then the layout around it: no template inheritance, so templates
+        // (and email templates, which share the minijinja build) cannot load one another.
+        let values = context! { ..base, ..values };
         let rendered =
-            TEMPLATES.get_template(template).and_then(|t| t.render(context! { ..base, ..values }));
+            TEMPLATES.get_template(template).and_then(|t| t.render(&values)).and_then(|body| {
+                let content = Value::from_safe_string(body);
+                TEMPLATES.get_template("layout.html")?.render(context! { content, ..values })
+            });
         let body = match rendered {
             Ok(body) => body,
             Err(err) => {
