@@ -30,6 +30,16 @@ if ! cmp -s "$WANT" "$VENV/requirements.txt" 2>/dev/null; then
     cp "$WANT" "$VENV/requirements.txt"
 fi
 
+# axe-core (pinned in tests/browser/package-lock.json), injected into every page the tests
+# walk to check accessibility.
+NODE=$ROOT/target/browser-node
+if ! cmp -s tests/browser/package-lock.json "$NODE/package-lock.json" 2>/dev/null; then
+    rm -rf "$NODE"
+    mkdir -p "$NODE"
+    cp tests/browser/package.json tests/browser/package-lock.json "$NODE/"
+    (cd "$NODE" && npm ci --silent --no-audit --no-fund)
+fi
+
 WORK=$(mktemp -d /tmp/bulwark-browser.XXXXXX)
 SERVER=""
 DATABASE=""
@@ -81,6 +91,8 @@ env -i PATH="$PATH" HOME="$WORK" "${DB_SETTINGS[@]}" \
 SERVER=$!
 
 echo "--- the console in headless Chromium ($BACKEND)"
-BULWARK_URL="http://localhost:$PORT" BULWARK_STEP_UP_SECONDS=8 \
+# BULWARK_SCREENSHOTS=docs/screenshots saves the README's screenshots of the main pages.
+BULWARK_URL="http://localhost:$PORT" BULWARK_STEP_UP_SECONDS=8 AXE_JS="$NODE/node_modules/axe-core/axe.min.js" \
+    BULWARK_SCREENSHOTS="${BULWARK_SCREENSHOTS:+$ROOT/$BULWARK_SCREENSHOTS}" \
     BULWARK_TEST_INTEGRATIONS_URL="${BULWARK_TEST_INTEGRATIONS_URL:-}" BULWARK_METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics" \
     "$VENV/bin/python" -m unittest -v tests/browser/console_test.py

@@ -404,71 +404,6 @@ const CORE: &[Setting] = &[
         "notes older than this are deleted (`off`: kept)",
     ),
     secret(
-        "BULWARK_SMTP_URL",
-        "email.smtp_url",
-        "the relay: `smtp://[user@]host:port` (STARTTLS, required outside development; plain only to a loopback relay in development) or `smtps://…` (implicit TLS). Unset: mail stays queued",
-    ),
-    secret("BULWARK_SMTP_PASSWORD", "email.smtp_password", "the relay user's password"),
-    s(
-        "BULWARK_SMTP_CA_FILE",
-        "email.smtp_ca_file",
-        None,
-        "PEM file of certificate authorities trusted for the relay besides the system's",
-    ),
-    s(
-        "BULWARK_EMAIL_FROM",
-        "email.from",
-        None,
-        "sender of the platform's own mail (verification, resets, invitations, notices)",
-    ),
-    secret(
-        "BULWARK_EMAIL_EVENTS_SECRET",
-        "email.events_secret",
-        "`whsec_<base64>` key of signed bounce and complaint events (`POST /hooks/email/events`, Standard Webhooks); unset: that route refuses everything",
-    ),
-    s(
-        "BULWARK_RETENTION_EMAIL_CONTENT",
-        "retention.email_content",
-        Some("30d"),
-        "bodies of finished messages older than this are purged, metadata kept (`off`: kept)",
-    ),
-    s(
-        "BULWARK_DNS_RESOLVER",
-        "email.dns_resolver",
-        None,
-        "`ip:port` of the resolver that checks sending domains (default: the system's)",
-    ),
-    s(
-        "BULWARK_EMAIL_WORKERS",
-        "email.workers",
-        Some("16"),
-        "messages delivered at once per instance (each on its own pooled relay connection)",
-    ),
-    s(
-        "BULWARK_EMAIL_RETRY_SCHEDULE",
-        "email.retry_schedule",
-        Some("1m,5m,15m,1h,4h,12h"),
-        "delays before each retry of a deferred message; after the last one it is `failed`",
-    ),
-    s(
-        "BULWARK_EMAIL_LEASE",
-        "email.lease",
-        Some("60s"),
-        "how long a claimed message stays claimed; a crashed worker's messages are retried after it",
-    ),
-    s(
-        "BULWARK_EMAIL_HOURLY_LIMIT",
-        "email.hourly_limit",
-        Some("1000"),
-        "recipients a tenant may send to per rolling hour; past it, 429 `quota_exceeded`",
-    ),
-    s(
-        "BULWARK_EMAIL_DAILY_LIMIT",
-        "email.daily_limit",
-        Some("10000"),
-        "recipients a tenant may send to per rolling day",
-    ),
-    secret(
         "BULWARK_S3_SECRET_ACCESS_KEY",
         "secrets.s3_secret_access_key",
         "S3 secret access key (with BULWARK_S3_ACCESS_KEY_ID)",
@@ -492,7 +427,7 @@ const CORE: &[Setting] = &[
 
 /// Every setting Bulwark reads.
 pub fn all() -> impl Iterator<Item = &'static Setting> {
-    CORE.iter().chain(super::integrations::SETTINGS)
+    CORE.iter().chain(super::email::SETTINGS).chain(super::integrations::SETTINGS)
 }
 
 pub fn find(name: &str) -> Option<&'static Setting> {

@@ -129,15 +129,8 @@ pub async fn invite(
 ) -> Result<Response, Problem> {
     let email = form.get("email").unwrap_or_default().trim().to_owned();
     let created = members::invite(&app, &scope, &ctx, &email, role(&form)?).await?;
-    Ok(chrome.render(
-        "shown_once.html",
-        "Invitation sent",
-        context! {
-            intro => format!("{email} was invited. The link works once, for 7 days:"),
-            secret => created.accept_url,
-            back => "/admin/members",
-        },
-    ))
+    let intro = format!("{email} was invited. The link works once, for 7 days:");
+    Ok(shown_once(&chrome, "Invitation sent", intro, created.accept_url, "/admin/members"))
 }
 
 pub async fn revoke_invitation(
@@ -193,14 +186,13 @@ pub async fn create_api_key(
     let created =
         api_keys::create(&app, &scope, &ctx, NewApiKey { name: name.clone(), scopes, expires_at })
             .await?;
-    Ok(chrome.render(
-        "shown_once.html",
+    let intro = format!("The key \"{name}\". Copy it now: it is not shown again.");
+    Ok(shown_once(
+        &chrome,
         "API key created",
-        context! {
-            intro => format!("The key \"{name}\". Copy it now: it is not shown again."),
-            secret => created.key.expose().clone(),
-            back => "/admin/api-keys",
-        },
+        intro,
+        created.key.expose().clone(),
+        "/admin/api-keys",
     ))
 }
 
@@ -236,4 +228,9 @@ pub async fn set_tenant_security(
     let chosen = form.get("mfa_required").unwrap_or_default();
     policy::set_tenant_policy(&app, &scope, &ctx, chosen).await?;
     Ok(done("/admin/security"))
+}
+
+/// A secret on the one page that shows it (the page is `no-store`, like every other).
+fn shown_once(chrome: &Chrome, title: &str, intro: String, secret: String, back: &str) -> Response {
+    chrome.render("shown_once.html", title, context! { intro, secret, back })
 }

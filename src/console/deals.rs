@@ -23,8 +23,10 @@ use crate::http::problem::Problem;
 use crate::ids::DealId;
 use crate::tenancy::{Permission, TenantScope};
 
-/// A board shows at most this many deals (the API's largest page).
-const BOARD_LIMIT: i64 = 100;
+/// A board reads its deals a page (the API's largest) at a time, up to `BOARD_MAX`; past
+/// that it says so rather than grow a page without bound.
+const BOARD_PAGE: i64 = 100;
+const BOARD_MAX: usize = 1000;
 
 const PIPELINE_FIELDS: &[Field] = &[
     field("name", "Name", Kind::Text),
@@ -59,15 +61,21 @@ pub async fn board(
         .or_else(|| pipelines.first())
         .cloned();
     let mut columns = vec![];
+    let mut truncated = false;
     if let Some(pipeline) = &chosen {
-        let filter = records::parse(&json!({"pipeline_id": pipeline["id"]}))?;
-        let paging = Paging { limit: Some(BOARD_LIMIT), ..Paging::default() };
-        let deals: Vec<Value> = resource::list::<Deals>(&app, &scope, filter, paging)
-            .await?
-            .items
-            .iter()
-            .map(value_of)
-            .collect();
+        let mut deals: Vec<Value> = vec![];
+        let mut cursor = None;
+        loop {
+            let filter = records::parse(&json!({"pipeline_id": pipeline["id"]}))?;
+            let paging = Paging { limit: Some(BOARD_PAGE), cursor, ..Paging::default() };
+            let page = resource::list::<Deals>(&app, &scope, filter, paging).await?;
+            deals.extend(page.items.iter().map(value_of));
+            cursor = page.next_cursor;
+            if cursor.is_none() || deals.len() >= BOARD_MAX {
+                break;
+            }
+        }
+        truncated = cursor.is_some();
         let stages = pipeline["stages"].as_array().cloned().unwrap_or_default();
         for stage in &stages {
             let cards: Vec<&Value> =
@@ -82,6 +90,7 @@ pub async fn board(
             pipelines => value(&pipelines),
             pipeline => value(&chosen),
             columns => value(&columns),
+            truncated => truncated.then_some(BOARD_MAX),
             may_write => scope.may(Permission::DealsWrite),
             may_manage => scope.may(Permission::PipelinesManage),
         },

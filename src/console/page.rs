@@ -25,6 +25,7 @@ pub const REPORT_PATH: &str = "/csp-report";
 /// The templates, compiled once. Names ending in `.html` auto-escape (minijinja's default).
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
+    env.add_filter("money", money);
     for (name, source) in SOURCES {
         // The templates are part of the binary; `every_template_compiles` proves each one.
         if let Err(err) = env.add_template(name, source) {
@@ -33,6 +34,21 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     }
     env
 });
+
+/// An amount in minor units as `1,250.00` (two decimals: the API's currencies are ISO 4217
+/// codes, and those without cents are rare enough for a board to show `.00`).
+fn money(minor: i64) -> String {
+    let major = (minor / 100).unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (i, digit) in major.chars().enumerate() {
+        if i > 0 && (major.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if minor < 0 { "-" } else { "" };
+    format!("{sign}{grouped}.{:02}", (minor % 100).unsigned_abs())
+}
 
 macro_rules! templates {
     ($($name:literal),* $(,)?) => {
@@ -297,5 +313,14 @@ mod tests {
         assert_ne!(csp(&a), csp(&b));
         let policy = csp(&a).to_str().map(str::to_owned).unwrap_or_default();
         assert!(policy.contains("'strict-dynamic'") && !policy.contains("unsafe-inline"));
+    }
+
+    #[test]
+    fn money_groups_thousands_and_keeps_cents() {
+        assert_eq!(money(0), "0.00");
+        assert_eq!(money(5), "0.05");
+        assert_eq!(money(125_000), "1,250.00");
+        assert_eq!(money(123_456_789), "1,234,567.89");
+        assert_eq!(money(-100_001), "-1,000.01");
     }
 }

@@ -36,10 +36,13 @@ pub async fn signup(
         password: Secret::new(form.get("password").unwrap_or_default().to_owned()),
         display_name: text("display_name"),
     };
-    match account::signup(&app, &ctx, input).await {
-        Ok(()) => chrome.render("signup.html", "Create an account", context! { done => true }),
-        Err(err) => token_form_error(&chrome, "signup.html", "Create an account", err),
-    }
+    answered(
+        &chrome,
+        "signup.html",
+        "Create an account",
+        account::signup(&app, &ctx, input).await,
+        context! { done => true },
+    )
 }
 
 pub async fn forgot_page(chrome: Chrome) -> Response {
@@ -55,10 +58,13 @@ pub async fn forgot(
     form: Form,
 ) -> Response {
     let email = form.get("email").unwrap_or_default();
-    match recovery::request_reset(&app, &ctx, email) {
-        Ok(()) => chrome.render("forgot.html", "Reset your password", context! { sent => true }),
-        Err(err) => token_form_error(&chrome, "forgot.html", "Reset your password", err),
-    }
+    answered(
+        &chrome,
+        "forgot.html",
+        "Reset your password",
+        recovery::request_reset(&app, &ctx, email),
+        context! { sent => true },
+    )
 }
 
 pub async fn reset_page(chrome: Chrome) -> Response {
@@ -75,7 +81,7 @@ pub async fn reset(
     let password = Secret::new(form.get("new_password").unwrap_or_default().to_owned());
     match recovery::confirm_reset(&app, &ctx, token, &password).await {
         Ok(()) => see_other("/login"),
-        Err(err) => token_form_error(&chrome, "reset.html", "Choose a new password", err),
+        Err(err) => form_error(&chrome, "reset.html", "Choose a new password", err),
     }
 }
 
@@ -90,10 +96,13 @@ pub async fn verify(
     form: Form,
 ) -> Response {
     let token = form.get("token").unwrap_or_default();
-    match recovery::verify_email(&app, &ctx, token).await {
-        Ok(()) => chrome.render("verify.html", "Verify your email", context! { done => true }),
-        Err(err) => token_form_error(&chrome, "verify.html", "Verify your email", err),
-    }
+    answered(
+        &chrome,
+        "verify.html",
+        "Verify your email",
+        recovery::verify_email(&app, &ctx, token).await,
+        context! { done => true },
+    )
 }
 
 pub async fn accept_page(chrome: Chrome) -> Response {
@@ -111,13 +120,27 @@ pub async fn accept(
     let name = form.get("display_name").unwrap_or_default().trim().to_owned();
     match members::accept(&app, &ctx, &token, &password, &name).await {
         Ok(_) => see_other("/login"),
-        Err(err) => token_form_error(&chrome, "accept.html", "Join your team", err),
+        Err(err) => form_error(&chrome, "accept.html", "Join your team", err),
+    }
+}
+
+/// The page with `done` when the API's answer is yes, else the form with its problem.
+fn answered(
+    chrome: &Chrome,
+    template: &str,
+    title: &str,
+    result: Result<(), crate::error::DomainError>,
+    done: minijinja::Value,
+) -> Response {
+    match result {
+        Ok(()) => chrome.render(template, title, done),
+        Err(err) => form_error(chrome, template, title, err),
     }
 }
 
 /// The form again with the API's problem (nothing typed is echoed: a token comes again
 /// from the link, a password is typed again).
-fn token_form_error(
+fn form_error(
     chrome: &Chrome,
     template: &str,
     title: &str,

@@ -421,6 +421,117 @@ class ConsoleTest(unittest.TestCase):
         self.assertIn("ada@example.com", self.driver.find_element(By.TAG_NAME, "main").text)
         self.no_csp_violations()
 
+    def test_a_form_on_another_site_is_refused_and_changes_nothing(self):
+        self.sign_in()
+        self.driver.get(BASE + "/contacts/new")
+        token = self.driver.find_element(By.NAME, "csrf_token").get_attribute("value")
+        self.assertTrue(token, "the form carries a CSRF token")
+        forged = f"forged-{int(time.time() * 1000)}@example.com"
+        # Once without a token, once with this session's own token (as if stolen): the
+        # request's origin alone refuses it, before the session is looked at.
+        for hidden in ("", f'<input type="hidden" name="csrf_token" value="{token}">'):
+            attacker = Site({"/": (
+                f'<!doctype html><title>Win a prize</title><form method="post" action="{BASE}/contacts">'
+                f'{hidden}<input name="first_name" value="Forged"><input name="email" value="{forged}">'
+                '</form><script>document.forms[0].submit()</script>')})
+            try:
+                self.driver.get(attacker.url + "/")
+                WebDriverWait(self.driver, 15).until(lambda d: d.current_url.startswith(BASE))
+                self.assertEqual(self.h1(), "Forbidden")
+                self.assertIn("did not come from this site", self.driver.find_element(By.TAG_NAME, "main").text)
+            finally:
+                attacker.close()
+        self.driver.get(BASE + "/contacts")
+        self.fill("q", forged)
+        self.submit("Search")
+        self.assertNotIn("Forged", self.driver.find_element(By.TAG_NAME, "main").text, "no contact was created")
+
+    def test_no_page_can_be_framed_by_another_site(self):
+        self.sign_in()
+        attacker = Site({
+            "/": (f'<!doctype html><title>Frames</title><iframe name="own" src="/own"></iframe>'
+                  f'<iframe name="login" src="{BASE}/login"></iframe>'
+                  f'<iframe name="contacts" src="{BASE}/contacts"></iframe>'),
+            "/own": "<!doctype html><title>Own</title><h1>Own</h1>",
+        })
+        try:
+            self.driver.get(attacker.url + "/")
+            # The attacker's own frame loads: the check below can see a loaded frame.
+            self.driver.switch_to.frame("own")
+            self.assertEqual(self.h1(), "Own")
+            for name in ("login", "contacts"):
+                self.driver.switch_to.default_content()
+                self.driver.switch_to.frame(name)
+                # (Chromium puts its own error page there: no Bulwark heading or form.)
+                headings = [h.text for h in self.driver.find_elements(By.TAG_NAME, "h1")]
+                self.assertNotIn("Sign in", headings, f"{name} is not shown in a frame")
+                self.assertEqual(self.driver.find_elements(By.NAME, "email"), [], f"{name} has no form in a frame")
+            self.driver.switch_to.default_content()
+            refusals = [entry["message"] for entry in self.driver.get_log("browser")
+                        if "frame-ancestors" in entry["message"]]
+            self.assertGreaterEqual(len(refusals), 2, "the browser refused both frames by policy")
+        finally:
+            attacker.close()
+
+    def test_every_page_passes_axe_without_a_serious_violation(self):
+        with open(os.environ["AXE_JS"], encoding="utf-8") as source:
+            axe = source.read()
+        self.driver.set_script_timeout(60)
+        shots = os.environ.get("BULWARK_SCREENSHOTS")
+
+        def check(name=None):
+            self.driver.execute_script(axe)
+            found = self.driver.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "axe.run(document, {resultTypes: ['violations']}).then("
+                "  r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')"
+                "    .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))),"
+                "  e => done(['axe failed: ' + e]));")
+            self.assertEqual(found, [], f"axe on {self.driver.current_url}")
+            if shots and name:
+                os.makedirs(shots, exist_ok=True)
+                self.driver.save_screenshot(os.path.join(shots, name + ".png"))
+
+        for path in ("/login", "/signup", "/forgot-password"):
+            self.driver.get(BASE + path)
+            check()
+        email = sign_up("axe")
+        _, login = call("POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})
+        token = login["access_token"]
+        people = [("Ada", "Lovelace"), ("Grace", "Hopper"), ("Alan", "Turing"), ("Katherine", "Johnson"),
+                  ("Edsger", "Dijkstra"), ("Barbara", "Liskov")]
+        for first, last in people:
+            call("POST", "/api/v1/contacts", {"first_name": first, "last_name": last, "ssn": "123-45-6789",
+                                              "email": f"{first.lower()}@example.com"}, token)
+        _, company = call("POST", "/api/v1/companies", {"name": "Analytical Engines Ltd"}, token)
+        _, pipeline = call("POST", "/api/v1/pipelines", {"name": "Sales", "stages": [
+            {"name": "Qualified"}, {"name": "Proposal"}, {"name": "Negotiation"},
+            {"name": "Won", "kind": "won"}]}, token)
+        stages = [stage["id"] for stage in pipeline["stages"]]
+        for n, title in enumerate(["Difference engine", "Compiler licence", "Bombe upgrade",
+                                   "Orbit tables", "Semaphore audit", "CLU training"]):
+            _, deal = call("POST", "/api/v1/deals", {"title": title, "pipeline_id": pipeline["id"],
+                                                     "currency": "EUR", "amount_minor": (n + 1) * 125_000,
+                                                     "company_id": company["id"]}, token)
+            call("PATCH", f"/api/v1/deals/{deal['id']}", {"stage_id": stages[n % len(stages)]}, token)
+        call("POST", "/api/v1/tasks", {"title": "Send the proposal", "due_date": time.strftime(
+            "%Y-%m-%d", time.gmtime(time.time() + 86400))}, token)
+
+        self.sign_in(email=email)
+        check("dashboard")
+        self.driver.get(BASE + "/contacts")
+        check("contacts")
+        self.link("Ada")
+        check("contact")
+        self.driver.get(BASE + "/deals")
+        check("deals")
+        self.driver.get(BASE + "/account/security")
+        check("security")
+        nav = [a.get_attribute("href") for a in self.driver.find_elements(By.CSS_SELECTOR, "header nav a")]
+        for url in nav + [BASE + "/contacts/new", BASE + "/deals/new", BASE + "/step-up"]:
+            self.driver.get(url)
+            check()
+
 
 class InjectingProxy:
     """A man in the middle that adds an inline script without the nonce to every page, as a
@@ -453,6 +564,30 @@ class InjectingProxy:
 
             do_GET = forward
             do_POST = forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+class Site:
+    """Another site (127.0.0.1 is not the same site as localhost) serving fixed pages."""
+
+    def __init__(self, pages):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = pages.get(self.path, "").encode()
+                self.send_response(200 if body else 404)
+                self.send_header("content-type", "text/html; charset=utf-8")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass

@@ -589,6 +589,39 @@ async fn another_tenants_records_are_not_found_on_any_console_route() {
 }
 
 #[tokio::test]
+async fn the_board_shows_every_deal_past_one_api_page_with_amounts_in_major_units() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Board").await;
+    let pipeline: Value = app
+        .post_as(
+            &owner.token,
+            "/api/v1/pipelines",
+            &json!({"name": "Big", "stages": [{"name": "Open"}]}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    // One more than the API's largest page: the board must read a second page.
+    for n in 0..101 {
+        let body = json!({"title": format!("Deal {n}"), "pipeline_id": pipeline["id"],
+                          "currency": "EUR", "amount_minor": 123_456_789});
+        assert_eq!(app.post_as(&owner.token, "/api/v1/deals", &body).await.status(), 201);
+    }
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&owner, None).await;
+    let board = browser.get("/deals").await.text().await.expect("html");
+    assert_eq!(
+        board.matches("<article class=\"deal\">").count(),
+        101,
+        "every deal is on the board"
+    );
+    assert!(board.contains("Deal 0<") && board.contains("Deal 100<"));
+    assert!(board.contains("1,234,567.89 EUR"), "amounts in major units");
+    assert!(!board.contains("The board shows the first"), "nothing was left out");
+}
+
+#[tokio::test]
 async fn companies_leads_tasks_and_deals_on_a_board_through_the_forms() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Console").await;

@@ -137,14 +137,20 @@ fn every_control_names_existing_tests_or_is_planned() {
                 continue;
             };
             if file.ends_with(".py") {
-                // Schemathesis hooks: loaded by scripts/api-fuzz.sh, which the command runs.
+                // Schemathesis hooks (loaded by scripts/api-fuzz.sh) and the browser tests (run
+                // by scripts/browser-test.sh); the test command must run that script.
+                let script = if file.starts_with("tests/browser/") {
+                    "scripts/browser-test.sh"
+                } else {
+                    "scripts/api-fuzz.sh"
+                };
                 let source = std::fs::read_to_string(root.join(file))
                     .unwrap_or_else(|_| panic!("{id}: {file} does not exist"));
                 assert!(
                     source.contains(&format!("def {function}(")),
                     "{id}: no {function} in {file}"
                 );
-                assert!(runs(root, "scripts/api-fuzz.sh"), "{id}: scripts/api-fuzz.sh is not run");
+                assert!(runs(root, script), "{id}: {script} is not run");
                 tested += 1;
                 continue;
             }

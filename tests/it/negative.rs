@@ -1481,3 +1481,31 @@ async fn lookalike_and_invisible_addresses_are_refused_and_never_reach_the_real_
     assert_eq!(listed(&app, &owner.token, "/api/v1/invitations").await, 0, "no invitation");
     app.login_ok(&real, PASSWORD).await;
 }
+
+/// A correct sign-in clears the account's failure counter (deletes its row) while wrong
+/// passwords for the same account are counting on it: every attempt gets its answer (200 or
+/// 401), never a 500. (The counter was read with `SELECT … FOR UPDATE` after an insert; a
+/// waiter whose row was deleted under it found nothing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_counted_while_a_success_clears_them_all_get_answers() {
+    let app = TestApp::spawn_with(&[
+        ("BULWARK_RATE_LIMITS", "off"),
+        ("BULWARK_LOCKOUT_THRESHOLD", "1000"),
+        ("BULWARK_LOCKOUT_IP_THRESHOLD", "1000"),
+    ])
+    .await;
+    let owner = app.signup("Acme").await;
+    for round in 0..12 {
+        let mut attempts = vec![app.login(&owner.email, PASSWORD)];
+        for _ in 0..6 {
+            attempts.push(app.login(&owner.email, OTHER_PASSWORD));
+        }
+        let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+            .await
+            .iter()
+            .map(|r| r.status().as_u16())
+            .collect();
+        assert_eq!(statuses[0], 200, "round {round}: the right password signs in");
+        assert!(statuses[1..].iter().all(|s| *s == 401), "round {round}: {statuses:?}");
+    }
+}

@@ -1,7 +1,7 @@
 //! SQL of the login-failure counters.
 
 use crate::clock::Timestamp;
-use crate::store::{AsRawTx as _, Backend, StoreError, SystemTx, query};
+use crate::store::{StoreError, SystemTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
 pub struct ThrottleRow {
@@ -25,33 +25,26 @@ pub async fn throttle(tx: &mut SystemTx, key: &str) -> Result<Option<ThrottleRow
         .await
 }
 
-/// The counter row, created if absent and locked for this transaction (PostgreSQL), so two
-/// failures at once both count.
+/// The counter row, created if absent and locked for this transaction (PostgreSQL; SQLite's
+/// single writer already holds the database), so two failures at once both count. One
+/// upsert on both dialects: the no-op update takes the row lock and returns the row even when
+/// a concurrent success deleted it meanwhile (PostgreSQL then inserts afresh), where
+/// "insert if absent, then SELECT … FOR UPDATE" found no row after waiting on a deleted one
+/// and failed the sign-in with a 500.
 pub async fn throttle_for_update(
     tx: &mut SystemTx,
     key: &str,
     now: Timestamp,
 ) -> Result<ThrottleRow, StoreError> {
-    query(
+    query(concat!(
         "INSERT INTO login_throttle (key, failures, window_started_at, locked_until, lock_count) \
-         VALUES ($1, 0, $2, 0, 0) ON CONFLICT (key) DO NOTHING",
-    )
+         VALUES ($1, 0, $2, 0, 0) \
+         ON CONFLICT (key) DO UPDATE SET failures = login_throttle.failures RETURNING ",
+        throttle_columns!()
+    ))
     .binds((key, now))
-    .execute(tx)
-    .await?;
-    // Dialects differ: PostgreSQL locks the row; SQLite's single writer already holds the
-    // database.
-    let sql = match tx.backend() {
-        Backend::Postgres => concat!(
-            "SELECT ",
-            throttle_columns!(),
-            " FROM login_throttle WHERE key = $1 FOR UPDATE"
-        ),
-        Backend::Sqlite => {
-            concat!("SELECT ", throttle_columns!(), " FROM login_throttle WHERE key = $1")
-        }
-    };
-    query(sql).bind(key).fetch_one(tx).await
+    .fetch_one(tx)
+    .await
 }
 
 pub async fn save_throttle(tx: &mut SystemTx, row: &ThrottleRow) -> Result<(), StoreError> {
