@@ -195,7 +195,14 @@ start_integrations() {
 }
 
 stop_services() {
-    for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+    # A PID here is the subshell that ran `as_service … &`; the service is its child
+    # (through runuser, which passes the signal on). Killing only the subshell left the
+    # service running as an orphan, so its children go first.
+    for pid in "${PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        pkill -TERM -P "$pid" 2>/dev/null || true
+        kill "$pid" 2>/dev/null || true
+    done
     if [ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
         as_service "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
     fi
