@@ -533,7 +533,24 @@ class ConsoleTest(unittest.TestCase):
             check()
 
 
-class InjectingProxy:
+class Quiet(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class Server:
+    """A server on another site (127.0.0.1 is not the same site as localhost) with `handler`."""
+
+    def __init__(self, handler):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+class InjectingProxy(Server):
     """A man in the middle that adds an inline script without the nonce to every page, as a
     template bug or a stored injection would: the policy must stop it and report it."""
 
@@ -543,7 +560,7 @@ class InjectingProxy:
         target = urllib.parse.urlsplit(upstream)
         script = self.SCRIPT
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(Quiet):
             def forward(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else None
@@ -565,22 +582,14 @@ class InjectingProxy:
             do_GET = forward
             do_POST = forward
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
+        super().__init__(Handler)
 
 
-class Site:
-    """Another site (127.0.0.1 is not the same site as localhost) serving fixed pages."""
+class Site(Server):
+    """Another site serving fixed pages."""
 
     def __init__(self, pages):
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(Quiet):
             def do_GET(self):
                 body = pages.get(self.path, "").encode()
                 self.send_response(200 if body else 404)
@@ -589,15 +598,7 @@ class Site:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
+        super().__init__(Handler)
 
 
 if __name__ == "__main__":
