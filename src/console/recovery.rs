@@ -18,8 +18,12 @@ use crate::identity::account::{self, SignupInput};
 use crate::identity::recovery;
 use crate::tenancy::members;
 
-pub async fn signup_page(chrome: Chrome) -> Response {
-    chrome.render("signup.html", "Create an account", context! {})
+/// A form page before a session: the template with nothing filled in.
+pub fn blank(
+    template: &'static str,
+    title: &'static str,
+) -> impl Fn(Chrome) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |chrome: Chrome| std::future::ready(chrome.render(template, title, context! {}))
 }
 
 /// The API's signup: the same answer whether or not the address has an account.
@@ -45,10 +49,6 @@ pub async fn signup(
     )
 }
 
-pub async fn forgot_page(chrome: Chrome) -> Response {
-    chrome.render("forgot.html", "Reset your password", context! {})
-}
-
 /// The same answer for every well-formed address (the API's rule: nobody learns who has an
 /// account).
 pub async fn forgot(
@@ -67,10 +67,6 @@ pub async fn forgot(
     )
 }
 
-pub async fn reset_page(chrome: Chrome) -> Response {
-    chrome.render("reset.html", "Choose a new password", context! {})
-}
-
 pub async fn reset(
     State(app): State<AppState>,
     chrome: Chrome,
@@ -83,10 +79,6 @@ pub async fn reset(
         Ok(()) => see_other("/login"),
         Err(err) => form_error(&chrome, "reset.html", "Choose a new password", err),
     }
-}
-
-pub async fn verify_page(chrome: Chrome) -> Response {
-    chrome.render("verify.html", "Verify your email", context! {})
 }
 
 pub async fn verify(
@@ -103,10 +95,6 @@ pub async fn verify(
         recovery::verify_email(&app, &ctx, token).await,
         context! { done => true },
     )
-}
-
-pub async fn accept_page(chrome: Chrome) -> Response {
-    chrome.render("accept.html", "Join your team", context! {})
 }
 
 pub async fn accept(

@@ -21,6 +21,13 @@ impl<'a> Browser<'a> {
         Browser { app, cookie: None }
     }
 
+    /// A browser signed in as `who` (password only).
+    async fn signed_in(app: &'a TestApp, who: &Account) -> Self {
+        let mut browser = Browser::new(app);
+        browser.sign_in(who, None).await;
+        browser
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
         let mut request = self.app.client.get(self.app.url(path));
         if let Some(cookie) = &self.cookie {
@@ -156,8 +163,7 @@ async fn signing_in_sets_a_host_only_secure_strict_cookie_and_signing_out_ends_i
 async fn cross_site_writes_are_refused_before_the_session_is_read() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Console").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let token = browser.csrf("/contacts/new").await;
     let form = [("csrf_token", token.as_str()), ("first_name", "Mallory")];
     for headers in [
@@ -196,8 +202,7 @@ async fn cross_site_writes_are_refused_before_the_session_is_read() {
 async fn a_write_without_the_sessions_csrf_token_is_refused() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Console").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let token = browser.csrf("/contacts/new").await;
 
     let missing = browser.post("/contacts", &[("first_name", "Eve")]).await;
@@ -360,8 +365,7 @@ async fn revealing_needs_a_step_up_which_replaces_the_cookie() {
 async fn a_console_session_revoked_from_another_device_is_refused() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Console").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let sessions: Value =
         app.get_as(&owner.token, "/api/v1/auth/sessions").await.json().await.expect("json");
     let console = sessions["items"]
@@ -608,8 +612,7 @@ async fn the_board_shows_every_deal_past_one_api_page_with_amounts_in_major_unit
                           "currency": "EUR", "amount_minor": 123_456_789});
         assert_eq!(app.post_as(&owner.token, "/api/v1/deals", &body).await.status(), 201);
     }
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let board = browser.get("/deals").await.text().await.expect("html");
     assert_eq!(
         board.matches("<article class=\"deal\">").count(),
@@ -625,8 +628,7 @@ async fn the_board_shows_every_deal_past_one_api_page_with_amounts_in_major_unit
 async fn companies_leads_tasks_and_deals_on_a_board_through_the_forms() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Console").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let token = browser.csrf("/companies/new").await;
 
     let company = browser
@@ -758,8 +760,7 @@ async fn companies_leads_tasks_and_deals_on_a_board_through_the_forms() {
 async fn contacts_are_created_found_by_email_and_edited_through_the_forms() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Console").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let token = browser.csrf("/contacts/new").await;
     let bad = browser
         .post(
@@ -796,8 +797,7 @@ async fn contacts_are_created_found_by_email_and_edited_through_the_forms() {
 async fn totp_is_enrolled_through_the_console_with_a_qr_code_and_backup_codes() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Console").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let token = browser.csrf("/account/security").await;
 
     // The API's rule: a first factor needs a fresh password proof.
@@ -957,8 +957,7 @@ async fn documents_are_uploaded_downloaded_and_deleted_on_a_record_page() {
         .await
         .expect("json");
     let id = contact["id"].as_str().expect("id").to_owned();
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let token = browser.csrf(&format!("/contacts/{id}")).await;
     let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n".to_vec();
     let upload = |csrf: Option<String>| {
@@ -1015,8 +1014,7 @@ async fn documents_are_uploaded_downloaded_and_deleted_on_a_record_page() {
 async fn email_domains_suppressions_and_messages_through_the_console() {
     let app = TestApp::spawn().await;
     let owner = app.signup("Console").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let token = browser.csrf("/email/domains").await;
     let added = browser
         .post("/email/domains", &[("csrf_token", &token), ("domain", "mail.console.example")])
@@ -1106,8 +1104,7 @@ async fn an_integration_connects_through_the_console_round_trip() {
     )
     .await;
     let owner = app.signup("Console").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     let token = browser.csrf("/integrations").await;
     let started = browser.post("/integrations/google/connect", &[("csrf_token", &token)]).await;
     assert_eq!(started.status(), 200);
@@ -1158,8 +1155,7 @@ fn urlencode(text: &str) -> String {
 async fn the_console_session_has_the_api_sessions_idle_timeout() {
     let app = TestApp::spawn_with(&[("BULWARK_SESSION_IDLE_TIMEOUT", "4s")]).await;
     let owner = app.signup("Console").await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&owner, None).await;
+    let browser = Browser::signed_in(&app, &owner).await;
     // In use, it stays: each request moves the idle clock.
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
