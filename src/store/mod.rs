@@ -15,6 +15,7 @@ pub mod receipts;
 pub mod sealed;
 pub mod sql;
 mod tx;
+mod writer;
 
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
@@ -88,11 +89,9 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// SQLite: the database file and its identity at open time, for readiness.
     sqlite_file: Option<Arc<(PathBuf, FileId)>>,
-    /// SQLite: one writer at a time, queued here in arrival order. SQLite admits one writer
-    /// anyway; left to its busy handler, waiting writers sleep with growing back-off and
-    /// concurrent writes see second-long tails (bench/run.sh measured it). `None` on
-    /// PostgreSQL.
-    sqlite_writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite: every write of this process, one at a time in arrival order on one
+    /// connection, committed in groups (`writer`). `None` on PostgreSQL.
+    sqlite_writer: Option<Arc<writer::Writer>>,
     /// PostgreSQL: a few connections of the application role in system mode for their whole
     /// life, lent only as `SystemConn` (single platform reads on the hot path). Business
     /// tables admit no system mode, so these connections can read no tenant's data. `None`
@@ -118,19 +117,20 @@ impl Store {
     pub async fn open(config: &DatabaseConfig) -> Result<Self, StoreError> {
         match &config.url {
             DatabaseUrl::Sqlite(path) => {
+                // The file exists (migrate created it); a connection opened while it is
+                // missing must fail, not start an empty database at its path.
+                let options = sqlite_options(path)?.create_if_missing(false);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(Duration::from_secs(10))
-                    // The file exists (migrate created it); a connection opened while it is
-                    // missing must fail, not start an empty database at its path.
-                    .connect_with(sqlite_options(path)?.create_if_missing(false))
+                    .connect_with(options.clone())
                     .await?;
                 let id = file_id(path)
                     .ok_or_else(|| StoreError::Setup(format!("{} vanished", path.display())))?;
                 Ok(Store {
                     pool: Pool::Sqlite(pool),
                     sqlite_file: Some(Arc::new((path.clone(), id))),
-                    sqlite_writer: Some(Arc::new(tokio::sync::Mutex::new(()))),
+                    sqlite_writer: Some(writer::Writer::new(options)),
                     system_pool: None,
                     pooler: Pooler::None,
                 })
@@ -254,6 +254,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close().await;
+        }
         match &self.pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,

@@ -23,6 +23,8 @@ use crate::tenancy::TenantScope;
 
 pub enum RawTx {
     Sqlite(Transaction<'static, Sqlite>),
+    /// A SQLite write: this process's one writer connection, in its turn (`store::writer`).
+    SqliteWrite(super::writer::Member),
     Postgres(Transaction<'static, Postgres>),
     /// Behind a transaction pooler: statements are unnamed (a named prepared statement lives
     /// on one server connection, and the next transaction may get another).
@@ -48,6 +50,7 @@ impl RawTx {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
             RawTx::Sqlite(tx) => Conn::Sqlite(tx),
+            RawTx::SqliteWrite(member) => Conn::Sqlite(member.conn()),
             RawTx::Postgres(tx) | RawTx::PostgresPooled(tx) => Conn::Postgres(tx),
             RawTx::SqliteConn(c) => Conn::Sqlite(c),
             RawTx::PostgresConn(c) => Conn::Postgres(c),
@@ -90,22 +93,16 @@ pub trait AsRawTx {
     fn backend(&self) -> super::Backend;
 }
 
-/// The SQLite writer's turn (see `Store::sqlite_writer`). Declared after the transaction in
-/// the structs below, so it is released after the transaction ends.
-type WriterTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
-
 pub struct TenantTx {
     raw: RawTx,
     tenant_id: TenantId,
     /// One value a caller may keep for the rest of the transaction (the tenant's unwrapped
     /// keys, read once per transaction instead of once per use).
     memo: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
-    _turn: WriterTurn,
 }
 
 pub struct SystemTx {
     raw: RawTx,
-    _turn: WriterTurn,
 }
 
 /// Platform reads of single statements outside any transaction, for the request path's hot
@@ -148,7 +145,7 @@ impl AsRawTx for SystemTx {
 
 fn backend_of(raw: &RawTx) -> super::Backend {
     match raw {
-        RawTx::Sqlite(_) | RawTx::SqliteConn(_) => super::Backend::Sqlite,
+        RawTx::Sqlite(_) | RawTx::SqliteWrite(_) | RawTx::SqliteConn(_) => super::Backend::Sqlite,
         RawTx::Postgres(_) | RawTx::PostgresPooled(_) | RawTx::PostgresConn(_) => {
             super::Backend::Postgres
         }
@@ -170,23 +167,28 @@ impl TenantTx {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        let TenantTx { raw, _turn, .. } = self;
-        commit(raw).await
+        commit(self.raw).await
     }
 }
 
 impl SystemTx {
     pub async fn commit(self) -> Result<(), StoreError> {
-        let SystemTx { raw, _turn } = self;
-        commit(raw).await
+        commit(self.raw).await
     }
 }
 
 async fn commit(raw: RawTx) -> Result<(), StoreError> {
-    count_statement();
     match raw {
-        RawTx::Sqlite(tx) => tx.commit().await?,
-        RawTx::Postgres(tx) | RawTx::PostgresPooled(tx) => tx.commit().await?,
+        // Counts its COMMIT if it sends one (a group's last member does).
+        RawTx::SqliteWrite(member) => member.commit().await?,
+        RawTx::Sqlite(tx) => {
+            count_statement();
+            tx.commit().await?
+        }
+        RawTx::Postgres(tx) | RawTx::PostgresPooled(tx) => {
+            count_statement();
+            tx.commit().await?
+        }
         // Statements outside a transaction took effect one by one.
         RawTx::SqliteConn(_) | RawTx::PostgresConn(_) => {}
     }
@@ -214,19 +216,18 @@ impl Store {
 
     /// A platform transaction that may write. See the module comment for when.
     pub async fn system_tx(&self) -> Result<SystemTx, StoreError> {
-        let _turn = self.writer_turn(Mode::Write).await?;
-        Ok(SystemTx { raw: self.begin(Mode::Write, None).await?, _turn })
+        Ok(SystemTx { raw: self.begin(Mode::Write, None).await? })
     }
 
     pub async fn system_read(&self) -> Result<SystemTx, StoreError> {
-        Ok(SystemTx { raw: self.begin(Mode::Read, None).await?, _turn: None })
+        Ok(SystemTx { raw: self.begin(Mode::Read, None).await? })
     }
 
     /// A platform read that sees one consistent snapshot across every statement, however
     /// long it runs, while writers go on: SQLite's WAL read transaction; PostgreSQL's
     /// REPEATABLE READ (plain reads there see each statement's own snapshot).
     pub async fn snapshot_read(&self) -> Result<SystemTx, StoreError> {
-        Ok(SystemTx { raw: self.begin(Mode::Snapshot, None).await?, _turn: None })
+        Ok(SystemTx { raw: self.begin(Mode::Snapshot, None).await? })
     }
 
     /// See [`SystemConn`].
@@ -242,30 +243,17 @@ impl Store {
     }
 
     async fn begin_tenant(&self, tenant_id: TenantId, mode: Mode) -> Result<TenantTx, StoreError> {
-        let _turn = self.writer_turn(mode).await?;
-        Ok(TenantTx { raw: self.begin(mode, Some(tenant_id)).await?, tenant_id, memo: None, _turn })
-    }
-
-    /// On SQLite, a write waits for its turn here (in arrival order) before `BEGIN
-    /// IMMEDIATE`, for as long as the busy timeout would have let it.
-    async fn writer_turn(&self, mode: Mode) -> Result<WriterTurn, StoreError> {
-        let (Mode::Write, Some(writer)) = (mode, &self.sqlite_writer) else { return Ok(None) };
-        match tokio::time::timeout(super::WRITER_TIMEOUT, writer.clone().lock_owned()).await {
-            Ok(turn) => Ok(Some(turn)),
-            Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
-        }
+        Ok(TenantTx { raw: self.begin(mode, Some(tenant_id)).await?, tenant_id, memo: None })
     }
 
     async fn begin(&self, mode: Mode, tenant: Option<TenantId>) -> Result<RawTx, StoreError> {
+        if let (Mode::Write, Some(writer)) = (mode, &self.sqlite_writer) {
+            // Counts its BEGIN (or savepoint).
+            return Ok(RawTx::SqliteWrite(writer.begin().await?));
+        }
         count_statement();
         match &self.pool {
-            Pool::Sqlite(pool) => {
-                let tx = match mode {
-                    Mode::Write => pool.begin_with("BEGIN IMMEDIATE").await?,
-                    Mode::Read | Mode::Snapshot => pool.begin().await?,
-                };
-                Ok(RawTx::Sqlite(tx))
-            }
+            Pool::Sqlite(pool) => Ok(RawTx::Sqlite(pool.begin().await?)),
             Pool::Postgres(pool) => {
                 let mut tx = match mode {
                     Mode::Snapshot => {

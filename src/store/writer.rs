@@ -1,0 +1,326 @@
+//! SQLite's writer: one connection for every write of this process, with group commit.
+//!
+//! SQLite admits one writer at a time, and with `synchronous = FULL` each commit waits for an
+//! fsync of the WAL. Write transactions queue here in arrival order (a FIFO mutex instead of
+//! SQLite's busy handler, whose sleeping back-off gave second-long tails) and run one after
+//! another on one connection, whose page cache stays warm between them.
+//!
+//! Group commit: a transaction that commits while others wait for their turn does not
+//! COMMIT. Its work stays in the open SQLite transaction, the next one runs, and it queues
+//! for the turn once more; whoever then commits, commits every transaction of the group with
+//! one fsync. `commit` returns only once the group's COMMIT has succeeded, so a request never
+//! answers before its data is on disk, and a failed COMMIT fails every member.
+//!
+//! Each transaction after the first of a group runs inside a SAVEPOINT, so one that fails (is
+//! dropped without commit) rolls back its own work only. Should SQLite abandon the whole
+//! transaction (an I/O error, a full disk), the savepoint is gone, and every member of the
+//! group gets the error instead of a success it did not have.
+//!
+//! Every member that joins a group leaves a task behind that commits the group when its turn
+//! comes back, so a group is committed even when the request that joined it is cancelled (a
+//! client hanging up drops its request's future).
+
+#![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection as _, SqliteConnection};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::StoreError;
+use super::tx::count_statement;
+
+/// The most transactions one COMMIT covers: a bound on how long the first of them waits.
+const MAX_GROUP: usize = 32;
+
+pub(super) struct Writer {
+    options: SqliteConnectOptions,
+    slot: Arc<Mutex<Slot>>,
+    /// Transactions waiting for their first turn (not members waiting to commit a group).
+    waiting: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Opened at the first write, kept for the next; `None` again after it failed.
+    conn: Option<SqliteConnection>,
+    /// The open SQLite transaction and the members whose work it holds.
+    group: Option<Group>,
+}
+
+struct Group {
+    members: usize,
+    outcome: Outcome,
+}
+
+/// How a group ended: set once, by whoever committed or abandoned it.
+type Outcome = Arc<OnceLock<Result<(), Arc<str>>>>;
+
+/// One write transaction: holds the writer's turn from begin until commit or drop.
+pub struct Member {
+    turn: Option<OwnedMutexGuard<Slot>>,
+    writer: Arc<Writer>,
+    /// Inside a savepoint: earlier members' work shares the SQLite transaction.
+    nested: bool,
+}
+
+impl Writer {
+    pub(super) fn new(options: SqliteConnectOptions) -> Arc<Self> {
+        // A savepoint's journal in memory, not a temporary file opened and closed per member.
+        let options = options.pragma("temp_store", "MEMORY");
+        Arc::new(Writer { options, slot: Arc::default(), waiting: AtomicUsize::new(0) })
+    }
+
+    /// Waits for the turn (up to `WRITER_TIMEOUT`, as the busy timeout it replaces would
+    /// have), then begins a transaction or, inside an open group, a savepoint.
+    pub(super) async fn begin(self: &Arc<Self>) -> Result<Member, StoreError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let turn =
+            tokio::time::timeout(super::WRITER_TIMEOUT, self.slot.clone().lock_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut turn = turn.map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        if turn.conn.is_none() {
+            turn.conn = Some(SqliteConnection::connect_with(&self.options).await?);
+        }
+        let nested = turn.group.is_some();
+        count_statement();
+        if nested {
+            // Without its savepoint the group's transaction cannot be trusted to hold.
+            if let Err(err) = run(&mut turn, "SAVEPOINT member").await {
+                fail_group(turn, "a savepoint failed");
+                return Err(err);
+            }
+        } else {
+            if let Err(err) = run(&mut turn, "BEGIN IMMEDIATE").await {
+                // Busy past the timeout, or a broken connection: the next write opens anew.
+                turn.conn = None;
+                return Err(err);
+            }
+            turn.group = Some(Group { members: 0, outcome: Outcome::default() });
+        }
+        Ok(Member { turn: Some(turn), writer: self.clone(), nested })
+    }
+
+    /// Closes the connection once the writes in progress are done.
+    pub(super) async fn close(&self) {
+        let mut turn = self.slot.lock().await;
+        if let Some(conn) = turn.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+impl Member {
+    pub(super) fn conn(&mut self) -> &mut SqliteConnection {
+        // A member holds the turn, and the turn an open connection, from `begin` until
+        // `commit` or drop, which both consume the member.
+        self.turn.as_mut().and_then(|turn| turn.conn.as_mut()).expect("a member holds the writer")
+    }
+
+    /// Returns once this transaction's work is committed, with the group's result.
+    pub(super) async fn commit(mut self) -> Result<(), StoreError> {
+        let Some(mut turn) = self.turn.take() else { return Err(gone()) };
+        let Some(group) = turn.group.as_mut() else { return Err(gone()) };
+        group.members += 1;
+        if self.writer.waiting.load(Ordering::SeqCst) == 0 || group.members >= MAX_GROUP {
+            return commit_group(&mut turn).await;
+        }
+        // Others wait: let them add their work, and commit when the turn comes back (unless
+        // one of them committed the group first). The task does it even if this request is
+        // cancelled meanwhile.
+        let outcome = group.outcome.clone();
+        drop(turn);
+        let slot = self.writer.slot.clone();
+        let committer = tokio::spawn(async move {
+            let mut turn = slot.lock_owned().await;
+            match outcome.get() {
+                Some(done) => done.clone().map_err(failed),
+                None => commit_group(&mut turn).await,
+            }
+        });
+        committer.await.map_err(|_| gone())?
+    }
+}
+
+impl Drop for Member {
+    /// A transaction dropped without commit rolls back its own work: the whole SQLite
+    /// transaction when it began it, its savepoint otherwise. Rolling back needs the
+    /// connection, so a task does it while still holding the turn.
+    fn drop(&mut self) {
+        let Some(turn) = self.turn.take() else { return };
+        let nested = self.nested;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(abandon(turn, nested))),
+            // No runtime left to roll back on: closing the connection rolls back everything,
+            // and every member of the group hears so.
+            Err(_) => fail_group(turn, "the write was abandoned at shutdown"),
+        }
+    }
+}
+
+async fn abandon(mut turn: OwnedMutexGuard<Slot>, nested: bool) {
+    let statement = if nested { "ROLLBACK TO member" } else { "ROLLBACK" };
+    match run(&mut turn, statement).await {
+        Ok(()) if !nested => turn.group = None,
+        Ok(()) => {}
+        Err(_) => fail_group(turn, "the write transaction was rolled back"),
+    }
+}
+
+/// COMMIT on behalf of every member; each of them gets the result.
+async fn commit_group(turn: &mut Slot) -> Result<(), StoreError> {
+    let Some(group) = turn.group.take() else { return Err(gone()) };
+    metrics::histogram!("sqlite_group_commit_members").record(group.members as f64);
+    count_statement();
+    let result = run(turn, "COMMIT").await;
+    if result.is_err() && run(turn, "ROLLBACK").await.is_err() {
+        turn.conn = None;
+    }
+    let shared = result.as_ref().map(|_| ()).map_err(|err| Arc::from(err.to_string()));
+    let _ = group.outcome.set(shared);
+    result
+}
+
+/// Ends the group without its work: closing the connection rolls back what SQLite still
+/// holds, and the members waiting to commit get the error.
+fn fail_group(mut turn: OwnedMutexGuard<Slot>, why: &str) {
+    turn.conn = None;
+    if let Some(group) = turn.group.take() {
+        let _ = group.outcome.set(Err(Arc::from(why)));
+    }
+}
+
+async fn run(turn: &mut Slot, statement: &'static str) -> Result<(), StoreError> {
+    let Some(conn) = turn.conn.as_mut() else { return Err(gone()) };
+    sqlx::query(statement).execute(conn).await?;
+    Ok(())
+}
+
+fn failed(why: Arc<str>) -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol(format!("the group commit failed: {why}")))
+}
+
+fn gone() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol("the SQLite writer is closed".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use super::*;
+
+    /// A writer on a fresh file with one table, and a second connection to read it as
+    /// another process would (it sees only what was committed).
+    async fn setup() -> (tempfile::TempDir, Arc<Writer>, SqliteConnection) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let mut reader = SqliteConnection::connect_with(&options).await.expect("connect");
+        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .execute(&mut reader)
+            .await
+            .expect("table");
+        (dir, Writer::new(options), reader)
+    }
+
+    async fn insert(member: &mut Member, v: i64) {
+        sqlx::query("INSERT INTO t (v) VALUES ($1)")
+            .bind(v)
+            .execute(member.conn())
+            .await
+            .expect("insert");
+    }
+
+    async fn committed(reader: &mut SqliteConnection) -> Vec<i64> {
+        sqlx::query_scalar("SELECT v FROM t ORDER BY v").fetch_all(reader).await.expect("read")
+    }
+
+    /// Begins once the writer's turn is taken by someone else, so it waits and counts.
+    async fn queue(writer: &Arc<Writer>) -> tokio::task::JoinHandle<Member> {
+        let queued = writer.clone();
+        let handle = tokio::spawn(async move { queued.begin().await.expect("begin") });
+        while writer.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        handle
+    }
+
+    #[tokio::test]
+    async fn a_member_commits_with_the_group_and_not_before() {
+        let (_dir, writer, mut reader) = setup().await;
+        let mut first = writer.begin().await.expect("begin");
+        insert(&mut first, 1).await;
+        let next = queue(&writer).await;
+        // Another write waits: the first leaves its work in the group and waits for it.
+        let first_commit = tokio::spawn(first.commit());
+        let mut second = next.await.expect("turn");
+        assert!(second.nested, "the second write runs inside the first's transaction");
+        insert(&mut second, 2).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!first_commit.is_finished(), "answered before its data was committed");
+        assert_eq!(committed(&mut reader).await, Vec::<i64>::new());
+        second.commit().await.expect("the group commits");
+        first_commit.await.expect("task").expect("the first hears the group's result");
+        assert_eq!(committed(&mut reader).await, vec![1, 2]);
+        // One COMMIT covered both; the next write starts a new transaction.
+        let third = writer.begin().await.expect("begin");
+        assert!(!third.nested);
+    }
+
+    #[tokio::test]
+    async fn a_member_dropped_without_commit_takes_only_its_own_work_back() {
+        let (_dir, writer, mut reader) = setup().await;
+        let mut first = writer.begin().await.expect("begin");
+        insert(&mut first, 1).await;
+        let next = queue(&writer).await;
+        let first_commit = tokio::spawn(first.commit());
+        let mut failing = next.await.expect("turn");
+        insert(&mut failing, 2).await;
+        let after = queue(&writer).await;
+        drop(failing);
+        // The first member's committer queued before this one: it commits the group (its
+        // own work, without the failed member's) before the next write begins.
+        let mut third = after.await.expect("turn");
+        insert(&mut third, 3).await;
+        third.commit().await.expect("commit");
+        first_commit.await.expect("task").expect("the first member's work is committed");
+        assert_eq!(committed(&mut reader).await, vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn the_first_write_dropped_rolls_back_and_frees_the_writer() {
+        let (_dir, writer, mut reader) = setup().await;
+        let mut first = writer.begin().await.expect("begin");
+        insert(&mut first, 1).await;
+        drop(first);
+        let mut next = writer.begin().await.expect("the writer is free again");
+        assert!(!next.nested, "nothing was left open");
+        insert(&mut next, 1).await;
+        next.commit().await.expect("commit");
+        assert_eq!(committed(&mut reader).await, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_cannot_commit_fails_every_member() {
+        let (_dir, writer, mut reader) = setup().await;
+        let mut first = writer.begin().await.expect("begin");
+        insert(&mut first, 1).await;
+        let next = queue(&writer).await;
+        let first_commit = tokio::spawn(first.commit());
+        let mut second = next.await.expect("turn");
+        // What SQLite does after an I/O error or a full disk: the whole transaction is gone.
+        sqlx::query("ROLLBACK").execute(second.conn()).await.expect("rollback");
+        insert(&mut second, 2).await;
+        assert!(second.commit().await.is_err(), "COMMIT without a transaction succeeded");
+        let first_result = first_commit.await.expect("task");
+        assert!(first_result.is_err(), "the first member was told its write succeeded");
+        assert!(!committed(&mut reader).await.contains(&1));
+    }
+}
