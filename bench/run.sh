@@ -171,6 +171,16 @@ figure "GET /api/v1/contacts?limit=50 (decrypting 50), 8 connections" "$list"
 share() { python3 -c "import sys; c, n, rps, cores = map(float, sys.argv[1:]); print(f'{100 * c * n * rps / (cores * 1e6):.2f} %')" "$@"; }
 figure "encryption's share of a contact create (upper bound)" "$(share "$(crypto seal_us_per_contact)" 1 "$(rps "$create")" "$(nproc)")"
 figure "encryption's share of a 50-contact page (upper bound)" "$(share "$(crypto open_us_per_contact)" 50 "$(rps "$list")" "$(nproc)")"
+# Issue 14's measure: the same page under a profiler, the share of the server's CPU inside
+# contact decryption (`sealed::open` and all it calls). Needs perf (Debian's linux-perf).
+if command -v perf > /dev/null && perf record -o /dev/null -- true > /dev/null 2>&1; then
+    perf record -F 499 --call-graph dwarf,16384 -p "$PID" -o "$WORK/list.perf" -- sleep 6 > /dev/null 2>&1 &
+    profiler=$!
+    wrk -t2 -c8 -d8s "$URL/api/v1/contacts?limit=50" -H "Authorization: Bearer $TOKEN" > /dev/null
+    wait "$profiler"
+    figure "decryption's share of a 50-contact page (perf, target <= 10 %)" \
+        "$(perf report -i "$WORK/list.perf" --children --sort sym --stdio -g none 2> /dev/null | awk '/contacts::sealed::open$/ {print $1; exit}')"
+fi
 stop_server
 
 echo "==> online rotation of a tenant's data key"
