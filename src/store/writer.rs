@@ -252,15 +252,22 @@ mod tests {
         handle
     }
 
+    /// A group of two: the first member wrote 1 and committed while the second waited, so its
+    /// commit waits for the group; the second now holds the turn.
+    async fn group_of_two(
+        writer: &Arc<Writer>,
+    ) -> (tokio::task::JoinHandle<Result<(), StoreError>>, Member) {
+        let mut first = writer.begin().await.expect("begin");
+        insert(&mut first, 1).await;
+        let next = queue(writer).await;
+        let first_commit = tokio::spawn(first.commit());
+        (first_commit, next.await.expect("turn"))
+    }
+
     #[tokio::test]
     async fn a_member_commits_with_the_group_and_not_before() {
         let (_dir, writer, mut reader) = setup().await;
-        let mut first = writer.begin().await.expect("begin");
-        insert(&mut first, 1).await;
-        let next = queue(&writer).await;
-        // Another write waits: the first leaves its work in the group and waits for it.
-        let first_commit = tokio::spawn(first.commit());
-        let mut second = next.await.expect("turn");
+        let (first_commit, mut second) = group_of_two(&writer).await;
         assert!(second.nested, "the second write runs inside the first's transaction");
         insert(&mut second, 2).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -277,11 +284,7 @@ mod tests {
     #[tokio::test]
     async fn a_member_dropped_without_commit_takes_only_its_own_work_back() {
         let (_dir, writer, mut reader) = setup().await;
-        let mut first = writer.begin().await.expect("begin");
-        insert(&mut first, 1).await;
-        let next = queue(&writer).await;
-        let first_commit = tokio::spawn(first.commit());
-        let mut failing = next.await.expect("turn");
+        let (first_commit, mut failing) = group_of_two(&writer).await;
         insert(&mut failing, 2).await;
         let after = queue(&writer).await;
         drop(failing);
@@ -310,11 +313,7 @@ mod tests {
     #[tokio::test]
     async fn a_group_that_cannot_commit_fails_every_member() {
         let (_dir, writer, mut reader) = setup().await;
-        let mut first = writer.begin().await.expect("begin");
-        insert(&mut first, 1).await;
-        let next = queue(&writer).await;
-        let first_commit = tokio::spawn(first.commit());
-        let mut second = next.await.expect("turn");
+        let (first_commit, mut second) = group_of_two(&writer).await;
         // What SQLite does after an I/O error or a full disk: the whole transaction is gone.
         sqlx::query("ROLLBACK").execute(second.conn()).await.expect("rollback");
         insert(&mut second, 2).await;
