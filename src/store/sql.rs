@@ -176,7 +176,7 @@ impl Query {
         let sql = AssertSqlSafe(sql);
         count_statement();
         let named = tx.named_statements();
-        Ok(match tx.conn() {
+        Ok(match tx.conn()? {
             Conn::Sqlite(c) => {
                 sqlx::query_with(sql, sqlite_args(binds)?).execute(c).await?.rows_affected()
             }
@@ -200,7 +200,7 @@ impl Query {
         count_statement();
         let raw = tx.raw();
         let named = raw.named_statements();
-        Ok(match raw.conn() {
+        Ok(match raw.conn()? {
             Conn::Sqlite(c) => sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_all(c).await,
             Conn::Postgres(c) => {
                 sqlx::query_as_with(sql, pg_args(binds)?).persistent(named).fetch_all(c).await
@@ -217,7 +217,7 @@ impl Query {
         count_statement();
         let raw = tx.raw();
         let named = raw.named_statements();
-        Ok(match raw.conn() {
+        Ok(match raw.conn()? {
             Conn::Sqlite(c) => {
                 sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_optional(c).await
             }

@@ -47,14 +47,14 @@ impl RawTx {
         !matches!(self, RawTx::PostgresPooled(_))
     }
 
-    pub fn conn(&mut self) -> Conn<'_> {
-        match self {
+    pub fn conn(&mut self) -> Result<Conn<'_>, StoreError> {
+        Ok(match self {
             RawTx::Sqlite(tx) => Conn::Sqlite(tx),
-            RawTx::SqliteWrite(member) => Conn::Sqlite(member.conn()),
+            RawTx::SqliteWrite(member) => Conn::Sqlite(member.conn()?),
             RawTx::Postgres(tx) | RawTx::PostgresPooled(tx) => Conn::Postgres(tx),
             RawTx::SqliteConn(c) => Conn::Sqlite(c),
             RawTx::PostgresConn(c) => Conn::Postgres(c),
-        }
+        })
     }
 }
 

@@ -113,10 +113,10 @@ impl Writer {
 }
 
 impl Member {
-    pub(super) fn conn(&mut self) -> &mut SqliteConnection {
-        // A member holds the turn, and the turn an open connection, from `begin` until
-        // `commit` or drop, which both consume the member.
-        self.turn.as_mut().and_then(|turn| turn.conn.as_mut()).expect("a member holds the writer")
+    /// The writer's connection while this member holds the turn (from `begin` until `commit`
+    /// or drop, which both consume it); an error, never a panic, should that ever not hold.
+    pub(super) fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        self.turn.as_mut().and_then(|turn| turn.conn.as_mut()).ok_or_else(gone)
     }
 
     /// Returns once this transaction's work is committed, with the group's result.
@@ -233,7 +233,7 @@ mod tests {
     async fn insert(member: &mut Member, v: i64) {
         sqlx::query("INSERT INTO t (v) VALUES ($1)")
             .bind(v)
-            .execute(member.conn())
+            .execute(member.conn().expect("the member holds the writer"))
             .await
             .expect("insert");
     }
@@ -315,7 +315,7 @@ mod tests {
         let (_dir, writer, mut reader) = setup().await;
         let (first_commit, mut second) = group_of_two(&writer).await;
         // What SQLite does after an I/O error or a full disk: the whole transaction is gone.
-        sqlx::query("ROLLBACK").execute(second.conn()).await.expect("rollback");
+        sqlx::query("ROLLBACK").execute(second.conn().expect("held")).await.expect("rollback");
         insert(&mut second, 2).await;
         assert!(second.commit().await.is_err(), "COMMIT without a transaction succeeded");
         let first_result = first_commit.await.expect("task");
