@@ -90,41 +90,6 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(integrations::callback),
         ),
         page(
-            Method::GET,
-            "/signup",
-            Public,
-            Read,
-            get(recovery::blank("signup.html", "Create an account")),
-        ),
-        page(
-            Method::GET,
-            "/forgot-password",
-            Public,
-            Read,
-            get(recovery::blank("forgot.html", "Reset your password")),
-        ),
-        page(
-            Method::GET,
-            "/reset-password",
-            Public,
-            Read,
-            get(recovery::blank("reset.html", "Choose a new password")),
-        ),
-        page(
-            Method::GET,
-            "/verify-email",
-            Public,
-            Read,
-            get(recovery::blank("verify.html", "Verify your email")),
-        ),
-        page(
-            Method::GET,
-            "/invitations/accept",
-            Public,
-            Read,
-            get(recovery::blank("accept.html", "Join your team")),
-        ),
-        page(
             Method::POST,
             "/account/sessions/{id}/revoke",
             Session,
@@ -133,6 +98,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .mfa_exempt(),
     ];
+    // The forms before a session: their template with nothing filled in.
+    for (path, template, title) in [
+        ("/signup", "signup.html", "Create an account"),
+        ("/forgot-password", "forgot.html", "Reset your password"),
+        ("/reset-password", "reset.html", "Choose a new password"),
+        ("/verify-email", "verify.html", "Verify your email"),
+        ("/invitations/accept", "accept.html", "Join your team"),
+    ] {
+        pages.push(page(Method::GET, path, Public, Read, get(recovery::blank(template, title))));
+    }
     // Pages that stand for one API route each take that route's policy whole.
     let api: Vec<RoutePolicy> = crate::http::endpoints().into_iter().map(|e| e.policy).collect();
     for (method, path, api_method, api_path, handler) in mirrored() {
