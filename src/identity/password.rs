@@ -105,9 +105,14 @@ impl PasswordHasher {
                 })
                 .map_err(|err| HashError::Failed(err.to_string()))?;
         }
-        // Made once at start, on memory of its own that is given back at once.
-        let dummy_password = Zeroizing::new(crate::crypto::random_bytes::<32>());
-        let dummy_hash = hash_with(&params, dummy_password.as_slice(), &mut Memory::new())?;
+        // Not a hash of anything: our parameters, a random salt and a random output, so that
+        // verifying against it costs exactly one hash with our parameters and never matches
+        // (a 2^-256 chance). Hashing a random password at start cost 19 MiB of memory that
+        // the allocator then kept for the life of the process (issue 14's idle RSS).
+        let dummy_output =
+            Zeroizing::new(crate::crypto::random_bytes::<{ Params::DEFAULT_OUTPUT_LEN }>());
+        let dummy_hash =
+            phc_string(&params, &crate::crypto::random_bytes::<16>(), dummy_output.as_slice())?;
         Ok(PasswordHasher {
             params,
             jobs,
@@ -283,12 +288,17 @@ fn hash_with(params: &Params, password: &[u8], memory: &mut Memory) -> Result<St
     })
     .ok_or_else(|| failed("no memory for the hash"))?
     .map_err(failed)?;
+    phc_string(params, &salt, out.as_slice())
+}
+
+/// The PHC string of an Argon2id v19 hash with these parameters, salt and output.
+fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> Result<String, HashError> {
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
         params: ParamsString::try_from(params).map_err(failed)?,
-        salt: Some(Salt::new(&salt).map_err(failed)?),
-        hash: Some(Output::new(out.as_slice()).map_err(failed)?),
+        salt: Some(Salt::new(salt).map_err(failed)?),
+        hash: Some(Output::new(output).map_err(failed)?),
     };
     Ok(phc.to_string())
 }
@@ -408,6 +418,11 @@ mod tests {
         let wrong = Secret::new("wrong horse battery staple".to_owned());
         assert_eq!(hasher.verify(&wrong, Some(&hash)).await.expect("verify"), Verified::No);
         assert_eq!(hasher.verify(&password, None).await.expect("verify"), Verified::No);
+        // The dummy costs what a real account costs: our parameters, a full-length output.
+        let dummy = PasswordHash::new(&hasher.dummy_hash).expect("a PHC string");
+        let costs = |p: &Params| (p.m_cost(), p.t_cost(), p.p_cost());
+        assert_eq!(costs(&Params::try_from(&dummy).expect("params")), costs(&hasher.params));
+        assert_eq!(dummy.hash.map(|h| h.len()), Some(Params::DEFAULT_OUTPUT_LEN));
         assert_eq!(hasher.verify(&password, Some("garbage")).await.expect("verify"), Verified::No);
     }
 
