@@ -38,6 +38,26 @@ pub(super) async fn append(
 ) -> Result<AuditEventId, StoreError> {
     let chain = tenant.unwrap_or(TenantId::PLATFORM).as_uuid();
     let tenant = tenant.map(|t| t.as_uuid());
+    // SQLite's writer hints where this connection left the head, which saves reading it: the
+    // insert then runs only if the head is still that one (sequence number and hash), in the
+    // same statement. A stale hint (a member rolled back, a failed group, another process)
+    // inserts nothing and the append reads the head as below.
+    if let Some((seq, hash)) = tx.raw().audit_head_hint(chain) {
+        let (row, hash) = event_row(chain, tenant, ctx, event, seq, hash);
+        let inserted = query(
+            "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, \
+             action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
+             WHERE EXISTS (SELECT 1 FROM audit_heads WHERE chain_id = $2 AND seq = $4 - 1 AND hash = $16)"
+        )
+        .binds(insert_binds(&row, &hash))
+        .execute_one(tx)
+        .await?;
+        if inserted {
+            tx.raw().hint_audit_head(chain, row.seq, hash);
+            return Ok(AuditEventId::from_uuid(row.id));
+        }
+    }
     // The head row serializes appends to one chain: locked (PostgreSQL) or protected by
     // SQLite's single writer. A chain's first append creates it (one statement saved on
     // every later append, which finds it).
@@ -59,16 +79,35 @@ pub(super) async fn append(
             query(lock).bind(chain).fetch_one(tx).await?
         }
     };
+    let (row, hash) = event_row(chain, tenant, ctx, event, head_seq, head_hash);
+    query(
+        "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, \
+         action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    )
+    .binds(insert_binds(&row, &hash))
+    .execute(tx).await?;
+    // The head advances by the trigger of migration 0008, in this same statement.
+    tx.raw().hint_audit_head(chain, row.seq, hash);
+    Ok(AuditEventId::from_uuid(row.id))
+}
 
-    let id = AuditEventId::new();
+/// The event that follows the head `(head_seq, head_hash)` of `chain`, and its hash.
+fn event_row(
+    chain: Uuid,
+    tenant: Option<Uuid>,
+    ctx: &RequestContext,
+    event: &Event,
+    head_seq: i64,
+    head_hash: Vec<u8>,
+) -> (AuditRow, Vec<u8>) {
     let details = serde_json::to_string(&event.details).unwrap_or_else(|_| "{}".into());
-    let occurred_at = Timestamp::now();
     let row = AuditRow {
-        id: id.as_uuid(),
+        id: AuditEventId::new().as_uuid(),
         chain_id: chain,
         tenant_id: tenant,
         seq: head_seq + 1,
-        occurred_at,
+        occurred_at: Timestamp::now(),
         actor_type: event.actor_type.to_owned(),
         actor_id: event.actor_id.clone(),
         action: event.action.as_str().to_owned(),
@@ -82,16 +121,31 @@ pub(super) async fn append(
         prev_hash: head_hash,
         hash: vec![],
     };
-    let hash = event_hash(&row.prev_hash, &Canonical::of(&row));
-    query(
-        "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, \
-         action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    let hash = event_hash(&row.prev_hash, &Canonical::of(&row)).to_vec();
+    (row, hash)
+}
+
+/// The 17 values of an `audit_events` insert, in column order.
+fn insert_binds<'a>(row: &'a AuditRow, hash: &'a [u8]) -> impl crate::store::Binds + 'a {
+    (
+        row.id,
+        row.chain_id,
+        row.tenant_id,
+        row.seq,
+        row.occurred_at,
+        &row.actor_type,
+        &row.actor_id,
+        &row.action,
+        &row.target_type,
+        &row.target_id,
+        &row.outcome,
+        &row.ip,
+        &row.user_agent,
+        &row.request_id,
+        &row.details,
+        &row.prev_hash,
+        hash.to_vec(),
     )
-    .binds((row.id, row.chain_id, row.tenant_id, row.seq, row.occurred_at, &row.actor_type, &row.actor_id, &row.action, &row.target_type, &row.target_id, &row.outcome, &row.ip, &row.user_agent, &row.request_id, &row.details, &row.prev_hash, hash.to_vec()))
-    .execute(tx).await?;
-    // The head advances by the trigger of migration 0008, in this same statement.
-    Ok(id)
 }
 
 /// Filters of `GET /audit-events`.

@@ -30,7 +30,7 @@ use sqlx::sqlite::{
 
 use crate::config::{DatabaseConfig, DatabaseUrl, Pooler};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, RoleReport};
-pub use sql::{Bind, Query, Row, Value, query};
+pub use sql::{Bind, Binds, Query, Row, Value, query};
 pub(crate) use tx::Conn;
 pub use tx::{AsRawTx, RawTx, SystemConn, SystemTx, TenantTx, background, statements_sent};
 

@@ -47,6 +47,21 @@ impl RawTx {
         !matches!(self, RawTx::PostgresPooled(_))
     }
 
+    /// The writer's hint of an audit chain's head: SQLite writes only (`writer::Slot`).
+    pub fn audit_head_hint(&self, chain: uuid::Uuid) -> Option<(i64, Vec<u8>)> {
+        match self {
+            RawTx::SqliteWrite(member) => member.audit_head(chain),
+            _ => None,
+        }
+    }
+
+    /// Records where an append left an audit chain's head, for the next append's hint.
+    pub fn hint_audit_head(&mut self, chain: uuid::Uuid, seq: i64, hash: Vec<u8>) {
+        if let RawTx::SqliteWrite(member) = self {
+            member.set_audit_head(chain, seq, hash);
+        }
+    }
+
     pub fn conn(&mut self) -> Result<Conn<'_>, StoreError> {
         Ok(match self {
             RawTx::Sqlite(tx) => Conn::Sqlite(tx),

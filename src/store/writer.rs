@@ -34,6 +34,9 @@ use super::tx::count_statement;
 
 /// The most transactions one COMMIT covers: a bound on how long the first of them waits.
 const MAX_GROUP: usize = 32;
+/// The most audit chain heads hinted at once (a chain per tenant); past it the hints start
+/// over, which costs each chain one read of its head.
+const AUDIT_HEADS: usize = 4096;
 
 pub(super) struct Writer {
     options: SqliteConnectOptions,
@@ -48,6 +51,11 @@ struct Slot {
     conn: Option<SqliteConnection>,
     /// The open SQLite transaction and the members whose work it holds.
     group: Option<Group>,
+    /// The audit chains' heads (sequence number and hash) as writes on this connection last
+    /// left them: a hint that saves reading a head before an append. Only a hint: a member
+    /// rolled back, a failed group or another process may have moved the head since, so the
+    /// append that uses it checks it in the same statement (`audit::store::append`).
+    audit_heads: std::collections::HashMap<uuid::Uuid, (i64, Vec<u8>)>,
 }
 
 struct Group {
@@ -119,6 +127,20 @@ impl Member {
         self.turn.as_mut().and_then(|turn| turn.conn.as_mut()).ok_or_else(gone)
     }
 
+    /// The hinted head of an audit chain (see `Slot::audit_heads`).
+    pub(super) fn audit_head(&self, chain: uuid::Uuid) -> Option<(i64, Vec<u8>)> {
+        self.turn.as_ref().and_then(|turn| turn.audit_heads.get(&chain).cloned())
+    }
+
+    pub(super) fn set_audit_head(&mut self, chain: uuid::Uuid, seq: i64, hash: Vec<u8>) {
+        if let Some(turn) = self.turn.as_mut() {
+            if turn.audit_heads.len() >= AUDIT_HEADS && !turn.audit_heads.contains_key(&chain) {
+                turn.audit_heads.clear();
+            }
+            turn.audit_heads.insert(chain, (seq, hash));
+        }
+    }
+
     /// Returns once this transaction's work is committed, with the group's result.
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
         let Some(mut turn) = self.turn.take() else { return Err(gone()) };
@@ -187,6 +209,7 @@ async fn commit_group(turn: &mut Slot) -> Result<(), StoreError> {
 /// holds, and the members waiting to commit get the error.
 fn fail_group(mut turn: OwnedMutexGuard<Slot>, why: &str) {
     turn.conn = None;
+    turn.audit_heads.clear();
     if let Some(group) = turn.group.take() {
         let _ = group.outcome.set(Err(Arc::from(why)));
     }

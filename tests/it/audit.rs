@@ -382,3 +382,43 @@ async fn an_event_that_does_not_follow_its_head_is_refused() {
     let after: i64 = head().await.parse().expect("seq");
     assert_eq!(after, before.parse::<i64>().expect("seq") + 1, "and moves the head");
 }
+
+/// SQLite's writer remembers where it left each chain's head and appends without reading it
+/// (`audit::store::append`), but only if the head is still that one, sequence number and
+/// hash, checked in the insert itself. Here the head is moved behind the writer's back (as
+/// another process or a rolled-back write would) to the same sequence number with another
+/// hash: the next event must follow the head as it is, not as the writer remembered it.
+#[tokio::test]
+async fn an_append_follows_the_real_head_of_its_chain_not_a_remembered_one() {
+    let app = TestApp::spawn().await;
+    let (owner, _) = busy_tenant(&app).await;
+    let chain = id_literal(&owner.tenant_id);
+    let moved = vec![7u8; 32];
+    let hex: String = moved.iter().map(|b| format!("{b:02x}")).collect();
+    let blob = match backend() {
+        Backend::Sqlite => format!("X'{hex}'"),
+        Backend::Postgres => format!("'\\x{hex}'::bytea"),
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE audit_heads SET hash = {blob} WHERE chain_id = {chain}"
+    ));
+    match app.db.raw(true).await {
+        RawDb::Sqlite(mut c) => sqlx::query(sql).execute(&mut c).await.map(|_| ()),
+        RawDb::Postgres(mut c) => sqlx::query(sql).execute(&mut c).await.map(|_| ()),
+    }
+    .expect("move the head");
+    // Any audited write of the tenant: a contact.
+    let created =
+        app.post_as(&owner.token, "/api/v1/contacts", &json!({"first_name": "Ada"})).await;
+    assert_eq!(created.status(), 201);
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT prev_hash FROM audit_events WHERE chain_id = {chain} \
+         AND seq = (SELECT seq FROM audit_heads WHERE chain_id = {chain})"
+    ));
+    let prev: Vec<u8> = match app.db.raw(true).await {
+        RawDb::Sqlite(mut c) => sqlx::query_scalar(sql).fetch_one(&mut c).await,
+        RawDb::Postgres(mut c) => sqlx::query_scalar(sql).fetch_one(&mut c).await,
+    }
+    .expect("the newest event");
+    assert_eq!(prev, moved, "the new event follows the head as the database has it");
+}
