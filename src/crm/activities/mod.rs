@@ -196,7 +196,7 @@ impl Resource for Activities {
         id: ActivityId,
         a: &ActivityInput,
         insert: bool,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Option<Self::Row>> {
         let mut check = Check::new();
         check.name("subject", &a.subject, 200);
         if let Some(details) = &a.details {
@@ -226,7 +226,8 @@ impl Resource for Activities {
             deal_id: a.deal_id,
             owner_id,
         };
-        Ok(store::write(tx, id, &columns, insert, Timestamp::now()).await?)
+        store::write(tx, id, &columns, insert, Timestamp::now()).await?;
+        Ok(None)
     }
 
     async fn body_of(

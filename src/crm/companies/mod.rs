@@ -219,7 +219,7 @@ impl Resource for Companies {
         id: CompanyId,
         c: &CompanyCreate,
         insert: bool,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Option<Self::Row>> {
         check(c)?;
         check_refs(tx, &[("owner_id", Ref::User, c.owner_id.map(|id| id.as_uuid()))]).await?;
         let columns = CompanyColumns {
@@ -230,7 +230,8 @@ impl Resource for Companies {
             tags: encode_tags(&c.tags),
             custom_fields: encode_custom(&c.custom_fields),
         };
-        Ok(store::write(tx, id, &columns, insert, Timestamp::now()).await?)
+        store::write(tx, id, &columns, insert, Timestamp::now()).await?;
+        Ok(None)
     }
 
     async fn body_of(

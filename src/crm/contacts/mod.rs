@@ -369,7 +369,7 @@ impl Resource for Contacts {
         id: ContactId,
         data: &ContactData,
         insert: bool,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Option<ContactRow>> {
         check(data)?;
         check_refs(
             tx,
@@ -383,12 +383,13 @@ impl Resource for Contacts {
         let sealed = seal(&keys, tx.tenant_id(), id, data);
         let now = Timestamp::now();
         if insert {
-            store::insert(tx, id, &sealed, now).await?;
-        // Every field is re-sealed under the current key: an edit also finishes a rotation.
-        } else if !store::update(tx, id, &sealed, now).await? {
-            return Err(super::not_found::<Contacts>());
+            return Ok(Some(store::insert(tx, id, &sealed, now).await?));
         }
-        Ok(())
+        // Every field is re-sealed under the current key: an edit also finishes a rotation.
+        match store::update(tx, id, &sealed, now).await? {
+            Some(row) => Ok(Some(row)),
+            None => Err(super::not_found::<Contacts>()),
+        }
     }
 
     async fn body_of(

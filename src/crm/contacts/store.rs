@@ -12,6 +12,16 @@ use crate::webhooks::EventKind;
 
 pub struct Contacts;
 
+/// A contact row's columns, as `ContactRow` reads them: the list's SELECT and the RETURNING
+/// of a write, which thereby hands back the row as stored without reading it again.
+macro_rules! columns {
+    () => {
+        "id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, date_of_birth_enc, \
+         ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, \
+         erased_at, created_at, updated_at"
+    };
+}
+
 impl Record for Contacts {
     const NAME: &'static str = "contact";
     const TABLE: &'static str = "contacts";
@@ -28,9 +38,7 @@ impl Record for Contacts {
     const DELETED_EVENT: Option<EventKind> = Some(EventKind::ContactDeleted);
     type Id = ContactId;
     type Row = ContactRow;
-    const SELECT: &'static str = "SELECT id, key_version, first_name_enc, last_name_enc, email_enc, phone_enc, \
-    date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, company_id, owner_id, tags, custom_fields, \
-    erased_at, created_at, updated_at FROM contacts";
+    const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM contacts");
     type Filter = ContactFilter;
 
     /// The filters on clear columns; `list` adds the blind-index lookups.
@@ -96,35 +104,36 @@ pub async fn insert(
     id: ContactId,
     s: &Sealed,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<ContactRow, StoreError> {
     let tenant = tx.tenant_id();
-    query(
+    query(concat!(
         "INSERT INTO contacts (id, tenant_id, key_version, first_name_enc, last_name_enc, email_enc, \
          phone_enc, date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, email_bidx, phone_bidx, \
          company_id, owner_id, tags, custom_fields, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18) \
+         RETURNING ", columns!())
     )
     .binds((id, tenant, s.key_version, &s.first_name, &s.last_name, &s.email, &s.phone, &s.date_of_birth, &s.ssn, &s.address, &s.bank_account, &s.email_bidx, &s.phone_bidx, s.company_id, s.owner_id, &s.tags, &s.custom_fields, now))
-    .execute(tx).await?;
-    Ok(())
+    .fetch_one(tx).await
 }
 
-/// Rewrites a contact (not an erased one).
+/// Rewrites a contact (not an erased one); `None` when there is none to rewrite.
 pub async fn update(
     tx: &mut TenantTx,
     id: ContactId,
     s: &Sealed,
     now: Timestamp,
-) -> Result<bool, StoreError> {
+) -> Result<Option<ContactRow>, StoreError> {
     let tenant = tx.tenant_id();
-    query(
+    query(concat!(
         "UPDATE contacts SET key_version = $3, first_name_enc = $4, last_name_enc = $5, email_enc = $6, \
          phone_enc = $7, date_of_birth_enc = $8, ssn_enc = $9, address_enc = $10, bank_account_enc = $11, \
          email_bidx = $12, phone_bidx = $13, company_id = $14, owner_id = $15, tags = $16, \
-         custom_fields = $17, updated_at = $18 WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL"
+         custom_fields = $17, updated_at = $18 WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL \
+         RETURNING ", columns!())
     )
     .binds((id, tenant, s.key_version, &s.first_name, &s.last_name, &s.email, &s.phone, &s.date_of_birth, &s.ssn, &s.address, &s.bank_account, &s.email_bidx, &s.phone_bidx, s.company_id, s.owner_id, &s.tags, &s.custom_fields, now))
-    .execute_one(tx).await
+    .fetch_optional(tx).await
 }
 
 /// Erasure: the personal data and its indexes are overwritten; the row stays as a tombstone.

@@ -185,7 +185,7 @@ impl Resource for Deals {
         id: DealId,
         d: &DealCreate,
         insert: bool,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Option<Self::Row>> {
         let mut check = Check::new();
         check.name("title", &d.title, 200);
         check.currency("currency", &d.currency);
@@ -214,7 +214,8 @@ impl Resource for Deals {
                 .first()
                 .ok_or_else(|| DomainError::invalid("pipeline_id", "the pipeline has no stages"))?,
         };
-        Ok(store::write(tx, id, d, stage, insert, Timestamp::now()).await?)
+        store::write(tx, id, d, stage, insert, Timestamp::now()).await?;
+        Ok(None)
     }
 
     async fn body_of(_: &AppState, _: &mut TenantTx, row: DealRow) -> DomainResult<DealCreate> {

@@ -142,7 +142,7 @@ impl Resource for Leads {
         id: LeadId,
         l: &LeadCreate,
         insert: bool,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Option<Self::Row>> {
         let mut check = Check::new();
         check.name("title", &l.title, 200);
         check.opt_name("source", l.source.as_deref(), 100);
@@ -164,7 +164,8 @@ impl Resource for Leads {
             company_id: l.company_id,
             owner_id: l.owner_id,
         };
-        Ok(store::write(tx, id, &columns, insert, Timestamp::now()).await?)
+        store::write(tx, id, &columns, insert, Timestamp::now()).await?;
+        Ok(None)
     }
 
     async fn body_of(_: &AppState, _: &mut TenantTx, row: LeadRow) -> DomainResult<LeadCreate> {

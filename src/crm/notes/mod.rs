@@ -112,7 +112,7 @@ impl Resource for Notes {
         id: NoteId,
         n: &NoteCreate,
         insert: bool,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Option<Self::Row>> {
         let mut check = Check::new();
         check.text("body", &n.body, 20_000);
         let links = [
@@ -156,7 +156,7 @@ impl Resource for Notes {
         } else {
             store::rewrite(tx, id, version, &sealed, now).await?;
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn body_of(app: &AppState, tx: &mut TenantTx, row: NoteRow) -> DomainResult<NoteCreate> {

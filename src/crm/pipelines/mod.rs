@@ -200,10 +200,11 @@ impl Resource for Pipelines {
         id: PipelineId,
         p: &PipelineInput,
         insert: bool,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Option<Self::Row>> {
         check(p, insert)?;
         store::write(tx, id, p.name.trim(), insert, Timestamp::now()).await?;
-        write_stages(tx, id, &p.stages).await
+        write_stages(tx, id, &p.stages).await?;
+        Ok(None)
     }
 
     async fn body_of(

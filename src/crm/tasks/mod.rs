@@ -122,7 +122,7 @@ impl Resource for Tasks {
         id: TaskId,
         t: &TaskInput,
         insert: bool,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Option<Self::Row>> {
         let mut check = Check::new();
         check.name("title", &t.title, 200);
         check.date("due_date", t.due_date.as_deref());
@@ -136,7 +136,8 @@ impl Resource for Tasks {
             ],
         )
         .await?;
-        Ok(store::write(tx, id, t, insert, Timestamp::now()).await?)
+        store::write(tx, id, t, insert, Timestamp::now()).await?;
+        Ok(None)
     }
 
     async fn body_of(_: &AppState, _: &mut TenantTx, row: TaskRow) -> DomainResult<TaskInput> {
