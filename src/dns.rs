@@ -22,9 +22,15 @@ impl Resolver {
                 tcp.port = addr.port();
                 let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
                 let config = ResolverConfig::from_name_servers(vec![server]);
-                TokioResolver::builder_with_config(config, TokioRuntimeProvider::default()).build()
+                let mut builder =
+                    TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
+                uncached(builder.options_mut());
+                builder.build()
             }
-            None => TokioResolver::builder_tokio().and_then(|builder| builder.build()),
+            None => TokioResolver::builder_tokio().and_then(|mut builder| {
+                uncached(builder.options_mut());
+                builder.build()
+            }),
         };
         match built {
             Ok(resolver) => Resolver(Some(resolver)),
@@ -67,4 +73,13 @@ impl Resolver {
             Err(err) => Err(format!("{name} does not resolve: {err}")),
         }
     }
+}
+
+/// Every lookup asks the resolver afresh: a sending domain's owner publishes a record and
+/// checks again, and an answer this process kept from the last check (a missing record, or
+/// the value before the change) would keep failing them for the record's TTL. The resolver
+/// the lookups go to keeps its own cache; webhook deliveries resolve once per attempt anyway.
+fn uncached(options: &mut hickory_resolver::config::ResolverOpts) {
+    options.positive_max_ttl = Some(std::time::Duration::ZERO);
+    options.negative_max_ttl = Some(std::time::Duration::ZERO);
 }
