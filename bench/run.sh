@@ -109,8 +109,11 @@ PY
 
 echo "==> limiter off: health, /me, login"
 start_server base BULWARK_RATE_LIMITS=off
-sleep 1
+# Idle: settled after start (the allocator returns what start-up freed 2 s in, main.rs).
+sleep 4
 figure "idle RSS of serve (KiB)" "$(rss_kib "$PID")"
+figure "  of which anonymous / file-backed (KiB)" \
+    "$(awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print a " / " f}' "/proc/$PID/status")"
 account
 figure "GET /healthz, 32 connections" "$(wrk_line 32 /healthz)"
 figure "GET /api/v1/me, 1 connection, limiter off" "$(wrk_line 1 /api/v1/me -H "Authorization: Bearer $TOKEN")"
