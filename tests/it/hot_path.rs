@@ -47,7 +47,8 @@ async fn authentication_costs_one_statement_cold_and_none_warm() {
     // statements of its own write — begin (with PostgreSQL's tenant setting), the key's
     // insert, the audit append, commit. The append is two statements on PostgreSQL (lock the
     // chain's head, insert the event; a trigger advances the head) and one on SQLite, whose
-    // writer knows the head it left (the insert checks it; see `audit_head_hints_…` in
+    // writer knows the head it left (the insert checks it; see
+    // `an_append_follows_the_real_head_of_its_chain_not_a_remembered_one` in
     // audit.rs).
     assert_eq!(app.get_as(&owner.token, "/api/v1/me").await.status(), 200);
     let sensitive = json!({"name": "k2", "scopes": ["contacts:read"]});
@@ -61,4 +62,31 @@ async fn authentication_costs_one_statement_cold_and_none_warm() {
         crate::support::Backend::Postgres => 6,
     };
     assert_eq!(warm, write, "a warm step-up route that writes");
+}
+
+/// A contact's create sends only the statements of its write: begin (PostgreSQL: and its
+/// tenant setting), the data key's check (PostgreSQL also locks it), the insert, which
+/// returns the row instead of a read after it, the audit append (one statement on SQLite,
+/// see above), the webhook subscriptions, commit.
+#[tokio::test]
+async fn a_contact_create_reads_nothing_back() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    let create = |n: u32| {
+        let body = json!({"first_name": "Ada", "email": format!("ada{n}@example.com")});
+        let token = owner.token.clone();
+        let app = &app;
+        async move {
+            let created = app.post_as(&token, "/api/v1/contacts", &body).await;
+            assert_eq!(created.status(), 201);
+        }
+    };
+    // Warm: the session, the tenant's keys and the audit chain's head are known.
+    create(0).await;
+    let warm = cost(create(1)).await;
+    let expected = match crate::support::backend() {
+        crate::support::Backend::Sqlite => 6,
+        crate::support::Backend::Postgres => 9,
+    };
+    assert_eq!(warm, expected, "a warm contact create");
 }
