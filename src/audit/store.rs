@@ -38,23 +38,12 @@ pub(super) async fn append(
 ) -> Result<AuditEventId, StoreError> {
     let chain = tenant.unwrap_or(TenantId::PLATFORM).as_uuid();
     let tenant = tenant.map(|t| t.as_uuid());
-    // SQLite's writer hints where this connection left the head, which saves reading it: the
-    // insert then runs only if the head is still that one (sequence number and hash), in the
-    // same statement. A stale hint (a member rolled back, a failed group, another process)
-    // inserts nothing and the append reads the head as below.
+    // SQLite's writer hints where this connection left the head, which saves reading it. A
+    // stale hint (a member rolled back, a failed group, another process) inserts nothing
+    // (`append_after`) and the append reads the head as below.
     if let Some((seq, hash)) = tx.raw().audit_head_hint(chain) {
-        let (row, hash) = event_row(chain, tenant, ctx, event, seq, hash);
-        let inserted = query(
-            "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, \
-             action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
-             WHERE EXISTS (SELECT 1 FROM audit_heads WHERE chain_id = $2 AND seq = $4 - 1 AND hash = $16)"
-        )
-        .binds(insert_binds(&row, &hash))
-        .execute_one(tx)
-        .await?;
-        if inserted {
-            tx.raw().hint_audit_head(chain, row.seq, hash);
+        let row = event_row(chain, tenant, ctx, event, seq, hash);
+        if append_after(tx, &row).await? {
             return Ok(AuditEventId::from_uuid(row.id));
         }
     }
@@ -79,20 +68,37 @@ pub(super) async fn append(
             query(lock).bind(chain).fetch_one(tx).await?
         }
     };
-    let (row, hash) = event_row(chain, tenant, ctx, event, head_seq, head_hash);
-    query(
-        "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, \
-         action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-    )
-    .binds(insert_binds(&row, &hash))
-    .execute(tx).await?;
-    // The head advances by the trigger of migration 0008, in this same statement.
-    tx.raw().hint_audit_head(chain, row.seq, hash);
+    let row = event_row(chain, tenant, ctx, event, head_seq, head_hash);
+    if !append_after(tx, &row).await? {
+        // The head was read (and on PostgreSQL locked) in this transaction: nothing can have
+        // moved it, so an insert that found it moved is a broken invariant, not a race.
+        return Err(StoreError::Database(sqlx::Error::Protocol(format!(
+            "the head of audit chain {chain} moved under its lock"
+        ))));
+    }
     Ok(AuditEventId::from_uuid(row.id))
 }
 
-/// The event that follows the head `(head_seq, head_hash)` of `chain`, and its hash.
+/// Inserts `row` if its chain's head is still the one it follows (sequence number and hash),
+/// checked in the insert itself; whether it was. The head advances by the trigger of
+/// migration 0008 in the same statement, and the writer's hint with it.
+async fn append_after(tx: &mut impl AsRawTx, row: &AuditRow) -> Result<bool, StoreError> {
+    let inserted = query(
+        "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, \
+         action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
+         WHERE EXISTS (SELECT 1 FROM audit_heads WHERE chain_id = $2 AND seq = $4 - 1 AND hash = $16)"
+    )
+    .binds((row.id, row.chain_id, row.tenant_id, row.seq, row.occurred_at, &row.actor_type, &row.actor_id, &row.action, &row.target_type, &row.target_id, &row.outcome, &row.ip, &row.user_agent, &row.request_id, &row.details, &row.prev_hash, &row.hash))
+    .execute_one(tx)
+    .await?;
+    if inserted {
+        tx.raw().hint_audit_head(row.chain_id, row.seq, row.hash.clone());
+    }
+    Ok(inserted)
+}
+
+/// The event that follows the head `(head_seq, head_hash)` of `chain`, its hash computed.
 fn event_row(
     chain: Uuid,
     tenant: Option<Uuid>,
@@ -100,7 +106,7 @@ fn event_row(
     event: &Event,
     head_seq: i64,
     head_hash: Vec<u8>,
-) -> (AuditRow, Vec<u8>) {
+) -> AuditRow {
     let details = serde_json::to_string(&event.details).unwrap_or_else(|_| "{}".into());
     let row = AuditRow {
         id: AuditEventId::new().as_uuid(),
@@ -121,31 +127,9 @@ fn event_row(
         prev_hash: head_hash,
         hash: vec![],
     };
-    let hash = event_hash(&row.prev_hash, &Canonical::of(&row)).to_vec();
-    (row, hash)
-}
-
-/// The 17 values of an `audit_events` insert, in column order.
-fn insert_binds<'a>(row: &'a AuditRow, hash: &'a [u8]) -> impl crate::store::Binds + 'a {
-    (
-        row.id,
-        row.chain_id,
-        row.tenant_id,
-        row.seq,
-        row.occurred_at,
-        &row.actor_type,
-        &row.actor_id,
-        &row.action,
-        &row.target_type,
-        &row.target_id,
-        &row.outcome,
-        &row.ip,
-        &row.user_agent,
-        &row.request_id,
-        &row.details,
-        &row.prev_hash,
-        hash.to_vec(),
-    )
+    let mut row = row;
+    row.hash = event_hash(&row.prev_hash, &Canonical::of(&row)).to_vec();
+    row
 }
 
 /// Filters of `GET /audit-events`.

@@ -109,10 +109,8 @@ impl PasswordHasher {
         // verifying against it costs exactly one hash with our parameters and never matches
         // (a 2^-256 chance). Hashing a random password at start cost 19 MiB of memory that
         // the allocator then kept for the life of the process (issue 14's idle RSS).
-        let dummy_output =
-            Zeroizing::new(crate::crypto::random_bytes::<{ Params::DEFAULT_OUTPUT_LEN }>());
-        let dummy_hash =
-            phc_string(&params, &crate::crypto::random_bytes::<16>(), dummy_output.as_slice())?;
+        let dummy_output = crate::crypto::random_bytes::<{ Params::DEFAULT_OUTPUT_LEN }>();
+        let dummy_hash = phc_string(&params, &crate::crypto::random_bytes::<16>(), &dummy_output)?;
         Ok(PasswordHasher {
             params,
             jobs,
