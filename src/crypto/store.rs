@@ -2,7 +2,7 @@
 
 use crate::clock::Timestamp;
 use crate::ids::TenantId;
-use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx, query};
+use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx, hints, query};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -46,10 +46,16 @@ pub async fn insert(
     Ok(())
 }
 
+/// SQLite's writer keeps it between transactions (`store::hints`): a create that seals under
+/// the tenant's key reads it once, not per write.
 pub async fn current_data_version(
     tx: &mut TenantTx,
     tenant: TenantId,
 ) -> Result<Option<u32>, StoreError> {
+    let key = tenant.as_uuid();
+    if let Some(kept) = tx.raw().hint::<Option<u32>>(hints::TENANT_KEYS, key).await? {
+        return Ok(*kept);
+    }
     let version: Option<i32> = query(
         "SELECT max(version) FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data' AND \
              state = 'active'",
@@ -57,7 +63,9 @@ pub async fn current_data_version(
     .bind(tenant)
     .scalar(tx)
     .await?;
-    Ok(version.and_then(|v| u32::try_from(v).ok()))
+    let version = version.and_then(|v| u32::try_from(v).ok());
+    tx.raw().set_hint(hints::TENANT_KEYS, key, std::sync::Arc::new(version));
+    Ok(version)
 }
 
 pub async fn live_keys(tx: &mut impl AsRawTx, tenant: TenantId) -> Result<Vec<KeyRow>, StoreError> {

@@ -30,6 +30,7 @@ use sqlx::{Connection as _, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::StoreError;
+use super::hints::{Hints, Value};
 use super::tx::count_statement;
 
 /// The most transactions one COMMIT covers: a bound on how long the first of them waits.
@@ -56,6 +57,10 @@ struct Slot {
     /// rolled back, a failed group or another process may have moved the head since, so the
     /// append that uses it checks it in the same statement (`audit::store::append`).
     audit_heads: std::collections::HashMap<uuid::Uuid, (i64, Vec<u8>)>,
+    /// Values read on this connection and kept while they hold (see `hints`).
+    hints: Hints,
+    /// Whether this group has asked `PRAGMA data_version` yet (see `hints`).
+    hints_checked: bool,
 }
 
 struct Group {
@@ -90,7 +95,11 @@ impl Writer {
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         let mut turn = turn.map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
         if turn.conn.is_none() {
-            turn.conn = Some(SqliteConnection::connect_with(&self.options).await?);
+            let mut conn = SqliteConnection::connect_with(&self.options).await?;
+            let hints = turn.hints.clone();
+            conn.lock_handle().await?.set_update_hook(move |change| hints.changed(change.table));
+            turn.hints.forget_all();
+            turn.conn = Some(conn);
         }
         let nested = turn.group.is_some();
         count_statement();
@@ -107,6 +116,7 @@ impl Writer {
                 return Err(err);
             }
             turn.group = Some(Group { members: 0, outcome: Outcome::default() });
+            turn.hints_checked = false;
         }
         Ok(Member { turn: Some(turn), writer: self.clone(), nested })
     }
@@ -138,6 +148,35 @@ impl Member {
                 turn.audit_heads.clear();
             }
             turn.audit_heads.insert(chain, (seq, hash));
+        }
+    }
+
+    /// A value the writer kept under `table` and `key` (see `hints`). The first ask of a group
+    /// first reads `PRAGMA data_version`, which forgets everything should another connection
+    /// have committed since.
+    pub(super) async fn hint(
+        &mut self,
+        table: &'static str,
+        key: uuid::Uuid,
+    ) -> Result<Option<Value>, StoreError> {
+        let turn = self.turn.as_mut().ok_or_else(gone)?;
+        if !turn.hints_checked {
+            let conn = turn.conn.as_mut().ok_or_else(gone)?;
+            count_statement();
+            let version: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(conn).await?;
+            turn.hints.validate(version);
+            turn.hints_checked = true;
+        }
+        Ok(turn.hints.get(table, key))
+    }
+
+    /// Keeps a value read in this transaction; only after `hint` asked in this group, so it is
+    /// never kept against a `data_version` it was not read under.
+    pub(super) fn set_hint(&mut self, table: &'static str, key: uuid::Uuid, value: Value) {
+        if let Some(turn) = self.turn.as_mut()
+            && turn.hints_checked
+        {
+            turn.hints.set(table, key, value);
         }
     }
 
@@ -183,6 +222,7 @@ impl Drop for Member {
 }
 
 async fn abandon(mut turn: OwnedMutexGuard<Slot>, nested: bool) {
+    turn.hints.forget_all();
     let statement = if nested { "ROLLBACK TO member" } else { "ROLLBACK" };
     match run(&mut turn, statement).await {
         Ok(()) if !nested => turn.group = None,
@@ -197,8 +237,11 @@ async fn commit_group(turn: &mut Slot) -> Result<(), StoreError> {
     metrics::histogram!("sqlite_group_commit_members").record(group.members as f64);
     count_statement();
     let result = run(turn, "COMMIT").await;
-    if result.is_err() && run(turn, "ROLLBACK").await.is_err() {
-        turn.conn = None;
+    if result.is_err() {
+        turn.hints.forget_all();
+        if run(turn, "ROLLBACK").await.is_err() {
+            turn.conn = None;
+        }
     }
     let shared = result.as_ref().map(|_| ()).map_err(|err| Arc::from(err.to_string()));
     let _ = group.outcome.set(shared);
@@ -210,6 +253,7 @@ async fn commit_group(turn: &mut Slot) -> Result<(), StoreError> {
 fn fail_group(mut turn: OwnedMutexGuard<Slot>, why: &str) {
     turn.conn = None;
     turn.audit_heads.clear();
+    turn.hints.forget_all();
     if let Some(group) = turn.group.take() {
         let _ = group.outcome.set(Err(Arc::from(why)));
     }
@@ -344,5 +388,72 @@ mod tests {
         let first_result = first_commit.await.expect("task");
         assert!(first_result.is_err(), "the first member was told its write succeeded");
         assert!(!committed(&mut reader).await.contains(&1));
+    }
+
+    /// What the writer keeps for the subscriptions table (see `hints`), asked as a member.
+    async fn kept(member: &mut Member) -> Option<i64> {
+        let key = uuid::Uuid::nil();
+        let value = member.hint(super::super::hints::WEBHOOK_SUBSCRIPTIONS, key).await;
+        value.expect("hint").and_then(|v| v.downcast::<i64>().ok()).map(|v| *v)
+    }
+
+    fn keep(member: &mut Member, value: i64) {
+        let table = super::super::hints::WEBHOOK_SUBSCRIPTIONS;
+        member.set_hint(table, uuid::Uuid::nil(), Arc::new(value));
+    }
+
+    async fn exec(member: &mut Member, sql: &'static str) {
+        sqlx::query(sql).execute(member.conn().expect("held")).await.expect(sql);
+    }
+
+    #[tokio::test]
+    async fn what_the_writer_keeps_lasts_until_anything_could_change_it() {
+        let (_dir, writer, mut reader) = setup().await;
+        for sql in [
+            "CREATE TABLE tenants (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE webhook_subscriptions \
+             (tenant INTEGER NOT NULL REFERENCES tenants (id) ON DELETE CASCADE)",
+            "INSERT INTO tenants (id) VALUES (1), (2)",
+            "INSERT INTO webhook_subscriptions (tenant) VALUES (1)",
+        ] {
+            sqlx::query(sql).execute(&mut reader).await.expect(sql);
+        }
+        // Kept from one transaction to the next while other tables change.
+        let mut first = writer.begin().await.expect("begin");
+        assert_eq!(kept(&mut first).await, None);
+        keep(&mut first, 1);
+        insert(&mut first, 1).await;
+        first.commit().await.expect("commit");
+        let mut next = writer.begin().await.expect("begin");
+        assert_eq!(kept(&mut next).await, Some(1), "not kept");
+        // A change to its table on the writer's connection forgets it at once.
+        exec(&mut next, "UPDATE webhook_subscriptions SET tenant = 1").await;
+        assert_eq!(kept(&mut next).await, None, "kept across a change to its table");
+        keep(&mut next, 2);
+        // So does a row going with its parent (a foreign-key cascade).
+        exec(&mut next, "DELETE FROM tenants WHERE id = 1").await;
+        assert_eq!(kept(&mut next).await, None, "kept across a cascading delete");
+        keep(&mut next, 3);
+        next.commit().await.expect("commit");
+        // A rollback forgets everything: what was read may have been undone.
+        let mut undone = writer.begin().await.expect("begin");
+        assert_eq!(kept(&mut undone).await, Some(3));
+        drop(undone);
+        let mut after = writer.begin().await.expect("begin");
+        assert_eq!(kept(&mut after).await, None, "kept across a rollback");
+        keep(&mut after, 4);
+        after.commit().await.expect("commit");
+        // Another connection's commit (another process) forgets everything.
+        sqlx::query("INSERT INTO t (v) VALUES (9)").execute(&mut reader).await.expect("insert");
+        let mut elsewhere = writer.begin().await.expect("begin");
+        assert_eq!(kept(&mut elsewhere).await, None, "kept across another connection's commit");
+        keep(&mut elsewhere, 5);
+        elsewhere.commit().await.expect("commit");
+        // Nothing is kept by a transaction that did not ask first (and so did not check).
+        let mut unasked = writer.begin().await.expect("begin");
+        keep(&mut unasked, 6);
+        unasked.commit().await.expect("commit");
+        let mut last = writer.begin().await.expect("begin");
+        assert_eq!(kept(&mut last).await, Some(5), "kept without checking data_version");
     }
 }

@@ -22,9 +22,9 @@ pub async fn emit(tx: &mut TenantTx, kind: EventKind, data: Value) -> Result<usi
     let name = kind.as_str();
     let subscribed: Vec<_> = store::active(tx)
         .await?
-        .into_iter()
+        .iter()
         .filter(|(_, events)| events.split(',').any(|event| event == name))
-        .map(|(id, _)| id)
+        .map(|(id, _)| *id)
         .collect();
     if subscribed.is_empty() {
         return Ok(0);

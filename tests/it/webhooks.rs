@@ -104,3 +104,56 @@ async fn a_webhook_cannot_be_aimed_inward_unless_the_operator_allows_the_range()
     let other = json!({"url": "https://10.0.0.1/hook", "events": ["contact.created"]});
     expect_problem(allowed.post_as(&owner.token, "/api/v1/webhooks", &other).await, 422).await;
 }
+
+/// SQLite's writer keeps a tenant's webhook subscriptions and current data key between
+/// writes (`store::hints`). Whatever changes them reaches the very next write: a subscription
+/// made through another instance (another connection, as another process would), one turned
+/// off through this instance, and a key rotation run by the CLI beside the server (which
+/// destroys the old key: a contact sealed under it would be lost).
+#[tokio::test]
+async fn what_the_writer_keeps_follows_changes_made_anywhere() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    let other = app.sibling(&[]).await;
+    let create = async |n: u32| {
+        let body = json!({"first_name": "Ada", "email": format!("ada{n}@example.com")});
+        assert_eq!(app.post_as(&owner.token, "/api/v1/contacts", &body).await.status(), 201);
+    };
+    // Kept: no subscriptions, data key 1.
+    create(0).await;
+    let body = json!({"url": "https://hooks.example.com/in", "events": ["contact.created"]});
+    let made = other.post_as(&owner.token, "/api/v1/webhooks", &body).await;
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.expect("json");
+    let path = format!("/api/v1/webhooks/{}", made["id"].as_str().expect("id"));
+    let queued = async || {
+        let page: Value = app
+            .get_as(&owner.token, &format!("{path}/deliveries"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        page["items"].as_array().expect("items").len()
+    };
+    create(1).await;
+    assert_eq!(queued().await, 1, "the other instance's subscription was not heard");
+    let off = app.patch_as(&owner.token, &path, &json!({"status": "disabled"})).await;
+    assert_eq!(off.status(), 200);
+    create(2).await;
+    assert_eq!(queued().await, 1, "a disabled subscription got a delivery");
+    let on = other.patch_as(&owner.token, &path, &json!({"status": "active"})).await;
+    assert_eq!(on.status(), 200);
+    create(3).await;
+    assert_eq!(queued().await, 2, "the re-enabled subscription was not heard");
+    let rotated = app.cli(&["keys", "rotate-tenant", "--tenant", &owner.tenant_id]).await;
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    create(4).await;
+    let newest = crate::support::raw_scalar_text(
+        &app.db,
+        "SELECT key_version || '' FROM contacts WHERE tenant_id = \
+         (SELECT tenant_id FROM users WHERE email = $1) ORDER BY created_at DESC, id LIMIT 1",
+        &owner.email,
+    )
+    .await;
+    assert_eq!(newest, "2", "the contact after the rotation was sealed under the old key");
+}

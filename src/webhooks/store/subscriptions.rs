@@ -2,7 +2,10 @@
 
 use crate::clock::Timestamp;
 use crate::ids::{UserId, WebhookId};
-use crate::store::{StoreError, TenantTx, query};
+use std::sync::Arc;
+
+use crate::store::hints;
+use crate::store::{AsRawTx, StoreError, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SubscriptionRow {
@@ -101,12 +104,26 @@ pub async fn delete(tx: &mut TenantTx, id: WebhookId) -> Result<bool, StoreError
 }
 
 /// The active subscriptions of the transaction's tenant: (id, comma-separated events).
-pub async fn active(tx: &mut TenantTx) -> Result<Vec<(WebhookId, String)>, StoreError> {
+/// The active subscriptions of a tenant: their ids and comma-separated event names.
+pub type Active = Arc<[(WebhookId, String)]>;
+
+/// SQLite's writer keeps them between transactions (`store::hints`): every change that
+/// subscribers hear about asks, and most tenants have none.
+pub async fn active(tx: &mut TenantTx) -> Result<Active, StoreError> {
+    let key = tx.tenant_id().as_uuid();
+    if let Some(kept) = tx.raw().hint::<Active>(hints::WEBHOOK_SUBSCRIPTIONS, key).await? {
+        return Ok(Arc::clone(&kept));
+    }
     let tenant = tx.tenant_id();
-    query("SELECT id, events FROM webhook_subscriptions WHERE tenant_id = $1 AND status = 'active'")
-        .bind(tenant)
-        .fetch_all(tx)
-        .await
+    let active: Active = query(
+        "SELECT id, events FROM webhook_subscriptions WHERE tenant_id = $1 AND status = 'active'",
+    )
+    .bind(tenant)
+    .fetch_all(tx)
+    .await?
+    .into();
+    tx.raw().set_hint(hints::WEBHOOK_SUBSCRIPTIONS, key, Arc::new(active.clone()));
+    Ok(active)
 }
 
 /// A delivery to the subscription failed for good: one more in a row; the new count.
