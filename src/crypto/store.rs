@@ -2,7 +2,7 @@
 
 use crate::clock::Timestamp;
 use crate::ids::TenantId;
-use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx, hints, query};
+use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx, kept, query};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -46,14 +46,14 @@ pub async fn insert(
     Ok(())
 }
 
-/// SQLite's writer keeps it between transactions (`store::hints`): a create that seals under
+/// SQLite's writer keeps it between transactions (`store::kept`): a create that seals under
 /// the tenant's key reads it once, not per write.
 pub async fn current_data_version(
     tx: &mut TenantTx,
     tenant: TenantId,
 ) -> Result<Option<u32>, StoreError> {
     let key = tenant.as_uuid();
-    if let Some(kept) = tx.raw().hint::<Option<u32>>(hints::TENANT_KEYS, key).await? {
+    if let Some(kept) = tx.raw().kept::<Option<u32>>(kept::TENANT_KEYS, key).await? {
         return Ok(*kept);
     }
     let version: Option<i32> = query(
@@ -64,7 +64,7 @@ pub async fn current_data_version(
     .scalar(tx)
     .await?;
     let version = version.and_then(|v| u32::try_from(v).ok());
-    tx.raw().set_hint(hints::TENANT_KEYS, key, std::sync::Arc::new(version));
+    tx.raw().keep(kept::TENANT_KEYS, key, std::sync::Arc::new(version));
     Ok(version)
 }
 

@@ -9,7 +9,7 @@
 
 #![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
 
-pub mod hints;
+pub mod kept;
 mod migrate;
 pub mod queue;
 pub mod receipts;

@@ -62,26 +62,26 @@ impl RawTx {
         }
     }
 
-    /// A value SQLite's writer kept under `table` and `key` (`store::hints`); `None` when it
+    /// A value SQLite's writer kept under `table` and `key` (`store::kept`); `None` when it
     /// kept none, and always on other transactions and backends.
-    pub async fn hint<T: std::any::Any + Send + Sync>(
+    pub async fn kept<T: std::any::Any + Send + Sync>(
         &mut self,
         table: &'static str,
         key: uuid::Uuid,
     ) -> Result<Option<std::sync::Arc<T>>, StoreError> {
         let RawTx::SqliteWrite(member) = self else { return Ok(None) };
-        Ok(member.hint(table, key).await?.and_then(|value| value.downcast::<T>().ok()))
+        Ok(member.kept(table, key).await?.and_then(|value| value.downcast::<T>().ok()))
     }
 
     /// Keeps a value read from `table` in this transaction for the writer's next ones.
-    pub fn set_hint<T: std::any::Any + Send + Sync>(
+    pub fn keep<T: std::any::Any + Send + Sync>(
         &mut self,
         table: &'static str,
         key: uuid::Uuid,
         value: std::sync::Arc<T>,
     ) {
         if let RawTx::SqliteWrite(member) = self {
-            member.set_hint(table, key, value);
+            member.keep(table, key, value);
         }
     }
 

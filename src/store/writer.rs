@@ -30,7 +30,7 @@ use sqlx::{Connection as _, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::StoreError;
-use super::hints::{Hints, Value};
+use super::kept::{Kept, Value};
 use super::tx::count_statement;
 
 /// The most transactions one COMMIT covers: a bound on how long the first of them waits.
@@ -57,10 +57,8 @@ struct Slot {
     /// rolled back, a failed group or another process may have moved the head since, so the
     /// append that uses it checks it in the same statement (`audit::store::append`).
     audit_heads: std::collections::HashMap<uuid::Uuid, (i64, Vec<u8>)>,
-    /// Values read on this connection and kept while they hold (see `hints`).
-    hints: Hints,
-    /// Whether this group has asked `PRAGMA data_version` yet (see `hints`).
-    hints_checked: bool,
+    /// Values read on this connection and kept while they hold (see `kept`).
+    kept: Kept,
 }
 
 struct Group {
@@ -96,9 +94,14 @@ impl Writer {
         let mut turn = turn.map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
         if turn.conn.is_none() {
             let mut conn = SqliteConnection::connect_with(&self.options).await?;
-            let hints = turn.hints.clone();
-            conn.lock_handle().await?.set_update_hook(move |change| hints.changed(change.table));
-            turn.hints.forget_all();
+            let mut handle = conn.lock_handle().await?;
+            let kept = turn.kept.clone();
+            handle.set_update_hook(move |change| kept.changed(change.table));
+            // Every rollback, also one SQLite makes itself (a full disk, an I/O error).
+            let kept = turn.kept.clone();
+            handle.set_rollback_hook(move || kept.forget_all());
+            drop(handle);
+            turn.kept.forget_all();
             turn.conn = Some(conn);
         }
         let nested = turn.group.is_some();
@@ -116,7 +119,7 @@ impl Writer {
                 return Err(err);
             }
             turn.group = Some(Group { members: 0, outcome: Outcome::default() });
-            turn.hints_checked = false;
+            turn.kept.begin_group();
         }
         Ok(Member { turn: Some(turn), writer: self.clone(), nested })
     }
@@ -151,32 +154,29 @@ impl Member {
         }
     }
 
-    /// A value the writer kept under `table` and `key` (see `hints`). The first ask of a group
+    /// A value the writer kept under `table` and `key` (see `kept`). The first ask of a group
     /// first reads `PRAGMA data_version`, which forgets everything should another connection
     /// have committed since.
-    pub(super) async fn hint(
+    pub(super) async fn kept(
         &mut self,
         table: &'static str,
         key: uuid::Uuid,
     ) -> Result<Option<Value>, StoreError> {
         let turn = self.turn.as_mut().ok_or_else(gone)?;
-        if !turn.hints_checked {
+        if turn.kept.unchecked() {
             let conn = turn.conn.as_mut().ok_or_else(gone)?;
             count_statement();
             let version: i64 = sqlx::query_scalar("PRAGMA data_version").fetch_one(conn).await?;
-            turn.hints.validate(version);
-            turn.hints_checked = true;
+            turn.kept.validate(version);
         }
-        Ok(turn.hints.get(table, key))
+        Ok(turn.kept.get(table, key))
     }
 
-    /// Keeps a value read in this transaction; only after `hint` asked in this group, so it is
+    /// Keeps a value read in this transaction; only once `kept` asked in this group, so it is
     /// never kept against a `data_version` it was not read under.
-    pub(super) fn set_hint(&mut self, table: &'static str, key: uuid::Uuid, value: Value) {
-        if let Some(turn) = self.turn.as_mut()
-            && turn.hints_checked
-        {
-            turn.hints.set(table, key, value);
+    pub(super) fn keep(&mut self, table: &'static str, key: uuid::Uuid, value: Value) {
+        if let Some(turn) = self.turn.as_mut() {
+            turn.kept.set(table, key, value);
         }
     }
 
@@ -186,7 +186,10 @@ impl Member {
         let Some(group) = turn.group.as_mut() else { return Err(gone()) };
         group.members += 1;
         if self.writer.waiting.load(Ordering::SeqCst) == 0 || group.members >= MAX_GROUP {
-            return commit_group(&mut turn).await;
+            // In a task of its own: a request cancelled during COMMIT (a timeout, a client
+            // gone) must not leave the group without its outcome or its failure handled.
+            let committer = tokio::spawn(async move { commit_group(&mut turn).await });
+            return committer.await.map_err(|_| gone())?;
         }
         // Others wait: let them add their work, and commit when the turn comes back (unless
         // one of them committed the group first). The task does it even if this request is
@@ -222,7 +225,7 @@ impl Drop for Member {
 }
 
 async fn abandon(mut turn: OwnedMutexGuard<Slot>, nested: bool) {
-    turn.hints.forget_all();
+    turn.kept.forget_all();
     let statement = if nested { "ROLLBACK TO member" } else { "ROLLBACK" };
     match run(&mut turn, statement).await {
         Ok(()) if !nested => turn.group = None,
@@ -238,7 +241,7 @@ async fn commit_group(turn: &mut Slot) -> Result<(), StoreError> {
     count_statement();
     let result = run(turn, "COMMIT").await;
     if result.is_err() {
-        turn.hints.forget_all();
+        turn.kept.forget_all();
         if run(turn, "ROLLBACK").await.is_err() {
             turn.conn = None;
         }
@@ -253,7 +256,7 @@ async fn commit_group(turn: &mut Slot) -> Result<(), StoreError> {
 fn fail_group(mut turn: OwnedMutexGuard<Slot>, why: &str) {
     turn.conn = None;
     turn.audit_heads.clear();
-    turn.hints.forget_all();
+    turn.kept.forget_all();
     if let Some(group) = turn.group.take() {
         let _ = group.outcome.set(Err(Arc::from(why)));
     }
@@ -390,16 +393,16 @@ mod tests {
         assert!(!committed(&mut reader).await.contains(&1));
     }
 
-    /// What the writer keeps for the subscriptions table (see `hints`), asked as a member.
+    /// What the writer keeps for the subscriptions table (see `kept`), asked as a member.
     async fn kept(member: &mut Member) -> Option<i64> {
         let key = uuid::Uuid::nil();
-        let value = member.hint(super::super::hints::WEBHOOK_SUBSCRIPTIONS, key).await;
-        value.expect("hint").and_then(|v| v.downcast::<i64>().ok()).map(|v| *v)
+        let value = member.kept(super::super::kept::WEBHOOK_SUBSCRIPTIONS, key).await;
+        value.expect("kept").and_then(|v| v.downcast::<i64>().ok()).map(|v| *v)
     }
 
     fn keep(member: &mut Member, value: i64) {
-        let table = super::super::hints::WEBHOOK_SUBSCRIPTIONS;
-        member.set_hint(table, uuid::Uuid::nil(), Arc::new(value));
+        let table = super::super::kept::WEBHOOK_SUBSCRIPTIONS;
+        member.keep(table, uuid::Uuid::nil(), Arc::new(value));
     }
 
     async fn exec(member: &mut Member, sql: &'static str) {
@@ -455,5 +458,8 @@ mod tests {
         unasked.commit().await.expect("commit");
         let mut last = writer.begin().await.expect("begin");
         assert_eq!(kept(&mut last).await, Some(5), "kept without checking data_version");
+        // A rollback SQLite makes itself (after a full disk, an I/O error) forgets everything.
+        sqlx::query("ROLLBACK").execute(last.conn().expect("held")).await.expect("rollback");
+        assert_eq!(kept(&mut last).await, None, "kept across SQLite's own rollback");
     }
 }

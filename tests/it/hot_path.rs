@@ -68,7 +68,7 @@ async fn authentication_costs_one_statement_cold_and_none_warm() {
 /// tenant setting), the insert, which returns the row instead of a read after it, the audit
 /// append (one statement on SQLite, see above), commit. PostgreSQL also locks and reads the
 /// current data key and reads the webhook subscriptions; SQLite's writer keeps both between
-/// writes (`store::hints`) and instead asks once per group of writes whether another
+/// writes (`store::kept`) and instead asks once per group of writes whether another
 /// connection committed (`PRAGMA data_version`; see
 /// `what_the_writer_keeps_follows_changes_made_anywhere` in webhooks.rs).
 #[tokio::test]

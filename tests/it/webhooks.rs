@@ -106,7 +106,7 @@ async fn a_webhook_cannot_be_aimed_inward_unless_the_operator_allows_the_range()
 }
 
 /// SQLite's writer keeps a tenant's webhook subscriptions and current data key between
-/// writes (`store::hints`). Whatever changes them reaches the very next write: a subscription
+/// writes (`store::kept`). Whatever changes them reaches the very next write: a subscription
 /// made through another instance (another connection, as another process would), one turned
 /// off through this instance, and a key rotation run by the CLI beside the server (which
 /// destroys the old key: a contact sealed under it would be lost).

@@ -1,11 +1,10 @@
 //! SQL of webhook subscriptions.
 
-use crate::clock::Timestamp;
-use crate::ids::{UserId, WebhookId};
 use std::sync::Arc;
 
-use crate::store::hints;
-use crate::store::{AsRawTx, StoreError, TenantTx, query};
+use crate::clock::Timestamp;
+use crate::ids::{UserId, WebhookId};
+use crate::store::{AsRawTx, StoreError, TenantTx, kept, query};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SubscriptionRow {
@@ -103,18 +102,18 @@ pub async fn delete(tx: &mut TenantTx, id: WebhookId) -> Result<bool, StoreError
         .await
 }
 
-/// The active subscriptions of the transaction's tenant: (id, comma-separated events).
 /// The active subscriptions of a tenant: their ids and comma-separated event names.
 pub type Active = Arc<[(WebhookId, String)]>;
 
-/// SQLite's writer keeps them between transactions (`store::hints`): every change that
-/// subscribers hear about asks, and most tenants have none.
+/// The active subscriptions of the transaction's tenant. SQLite's writer keeps them between
+/// transactions (`store::kept`): every change that subscribers hear about asks, and most
+/// tenants have none.
 pub async fn active(tx: &mut TenantTx) -> Result<Active, StoreError> {
-    let key = tx.tenant_id().as_uuid();
-    if let Some(kept) = tx.raw().hint::<Active>(hints::WEBHOOK_SUBSCRIPTIONS, key).await? {
-        return Ok(Arc::clone(&kept));
-    }
     let tenant = tx.tenant_id();
+    let key = tenant.as_uuid();
+    if let Some(active) = tx.raw().kept::<Active>(kept::WEBHOOK_SUBSCRIPTIONS, key).await? {
+        return Ok(Arc::clone(&active));
+    }
     let active: Active = query(
         "SELECT id, events FROM webhook_subscriptions WHERE tenant_id = $1 AND status = 'active'",
     )
@@ -122,7 +121,7 @@ pub async fn active(tx: &mut TenantTx) -> Result<Active, StoreError> {
     .fetch_all(tx)
     .await?
     .into();
-    tx.raw().set_hint(hints::WEBHOOK_SUBSCRIPTIONS, key, Arc::new(active.clone()));
+    tx.raw().keep(kept::WEBHOOK_SUBSCRIPTIONS, key, Arc::new(active.clone()));
     Ok(active)
 }
 
