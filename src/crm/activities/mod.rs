@@ -226,8 +226,7 @@ impl Resource for Activities {
             deal_id: a.deal_id,
             owner_id,
         };
-        store::write(tx, id, &columns, insert, Timestamp::now()).await?;
-        Ok(None)
+        Ok(store::write(tx, id, &columns, insert, Timestamp::now()).await?)
     }
 
     async fn body_of(

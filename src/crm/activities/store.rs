@@ -10,6 +10,15 @@ use crate::store::{StoreError, TenantTx, query};
 
 pub struct Activities;
 
+/// An activity row's columns, as `ActivityRow` reads them: the list's SELECT and the RETURNING of
+/// a write, which thereby hands back the row as stored without reading it again.
+macro_rules! columns {
+    () => {
+        "id, key_version, kind, subject, details_enc, occurred_at, contact_id, deal_id, \
+         owner_id, created_at, updated_at"
+    };
+}
+
 impl Record for Activities {
     const NAME: &'static str = "activity";
     const TABLE: &'static str = "activities";
@@ -18,8 +27,7 @@ impl Record for Activities {
     const DELETED: Action = Action::ActivityDelete;
     type Id = ActivityId;
     type Row = ActivityRow;
-    const SELECT: &'static str = "SELECT id, key_version, kind, subject, details_enc, occurred_at, \
-    contact_id, deal_id, owner_id, created_at, updated_at FROM activities";
+    const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM activities");
     type Filter = ActivityFilter;
 
     fn filter(query: &mut ListQuery, f: &ActivityFilter) {
@@ -73,16 +81,24 @@ pub async fn write(
     a: &ActivityColumns<'_>,
     insert: bool,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<Option<ActivityRow>, StoreError> {
     let tenant = tx.tenant_id();
     let sql = if insert {
-        "INSERT INTO activities (id, tenant_id, key_version, kind, subject, details_enc, \
-         occurred_at, contact_id, deal_id, owner_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
+        concat!(
+            "INSERT INTO activities (id, tenant_id, key_version, kind, subject, details_enc, \
+             occurred_at, contact_id, deal_id, owner_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+            " RETURNING ",
+            columns!()
+        )
     } else {
-        "UPDATE activities SET key_version = $3, kind = $4, subject = $5, details_enc = $6, \
-         occurred_at = $7, contact_id = $8, deal_id = $9, owner_id = $10, updated_at = $11 \
-         WHERE id = $1 AND tenant_id = $2"
+        concat!(
+            "UPDATE activities SET key_version = $3, kind = $4, subject = $5, details_enc = $6, \
+             occurred_at = $7, contact_id = $8, deal_id = $9, owner_id = $10, updated_at = $11 \
+             WHERE id = $1 AND tenant_id = $2",
+            " RETURNING ",
+            columns!()
+        )
     };
     query(sql)
         .binds((
@@ -98,9 +114,8 @@ pub async fn write(
             a.owner_id,
             now,
         ))
-        .execute(tx)
-        .await?;
-    Ok(())
+        .fetch_optional(tx)
+        .await
 }
 
 /// Rotation's write: only if the row is still under the key it was read with.

@@ -230,8 +230,7 @@ impl Resource for Companies {
             tags: encode_tags(&c.tags),
             custom_fields: encode_custom(&c.custom_fields),
         };
-        store::write(tx, id, &columns, insert, Timestamp::now()).await?;
-        Ok(None)
+        Ok(store::write(tx, id, &columns, insert, Timestamp::now()).await?)
     }
 
     async fn body_of(

@@ -10,6 +10,15 @@ use crate::store::{StoreError, TenantTx, query};
 
 pub struct Companies;
 
+/// A company row's columns, as `CompanyRow` reads them: the list's SELECT and the RETURNING of
+/// a write, which thereby hands back the row as stored without reading it again.
+macro_rules! columns {
+    () => {
+        "id, name, domain, industry, owner_id, tags, custom_fields, credit_limit_minor, \
+         credit_limit_currency, created_at, updated_at"
+    };
+}
+
 impl Record for Companies {
     const NAME: &'static str = "company";
     const TABLE: &'static str = "companies";
@@ -24,8 +33,7 @@ impl Record for Companies {
     const DELETED: Action = Action::CompanyDelete;
     type Id = CompanyId;
     type Row = CompanyRow;
-    const SELECT: &'static str = "SELECT id, name, domain, industry, owner_id, tags, custom_fields, \
-    credit_limit_minor, credit_limit_currency, created_at, updated_at FROM companies";
+    const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM companies");
     type Filter = CompanyFilter;
 
     fn filter(query: &mut ListQuery, f: &CompanyFilter) {
@@ -74,14 +82,23 @@ pub async fn write(
     c: &CompanyColumns<'_>,
     insert: bool,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<Option<CompanyRow>, StoreError> {
     let tenant = tx.tenant_id();
     let sql = if insert {
-        "INSERT INTO companies (id, tenant_id, name, domain, industry, owner_id, tags, \
-         custom_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+        concat!(
+            "INSERT INTO companies (id, tenant_id, name, domain, industry, owner_id, tags, \
+             custom_fields, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+            " RETURNING ",
+            columns!()
+        )
     } else {
-        "UPDATE companies SET name = $3, domain = $4, industry = $5, owner_id = $6, tags = $7, \
-         custom_fields = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2"
+        concat!(
+            "UPDATE companies SET name = $3, domain = $4, industry = $5, owner_id = $6, tags = $7, \
+             custom_fields = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2",
+            " RETURNING ",
+            columns!()
+        )
     };
     query(sql)
         .binds((
@@ -95,9 +112,8 @@ pub async fn write(
             &c.custom_fields,
             now,
         ))
-        .execute(tx)
-        .await?;
-    Ok(())
+        .fetch_optional(tx)
+        .await
 }
 
 /// Sets (or, with `None`, clears) a company's credit limit; whether the company exists.

@@ -10,6 +10,14 @@ use crate::store::{StoreError, TenantTx, query};
 
 pub struct Leads;
 
+/// A lead row's columns, as `LeadRow` reads them: the list's SELECT and the RETURNING of
+/// a write, which thereby hands back the row as stored without reading it again.
+macro_rules! columns {
+    () => {
+        "id, title, status, source, contact_id, company_id, owner_id, created_at, updated_at"
+    };
+}
+
 impl Record for Leads {
     const NAME: &'static str = "lead";
     const TABLE: &'static str = "leads";
@@ -19,8 +27,7 @@ impl Record for Leads {
     const DELETED: Action = Action::LeadDelete;
     type Id = LeadId;
     type Row = LeadRow;
-    const SELECT: &'static str = "SELECT id, title, status, source, contact_id, company_id, owner_id, \
-    created_at, updated_at FROM leads";
+    const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM leads");
     type Filter = LeadFilter;
 
     fn filter(query: &mut ListQuery, f: &LeadFilter) {
@@ -69,14 +76,22 @@ pub async fn write(
     l: &LeadColumns<'_>,
     insert: bool,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<Option<LeadRow>, StoreError> {
     let tenant = tx.tenant_id();
     let sql = if insert {
-        "INSERT INTO leads (id, tenant_id, title, status, source, contact_id, company_id, \
-         owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+        concat!(
+            "INSERT INTO leads (id, tenant_id, title, status, source, contact_id, company_id, \
+             owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+            " RETURNING ",
+            columns!()
+        )
     } else {
-        "UPDATE leads SET title = $3, status = $4, source = $5, contact_id = $6, \
-         company_id = $7, owner_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2"
+        concat!(
+            "UPDATE leads SET title = $3, status = $4, source = $5, contact_id = $6, \
+             company_id = $7, owner_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2",
+            " RETURNING ",
+            columns!()
+        )
     };
     query(sql)
         .binds((
@@ -90,7 +105,6 @@ pub async fn write(
             l.owner_id,
             now,
         ))
-        .execute(tx)
-        .await?;
-    Ok(())
+        .fetch_optional(tx)
+        .await
 }

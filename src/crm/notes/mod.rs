@@ -152,11 +152,10 @@ impl Resource for Notes {
                 lead_id: n.lead_id,
                 author_id: scope.actor().user_id(),
             };
-            store::insert(tx, id, version, &sealed, &links, now).await?;
+            Ok(store::insert(tx, id, version, &sealed, &links, now).await?)
         } else {
-            store::rewrite(tx, id, version, &sealed, now).await?;
+            Ok(store::rewrite(tx, id, version, &sealed, now).await?)
         }
-        Ok(None)
     }
 
     async fn body_of(app: &AppState, tx: &mut TenantTx, row: NoteRow) -> DomainResult<NoteCreate> {

@@ -10,6 +10,15 @@ use crate::store::{StoreError, TenantTx, query};
 
 pub struct Notes;
 
+/// A note row's columns, as `NoteRow` reads them: the list's SELECT and the RETURNING of
+/// a write, which thereby hands back the row as stored without reading it again.
+macro_rules! columns {
+    () => {
+        "id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, author_id, \
+         created_at, updated_at"
+    };
+}
+
 impl Record for Notes {
     const NAME: &'static str = "note";
     const TABLE: &'static str = "notes";
@@ -18,8 +27,7 @@ impl Record for Notes {
     const DELETED: Action = Action::NoteDelete;
     type Id = NoteId;
     type Row = NoteRow;
-    const SELECT: &'static str = "SELECT id, key_version, body_enc, contact_id, company_id, deal_id, lead_id, \
-    author_id, created_at, updated_at FROM notes";
+    const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM notes");
     type Filter = NoteFilter;
 
     fn filter(query: &mut ListQuery, f: &NoteFilter) {
@@ -68,13 +76,15 @@ pub async fn insert(
     body: &[u8],
     links: &NoteLinks,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<Option<NoteRow>, StoreError> {
     let tenant = tx.tenant_id();
-    query(
+    query(concat!(
         "INSERT INTO notes (id, tenant_id, key_version, body_enc, contact_id, company_id, \
          deal_id, lead_id, author_id, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-    )
+        " RETURNING ",
+        columns!()
+    ))
     .binds((
         id,
         tenant,
@@ -87,9 +97,8 @@ pub async fn insert(
         links.author_id,
         now,
     ))
-    .execute(tx)
-    .await?;
-    Ok(())
+    .fetch_optional(tx)
+    .await
 }
 
 /// A note's text changes (its links never do).
@@ -99,16 +108,17 @@ pub async fn rewrite(
     version: i32,
     body: &[u8],
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<Option<NoteRow>, StoreError> {
     let tenant = tx.tenant_id();
-    query(
+    query(concat!(
         "UPDATE notes SET body_enc = $3, key_version = $4, updated_at = $5 \
          WHERE id = $1 AND tenant_id = $2",
-    )
+        " RETURNING ",
+        columns!()
+    ))
     .binds((id, tenant, body, version, now))
-    .execute(tx)
-    .await?;
-    Ok(())
+    .fetch_optional(tx)
+    .await
 }
 
 /// Rotation's write: only if the row is still under the key it was read with.

@@ -136,8 +136,7 @@ impl Resource for Tasks {
             ],
         )
         .await?;
-        store::write(tx, id, t, insert, Timestamp::now()).await?;
-        Ok(None)
+        Ok(store::write(tx, id, t, insert, Timestamp::now()).await?)
     }
 
     async fn body_of(_: &AppState, _: &mut TenantTx, row: TaskRow) -> DomainResult<TaskInput> {

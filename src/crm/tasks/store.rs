@@ -10,6 +10,14 @@ use crate::store::{StoreError, TenantTx, query};
 
 pub struct Tasks;
 
+/// A task row's columns, as `TaskRow` reads them: the list's SELECT and the RETURNING of
+/// a write, which thereby hands back the row as stored without reading it again.
+macro_rules! columns {
+    () => {
+        "id, title, due_date, assignee_id, done, contact_id, deal_id, created_at, updated_at"
+    };
+}
+
 impl Record for Tasks {
     const NAME: &'static str = "task";
     const TABLE: &'static str = "tasks";
@@ -18,8 +26,7 @@ impl Record for Tasks {
     const DELETED: Action = Action::TaskDelete;
     type Id = TaskId;
     type Row = TaskRow;
-    const SELECT: &'static str = "SELECT id, title, due_date, assignee_id, done, contact_id, deal_id, \
-    created_at, updated_at FROM tasks";
+    const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM tasks");
     type Filter = TaskFilter;
 
     fn filter(query: &mut ListQuery, f: &TaskFilter) {
@@ -58,14 +65,22 @@ pub async fn write(
     t: &super::TaskInput,
     insert: bool,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<Option<TaskRow>, StoreError> {
     let tenant = tx.tenant_id();
     let sql = if insert {
-        "INSERT INTO tasks (id, tenant_id, title, due_date, assignee_id, done, contact_id, \
-         deal_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+        concat!(
+            "INSERT INTO tasks (id, tenant_id, title, due_date, assignee_id, done, contact_id, \
+             deal_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+            " RETURNING ",
+            columns!()
+        )
     } else {
-        "UPDATE tasks SET title = $3, due_date = $4, assignee_id = $5, done = $6, \
-         contact_id = $7, deal_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2"
+        concat!(
+            "UPDATE tasks SET title = $3, due_date = $4, assignee_id = $5, done = $6, \
+             contact_id = $7, deal_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2",
+            " RETURNING ",
+            columns!()
+        )
     };
     query(sql)
         .binds((
@@ -79,7 +94,6 @@ pub async fn write(
             t.deal_id,
             now,
         ))
-        .execute(tx)
-        .await?;
-    Ok(())
+        .fetch_optional(tx)
+        .await
 }
