@@ -68,9 +68,9 @@ async fn authentication_costs_one_statement_cold_and_none_warm() {
 /// tenant setting), the insert, which returns the row instead of a read after it, the audit
 /// append (one statement on SQLite, see above), commit: 4 on SQLite, 6 on PostgreSQL. On top:
 /// each reference is checked (one statement: the note's contact, the activity's owner, who
-/// is its author unless the body names another); an encrypted
-/// record needs the current data key (PostgreSQL locks and reads it: two), and a contact's
-/// create is heard by webhook subscribers (PostgreSQL reads them: one). SQLite's writer keeps
+/// is its author unless the body names another); an encrypted record needs the current data
+/// key (PostgreSQL locks and reads it: two), and a contact's create is heard by webhook
+/// subscribers (PostgreSQL reads them: one). SQLite's writer keeps
 /// the key and the subscriptions between writes (`store::kept`) and instead asks once per
 /// group of writes whether another connection committed (`PRAGMA data_version`; see
 /// `what_the_writer_keeps_follows_changes_made_anywhere` in webhooks.rs). Deals are left out:
