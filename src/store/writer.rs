@@ -23,11 +23,11 @@
 #![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection as _, SqliteConnection};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, SetOnce};
 
 use super::StoreError;
 use super::kept::{Kept, Value};
@@ -66,8 +66,9 @@ struct Group {
     outcome: Outcome,
 }
 
-/// How a group ended: set once, by whoever committed or abandoned it.
-type Outcome = Arc<OnceLock<Result<(), Arc<str>>>>;
+/// How a group ended: set once, by whoever committed or abandoned it; setting it wakes every
+/// member waiting for it.
+type Outcome = Arc<SetOnce<Result<(), Arc<str>>>>;
 
 /// One write transaction: holds the writer's turn from begin until commit or drop.
 pub struct Member {
@@ -191,17 +192,22 @@ impl Member {
             let committer = tokio::spawn(async move { commit_group(&mut turn).await });
             return committer.await.map_err(|_| gone())?;
         }
-        // Others wait: let them add their work, and commit when the turn comes back (unless
-        // one of them committed the group first). The task does it even if this request is
-        // cancelled meanwhile.
+        // Others wait: let them add their work, and commit when the turn comes back, unless
+        // one of them committed the group first. Whoever commits wakes the rest, which then
+        // leave the queue: the turn does not pass through every member of a committed group
+        // before the next group may begin. The task does it even if this request is cancelled
+        // meanwhile.
         let outcome = group.outcome.clone();
         drop(turn);
         let slot = self.writer.slot.clone();
         let committer = tokio::spawn(async move {
-            let mut turn = slot.lock_owned().await;
-            match outcome.get() {
-                Some(done) => done.clone().map_err(failed),
-                None => commit_group(&mut turn).await,
+            tokio::select! {
+                biased;
+                done = outcome.wait() => done.clone().map_err(failed),
+                mut turn = slot.lock_owned() => match outcome.get() {
+                    Some(done) => done.clone().map_err(failed),
+                    None => commit_group(&mut turn).await,
+                },
             }
         });
         committer.await.map_err(|_| gone())?
@@ -349,6 +355,28 @@ mod tests {
         // One COMMIT covered both; the next write starts a new transaction.
         let third = writer.begin().await.expect("begin");
         assert!(!third.nested);
+    }
+
+    /// Once its group is committed, a member answers without the turn: the next group need
+    /// not hand the turn through every member of the last before it begins.
+    #[tokio::test]
+    async fn a_member_hears_its_group_commit_without_waiting_for_the_turn() {
+        let (_dir, writer, mut reader) = setup().await;
+        let (first_commit, mut second) = group_of_two(&writer).await;
+        insert(&mut second, 2).await;
+        // The first member's committer waits ahead of the third write, and the third ahead
+        // of the second's committer: the first commits the group, the third takes the turn.
+        let third = queue(&writer).await;
+        let second_commit = tokio::spawn(second.commit());
+        first_commit.await.expect("task").expect("the group commits");
+        let mut third = third.await.expect("turn");
+        assert!(!third.nested, "the third write begins a new group");
+        let heard = tokio::time::timeout(Duration::from_secs(5), second_commit).await;
+        let heard = heard.expect("the second member waited for the turn the third holds");
+        heard.expect("task").expect("the second member's work is committed");
+        insert(&mut third, 3).await;
+        third.commit().await.expect("commit");
+        assert_eq!(committed(&mut reader).await, vec![1, 2, 3]);
     }
 
     #[tokio::test]
