@@ -22,8 +22,8 @@
 
 #![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection as _, SqliteConnection};
@@ -377,6 +377,25 @@ mod tests {
         insert(&mut third, 3).await;
         third.commit().await.expect("commit");
         assert_eq!(committed(&mut reader).await, vec![1, 2, 3]);
+    }
+
+    /// The request that commits a group can be cancelled while COMMIT runs (a timeout, a
+    /// client gone): the group is still committed and every other member hears so.
+    #[tokio::test]
+    async fn a_group_commits_although_the_request_committing_it_is_cancelled() {
+        use futures_util::FutureExt as _;
+        let (_dir, writer, mut reader) = setup().await;
+        let (first_commit, mut second) = group_of_two(&writer).await;
+        insert(&mut second, 2).await;
+        // Nobody waits, so the second commits the group itself: polled once (COMMIT is under
+        // way) and then dropped, as a cancelled request's future is.
+        assert!(second.commit().now_or_never().is_none(), "COMMIT finished in one poll");
+        let heard = tokio::time::timeout(Duration::from_secs(5), first_commit).await;
+        let heard = heard.expect("the first member never heard the group's outcome");
+        heard.expect("task").expect("the group was committed, the first member told otherwise");
+        assert_eq!(committed(&mut reader).await, vec![1, 2]);
+        let next = writer.begin().await.expect("the writer is free again");
+        assert!(!next.nested, "the committed group was left open");
     }
 
     #[tokio::test]
