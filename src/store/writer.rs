@@ -23,7 +23,7 @@
 #![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection as _, SqliteConnection};
@@ -59,6 +59,12 @@ struct Slot {
     audit_heads: std::collections::HashMap<uuid::Uuid, (i64, Vec<u8>)>,
     /// Values read on this connection and kept while they hold (see `kept`).
     kept: Kept,
+    /// Set by SQLite's rollback hook: the open transaction is gone. Besides our own ROLLBACKs
+    /// (which end the group anyway), that is SQLite rolling back by itself after an I/O error
+    /// or a full disk. The group's work is then lost: nothing more may run in it (statements
+    /// would run in autocommit mode, and a later member's SAVEPOINT would open a transaction
+    /// whose COMMIT reports success for the lost work). Cleared when a group begins.
+    rolled_back: Arc<AtomicBool>,
 }
 
 struct Group {
@@ -88,19 +94,29 @@ impl Writer {
     /// Waits for the turn (up to `WRITER_TIMEOUT`, as the busy timeout it replaces would
     /// have), then begins a transaction or, inside an open group, a savepoint.
     pub(super) async fn begin(self: &Arc<Self>) -> Result<Member, StoreError> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let waiting = Waiting::count(&self.waiting);
         let turn =
             tokio::time::timeout(super::WRITER_TIMEOUT, self.slot.clone().lock_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(waiting);
         let mut turn = turn.map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        if turn.group.is_some() && (turn.conn.is_none() || turn.rolled_back.load(Ordering::SeqCst))
+        {
+            // The group's transaction is gone (its connection closed, or SQLite rolled it
+            // back): its members hear so, and this write begins a group of its own instead of
+            // a savepoint whose transaction would be new and commit as if the group's.
+            fail_group(&mut turn, "the write transaction was lost");
+        }
         if turn.conn.is_none() {
             let mut conn = SqliteConnection::connect_with(&self.options).await?;
             let mut handle = conn.lock_handle().await?;
             let kept = turn.kept.clone();
             handle.set_update_hook(move |change| kept.changed(change.table));
             // Every rollback, also one SQLite makes itself (a full disk, an I/O error).
-            let kept = turn.kept.clone();
-            handle.set_rollback_hook(move || kept.forget_all());
+            let (kept, rolled_back) = (turn.kept.clone(), turn.rolled_back.clone());
+            handle.set_rollback_hook(move || {
+                kept.forget_all();
+                rolled_back.store(true, Ordering::SeqCst);
+            });
             drop(handle);
             turn.kept.forget_all();
             turn.conn = Some(conn);
@@ -110,10 +126,11 @@ impl Writer {
         if nested {
             // Without its savepoint the group's transaction cannot be trusted to hold.
             if let Err(err) = run(&mut turn, "SAVEPOINT member").await {
-                fail_group(turn, "a savepoint failed");
+                fail_group(&mut turn, "a savepoint failed");
                 return Err(err);
             }
         } else {
+            turn.rolled_back.store(false, Ordering::SeqCst);
             if let Err(err) = run(&mut turn, "BEGIN IMMEDIATE").await {
                 // Busy past the timeout, or a broken connection: the next write opens anew.
                 turn.conn = None;
@@ -125,7 +142,8 @@ impl Writer {
         Ok(Member { turn: Some(turn), writer: self.clone(), nested })
     }
 
-    /// Closes the connection once the writes in progress are done.
+    /// Closes the connection once the writes in progress are done. A group still open is
+    /// rolled back with it; whoever takes the turn next fails it (`begin`, `commit_group`).
     pub(super) async fn close(&self) {
         let mut turn = self.slot.lock().await;
         if let Some(conn) = turn.conn.take() {
@@ -137,8 +155,13 @@ impl Writer {
 impl Member {
     /// The writer's connection while this member holds the turn (from `begin` until `commit`
     /// or drop, which both consume it); an error, never a panic, should that ever not hold.
+    /// Refused once SQLite rolled the transaction back by itself (`Slot::rolled_back`).
     pub(super) fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
-        self.turn.as_mut().and_then(|turn| turn.conn.as_mut()).ok_or_else(gone)
+        let turn = self.turn.as_mut().ok_or_else(gone)?;
+        if turn.rolled_back.load(Ordering::SeqCst) {
+            return Err(lost());
+        }
+        turn.conn.as_mut().ok_or_else(gone)
     }
 
     /// The hinted head of an audit chain (see `Slot::audit_heads`).
@@ -225,7 +248,10 @@ impl Drop for Member {
             Ok(runtime) => drop(runtime.spawn(abandon(turn, nested))),
             // No runtime left to roll back on: closing the connection rolls back everything,
             // and every member of the group hears so.
-            Err(_) => fail_group(turn, "the write was abandoned at shutdown"),
+            Err(_) => {
+                let mut turn = turn;
+                fail_group(&mut turn, "the write was abandoned at shutdown");
+            }
         }
     }
 }
@@ -236,7 +262,7 @@ async fn abandon(mut turn: OwnedMutexGuard<Slot>, nested: bool) {
     match run(&mut turn, statement).await {
         Ok(()) if !nested => turn.group = None,
         Ok(()) => {}
-        Err(_) => fail_group(turn, "the write transaction was rolled back"),
+        Err(_) => fail_group(&mut turn, "the write transaction was rolled back"),
     }
 }
 
@@ -259,7 +285,7 @@ async fn commit_group(turn: &mut Slot) -> Result<(), StoreError> {
 
 /// Ends the group without its work: closing the connection rolls back what SQLite still
 /// holds, and the members waiting to commit get the error.
-fn fail_group(mut turn: OwnedMutexGuard<Slot>, why: &str) {
+fn fail_group(turn: &mut Slot, why: &str) {
     turn.conn = None;
     turn.audit_heads.clear();
     turn.kept.forget_all();
@@ -276,6 +302,28 @@ async fn run(turn: &mut Slot, statement: &'static str) -> Result<(), StoreError>
 
 fn failed(why: Arc<str>) -> StoreError {
     StoreError::Unavailable(sqlx::Error::Protocol(format!("the group commit failed: {why}")))
+}
+
+fn lost() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol("the write transaction was rolled back".into()))
+}
+
+/// Counts a transaction waiting for its first turn for as long as it waits, also when its
+/// request is cancelled meanwhile (a count left behind would keep every later commit off
+/// the path that commits at once when nobody waits).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn gone() -> StoreError {
@@ -320,9 +368,10 @@ mod tests {
 
     /// Begins once the writer's turn is taken by someone else, so it waits and counts.
     async fn queue(writer: &Arc<Writer>) -> tokio::task::JoinHandle<Member> {
+        let before = writer.waiting.load(Ordering::SeqCst);
         let queued = writer.clone();
         let handle = tokio::spawn(async move { queued.begin().await.expect("begin") });
-        while writer.waiting.load(Ordering::SeqCst) == 0 {
+        while writer.waiting.load(Ordering::SeqCst) == before {
             tokio::task::yield_now().await;
         }
         handle
@@ -387,9 +436,9 @@ mod tests {
         let (_dir, writer, mut reader) = setup().await;
         let (first_commit, mut second) = group_of_two(&writer).await;
         insert(&mut second, 2).await;
-        // Nobody waits, so the second commits the group itself: polled once (COMMIT is under
-        // way) and then dropped, as a cancelled request's future is.
-        assert!(second.commit().now_or_never().is_none(), "COMMIT finished in one poll");
+        // Nobody waits, so the second commits the group itself: its future is polled once
+        // (the commit is under way) and dropped, as a cancelled request's future is.
+        drop(second.commit().now_or_never());
         let heard = tokio::time::timeout(Duration::from_secs(5), first_commit).await;
         let heard = heard.expect("the first member never heard the group's outcome");
         heard.expect("task").expect("the group was committed, the first member told otherwise");
@@ -433,11 +482,82 @@ mod tests {
         let (first_commit, mut second) = group_of_two(&writer).await;
         // What SQLite does after an I/O error or a full disk: the whole transaction is gone.
         sqlx::query("ROLLBACK").execute(second.conn().expect("held")).await.expect("rollback");
-        insert(&mut second, 2).await;
+        // Nothing more runs in it: a statement now would commit on its own (autocommit).
+        assert!(second.conn().is_err(), "a statement could run after the group was rolled back");
         assert!(second.commit().await.is_err(), "COMMIT without a transaction succeeded");
         let first_result = first_commit.await.expect("task");
         assert!(first_result.is_err(), "the first member was told its write succeeded");
         assert!(!committed(&mut reader).await.contains(&1));
+    }
+
+    /// A write whose request is cancelled while it waits for its turn stops counting as
+    /// waiting: a count left behind would send every later commit the long way round.
+    #[tokio::test]
+    async fn a_write_cancelled_while_waiting_is_not_counted() {
+        let (_dir, writer, _reader) = setup().await;
+        let first = writer.begin().await.expect("begin");
+        let cancelled = queue(&writer).await;
+        cancelled.abort();
+        assert!(cancelled.await.is_err(), "the waiting write was not cancelled");
+        assert_eq!(writer.waiting.load(Ordering::SeqCst), 0, "the cancelled write still counts");
+        first.commit().await.expect("commit");
+    }
+
+    /// A later member must not turn a group SQLite rolled back into a success: its SAVEPOINT
+    /// would open a fresh transaction, whose COMMIT reported the lost work as committed.
+    #[tokio::test]
+    async fn a_group_sqlite_rolled_back_is_never_reported_committed() {
+        let (_dir, writer, mut reader) = setup().await;
+        let mut first = writer.begin().await.expect("begin");
+        insert(&mut first, 1).await;
+        // Two writes wait, in order, before the first member's committer.
+        let second = queue(&writer).await;
+        let third = queue(&writer).await;
+        let first_commit = tokio::spawn(first.commit());
+        let mut second = second.await.expect("turn");
+        sqlx::query("ROLLBACK").execute(second.conn().expect("held")).await.expect("rollback");
+        // The third waits, so the second's commit would leave its (lost) work to the group.
+        assert!(second.commit().await.is_err(), "the second member was told its write succeeded");
+        let mut third = third.await.expect("turn");
+        assert!(!third.nested, "the third write joined the lost group");
+        insert(&mut third, 3).await;
+        third.commit().await.expect("commit");
+        let first_result = first_commit.await.expect("task");
+        assert!(first_result.is_err(), "the first member was told its lost write succeeded");
+        assert_eq!(committed(&mut reader).await, vec![3]);
+    }
+
+    /// The writer closed (shutdown) with a group open: its members hear it was lost, and a
+    /// write after it does not join the group on a new connection.
+    #[tokio::test]
+    async fn closing_the_writer_fails_the_open_group() {
+        let (_dir, writer, mut reader) = setup().await;
+        let mut first = writer.begin().await.expect("begin");
+        insert(&mut first, 1).await;
+        let second = queue(&writer).await;
+        // Shutdown closes the writer after the second write's turn, ahead of a third write
+        // and of the members' committers.
+        let closing = {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.close().await })
+        };
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        let third = queue(&writer).await;
+        let first_commit = tokio::spawn(first.commit());
+        let mut second = second.await.expect("turn");
+        insert(&mut second, 2).await;
+        let second_commit = tokio::spawn(second.commit());
+        closing.await.expect("close");
+        let mut third = third.await.expect("turn");
+        assert!(!third.nested, "a write joined a group whose connection was closed");
+        insert(&mut third, 3).await;
+        third.commit().await.expect("commit");
+        let first_result = first_commit.await.expect("task");
+        assert!(first_result.is_err(), "the first member was told its lost write was committed");
+        assert!(second_commit.await.expect("task").is_err(), "and the second too");
+        assert_eq!(committed(&mut reader).await, vec![3]);
     }
 
     /// What the writer keeps for the subscriptions table (see `kept`), asked as a member.
