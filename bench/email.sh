@@ -19,6 +19,7 @@ DELIVERY=${BENCH_DELIVERY:-30}
 WORK=$(mktemp -d /tmp/bulwark-email-bench.XXXXXX)
 PIDS=()
 source scripts/services.sh
+source bench/rules.sh
 cleanup() { stop_services; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 services_install wrk openssl
@@ -27,10 +28,7 @@ BIN=$ROOT/target/release/bulwark
 start_mail
 
 HIGH=$WORK/high-limits.toml
-for category in read write sensitive auth refresh; do
-    printf '[[rule]]\nname = "%s-high"\nmatch = { category = "%s" }\nlimit = 1000000000\nwindow = "1m"\nkey = "ip+user"\n\n' \
-        "$category" "$category" >> "$HIGH"
-done
+generous "$HIGH" read write sensitive auth refresh
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 mkdir -p "$WORK/data"

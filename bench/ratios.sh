@@ -15,6 +15,7 @@ ROOT=$PWD
 WORK=$(mktemp -d /tmp/bulwark-ratios.XXXXXX)
 PIDS=()
 source scripts/services.sh
+source bench/rules.sh
 cleanup() { stop_services; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 services_install wrk nodejs npm
@@ -28,10 +29,8 @@ BIN=${BULWARK_BENCH_BIN:-$ROOT/target/release/bulwark}
 
 PORT=8088
 HIGH=$WORK/high-limits.toml
-for category in ${BENCH_CATEGORIES:-read write sensitive auth refresh}; do
-    printf '[[rule]]\nname = "%s-high"\nmatch = { category = "%s" }\nlimit = 1000000000\nwindow = "1m"\nkey = "ip+user"\n\n' \
-        "$category" "$category" >> "$HIGH"
-done
+# shellcheck disable=SC2086 # the categories are words
+generous "$HIGH" ${BENCH_CATEGORIES:-read write sensitive auth refresh}
 bulwark_env() { # bulwark_env NAME [VAR=value ...]: the command line that serves NAME's data
     local name=$1; shift
     echo env -i PATH="$PATH" HOME="$WORK" BULWARK_LISTEN=127.0.0.1:$PORT \

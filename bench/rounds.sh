@@ -21,6 +21,7 @@ ROOT=$PWD
 WORK=$(mktemp -d /tmp/bulwark-rounds.XXXXXX)
 PIDS=()
 source scripts/services.sh
+source bench/rules.sh
 FLOOD_NS=bulwark-rounds
 # A round runs in a subshell: its server's PID reaches the clean-up through a file.
 cleanup() {
@@ -35,16 +36,8 @@ services_install wrk
 BIN=${BULWARK_BENCH_BIN:-$ROOT/target/release/bulwark}
 [ -n "${BULWARK_BENCH_BIN:-}" ] || cargo build --release --locked --quiet
 ROUNDS=${BENCH_ROUNDS:-5}
-printf '[[rule]]\nname = "read-high"\nmatch = { category = "read" }\nlimit = 1000000000\nwindow = "1m"\nkey = "ip+user"\n' \
-    > "$WORK/generous.toml"
-# The flood's rules: reads generous (the /me probe is not what is measured), every other rule
-# as shipped (src/ratelimit/default_rules.toml): the login rules are what the flood meets.
-python3 - src/ratelimit/default_rules.toml "$WORK/generous.toml" > "$WORK/flood.toml" <<'PY'
-import sys
-defaults, generous = (open(path).read() for path in sys.argv[1:])
-kept = [b for b in defaults.split("[[rule]]")[1:] if 'category = "read"' not in b]
-print(generous + "".join("[[rule]]" + b for b in kept))
-PY
+generous "$WORK/generous.toml" read
+flood_rules "$WORK/generous.toml" "$WORK/flood.toml"
 FLOOD=no
 if [ "$(id -u)" -eq 0 ] && ip netns add "$FLOOD_NS" 2>/dev/null; then
     ip link add bw-rounds0 type veth peer name bw-rounds1

@@ -15,6 +15,7 @@ SOAK_SECONDS=${BENCH_SOAK_SECONDS:-180}
 WORK=$(mktemp -d /tmp/bulwark-bench.XXXXXX)
 PIDS=()
 source scripts/services.sh
+source bench/rules.sh
 cleanup() {
     stop_services
     ip link del bw-flood0 2>/dev/null || true
@@ -84,28 +85,14 @@ login_timing() {
     figure "login p50 ms, wrong password: existing account / no account ($1)" "$(p50 "$known") / $(p50 "$unknown")"
 }
 
-# generous FILE CATEGORY...: rules that never trip for those categories (the rest unlimited).
-generous() {
-    local file=$1; shift
-    for category in "$@"; do
-        printf '[[rule]]\nname = "%s-high"\nmatch = { category = "%s" }\nlimit = 1000000000\nwindow = "1m"\nkey = "ip+user"\n\n' \
-            "$category" "$category" >> "$file"
-    done
-}
 GENEROUS=$WORK/generous.toml
 generous "$GENEROUS" read
 # The soak's: every category generous (its logins are the bench account's, and succeed).
 GENEROUS_ALL=$WORK/generous-all.toml
 generous "$GENEROUS_ALL" read write sensitive auth refresh
-# The flood's server: reads as generous (the /me probe is not what is measured), every other
-# rule as shipped (src/ratelimit/default_rules.toml): the login rules are what the flood meets.
+# The flood's server (see bench/rules.sh).
 FLOOD_RULES=$WORK/flood.toml
-python3 - src/ratelimit/default_rules.toml "$GENEROUS" > "$FLOOD_RULES" <<'PY'
-import sys
-defaults, generous = (open(path).read() for path in sys.argv[1:])
-kept = [b for b in defaults.split("[[rule]]")[1:] if 'category = "read"' not in b]
-print(generous + "".join("[[rule]]" + b for b in kept))
-PY
+flood_rules "$GENEROUS" "$FLOOD_RULES"
 
 echo "==> limiter off: health, /me, login"
 start_server base BULWARK_RATE_LIMITS=off
