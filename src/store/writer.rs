@@ -517,7 +517,10 @@ mod tests {
         let mut second = second.await.expect("turn");
         sqlx::query("ROLLBACK").execute(second.conn().expect("held")).await.expect("rollback");
         // The third waits, so the second's commit would leave its (lost) work to the group.
-        assert!(second.commit().await.is_err(), "the second member was told its write succeeded");
+        // Bounded: should the third join the lost group, it holds the turn and nobody answers.
+        let second_result = tokio::time::timeout(Duration::from_secs(5), second.commit()).await;
+        let second_result = second_result.expect("the second member never heard");
+        assert!(second_result.is_err(), "the second member was told its write succeeded");
         let mut third = third.await.expect("turn");
         assert!(!third.nested, "the third write joined the lost group");
         insert(&mut third, 3).await;
