@@ -155,7 +155,7 @@ pub async fn tenant_keys(
     // uses the memo (`sealing_keys` reloads after its lock).
     match tx.remembered::<crate::crypto::KeySet>() {
         Some(keys) => Ok(keys),
-        None => load_keys(app, tx).await,
+        None => load_keys(app, tx, false).await,
     }
 }
 
@@ -224,14 +224,16 @@ pub async fn reseal_column(
     .await
 }
 
-/// Reads the tenant's keys and remembers them for the rest of the transaction.
+/// Reads the tenant's keys (holding the current one: `hold`) and remembers them for the rest
+/// of the transaction.
 async fn load_keys(
     app: &AppState,
     tx: &mut TenantTx,
+    hold: bool,
 ) -> DomainResult<std::sync::Arc<crate::crypto::KeySet>> {
     let keys = app
         .tenant_keys()
-        .for_tenant(tx)
+        .for_tenant(tx, hold)
         .await
         .map_err(|err| DomainError::Internal(err.to_string()))?;
     tx.remember(keys.clone());
@@ -239,15 +241,14 @@ async fn load_keys(
 }
 
 /// The tenant's keys for sealing new values in a write transaction: the current key's row is
-/// held (see `crypto::store::lock_current_data_key`), so a rotation waits for this write.
+/// held (see `crypto::store::current_data_version`), so a rotation waits for this write.
 pub async fn sealing_keys(
     app: &AppState,
     tx: &mut TenantTx,
 ) -> DomainResult<std::sync::Arc<crate::crypto::KeySet>> {
-    crate::crypto::store::lock_current_data_key(tx).await?;
-    // Read after the lock, never from the memo: keys remembered before it could name a key
-    // a rotation has since replaced.
-    load_keys(app, tx).await
+    // Read with the lock, never from the memo: keys remembered before it could name a key a
+    // rotation has since replaced.
+    load_keys(app, tx, true).await
 }
 
 /// PATCH semantics for a nullable field: absent = unchanged, `null` = cleared, a value = set.

@@ -46,12 +46,27 @@ pub async fn insert(
     Ok(())
 }
 
-/// SQLite's writer keeps it between transactions (`store::kept`): a create that seals under
-/// the tenant's key reads it once, not per write.
+/// The version of the tenant's current data key. `hold` is for a writer about to seal under
+/// it: on PostgreSQL it holds the active data keys' rows FOR SHARE until it commits, so a
+/// rotation cannot destroy a key under a row it has not seen (the rotation's end takes them
+/// FOR UPDATE, see `lock_data_keys`), and the locking read names the version itself. SQLite
+/// admits one writer at a time, which orders them anyway, and its writer keeps the version
+/// between transactions (`store::kept`): a create that seals reads it once, not per write.
 pub async fn current_data_version(
     tx: &mut TenantTx,
     tenant: TenantId,
+    hold: bool,
 ) -> Result<Option<u32>, StoreError> {
+    if hold && tx.backend() == Backend::Postgres {
+        let held: Vec<i32> = query(
+            "SELECT version FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data' \
+             AND state = 'active' FOR SHARE",
+        )
+        .bind(tenant)
+        .scalars::<i32>(tx)
+        .await?;
+        return Ok(held.into_iter().max().and_then(|v| u32::try_from(v).ok()));
+    }
     let key = tenant.as_uuid();
     if let Some(kept) = tx.raw().kept::<Option<u32>>(kept::TENANT_KEYS, key).await? {
         return Ok(*kept);
@@ -160,25 +175,8 @@ pub async fn has_destroyed_keys(
     Ok(count > 0)
 }
 
-/// A writer about to seal under the current data key holds its row FOR SHARE until it commits
-/// (PostgreSQL), so a rotation cannot destroy a key under a row it has not seen. SQLite admits
-/// one writer at a time, which orders them anyway.
-pub async fn lock_current_data_key(tx: &mut TenantTx) -> Result<(), StoreError> {
-    if tx.backend() == Backend::Postgres {
-        let tenant = tx.tenant_id();
-        query(
-            "SELECT version FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data' \
-             AND state = 'active' FOR SHARE",
-        )
-        .bind(tenant)
-        .scalars::<i32>(tx)
-        .await?;
-    }
-    Ok(())
-}
-
 /// The end of a rotation takes the tenant's data keys FOR UPDATE: it waits for every writer
-/// that sealed under them (see `lock_current_data_key`).
+/// that sealed under them (see `current_data_version`).
 pub async fn lock_data_keys(tx: &mut TenantTx) -> Result<(), StoreError> {
     if tx.backend() == Backend::Postgres {
         let tenant = tx.tenant_id();

@@ -114,10 +114,15 @@ impl TenantKeys {
     }
 
     /// The tenant's keys, read in its transaction; reloaded when the database names a current
-    /// version this instance has not seen (another instance rotated).
-    pub async fn for_tenant(&self, tx: &mut TenantTx) -> Result<Arc<KeySet>, TenantKeyError> {
+    /// version this instance has not seen (another instance rotated). `hold`: for sealing, the
+    /// current key is held until the transaction ends (see `store::current_data_version`).
+    pub async fn for_tenant(
+        &self,
+        tx: &mut TenantTx,
+        hold: bool,
+    ) -> Result<Arc<KeySet>, TenantKeyError> {
         let tenant = tx.tenant_id();
-        let current = store::current_data_version(tx, tenant).await?;
+        let current = store::current_data_version(tx, tenant, hold).await?;
         if current.is_none() && store::has_destroyed_keys(tx, tenant).await? {
             // The tenant was deleted (its keys destroyed), maybe by another instance: its
             // keys leave this instance's memory now, and nothing decrypts.

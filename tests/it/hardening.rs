@@ -567,6 +567,40 @@ async fn writes_racing_a_tenant_key_rotation_stay_readable() {
     }
 }
 
+/// A write that seals under the tenant's data key holds the key's row until it commits
+/// (`crypto::store::current_data_version` with `hold`): the end of a rotation, which takes the
+/// data keys FOR UPDATE before destroying the old one, waits for it. The race above passes
+/// without the hold on most runs; this shows the hold itself.
+#[tokio::test]
+async fn a_sealing_write_holds_the_current_data_key_until_it_commits_postgres_only() {
+    if crate::support::backend() != crate::support::Backend::Postgres {
+        eprintln!("PostgreSQL only: SQLite admits one writer at a time, which orders them");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    let state = crate::support::app_state(&app).await;
+    let tenant = bulwark::ids::TenantId::from_uuid(owner.tenant_id.parse().expect("tenant id"));
+    let scope = bulwark::tenancy::TenantScope::system(tenant, "key hold test");
+    let crate::support::RawDb::Postgres(mut rotation) = app.db.raw(false).await else {
+        unreachable!("PostgreSQL")
+    };
+    const TAKE: &str = "SELECT version FROM tenant_keys WHERE tenant_id = $1::uuid \
+                        AND purpose = 'data' FOR UPDATE NOWAIT";
+    let mut write = state.store().tenant_tx(&scope).await.expect("a write transaction");
+    bulwark::crm::sealing_keys(&state, &mut write).await.expect("the sealing keys");
+    let refused = sqlx::query(TAKE)
+        .bind(&owner.tenant_id)
+        .fetch_all(&mut rotation)
+        .await
+        .expect_err("a rotation took the key a write is sealing under");
+    let code = refused.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("55P03"), "{refused}");
+    write.commit().await.expect("commit");
+    let taken = sqlx::query(TAKE).bind(&owner.tenant_id).fetch_all(&mut rotation).await;
+    assert_eq!(taken.expect("taken once the write committed").len(), 1);
+}
+
 /// Low (SQLite): audited reads (the CSV export, a reveal) read beside a writer. While another
 /// connection holds SQLite's write lock, the export still sends its reads; only its audit
 /// event waits. Before the fix the whole export was one write transaction, stuck at its

@@ -69,7 +69,7 @@ async fn authentication_costs_one_statement_cold_and_none_warm() {
 /// append (one statement on SQLite, see above), commit: 4 on SQLite, 6 on PostgreSQL. On top:
 /// each reference is checked (one statement: the note's contact, the activity's owner, who
 /// is its author unless the body names another); an encrypted record needs the current data
-/// key (PostgreSQL locks and reads it: two), and a contact's create is heard by webhook
+/// key (PostgreSQL reads its version with the lock that holds it: one), and a contact's create is heard by webhook
 /// subscribers (PostgreSQL reads them: one). SQLite's writer keeps
 /// the key and the subscriptions between writes (`store::kept`) and instead asks once per
 /// group of writes whether another connection committed (`PRAGMA data_version`; see
@@ -85,12 +85,12 @@ async fn a_record_create_reads_nothing_back() {
     let at = "2026-01-01T00:00:00Z";
     // (path, body, statements on SQLite, on PostgreSQL)
     let records = [
-        ("contacts", json!({"first_name": "Bo", "email": "bo@example.com"}), 5, 9),
+        ("contacts", json!({"first_name": "Bo", "email": "bo@example.com"}), 5, 8),
         ("companies", json!({"name": "Initech"}), 4, 6),
         ("leads", json!({"title": "Renewal"}), 4, 6),
         ("tasks", json!({"title": "Call back"}), 4, 6),
-        ("activities", json!({"kind": "call", "subject": "Intro", "occurred_at": at}), 6, 9),
-        ("notes", json!({"body": "Met at the fair", "contact_id": contact_id}), 6, 9),
+        ("activities", json!({"kind": "call", "subject": "Intro", "occurred_at": at}), 6, 8),
+        ("notes", json!({"body": "Met at the fair", "contact_id": contact_id}), 6, 8),
     ];
     for (path, body, sqlite, postgres) in records {
         let create = || async {
@@ -105,5 +105,72 @@ async fn a_record_create_reads_nothing_back() {
             crate::support::Backend::Postgres => postgres,
         };
         assert_eq!(warm, expected, "a warm create of {path}");
+    }
+}
+
+/// A record's update reads the row once (to merge the patch and to refuse a missing or
+/// foreign id with a 404) and writes it with a statement that returns it: no read after the
+/// write. On SQLite: begin, the read, the update, the audit append, commit (5); PostgreSQL
+/// adds its tenant setting and the audit head's lock (7). On top: an encrypted record opens
+/// its sealed values to merge the patch and seals them again: PostgreSQL reads the current
+/// key's version for the one and holds it for the other (two), SQLite's writer asks
+/// `PRAGMA data_version` whether what it keeps still holds (one); an activity checks its
+/// owner (one); a contact's update is heard by webhook subscribers (PostgreSQL reads them:
+/// one).
+#[tokio::test]
+async fn a_record_update_reads_its_row_once_and_nothing_after_the_write() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    let at = "2026-01-01T00:00:00Z";
+    let contact = app
+        .post_as(&owner.token, "/api/v1/contacts", &json!({"first_name": "Ada"}))
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .expect("json")["id"]
+        .clone();
+    // (path, body of the create, patch, statements on SQLite, on PostgreSQL)
+    let records = [
+        (
+            "contacts",
+            json!({"first_name": "Bo", "email": "bo@example.com"}),
+            json!({"last_name": "Lind"}),
+            6,
+            10,
+        ),
+        ("companies", json!({"name": "Initech"}), json!({"name": "Initrode"}), 5, 7),
+        ("leads", json!({"title": "Renewal"}), json!({"title": "Upsell"}), 5, 7),
+        ("tasks", json!({"title": "Call back"}), json!({"done": true}), 5, 7),
+        (
+            "activities",
+            json!({"kind": "call", "subject": "Intro", "occurred_at": at}),
+            json!({"subject": "Follow-up"}),
+            7,
+            10,
+        ),
+        (
+            "notes",
+            json!({"body": "Met at the fair", "contact_id": contact}),
+            json!({"body": "Met twice"}),
+            6,
+            9,
+        ),
+    ];
+    for (path, body, patch, sqlite, postgres) in records {
+        let created = app.post_as(&owner.token, &format!("/api/v1/{path}"), &body).await;
+        assert_eq!(created.status(), 201, "{path}");
+        let id = created.json::<serde_json::Value>().await.expect("json")["id"].clone();
+        let url = format!("/api/v1/{path}/{}", id.as_str().expect("an id"));
+        // Warm: the first update found the session, the tenant's keys and the audit head.
+        assert_eq!(app.patch_as(&owner.token, &url, &patch).await.status(), 200, "{path}");
+        let warm = cost(async {
+            assert_eq!(app.patch_as(&owner.token, &url, &patch).await.status(), 200, "{path}");
+        })
+        .await;
+        let expected = match crate::support::backend() {
+            crate::support::Backend::Sqlite => sqlite,
+            crate::support::Backend::Postgres => postgres,
+        };
+        assert_eq!(warm, expected, "a warm update of {path}");
     }
 }
