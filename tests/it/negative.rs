@@ -874,8 +874,9 @@ const BUSINESS_TABLES: &[&str] = &[
 ];
 
 /// A tenant with a row in every table: second factors, a passkey, a key, a break-glass grant, an invitation, a
-/// pending MFA ticket, an idempotency key, a failed login and one record of each CRM kind.
-async fn populate(app: &TestApp, who: &Account) {
+/// pending MFA ticket, an idempotency key, a failed login and one record of each CRM kind
+/// (but the removal queue of deleted documents: `queue_document_removals`). Its contact's id.
+async fn populate(app: &TestApp, who: &Account) -> String {
     app.api_key(who, &["contacts:read"]).await;
     // A verification token: issued in the request (signup's own comes from a background task).
     let resend = app.post_as(&who.token, "/api/v1/auth/verify-email/resend", &json!({})).await;
@@ -915,19 +916,10 @@ async fn populate(app: &TestApp, who: &Account) {
     created(app, &who.token, "/api/v1/email/suppressions", suppression).await;
     let template = json!({"name": "rls", "subject": "S", "text": "T"});
     created(app, &who.token, "/api/v1/email/templates", template).await;
-    // A document, and a deleted one whose object waits in the removal queue. The worker
-    // empties the queue every 10 s from start; this test reads it within a few seconds.
-    for name in ["kept.txt", "deleted.txt"] {
-        let response = app
-            .upload_as(&who.token, &[("contact_id", &records.contact)], name, b"doc".to_vec())
-            .await;
-        assert_eq!(response.status(), 201, "upload {name}");
-        let document: Value = response.json().await.expect("json");
-        if name == "deleted.txt" {
-            let path = format!("/api/v1/documents/{}", id(&document));
-            assert_eq!(app.delete_as(&who.token, &path).await.status(), 204);
-        }
-    }
+    let response = app
+        .upload_as(&who.token, &[("contact_id", &records.contact)], "kept.txt", b"doc".to_vec())
+        .await;
+    assert_eq!(response.status(), 201, "upload");
     let keyed = app
         .client
         .post(app.url("/api/v1/companies"))
@@ -940,6 +932,46 @@ async fn populate(app: &TestApp, who: &Account) {
     assert_eq!(keyed.status(), 201);
     mfa_ticket(app, who).await;
     assert_eq!(app.login(&who.email, "not the password at all").await.status(), 401);
+    records.contact
+}
+
+/// Gives each tenant a deleted document whose object waits in the removal queue, and keeps it
+/// there: the maintenance tick empties the queue every 10 s (however long the test has run),
+/// so the documents kill switch goes off, which pauses it. A tick between a deletion and the
+/// switch empties the queue first: then each tenant deletes another.
+async fn queue_document_removals(
+    app: &TestApp,
+    owner: &mut sqlx::PgConnection,
+    tenants: [(&Account, &str); 2],
+) {
+    let root = &app.superadmin().await;
+    let switch = |on: bool| async move {
+        let body = json!({ "documents": on });
+        let changed = app.patch_as(&root.token, "/api/v1/platform/features", &body).await;
+        assert_eq!(changed.status(), 200, "documents on: {on}");
+    };
+    for _ in 0..5 {
+        for (who, contact) in tenants {
+            let response = app
+                .upload_as(&who.token, &[("contact_id", contact)], "deleted.txt", b"doc".to_vec())
+                .await;
+            assert_eq!(response.status(), 201, "upload");
+            let document: Value = response.json().await.expect("json");
+            let path = format!("/api/v1/documents/{}", id(&document));
+            assert_eq!(app.delete_as(&who.token, &path).await.status(), 204);
+        }
+        switch(false).await;
+        let mut queued = true;
+        for (who, _) in tenants {
+            let sql = "SELECT count(*) FROM document_deletions WHERE tenant_id = $1::uuid";
+            queued &= count_in(owner, None, sql, Some(&who.tenant_id)).await > 0;
+        }
+        if queued {
+            return;
+        }
+        switch(true).await;
+    }
+    panic!("the removal queue was emptied under every try");
 }
 
 /// A Zoom connection deauthorized (its compliance confirmation kept queued: Zoom refuses
@@ -1078,9 +1110,10 @@ async fn row_level_security_confines_every_tenant_table_to_its_tenant_postgres_o
     let app = TestApp::spawn_with(&settings).await;
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
-    populate(&app, &a).await;
-    populate(&app, &b).await;
+    let contact_of_a = populate(&app, &a).await;
+    let contact_of_b = populate(&app, &b).await;
     let RawDb::Postgres(mut owner) = app.db.raw(true).await else { unreachable!("postgres") };
+    queue_document_removals(&app, &mut owner, [(&a, &contact_of_a), (&b, &contact_of_b)]).await;
 
     // Every table of the schema is classified and under forced row-level security.
     let tables: Vec<(String, bool, bool, bool)> = sqlx::query_as(
