@@ -26,16 +26,33 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 PROFILE_FLAG=--dev
 [ "${BULWARK_FUZZ_PROFILE:-dev}" = release ] && PROFILE_FLAG=""
 cargo +nightly fuzz build -s none $PROFILE_FLAG
-for target in $TARGETS; do
+# One target per core at a time: a target's libFuzzer process is single-threaded.
+JOBS=${BULWARK_FUZZ_JOBS:-$(nproc)}
+LOGS=$(mktemp -d)
+trap 'rm -rf "$LOGS"' EXIT
+fuzz_one() {
+    local target=$1 log="$LOGS/$1.log"
     mkdir -p "corpus/$target"
-    log=$(mktemp)
     if ! cargo +nightly fuzz run -s none $PROFILE_FLAG "$target" -- \
         -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 > "$log" 2>&1; then
-        tail -n 60 "$log"; rm -f "$log"
+        tail -n 60 "$log"
         echo "fuzz target $target failed; the input is in fuzz/artifacts/$target/" >&2
-        exit 1
+        return 1
     fi
     runs=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | tail -1)
     echo "$target: $runs(s) ($(grep -Eo 'exec/s: *[0-9]+' "$log" | tail -1 | tr -d ' '))"
-    rm -f "$log"
+}
+failed=0 running=0
+for target in $TARGETS; do
+    if [ "$running" -ge "$JOBS" ]; then
+        wait -n || failed=1
+        running=$((running - 1))
+    fi
+    fuzz_one "$target" &
+    running=$((running + 1))
 done
+while [ "$running" -gt 0 ]; do
+    wait -n || failed=1
+    running=$((running - 1))
+done
+exit "$failed"
