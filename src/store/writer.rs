@@ -16,9 +16,10 @@
 //! transaction (an I/O error, a full disk), the savepoint is gone, and every member of the
 //! group gets the error instead of a success it did not have.
 //!
-//! Every member that joins a group leaves a task behind that commits the group when its turn
-//! comes back, so a group is committed even when the request that joined it is cancelled (a
-//! client hanging up drops its request's future).
+//! A group is committed even when the request that joined it is cancelled (a client hanging
+//! up drops its request's future): COMMIT runs in a task of its own, and a member cancelled
+//! while it waits for its group leaves a task behind that commits the group when the turn
+//! comes back.
 
 #![allow(clippy::disallowed_methods, reason = "the store is where SQL lives")]
 
@@ -218,22 +219,60 @@ impl Member {
         // Others wait: let them add their work, and commit when the turn comes back, unless
         // one of them committed the group first. Whoever commits wakes the rest, which then
         // leave the queue: the turn does not pass through every member of a committed group
-        // before the next group may begin. The task does it even if this request is cancelled
-        // meanwhile.
-        let outcome = group.outcome.clone();
+        // before the next group may begin. The request waits itself (the commit wakes it, not
+        // a task that then wakes it); should it be cancelled meanwhile, `Awaiting` hands the
+        // wait to a task, so the group is committed all the same.
+        let (outcome, slot) = (group.outcome.clone(), self.writer.slot.clone());
         drop(turn);
-        let slot = self.writer.slot.clone();
-        let committer = tokio::spawn(async move {
-            tokio::select! {
-                biased;
-                done = outcome.wait() => done.clone().map_err(failed),
-                mut turn = slot.lock_owned() => match outcome.get() {
-                    Some(done) => done.clone().map_err(failed),
-                    None => commit_group(&mut turn).await,
-                },
+        let mut awaiting = Awaiting { outcome: outcome.clone(), slot: slot.clone(), armed: true };
+        let mut turn = tokio::select! {
+            biased;
+            done = outcome.wait() => {
+                awaiting.armed = false;
+                return done.clone().map_err(failed);
             }
-        });
+            turn = slot.lock_owned() => turn,
+        };
+        awaiting.armed = false;
+        if let Some(done) = outcome.get() {
+            return done.clone().map_err(failed);
+        }
+        // No await between the turn and the task: the COMMIT cannot be cancelled half-way.
+        let committer = tokio::spawn(async move { commit_group(&mut turn).await });
         committer.await.map_err(|_| gone())?
+    }
+}
+
+/// A member's wait for its group, while it lasts. Dropped armed (the request was cancelled
+/// before the group's outcome or the turn came), it leaves a task to wait in its place and
+/// commit the group when the turn comes back, in case no other member is left to.
+struct Awaiting {
+    outcome: Outcome,
+    slot: Arc<Mutex<Slot>>,
+    armed: bool,
+}
+
+impl Drop for Awaiting {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (outcome, slot) = (self.outcome.clone(), self.slot.clone());
+        // Without a runtime (shutdown) nothing can commit: closing the connection rolls the
+        // group back, and no member is left to answer.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = outcome.wait() => {}
+                    mut turn = slot.lock_owned() => {
+                        if outcome.get().is_none() {
+                            let _ = commit_group(&mut turn).await;
+                        }
+                    }
+                }
+            }));
+        }
     }
 }
 
@@ -443,6 +482,30 @@ mod tests {
         let heard = heard.expect("the first member never heard the group's outcome");
         heard.expect("task").expect("the group was committed, the first member told otherwise");
         assert_eq!(committed(&mut reader).await, vec![1, 2]);
+        let next = writer.begin().await.expect("the writer is free again");
+        assert!(!next.nested, "the committed group was left open");
+    }
+
+    /// A member waiting for its group can be cancelled too: its work is still committed, by
+    /// the task its cancelled wait leaves behind, although no other member commits.
+    #[tokio::test]
+    async fn a_group_commits_although_a_member_waiting_for_it_is_cancelled() {
+        use futures_util::FutureExt as _;
+        let (_dir, writer, mut reader) = setup().await;
+        let mut first = writer.begin().await.expect("begin");
+        insert(&mut first, 1).await;
+        let second = queue(&writer).await;
+        // Someone waits, so the first waits for its group: polled once and dropped.
+        drop(first.commit().now_or_never());
+        // The second takes the turn and gives up without committing.
+        let second = second.await.expect("turn");
+        assert!(second.nested, "the second write joined the first's group");
+        drop(second);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while committed(&mut reader).await != vec![1] {
+            assert!(tokio::time::Instant::now() < deadline, "the cancelled member's work is lost");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let next = writer.begin().await.expect("the writer is free again");
         assert!(!next.nested, "the committed group was left open");
     }
