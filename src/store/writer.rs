@@ -222,34 +222,44 @@ impl Member {
         // before the next group may begin. The request waits itself (the commit wakes it, not
         // a task that then wakes it); should it be cancelled meanwhile, `Awaiting` hands the
         // wait to a task, so the group is committed all the same.
-        let (outcome, slot) = (group.outcome.clone(), self.writer.slot.clone());
-        drop(turn);
-        let mut awaiting = Awaiting { outcome: outcome.clone(), slot: slot.clone(), armed: true };
-        let mut turn = tokio::select! {
-            biased;
-            done = outcome.wait() => {
-                awaiting.armed = false;
-                return done.clone().map_err(failed);
-            }
-            turn = slot.lock_owned() => turn,
+        let awaiting = Awaiting {
+            outcome: group.outcome.clone(),
+            slot: self.writer.slot.clone(),
+            armed: true,
         };
-        awaiting.armed = false;
+        drop(turn);
+        let turn = tokio::select! {
+            biased;
+            _ = awaiting.outcome.wait() => None,
+            turn = awaiting.slot.clone().lock_owned() => Some(turn),
+        };
+        let outcome = awaiting.disarm();
         if let Some(done) = outcome.get() {
             return done.clone().map_err(failed);
         }
+        // Without the turn the wait ended on the outcome, which is then set (above).
+        let Some(mut turn) = turn else { return Err(gone()) };
         // No await between the turn and the task: the COMMIT cannot be cancelled half-way.
         let committer = tokio::spawn(async move { commit_group(&mut turn).await });
         committer.await.map_err(|_| gone())?
     }
 }
 
-/// A member's wait for its group, while it lasts. Dropped armed (the request was cancelled
-/// before the group's outcome or the turn came), it leaves a task to wait in its place and
-/// commit the group when the turn comes back, in case no other member is left to.
+/// A member's wait for its group, while it lasts. Dropped before `disarm` (the request was
+/// cancelled before the group's outcome or the turn came), it leaves a task to wait in its
+/// place and commit the group when the turn comes back, in case no other member is left to.
 struct Awaiting {
     outcome: Outcome,
     slot: Arc<Mutex<Slot>>,
     armed: bool,
+}
+
+impl Awaiting {
+    /// The wait is over: the group's outcome, and no task left behind.
+    fn disarm(mut self) -> Outcome {
+        self.armed = false;
+        self.outcome.clone()
+    }
 }
 
 impl Drop for Awaiting {

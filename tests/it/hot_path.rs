@@ -9,6 +9,14 @@ use serde_json::json;
 
 use crate::support::TestApp;
 
+/// The figure of the backend under test.
+fn on_backend(sqlite: u64, postgres: u64) -> u64 {
+    match crate::support::backend() {
+        crate::support::Backend::Sqlite => sqlite,
+        crate::support::Backend::Postgres => postgres,
+    }
+}
+
 /// Statements sent while `requests` run.
 async fn cost<F: Future<Output = ()>>(requests: F) -> u64 {
     let before = bulwark::store::statements_sent();
@@ -57,11 +65,7 @@ async fn authentication_costs_one_statement_cold_and_none_warm() {
         assert_eq!(created.status(), 201);
     })
     .await;
-    let write = match crate::support::backend() {
-        crate::support::Backend::Sqlite => 4,
-        crate::support::Backend::Postgres => 6,
-    };
-    assert_eq!(warm, write, "a warm step-up route that writes");
+    assert_eq!(warm, on_backend(4, 6), "a warm step-up route that writes");
 }
 
 /// A record's create sends only the statements of its write: begin (PostgreSQL: and its
@@ -100,11 +104,7 @@ async fn a_record_create_reads_nothing_back() {
         // Warm: the session, the tenant's keys and the audit chain's head are known.
         create().await;
         let warm = cost(create()).await;
-        let expected = match crate::support::backend() {
-            crate::support::Backend::Sqlite => sqlite,
-            crate::support::Backend::Postgres => postgres,
-        };
-        assert_eq!(warm, expected, "a warm create of {path}");
+        assert_eq!(warm, on_backend(sqlite, postgres), "a warm create of {path}");
     }
 }
 
@@ -167,10 +167,6 @@ async fn a_record_update_reads_its_row_once_and_nothing_after_the_write() {
             assert_eq!(app.patch_as(&owner.token, &url, &patch).await.status(), 200, "{path}");
         })
         .await;
-        let expected = match crate::support::backend() {
-            crate::support::Backend::Sqlite => sqlite,
-            crate::support::Backend::Postgres => postgres,
-        };
-        assert_eq!(warm, expected, "a warm update of {path}");
+        assert_eq!(warm, on_backend(sqlite, postgres), "a warm update of {path}");
     }
 }
