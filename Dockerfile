@@ -17,7 +17,9 @@
 FROM docker.io/library/rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 # The manifest names the bench and the test suite, so they come along (they are not built).
-COPY Cargo.toml Cargo.lock rust-toolchain.toml README.md ./
+COPY Cargo.toml Cargo.lock rust-toolchain.toml README.md build.rs ./
+# The start-up functions' order in the text (build.rs, scripts/symbol-order.sh).
+COPY link ./link
 COPY src ./src
 COPY migrations ./migrations
 COPY benches ./benches

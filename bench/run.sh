@@ -33,6 +33,10 @@ FIGURES=$WORK/figures
 : > "$FIGURES"
 figure() { printf '%-58s %s\n' "$1" "$2" | tee -a "$FIGURES"; }
 figure "release binary size" "$(du -h "$BIN" | cut -f1)"
+# How much of link/symbol-order.txt still names a function of this binary: the linker skips
+# the rest, and the idle RSS below grows with it (re-run scripts/symbol-order.sh when it drops).
+figure "link/symbol-order.txt functions found in the binary" \
+    "$(nm --defined-only "$BIN" | awk 'NR == FNR {want[$1]; next} ($3 in want) && !seen[$3]++ {n++} END {print n + 0}' link/symbol-order.txt -) of $(wc -l < link/symbol-order.txt)"
 CRYPTO=$(cargo bench --locked --quiet --bench field_crypto 2>/dev/null | grep RESULT | sed 's/RESULT //')
 figure "field encryption of one contact (11 fields + 2 blind indexes)" "$CRYPTO"
 crypto() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<< "$CRYPTO"; }
