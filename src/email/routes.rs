@@ -146,7 +146,9 @@ async fn rotate_dkim(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MessageFilter {
-    /// Only messages in this status.
+    /// Only messages in this status. Inline: a query parameter's `$ref` would name a
+    /// component that no body registers.
+    #[param(inline)]
     status: Option<MessageStatus>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]

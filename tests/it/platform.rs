@@ -271,6 +271,37 @@ async fn the_openapi_document_is_3_1_and_lists_every_endpoint() {
     }
 }
 
+/// A `$ref` that names no component leaves that part of the document undescribed to clients
+/// and to schemathesis (which skips it: the list filter's `status` did once).
+#[tokio::test]
+async fn every_reference_in_the_openapi_document_resolves() {
+    fn references<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target);
+                }
+                map.values().for_each(|v| references(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| references(v, out)),
+            _ => {}
+        }
+    }
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.expect("json");
+    let mut targets = Vec::new();
+    references(&doc, &mut targets);
+    assert!(targets.len() > 100, "the document refers to its components: {}", targets.len());
+    let dangling: Vec<_> = targets
+        .into_iter()
+        .filter(|target| {
+            let pointer = target.strip_prefix('#').unwrap_or("not a local reference");
+            doc.pointer(pointer).is_none()
+        })
+        .collect();
+    assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
+}
+
 #[tokio::test]
 async fn a_slow_client_is_cut_off_by_the_header_read_timeout() {
     let app = TestApp::spawn_with(&[("BULWARK_HEADER_READ_TIMEOUT", "500ms")]).await;
