@@ -28,7 +28,10 @@ services_install wrk
 echo "==> release build"
 build_start=$(date +%s)
 cargo build --release --locked --quiet
-BIN=$ROOT/target/release/bulwark
+# A copy: `cargo bench` below relinks target/release/bulwark under the bench profile, whose
+# symbols are not the ones link/symbol-order.txt names (its layout is lost).
+BIN=$WORK/bulwark
+cp "$ROOT/target/release/bulwark" "$BIN"
 FIGURES=$WORK/figures
 : > "$FIGURES"
 figure() { printf '%-58s %s\n' "$1" "$2" | tee -a "$FIGURES"; }

@@ -7,6 +7,8 @@
 //! - Store code is every `store.rs` and everything under a `store/` directory. No other file
 //!   runs a query or holds a statement (`SELECT …`, `INSERT INTO …`, `UPDATE … SET`,
 //!   `DELETE FROM …`).
+//! - No file is over 500 lines, its tests included: a module that grows past it splits by
+//!   concern (or moves its tests to a `tests.rs` beside it, as `store/writer/` does).
 
 #[cfg(test)]
 mod tests {
@@ -99,6 +101,21 @@ mod tests {
             }
         }
         assert!(offenders.is_empty(), "SQL outside store code:\n{}", offenders.join("\n"));
+    }
+
+    const MAX_LINES: usize = 500;
+
+    #[test]
+    fn no_source_file_is_over_500_lines() {
+        let mut offenders: Vec<String> = all()
+            .into_iter()
+            .map(|(file, text)| (file, text.lines().count()))
+            .filter(|(_, lines)| *lines > MAX_LINES)
+            .map(|(file, lines)| format!("{file}: {lines} lines"))
+            .collect();
+        offenders.sort();
+        assert!(offenders.is_empty(), "over {MAX_LINES} lines:\n{}", offenders.join("\n"));
+        assert!(all().len() > 100, "the walk found the sources");
     }
 
     #[test]
