@@ -7,15 +7,26 @@
 //! so a stale file costs memory, never a failed or wrong build. Debug builds (the tests) and
 //! the library are left alone.
 
+use std::path::Path;
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=link/symbol-order.txt");
     let release = std::env::var("PROFILE").is_ok_and(|profile| profile == "release");
     let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
-    if let (true, true, Ok(dir)) = (release, linux, std::env::var("CARGO_MANIFEST_DIR")) {
-        println!(
-            "cargo:rustc-link-arg-bin=bulwark=-Wl,--symbol-ordering-file={dir}/link/symbol-order.txt"
-        );
+    if !(release && linux) {
+        return;
+    }
+    // A copy in OUT_DIR, which lives as long as this build's outputs: the link line names
+    // an absolute path that cargo keeps with them, and a checkout moved or removed since
+    // would otherwise fail the link. Without the file the build goes on unordered.
+    let (Ok(out), Ok(order)) = (std::env::var("OUT_DIR"), std::fs::read("link/symbol-order.txt"))
+    else {
+        return;
+    };
+    let copy = Path::new(&out).join("symbol-order.txt");
+    if std::fs::write(&copy, order).is_ok() {
+        println!("cargo:rustc-link-arg-bin=bulwark=-Wl,--symbol-ordering-file={}", copy.display());
         println!("cargo:rustc-link-arg-bin=bulwark=-Wl,--no-warn-symbol-ordering");
     }
 }
