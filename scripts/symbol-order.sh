@@ -4,13 +4,13 @@
 # hands the file to the linker (build.rs), which places those functions first and together in
 # `.text`, so an idle server's text pages are a few contiguous megabytes instead of 64 KiB
 # fault-around windows scattered over 23 MB (issue 14: idle RSS; docs/ARCHITECTURE.md,
-# "Memory").
+# "Idle memory").
 #
 #   scripts/symbol-order.sh     # ~4 minutes after the release build; commit the file it writes
 #
-# Re-run it when bench/run.sh's "symbol order" line says that much of the file no longer names
-# a function of the binary (a renamed or re-hashed symbol is simply skipped by the linker, so a
-# stale file costs memory, never correctness).
+# Re-run it when bench/run.sh's "link/symbol-order.txt functions found in the binary" line
+# says that much of the file no longer names a function of the binary (a renamed or re-hashed
+# symbol is simply skipped by the linker, so a stale file costs memory, never correctness).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
