@@ -286,6 +286,37 @@ pub async fn record(
     store::append(tx, Some(tenant), ctx, &event).await
 }
 
+/// An event to append to the transaction's tenant's chain, sent ahead: on SQLite's writer,
+/// when it knows where the chain's head is, the append goes along with the transaction's
+/// next statement (`RawTx::ride_along`; one hand-off to SQLite's thread instead of two, the
+/// cost of a write there); elsewhere `finish` appends it as `record` would. Where in the
+/// transaction the event lands does not matter: it commits or rolls back with the rest.
+/// Either way the event is appended only by `finish`, which must run before the commit (a
+/// queued append left unsent fails the commit; see `writer::Member::commit`).
+#[must_use = "the event is appended only by `Ahead::finish`"]
+pub struct Ahead {
+    event: Event,
+    /// The row that rides along, if one does.
+    riding: Option<store::AuditRow>,
+}
+
+pub fn ahead(tx: &mut TenantTx, ctx: &RequestContext, event: Event) -> Ahead {
+    let tenant = tx.tenant_id();
+    let riding = store::ride_along(tx, tenant, ctx, &event);
+    Ahead { event, riding }
+}
+
+impl Ahead {
+    pub async fn finish(
+        self,
+        tx: &mut TenantTx,
+        ctx: &RequestContext,
+    ) -> Result<AuditEventId, StoreError> {
+        let tenant = tx.tenant_id();
+        store::finish(tx, tenant, ctx, &self.event, self.riding).await
+    }
+}
+
 /// Appends one event in a write transaction of its own: for reads that are audited, so the
 /// read itself runs beside writers (on SQLite, without the write lock) and only the event
 /// takes a write turn.

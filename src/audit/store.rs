@@ -7,7 +7,7 @@ use super::chain::{Canonical, GENESIS, event_hash};
 use super::{Event, RequestContext};
 use crate::clock::Timestamp;
 use crate::ids::{AuditEventId, TenantId};
-use crate::store::{AsRawTx, Backend, StoreError, SystemTx, TenantTx, query};
+use crate::store::{AsRawTx, Backend, Query, StoreError, SystemTx, TenantTx, query};
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct AuditRow {
@@ -37,16 +37,69 @@ pub(super) async fn append(
     event: &Event,
 ) -> Result<AuditEventId, StoreError> {
     let chain = tenant.unwrap_or(TenantId::PLATFORM).as_uuid();
-    let tenant = tenant.map(|t| t.as_uuid());
     // SQLite's writer hints where this connection left the head, which saves reading it. A
     // stale hint (a member rolled back, a failed group, another process) inserts nothing
     // (`append_after`) and the append reads the head as below.
     if let Some((seq, hash)) = tx.raw().audit_head_hint(chain) {
-        let row = event_row(chain, tenant, ctx, event, seq, hash);
+        let row = event_row(chain, tenant.map(|t| t.as_uuid()), ctx, event, seq, hash);
         if append_after(tx, &row).await? {
             return Ok(AuditEventId::from_uuid(row.id));
         }
     }
+    append_at_head(tx, tenant, ctx, event).await
+}
+
+/// `append`'s hinted insert, queued to ride along with the transaction's next statement
+/// (`audit::Ahead`); the row if it was queued.
+pub(super) fn ride_along(
+    tx: &mut TenantTx,
+    tenant: TenantId,
+    ctx: &RequestContext,
+    event: &Event,
+) -> Option<AuditRow> {
+    let chain = tenant.as_uuid();
+    let (seq, hash) = tx.raw().audit_head_hint(chain)?;
+    let row = event_row(chain, Some(chain), ctx, event, seq, hash);
+    tx.raw().ride_along(insert_after(&row)).then_some(row)
+}
+
+/// Completes an `audit::Ahead`: done if the row that rode along was inserted; sent now if
+/// nothing took it along; appended anew, from the head it reads, if its hint was stale.
+pub(super) async fn finish(
+    tx: &mut TenantTx,
+    tenant: TenantId,
+    ctx: &RequestContext,
+    event: &Event,
+    riding: Option<AuditRow>,
+) -> Result<AuditEventId, StoreError> {
+    let Some(row) = riding else { return append(tx, Some(tenant), ctx, event).await };
+    let inserted = match tx.raw().take_rider() {
+        Some(Ok(changed)) => changed == 1,
+        Some(Err(unsent)) => unsent.execute_one(tx).await?,
+        // Queued, and then neither sent nor kept: whether it was inserted is unknown, and
+        // appending again could log the event twice. Fail the transaction instead.
+        None => {
+            return Err(StoreError::Database(sqlx::Error::Protocol(
+                "the audit event queued with this write was lost".into(),
+            )));
+        }
+    };
+    if inserted {
+        tx.raw().hint_audit_head(row.chain_id, row.seq, row.hash);
+        return Ok(AuditEventId::from_uuid(row.id));
+    }
+    append_at_head(tx, Some(tenant), ctx, event).await
+}
+
+/// Appends after the head as read (and on PostgreSQL locked) in this transaction.
+async fn append_at_head(
+    tx: &mut impl AsRawTx,
+    tenant: Option<TenantId>,
+    ctx: &RequestContext,
+    event: &Event,
+) -> Result<AuditEventId, StoreError> {
+    let chain = tenant.unwrap_or(TenantId::PLATFORM).as_uuid();
+    let tenant = tenant.map(|t| t.as_uuid());
     // The head row serializes appends to one chain: locked (PostgreSQL) or protected by
     // SQLite's single writer. A chain's first append creates it (one statement saved on
     // every later append, which finds it).
@@ -83,19 +136,22 @@ pub(super) async fn append(
 /// checked in the insert itself; whether it was. The head advances by the trigger of
 /// migration 0008 in the same statement, and the writer's hint with it.
 async fn append_after(tx: &mut impl AsRawTx, row: &AuditRow) -> Result<bool, StoreError> {
-    let inserted = query(
+    let inserted = insert_after(row).execute_one(tx).await?;
+    if inserted {
+        tx.raw().hint_audit_head(row.chain_id, row.seq, row.hash.clone());
+    }
+    Ok(inserted)
+}
+
+/// The insert of `append_after`, which changes one row if the head is still the row's.
+fn insert_after(row: &AuditRow) -> Query {
+    query(
         "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, actor_id, \
          action, target_type, target_id, outcome, ip, user_agent, request_id, details, prev_hash, hash) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
          WHERE EXISTS (SELECT 1 FROM audit_heads WHERE chain_id = $2 AND seq = $4 - 1 AND hash = $16)"
     )
     .binds((row.id, row.chain_id, row.tenant_id, row.seq, row.occurred_at, &row.actor_type, &row.actor_id, &row.action, &row.target_type, &row.target_id, &row.outcome, &row.ip, &row.user_agent, &row.request_id, &row.details, &row.prev_hash, &row.hash))
-    .execute_one(tx)
-    .await?;
-    if inserted {
-        tx.raw().hint_audit_head(row.chain_id, row.seq, row.hash.clone());
-    }
-    Ok(inserted)
 }
 
 /// The event that follows the head `(head_seq, head_hash)` of `chain`, its hash computed.

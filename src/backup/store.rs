@@ -75,7 +75,7 @@ pub async fn dump_rows(
     let mut rows = 0;
     let raw = tx.raw();
     let named = raw.named_statements();
-    match raw.conn()? {
+    match raw.conn().await? {
         Conn::Sqlite(c) => {
             let mut q = sqlx::query(sql);
             if let Some(t) = tenant {

@@ -131,11 +131,13 @@ pub async fn create<R: Resource>(
     R::check_change(scope, None, &body)?;
     let mut tx = app.store().tenant_tx(scope).await?;
     let id = R::Id::generate();
+    let event = Event::new(R::CREATED).target(R::NAME, id).by_scope(scope);
+    // Sent ahead: on SQLite the append goes along with the write's statement.
+    let audit = crate::audit::ahead(&mut tx, ctx, event);
     let written = R::write(app, scope, &mut tx, id, &body, true).await?;
     let row = as_written::<R>(&mut tx, id, written).await?;
-    let event = Event::new(R::CREATED).target(R::NAME, id);
     let emits = |row: &R::Row| R::event(None, &body, row);
-    audit_and_view::<R>(app, tx, scope, ctx, event, row, emits).await
+    audit_and_view::<R>(app, tx, ctx, audit, row, emits).await
 }
 
 pub async fn update<R: Resource>(
@@ -150,14 +152,16 @@ pub async fn update<R: Resource>(
     let before = R::body_of(app, &mut tx, row).await?;
     let after = R::patch(before.clone(), patch);
     R::check_change(scope, Some(&before), &after)?;
-    let written = R::write(app, scope, &mut tx, id, &after, false).await?;
-    let row = as_written::<R>(&mut tx, id, written).await?;
     // Names of the fields that changed, never their values.
     let event = Event::new(R::UPDATED)
         .target(R::NAME, id)
-        .detail("fields", changed_fields(&before, &after));
+        .detail("fields", changed_fields(&before, &after))
+        .by_scope(scope);
+    let audit = crate::audit::ahead(&mut tx, ctx, event);
+    let written = R::write(app, scope, &mut tx, id, &after, false).await?;
+    let row = as_written::<R>(&mut tx, id, written).await?;
     let emits = |row: &R::Row| R::event(Some(&before), &after, row);
-    audit_and_view::<R>(app, tx, scope, ctx, event, row, emits).await
+    audit_and_view::<R>(app, tx, ctx, audit, row, emits).await
 }
 
 /// The record as `write` left it: what its statement returned, or read back.
@@ -175,13 +179,12 @@ async fn as_written<R: Resource>(
 async fn audit_and_view<R: Resource>(
     app: &AppState,
     mut tx: TenantTx,
-    scope: &TenantScope,
     ctx: &RequestContext,
-    event: Event,
+    audit: crate::audit::Ahead,
     row: R::Row,
     emits: impl FnOnce(&R::Row) -> Option<(EventKind, serde_json::Value)>,
 ) -> DomainResult<R::View> {
-    crate::audit::record(&mut tx, ctx, event.by_scope(scope)).await?;
+    audit.finish(&mut tx, ctx).await?;
     if let Some((kind, data)) = emits(&row) {
         crate::webhooks::events::emit(&mut tx, kind, data).await?;
     }

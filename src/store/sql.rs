@@ -166,6 +166,10 @@ impl Query {
         &self.sql
     }
 
+    pub(super) fn into_parts(self) -> (Cow<'static, str>, Vec<Value>) {
+        (self.sql, self.binds)
+    }
+
     /// Runs a statement; the number of rows it changed.
     pub async fn execute(self, tx: &mut impl AsRawTx) -> Result<u64, StoreError> {
         self.execute_raw(tx.raw()).await
@@ -173,10 +177,13 @@ impl Query {
 
     async fn execute_raw(self, tx: &mut RawTx) -> Result<u64, StoreError> {
         let Query { sql, binds } = self;
-        let sql = AssertSqlSafe(sql);
         count_statement();
+        if let Some(member) = tx.member_with_pending() {
+            return Ok(member.send(&sql, binds).await?.changed);
+        }
+        let sql = AssertSqlSafe(sql);
         let named = tx.named_statements();
-        Ok(match tx.conn()? {
+        Ok(match tx.conn().await? {
             Conn::Sqlite(c) => {
                 sqlx::query_with(sql, sqlite_args(binds)?).execute(c).await?.rows_affected()
             }
@@ -196,11 +203,15 @@ impl Query {
 
     pub async fn fetch_all<R: Row>(self, tx: &mut impl AsRawTx) -> Result<Vec<R>, StoreError> {
         let Query { sql, binds } = self;
-        let sql = AssertSqlSafe(sql);
         count_statement();
         let raw = tx.raw();
+        if let Some(member) = raw.member_with_pending() {
+            let ran = member.send(&sql, binds).await?;
+            return ran.rows.iter().map(decode).collect();
+        }
+        let sql = AssertSqlSafe(sql);
         let named = raw.named_statements();
-        Ok(match raw.conn()? {
+        Ok(match raw.conn().await? {
             Conn::Sqlite(c) => sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_all(c).await,
             Conn::Postgres(c) => {
                 sqlx::query_as_with(sql, pg_args(binds)?).persistent(named).fetch_all(c).await
@@ -213,11 +224,15 @@ impl Query {
         tx: &mut impl AsRawTx,
     ) -> Result<Option<R>, StoreError> {
         let Query { sql, binds } = self;
-        let sql = AssertSqlSafe(sql);
         count_statement();
         let raw = tx.raw();
+        if let Some(member) = raw.member_with_pending() {
+            let ran = member.send(&sql, binds).await?;
+            return ran.rows.first().map(decode).transpose();
+        }
+        let sql = AssertSqlSafe(sql);
         let named = raw.named_statements();
-        Ok(match raw.conn()? {
+        Ok(match raw.conn().await? {
             Conn::Sqlite(c) => {
                 sqlx::query_as_with(sql, sqlite_args(binds)?).fetch_optional(c).await
             }
@@ -257,6 +272,32 @@ impl Query {
     }
 }
 
+/// `sql` with each placeholder `$n` moved to `$(n + offset)`: a statement sent after others
+/// in one text (`writer::Member::send`), whose binds follow theirs. Our statements' texts
+/// are literals whose only `$` are placeholders.
+pub(super) fn renumbered(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A row of a statement a SQLite writer's member sent with what was pending
+/// (`writer::Member::send`).
+fn decode<R: Row>(row: &SqliteRow) -> Result<R, StoreError> {
+    Ok(<R as sqlx::FromRow<'_, SqliteRow>>::from_row(row)?)
+}
+
 /// A value the driver cannot encode: a bug in a bind, reported like any database error.
 type ArgsResult<A> = Result<A, StoreError>;
 
@@ -282,7 +323,7 @@ macro_rules! add_all {
     };
 }
 
-fn sqlite_args(binds: Vec<Value>) -> ArgsResult<SqliteArguments> {
+pub(super) fn sqlite_args(binds: Vec<Value>) -> ArgsResult<SqliteArguments> {
     let mut args = SqliteArguments::default();
     add_all!(args, binds);
     Ok(args)
@@ -297,6 +338,17 @@ fn pg_args(binds: Vec<Value>) -> ArgsResult<PgArguments> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rider_s_placeholders_follow_the_statement_s() {
+        let sql =
+            "INSERT INTO t SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM h WHERE a = $2 AND b = $12)";
+        assert_eq!(
+            renumbered(sql, 18),
+            "INSERT INTO t SELECT $19, $20 WHERE EXISTS (SELECT 1 FROM h WHERE a = $20 AND b = $30)"
+        );
+        assert_eq!(renumbered("SELECT $1", 0), "SELECT $1");
+    }
 
     #[test]
     fn binds_keep_their_type_when_null() {

@@ -43,6 +43,36 @@ pub enum Conn<'a> {
 impl RawTx {
     /// Whether statements may be prepared once and kept on the connection (sqlx's
     /// `persistent`): not behind a transaction pooler.
+    /// A SQLite write with something to send along with its next statement (its savepoint,
+    /// a rider): the statement runs through `writer::Member::send`.
+    pub(super) fn member_with_pending(&mut self) -> Option<&mut super::writer::Member> {
+        match self {
+            RawTx::SqliteWrite(member) if member.has_pending() => Some(member),
+            _ => None,
+        }
+    }
+
+    /// Queues `rider` to be sent along with this transaction's next statement, in the same
+    /// hand-off to SQLite's writer thread (each hand-off is what a write costs there). Only
+    /// for a statement whose place among the transaction's others does not matter, whose
+    /// failure may fail the transaction, and whose text's only `$` are placeholders. False
+    /// (nothing queued) on other transactions and backends: the caller runs it itself.
+    pub fn ride_along(&mut self, rider: super::Query) -> bool {
+        match self {
+            RawTx::SqliteWrite(member) => member.ride_along(rider),
+            _ => false,
+        }
+    }
+
+    /// What became of the statement `ride_along` queued: how many rows it changed, or the
+    /// statement itself if no other statement took it along (or none was queued: `None`).
+    pub fn take_rider(&mut self) -> Option<Result<u64, super::Query>> {
+        match self {
+            RawTx::SqliteWrite(member) => member.take_rider(),
+            _ => None,
+        }
+    }
+
     pub fn named_statements(&self) -> bool {
         !matches!(self, RawTx::PostgresPooled(_))
     }
@@ -85,10 +115,12 @@ impl RawTx {
         }
     }
 
-    pub fn conn(&mut self) -> Result<Conn<'_>, StoreError> {
+    /// The connection for the next statement. A SQLite write whose savepoint is still
+    /// pending opens it first (a hand-off of its own, which `writer::Member::send` saves).
+    pub async fn conn(&mut self) -> Result<Conn<'_>, StoreError> {
         Ok(match self {
             RawTx::Sqlite(tx) => Conn::Sqlite(tx),
-            RawTx::SqliteWrite(member) => Conn::Sqlite(member.conn()?),
+            RawTx::SqliteWrite(member) => Conn::Sqlite(member.conn().await?),
             RawTx::Postgres(tx) | RawTx::PostgresPooled(tx) => Conn::Postgres(tx),
             RawTx::SqliteConn(c) => Conn::Sqlite(c),
             RawTx::PostgresConn(c) => Conn::Postgres(c),

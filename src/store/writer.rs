@@ -12,7 +12,12 @@
 //! answers before its data is on disk, and a failed COMMIT fails every member.
 //!
 //! Each transaction after the first of a group runs inside a SAVEPOINT, so one that fails (is
-//! dropped without commit) rolls back its own work only. Should SQLite abandon the whole
+//! dropped without commit) rolls back its own work only. The SAVEPOINT is sent in front of
+//! the member's first statement, in the same call to SQLite's thread (`Member::send`):
+//! under load every create is such a member, and each call is a hand-off to that thread and
+//! back. sqlx still runs a text of several statements with binds on SQLite but calls the
+//! behaviour deprecated; the writer's tests fail loudly should a later sqlx refuse it.
+//! Should SQLite abandon the whole
 //! transaction (an I/O error, a full disk), the savepoint is gone, and every member of the
 //! group gets the error instead of a success it did not have.
 //!
@@ -29,6 +34,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection as _, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard, SetOnce};
+
+use pending::Rider;
 
 use super::StoreError;
 use super::kept::{Kept, Value};
@@ -83,6 +90,12 @@ pub struct Member {
     writer: Arc<Writer>,
     /// Inside a savepoint: earlier members' work shares the SQLite transaction.
     nested: bool,
+    /// A nested member's SAVEPOINT is not sent on its own: it travels with the member's first
+    /// statement (`send`), one hand-off to SQLite's thread instead of two. Until then the
+    /// member has changed nothing, so there is nothing of its own to roll back.
+    savepoint_pending: bool,
+    /// A statement to send along with the next one (`RawTx::ride_along`).
+    rider: Rider,
 }
 
 impl Writer {
@@ -123,14 +136,8 @@ impl Writer {
             turn.conn = Some(conn);
         }
         let nested = turn.group.is_some();
-        count_statement();
-        if nested {
-            // Without its savepoint the group's transaction cannot be trusted to hold.
-            if let Err(err) = run(&mut turn, "SAVEPOINT member").await {
-                fail_group(&mut turn, "a savepoint failed");
-                return Err(err);
-            }
-        } else {
+        if !nested {
+            count_statement();
             turn.rolled_back.store(false, Ordering::SeqCst);
             if let Err(err) = run(&mut turn, "BEGIN IMMEDIATE").await {
                 // Busy past the timeout, or a broken connection: the next write opens anew.
@@ -140,7 +147,13 @@ impl Writer {
             turn.group = Some(Group { members: 0, outcome: Outcome::default() });
             turn.kept.begin_group();
         }
-        Ok(Member { turn: Some(turn), writer: self.clone(), nested })
+        Ok(Member {
+            turn: Some(turn),
+            writer: self.clone(),
+            nested,
+            savepoint_pending: nested,
+            rider: Rider::None,
+        })
     }
 
     /// Closes the connection once the writes in progress are done. A group still open is
@@ -155,9 +168,27 @@ impl Writer {
 
 impl Member {
     /// The writer's connection while this member holds the turn (from `begin` until `commit`
-    /// or drop, which both consume it); an error, never a panic, should that ever not hold.
-    /// Refused once SQLite rolled the transaction back by itself (`Slot::rolled_back`).
-    pub(super) fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+    /// or drop, which both consume it), after what is still pending (its savepoint, a
+    /// rider) was sent; an error, never a panic, should that ever not hold. Refused once
+    /// SQLite rolled the transaction back by itself (`Slot::rolled_back`).
+    pub(super) async fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        if let Some(rider) = self.queued_rider() {
+            let (text, binds) = rider.into_parts();
+            let ran = self.send(&text, binds).await?;
+            self.rider = Rider::Sent(ran.changed);
+        } else if self.savepoint_pending {
+            self.savepoint_pending = false;
+            let turn = self.turn.as_mut().ok_or_else(gone)?;
+            if turn.rolled_back.load(Ordering::SeqCst) {
+                return Err(lost());
+            }
+            count_statement();
+            if let Err(err) = run(turn, "SAVEPOINT member").await {
+                // Without its savepoint the group's transaction cannot be trusted to hold.
+                fail_group(turn, "a savepoint failed");
+                return Err(err);
+            }
+        }
         let turn = self.turn.as_mut().ok_or_else(gone)?;
         if turn.rolled_back.load(Ordering::SeqCst) {
             return Err(lost());
@@ -207,6 +238,12 @@ impl Member {
 
     /// Returns once this transaction's work is committed, with the group's result.
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
+        if matches!(self.rider, Rider::Queued(_)) {
+            // Whoever queued it meant it to be part of this transaction (an audit event).
+            return Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                "a statement queued to ride along was never sent".into(),
+            )));
+        }
         let Some(mut turn) = self.turn.take() else { return Err(gone()) };
         let Some(group) = turn.group.as_mut() else { return Err(gone()) };
         group.members += 1;
@@ -292,6 +329,11 @@ impl Drop for Member {
     /// connection, so a task does it while still holding the turn.
     fn drop(&mut self) {
         let Some(turn) = self.turn.take() else { return };
+        if self.savepoint_pending {
+            // Nothing of its own to undo: the member never sent a statement, and the
+            // group's transaction goes on for the others.
+            return;
+        }
         let nested = self.nested;
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(abandon(turn, nested))),
@@ -379,5 +421,6 @@ fn gone() -> StoreError {
     StoreError::Unavailable(sqlx::Error::Protocol("the SQLite writer is closed".into()))
 }
 
+mod pending;
 #[cfg(test)]
 mod tests;

@@ -70,7 +70,8 @@ async fn authentication_costs_one_statement_cold_and_none_warm() {
 
 /// A record's create sends only the statements of its write: begin (PostgreSQL: and its
 /// tenant setting), the insert, which returns the row instead of a read after it, the audit
-/// append (one statement on SQLite, see above), commit: 4 on SQLite, 6 on PostgreSQL. On top:
+/// append (on SQLite it rides along with the insert, in the same hand-off: see
+/// `audit::Ahead`), commit: 3 on SQLite, 6 on PostgreSQL. On top:
 /// each reference is checked (one statement: the note's contact, the activity's owner, who
 /// is its author unless the body names another); an encrypted record needs the current data
 /// key (PostgreSQL reads its version with the lock that holds it: one), and a contact's create is heard by webhook
@@ -89,12 +90,12 @@ async fn a_record_create_reads_nothing_back() {
     let at = "2026-01-01T00:00:00Z";
     // (path, body, statements on SQLite, on PostgreSQL)
     let records = [
-        ("contacts", json!({"first_name": "Bo", "email": "bo@example.com"}), 5, 8),
-        ("companies", json!({"name": "Initech"}), 4, 6),
-        ("leads", json!({"title": "Renewal"}), 4, 6),
-        ("tasks", json!({"title": "Call back"}), 4, 6),
-        ("activities", json!({"kind": "call", "subject": "Intro", "occurred_at": at}), 6, 8),
-        ("notes", json!({"body": "Met at the fair", "contact_id": contact_id}), 6, 8),
+        ("contacts", json!({"first_name": "Bo", "email": "bo@example.com"}), 4, 8),
+        ("companies", json!({"name": "Initech"}), 3, 6),
+        ("leads", json!({"title": "Renewal"}), 3, 6),
+        ("tasks", json!({"title": "Call back"}), 3, 6),
+        ("activities", json!({"kind": "call", "subject": "Intro", "occurred_at": at}), 5, 8),
+        ("notes", json!({"body": "Met at the fair", "contact_id": contact_id}), 5, 8),
     ];
     for (path, body, sqlite, postgres) in records {
         let create = || async {
@@ -110,8 +111,9 @@ async fn a_record_create_reads_nothing_back() {
 
 /// A record's update reads the row once (to merge the patch and to refuse a missing or
 /// foreign id with a 404) and writes it with a statement that returns it: no read after the
-/// write. On SQLite: begin, the read, the update, the audit append, commit (5); PostgreSQL
-/// adds its tenant setting and the audit head's lock (7). On top: an encrypted record opens
+/// write. On SQLite: begin, the read, the update (the audit append rides along with it),
+/// commit (4); PostgreSQL sends the append on its own and adds its tenant setting and the
+/// audit head's lock (7). On top: an encrypted record opens
 /// its sealed values to merge the patch and seals them again: PostgreSQL reads the current
 /// key's version for the one and holds it for the other (two), SQLite's writer asks
 /// `PRAGMA data_version` whether what it keeps still holds (one); an activity checks its
@@ -135,24 +137,24 @@ async fn a_record_update_reads_its_row_once_and_nothing_after_the_write() {
             "contacts",
             json!({"first_name": "Bo", "email": "bo@example.com"}),
             json!({"last_name": "Lind"}),
-            6,
+            5,
             10,
         ),
-        ("companies", json!({"name": "Initech"}), json!({"name": "Initrode"}), 5, 7),
-        ("leads", json!({"title": "Renewal"}), json!({"title": "Upsell"}), 5, 7),
-        ("tasks", json!({"title": "Call back"}), json!({"done": true}), 5, 7),
+        ("companies", json!({"name": "Initech"}), json!({"name": "Initrode"}), 4, 7),
+        ("leads", json!({"title": "Renewal"}), json!({"title": "Upsell"}), 4, 7),
+        ("tasks", json!({"title": "Call back"}), json!({"done": true}), 4, 7),
         (
             "activities",
             json!({"kind": "call", "subject": "Intro", "occurred_at": at}),
             json!({"subject": "Follow-up"}),
-            7,
+            6,
             10,
         ),
         (
             "notes",
             json!({"body": "Met at the fair", "contact_id": contact}),
             json!({"body": "Met twice"}),
-            6,
+            5,
             9,
         ),
     ];

@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::sqlite::SqliteConnectOptions;
 
 use super::*;
+use crate::store::sql::{self, Query};
 
 /// A writer on a fresh file with one table, and a second connection to read it as
 /// another process would (it sees only what was committed).
@@ -25,7 +26,7 @@ async fn setup() -> (tempfile::TempDir, Arc<Writer>, SqliteConnection) {
 async fn insert(member: &mut Member, v: i64) {
     sqlx::query("INSERT INTO t (v) VALUES ($1)")
         .bind(v)
-        .execute(member.conn().expect("the member holds the writer"))
+        .execute(member.conn().await.expect("the member holds the writer"))
         .await
         .expect("insert");
 }
@@ -173,9 +174,9 @@ async fn a_group_that_cannot_commit_fails_every_member() {
     let (_dir, writer, mut reader) = setup().await;
     let (first_commit, mut second) = group_of_two(&writer).await;
     // What SQLite does after an I/O error or a full disk: the whole transaction is gone.
-    sqlx::query("ROLLBACK").execute(second.conn().expect("held")).await.expect("rollback");
+    sqlx::query("ROLLBACK").execute(second.conn().await.expect("held")).await.expect("rollback");
     // Nothing more runs in it: a statement now would commit on its own (autocommit).
-    assert!(second.conn().is_err(), "a statement could run after the group was rolled back");
+    assert!(second.conn().await.is_err(), "a statement could run after the group was rolled back");
     assert!(second.commit().await.is_err(), "COMMIT without a transaction succeeded");
     let first_result = first_commit.await.expect("task");
     assert!(first_result.is_err(), "the first member was told its write succeeded");
@@ -207,7 +208,7 @@ async fn a_group_sqlite_rolled_back_is_never_reported_committed() {
     let third = queue(&writer).await;
     let first_commit = tokio::spawn(first.commit());
     let mut second = second.await.expect("turn");
-    sqlx::query("ROLLBACK").execute(second.conn().expect("held")).await.expect("rollback");
+    sqlx::query("ROLLBACK").execute(second.conn().await.expect("held")).await.expect("rollback");
     // The third waits, so the second's commit would leave its (lost) work to the group.
     // Bounded: should the third join the lost group, it holds the turn and nobody answers.
     let second_result = tokio::time::timeout(Duration::from_secs(5), second.commit()).await;
@@ -268,7 +269,7 @@ fn keep(member: &mut Member, value: i64) {
 }
 
 async fn exec(member: &mut Member, sql: &'static str) {
-    sqlx::query(sql).execute(member.conn().expect("held")).await.expect(sql);
+    sqlx::query(sql).execute(member.conn().await.expect("held")).await.expect(sql);
 }
 
 #[tokio::test]
@@ -321,6 +322,97 @@ async fn what_the_writer_keeps_lasts_until_anything_could_change_it() {
     let mut last = writer.begin().await.expect("begin");
     assert_eq!(kept(&mut last).await, Some(5), "kept without checking data_version");
     // A rollback SQLite makes itself (after a full disk, an I/O error) forgets everything.
-    sqlx::query("ROLLBACK").execute(last.conn().expect("held")).await.expect("rollback");
+    sqlx::query("ROLLBACK").execute(last.conn().await.expect("held")).await.expect("rollback");
     assert_eq!(kept(&mut last).await, None, "kept across SQLite's own rollback");
+}
+
+fn one_value(v: i64) -> Vec<sql::Value> {
+    vec![sql::Value::Int(Some(v))]
+}
+
+/// A nested member's SAVEPOINT travels with its first statement (one hand-off): the count
+/// of changed rows is the statement's own (SQLite's count after a SAVEPOINT still says the
+/// previous statement's), and a first statement that fails is undone alone: the rollback to
+/// its savepoint must not reach the savepoint of the member before it.
+#[tokio::test]
+async fn a_members_first_statement_carries_its_savepoint() {
+    let (_dir, writer, mut reader) = setup().await;
+    // Three members queued behind the first, so the second's commit leaves the group open.
+    let mut first = writer.begin().await.expect("begin");
+    insert(&mut first, 1).await;
+    let second = queue(&writer).await;
+    let third = queue(&writer).await;
+    let first_commit = tokio::spawn(first.commit());
+    let mut second = second.await.expect("turn");
+    assert!(second.has_pending(), "the savepoint went ahead on its own");
+    let none = "UPDATE t SET v = 10 WHERE v = $1";
+    let ran = second.send(none, one_value(5)).await.expect("update");
+    assert_eq!(ran.changed, 0, "the count is the first member's insert's, not the update's");
+    assert!(!second.has_pending());
+    insert(&mut second, 2).await;
+    let second_commit = tokio::spawn(second.commit());
+    let mut third = third.await.expect("turn");
+    assert!(third.nested && third.has_pending());
+    let taken = "INSERT INTO t (v) VALUES ($1) RETURNING v";
+    assert!(third.send(taken, one_value(1)).await.is_err(), "a duplicate key");
+    drop(third);
+    let heard = tokio::time::timeout(Duration::from_secs(5), second_commit).await;
+    heard.expect("the group was never committed").expect("task").expect("the second's commit");
+    first_commit.await.expect("task").expect("the first's commit");
+    assert_eq!(committed(&mut reader).await, vec![1, 2], "the failed member undid another's work");
+    // A first statement's rows come back as a plain statement's would.
+    let mut fourth = writer.begin().await.expect("begin");
+    insert(&mut fourth, 3).await;
+    let fifth = queue(&writer).await;
+    let fourth_commit = tokio::spawn(fourth.commit());
+    let mut fifth = fifth.await.expect("turn");
+    let ran = fifth.send(taken, one_value(4)).await.expect("insert");
+    let returned: Vec<i64> = ran.rows.iter().map(|row| sqlx::Row::get(row, 0)).collect();
+    assert_eq!((returned, ran.changed), (vec![4], 1));
+    fifth.commit().await.expect("commit");
+    fourth_commit.await.expect("task").expect("commit");
+    assert_eq!(committed(&mut reader).await, vec![1, 2, 3, 4]);
+}
+
+/// A nested member that sends nothing has opened no savepoint, and leaving rolls nothing
+/// back: the group goes on for the others.
+#[tokio::test]
+async fn a_member_that_wrote_nothing_leaves_its_group_whole() {
+    let (_dir, writer, mut reader) = setup().await;
+    let (first_commit, second) = group_of_two(&writer).await;
+    assert!(second.has_pending());
+    drop(second);
+    first_commit.await.expect("task").expect("the group commits");
+    assert_eq!(committed(&mut reader).await, vec![1]);
+}
+
+fn insert_of(v: i64) -> Query {
+    sql::query("INSERT INTO t (v) VALUES ($1)").bind(v)
+}
+
+/// A rider goes along with the next statement, placeholders renumbered past its binds, and
+/// what it changed stays known until asked, whatever runs after it; a rider that nothing
+/// took along is handed back unsent, and a commit with one still queued is refused.
+#[tokio::test]
+async fn a_rider_goes_along_and_its_count_waits_to_be_asked() {
+    let (_dir, writer, mut reader) = setup().await;
+    let mut member = writer.begin().await.expect("begin");
+    assert!(member.ride_along(insert_of(2)));
+    assert!(!member.ride_along(insert_of(3)), "a second rider displaced the first");
+    let ran = member.send("INSERT INTO t (v) VALUES ($1)", one_value(1)).await.expect("send");
+    assert_eq!(ran.changed, 1);
+    insert(&mut member, 5).await;
+    assert!(matches!(member.take_rider(), Some(Ok(1))), "the rider's count was lost");
+    assert!(member.take_rider().is_none());
+    member.commit().await.expect("commit");
+    assert_eq!(committed(&mut reader).await, vec![1, 2, 5]);
+
+    let mut member = writer.begin().await.expect("begin");
+    assert!(member.ride_along(insert_of(7)));
+    let Some(Err(unsent)) = member.take_rider() else { panic!("the rider was not handed back") };
+    assert_eq!(unsent.sql(), "INSERT INTO t (v) VALUES ($1)");
+    assert!(member.ride_along(insert_of(8)));
+    assert!(member.commit().await.is_err(), "a commit left a queued statement behind");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(committed(&mut reader).await, vec![1, 2, 5]);
 }
