@@ -46,7 +46,7 @@ pub(super) async fn append(
             return Ok(AuditEventId::from_uuid(row.id));
         }
     }
-    append_at_head(tx, tenant, ctx, event).await
+    append_at_head(tx, chain, tenant, ctx, event).await
 }
 
 /// `append`'s hinted insert, queued to ride along with the transaction's next statement
@@ -88,17 +88,18 @@ pub(super) async fn finish(
         tx.raw().hint_audit_head(row.chain_id, row.seq, row.hash);
         return Ok(AuditEventId::from_uuid(row.id));
     }
-    append_at_head(tx, Some(tenant), ctx, event).await
+    append_at_head(tx, row.chain_id, Some(tenant), ctx, event).await
 }
 
-/// Appends after the head as read (and on PostgreSQL locked) in this transaction.
+/// Appends to `chain` (the tenant's, or the platform's) after its head as read (and on
+/// PostgreSQL locked) in this transaction.
 async fn append_at_head(
     tx: &mut impl AsRawTx,
+    chain: Uuid,
     tenant: Option<TenantId>,
     ctx: &RequestContext,
     event: &Event,
 ) -> Result<AuditEventId, StoreError> {
-    let chain = tenant.unwrap_or(TenantId::PLATFORM).as_uuid();
     let tenant = tenant.map(|t| t.as_uuid());
     // The head row serializes appends to one chain: locked (PostgreSQL) or protected by
     // SQLite's single writer. A chain's first append creates it (one statement saved on

@@ -173,7 +173,9 @@ impl Member {
     /// SQLite rolled the transaction back by itself (`Slot::rolled_back`).
     pub(super) async fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
         if let Some(rider) = self.queued_rider() {
+            // A statement not run through `send` (a raw one): the rider goes first, alone.
             let (text, binds) = rider.into_parts();
+            count_statement();
             let ran = self.send(&text, binds).await?;
             self.rider = Rider::Sent(ran.changed);
         } else if self.savepoint_pending {

@@ -78,7 +78,9 @@ impl Member {
         statement: &str,
         mut binds: Vec<sql::Value>,
     ) -> Result<Ran, StoreError> {
-        let savepoint = std::mem::take(&mut self.savepoint_pending);
+        // Taken only once the text goes out: a member whose savepoint was never sent must not
+        // roll back to one (it would be an earlier member's).
+        let savepoint = self.savepoint_pending;
         let mut text = String::with_capacity(statement.len() + 512);
         if savepoint {
             text.push_str("SAVEPOINT member; ");
@@ -96,6 +98,7 @@ impl Member {
             return Err(lost());
         }
         let conn = turn.conn.as_mut().ok_or_else(gone)?;
+        self.savepoint_pending = false;
         let mut results = conn.fetch_many(sqlx::query_with(AssertSqlSafe(text), args));
         let (mut rows, mut reports) = (Vec::new(), Vec::with_capacity(3));
         let ended = loop {

@@ -58,6 +58,20 @@ async fn group_of_two(
     (first_commit, next.await.expect("turn"))
 }
 
+/// A group of three: the first member wrote 1 and committed while two more writes waited,
+/// in order, ahead of its committer (so the second's commit leaves the group open for the
+/// third); the second now holds the turn, the third waits for it.
+async fn group_of_three(
+    writer: &Arc<Writer>,
+) -> (tokio::task::JoinHandle<Result<(), StoreError>>, Member, tokio::task::JoinHandle<Member>) {
+    let mut first = writer.begin().await.expect("begin");
+    insert(&mut first, 1).await;
+    let second = queue(writer).await;
+    let third = queue(writer).await;
+    let first_commit = tokio::spawn(first.commit());
+    (first_commit, second.await.expect("turn"), third)
+}
+
 #[tokio::test]
 async fn a_member_commits_with_the_group_and_not_before() {
     let (_dir, writer, mut reader) = setup().await;
@@ -201,13 +215,7 @@ async fn a_write_cancelled_while_waiting_is_not_counted() {
 #[tokio::test]
 async fn a_group_sqlite_rolled_back_is_never_reported_committed() {
     let (_dir, writer, mut reader) = setup().await;
-    let mut first = writer.begin().await.expect("begin");
-    insert(&mut first, 1).await;
-    // Two writes wait, in order, before the first member's committer.
-    let second = queue(&writer).await;
-    let third = queue(&writer).await;
-    let first_commit = tokio::spawn(first.commit());
-    let mut second = second.await.expect("turn");
+    let (first_commit, mut second, third) = group_of_three(&writer).await;
     sqlx::query("ROLLBACK").execute(second.conn().await.expect("held")).await.expect("rollback");
     // The third waits, so the second's commit would leave its (lost) work to the group.
     // Bounded: should the third join the lost group, it holds the turn and nobody answers.
@@ -337,13 +345,7 @@ fn one_value(v: i64) -> Vec<sql::Value> {
 #[tokio::test]
 async fn a_members_first_statement_carries_its_savepoint() {
     let (_dir, writer, mut reader) = setup().await;
-    // Three members queued behind the first, so the second's commit leaves the group open.
-    let mut first = writer.begin().await.expect("begin");
-    insert(&mut first, 1).await;
-    let second = queue(&writer).await;
-    let third = queue(&writer).await;
-    let first_commit = tokio::spawn(first.commit());
-    let mut second = second.await.expect("turn");
+    let (first_commit, mut second, third) = group_of_three(&writer).await;
     assert!(second.has_pending(), "the savepoint went ahead on its own");
     let none = "UPDATE t SET v = 10 WHERE v = $1";
     let ran = second.send(none, one_value(5)).await.expect("update");
