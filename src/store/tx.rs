@@ -115,8 +115,9 @@ impl RawTx {
         }
     }
 
-    /// The connection for the next statement. A SQLite write whose savepoint is still
-    /// pending opens it first (a hand-off of its own, which `writer::Member::send` saves).
+    /// The connection for the next statement. A SQLite write sends what is still pending
+    /// first (its savepoint, a rider: a hand-off of its own, which `writer::Member::send`
+    /// saves by taking them along with a statement).
     pub async fn conn(&mut self) -> Result<Conn<'_>, StoreError> {
         Ok(match self {
             RawTx::Sqlite(tx) => Conn::Sqlite(tx),

@@ -457,3 +457,56 @@ async fn a_record_write_logs_its_event_exactly_once() {
     let (ok, text) = verify(&app).await;
     assert!(ok, "{text}");
 }
+
+/// An event sent ahead of a write (`audit::Ahead`) is logged exactly once or the transaction
+/// fails: sent alone when no statement took it along, refused at commit when nobody finished
+/// it, and an error, never a second append, when its outcome is lost. SQLite only: elsewhere
+/// nothing rides along and `finish` appends as `record` does.
+#[tokio::test]
+async fn an_event_sent_ahead_is_logged_once_or_its_transaction_fails_sqlite_only() {
+    use bulwark::audit::{Action, Event, RequestContext};
+    use bulwark::store::AsRawTx as _;
+    if backend() != Backend::Sqlite {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    let state = crate::support::app_state(&app).await;
+    let tenant = bulwark::ids::TenantId::from_uuid(owner.tenant_id.parse().expect("tenant id"));
+    let scope = bulwark::tenancy::TenantScope::system(tenant, "audit ahead test");
+    let ctx = RequestContext::system();
+    let event = |target: &str| Event::new(Action::ContactCreate).target("contact", target);
+    let logged = |target: &'static str| {
+        crate::support::raw_scalar_text(
+            &app.db,
+            "SELECT count(*) || '' FROM audit_events WHERE target_id = $1",
+            target,
+        )
+    };
+    // This writer learns the chain's head, so what follows rides along.
+    bulwark::audit::record_alone(&state, &scope, &ctx, event("warm")).await.expect("append");
+
+    // Nothing took it along: `finish` sends it alone.
+    let mut tx = state.store().tenant_tx(&scope).await.expect("tx");
+    let ahead = bulwark::audit::ahead(&mut tx, &ctx, event("alone"));
+    ahead.finish(&mut tx, &ctx).await.expect("finish");
+    tx.commit().await.expect("commit");
+    assert_eq!(logged("alone").await, "1");
+
+    // Nobody finished it: the commit is refused, and nothing is logged.
+    let mut tx = state.store().tenant_tx(&scope).await.expect("tx");
+    drop(bulwark::audit::ahead(&mut tx, &ctx, event("unfinished")));
+    assert!(tx.commit().await.is_err(), "a commit left the event behind");
+    assert_eq!(logged("unfinished").await, "0");
+
+    // It rode along, and then its outcome went missing: an error, not a second append.
+    let mut tx = state.store().tenant_tx(&scope).await.expect("tx");
+    let ahead = bulwark::audit::ahead(&mut tx, &ctx, event("lost"));
+    bulwark::store::query("SELECT 1").execute(&mut tx).await.expect("a statement to ride");
+    assert!(matches!(tx.raw().take_rider(), Some(Ok(1))), "the event did not ride along");
+    assert!(ahead.finish(&mut tx, &ctx).await.is_err(), "a lost outcome was appended again");
+    drop(tx);
+    assert_eq!(logged("lost").await, "0");
+    let (ok, text) = verify(&app).await;
+    assert!(ok, "{text}");
+}
