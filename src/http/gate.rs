@@ -97,7 +97,9 @@ pub(crate) async fn authorize(
         Some(tenant) => {
             let writes = !matches!(policy.method, Method::GET | Method::HEAD);
             let scope = match tenant {
-                Some(tenant) => grants::scope_for(app, &principal, tenant, writes).await,
+                // Boxed: the grant lookup's future is kilobytes, and every request's gate
+                // would otherwise carry (and copy) it.
+                Some(tenant) => Box::pin(grants::scope_for(app, &principal, tenant, writes)).await,
                 None => Err(DomainError::NotFound("resource")),
             };
             Some(scope.map_err(refusal(headline))?)

@@ -50,6 +50,8 @@ impl SecurityHeaders {
     }
 
     pub fn apply_to(&self, headers: &mut HeaderMap) {
+        // One growth of the map instead of one per power of two crossed.
+        headers.reserve(self.fixed.len() + self.defaults.len() + 1);
         for (name, value) in &self.fixed {
             headers.insert(name.clone(), value.clone());
         }

@@ -1,8 +1,9 @@
 //! HTTP: the endpoint table, the middleware stack, problem+json, OpenAPI and the server.
 //!
 //! Stack, outermost first (see docs/ARCHITECTURE.md):
-//! request id + span + metrics → security headers → problem renderer → CORS → timeout →
-//! body limit → panic catcher → router → per-endpoint gate → handler.
+//! edge (request id, client address, blocked addresses, problem renderer, security headers,
+//! metrics, access log) → CORS → timeout → panic catcher → router → body limits →
+//! per-endpoint gate → handler.
 
 pub mod endpoint;
 mod error;
@@ -19,7 +20,6 @@ pub mod secret_filter;
 pub mod server;
 
 use std::any::Any;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -27,10 +27,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{Timeout, TimeoutLayer};
 
 use crate::app::AppState;
 use crate::config::Config;
@@ -38,9 +39,41 @@ use crate::ratelimit::RateCategory;
 pub use endpoint::{Access, Endpoint, RoutePolicy};
 use problem::Problem;
 
-/// The peer address of the connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
+/// What the edge serves the router in, outermost first: CORS, the request timeout and the
+/// panic guard. Composed once around the whole router, not with `Router::layer`: that boxes
+/// each layer into every route, and every box is cloned and its future boxed on every
+/// request (see docs/ARCHITECTURE.md, "Where a /me's time goes").
+pub type Stack = Cors<Timeout<CatchPanic<Router, PanicResponse>>>;
+
+/// A panic's response: a 500 problem (`panic_response`).
+#[derive(Clone, Copy)]
+pub struct PanicResponse;
+
+impl tower_http::catch_panic::ResponseForPanic for PanicResponse {
+    type ResponseBody = axum::body::Body;
+
+    fn response_for_panic(&mut self, panic: Box<dyn Any + Send + 'static>) -> Response {
+        panic_response(panic)
+    }
+}
+
+/// The application a connection serves: the edge (`request_id::track_requests`) in front of
+/// the stack.
+#[derive(Clone)]
+pub struct App {
+    edge: Arc<request_id::Edge>,
+    stack: Stack,
+}
+
+impl server::Serve for App {
+    fn serve(
+        &self,
+        peer: std::net::SocketAddr,
+        request: axum::extract::Request,
+    ) -> impl Future<Output = Response> + Send + 'static + use<> {
+        request_id::track_requests(self.edge.clone(), self.stack.clone(), peer, request)
+    }
+}
 
 /// Every endpoint of the API, from every area.
 pub fn endpoints() -> Vec<Endpoint> {
@@ -88,7 +121,7 @@ const UPLOAD_ENVELOPE: usize = 1024 * 1024;
 
 /// The API's endpoints and the console's `pages` (which bring their own guard), behind one
 /// edge.
-pub fn router(state: AppState, endpoints: Vec<Endpoint>, pages: Router<AppState>) -> Router {
+pub fn router(state: AppState, endpoints: Vec<Endpoint>, pages: Router<AppState>) -> App {
     let config = state.config().clone();
     let containment = state.containment().clone();
     let mut router = Router::new();
@@ -109,39 +142,39 @@ pub fn router(state: AppState, endpoints: Vec<Endpoint>, pages: Router<AppState>
                 secret_filter::filter,
             ));
         }
-        let method_router: axum::routing::MethodRouter<AppState> = inner
-            .layer::<_, std::convert::Infallible>(from_fn_with_state(
-                (state.clone(), policy.clone()),
-                gate::gate,
-            ))
-            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limit))
-            // A declared Content-Length over this route's limit: 413 before anything runs.
-            .layer::<_, std::convert::Infallible>(RequestBodyLimitLayer::new(limit));
+        // One layer, so one box per route: a declared Content-Length over this route's limit
+        // is a 413 before anything runs, then the extractors' limit, then the gate.
+        let guard = ServiceBuilder::new()
+            .layer(RequestBodyLimitLayer::new(limit))
+            .map_request(|request: axum::http::Request<_>| request.map(axum::body::Body::new))
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(from_fn_with_state((state.clone(), policy.clone()), gate::gate));
+        let method_router: axum::routing::MethodRouter<AppState> =
+            inner.layer::<_, std::convert::Infallible>(guard);
         router = router.route(&policy.path, method_router);
     }
-    router
+    let router = router
         .merge(pages)
         .fallback(|| async { Problem::for_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async {
             Problem::for_status(StatusCode::METHOD_NOT_ALLOWED)
         })
-        .with_state(state)
-        // Router::layer wraps every route and the fallbacks; the last one added runs first.
-        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state);
+    let stack = ServiceBuilder::new()
+        .layer(cors(&config))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.http.request_timeout,
         ))
-        .layer(cors(&config))
-        .layer(from_fn_with_state(
-            Arc::new(request_id::Edge {
-                trusted: config.http.trusted_proxies.clone(),
-                ipv6_prefix: config.http.ipv6_prefix,
-                headers: headers::SecurityHeaders::from_config(&config),
-                containment,
-            }),
-            request_id::track_requests,
-        ))
+        .layer(CatchPanicLayer::custom(PanicResponse))
+        .service(router);
+    let edge = Arc::new(request_id::Edge {
+        trusted: config.http.trusted_proxies.clone(),
+        ipv6_prefix: config.http.ipv6_prefix,
+        headers: headers::SecurityHeaders::from_config(&config),
+        containment,
+    });
+    App { edge, stack }
 }
 
 fn cors(config: &Config) -> CorsLayer {

@@ -5,16 +5,15 @@
 //! span every log line of the request is written in, and put into problem bodies. The query
 //! string is never logged: lookups such as `?email=` carry personal data.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
+use tower::ServiceExt as _;
 
-use super::ClientAddr;
 use crate::ratelimit::client::{self, TrustedProxies};
 use crate::ratelimit::{ClientAddress, ClientNet};
 
@@ -43,14 +42,17 @@ pub fn is_well_formed(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// The outermost middleware, one per request: the request id, client address and the
-/// request's log fields on the way in; on the way out the problem body of a refusal, the security headers (every
-/// response, errors too), the request id header, the metrics and the access log line. One
-/// layer where there were three: each layer costs a boxed future and a clone per request.
+/// The edge, first for every request of the API (the connection calls it, `http::App`): the
+/// request id, client address and the request's log fields on the way in, then `stack`; on
+/// the way out the problem body of a refusal, the security headers (every response, errors
+/// too), the request id header, the metrics and the access log line. A function the
+/// connection calls, not a middleware: each layer costs a boxed future and a clone per
+/// request.
 pub async fn track_requests(
-    State(rules): State<Arc<Edge>>,
+    rules: Arc<Edge>,
+    stack: super::Stack,
+    peer: SocketAddr,
     mut request: Request,
-    next: Next,
 ) -> Response {
     let id = request
         .headers()
@@ -69,29 +71,28 @@ pub async fn track_requests(
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
     let path: String = request.uri().path().chars().take(200).collect();
-    let client_ip = request.extensions().get::<ClientAddr>().map(|addr| {
-        let forwarded = request
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok());
-        client::client_ip(addr.0.ip(), forwarded, &rules.trusted)
-    });
-    if let Some(ip) = client_ip {
-        let net = ClientNet::of(ip, rules.ipv6_prefix);
-        request.extensions_mut().insert(ClientAddress { ip, net });
-    }
+    let forwarded =
+        request.headers().get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok());
+    let ip = client::client_ip(peer.ip(), forwarded, &rules.trusted);
+    let net = ClientNet::of(ip, rules.ipv6_prefix);
+    request.extensions_mut().insert(ClientAddress { ip, net });
     // Before rate limits, authentication and routing: nothing of a blocked client is run.
-    let blocked = client_ip.is_some_and(|ip| rules.containment.blocks.blocks(ip));
+    let blocked = rules.containment.blocks.blocks(ip);
     let fields = Arc::new(crate::telemetry::logs::RequestFields {
         request_id: id.clone(),
         method: method.as_str().to_owned(),
         path,
-        client_ip,
+        client_ip: Some(ip),
     });
     let started = Instant::now();
     let run = async {
-        let response = if blocked { blocked_response() } else { next.run(request).await };
+        let response = if blocked {
+            blocked_response()
+        } else {
+            // Every service of the stack is always ready, and none fails (`Infallible`).
+            let Ok(response) = stack.oneshot(request).await;
+            response.map(axum::body::Body::new)
+        };
         super::problem::render(response, &id)
     };
     let mut response = crate::telemetry::logs::in_request(fields.clone(), run).await;

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
+use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -21,8 +21,31 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tower::ServiceExt as _;
 
-use super::ClientAddr;
 use crate::config::TlsFiles;
+
+/// What a connection serves: a request, with the peer address it came from, to a response.
+pub trait Serve: Clone + Send + Sync + 'static {
+    fn serve(
+        &self,
+        peer: SocketAddr,
+        request: Request,
+    ) -> impl Future<Output = Response> + Send + 'static + use<Self>;
+}
+
+/// A bare router (the metrics listener): the peer is not asked for.
+impl Serve for Router {
+    fn serve(
+        &self,
+        _peer: SocketAddr,
+        request: Request,
+    ) -> impl Future<Output = Response> + Send + 'static + use<> {
+        let router = self.clone();
+        async move {
+            let Ok(response) = router.oneshot(request).await;
+            response
+        }
+    }
+}
 
 /// At most this many connections are served at once; further ones wait in the kernel's
 /// accept queue instead of exhausting file descriptors and memory.
@@ -92,7 +115,7 @@ fn describe(path: &Path, what: &str) -> String {
 
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: impl Serve,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) {
@@ -127,7 +150,7 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let (router, builder, tls) = (router.clone(), builder.clone(), options.tls.clone());
+        let (app, builder, tls) = (app.clone(), builder.clone(), options.tls.clone());
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -142,7 +165,7 @@ pub async fn serve(
                 }
             };
             let activity = Arc::new(Activity::new());
-            let service = connection_service(router, peer, activity.clone());
+            let service = connection_service(app, peer, activity.clone());
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             tokio::pin!(connection);
             let mut closing = false;
@@ -172,21 +195,21 @@ pub async fn serve(
     }
 }
 
-/// The router with the peer address attached to every request of the connection.
-fn connection_service(
-    router: Router,
+/// The application with the peer address, for every request of the connection. hyper's own
+/// service (called by reference), so a request costs one clone of `app` and no boxed future.
+fn connection_service<A: Serve>(
+    app: A,
     peer: SocketAddr,
     activity: Arc<Activity>,
-) -> TowerToHyperService<
-    tower::util::MapRequest<
-        Router,
-        impl FnMut(Request<hyper::body::Incoming>) -> Request + Clone + Send + Sync + 'static,
-    >,
-> {
-    TowerToHyperService::new(router.map_request(move |request: Request<hyper::body::Incoming>| {
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static,
+> + Clone {
+    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
         activity.touch();
-        let mut request = request.map(axum::body::Body::new);
-        request.extensions_mut().insert(ClientAddr(peer));
-        request
-    }))
+        let served = app.serve(peer, request.map(axum::body::Body::new));
+        async move { Ok(served.await) }
+    })
 }

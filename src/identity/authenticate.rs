@@ -78,9 +78,11 @@ fn principal_from_claims(
 /// The credential of `Authorization: Bearer <credential>`, from the header's raw value.
 pub fn bearer(authorization: Option<&[u8]>) -> Result<&str, DomainError> {
     let value = authorization.ok_or(DomainError::Unauthenticated("no Authorization header"))?;
+    // Printable ASCII only; a fold without an early exit, which the compiler vectorises.
+    let printable = value.iter().fold(true, |all, b| all & (b' '..=b'~').contains(b));
     let value = std::str::from_utf8(value)
         .ok()
-        .filter(|v| v.bytes().all(|b| b.is_ascii() && !b.is_ascii_control()))
+        .filter(|_| printable)
         .ok_or(DomainError::Unauthenticated("Authorization is not ASCII"))?;
     let (scheme, credential) =
         value.split_once(' ').ok_or(DomainError::Unauthenticated("Authorization is not Bearer"))?;

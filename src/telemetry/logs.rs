@@ -50,16 +50,26 @@ pub fn is_sensitive_name(name: &str) -> bool {
 
 /// Values that are credentials whatever the field is called.
 pub fn looks_like_credential(value: &str) -> bool {
-    if contains_ignoring_case(value, "bearer ")
-        || contains_ignoring_case(value, "basic ")
-        || value.contains("bwk_")
-    {
-        return true;
-    }
+    // Every log line runs this on each of its strings, so one pass: the word patterns all
+    // start with a `b`, and only where one stands is the rest compared.
+    let bytes = value.as_bytes();
+    let word = bytes.iter().enumerate().any(|(at, byte)| {
+        byte | 0x20 == b'b' && {
+            let rest = &bytes[at..];
+            starts_with_ignoring_case(rest, b"bearer ")
+                || starts_with_ignoring_case(rest, b"basic ")
+                || rest.starts_with(b"bwk_")
+        }
+    });
     // A JWT: three base64url segments, the first a JSON object (`eyJ` = `{"`).
-    value
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '=')
-        .any(|word| word.starts_with("eyJ") && word.matches('.').count() == 2)
+    word || value.contains("eyJ")
+        && value
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '=')
+            .any(|word| word.starts_with("eyJ") && word.matches('.').count() == 2)
+}
+
+fn starts_with_ignoring_case(bytes: &[u8], prefix: &[u8]) -> bool {
+    bytes.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
 
 /// A span's or event's fields, in the order recorded; names are the callsite's `'static`
@@ -114,20 +124,46 @@ impl Line {
 }
 
 /// RFC 3339 UTC with milliseconds, written by hand: the general formatter cost more than
-/// the rest of a log line.
+/// the rest of a log line. The date and time up to the second are formatted once a second
+/// (per thread) and copied.
 fn write_timestamp(out: &mut Vec<u8>) {
-    use std::io::Write as _;
-    let now = time::OffsetDateTime::now_utc();
-    let (year, month, day) = now.to_calendar_date();
-    let _ = write!(
-        out,
-        "{year:04}-{:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        u8::from(month),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.millisecond()
-    );
+    let since_epoch =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    write_timestamp_at(out, seconds, since_epoch.subsec_millis());
+}
+
+/// `seconds` since the Unix epoch, and `millis` past it.
+fn write_timestamp_at(out: &mut Vec<u8>, seconds: i64, millis: u32) {
+    use std::cell::Cell;
+    thread_local! {
+        /// The last second formatted, and its text (`2026-12-07T17:10:05`).
+        static SECOND: Cell<(i64, [u8; 19])> = const { Cell::new((i64::MIN, [0; 19])) };
+    }
+    let prefix = SECOND.with(|cached| {
+        let (second, text) = cached.get();
+        if second == seconds {
+            return text;
+        }
+        let mut text = [0; 19];
+        let now = time::OffsetDateTime::from_unix_timestamp(seconds)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let (year, month, day) = now.to_calendar_date();
+        // Years past 9999 would be cut short: this clock does not reach them.
+        let _ = write!(
+            &mut text[..],
+            "{year:04}-{:02}-{day:02}T{:02}:{:02}:{:02}",
+            u8::from(month),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        cached.set((seconds, text));
+        text
+    });
+    out.extend_from_slice(&prefix);
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    out.extend_from_slice(&[b'.', digit(millis / 100), digit(millis / 10), digit(millis), b'Z']);
 }
 
 /// What every line logged while a request is served carries, set by the edge middleware
@@ -146,8 +182,12 @@ tokio::task_local! {
 }
 
 /// Runs `future` with `fields` on every line it logs.
-pub async fn in_request<F: Future>(fields: std::sync::Arc<RequestFields>, future: F) -> F::Output {
-    REQUEST.scope(fields, future).await
+/// Not an `async fn`: that would hold `future` twice, as its argument and inside the scope.
+pub fn in_request<F: Future>(
+    fields: std::sync::Arc<RequestFields>,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    REQUEST.scope(fields, future)
 }
 
 impl RequestFields {
@@ -165,7 +205,8 @@ impl RequestFields {
             && unless.get("client_ip").is_none()
         {
             line.key("client_ip");
-            let _ = serde_json::to_writer(&mut line.0, &ip.to_string());
+            // An address prints as digits, letters, `.` and `:`: nothing to escape.
+            let _ = write!(line.0, "\"{ip}\"");
         }
     }
 }
@@ -379,5 +420,27 @@ mod tests {
         assert!(looks_like_credential("bwk_abcd1234_secretpart"));
         assert!(!looks_like_credential("request completed"));
         assert!(!looks_like_credential("/api/v1/contacts/0190-abc"));
+        assert!(looks_like_credential("BASIC dXNlcjpwYXNz"));
+        assert!(looks_like_credential("x=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"));
+        assert!(!looks_like_credential("eyJhbGciOiJIUzI1NiJ9 only one segment"));
+        assert!(!looks_like_credential("a bob and a bee"));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_with_milliseconds_across_seconds() {
+        use time::format_description::well_known::Rfc3339;
+        let first = time::macros::datetime!(2026-12-07 17:10:05.042 UTC);
+        for now in [
+            first,
+            first + time::Duration::milliseconds(900),
+            first + time::Duration::milliseconds(958),
+            first + time::Duration::days(400) + time::Duration::milliseconds(7),
+        ] {
+            let mut out = vec![];
+            write_timestamp_at(&mut out, now.unix_timestamp(), u32::from(now.millisecond()));
+            let text = String::from_utf8(out).expect("ASCII");
+            assert_eq!(time::OffsetDateTime::parse(&text, &Rfc3339).expect("RFC 3339"), now);
+            assert_eq!(text.len(), 24, "{text}");
+        }
     }
 }
