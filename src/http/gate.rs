@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
@@ -252,7 +252,11 @@ fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 fn rate_limit_headers(headers: &mut HeaderMap, headline: Headline) {
-    headers.insert("x-ratelimit-limit", HeaderValue::from(headline.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(headline.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(headline.reset_secs));
+    // Names parsed once: a name given as text is parsed on every insert.
+    const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    headers.insert(LIMIT, HeaderValue::from(headline.limit));
+    headers.insert(REMAINING, HeaderValue::from(headline.remaining));
+    headers.insert(RESET, HeaderValue::from(headline.reset_secs));
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use tower::ServiceExt as _;
 
@@ -28,6 +28,9 @@ pub struct Edge {
 }
 
 pub const HEADER: &str = "x-request-id";
+/// Parsed once: a name given as text is parsed again on every lookup and insert.
+const REQUEST_ID: HeaderName = HeaderName::from_static(HEADER);
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -56,7 +59,7 @@ pub async fn track_requests(
 ) -> Response {
     let id = request
         .headers()
-        .get(HEADER)
+        .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .filter(|id| is_well_formed(id))
         // A v4 UUID from the thread's CSPRNG: `Uuid::new_v4` asks the kernel each time.
@@ -70,9 +73,11 @@ pub async fn track_requests(
         );
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
-    let path: String = request.uri().path().chars().take(200).collect();
+    let path = request.uri().path();
+    // The first 200 characters, cut at a character's boundary.
+    let path = path[..path.char_indices().nth(200).map_or(path.len(), |(at, _)| at)].to_owned();
     let forwarded =
-        request.headers().get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok());
+        request.headers().get_all(X_FORWARDED_FOR).iter().filter_map(|value| value.to_str().ok());
     let ip = client::client_ip(peer.ip(), forwarded, &rules.trusted);
     let net = ClientNet::of(ip, rules.ipv6_prefix);
     request.extensions_mut().insert(ClientAddress { ip, net });
@@ -100,7 +105,7 @@ pub async fn track_requests(
     let elapsed = started.elapsed();
 
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HEADER, value);
+        response.headers_mut().insert(REQUEST_ID, value);
     }
     let route = response.extensions().get::<RouteTemplate>().map(|route| route.0.clone());
     let route = route.as_deref().unwrap_or("unmatched");
