@@ -60,6 +60,6 @@ pub fn context_of(parts: &Parts) -> RequestContext {
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
-        request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
+        request_id: parts.extensions.get::<RequestId>().map(|id| id.as_str().to_owned()),
     }
 }

@@ -32,8 +32,16 @@ pub const HEADER: &str = "x-request-id";
 const REQUEST_ID: HeaderName = HeaderName::from_static(HEADER);
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
+/// The request's id, for handlers (`RequestContext`): the log fields' own copy, so the
+/// extension costs no second string.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(Arc<crate::telemetry::logs::RequestFields>);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        &self.0.request_id
+    }
+}
 
 /// The route template that served a request (`/api/v1/contacts/{id}`), set by the endpoint
 /// gate on the response, for metrics and logs without per-id cardinality.
@@ -65,13 +73,12 @@ pub async fn track_requests(
         // A v4 UUID from the thread's CSPRNG: `Uuid::new_v4` asks the kernel each time.
         .map_or_else(
             || {
-                uuid::Builder::from_random_bytes(crate::crypto::random_bytes())
-                    .into_uuid()
-                    .to_string()
+                let id =
+                    uuid::Builder::from_random_bytes(crate::crypto::random_bytes()).into_uuid();
+                id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned()
             },
             str::to_owned,
         );
-    request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
     let path = request.uri().path();
     // The first 200 characters, cut at a character's boundary.
@@ -84,11 +91,13 @@ pub async fn track_requests(
     // Before rate limits, authentication and routing: nothing of a blocked client is run.
     let blocked = rules.containment.blocks.blocks(ip);
     let fields = Arc::new(crate::telemetry::logs::RequestFields {
-        request_id: id.clone(),
+        request_id: id,
         method: method.as_str().to_owned(),
         path,
         client_ip: Some(ip),
     });
+    request.extensions_mut().insert(RequestId(fields.clone()));
+    let id = &fields.request_id;
     let started = Instant::now();
     let run = async {
         let response = if blocked {
@@ -98,13 +107,13 @@ pub async fn track_requests(
             let Ok(response) = stack.oneshot(request).await;
             response.map(axum::body::Body::new)
         };
-        super::problem::render(response, &id)
+        super::problem::render(response, id)
     };
     let mut response = crate::telemetry::logs::in_request(fields.clone(), run).await;
     rules.headers.apply_to(response.headers_mut());
     let elapsed = started.elapsed();
 
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let route = response.extensions().get::<RouteTemplate>().map(|route| route.0.clone());

@@ -100,9 +100,22 @@ impl Line {
 
     fn key(&mut self, key: &str) {
         self.0.push(b',');
-        // Invariant: strings and JSON values always serialize into a Vec.
-        let _ = serde_json::to_writer(&mut self.0, key);
+        self.string(key);
         self.0.push(b':');
+    }
+
+    /// A JSON string. Most need no escape (no `"`, `\\` or control character) and are
+    /// copied; the rest go through serde_json.
+    fn string(&mut self, text: &str) {
+        if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.0.reserve(text.len() + 2);
+            self.0.push(b'"');
+            self.0.extend_from_slice(text.as_bytes());
+            self.0.push(b'"');
+        } else {
+            // Invariant: a string always serializes into a Vec.
+            let _ = serde_json::to_writer(&mut self.0, text);
+        }
     }
 
     fn pair(&mut self, key: &str, value: &Value) {
@@ -114,14 +127,14 @@ impl Line {
     /// not searched for credentials.
     fn known(&mut self, key: &str, value: &str) {
         self.key(key);
-        let _ = serde_json::to_writer(&mut self.0, value);
+        self.string(value);
     }
 
     /// A string value, redacted when it looks like a credential.
     fn str(&mut self, key: &str, value: &str) {
         self.key(key);
         let value = if looks_like_credential(value) { REDACTED } else { value };
-        let _ = serde_json::to_writer(&mut self.0, value);
+        self.string(value);
     }
 
     fn finish(mut self) -> Vec<u8> {
@@ -465,6 +478,24 @@ mod tests {
         assert!(looks_like_credential("x=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"));
         assert!(!looks_like_credential("eyJhbGciOiJIUzI1NiJ9 only one segment"));
         assert!(!looks_like_credential("a bob and a bee"));
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for text in [
+            "plain",
+            "",
+            "quote \" here",
+            "back\\slash",
+            "line\nbreak",
+            "tab\t",
+            "\u{1}",
+            "é ✓ \u{7f}",
+        ] {
+            let mut line = Line(vec![]);
+            line.string(text);
+            assert_eq!(line.0, serde_json::to_vec(text).expect("a string"), "{text:?}");
+        }
     }
 
     #[test]
