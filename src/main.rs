@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Mutex, PoisonError};
 
 use bulwark::backup::Location;
 use bulwark::config::{self, ConfigInput, DevSecrets};
@@ -221,16 +222,31 @@ fn main() -> ExitCode {
             commands::backup::restore(&state, &from, &identity).await
         }),
     };
+    // The databases the command opened are closed before the process ends: a SQLite
+    // connection the exit cuts off while it closes could leave its last commit unseen by the
+    // other processes (a key rotation run from the command line was lost that way).
+    let opened = std::mem::take(&mut *OPENED.lock().unwrap_or_else(PoisonError::into_inner));
+    runtime.block_on(async {
+        for state in opened {
+            state.store().close().await;
+        }
+    });
     // Log lines are written by a thread of their own; none is lost at exit.
     telemetry::logs::flush();
     code
 }
 
+/// What `open_state` opened, for `main` to close before the process exits.
+static OPENED: Mutex<Vec<bulwark::AppState>> = Mutex::new(Vec::new());
+
 /// Opens the application state for a one-off command.
 async fn open_state(input: &ConfigInput) -> Option<bulwark::AppState> {
     let config = load_for_run(input)?;
     match bulwark::AppState::open(config, Default::default()).await {
-        Ok(state) => Some(state),
+        Ok(state) => {
+            OPENED.lock().unwrap_or_else(PoisonError::into_inner).push(state.clone());
+            Some(state)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             None
