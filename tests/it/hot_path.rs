@@ -24,6 +24,15 @@ async fn cost<F: Future<Output = ()>>(requests: F) -> u64 {
     bulwark::store::statements_sent() - before
 }
 
+/// The statements one warm request sends, measured twice and the fewer kept: the counter is
+/// the process's, so a cache entry expiring meanwhile (the session's lives 500 ms, which a
+/// slow run through PgBouncer can outlast) or a worker's poll adds to one measurement; a
+/// request that itself sends more adds to both.
+async fn warm_cost<F: Fn() -> Fut, Fut: Future<Output = ()>>(request: F) -> u64 {
+    let first = cost(request()).await;
+    first.min(cost(request()).await)
+}
+
 #[tokio::test]
 async fn authentication_costs_one_statement_cold_and_none_warm() {
     let app = TestApp::spawn().await;
@@ -104,7 +113,7 @@ async fn a_record_create_reads_nothing_back() {
         };
         // Warm: the session, the tenant's keys and the audit chain's head are known.
         create().await;
-        let warm = cost(create()).await;
+        let warm = warm_cost(create).await;
         assert_eq!(warm, on_backend(sqlite, postgres), "a warm create of {path}");
     }
 }
@@ -165,7 +174,7 @@ async fn a_record_update_reads_its_row_once_and_nothing_after_the_write() {
         let url = format!("/api/v1/{path}/{}", id.as_str().expect("an id"));
         // Warm: the first update found the session, the tenant's keys and the audit head.
         assert_eq!(app.patch_as(&owner.token, &url, &patch).await.status(), 200, "{path}");
-        let warm = cost(async {
+        let warm = warm_cost(|| async {
             assert_eq!(app.patch_as(&owner.token, &url, &patch).await.status(), 200, "{path}");
         })
         .await;
