@@ -244,10 +244,10 @@ enum Current<'a> {
     Objects(objects::Restorer<'a>),
 }
 
-/// The table being restored: its insert statement and how each archived column binds.
+/// The table being restored: its queued inserts and how each archived column binds.
 struct Restoring {
     table: &'static str,
-    sql: String,
+    inserts: store::Inserts,
     targets: Vec<(String, Target)>,
     index: HashMap<String, usize>,
 }
@@ -319,11 +319,15 @@ pub async fn restore(
             Line::Record(Record::Table(start)) => {
                 current = Some(Current::Rows(prepare(&mut tx, start.name, start.columns).await?));
             }
-            Line::Record(Record::End(_)) => {
-                if let Some(Current::Objects(restorer)) = current.take() {
+            Line::Record(Record::End(_)) => match current.take() {
+                Some(Current::Objects(restorer)) => {
                     restored_objects = Some(restorer.finish().await?);
                 }
-            }
+                // The checker admits the end of a table, and then a manifest, only after
+                // its rows: every queued row is sent before the commit.
+                Some(Current::Rows(mut table)) => table.inserts.flush(&mut tx).await?,
+                None => {}
+            },
             Line::Row(cells) => {
                 let table = match &mut current {
                     Some(Current::Rows(table)) => table,
@@ -346,7 +350,7 @@ pub async fn restore(
                 for ((column, target), cell) in table.targets.iter().zip(cells) {
                     values.push(store::value(column, *target, cell)?);
                 }
-                store::insert(&mut tx, &table.sql, values).await?;
+                table.inserts.push(&mut tx, values).await?;
             }
             Line::Record(_) => {}
         }
@@ -387,9 +391,9 @@ async fn prepare(
         targets.push(found.clone());
     }
     let names: Vec<&str> = targets.iter().map(|(n, _)| n.as_str()).collect();
-    let sql = store::insert_sql(table, &names);
+    let inserts = store::Inserts::new(table, &names);
     let index = columns.into_iter().enumerate().map(|(i, c)| (c, i)).collect();
-    Ok(Restoring { table, sql, targets, index })
+    Ok(Restoring { table, inserts, targets, index })
 }
 
 /// What some rows need beyond their insert; `false` skips the insert.
@@ -399,7 +403,7 @@ async fn prepare(
 /// - An archived head of a chain rebuilt that way must equal the rebuilt one.
 async fn restore_special(
     tx: &mut SystemTx,
-    table: &Restoring,
+    table: &mut Restoring,
     cells: &Cells,
     chains: &mut HashSet<Uuid>,
     tenant: &mut Option<Uuid>,
@@ -410,6 +414,7 @@ async fn restore_special(
         if row_tenant != *tenant
             && let Some(t) = row_tenant
         {
+            table.inserts.flush(tx).await?; // the queued rows are the previous tenant's
             store::enter_tenant(tx, t).await?;
             *tenant = Some(t);
         }
