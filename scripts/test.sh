@@ -87,7 +87,13 @@ step "integration tests on PostgreSQL (documents in S3)"
 BULWARK_TEST_DB=postgres cargo nextest run --locked --test it --no-fail-fast
 
 step "integration tests on PostgreSQL through PgBouncer in transaction pooling mode (Debian's 1.18)"
-BULWARK_TEST_VIA_PGBOUNCER=1 BULWARK_TEST_DB=postgres cargo nextest run --locked --test it --no-fail-fast
+# The same suite through the pooler, for its statements; scale was proven by the pass above.
+# The 200 MiB document moves the same rows as the small ones (its size is storage's), and the
+# backup round trip takes 1,000 contacts instead of 10,000 (still several insert batches a
+# table): together they were 4 of this pass's 5 minutes on a slow runner.
+BULWARK_TEST_VIA_PGBOUNCER=1 BULWARK_TEST_DB=postgres BULWARK_TEST_BACKUP_CONTACTS=1000 \
+    cargo nextest run --locked --test it --no-fail-fast \
+    -E 'not test(=documents::a_200_mib_document_streams_both_ways_in_bounded_memory)'
 
 step "the console in headless Chromium through WebDriver, on SQLite and on PostgreSQL"
 scripts/browser-test.sh target/debug/bulwark sqlite
