@@ -173,6 +173,22 @@ pub async fn read_sealed<T>(
     Ok((found, keys))
 }
 
+/// One page of a list whose rows hold sealed values: `read` fetches up to `limit + 1` rows
+/// in one read transaction of the scope's tenant (as [`read_sealed`]), `key` is a row's
+/// cursor, and `view` opens a row with the tenant's keys.
+pub async fn sealed_page<R, V>(
+    app: &AppState,
+    scope: &crate::tenancy::TenantScope,
+    limit: i64,
+    read: impl AsyncFnOnce(&mut TenantTx) -> Result<Vec<R>, crate::store::StoreError>,
+    key: impl Fn(&R) -> String,
+    view: impl Fn(&crate::crypto::KeySet, crate::ids::TenantId, R) -> DomainResult<V>,
+) -> DomainResult<crate::pagination::Page<V>> {
+    let (rows, keys) = read_sealed(app, scope, read).await?;
+    let tenant = scope.tenant_id();
+    crate::pagination::Page::try_from_rows(rows, limit, key, |row| view(&keys, tenant, row))
+}
+
 /// Re-seals values under the tenant's current data key, a batch per write transaction, until
 /// none is left under an older one. `batch` gets the transaction, the sealing keys and the
 /// current version; it re-seals up to a batch of rows sealed under an older key and says how

@@ -19,6 +19,7 @@ use crate::crypto::field::Place;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{EmailMessageId, EmailTemplateId, TenantId};
 use crate::pagination::{Page, check_limit, decode_cursor};
+use crate::store::TenantTx;
 use crate::tenancy::{Permission, TenantScope};
 
 /// At most this many recipients (to, cc and bcc together) per message.
@@ -394,12 +395,8 @@ pub async fn list(
     let limit = check_limit(limit)?;
     let before = decode_cursor::<uuid::Uuid>(cursor)?.map(EmailMessageId::from_uuid);
     let status = status.map(MessageStatus::as_str);
-    let (rows, keys) = crate::crm::read_sealed(app, scope, async |tx| {
-        store::messages(tx, status, before, limit + 1).await
-    })
-    .await?;
-    let tenant = scope.tenant_id();
-    Page::try_from_rows(rows, limit, |r| r.id.to_string(), |r| view(&keys, tenant, r))
+    let read = async |tx: &mut TenantTx| store::messages(tx, status, before, limit + 1).await;
+    crate::crm::sealed_page(app, scope, limit, read, |r| r.id.to_string(), view).await
 }
 
 /// One message with its events.

@@ -247,12 +247,8 @@ pub async fn list(
     scope.require(Permission::EmailSend)?;
     let limit = check_limit(limit)?;
     let after = decode_cursor::<String>(cursor)?;
-    let (rows, keys) = crate::crm::read_sealed(app, scope, async |tx| {
-        store::templates(tx, after.as_deref(), limit + 1).await
-    })
-    .await?;
-    let tenant = scope.tenant_id();
-    Page::try_from_rows(rows, limit, |r| r.name.clone(), |r| view(&keys, tenant, r))
+    let read = async |tx: &mut TenantTx| store::templates(tx, after.as_deref(), limit + 1).await;
+    crate::crm::sealed_page(app, scope, limit, read, |r| r.name.clone(), view).await
 }
 
 pub async fn get(

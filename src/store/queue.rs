@@ -22,6 +22,28 @@ pub struct Queue {
     reschedule: &'static str,
 }
 
+/// Leases up to $3 due rows until $2; `$lock` is the dialect's row-locking clause.
+macro_rules! claim {
+    ($table:literal, $id:literal, $lock:literal) => {
+        concat!(
+            "UPDATE ",
+            $table,
+            " SET lease_until = $2, attempts = attempts + 1 WHERE ",
+            $id,
+            " IN (SELECT ",
+            $id,
+            " FROM ",
+            $table,
+            " WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
+             ORDER BY due_at LIMIT $3",
+            $lock,
+            ") RETURNING ",
+            $id,
+            ", tenant_id, attempts, lease_until"
+        )
+    };
+}
+
 macro_rules! queue {
     ($table:literal, $id:literal) => {
         Queue {
@@ -32,36 +54,8 @@ macro_rules! queue {
                 $id,
                 ", tenant_id, due_at, attempts) VALUES ($1, $2, $3, 0)"
             ),
-            claim_postgres: concat!(
-                "UPDATE ",
-                $table,
-                " SET lease_until = $2, attempts = attempts + 1 WHERE ",
-                $id,
-                " IN (SELECT ",
-                $id,
-                " FROM ",
-                $table,
-                " WHERE due_at <= $1 \
-                 AND (lease_until IS NULL OR lease_until <= $1) ORDER BY due_at LIMIT $3 \
-                 FOR UPDATE SKIP LOCKED) RETURNING ",
-                $id,
-                ", tenant_id, attempts, lease_until"
-            ),
-            claim_sqlite: concat!(
-                "UPDATE ",
-                $table,
-                " SET lease_until = $2, attempts = attempts + 1 WHERE ",
-                $id,
-                " IN (SELECT ",
-                $id,
-                " FROM ",
-                $table,
-                " WHERE due_at <= $1 \
-                 AND (lease_until IS NULL OR lease_until <= $1) ORDER BY due_at LIMIT $3) \
-                 RETURNING ",
-                $id,
-                ", tenant_id, attempts, lease_until"
-            ),
+            claim_postgres: claim!($table, $id, " FOR UPDATE SKIP LOCKED"),
+            claim_sqlite: claim!($table, $id, ""),
             dequeue: concat!("DELETE FROM ", $table, " WHERE ", $id, " = $1 AND lease_until = $2"),
             reschedule: concat!(
                 "UPDATE ",

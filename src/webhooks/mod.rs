@@ -27,6 +27,7 @@ use crate::crypto::field::Place;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{TenantId, WebhookDeliveryId, WebhookId};
 use crate::pagination::{Page, check_limit, decode_cursor};
+use crate::store::TenantTx;
 use crate::tenancy::{Actor, Permission, TenantScope};
 
 /// The answer to a signed delivery from outside (the relay's events, Stripe's, Zoom's).
@@ -249,11 +250,8 @@ pub async fn list(
     scope.require(Permission::IntegrationsManage)?;
     let limit = check_limit(limit)?;
     let after = decode_cursor::<uuid::Uuid>(cursor)?.map(WebhookId::from_uuid);
-    let (rows, keys) =
-        crate::crm::read_sealed(app, scope, async |tx| store::list(tx, after, limit + 1).await)
-            .await?;
-    let tenant = scope.tenant_id();
-    Page::try_from_rows(rows, limit, |r| r.id.to_string(), |r| view(&keys, tenant, r))
+    let read = async |tx: &mut TenantTx| store::list(tx, after, limit + 1).await;
+    crate::crm::sealed_page(app, scope, limit, read, |r| r.id.to_string(), view).await
 }
 
 pub async fn get(
