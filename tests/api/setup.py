@@ -1,8 +1,11 @@
 """Prepares a running Bulwark for the API fuzzer and prints the credentials as JSON.
 
-Signs up a tenant, proves the password, enrols TOTP and steps up with a backup code (so
-sensitive routes are reachable too), seeds one record of each kind so generated requests meet real ids, and creates a scoped
-API key. Standard library only: the codes are computed here per RFC 6238, not by Bulwark.
+Signs up two tenants, one for each fuzzing run, so that the runs are independent (what one
+run does to its tenant, a security policy or a revoked key, cannot change what the other
+sees, and they can run at once). In each: proves the password, enrols TOTP and steps up with
+a backup code (so sensitive routes are reachable too), and seeds one record of each kind so
+generated requests meet real ids; in the second, creates a scoped API key. Standard library
+only: the codes are computed here per RFC 6238, not by Bulwark.
 """
 
 import base64
@@ -48,9 +51,19 @@ def main():
             break
         except OSError:
             time.sleep(0.1)
-    email = "owner@fuzz.example"
+    token = tenant("Fuzz", "owner@fuzz.example")
+    other = tenant("Fuzz keys", "owner@keys.fuzz.example")
+    scopes = ["contacts:read", "contacts:write", "companies:read", "companies:write",
+              "leads:read", "deals:read", "notes:read", "notes:write", "tasks:read"]
+    _, key = call("POST", "/api/v1/api-keys", {"name": "fuzz", "scopes": scopes}, other)
+    print(json.dumps({"token": token, "api_key": key["key"]}))
+
+
+def tenant(name, email):
+    """A new tenant whose owner is enrolled in TOTP and stepped up, with one record of each
+    kind; the owner's access token."""
     call("POST", "/api/v1/auth/signup",
-         {"tenant_name": "Fuzz", "email": email, "password": PASSWORD, "display_name": "Fuzz Owner"})
+         {"tenant_name": name, "email": email, "password": PASSWORD, "display_name": "Fuzz Owner"})
     _, login = call("POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})
     token = login["access_token"]
     # Enrolling needs a fresh password proof and grants no step-up; a backup code steps up.
@@ -66,10 +79,7 @@ def main():
                        "company_id": company["id"]}, token)
     call("POST", "/api/v1/leads", {"title": "Big lead", "contact_id": contact["id"]}, token)
     call("POST", "/api/v1/tasks", {"title": "Call Ada", "contact_id": contact["id"]}, token)
-    scopes = ["contacts:read", "contacts:write", "companies:read", "companies:write",
-              "leads:read", "deals:read", "notes:read", "notes:write", "tasks:read"]
-    _, key = call("POST", "/api/v1/api-keys", {"name": "fuzz", "scopes": scopes}, token)
-    print(json.dumps({"token": token, "api_key": key["key"]}))
+    return token
 
 
 main()
