@@ -251,7 +251,7 @@ pub fn value(column: &str, target: Target, cell: Option<Cell>) -> Result<Value, 
 
 /// Rows of one table on their way into the target, sent as multi-row `INSERT`s: a restore
 /// costs a round trip per batch instead of one per row (10,000 contacts restored into
-/// PostgreSQL through PgBouncer went from 26 s to a few). A batch is sent when it reaches
+/// PostgreSQL through PgBouncer, debug build: 26 s before, 7.5 s). A batch is sent when it reaches
 /// `MAX_BINDS` values or `MAX_BYTES` of them, and must be sent before anything that the
 /// rows' inserts depend on changes (the transaction's tenant) and before the commit.
 ///

@@ -62,6 +62,7 @@ pub const MIGRATIONS_SQLITE: &[Embedded] = &[
     migration!("sqlite", 19, "0019", "payments"),
     migration!("sqlite", 20, "0020", "integrations"),
     migration!("sqlite", 21, "0021", "console_sessions"),
+    migration!("sqlite", 22, "0022", "audit_head_per_statement"),
 ];
 pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 1, "0001", "platform"),
@@ -85,6 +86,7 @@ pub const MIGRATIONS_POSTGRES: &[Embedded] = &[
     migration!("postgres", 19, "0019", "payments"),
     migration!("postgres", 20, "0020", "integrations"),
     migration!("postgres", 21, "0021", "console_sessions"),
+    migration!("postgres", 22, "0022", "audit_head_per_statement"),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -338,25 +338,44 @@ async fn signed_checkpoints_catch_what_the_chain_alone_cannot() {
 }
 
 /// The head follows its chain in the database itself: an event that skips a sequence
-/// number (or names a chain without a head) is refused by the trigger of migration 0008,
-/// even from the owner role; the next number is accepted and moves the head.
+/// number (or names a chain without a head) is refused by the trigger of migration 0008
+/// (per statement on PostgreSQL since 0022), even from the owner role; the next number is
+/// accepted and moves the head.
 #[tokio::test]
 async fn an_event_that_does_not_follow_its_head_is_refused() {
     let app = TestApp::spawn().await;
     let (owner, _) = busy_tenant(&app).await;
     let chain = id_literal(&owner.tenant_id);
-    let copy_of_newest = |step: i64| {
+    // Copies of the newest event, `step` past it; several in one statement.
+    let copies_of_newest = |steps: &[i64]| {
+        let selects: Vec<String> = steps
+            .iter()
+            .map(|step| {
+                format!(
+                    "SELECT {}, chain_id, tenant_id, seq + {step}, occurred_at, actor_type, \
+                     actor_id, action, target_type, target_id, outcome, ip, user_agent, \
+                     request_id, details, prev_hash, hash FROM audit_events \
+                     WHERE chain_id = {chain} \
+                     AND seq = (SELECT seq FROM audit_heads WHERE chain_id = {chain})",
+                    typed_id(&uuid::Uuid::new_v4().to_string())
+                )
+            })
+            .collect();
         format!(
             "INSERT INTO audit_events (id, chain_id, tenant_id, seq, occurred_at, actor_type, \
              actor_id, action, target_type, target_id, outcome, ip, user_agent, request_id, \
-             details, prev_hash, hash) \
-             SELECT {}, chain_id, tenant_id, seq + {step}, occurred_at, actor_type, actor_id, \
-             action, target_type, target_id, outcome, ip, user_agent, request_id, details, \
-             prev_hash, hash FROM audit_events WHERE chain_id = {chain} \
-             AND seq = (SELECT seq FROM audit_heads WHERE chain_id = {chain})",
-            id_literal(&uuid::Uuid::new_v4().to_string())
+             details, prev_hash, hash) {}",
+            selects.join(" UNION ALL ")
         )
     };
+    let copy_of_newest = |step: i64| copies_of_newest(&[step]);
+    // A UNION types PostgreSQL's bare literal as text, which no uuid column takes.
+    fn typed_id(id: &str) -> String {
+        match backend() {
+            Backend::Sqlite => id_literal(id),
+            Backend::Postgres => format!("{}::uuid", id_literal(id)),
+        }
+    }
     let attempt = |sql: String| async {
         let sql = sqlx::AssertSqlSafe(sql);
         match app.db.raw(true).await {
@@ -381,6 +400,21 @@ async fn an_event_that_does_not_follow_its_head_is_refused() {
     attempt(copy_of_newest(1)).await.expect("the next event is accepted");
     let after: i64 = head().await.parse().expect("seq");
     assert_eq!(after, before.parse::<i64>().expect("seq") + 1, "and moves the head");
+
+    // Several events in one statement (a restore's batches; PostgreSQL checks them per
+    // statement, migration 0022): a gap among them, or a run that starts past the head, is
+    // refused whole; a run that continues the head moves it to its last event.
+    let before = head().await;
+    for steps in [&[1, 3][..], &[2, 3], &[1, 2, 4]] {
+        let refused = attempt(copies_of_newest(steps)).await.expect_err("accepted");
+        // The trigger's refusal, not any error: "does not follow" (SQLite, PostgreSQL's
+        // 0008) or "do not follow" (PostgreSQL's per-statement check).
+        assert!(refused.to_string().contains("follow the head"), "{steps:?}: {refused}");
+        assert_eq!(head().await, before, "a refused statement moves nothing");
+    }
+    attempt(copies_of_newest(&[1, 2, 3])).await.expect("three next events are accepted");
+    let after: i64 = head().await.parse().expect("seq");
+    assert_eq!(after, before.parse::<i64>().expect("seq") + 3, "and move the head past all three");
 }
 
 /// SQLite's writer remembers where it left each chain's head and appends without reading it
