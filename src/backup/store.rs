@@ -255,10 +255,10 @@ pub fn value(column: &str, target: Target, cell: Option<Cell>) -> Result<Value, 
 /// `MAX_BINDS` values or `MAX_BYTES` of them, and must be sent before anything that the
 /// rows' inserts depend on changes (the transaction's tenant) and before the commit.
 ///
-/// Rows are inserted in the order they were pushed, and triggers fire per row in that order
-/// on both backends (SQLite runs each row's triggers before the next row; PostgreSQL queues
-/// the `AFTER` row triggers and runs them in order at the end of the statement, each seeing
-/// the ones before), so an audit chain is still rebuilt one verified event after another.
+/// Rows are inserted in the order they were pushed. An audit chain is still rebuilt through
+/// the head check of every append: SQLite's row triggers check and advance the head row by
+/// row; PostgreSQL's statement trigger (migration 0022) checks that a batch's events of each
+/// chain continue its head without a gap and advances it once per batch.
 pub struct Inserts {
     /// `INSERT INTO table (a, b) VALUES `: a table of `TABLES` and column names the
     /// target's catalog returned.
