@@ -51,7 +51,7 @@ use crate::crm::leads::Leads;
 use crate::crm::tasks::Tasks;
 use crate::http::problem::Problem;
 use crate::http::{Access, RoutePolicy};
-use crate::ratelimit::{RateCategory, RouteFamily};
+use crate::ratelimit::RateCategory;
 use crate::tenancy::Permission;
 pub use page::{Chrome, policy};
 use records::Listed;
@@ -288,24 +288,9 @@ fn page(
     category: RateCategory,
     handler: MethodRouter<AppState>,
 ) -> Page {
-    let family = (category == RateCategory::Auth).then_some(RouteFamily::Auth);
-    Page {
-        policy: RoutePolicy {
-            method,
-            path: path.into(),
-            access,
-            category,
-            family,
-            step_up: false,
-            mfa_exempt: false,
-            idempotent: false,
-            body_limit: Some(guard::FORM_LIMIT),
-            upload: false,
-            feature: None,
-            secret_filter: false,
-        },
-        handler,
-    }
+    let mut policy = RoutePolicy::new(method, path, access, category);
+    policy.body_limit = Some(guard::FORM_LIMIT);
+    Page { policy, handler }
 }
 
 impl Page {

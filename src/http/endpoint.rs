@@ -61,6 +61,27 @@ pub struct RoutePolicy {
     pub secret_filter: bool,
 }
 
+impl RoutePolicy {
+    /// A route's policy with every option off: no step-up, no idempotency keys, the
+    /// configured body limit, no kill switch. Auth-category routes share the `auth` family.
+    pub fn new(method: Method, path: &str, access: Access, category: RateCategory) -> Self {
+        RoutePolicy {
+            method,
+            path: path.into(),
+            access,
+            category,
+            family: (category == RateCategory::Auth).then_some(RouteFamily::Auth),
+            step_up: false,
+            mfa_exempt: false,
+            idempotent: false,
+            body_limit: None,
+            upload: false,
+            feature: None,
+            secret_filter: false,
+        }
+    }
+}
+
 pub struct Endpoint {
     pub policy: RoutePolicy,
     pub(super) router: MethodRouter<AppState>,
@@ -79,29 +100,8 @@ impl Endpoint {
     ) -> Self {
         let (schemas, paths, router) = route;
         let (path, method) = single_operation(&paths);
-        let family = match category {
-            RateCategory::Auth => Some(RouteFamily::Auth),
-            _ => None,
-        };
-        Endpoint {
-            policy: RoutePolicy {
-                method,
-                path: path.into(),
-                access,
-                category,
-                family,
-                step_up: false,
-                mfa_exempt: false,
-                idempotent: false,
-                body_limit: None,
-                upload: false,
-                feature: None,
-                secret_filter: false,
-            },
-            router,
-            paths,
-            schemas,
-        }
+        let policy = RoutePolicy::new(method, &path, access, category);
+        Endpoint { policy, router, paths, schemas }
     }
 
     pub fn public(route: UtoipaMethodRouter<AppState>, category: RateCategory) -> Self {
