@@ -99,7 +99,7 @@ step "the console in headless Chromium through WebDriver, on SQLite and on Postg
 scripts/browser-test.sh target/debug/bulwark sqlite
 scripts/browser-test.sh target/debug/bulwark postgres
 
-step "API fuzzing with schemathesis (user token, then a scoped API key)"
+step "API fuzzing with schemathesis (a user's token and a scoped API key, each in its own tenant, at once)"
 scripts/api-fuzz.sh target/debug/bulwark
 
 step "fuzzing the parsers and decoders (cargo-fuzz, 20 s per target)"
