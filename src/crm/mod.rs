@@ -62,6 +62,14 @@ pub trait Record {
     /// and lists narrow it); `ALIAS` prefixes the table's own columns when it joins.
     const SELECT: &'static str;
     const ALIAS: &'static str = "";
+    /// The columns a create or a rewrite sets (`store::write`), in the order their values
+    /// bind, after the id and the tenant; the write's time binds after them.
+    const WRITES: &'static [&'static str] = &[];
+    /// What a stored record must meet for a rewrite to touch it (a contact: not erased).
+    const REWRITE_IF: &'static str = "";
+    /// The row's columns, returned by a write so that it is not read again; empty where the
+    /// row joins another table (a deal's stage) and is read back.
+    const RETURNING: &'static str = "";
     type Id: Bind + ObjectId;
     type Row: Row + Keyed;
     /// A list's filters.

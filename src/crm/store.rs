@@ -1,5 +1,5 @@
-//! SQL shared by the CRM resources: a record by id, deleting one, reference checks, and the
-//! list builder (filters and keyset pagination).
+//! SQL shared by the CRM resources: a record by id, writing and deleting one, reference
+//! checks, and the list builder (filters and keyset pagination).
 //!
 //! List SQL is assembled from `&'static str` fragments of the resource stores and numbered
 //! placeholders, never from input; every value is a bind, and the tenant filter comes
@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use super::Record;
 use super::list::{PageRequest, SortColumn, SortValue};
+use crate::clock::Timestamp;
 use crate::ids::{ContactId, TenantId};
-use crate::store::{Bind, Query, Row, StoreError, TenantTx, Value, query};
+use crate::store::{Bind, Binds, Query, Row, StoreError, TenantTx, Value, query};
 
 /// `R::SELECT` of the transaction's tenant (`$1`) narrowed by `rest`, over the record's own
 /// columns (`{a}` stands for `R::ALIAS`).
@@ -47,6 +48,62 @@ pub async fn older_than<R: Record>(
         .binds((version, limit))
         .fetch_all(tx)
         .await
+}
+
+/// Inserts a record (`insert`) or rewrites it whole. `values` bind to `R::WRITES` in order,
+/// after the id (`$1`) and the tenant (`$2`); `now` binds last, as an insert's creation and
+/// update time or a rewrite's update time. The row as written when `R::RETURNING` names its
+/// columns; `None` when it does not, or when a rewrite found no such record.
+pub async fn write<R: Record>(
+    tx: &mut TenantTx,
+    id: R::Id,
+    values: impl Binds,
+    insert: bool,
+    now: Timestamp,
+) -> Result<Option<R::Row>, StoreError> {
+    let sql = write_sql(R::TABLE, R::WRITES, R::REWRITE_IF, R::RETURNING, insert);
+    let query =
+        Query::assembled(sql, Vec::new()).bind(id).bind(tx.tenant_id()).binds(values).bind(now);
+    if R::RETURNING.is_empty() {
+        query.execute(tx).await?;
+        return Ok(None);
+    }
+    query.fetch_optional(tx).await
+}
+
+/// `write`'s statement, built from a record's constants only (never from input), so that
+/// each resource names its columns once and no placeholder is numbered by hand.
+fn write_sql(
+    table: &str,
+    columns: &[&str],
+    rewrite_if: &str,
+    returning: &str,
+    insert: bool,
+) -> String {
+    let now = columns.len() + 3;
+    let mut sql = if insert {
+        let names = ["id", "tenant_id"].iter().chain(columns).chain(&["created_at", "updated_at"]);
+        let values = (1..now).chain([now, now]).map(|n| format!("${n}"));
+        format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            names.copied().collect::<Vec<_>>().join(", "),
+            values.collect::<Vec<_>>().join(", ")
+        )
+    } else {
+        let sets = columns.iter().zip(3..).map(|(column, n)| format!("{column} = ${n}, "));
+        let mut sql = format!("UPDATE {table} SET {}", sets.collect::<String>());
+        sql.push_str(&format!("updated_at = ${now} WHERE id = $1 AND tenant_id = $2"));
+        if !rewrite_if.is_empty() {
+            sql.push_str(" AND ");
+            sql.push_str(rewrite_if);
+        }
+        sql
+    };
+    if !returning.is_empty() {
+        sql.push_str(" RETURNING ");
+        sql.push_str(returning);
+    }
+    sql
 }
 
 /// Unlinks the records that point at one (`R::UNLINK`), then deletes it; false when the
@@ -187,4 +244,25 @@ pub async fn list<R: Record, C: SortColumn>(
     let mut query = ListQuery::new(R::SELECT, R::ALIAS, tx.tenant_id());
     R::filter(&mut query, filter);
     query.page(page).fetch_all(tx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_sql;
+
+    #[test]
+    fn a_write_numbers_its_placeholders_from_the_columns() {
+        let insert = write_sql("leads", &["title", "status"], "", "id, title", true);
+        assert_eq!(
+            insert,
+            "INSERT INTO leads (id, tenant_id, title, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id, title"
+        );
+        let rewrite = write_sql("contacts", &["tags"], "erased_at IS NULL", "", false);
+        assert_eq!(
+            rewrite,
+            "UPDATE contacts SET tags = $3, updated_at = $4 \
+             WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL"
+        );
+    }
 }

@@ -100,6 +100,7 @@ macro_rules! binds_tuple {
     };
 }
 
+binds_tuple!(A);
 binds_tuple!(A, B);
 binds_tuple!(A, B, C);
 binds_tuple!(A, B, C, D);

@@ -226,7 +226,7 @@ impl Resource for Activities {
             deal_id: a.deal_id,
             owner_id,
         };
-        Ok(store::write(tx, id, &columns, insert, Timestamp::now()).await?)
+        Ok(super::store::write::<Activities>(tx, id, &columns, insert, Timestamp::now()).await?)
     }
 
     async fn body_of(

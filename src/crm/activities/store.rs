@@ -6,7 +6,7 @@ use crate::clock::Timestamp;
 use crate::crm::store::ListQuery;
 use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{ActivityId, ContactId, DealId, UserId};
-use crate::store::{StoreError, TenantTx, query};
+use crate::store::{Binds, StoreError, TenantTx, Value, query};
 
 pub struct Activities;
 
@@ -29,6 +29,17 @@ impl Record for Activities {
     type Row = ActivityRow;
     const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM activities");
     type Filter = ActivityFilter;
+    const WRITES: &'static [&'static str] = &[
+        "key_version",
+        "kind",
+        "subject",
+        "details_enc",
+        "occurred_at",
+        "contact_id",
+        "deal_id",
+        "owner_id",
+    ];
+    const RETURNING: &'static str = columns!();
 
     fn filter(query: &mut ListQuery, f: &ActivityFilter) {
         query
@@ -74,36 +85,11 @@ pub struct ActivityColumns<'a> {
     pub owner_id: Option<UserId>,
 }
 
-/// Inserts an activity, or rewrites it whole.
-pub async fn write(
-    tx: &mut TenantTx,
-    id: ActivityId,
-    a: &ActivityColumns<'_>,
-    insert: bool,
-    now: Timestamp,
-) -> Result<Option<ActivityRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    let sql = if insert {
-        concat!(
-            "INSERT INTO activities (id, tenant_id, key_version, kind, subject, details_enc, \
-             occurred_at, contact_id, deal_id, owner_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-            " RETURNING ",
-            columns!()
-        )
-    } else {
-        concat!(
-            "UPDATE activities SET key_version = $3, kind = $4, subject = $5, details_enc = $6, \
-             occurred_at = $7, contact_id = $8, deal_id = $9, owner_id = $10, updated_at = $11 \
-             WHERE id = $1 AND tenant_id = $2",
-            " RETURNING ",
-            columns!()
-        )
-    };
-    query(sql)
-        .binds((
-            id,
-            tenant,
+/// An activity's values in the order of `Activities::WRITES`.
+impl Binds for &ActivityColumns<'_> {
+    fn push_into(self, binds: &mut Vec<Value>) {
+        let a = self;
+        (
             a.key_version,
             a.kind,
             a.subject,
@@ -112,10 +98,9 @@ pub async fn write(
             a.contact_id,
             a.deal_id,
             a.owner_id,
-            now,
-        ))
-        .fetch_optional(tx)
-        .await
+        )
+            .push_into(binds);
+    }
 }
 
 /// Rotation's write: only if the row is still under the key it was read with.

@@ -230,7 +230,7 @@ impl Resource for Companies {
             tags: encode_tags(&c.tags),
             custom_fields: encode_custom(&c.custom_fields),
         };
-        Ok(store::write(tx, id, &columns, insert, Timestamp::now()).await?)
+        Ok(super::store::write::<Companies>(tx, id, &columns, insert, Timestamp::now()).await?)
     }
 
     async fn body_of(

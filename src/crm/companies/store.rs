@@ -6,7 +6,7 @@ use crate::clock::Timestamp;
 use crate::crm::store::ListQuery;
 use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, UserId};
-use crate::store::{StoreError, TenantTx, query};
+use crate::store::{Binds, StoreError, TenantTx, Value, query};
 
 pub struct Companies;
 
@@ -35,6 +35,9 @@ impl Record for Companies {
     type Row = CompanyRow;
     const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM companies");
     type Filter = CompanyFilter;
+    const WRITES: &'static [&'static str] =
+        &["name", "domain", "industry", "owner_id", "tags", "custom_fields"];
+    const RETURNING: &'static str = columns!();
 
     fn filter(query: &mut ListQuery, f: &CompanyFilter) {
         query
@@ -75,45 +78,12 @@ pub struct CompanyColumns<'a> {
     pub custom_fields: String,
 }
 
-/// Inserts a company, or rewrites it whole.
-pub async fn write(
-    tx: &mut TenantTx,
-    id: CompanyId,
-    c: &CompanyColumns<'_>,
-    insert: bool,
-    now: Timestamp,
-) -> Result<Option<CompanyRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    let sql = if insert {
-        concat!(
-            "INSERT INTO companies (id, tenant_id, name, domain, industry, owner_id, tags, \
-             custom_fields, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-            " RETURNING ",
-            columns!()
-        )
-    } else {
-        concat!(
-            "UPDATE companies SET name = $3, domain = $4, industry = $5, owner_id = $6, tags = $7, \
-             custom_fields = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2",
-            " RETURNING ",
-            columns!()
-        )
-    };
-    query(sql)
-        .binds((
-            id,
-            tenant,
-            c.name,
-            c.domain,
-            c.industry,
-            c.owner_id,
-            &c.tags,
-            &c.custom_fields,
-            now,
-        ))
-        .fetch_optional(tx)
-        .await
+/// A company's values in the order of `Companies::WRITES`.
+impl Binds for &CompanyColumns<'_> {
+    fn push_into(self, binds: &mut Vec<Value>) {
+        let c = self;
+        (c.name, c.domain, c.industry, c.owner_id, &c.tags, &c.custom_fields).push_into(binds);
+    }
 }
 
 /// Sets (or, with `None`, clears) a company's credit limit; whether the company exists.

@@ -383,10 +383,10 @@ impl Resource for Contacts {
         let sealed = seal(&keys, tx.tenant_id(), id, data);
         let now = Timestamp::now();
         if insert {
-            return Ok(Some(store::insert(tx, id, &sealed, now).await?));
+            return Ok(super::store::write::<Contacts>(tx, id, &sealed, true, now).await?);
         }
         // Every field is re-sealed under the current key: an edit also finishes a rotation.
-        match store::update(tx, id, &sealed, now).await? {
+        match super::store::write::<Contacts>(tx, id, &sealed, false, now).await? {
             Some(row) => Ok(Some(row)),
             None => Err(super::not_found::<Contacts>()),
         }

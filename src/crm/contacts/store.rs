@@ -7,7 +7,7 @@ use crate::crm::list::PageRequest;
 use crate::crm::store::ListQuery;
 use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, UserId};
-use crate::store::{StoreError, TenantTx, query};
+use crate::store::{Binds, StoreError, TenantTx, Value, query};
 use crate::webhooks::EventKind;
 
 pub struct Contacts;
@@ -40,6 +40,26 @@ impl Record for Contacts {
     type Row = ContactRow;
     const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM contacts");
     type Filter = ContactFilter;
+    const WRITES: &'static [&'static str] = &[
+        "key_version",
+        "first_name_enc",
+        "last_name_enc",
+        "email_enc",
+        "phone_enc",
+        "date_of_birth_enc",
+        "ssn_enc",
+        "address_enc",
+        "bank_account_enc",
+        "email_bidx",
+        "phone_bidx",
+        "company_id",
+        "owner_id",
+        "tags",
+        "custom_fields",
+    ];
+    // An erased contact is a tombstone: no edit brings its data back.
+    const REWRITE_IF: &'static str = "erased_at IS NULL";
+    const RETURNING: &'static str = columns!();
 
     /// The filters on clear columns; `list` adds the blind-index lookups.
     fn filter(query: &mut ListQuery, f: &ContactFilter) {
@@ -99,41 +119,29 @@ pub struct Sealed {
     pub custom_fields: String,
 }
 
-pub async fn insert(
-    tx: &mut TenantTx,
-    id: ContactId,
-    s: &Sealed,
-    now: Timestamp,
-) -> Result<ContactRow, StoreError> {
-    let tenant = tx.tenant_id();
-    query(concat!(
-        "INSERT INTO contacts (id, tenant_id, key_version, first_name_enc, last_name_enc, email_enc, \
-         phone_enc, date_of_birth_enc, ssn_enc, address_enc, bank_account_enc, email_bidx, phone_bidx, \
-         company_id, owner_id, tags, custom_fields, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18) \
-         RETURNING ", columns!())
-    )
-    .binds((id, tenant, s.key_version, &s.first_name, &s.last_name, &s.email, &s.phone, &s.date_of_birth, &s.ssn, &s.address, &s.bank_account, &s.email_bidx, &s.phone_bidx, s.company_id, s.owner_id, &s.tags, &s.custom_fields, now))
-    .fetch_one(tx).await
-}
-
-/// Rewrites a contact (not an erased one); `None` when there is none to rewrite.
-pub async fn update(
-    tx: &mut TenantTx,
-    id: ContactId,
-    s: &Sealed,
-    now: Timestamp,
-) -> Result<Option<ContactRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(concat!(
-        "UPDATE contacts SET key_version = $3, first_name_enc = $4, last_name_enc = $5, email_enc = $6, \
-         phone_enc = $7, date_of_birth_enc = $8, ssn_enc = $9, address_enc = $10, bank_account_enc = $11, \
-         email_bidx = $12, phone_bidx = $13, company_id = $14, owner_id = $15, tags = $16, \
-         custom_fields = $17, updated_at = $18 WHERE id = $1 AND tenant_id = $2 AND erased_at IS NULL \
-         RETURNING ", columns!())
-    )
-    .binds((id, tenant, s.key_version, &s.first_name, &s.last_name, &s.email, &s.phone, &s.date_of_birth, &s.ssn, &s.address, &s.bank_account, &s.email_bidx, &s.phone_bidx, s.company_id, s.owner_id, &s.tags, &s.custom_fields, now))
-    .fetch_optional(tx).await
+/// A contact's values in the order of `Contacts::WRITES`.
+impl Binds for &Sealed {
+    fn push_into(self, binds: &mut Vec<Value>) {
+        let s = self;
+        (
+            s.key_version,
+            &s.first_name,
+            &s.last_name,
+            &s.email,
+            &s.phone,
+            &s.date_of_birth,
+            &s.ssn,
+            &s.address,
+            &s.bank_account,
+            &s.email_bidx,
+            &s.phone_bidx,
+            s.company_id,
+            s.owner_id,
+            &s.tags,
+            &s.custom_fields,
+        )
+            .push_into(binds);
+    }
 }
 
 /// Erasure: the personal data and its indexes are overwritten; the row stays as a tombstone.

@@ -214,7 +214,8 @@ impl Resource for Deals {
                 .first()
                 .ok_or_else(|| DomainError::invalid("pipeline_id", "the pipeline has no stages"))?,
         };
-        store::write(tx, id, d, stage, insert, Timestamp::now()).await?;
+        let values = store::values(d, stage);
+        super::store::write::<Deals>(tx, id, values, insert, Timestamp::now()).await?;
         Ok(None)
     }
 

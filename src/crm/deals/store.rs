@@ -6,7 +6,7 @@ use crate::clock::Timestamp;
 use crate::crm::store::ListQuery;
 use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, DealId, PipelineId, StageId, UserId};
-use crate::store::{StoreError, TenantTx, query};
+use crate::store::{Binds, StoreError, TenantTx, query};
 
 pub struct Deals;
 
@@ -28,6 +28,17 @@ impl Record for Deals {
     d.created_at, d.updated_at FROM deals d JOIN pipeline_stages s ON s.id = d.stage_id";
     const ALIAS: &'static str = "d.";
     type Filter = DealFilter;
+    const WRITES: &'static [&'static str] = &[
+        "title",
+        "pipeline_id",
+        "stage_id",
+        "amount_minor",
+        "currency",
+        "expected_close_date",
+        "contact_id",
+        "company_id",
+        "owner_id",
+    ];
 
     fn filter(query: &mut ListQuery, f: &DealFilter) {
         query
@@ -77,41 +88,17 @@ pub async fn stage_ids(
         .await
 }
 
-/// Inserts a deal, or rewrites it whole, in `stage`.
-pub async fn write(
-    tx: &mut TenantTx,
-    id: DealId,
-    d: &super::DealCreate,
-    stage: StageId,
-    insert: bool,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let tenant = tx.tenant_id();
-    let sql = if insert {
-        "INSERT INTO deals (id, tenant_id, title, pipeline_id, stage_id, amount_minor, currency, \
-         expected_close_date, contact_id, company_id, owner_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"
-    } else {
-        "UPDATE deals SET title = $3, pipeline_id = $4, stage_id = $5, amount_minor = $6, \
-         currency = $7, expected_close_date = $8, contact_id = $9, company_id = $10, \
-         owner_id = $11, updated_at = $12 WHERE id = $1 AND tenant_id = $2"
-    };
-    query(sql)
-        .binds((
-            id,
-            tenant,
-            d.title.trim(),
-            d.pipeline_id,
-            stage,
-            d.amount_minor,
-            &d.currency,
-            &d.expected_close_date,
-            d.contact_id,
-            d.company_id,
-            d.owner_id,
-            now,
-        ))
-        .execute(tx)
-        .await?;
-    Ok(())
+/// A deal's values in the order of `Deals::WRITES`, in `stage`.
+pub fn values(d: &super::DealCreate, stage: StageId) -> impl Binds + '_ {
+    (
+        d.title.trim(),
+        d.pipeline_id,
+        stage,
+        d.amount_minor,
+        &d.currency,
+        &d.expected_close_date,
+        d.contact_id,
+        d.company_id,
+        d.owner_id,
+    )
 }

@@ -164,7 +164,7 @@ impl Resource for Leads {
             company_id: l.company_id,
             owner_id: l.owner_id,
         };
-        Ok(store::write(tx, id, &columns, insert, Timestamp::now()).await?)
+        Ok(super::store::write::<Leads>(tx, id, &columns, insert, Timestamp::now()).await?)
     }
 
     async fn body_of(_: &AppState, _: &mut TenantTx, row: LeadRow) -> DomainResult<LeadCreate> {

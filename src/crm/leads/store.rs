@@ -6,7 +6,7 @@ use crate::clock::Timestamp;
 use crate::crm::store::ListQuery;
 use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, LeadId, UserId};
-use crate::store::{StoreError, TenantTx, query};
+use crate::store::{Binds, Value};
 
 pub struct Leads;
 
@@ -29,6 +29,9 @@ impl Record for Leads {
     type Row = LeadRow;
     const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM leads");
     type Filter = LeadFilter;
+    const WRITES: &'static [&'static str] =
+        &["title", "status", "source", "contact_id", "company_id", "owner_id"];
+    const RETURNING: &'static str = columns!();
 
     fn filter(query: &mut ListQuery, f: &LeadFilter) {
         query
@@ -69,42 +72,10 @@ pub struct LeadColumns<'a> {
     pub owner_id: Option<UserId>,
 }
 
-/// Inserts a lead, or rewrites it whole.
-pub async fn write(
-    tx: &mut TenantTx,
-    id: LeadId,
-    l: &LeadColumns<'_>,
-    insert: bool,
-    now: Timestamp,
-) -> Result<Option<LeadRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    let sql = if insert {
-        concat!(
-            "INSERT INTO leads (id, tenant_id, title, status, source, contact_id, company_id, \
-             owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-            " RETURNING ",
-            columns!()
-        )
-    } else {
-        concat!(
-            "UPDATE leads SET title = $3, status = $4, source = $5, contact_id = $6, \
-             company_id = $7, owner_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2",
-            " RETURNING ",
-            columns!()
-        )
-    };
-    query(sql)
-        .binds((
-            id,
-            tenant,
-            l.title,
-            l.status,
-            l.source,
-            l.contact_id,
-            l.company_id,
-            l.owner_id,
-            now,
-        ))
-        .fetch_optional(tx)
-        .await
+/// A lead's values in the order of `Leads::WRITES`.
+impl Binds for &LeadColumns<'_> {
+    fn push_into(self, binds: &mut Vec<Value>) {
+        (self.title, self.status, self.source, self.contact_id, self.company_id, self.owner_id)
+            .push_into(binds);
+    }
 }

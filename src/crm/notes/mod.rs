@@ -152,7 +152,8 @@ impl Resource for Notes {
                 lead_id: n.lead_id,
                 author_id: scope.actor().user_id(),
             };
-            Ok(store::insert(tx, id, version, &sealed, &links, now).await?)
+            let values = store::values(version, &sealed, &links);
+            Ok(super::store::write::<Notes>(tx, id, values, true, now).await?)
         } else {
             Ok(store::rewrite(tx, id, version, &sealed, now).await?)
         }

@@ -6,7 +6,7 @@ use crate::clock::Timestamp;
 use crate::crm::store::ListQuery;
 use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, DealId, LeadId, NoteId, UserId};
-use crate::store::{StoreError, TenantTx, query};
+use crate::store::{Binds, StoreError, TenantTx, query};
 
 pub struct Notes;
 
@@ -29,6 +29,10 @@ impl Record for Notes {
     type Row = NoteRow;
     const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM notes");
     type Filter = NoteFilter;
+    // What a new note sets; a rewrite changes its text alone (`rewrite`).
+    const WRITES: &'static [&'static str] =
+        &["key_version", "body_enc", "contact_id", "company_id", "deal_id", "lead_id", "author_id"];
+    const RETURNING: &'static str = columns!();
 
     fn filter(query: &mut ListQuery, f: &NoteFilter) {
         query
@@ -69,36 +73,10 @@ pub struct NoteLinks {
     pub author_id: Option<UserId>,
 }
 
-pub async fn insert(
-    tx: &mut TenantTx,
-    id: NoteId,
-    version: i32,
-    body: &[u8],
-    links: &NoteLinks,
-    now: Timestamp,
-) -> Result<Option<NoteRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    query(concat!(
-        "INSERT INTO notes (id, tenant_id, key_version, body_enc, contact_id, company_id, \
-         deal_id, lead_id, author_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-        " RETURNING ",
-        columns!()
-    ))
-    .binds((
-        id,
-        tenant,
-        version,
-        body,
-        links.contact_id,
-        links.company_id,
-        links.deal_id,
-        links.lead_id,
-        links.author_id,
-        now,
-    ))
-    .fetch_optional(tx)
-    .await
+/// A new note's values in the order of `Notes::WRITES`.
+pub fn values<'a>(version: i32, body: &'a [u8], links: &NoteLinks) -> impl Binds + 'a {
+    let l = links;
+    (version, body, l.contact_id, l.company_id, l.deal_id, l.lead_id, l.author_id)
 }
 
 /// A note's text changes (its links never do).

@@ -202,7 +202,8 @@ impl Resource for Pipelines {
         insert: bool,
     ) -> DomainResult<Option<Self::Row>> {
         check(p, insert)?;
-        store::write(tx, id, p.name.trim(), insert, Timestamp::now()).await?;
+        super::store::write::<Pipelines>(tx, id, (p.name.trim(),), insert, Timestamp::now())
+            .await?;
         write_stages(tx, id, &p.stages).await?;
         Ok(None)
     }

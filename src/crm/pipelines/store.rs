@@ -24,6 +24,7 @@ impl Record for Pipelines {
     type Row = PipelineRow;
     const SELECT: &'static str = "SELECT id, name, created_at, updated_at FROM pipelines";
     type Filter = super::PipelineFilter;
+    const WRITES: &'static [&'static str] = &["name"];
 
     fn filter(_: &mut ListQuery, _: &super::PipelineFilter) {}
 }
@@ -49,25 +50,6 @@ pub struct StageRow {
     pub name: String,
     pub position: i32,
     pub kind: String,
-}
-
-/// Inserts a pipeline, or renames it.
-pub async fn write(
-    tx: &mut TenantTx,
-    id: PipelineId,
-    name: &str,
-    insert: bool,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let tenant = tx.tenant_id();
-    let sql = if insert {
-        "INSERT INTO pipelines (id, tenant_id, name, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $4)"
-    } else {
-        "UPDATE pipelines SET name = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2"
-    };
-    query(sql).bind(id).bind(tenant).bind(name).bind(now).execute(tx).await?;
-    Ok(())
 }
 
 /// The stages of some pipelines, in order.

@@ -136,7 +136,7 @@ impl Resource for Tasks {
             ],
         )
         .await?;
-        Ok(store::write(tx, id, t, insert, Timestamp::now()).await?)
+        Ok(super::store::write::<Tasks>(tx, id, t, insert, Timestamp::now()).await?)
     }
 
     async fn body_of(_: &AppState, _: &mut TenantTx, row: TaskRow) -> DomainResult<TaskInput> {

@@ -6,7 +6,7 @@ use crate::clock::Timestamp;
 use crate::crm::store::ListQuery;
 use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{ContactId, DealId, TaskId, UserId};
-use crate::store::{StoreError, TenantTx, query};
+use crate::store::{Binds, Value};
 
 pub struct Tasks;
 
@@ -28,6 +28,9 @@ impl Record for Tasks {
     type Row = TaskRow;
     const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM tasks");
     type Filter = TaskFilter;
+    const WRITES: &'static [&'static str] =
+        &["title", "due_date", "assignee_id", "done", "contact_id", "deal_id"];
+    const RETURNING: &'static str = columns!();
 
     fn filter(query: &mut ListQuery, f: &TaskFilter) {
         query
@@ -58,42 +61,11 @@ impl Keyed for TaskRow {
     }
 }
 
-/// Inserts a task, or rewrites it whole.
-pub async fn write(
-    tx: &mut TenantTx,
-    id: TaskId,
-    t: &super::TaskInput,
-    insert: bool,
-    now: Timestamp,
-) -> Result<Option<TaskRow>, StoreError> {
-    let tenant = tx.tenant_id();
-    let sql = if insert {
-        concat!(
-            "INSERT INTO tasks (id, tenant_id, title, due_date, assignee_id, done, contact_id, \
-             deal_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-            " RETURNING ",
-            columns!()
-        )
-    } else {
-        concat!(
-            "UPDATE tasks SET title = $3, due_date = $4, assignee_id = $5, done = $6, \
-             contact_id = $7, deal_id = $8, updated_at = $9 WHERE id = $1 AND tenant_id = $2",
-            " RETURNING ",
-            columns!()
-        )
-    };
-    query(sql)
-        .binds((
-            id,
-            tenant,
-            t.title.trim(),
-            &t.due_date,
-            t.assignee_id,
-            t.done,
-            t.contact_id,
-            t.deal_id,
-            now,
-        ))
-        .fetch_optional(tx)
-        .await
+/// A task's values in the order of `Tasks::WRITES`.
+impl Binds for &super::TaskInput {
+    fn push_into(self, binds: &mut Vec<Value>) {
+        let t = self;
+        (t.title.trim(), &t.due_date, t.assignee_id, t.done, t.contact_id, t.deal_id)
+            .push_into(binds);
+    }
 }
