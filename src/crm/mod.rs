@@ -11,6 +11,20 @@
 //! `(tenant_id, id)` foreign keys, so no record can point into another tenant. Sorting and
 //! filtering use unencrypted columns only; encrypted ones are searched by blind index.
 
+/// `Keyed` for a row with `id`, `created_at` and `updated_at` columns (every CRM row):
+/// `keyed!(LeadRow);` beside the row's type.
+macro_rules! keyed {
+    ($row:ty) => {
+        impl $crate::crm::Keyed for $row {
+            fn key(&self) -> $crate::crm::RowKey {
+                let (id, created_at, updated_at) =
+                    (self.id.as_uuid(), self.created_at, self.updated_at);
+                $crate::crm::RowKey { id, created_at, updated_at }
+            }
+        }
+    };
+}
+
 pub mod activities;
 pub mod companies;
 pub mod contacts;

@@ -3,8 +3,8 @@
 use super::ActivityFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
+use crate::crm::Record;
 use crate::crm::store::ListQuery;
-use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{ActivityId, ContactId, DealId, UserId};
 use crate::store::{Binds, StoreError, TenantTx, Value, query};
 
@@ -67,11 +67,7 @@ pub struct ActivityRow {
     pub updated_at: Timestamp,
 }
 
-impl Keyed for ActivityRow {
-    fn key(&self) -> RowKey {
-        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
-    }
-}
+keyed!(ActivityRow);
 
 /// The stored columns of an activity, checked and sealed.
 pub struct ActivityColumns<'a> {

@@ -3,8 +3,8 @@
 use super::CompanyFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
+use crate::crm::Record;
 use crate::crm::store::ListQuery;
-use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, UserId};
 use crate::store::{Binds, StoreError, TenantTx, Value, query};
 
@@ -62,11 +62,7 @@ pub struct CompanyRow {
     pub updated_at: Timestamp,
 }
 
-impl Keyed for CompanyRow {
-    fn key(&self) -> RowKey {
-        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
-    }
-}
+keyed!(CompanyRow);
 
 /// The stored columns of a company, checked and encoded.
 pub struct CompanyColumns<'a> {

@@ -3,9 +3,9 @@
 use super::{ContactFilter, ContactSort};
 use crate::audit::Action;
 use crate::clock::Timestamp;
+use crate::crm::Record;
 use crate::crm::list::PageRequest;
 use crate::crm::store::ListQuery;
-use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, UserId};
 use crate::store::{Binds, StoreError, TenantTx, Value, query};
 use crate::webhooks::EventKind;
@@ -94,11 +94,7 @@ pub struct ContactRow {
     pub updated_at: Timestamp,
 }
 
-impl Keyed for ContactRow {
-    fn key(&self) -> RowKey {
-        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
-    }
-}
+keyed!(ContactRow);
 
 /// The stored (encrypted) form of a contact, written whole.
 pub struct Sealed {

@@ -3,8 +3,8 @@
 use super::DealFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
+use crate::crm::Record;
 use crate::crm::store::ListQuery;
-use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, DealId, PipelineId, StageId, UserId};
 use crate::store::{Binds, StoreError, TenantTx, query};
 
@@ -70,11 +70,7 @@ pub struct DealRow {
     pub updated_at: Timestamp,
 }
 
-impl Keyed for DealRow {
-    fn key(&self) -> RowKey {
-        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
-    }
-}
+keyed!(DealRow);
 
 /// The stages of a pipeline of this tenant, in order.
 pub async fn stage_ids(

@@ -3,8 +3,8 @@
 use super::LeadFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
+use crate::crm::Record;
 use crate::crm::store::ListQuery;
-use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, LeadId, UserId};
 use crate::store::{Binds, Value};
 
@@ -56,11 +56,7 @@ pub struct LeadRow {
     pub updated_at: Timestamp,
 }
 
-impl Keyed for LeadRow {
-    fn key(&self) -> RowKey {
-        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
-    }
-}
+keyed!(LeadRow);
 
 /// The stored columns of a lead, checked.
 pub struct LeadColumns<'a> {

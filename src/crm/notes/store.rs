@@ -3,8 +3,8 @@
 use super::NoteFilter;
 use crate::audit::Action;
 use crate::clock::Timestamp;
+use crate::crm::Record;
 use crate::crm::store::ListQuery;
-use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{CompanyId, ContactId, DealId, LeadId, NoteId, UserId};
 use crate::store::{Binds, StoreError, TenantTx, query};
 
@@ -58,11 +58,7 @@ pub struct NoteRow {
     pub updated_at: Timestamp,
 }
 
-impl Keyed for NoteRow {
-    fn key(&self) -> RowKey {
-        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
-    }
-}
+keyed!(NoteRow);
 
 /// The record a new note is attached to, and who wrote it.
 pub struct NoteLinks {

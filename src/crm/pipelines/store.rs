@@ -2,8 +2,8 @@
 
 use crate::audit::Action;
 use crate::clock::Timestamp;
+use crate::crm::Record;
 use crate::crm::store::ListQuery;
-use crate::crm::{Keyed, Record, RowKey};
 use crate::ids::{PipelineId, StageId};
 use crate::store::{StoreError, TenantTx, query};
 
@@ -37,11 +37,7 @@ pub struct PipelineRow {
     pub updated_at: Timestamp,
 }
 
-impl Keyed for PipelineRow {
-    fn key(&self) -> RowKey {
-        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
-    }
-}
+keyed!(PipelineRow);
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StageRow {

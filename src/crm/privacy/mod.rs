@@ -51,11 +51,8 @@ pub async fn export(
         .into_iter()
         .map(|a| activities::view(&keys, tenant, a))
         .collect::<DomainResult<_>>()?;
-    let tasks = super::store::of_contact::<super::tasks::store::Tasks>(&mut tx, id)
-        .await?
-        .into_iter()
-        .map(TaskView::from)
-        .collect();
+    let tasks: Vec<TaskView> =
+        super::store::of_contact::<super::tasks::store::Tasks>(&mut tx, id).await?;
     tx.commit().await?;
     audit::record_alone(
         app,

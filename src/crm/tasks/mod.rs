@@ -6,7 +6,6 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use self::store::TaskRow;
 pub use self::store::Tasks;
 use super::list::TimeSort;
 use super::resource::{Opened, Resource};
@@ -18,7 +17,8 @@ use crate::ids::{ContactId, DealId, TaskId, UserId};
 use crate::store::TenantTx;
 use crate::tenancy::TenantScope;
 
-#[derive(Debug, Serialize, ToSchema)]
+// One type for the stored task and the shown one: nothing of it is sealed or encoded.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct TaskView {
     pub id: TaskId,
     pub title: String,
@@ -31,22 +31,6 @@ pub struct TaskView {
     pub deal_id: Option<DealId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-}
-
-impl From<TaskRow> for TaskView {
-    fn from(r: TaskRow) -> Self {
-        TaskView {
-            id: r.id,
-            title: r.title,
-            due_date: r.due_date,
-            assignee_id: r.assignee_id,
-            done: r.done,
-            contact_id: r.contact_id,
-            deal_id: r.deal_id,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -85,7 +69,7 @@ pub struct TaskPatch {
 }
 
 /// Lists sort by creation or update time.
-pub type TaskSort = TimeSort<TaskRow>;
+pub type TaskSort = TimeSort<TaskView>;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -139,7 +123,7 @@ impl Resource for Tasks {
         Ok(super::store::write::<Tasks>(tx, id, t, insert, Timestamp::now()).await?)
     }
 
-    async fn body_of(_: &AppState, _: &mut TenantTx, row: TaskRow) -> DomainResult<TaskInput> {
+    async fn body_of(_: &AppState, _: &mut TenantTx, row: TaskView) -> DomainResult<TaskInput> {
         Ok(TaskInput {
             title: row.title,
             due_date: row.due_date,
@@ -161,7 +145,7 @@ impl Resource for Tasks {
         }
     }
 
-    fn view(row: TaskRow, _: Option<&Opened>) -> DomainResult<TaskView> {
-        Ok(row.into())
+    fn view(row: TaskView, _: Option<&Opened>) -> DomainResult<TaskView> {
+        Ok(row)
     }
 }

@@ -2,15 +2,14 @@
 
 use super::TaskFilter;
 use crate::audit::Action;
-use crate::clock::Timestamp;
+use crate::crm::Record;
 use crate::crm::store::ListQuery;
-use crate::crm::{Keyed, Record, RowKey};
-use crate::ids::{ContactId, DealId, TaskId, UserId};
+use crate::ids::TaskId;
 use crate::store::{Binds, Value};
 
 pub struct Tasks;
 
-/// A task row's columns, as `TaskRow` reads them: the list's SELECT and the RETURNING of
+/// A task row's columns, as `TaskView` reads them: the list's SELECT and the RETURNING of
 /// a write, which thereby hands back the row as stored without reading it again.
 macro_rules! columns {
     () => {
@@ -25,7 +24,8 @@ impl Record for Tasks {
     const UPDATED: Action = Action::TaskUpdate;
     const DELETED: Action = Action::TaskDelete;
     type Id = TaskId;
-    type Row = TaskRow;
+    // The stored task is what the API shows.
+    type Row = super::TaskView;
     const SELECT: &'static str = concat!("SELECT ", columns!(), " FROM tasks");
     type Filter = TaskFilter;
     const WRITES: &'static [&'static str] =
@@ -42,24 +42,7 @@ impl Record for Tasks {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TaskRow {
-    pub id: TaskId,
-    pub title: String,
-    pub due_date: Option<String>,
-    pub assignee_id: Option<UserId>,
-    pub done: bool,
-    pub contact_id: Option<ContactId>,
-    pub deal_id: Option<DealId>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-impl Keyed for TaskRow {
-    fn key(&self) -> RowKey {
-        RowKey { id: self.id.as_uuid(), created_at: self.created_at, updated_at: self.updated_at }
-    }
-}
+keyed!(super::TaskView);
 
 /// A task's values in the order of `Tasks::WRITES`.
 impl Binds for &super::TaskInput {
