@@ -83,33 +83,18 @@ impl KeyRing {
     /// Encrypts a tenant key under the current master key.
     pub fn wrap(&self, tenant: TenantId, key: &Secret<[u8; 32]>) -> Result<Vec<u8>, KeyError> {
         let master = self.current()?;
-        let id = master.id.as_bytes();
-        let id_len = u8::try_from(id.len()).map_err(|_| KeyError::Malformed)?;
-        let sealed =
-            aead::seal(master.key.expose(), &Self::wrap_aad(tenant, &master.id), key.expose());
-        let mut out = Vec::with_capacity(2 + id.len() + sealed.len());
-        out.push(WRAP_VERSION);
-        out.push(id_len);
-        out.extend_from_slice(id);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        let aad = Self::wrap_aad(tenant, &master.id);
+        framed(&master.id, &aead::seal(master.key.expose(), &aad, key.expose()))
     }
 
     /// The master key id a wrapped key names.
     pub fn wrapped_by(wrapped: &[u8]) -> Result<&str, KeyError> {
-        match wrapped {
-            [WRAP_VERSION, len, rest @ ..] => {
-                let id = rest.get(..usize::from(*len)).ok_or(KeyError::Malformed)?;
-                std::str::from_utf8(id).map_err(|_| KeyError::Malformed)
-            }
-            _ => Err(KeyError::Malformed),
-        }
+        Ok(unframed(wrapped)?.0)
     }
 
     pub fn unwrap(&self, tenant: TenantId, wrapped: &[u8]) -> Result<Secret<[u8; 32]>, KeyError> {
-        let id = Self::wrapped_by(wrapped)?;
+        let (id, sealed) = unframed(wrapped)?;
         let master = self.master(id)?;
-        let sealed = wrapped.get(2 + id.len()..).ok_or(KeyError::Malformed)?;
         let plain = aead::open(master.key.expose(), &Self::wrap_aad(tenant, id), sealed)?;
         let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| KeyError::Malformed)?;
         Ok(Secret::new(key))
@@ -166,15 +151,7 @@ impl KeyRing {
     pub fn seal(&self, purpose: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
         let master = self.current()?;
         let key = derive(&master.key, purpose);
-        let id = master.id.as_bytes();
-        let id_len = u8::try_from(id.len()).map_err(|_| KeyError::Malformed)?;
-        let sealed = aead::seal(key.expose(), aad, plaintext);
-        let mut out = Vec::with_capacity(2 + id.len() + sealed.len());
-        out.push(WRAP_VERSION);
-        out.push(id_len);
-        out.extend_from_slice(id);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        framed(&master.id, &aead::seal(key.expose(), aad, plaintext))
     }
 
     pub fn open(
@@ -183,11 +160,32 @@ impl KeyRing {
         aad: &[u8],
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let id = Self::wrapped_by(sealed)?;
+        let (id, body) = unframed(sealed)?;
         let key = derive(&self.master(id)?.key, purpose);
-        let body = sealed.get(2 + id.len()..).ok_or(KeyError::Malformed)?;
         Ok(aead::open(key.expose(), aad, body)?)
     }
+}
+
+/// A sealed value framed with the id of the master key it was sealed under (a wrapped key,
+/// a platform secret): version byte, id length, id, then the AEAD output.
+fn framed(master_id: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let id = master_id.as_bytes();
+    let id_len = u8::try_from(id.len()).map_err(|_| KeyError::Malformed)?;
+    let mut out = Vec::with_capacity(2 + id.len() + sealed.len());
+    out.push(WRAP_VERSION);
+    out.push(id_len);
+    out.extend_from_slice(id);
+    out.extend_from_slice(sealed);
+    Ok(out)
+}
+
+/// The master key id a framed value names, and what was sealed.
+fn unframed(framed: &[u8]) -> Result<(&str, &[u8]), KeyError> {
+    let [WRAP_VERSION, len, rest @ ..] = framed else { return Err(KeyError::Malformed) };
+    let len = usize::from(*len);
+    let id = rest.get(..len).ok_or(KeyError::Malformed)?;
+    let id = std::str::from_utf8(id).map_err(|_| KeyError::Malformed)?;
+    Ok((id, rest.get(len..).ok_or(KeyError::Malformed)?))
 }
 
 fn derive(master: &Secret<[u8; 32]>, purpose: &str) -> Secret<[u8; 32]> {
