@@ -112,7 +112,7 @@ pub struct ActivityInput {
     owner_id: Option<UserId>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityPatch {
     kind: Option<ActivityKind>,
@@ -279,17 +279,7 @@ pub async fn append_details(
         Some(details) => format!("{details}\n{line}"),
         None => line.to_owned(),
     };
-    let patch = ActivityPatch {
-        kind: None,
-        subject: None,
-        details: Some(Some(details.chars().take(10_000).collect())),
-        occurred_at: None,
-        contact_id: None,
-        deal_id: None,
-        owner_id: None,
-    };
-    super::resource::update::<Activities>(app, scope, ctx, id, patch).await?;
-    Ok(())
+    set_details(app, scope, ctx, id, Some(details.chars().take(10_000).collect())).await
 }
 
 /// Takes out of an activity's details the lines whose SHA-256 is in `hashes` (what an
@@ -318,16 +308,18 @@ pub async fn remove_details_lines(
     if kept.len() == details.lines().count() {
         return Ok(());
     }
-    let details = Some(kept.join("\n")).filter(|d| !d.is_empty());
-    let patch = ActivityPatch {
-        kind: None,
-        subject: None,
-        details: Some(details),
-        occurred_at: None,
-        contact_id: None,
-        deal_id: None,
-        owner_id: None,
-    };
+    set_details(app, scope, ctx, id, Some(kept.join("\n")).filter(|d| !d.is_empty())).await
+}
+
+/// Rewrites an activity's details alone, through the ordinary (audited) update.
+async fn set_details(
+    app: &AppState,
+    scope: &TenantScope,
+    ctx: &crate::audit::RequestContext,
+    id: ActivityId,
+    details: Option<String>,
+) -> DomainResult<()> {
+    let patch = ActivityPatch { details: Some(details), ..ActivityPatch::default() };
     super::resource::update::<Activities>(app, scope, ctx, id, patch).await?;
     Ok(())
 }
