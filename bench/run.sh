@@ -207,6 +207,22 @@ start_server postgres BULWARK_RATE_LIMITS=off \
     BULWARK_DATABASE_MIGRATE_URL="postgres://bulwark_owner:owner-ci-password@127.0.0.1:$PG_PORT/bench"
 account
 login_timing postgres
+# Every create appends to the tenant's audit chain, whose head PostgreSQL's statement trigger
+# (migration 0022) checks and moves: the write path's cost on this backend.
+create_pg() { BENCH_TOKEN=$TOKEN wrk_line 8 /api/v1/contacts -s bench/lua/contact_create.lua; }
+figure "POST /api/v1/contacts (encrypted fields), 8 connections, PostgreSQL" "$(create_pg)"
+# The same server and database with migration 0008's row trigger put back, then 0022's
+# statement trigger again (A/B/A): what the statement trigger costs a create.
+pg_bench() { as_service "$PG_BIN/psql" -v ON_ERROR_STOP=1 -q -h "$WORK" -p "$PG_PORT" -U postgres -d bench "$@"; }
+pg_bench -c "DROP TRIGGER audit_events_advance_heads ON audit_events" \
+    -f migrations/postgres/0008_audit_head_trigger.sql
+figure "  the same with 0008's row trigger instead" "$(create_pg)"
+pg_bench -c "DROP TRIGGER audit_events_advance_head ON audit_events" \
+    -c "DROP FUNCTION bulwark_advance_audit_head()" \
+    -c "CREATE TRIGGER audit_events_advance_heads AFTER INSERT ON audit_events
+        REFERENCING NEW TABLE AS new_events
+        FOR EACH STATEMENT EXECUTE FUNCTION bulwark_advance_audit_heads()"
+figure "  and with 0022's statement trigger again" "$(create_pg)"
 stop_server
 
 echo "==> limiter on Redis"
