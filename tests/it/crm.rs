@@ -143,6 +143,22 @@ async fn email_and_phone_lookups_work_until_erasure_removes_them() {
     assert!(tombstone["erased_at"].is_string());
     assert_eq!(tombstone["email"], Value::Null);
     assert_eq!(tombstone["ssn"], Value::Null);
+    // No edit brings an erased person back: the tombstone is not there to change.
+    let revived = app
+        .patch_as(
+            &owner.token,
+            &format!("/api/v1/contacts/{}", id(&created)),
+            &json!({"email": email, "first_name": "Ada"}),
+        )
+        .await;
+    assert_eq!(revived.status(), 404);
+    let still: Value = app
+        .get_as(&owner.token, &format!("/api/v1/contacts/{}", id(&created)))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((still["email"].clone(), still["first_name"].clone()), (Value::Null, Value::Null));
     assert!(found(format!("email={upper}")).await.is_empty(), "the blind index entry is gone");
     assert!(found("phone=%2B15550104242".into()).await.is_empty());
     let notes: Value = app
@@ -739,4 +755,106 @@ async fn retention_purges_old_records_and_audits_it() {
     app.step_up(&agent).await;
     let refused = app.post_as(&agent.token, "/api/v1/privacy/purge", &json!({})).await;
     assert_eq!(expect_problem(refused, 403).await["code"], "forbidden");
+}
+
+/// Every field a create or a PATCH sets reads back as written, references included (each
+/// resource's write statement binds its values by position: a swapped pair must show here).
+#[tokio::test]
+async fn every_field_a_write_sets_reads_back_as_written() {
+    let app = TestApp::spawn().await;
+    let owner = app.signup("Acme").await;
+    let other = app.add_member(&owner, "agent").await;
+    let created = async |path: &str, body: Value| -> Value {
+        let response = app.post_as(&owner.token, path, &body).await;
+        assert_eq!(response.status(), 201, "{path}");
+        response.json().await.expect("json")
+    };
+    let (me, them) = (owner.user_id.as_str(), other.user_id.as_str());
+    let company = id(&created("/api/v1/companies", json!({"name": "Acme"})).await);
+    let company2 = id(&created("/api/v1/companies", json!({"name": "Globex"})).await);
+    let contact1 = id(&contact(&app, &owner, json!({})).await);
+    let contact2 = id(&contact(&app, &owner, json!({})).await);
+    let pipeline = created(
+        "/api/v1/pipelines",
+        json!({"name": "Sales", "stages": [{"name": "One"}, {"name": "Two"}]}),
+    )
+    .await;
+    let stages: Vec<String> =
+        pipeline["stages"].as_array().expect("stages").iter().map(id).collect();
+    let deal = |title: &str| json!({"title": title, "pipeline_id": id(&pipeline), "currency": "EUR", "amount_minor": 1});
+    let deal1 = id(&created("/api/v1/deals", deal("D1")).await);
+    let deal2 = id(&created("/api/v1/deals", deal("D2")).await);
+    let cases = [
+        (
+            "/api/v1/companies",
+            json!({"name": "Initech", "domain": "initech.example", "industry": "Software",
+                   "owner_id": me, "tags": ["a", "b"], "custom_fields": {"tier": "gold"}}),
+            json!({"name": "Initrode", "domain": "initrode.example", "industry": "Hardware",
+                   "owner_id": them, "tags": ["c"], "custom_fields": {"tier": "silver"}}),
+        ),
+        (
+            "/api/v1/leads",
+            json!({"title": "L", "status": "contacted", "source": "web", "contact_id": contact1,
+                   "company_id": company, "owner_id": me}),
+            json!({"title": "L2", "status": "qualified", "source": "referral",
+                   "contact_id": contact2, "company_id": company2, "owner_id": them}),
+        ),
+        (
+            "/api/v1/deals",
+            json!({"title": "D", "pipeline_id": id(&pipeline), "stage_id": stages[1],
+                   "amount_minor": 500, "currency": "EUR", "expected_close_date": "2027-01-15",
+                   "contact_id": contact1, "company_id": company, "owner_id": me}),
+            json!({"title": "D'", "stage_id": stages[0], "amount_minor": 700, "currency": "USD",
+                   "expected_close_date": "2027-02-16", "contact_id": contact2,
+                   "company_id": company2, "owner_id": them}),
+        ),
+        (
+            "/api/v1/tasks",
+            json!({"title": "T", "due_date": "2027-01-15", "assignee_id": me, "done": true,
+                   "contact_id": contact1, "deal_id": deal1}),
+            json!({"title": "T2", "due_date": "2027-02-16", "assignee_id": them, "done": false,
+                   "contact_id": contact2, "deal_id": deal2}),
+        ),
+        (
+            "/api/v1/activities",
+            json!({"kind": "call", "subject": "S", "details": "said yes",
+                   "occurred_at": "2026-12-01T10:00:00Z", "contact_id": contact1,
+                   "deal_id": deal1, "owner_id": me}),
+            json!({"kind": "meeting", "subject": "S2", "details": "said no",
+                   "occurred_at": "2026-12-02T11:00:00Z", "contact_id": contact2,
+                   "deal_id": deal2, "owner_id": them}),
+        ),
+        ("/api/v1/notes", json!({"body": "first", "deal_id": deal1}), json!({"body": "second"})),
+        (
+            "/api/v1/pipelines",
+            json!({"name": "P", "stages": [{"name": "S"}]}),
+            json!({"name": "Q"}),
+        ),
+    ];
+    let same = |path: &str, sent: &Value, shown: &Value| {
+        for (field, value) in sent.as_object().expect("object") {
+            if field == "stages" {
+                continue;
+            }
+            let got = &shown[field];
+            match (field.as_str(), value.as_str(), got.as_str()) {
+                // Times come back in the server's own RFC 3339 form.
+                ("occurred_at", Some(v), Some(g)) => {
+                    assert!(g.starts_with(&v[..19]), "{path} {field}")
+                }
+                _ => assert_eq!(got, value, "{path} {field}"),
+            }
+        }
+    };
+    for (path, create, change) in cases {
+        let record = created(path, create.clone()).await;
+        let one = format!("{path}/{}", id(&record));
+        let read: Value = app.get_as(&owner.token, &one).await.json().await.expect("json");
+        same(path, &create, &record);
+        same(path, &create, &read);
+        let patched = app.patch_as(&owner.token, &one, &change).await;
+        assert_eq!(patched.status(), 200, "{path}");
+        let read: Value = app.get_as(&owner.token, &one).await.json().await.expect("json");
+        same(path, &change, &read);
+    }
 }
