@@ -146,8 +146,8 @@ pub fn query(sql: &'static str) -> Query {
 
 impl Query {
     /// A query whose text was assembled at run time. Only for builders that assemble it
-    /// from `&'static str` fragments and numbered placeholders (`crm::list`), never from
-    /// input.
+    /// from `&'static str` fragments and numbered placeholders (`crm::store`'s lists and
+    /// writes), never from input.
     pub(crate) fn assembled(sql: String, binds: Vec<Value>) -> Query {
         Query { sql: Cow::Owned(sql), binds }
     }
