@@ -134,30 +134,17 @@ async fn email_and_phone_lookups_work_until_erasure_removes_them() {
         .post_as(&owner.token, &format!("/api/v1/contacts/{}/erase", id(&created)), &json!({}))
         .await;
     assert_eq!(erased.status(), 200);
-    let tombstone: Value = app
-        .get_as(&owner.token, &format!("/api/v1/contacts/{}", id(&created)))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let one = format!("/api/v1/contacts/{}", id(&created));
+    let read =
+        async || -> Value { app.get_as(&owner.token, &one).await.json().await.expect("json") };
+    let tombstone = read().await;
     assert!(tombstone["erased_at"].is_string());
     assert_eq!(tombstone["email"], Value::Null);
     assert_eq!(tombstone["ssn"], Value::Null);
     // No edit brings an erased person back: the tombstone is not there to change.
-    let revived = app
-        .patch_as(
-            &owner.token,
-            &format!("/api/v1/contacts/{}", id(&created)),
-            &json!({"email": email, "first_name": "Ada"}),
-        )
-        .await;
-    assert_eq!(revived.status(), 404);
-    let still: Value = app
-        .get_as(&owner.token, &format!("/api/v1/contacts/{}", id(&created)))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let revive = json!({"email": email, "first_name": "Ada"});
+    assert_eq!(app.patch_as(&owner.token, &one, &revive).await.status(), 404);
+    let still = read().await;
     assert_eq!((still["email"].clone(), still["first_name"].clone()), (Value::Null, Value::Null));
     assert!(found(format!("email={upper}")).await.is_empty(), "the blind index entry is gone");
     assert!(found("phone=%2B15550104242".into()).await.is_empty());
